@@ -1,0 +1,1 @@
+"""Replay and backtests: recorded history through the very operators live runs."""

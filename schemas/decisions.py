@@ -1,0 +1,146 @@
+"""What the pipeline concludes from a clean tick: features, signals, decisions and their audit."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from schemas.base import Contract
+from schemas.ticks import Instrument, TickId, TimestampNs
+
+
+class FeatureVector(Contract):
+    """Causal features of one instrument at one tick, computed from data at or before it."""
+
+    schema_version: Literal[1] = 1
+    instrument: Instrument
+    tick_id: TickId
+    ts_event_ns: TimestampNs
+    price: float
+    values: dict[str, float]
+
+
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+    FLAT = "FLAT"
+
+
+class Contribution(Contract):
+    """How much one feature pushed the score, in the model's own units (log-odds for logistic)."""
+
+    feature: str
+    value: float
+    weight: float
+    contribution: float
+
+
+class Signal(Contract):
+    """A model's view of one tick, with the reasons a trader can read."""
+
+    schema_version: Literal[1] = 1
+    signal_id: str
+    instrument: Instrument
+    tick_id: TickId
+    ts_event_ns: TimestampNs
+    model_id: str
+    model_version: int = Field(ge=1)
+    score: float = Field(description="Probability that the forward return over the horizon is up.")
+    side: Side
+    confidence: float = Field(ge=0.0, le=1.0)
+    n_trained: int = Field(ge=0, description="Labels the model had learned when it scored.")
+    explanation: list[Contribution]
+
+
+class Action(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+    HOLD = "HOLD"
+
+
+class RiskCheckResult(Contract):
+    """One pre-trade check and its verdict; a rejection is data, not an exception."""
+
+    check: str
+    passed: bool
+    reason: str | None = None
+    detail: str = ""
+
+
+class Decision(Contract):
+    """What tickwise decided to do on one signal, after risk. Identical in live and replay."""
+
+    schema_version: Literal[1] = 1
+    decision_id: str
+    signal_id: str
+    instrument: Instrument
+    tick_id: TickId
+    ts_event_ns: TimestampNs
+    model_id: str
+    model_version: int = Field(ge=1)
+    score: float
+    side: Side
+    action: Action
+    quantity: float = Field(ge=0.0)
+    price: float
+    approved: bool
+    reject_reasons: list[str]
+    position_before: float
+    position_after: float
+
+
+class AuditRecord(Contract):
+    """Everything behind one decision, hash-chained per instrument so tampering is detectable.
+
+    ``hash`` is SHA-256 over ``prev_hash`` and the canonical JSON of the other fields; the chain
+    is per instrument because instruments are the partition key, so live and replay build the
+    same chain whatever the partition count.
+    """
+
+    schema_version: Literal[1] = 1
+    audit_id: str
+    seq: int = Field(ge=0)
+    instrument: Instrument
+    ts_event_ns: TimestampNs
+    tick_ids: list[str]
+    features: dict[str, float]
+    signal: Signal
+    checks: list[RiskCheckResult]
+    decision: Decision
+    prev_hash: str
+    hash: str
+
+
+class Severity(StrEnum):
+    INFO = "INFO"
+    WARNING = "WARNING"
+    CRITICAL = "CRITICAL"
+
+
+class Alert(Contract):
+    """A condition the monitor wants a person (or a policy) to act on."""
+
+    schema_version: Literal[1] = 1
+    alert_id: str
+    ts_event_ns: TimestampNs
+    severity: Severity
+    code: str
+    detail: str
+    instrument: Instrument | None = None
+    model_id: str | None = None
+
+
+class ControlCommand(Contract):
+    """An operator's instruction to every worker (kill switch, model stage changes)."""
+
+    schema_version: Literal[1] = 1
+    command_id: str
+    command: Literal["kill_switch_on", "kill_switch_off", "promote", "rollback"]
+    scope: str = Field(description="'global' or an instrument")
+    reason: str = Field(min_length=1)
+    operator: str = Field(min_length=1)
+    ts_ns: TimestampNs
+    model_id: str | None = None
+    model_version: int | None = None

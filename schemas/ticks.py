@@ -1,0 +1,74 @@
+"""Market ticks as feeds publish them (``ticks.raw``) and as the validator passes them on."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter
+
+from schemas.base import Contract
+
+Instrument = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/\-]+$")]
+TickId = Annotated[str, Field(min_length=1, max_length=128)]
+# Event time: integer nanoseconds since the Unix epoch, UTC.
+TimestampNs = Annotated[int, Field(ge=0, lt=2**63)]
+
+
+class TradeTick(Contract):
+    """One trade print: the price and size at which the market traded."""
+
+    schema_version: Literal[1] = 1
+    kind: Literal["trade"] = "trade"
+    tick_id: TickId
+    instrument: Instrument
+    ts_event_ns: TimestampNs
+    price: float
+    size: float
+    seq: int | None = None
+    ts_recv_ns: TimestampNs | None = None
+
+    @property
+    def reference_price(self) -> float:
+        """Price that features and labels use: the traded price."""
+        return self.price
+
+
+class QuoteTick(Contract):
+    """Top of book: best bid and ask with their sizes."""
+
+    schema_version: Literal[1] = 1
+    kind: Literal["quote"] = "quote"
+    tick_id: TickId
+    instrument: Instrument
+    ts_event_ns: TimestampNs
+    bid: float
+    ask: float
+    bid_size: float
+    ask_size: float
+    seq: int | None = None
+    ts_recv_ns: TimestampNs | None = None
+
+    @property
+    def reference_price(self) -> float:
+        """Price that features and labels use: the mid."""
+        return 0.5 * (self.bid + self.ask)
+
+
+Tick = Annotated[TradeTick | QuoteTick, Field(discriminator="kind")]
+TICK_ADAPTER: TypeAdapter[TradeTick | QuoteTick] = TypeAdapter(Tick)
+
+
+class SourceRef(Contract):
+    """Where a message came from: topic (or file), partition and offset (or row)."""
+
+    topic: str
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+
+
+class CleanTick(Contract):
+    """A tick that passed validation, with its lineage back to ``ticks.raw``."""
+
+    schema_version: Literal[1] = 1
+    tick: Tick
+    source: SourceRef

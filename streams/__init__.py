@@ -1,0 +1,1 @@
+"""tickwise streams: pure operators (``streams.operators``) and the live edge (``streams.live``)."""

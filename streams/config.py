@@ -1,0 +1,94 @@
+"""Configuration: one frozen model read by both ``tickwise worker`` and ``tickwise backtest``.
+
+Live and replay must decide identically, so they must be configured identically: there is one
+config type and one loader, and neither path has options the other lacks.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ValidationConfig(Frozen):
+    """Rules the validator applies to every raw message."""
+
+    max_message_bytes: int = Field(default=16_384, gt=0)
+    instruments: tuple[str, ...] | None = Field(
+        default=None, description="Allowed instruments; None accepts any well-formed symbol."
+    )
+    out_of_order_tolerance_ms: float = Field(default=0.0, ge=0.0)
+    dedup_window: int = Field(
+        default=10_000, gt=0, description="Recent tick ids kept per instrument."
+    )
+
+
+class FeatureConfig(Frozen):
+    """Event-time constants (seconds) of the causal features."""
+
+    fast_tau_s: float = Field(default=2.0, gt=0.0)
+    slow_tau_s: float = Field(default=30.0, gt=0.0)
+    vol_tau_s: float = Field(default=30.0, gt=0.0)
+
+
+class LabelConfig(Frozen):
+    """The delayed label: direction of the forward return over ``horizon_s`` of event time."""
+
+    horizon_s: float = Field(default=5.0, gt=0.0)
+    dead_zone_bps: float = Field(default=0.0, ge=0.0)
+
+
+class ModelConfig(Frozen):
+    """The online model; the skeleton ships river's logistic regression."""
+
+    kind: Literal["logistic"] = "logistic"
+    model_id: str = Field(default="logreg", min_length=1)
+    model_version: int = Field(default=1, ge=1)
+    learning_rate: float = Field(default=0.01, gt=0.0)
+    l2: float = Field(default=0.0, ge=0.0)
+    warmup_labels: int = Field(default=50, ge=0, description="Labels learned before it may signal.")
+    threshold: float = Field(default=0.02, ge=0.0, lt=0.5, description="Distance from 0.5 to act.")
+    top_k_explain: int = Field(default=3, ge=1)
+
+
+class RiskConfig(Frozen):
+    """Pre-trade limits, per instrument."""
+
+    target_size: float = Field(default=1.0, gt=0.0, description="Position a BUY/SELL aims for.")
+    max_position: float = Field(default=5.0, gt=0.0)
+    max_order_size: float = Field(default=10.0, gt=0.0)
+
+
+class TickwiseConfig(Frozen):
+    """Everything a worker or a backtest needs; defaults make a working demo."""
+
+    app_id: str = "tickwise"
+    topic_prefix: str = ""
+    validation: ValidationConfig = ValidationConfig()
+    features: FeatureConfig = FeatureConfig()
+    label: LabelConfig = LabelConfig()
+    model: ModelConfig = ModelConfig()
+    risk: RiskConfig = RiskConfig()
+
+
+def load_config(path: str | Path | None = None, **overrides: object) -> TickwiseConfig:
+    """Read a TOML config (or the defaults) and apply top-level overrides.
+
+    Examples
+    --------
+    >>> load_config(topic_prefix="test.").topic_prefix
+    'test.'
+    """
+    data: dict[str, object] = {}
+    if path is not None:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return TickwiseConfig.model_validate(data)

@@ -1,0 +1,1 @@
+"""The live edge: everything that talks to Kafka. Operators never import from here."""

@@ -1,0 +1,68 @@
+"""``tickwise topics``: create the catalogue's topics, idempotently."""
+
+from __future__ import annotations
+
+import argparse
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from schemas.topics import CATALOGUE, Topics
+from streams.cli import add_bootstrap_argument, resolve_bootstrap
+
+
+def create_topics(
+    bootstrap: str,
+    prefix: str = "",
+    partitions: int | None = None,
+    replication_factor: int = 1,
+    timeout: float = 30.0,
+) -> dict[str, str]:
+    """Create every catalogue topic that does not exist; return name -> 'created' | 'exists'."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topics = Topics(prefix)
+    wanted = [
+        NewTopic(
+            topics.name(spec),
+            num_partitions=partitions or spec.partitions,
+            replication_factor=replication_factor,
+            config=spec.configs(),
+        )
+        for spec in CATALOGUE
+    ]
+    outcome: dict[str, str] = {}
+    for name, future in admin.create_topics(wanted, request_timeout=timeout).items():
+        try:
+            future.result(timeout=timeout)
+            outcome[name] = "created"
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+            outcome[name] = "exists"
+    return outcome
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        for spec in CATALOGUE:
+            print(
+                f"{args.prefix}{spec.name:<18} key={spec.key:<34} partitions={spec.partitions} "
+                f"cleanup={spec.cleanup_policy} retention_ms={spec.retention_ms}"
+            )
+        return 0
+    outcome = create_topics(resolve_bootstrap(args), args.prefix, args.partitions)
+    for name, state in outcome.items():
+        print(f"{name}: {state}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``topics`` sub-command."""
+    parser = subparsers.add_parser("topics", help="create or list the topic catalogue")
+    parser.add_argument("action", choices=["create", "list"])
+    parser.add_argument("--prefix", default="", help="deployment prefix before every topic name")
+    parser.add_argument(
+        "--partitions", type=int, default=None, help="override the catalogue's partition counts"
+    )
+    add_bootstrap_argument(parser)
+    parser.set_defaults(func=_run)

@@ -1,0 +1,73 @@
+"""The one place operators are wired together. Live agents and replay both drive this.
+
+Two stages, split where the topics split:
+
+* ``validate``: raw bytes from ``ticks.raw`` -> a clean tick or a quarantine record;
+* ``decide``: a clean tick -> features, and once the model is warm, a signal, a risk-checked
+  decision and its audit record.
+
+An unexpected exception inside an operator quarantines that message (reason ``OPERATOR_ERROR``,
+exception type in the detail) and the stream goes on; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.decisions import AuditRecord, Decision, FeatureVector, Signal
+from schemas.quarantine import QuarantineRecord, ReasonCode
+from schemas.ticks import CleanTick, SourceRef
+from streams.config import TickwiseConfig
+from streams.operators import AuditChain, FeatureEngine, OnlineClassifier, RiskEngine, Validator
+from streams.operators.validation import quarantine
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """What the decide stage produced for one clean tick."""
+
+    features: FeatureVector | None = None
+    signal: Signal | None = None
+    decision: Decision | None = None
+    audit: AuditRecord | None = None
+    error: QuarantineRecord | None = None
+
+
+class Pipeline:
+    """Validation, features, model, risk and audit for one worker (or one backtest)."""
+
+    def __init__(self, config: TickwiseConfig) -> None:
+        self.config = config
+        self.validator = Validator(config.validation)
+        self.features = FeatureEngine(config.features)
+        self.model = OnlineClassifier(config.model, config.label)
+        self.risk = RiskEngine(config.risk)
+        self.audit = AuditChain()
+
+    def validate(self, raw: bytes, source: SourceRef) -> CleanTick | QuarantineRecord:
+        """Stage one: every raw message ends as exactly one clean tick or quarantine record."""
+        try:
+            return self.validator.on_raw(raw, source)
+        except Exception as exc:  # an operator bug must not stop the stream
+            return quarantine(raw, source, ReasonCode.OPERATOR_ERROR, f"validator: {exc!r}")
+
+    def decide(self, clean: CleanTick) -> Decided:
+        """Stage two: features, then (after warm-up) signal, decision and audit record."""
+        try:
+            fv = self.features.on_tick(clean.tick)
+            signal = self.model.on_features(fv)
+            if signal is None:
+                return Decided(features=fv)
+            decision, checks = self.risk.on_signal(signal, fv.price)
+            record = self.audit.on_decision(fv, signal, checks, decision)
+            return Decided(fv, signal, decision, record)
+        except Exception as exc:  # an operator bug must not stop the stream
+            error = quarantine(
+                clean.to_bytes(),
+                clean.source,
+                ReasonCode.OPERATOR_ERROR,
+                f"decide: {exc!r}",
+                clean.tick.instrument,
+                clean.tick.tick_id,
+            )
+            return Decided(error=error)
