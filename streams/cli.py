@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "streams.live.admin",
     "streams.live.feed",
     "streams.live.worker",
+    "streams.live.demo",
     "replay.backtest",
     "schemas.generate",
 )

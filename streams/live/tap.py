@@ -1,0 +1,87 @@
+"""Reading tickwise topics from outside the pipeline: what tests, the demo and operators use."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+from confluent_kafka import Consumer, KafkaError, Message
+
+
+def consumer(bootstrap: str, topics: list[str], group: str | None = None) -> Consumer:
+    """A read-only consumer from the earliest offset that never commits."""
+    c = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": group or f"tickwise-tap-{uuid.uuid4().hex[:8]}",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "enable.partition.eof": False,
+    })
+    c.subscribe(topics)
+    return c
+
+
+def messages(c: Consumer, idle_timeout: float, deadline: float) -> Iterator[Message]:
+    """Yield messages until none arrives for ``idle_timeout`` s or the monotonic ``deadline``."""
+    last = time.monotonic()
+    while time.monotonic() < deadline:
+        msg = c.poll(0.2)
+        if msg is None:
+            if time.monotonic() - last > idle_timeout:
+                return
+            continue
+        if msg.error():
+            if msg.error().code() == KafkaError._PARTITION_EOF:
+                continue
+            raise RuntimeError(f"consumer error: {msg.error()}")
+        last = time.monotonic()
+        yield msg
+
+
+def read_values(
+    bootstrap: str, topic: str, expected: int, timeout: float = 120.0
+) -> list[tuple[bytes | None, bytes]]:
+    """Read (key, value) pairs from ``topic`` until ``expected`` arrived or ``timeout`` passed."""
+    c = consumer(bootstrap, [topic])
+    out: list[tuple[bytes | None, bytes]] = []
+    try:
+        for msg in messages(c, idle_timeout=timeout, deadline=time.monotonic() + timeout):
+            out.append((msg.key(), msg.value() or b""))
+            if len(out) >= expected:
+                break
+    finally:
+        c.close()
+    return out
+
+
+def spawn_worker(
+    bootstrap: str,
+    topic_prefix: str,
+    app_id: str,
+    config: str | None = None,
+    log_path: str | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``tickwise worker`` as its own process, as an operator would."""
+    cmd = [sys.executable, "-m", "streams.cli", "worker", "--bootstrap-servers", bootstrap,
+           "--topic-prefix", topic_prefix, "--app-id", app_id, "--loglevel", "WARNING"]
+    if config:
+        cmd += ["--config", config]
+    out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
+    """SIGTERM (a clean faust shutdown commits offsets), then SIGKILL if it hangs."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    return proc.returncode

@@ -1,0 +1,227 @@
+"""Shared builders for the broker-free tests: payloads, models and hypothesis strategies.
+
+Builders take keyword overrides so a test states only what matters to it, e.g.
+``trade(price=-1.0)`` is a valid trade message except for its price.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from hypothesis import strategies as st
+
+from schemas.decisions import Contribution, FeatureVector, Side, Signal
+from schemas.ticks import CleanTick, QuoteTick, SourceRef, TradeTick
+from streams.config import LabelConfig, ModelConfig, TickwiseConfig
+
+T0_NS = 1_704_205_800 * 10**9  # 2024-01-02T14:30:00Z
+MS = 10**6
+S = 10**9
+
+
+def src(offset: int = 0, topic: str = "ticks.raw", partition: int = 0) -> SourceRef:
+    """A source reference on ``ticks.raw``."""
+    return SourceRef(topic=topic, partition=partition, offset=offset)
+
+
+def trade_msg(**overrides: object) -> dict[str, object]:
+    """A valid trade message as a dict; ``overrides`` replace fields, ``None`` removes one."""
+    msg: dict[str, object] = {
+        "kind": "trade",
+        "tick_id": "t-1",
+        "instrument": "ES",
+        "ts_event_ns": T0_NS,
+        "price": 4700.25,
+        "size": 3.0,
+    }
+    return _apply(msg, overrides)
+
+
+def quote_msg(**overrides: object) -> dict[str, object]:
+    """A valid quote message as a dict; ``overrides`` replace fields, ``None`` removes one."""
+    msg: dict[str, object] = {
+        "kind": "quote",
+        "tick_id": "q-1",
+        "instrument": "ES",
+        "ts_event_ns": T0_NS,
+        "bid": 4700.0,
+        "ask": 4700.25,
+        "bid_size": 10.0,
+        "ask_size": 12.0,
+    }
+    return _apply(msg, overrides)
+
+
+def _apply(msg: dict[str, object], overrides: dict[str, object]) -> dict[str, object]:
+    for key, value in overrides.items():
+        if value is None:
+            msg.pop(key, None)
+        else:
+            msg[key] = value
+    return msg
+
+
+def trade(**overrides: object) -> bytes:
+    """Raw ``ticks.raw`` bytes of a trade (see ``trade_msg``)."""
+    return json.dumps(trade_msg(**overrides)).encode()
+
+
+def quote(**overrides: object) -> bytes:
+    """Raw ``ticks.raw`` bytes of a quote (see ``quote_msg``)."""
+    return json.dumps(quote_msg(**overrides)).encode()
+
+
+def trade_tick(
+    i: int, price: float, ts_ns: int | None = None, instrument: str = "ES"
+) -> TradeTick:
+    """The ``i``-th trade of a path, one second apart unless ``ts_ns`` is given."""
+    return TradeTick(
+        tick_id=f"{instrument}-{i}",
+        instrument=instrument,
+        ts_event_ns=T0_NS + i * S if ts_ns is None else ts_ns,
+        price=price,
+        size=1.0,
+    )
+
+
+def path_ticks(
+    prices: Sequence[float], gaps_ns: Sequence[int], instrument: str = "ES"
+) -> list[TradeTick]:
+    """Trades at ``prices`` whose timestamps advance by ``gaps_ns`` (first gap from ``T0_NS``)."""
+    ts, out = T0_NS, []
+    for i, (price, gap) in enumerate(zip(prices, gaps_ns, strict=True)):
+        ts += gap
+        out.append(trade_tick(i, price, ts, instrument))
+    return out
+
+
+def clean(tick: TradeTick | QuoteTick, offset: int = 0) -> CleanTick:
+    """Wrap a tick as the validator would."""
+    return CleanTick(tick=tick, source=src(offset))
+
+
+def feature_vector(
+    tick_id: str = "t-1",
+    ts_ns: int = T0_NS,
+    price: float = 100.0,
+    instrument: str = "ES",
+    **values: float,
+) -> FeatureVector:
+    """A feature vector with the given feature values (``x=0.0`` unless some are given)."""
+    return FeatureVector(
+        instrument=instrument,
+        tick_id=tick_id,
+        ts_event_ns=ts_ns,
+        price=price,
+        values=values or {"x": 0.0},
+    )
+
+
+def signal(
+    side: Side = Side.BUY,
+    tick_id: str = "t-1",
+    instrument: str = "ES",
+    ts_ns: int = T0_NS,
+    score: float = 0.7,
+) -> Signal:
+    """A model signal on one tick."""
+    return Signal(
+        signal_id=f"sig-{tick_id}",
+        instrument=instrument,
+        tick_id=tick_id,
+        ts_event_ns=ts_ns,
+        model_id="logreg",
+        model_version=1,
+        score=score,
+        side=side,
+        confidence=min(1.0, abs(score - 0.5) * 2.0),
+        n_trained=10,
+        explanation=[Contribution(feature="x", value=1.0, weight=0.5, contribution=0.5)],
+    )
+
+
+def fast_config(warmup: int = 5, horizon_s: float = 0.3, **model: object) -> TickwiseConfig:
+    """A config whose model warms up after a few labels, for short sequences."""
+    return TickwiseConfig(
+        model=ModelConfig(warmup_labels=warmup, **model),  # type: ignore[arg-type]
+        label=LabelConfig(horizon_s=horizon_s),
+    )
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> Path:
+    """Write a CSV (gzipped when ``path`` ends in .gz) and return its path."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wt", newline="") as fh:  # type: ignore[operator]
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+# --- hypothesis strategies ----------------------------------------------------------------
+
+instruments = st.from_regex(r"[A-Za-z0-9._:/\-]{1,12}", fullmatch=True)
+tick_ids = st.text(min_size=1, max_size=20)
+timestamps = st.integers(min_value=0, max_value=2**63 - 1)
+finite = st.floats(allow_nan=False, allow_infinity=False)
+positive_prices = st.floats(min_value=1e-4, max_value=1e7, allow_nan=False)
+sizes = st.floats(min_value=0.0, max_value=1e9, allow_nan=False, exclude_min=True)
+
+
+@st.composite
+def trade_ticks(draw: st.DrawFn) -> TradeTick:
+    return TradeTick(
+        tick_id=draw(tick_ids),
+        instrument=draw(instruments),
+        ts_event_ns=draw(timestamps),
+        price=draw(finite),
+        size=draw(finite),
+        seq=draw(st.none() | st.integers(min_value=-(2**63), max_value=2**63)),
+        ts_recv_ns=draw(st.none() | timestamps),
+    )
+
+
+@st.composite
+def quote_ticks(draw: st.DrawFn) -> QuoteTick:
+    return QuoteTick(
+        tick_id=draw(tick_ids),
+        instrument=draw(instruments),
+        ts_event_ns=draw(timestamps),
+        bid=draw(finite),
+        ask=draw(finite),
+        bid_size=draw(finite),
+        ask_size=draw(finite),
+        seq=draw(st.none() | st.integers(min_value=0, max_value=2**40)),
+        ts_recv_ns=draw(st.none() | timestamps),
+    )
+
+
+@st.composite
+def valid_trades(draw: st.DrawFn) -> TradeTick:
+    """Trades the validator must accept on a fresh instrument (positive finite price and size)."""
+    return TradeTick(
+        tick_id=draw(tick_ids),
+        instrument=draw(instruments),
+        ts_event_ns=draw(timestamps),
+        price=draw(positive_prices),
+        size=draw(sizes),
+    )
+
+
+@st.composite
+def valid_quotes(draw: st.DrawFn) -> QuoteTick:
+    """Quotes the validator must accept on a fresh instrument (positive, not crossed)."""
+    bid = draw(positive_prices)
+    return QuoteTick(
+        tick_id=draw(tick_ids),
+        instrument=draw(instruments),
+        ts_event_ns=draw(timestamps),
+        bid=bid,
+        ask=bid + draw(st.floats(min_value=0.0, max_value=100.0)),
+        bid_size=draw(st.floats(min_value=0.0, max_value=1e6)),
+        ask_size=draw(st.floats(min_value=0.0, max_value=1e6)),
+    )
