@@ -13,12 +13,14 @@ exception type in the detail) and the stream goes on; nothing is dropped silentl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from schemas.decisions import AuditRecord, Decision, FeatureVector, Signal
 from schemas.quarantine import QuarantineRecord, ReasonCode
 from schemas.ticks import CleanTick, SourceRef
 from streams.config import TickwiseConfig
 from streams.operators import AuditChain, FeatureEngine, OnlineClassifier, RiskEngine, Validator
+from streams.operators.state import KeyedState
 from streams.operators.validation import quarantine
 
 
@@ -43,6 +45,26 @@ class Pipeline:
         self.model = OnlineClassifier(config.model, config.label)
         self.risk = RiskEngine(config.risk)
         self.audit = AuditChain()
+
+    @property
+    def decide_operators(self) -> dict[str, KeyedState]:
+        """The decide stage's stateful operators by name: what a checkpoint must carry."""
+        return {
+            "features": self.features,
+            "model": self.model,
+            "risk": self.risk,
+            "audit": self.audit,
+        }
+
+    def export_state(self, instrument: str) -> dict[str, Any]:
+        """The decide stage's whole state for one instrument (picklable)."""
+        return {name: op.export_state(instrument) for name, op in self.decide_operators.items()}
+
+    def import_state(self, instrument: str, state: dict[str, Any]) -> None:
+        """Continue an instrument from a state exported by another (or an earlier) pipeline."""
+        for name, op in self.decide_operators.items():
+            if state.get(name) is not None:
+                op.import_state(instrument, state[name])
 
     def validate(self, raw: bytes, source: SourceRef) -> CleanTick | QuarantineRecord:
         """Stage one: every raw message ends as exactly one clean tick or quarantine record."""

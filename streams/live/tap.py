@@ -15,13 +15,15 @@ from confluent_kafka import Consumer, KafkaError, Message
 
 def consumer(bootstrap: str, topics: list[str], group: str | None = None) -> Consumer:
     """A read-only consumer from the earliest offset that never commits."""
-    c = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": group or f"tickwise-tap-{uuid.uuid4().hex[:8]}",
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-        "enable.partition.eof": False,
-    })
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group or f"tickwise-tap-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+        }
+    )
     c.subscribe(topics)
     return c
 
@@ -67,8 +69,20 @@ def spawn_worker(
     log_path: str | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``tickwise worker`` as its own process, as an operator would."""
-    cmd = [sys.executable, "-m", "streams.cli", "worker", "--bootstrap-servers", bootstrap,
-           "--topic-prefix", topic_prefix, "--app-id", app_id, "--loglevel", "WARNING"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streams.cli",
+        "worker",
+        "--bootstrap-servers",
+        bootstrap,
+        "--topic-prefix",
+        topic_prefix,
+        "--app-id",
+        app_id,
+        "--loglevel",
+        "WARNING",
+    ]
     if config:
         cmd += ["--config", config]
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115

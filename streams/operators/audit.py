@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Iterable
 
 from schemas.decisions import AuditRecord, Decision, FeatureVector, RiskCheckResult, Signal
+from streams.operators.state import InstrumentStateMixin
 
 GENESIS = "0" * 64
 
@@ -16,7 +17,7 @@ def record_hash(record: AuditRecord) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-class AuditChain:
+class AuditChain(InstrumentStateMixin):
     """Append-only audit records; each one commits to the one before it for the instrument.
 
     Examples
@@ -27,10 +28,10 @@ class AuditChain:
     """
 
     def __init__(self) -> None:
-        self._heads: dict[str, tuple[int, str]] = {}
+        self._state: dict[str, tuple[int, str]] = {}
 
     def head(self, instrument: str) -> str:
-        return self._heads.get(instrument, (-1, GENESIS))[1]
+        return self._state.get(instrument, (-1, GENESIS))[1]
 
     def on_decision(
         self,
@@ -40,7 +41,7 @@ class AuditChain:
         decision: Decision,
     ) -> AuditRecord:
         """Append the record for ``decision`` and advance the instrument's chain."""
-        last_seq, prev = self._heads.get(decision.instrument, (-1, GENESIS))
+        last_seq, prev = self._state.get(decision.instrument, (-1, GENESIS))
         seq = last_seq + 1
         unsigned = AuditRecord(
             audit_id=f"aud-{decision.instrument}-{seq}",
@@ -56,7 +57,7 @@ class AuditChain:
             hash="",
         )
         record = unsigned.model_copy(update={"hash": record_hash(unsigned)})
-        self._heads[decision.instrument] = (seq, record.hash)
+        self._state[decision.instrument] = (seq, record.hash)
         return record
 
 

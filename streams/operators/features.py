@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from schemas.decisions import FeatureVector
 from schemas.ticks import QuoteTick, TradeTick
 from streams.config import FeatureConfig
+from streams.operators.state import InstrumentStateMixin
 
 NS = 1e-9
 BPS = 1e4
@@ -68,7 +69,7 @@ class _State:
     imbalance: float = 0.0
 
 
-class FeatureEngine:
+class FeatureEngine(InstrumentStateMixin):
     """Turn each clean tick into a feature vector using only that tick and earlier ones.
 
     Examples

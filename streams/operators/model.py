@@ -15,6 +15,7 @@ from river import linear_model, optim, preprocessing
 
 from schemas.decisions import Contribution, FeatureVector, Side, Signal
 from streams.config import LabelConfig, ModelConfig
+from streams.operators.state import InstrumentStateMixin
 
 BPS = 1e4
 # Standardised inputs are clipped: a feature that was constant during warm-up (a zero variance
@@ -36,7 +37,7 @@ class _InstrumentModel:
     n_dead_zone: int = 0
 
 
-class OnlineClassifier:
+class OnlineClassifier(InstrumentStateMixin):
     """Per-instrument river logistic regression with delayed, event-time labels.
 
     One model per instrument, because the instrument is the partition key: each model then sees
@@ -60,7 +61,7 @@ class OnlineClassifier:
         self.config = model
         self.horizon_ns = int(label.horizon_s * 1e9)
         self.dead_zone_bps = label.dead_zone_bps
-        self._models: dict[str, _InstrumentModel] = {}
+        self._state: dict[str, _InstrumentModel] = {}
 
     def _new_model(self) -> _InstrumentModel:
         classifier = linear_model.LogisticRegression(
@@ -73,9 +74,9 @@ class OnlineClassifier:
 
         Returns None while the instrument's model is still warming up.
         """
-        m = self._models.get(fv.instrument)
+        m = self._state.get(fv.instrument)
         if m is None:
-            m = self._models[fv.instrument] = self._new_model()
+            m = self._state[fv.instrument] = self._new_model()
         self._learn_matured(m, fv.ts_event_ns)
         m.last_price = fv.price
         x = fv.values

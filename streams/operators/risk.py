@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from schemas.decisions import Action, Decision, RiskCheckResult, Side, Signal
 from streams.config import RiskConfig
+from streams.operators.state import InstrumentStateMixin
 
 
-class RiskEngine:
+class RiskEngine(InstrumentStateMixin):
     """Turn a signal into a target position and check the order that gets there.
 
     A BUY aims for ``+target_size``, a SELL for ``-target_size``, FLAT holds what is held. The
@@ -24,10 +25,10 @@ class RiskEngine:
 
     def __init__(self, config: RiskConfig) -> None:
         self.config = config
-        self._positions: dict[str, float] = {}
+        self._state: dict[str, float] = {}
 
     def position(self, instrument: str) -> float:
-        return self._positions.get(instrument, 0.0)
+        return self._state.get(instrument, 0.0)
 
     def check(self, instrument: str, side: Side) -> tuple[float, list[RiskCheckResult]]:
         """Return the signed order quantity the signal asks for and every check's verdict."""
@@ -63,7 +64,7 @@ class RiskEngine:
         else:
             action = Action.HOLD
         after = held + delta if approved else held
-        self._positions[signal.instrument] = after
+        self._state[signal.instrument] = after
         decision = Decision(
             decision_id=f"dec-{signal.tick_id}-{signal.model_id}-v{signal.model_version}",
             signal_id=signal.signal_id,

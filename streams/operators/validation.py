@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from schemas.quarantine import QuarantineRecord, ReasonCode
 from schemas.ticks import TICK_ADAPTER, CleanTick, QuoteTick, SourceRef, TradeTick
 from streams.config import ValidationConfig
+from streams.operators.state import InstrumentStateMixin
 
 PRICE_FIELDS = frozenset({"price", "bid", "ask"})
 SIZE_FIELDS = frozenset({"size", "bid_size", "ask_size"})
@@ -60,7 +61,7 @@ class _InstrumentState:
     recent_ids: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
 
-class Validator:
+class Validator(InstrumentStateMixin):
     """Schema plus basic market-sanity rules, with per-instrument order and duplicate state.
 
     State is keyed by instrument, the partition key, so live (one worker per partition) and

@@ -53,7 +53,9 @@ def test_live_decisions_equal_backtest_decisions(
     topics = Topics(topic_prefix)
     create_topics(kafka_bootstrap, topic_prefix, partitions=3)
     worker = spawn_worker(
-        kafka_bootstrap, topic_prefix, f"parity-{uuid.uuid4().hex[:8]}",
+        kafka_bootstrap,
+        topic_prefix,
+        f"parity-{uuid.uuid4().hex[:8]}",
         log_path=str(tmp_path / "worker.log"),
     )
     try:
@@ -71,7 +73,9 @@ def test_live_decisions_equal_backtest_decisions(
     assert len(live_lines) == len(replay_decisions)
     assert by_instrument(live_lines, Decision) == by_instrument(replay_decisions, Decision)
     # every message is keyed by its instrument, so consumers can rely on per-key order
-    assert all(key == Decision.model_validate_json(v).instrument.encode() for key, v in live_decisions)
+    assert all(
+        key == Decision.model_validate_json(v).instrument.encode() for key, v in live_decisions
+    )
 
     live_audit_lines = [value for _, value in live_audit]
     assert by_instrument(live_audit_lines, AuditRecord) == by_instrument(replay_audit, AuditRecord)
