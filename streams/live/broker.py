@@ -490,8 +490,12 @@ class LocalBroker:
 
     def _wait_ready(self, deadline: float, timeout: float | None) -> None:
         bootstrap = f"{HOST}:{self.port}"
+        launched = self._proc
         while True:
-            if not self.is_running():
+            # Our own child is judged by its exit status: /proc/<pid>/cmdline can read empty
+            # while the java launcher re-executes itself, which made a healthy start look dead.
+            alive = launched.poll() is None if launched is not None else self.is_running()
+            if not alive:
                 raise BrokerError(
                     f"the Kafka broker exited while starting; its log says:\n{self._log_tails()}"
                 )
