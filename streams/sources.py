@@ -17,6 +17,7 @@ import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from itertools import islice
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -95,15 +96,17 @@ class TimeParser:
     def __init__(self, time_format: str, tz: str | None) -> None:
         self.time_format = time_format
         self.zone = ZoneInfo(tz) if tz else None
-        self._last: tuple[str, int] = ("", 0)
+        self._last: tuple[str | None, int] = (None, 0)
 
     def __call__(self, text: str) -> int:
         if text == self._last[0]:
             return self._last[1]
         unit = EPOCH_UNITS.get(self.time_format)
         if unit is not None:
-            value = int(text) if text.lstrip("-").isdigit() else round(float(text) * unit)
-            ns = value * unit if text.lstrip("-").isdigit() else value
+            try:  # Decimal, not float: a fractional epoch must keep every nanosecond
+                ns = int(Decimal(text.strip()) * unit)
+            except InvalidOperation as exc:
+                raise ValueError(f"not an epoch number: {text!r}") from exc
         else:
             if self.time_format == "auto":
                 parsed = datetime.fromisoformat(text.strip().replace("/", "-"))

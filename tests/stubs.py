@@ -6,6 +6,7 @@ Builders take keyword overrides so a test states only what matters to it, e.g.
 
 from __future__ import annotations
 
+import base64
 import csv
 import gzip
 import json
@@ -15,6 +16,7 @@ from pathlib import Path
 from hypothesis import strategies as st
 
 from schemas.decisions import Contribution, FeatureVector, Side, Signal
+from schemas.quarantine import QuarantineRecord
 from schemas.ticks import CleanTick, QuoteTick, SourceRef, TradeTick
 from streams.config import LabelConfig, ModelConfig, TickwiseConfig
 
@@ -75,9 +77,7 @@ def quote(**overrides: object) -> bytes:
     return json.dumps(quote_msg(**overrides)).encode()
 
 
-def trade_tick(
-    i: int, price: float, ts_ns: int | None = None, instrument: str = "ES"
-) -> TradeTick:
+def trade_tick(i: int, price: float, ts_ns: int | None = None, instrument: str = "ES") -> TradeTick:
     """The ``i``-th trade of a path, one second apart unless ``ts_ns`` is given."""
     return TradeTick(
         tick_id=f"{instrument}-{i}",
@@ -225,3 +225,10 @@ def valid_quotes(draw: st.DrawFn) -> QuoteTick:
         bid_size=draw(st.floats(min_value=0.0, max_value=1e6)),
         ask_size=draw(st.floats(min_value=0.0, max_value=1e6)),
     )
+
+
+def quarantined_bytes(record: QuarantineRecord) -> bytes:
+    """The raw bytes a quarantine record kept, decoded from its ``raw_encoding``."""
+    if record.raw_encoding == "base64":
+        return base64.b64decode(record.raw, validate=True)
+    return record.raw.encode("utf-8")

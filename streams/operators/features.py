@@ -104,7 +104,9 @@ class FeatureEngine(InstrumentStateMixin):
             )
             self._state[tick.instrument] = state
         dt_s = max(tick.ts_event_ns - state.last_ts_ns, 0) * NS
-        ret = math.log(price / state.last_price) * BPS
+        # A difference of logs, not the log of a ratio: the ratio of two extreme (but finite)
+        # prices can overflow to inf and poison the averages for good.
+        ret = (math.log(price) - math.log(state.last_price)) * BPS
         state.fast.update(ret, dt_s)
         state.slow.update(ret, dt_s)
         state.vol.update(ret, dt_s)

@@ -1,0 +1,65 @@
+"""Checks every operator passes: pure (no Kafka, faust, wall clock, randomness) and exported."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import streams.operators as operators
+
+OPERATOR_DIR = Path(operators.__file__).parent
+OPERATOR_FILES = sorted(p for p in OPERATOR_DIR.glob("*.py") if p.name != "__init__.py")
+FORBIDDEN_MODULES = {"confluent_kafka", "faust", "aiokafka", "time", "random", "asyncio"}
+FORBIDDEN_CALLS = {"now", "utcnow", "today", "time", "time_ns", "perf_counter", "monotonic"}
+
+
+def _imports(tree: ast.AST) -> set[str]:
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+def test_operator_files_are_found() -> None:
+    names = {p.stem for p in OPERATOR_FILES}
+    assert {"validation", "features", "model", "risk", "audit"} <= names
+
+
+@pytest.mark.parametrize("path", OPERATOR_FILES, ids=lambda p: p.name)
+def test_operators_import_no_broker_clock_or_randomness(path: Path) -> None:
+    imported = _imports(ast.parse(path.read_text()))
+    assert not imported & FORBIDDEN_MODULES, f"{path.name} imports {imported & FORBIDDEN_MODULES}"
+    assert not {m for m in imported if m.startswith("streams") and "live" in m}
+
+
+@pytest.mark.parametrize("path", OPERATOR_FILES, ids=lambda p: p.name)
+def test_operators_read_no_wall_clock(path: Path) -> None:
+    calls = {
+        node.func.attr
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    }
+    assert not calls & FORBIDDEN_CALLS, f"{path.name} calls {calls & FORBIDDEN_CALLS}"
+
+
+@pytest.mark.parametrize("path", OPERATOR_FILES, ids=lambda p: p.name)
+def test_operator_modules_hold_no_mutable_globals(path: Path) -> None:
+    tree = ast.parse(path.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            value = node.value
+            assert not isinstance(value, ast.Dict | ast.List | ast.Set), (
+                f"{path.name}:{node.lineno} module-level mutable state"
+            )
+
+
+def test_every_operator_class_is_exported() -> None:
+    for name in operators.__all__:
+        assert hasattr(operators, name), name
+    for cls in ("Validator", "FeatureEngine", "OnlineClassifier", "RiskEngine", "AuditChain"):
+        assert cls in operators.__all__

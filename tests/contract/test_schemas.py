@@ -1,0 +1,393 @@
+"""Wire contracts: current JSON Schema files, strict models, the topic catalogue, round trips."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import stubs
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel, ValidationError
+
+from schemas import generate
+from schemas.base import Contract
+from schemas.decisions import (
+    Action,
+    Alert,
+    AuditRecord,
+    Contribution,
+    ControlCommand,
+    Decision,
+    FeatureVector,
+    RiskCheckResult,
+    Severity,
+    Side,
+    Signal,
+)
+from schemas.quarantine import QuarantineRecord, ReasonCode
+from schemas.ticks import TICK_ADAPTER, CleanTick, QuoteTick, TradeTick
+from schemas.topics import CATALOGUE, Topics
+
+PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+# --- the staleness test -------------------------------------------------------------------
+
+
+def test_json_schema_files_are_current() -> None:
+    """THE staleness test: the checked-in schemas/json files equal what the models generate."""
+    assert generate.stale() == [], "run `tickwise schemas generate` and commit schemas/json"
+
+
+def test_stale_reports_missing_changed_and_orphaned_files(tmp_path) -> None:
+    generate.write(tmp_path)
+    assert generate.stale(tmp_path) == []
+    (tmp_path / "signal.schema.json").write_text("{}\n")
+    (tmp_path / "decision.schema.json").unlink()
+    (tmp_path / "old_thing.schema.json").write_text("{}\n")
+    assert sorted(generate.stale(tmp_path)) == [
+        "decision.schema.json",
+        "old_thing.schema.json",
+        "signal.schema.json",
+    ]
+
+
+def test_every_generated_schema_forbids_extra_fields() -> None:
+    for name, text in generate.render().items():
+        doc = json.loads(text)
+        if "discriminator" in doc or "oneOf" in doc:  # raw_tick: a union, check its members
+            continue
+        assert doc.get("additionalProperties") is False, name
+
+
+# --- samples: one valid instance of every contract ------------------------------------------
+
+
+def _samples() -> dict[type[BaseModel], BaseModel]:
+    trade = TradeTick.model_validate(stubs.trade_msg())
+    quote = QuoteTick.model_validate(stubs.quote_msg())
+    signal = stubs.signal()
+    decision = Decision(
+        decision_id="dec-1",
+        signal_id=signal.signal_id,
+        instrument="ES",
+        tick_id=signal.tick_id,
+        ts_event_ns=signal.ts_event_ns,
+        model_id="logreg",
+        model_version=1,
+        score=0.7,
+        side=Side.BUY,
+        action=Action.BUY,
+        quantity=1.0,
+        price=4700.25,
+        approved=True,
+        reject_reasons=[],
+        position_before=0.0,
+        position_after=1.0,
+    )
+    check = RiskCheckResult(check="max_position", passed=True)
+    return {
+        TradeTick: trade,
+        QuoteTick: quote,
+        CleanTick: CleanTick(tick=trade, source=stubs.src()),
+        QuarantineRecord: QuarantineRecord(
+            reason=ReasonCode.MALFORMED_JSON,
+            detail="bad",
+            raw="{",
+            raw_encoding="utf-8",
+            source=stubs.src(),
+        ),
+        FeatureVector: stubs.feature_vector(x=1.0),
+        Signal: signal,
+        Decision: decision,
+        AuditRecord: AuditRecord(
+            audit_id="aud-ES-0",
+            seq=0,
+            instrument="ES",
+            ts_event_ns=decision.ts_event_ns,
+            tick_ids=[decision.tick_id],
+            features={"x": 1.0},
+            signal=signal,
+            checks=[check],
+            decision=decision,
+            prev_hash="0" * 64,
+            hash="f" * 64,
+        ),
+        Alert: Alert(
+            alert_id="al-1", ts_event_ns=0, severity=Severity.WARNING, code="DRIFT", detail="d"
+        ),
+        ControlCommand: ControlCommand(
+            command_id="c-1",
+            command="kill_switch_on",
+            scope="global",
+            reason="test",
+            operator="me",
+            ts_ns=0,
+        ),
+    }
+
+
+SAMPLES = _samples()
+TOPIC_MODELS = sorted(
+    {m for spec in CATALOGUE for m in spec.value_models}, key=lambda m: m.__name__
+)
+
+
+def test_samples_cover_every_generated_contract() -> None:
+    assert set(generate.MODELS.values()) <= set(SAMPLES)
+
+
+@pytest.mark.parametrize("model", list(SAMPLES), ids=lambda m: m.__name__)
+def test_extra_field_is_rejected(model: type[BaseModel]) -> None:
+    data = SAMPLES[model].model_dump(mode="json") | {"unexpected": 1}
+    with pytest.raises(ValidationError) as info:
+        model.model_validate(data)
+    assert any(e["type"] == "extra_forbidden" for e in info.value.errors())
+
+
+def test_extra_field_in_a_nested_contract_is_rejected() -> None:
+    data = SAMPLES[CleanTick].model_dump(mode="json")
+    data["tick"]["venue"] = "XCME"
+    with pytest.raises(ValidationError, match=r"Extra inputs are not permitted"):
+        CleanTick.model_validate(data)
+
+
+@pytest.mark.parametrize("model", list(SAMPLES), ids=lambda m: m.__name__)
+def test_contracts_are_frozen(model: type[BaseModel]) -> None:
+    instance = SAMPLES[model]
+    name = next(iter(type(instance).model_fields))
+    with pytest.raises(ValidationError):
+        setattr(instance, name, getattr(instance, name))
+
+
+@pytest.mark.parametrize(
+    ("model", "field"),
+    [
+        (TradeTick, "price"),
+        (TradeTick, "size"),
+        (QuoteTick, "bid"),
+        (QuoteTick, "ask_size"),
+        (Signal, "score"),
+        (Decision, "price"),
+        (Decision, "position_after"),
+    ],
+)
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+def test_non_finite_floats_are_rejected(model: type[BaseModel], field: str, bad: float) -> None:
+    data = SAMPLES[model].model_dump() | {field: bad}
+    with pytest.raises(ValidationError, match="finite"):
+        model.model_validate(data)
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_json_literals_are_rejected(literal: str) -> None:
+    text = stubs.trade().decode().replace("4700.25", literal)
+    assert literal in text
+    with pytest.raises(ValidationError, match="finite"):
+        TradeTick.model_validate_json(text)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_non_finite_values_inside_containers_are_rejected(bad: float) -> None:
+    with pytest.raises(ValidationError):
+        stubs.feature_vector(x=bad)
+    with pytest.raises(ValidationError):
+        Contribution(feature="x", value=1.0, weight=bad, contribution=1.0)
+
+
+def test_raw_tick_union_is_told_apart_by_kind() -> None:
+    assert isinstance(TICK_ADAPTER.validate_json(stubs.trade()), TradeTick)
+    assert isinstance(TICK_ADAPTER.validate_json(stubs.quote()), QuoteTick)
+    with pytest.raises(ValidationError):
+        TICK_ADAPTER.validate_json(stubs.trade(kind="order"))
+
+
+# --- the topic catalogue ------------------------------------------------------------------
+
+
+def test_topic_names_are_exactly_the_catalogue() -> None:
+    assert [spec.name for spec in CATALOGUE] == [
+        "ticks.raw",
+        "ticks.clean",
+        "ticks.quarantine",
+        "features",
+        "signals",
+        "decisions",
+        "audit",
+        "alerts",
+        "control",
+    ]
+
+
+@pytest.mark.parametrize("spec", CATALOGUE, ids=lambda s: s.name)
+def test_every_topic_carries_versioned_contracts(spec) -> None:
+    assert spec.value_models, f"{spec.name} has no value model"
+    for model in spec.value_models:
+        assert issubclass(model, Contract)
+        assert "schema_version" in model.model_fields, model.__name__
+        version = model.model_fields["schema_version"].default
+        assert isinstance(version, int) and version >= 1
+        assert model.model_config.get("extra") == "forbid"
+        assert model.model_config.get("frozen") is True
+
+
+def test_topic_value_models_all_have_json_schemas() -> None:
+    assert set(TOPIC_MODELS) <= set(generate.MODELS.values())
+
+
+def test_topics_resolve_names_behind_a_prefix() -> None:
+    topics = Topics(prefix="desk1.")
+    resolved = [
+        topics.raw,
+        topics.clean,
+        topics.quarantine,
+        topics.features,
+        topics.signals,
+        topics.decisions,
+        topics.audit,
+        topics.alerts,
+        topics.control,
+    ]
+    assert resolved == [f"desk1.{spec.name}" for spec in CATALOGUE]
+    assert Topics().decisions == "decisions"
+
+
+def test_control_topic_is_compacted_and_audit_kept_forever() -> None:
+    by_name = {spec.name: spec for spec in CATALOGUE}
+    assert by_name["control"].configs()["cleanup.policy"] == "compact"
+    assert by_name["audit"].configs()["retention.ms"] == "-1"
+
+
+# --- round trips --------------------------------------------------------------------------
+
+finite = stubs.finite
+texts = st.text(max_size=30)
+ts = stubs.timestamps
+contributions = st.builds(
+    Contribution, feature=texts, value=finite, weight=finite, contribution=finite
+)
+signals = st.builds(
+    Signal,
+    signal_id=texts,
+    instrument=stubs.instruments,
+    tick_id=stubs.tick_ids,
+    ts_event_ns=ts,
+    model_id=texts,
+    model_version=st.integers(min_value=1, max_value=10**6),
+    score=finite,
+    side=st.sampled_from(Side),
+    confidence=st.floats(min_value=0.0, max_value=1.0),
+    n_trained=st.integers(min_value=0, max_value=10**9),
+    explanation=st.lists(contributions, max_size=4),
+)
+decisions = st.builds(
+    Decision,
+    decision_id=texts,
+    signal_id=texts,
+    instrument=stubs.instruments,
+    tick_id=stubs.tick_ids,
+    ts_event_ns=ts,
+    model_id=texts,
+    model_version=st.integers(min_value=1, max_value=10**6),
+    score=finite,
+    side=st.sampled_from(Side),
+    action=st.sampled_from(Action),
+    quantity=st.floats(min_value=0.0, max_value=1e12),
+    price=finite,
+    approved=st.booleans(),
+    reject_reasons=st.lists(texts, max_size=3),
+    position_before=finite,
+    position_after=finite,
+)
+checks = st.builds(
+    RiskCheckResult, check=texts, passed=st.booleans(), reason=st.none() | texts, detail=texts
+)
+sources = st.builds(
+    stubs.src,
+    offset=st.integers(min_value=0, max_value=2**62),
+    topic=texts,
+    partition=st.integers(min_value=0, max_value=1000),
+)
+STRATEGIES: dict[type[BaseModel], st.SearchStrategy] = {
+    TradeTick: stubs.trade_ticks(),
+    QuoteTick: stubs.quote_ticks(),
+    CleanTick: st.builds(CleanTick, tick=stubs.trade_ticks() | stubs.quote_ticks(), source=sources),
+    QuarantineRecord: st.builds(
+        QuarantineRecord,
+        reason=st.sampled_from(ReasonCode),
+        detail=texts,
+        raw=st.text(max_size=200),
+        raw_encoding=st.sampled_from(["utf-8", "base64"]),
+        source=sources,
+        instrument=st.none() | texts,
+        tick_id=st.none() | texts,
+    ),
+    FeatureVector: st.builds(
+        FeatureVector,
+        instrument=stubs.instruments,
+        tick_id=stubs.tick_ids,
+        ts_event_ns=ts,
+        price=finite,
+        values=st.dictionaries(texts, finite, max_size=8),
+    ),
+    Signal: signals,
+    Decision: decisions,
+    AuditRecord: st.builds(
+        AuditRecord,
+        audit_id=texts,
+        seq=st.integers(min_value=0, max_value=2**40),
+        instrument=stubs.instruments,
+        ts_event_ns=ts,
+        tick_ids=st.lists(texts, max_size=3),
+        features=st.dictionaries(texts, finite, max_size=8),
+        signal=signals,
+        checks=st.lists(checks, max_size=3),
+        decision=decisions,
+        prev_hash=texts,
+        hash=texts,
+    ),
+    Alert: st.builds(
+        Alert,
+        alert_id=texts,
+        ts_event_ns=ts,
+        severity=st.sampled_from(Severity),
+        code=texts,
+        detail=texts,
+        instrument=st.none() | stubs.instruments,
+        model_id=st.none() | texts,
+    ),
+    ControlCommand: st.builds(
+        ControlCommand,
+        command_id=texts,
+        command=st.sampled_from(["kill_switch_on", "kill_switch_off", "promote", "rollback"]),
+        scope=texts,
+        reason=st.text(min_size=1, max_size=30),
+        operator=st.text(min_size=1, max_size=30),
+        ts_ns=ts,
+        model_id=st.none() | texts,
+        model_version=st.none() | st.integers(min_value=1, max_value=100),
+    ),
+}
+
+
+def test_round_trip_strategies_cover_every_contract() -> None:
+    assert set(generate.MODELS.values()) <= set(STRATEGIES)
+
+
+@pytest.mark.parametrize("model", list(STRATEGIES), ids=lambda m: m.__name__)
+@PROPERTY
+@given(data=st.data())
+def test_round_trip_through_wire_bytes(model: type[Contract], data: st.DataObject) -> None:
+    original = data.draw(STRATEGIES[model])
+    wire = original.to_bytes()
+    decoded = model.model_validate_json(wire)
+    assert decoded == original
+    assert decoded.to_bytes() == wire
+
+
+@PROPERTY
+@given(tick=stubs.trade_ticks() | stubs.quote_ticks())
+def test_raw_ticks_round_trip_through_the_union_adapter(tick: TradeTick | QuoteTick) -> None:
+    assert TICK_ADAPTER.validate_json(tick.to_bytes()) == tick

@@ -1,0 +1,148 @@
+"""Audit: per-instrument hash chains verify when intact and flag tampering, gaps and reordering."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import stubs
+
+from schemas.decisions import AuditRecord, Side
+from streams.config import RiskConfig
+from streams.operators.audit import GENESIS, AuditChain, record_hash, verify_chain
+from streams.operators.risk import RiskEngine
+
+SIDES = [Side.BUY, Side.FLAT, Side.SELL, Side.BUY, Side.SELL]
+
+
+def build(
+    instruments: tuple[str, ...] = ("ES",),
+    n: int = 5,
+    chain: AuditChain | None = None,
+    price0: float = 100.0,
+) -> list[AuditRecord]:
+    """Audit records for ``n`` decisions per instrument, interleaved."""
+    chain, risk = chain or AuditChain(), RiskEngine(RiskConfig())
+    out = []
+    for i in range(n):
+        for inst in instruments:
+            ts = stubs.T0_NS + i * stubs.S
+            sig = stubs.signal(
+                SIDES[i % len(SIDES)], tick_id=f"{inst}-{i}", instrument=inst, ts_ns=ts
+            )
+            fv = stubs.feature_vector(sig.tick_id, ts, price0 + i, inst, x=float(i))
+            decision, checks = risk.on_signal(sig, fv.price)
+            out.append(chain.on_decision(fv, sig, checks, decision))
+    return out
+
+
+def test_untouched_chain_verifies() -> None:
+    assert verify_chain(build()) == []
+    assert verify_chain([]) == []
+
+
+def test_interleaved_instruments_chain_separately() -> None:
+    records = build(("ES", "NQ", "CL"))
+    assert verify_chain(records) == []
+    es = [r for r in records if r.instrument == "ES"]
+    assert [r.seq for r in es] == list(range(5))
+    assert es[0].prev_hash == GENESIS
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(es))
+    assert verify_chain(es) == []  # one instrument's records verify on their own
+
+
+def test_chain_survives_the_wire() -> None:
+    records = build(("ES", "NQ"))
+    decoded = [AuditRecord.model_validate_json(r.to_bytes()) for r in records]
+    assert verify_chain(decoded) == []
+    assert [record_hash(r) for r in decoded] == [r.hash for r in records]
+
+
+def test_record_contents_match_the_decision() -> None:
+    record = build(n=1)[0]
+    assert record.tick_ids == [record.decision.tick_id] == [record.signal.tick_id]
+    assert record.features == {"x": 0.0}
+    assert [c.check for c in record.checks] == ["max_position", "max_order_size"]
+    assert record.hash == record_hash(record) and len(record.hash) == 64
+
+
+def test_head_follows_the_last_record() -> None:
+    chain = AuditChain()
+    assert chain.head("ES") == GENESIS
+    records = build(chain=chain)
+    assert chain.head("ES") == records[-1].hash != GENESIS
+    assert chain.head("NQ") == GENESIS
+    more = build(chain=chain, n=1)  # the chain carries on from its head
+    assert (more[0].seq, more[0].prev_hash) == (5, records[-1].hash)
+    assert verify_chain(records + more) == []
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"features": {"x": 1e9}},
+        {"ts_event_ns": stubs.T0_NS + 1},
+        {"tick_ids": ["forged"]},
+        {"audit_id": "aud-ES-other"},
+    ],
+    ids=["features", "ts", "tick_ids", "audit_id"],
+)
+def test_modified_record_is_detected(update: dict) -> None:
+    records = build()
+    records[2] = records[2].model_copy(update=update)
+    problems = verify_chain(records)
+    assert problems and any("hash does not match" in p for p in problems)
+
+
+def test_modified_nested_decision_is_detected() -> None:
+    records = build()
+    forged = records[1].decision.model_copy(update={"approved": not records[1].decision.approved})
+    records[1] = records[1].model_copy(update={"decision": forged})
+    assert any("hash does not match" in p for p in verify_chain(records))
+
+
+def test_rehashed_forgery_breaks_the_next_link() -> None:
+    records = build()
+    forged = records[1].model_copy(update={"features": {"x": -1.0}})
+    records[1] = forged.model_copy(update={"hash": record_hash(forged)})
+    problems = verify_chain(records)
+    assert problems and any(records[2].audit_id in p and "prev_hash" in p for p in problems)
+
+
+@pytest.mark.parametrize("index", [0, 2])
+def test_deleted_record_is_detected(index: int) -> None:
+    records = build()
+    del records[index]
+    problems = verify_chain(records)
+    assert problems
+    assert any("seq" in p for p in problems) and any("prev_hash" in p for p in problems)
+
+
+def test_deleted_record_of_one_instrument_is_detected_among_others() -> None:
+    records = build(("ES", "NQ"))
+    victim = next(i for i, r in enumerate(records) if r.instrument == "NQ" and r.seq == 1)
+    del records[victim]
+    problems = verify_chain(records)
+    assert problems and all("aud-NQ" in p for p in problems)
+
+
+@pytest.mark.parametrize("i", [0, 1, 3])
+def test_reordered_pair_is_detected(i: int) -> None:
+    records = build()
+    records[i], records[i + 1] = records[i + 1], records[i]
+    assert verify_chain(records)
+
+
+def test_reordering_across_instruments_is_harmless() -> None:
+    records = build(("ES", "NQ"))
+    es = [r for r in records if r.instrument == "ES"]
+    nq = [r for r in records if r.instrument == "NQ"]
+    assert verify_chain(nq + es) == []
+
+
+def test_record_spliced_from_another_chain_is_detected() -> None:
+    a, b = build(), build(price0=200.0)  # both genuine, from different histories
+    assert verify_chain(b) == []
+    a[3] = b[3]
+    problems = verify_chain(a)
+    assert problems and all("prev_hash" in p for p in problems)
