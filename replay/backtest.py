@@ -18,13 +18,22 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from schemas.base import Contract
+from schemas.decisions import Decision, Signal
 from schemas.quarantine import QuarantineRecord
-from schemas.ticks import SourceRef
+from schemas.ticks import CleanTick, SourceRef
+from schemas.topics import AUDIT, DECISIONS, SIGNALS, TICKS_QUARANTINE
 from streams.config import TickwiseConfig, load_config
 from streams.pipeline import Pipeline
 from streams.sources import RawRecord, SourceError, add_source_arguments, open_sources
 
-OUTPUT_FILES = ("decisions.jsonl", "audit.jsonl", "signals.jsonl", "quarantine.jsonl")
+# Topic -> file: each line exactly as the message is on that topic.
+FILES = {
+    DECISIONS.name: "decisions.jsonl",
+    AUDIT.name: "audit.jsonl",
+    SIGNALS.name: "signals.jsonl",
+    TICKS_QUARANTINE.name: "quarantine.jsonl",
+}
 
 
 @dataclass
@@ -38,6 +47,18 @@ class BacktestResult:
     decisions: int = 0
     approved: int = 0
     seconds: float = 0.0
+
+    def count(self, message: Contract) -> None:
+        """Tally one output of the pipeline."""
+        if isinstance(message, CleanTick):
+            self.clean += 1
+        elif isinstance(message, QuarantineRecord):
+            self.quarantined[message.reason.value] += 1
+        elif isinstance(message, Signal):
+            self.signals += 1
+        elif isinstance(message, Decision):
+            self.decisions += 1
+            self.approved += message.approved
 
     def summary(self) -> dict[str, object]:
         return {
@@ -60,34 +81,17 @@ def run_backtest(records: Iterable[RawRecord], config: TickwiseConfig, out: Path
     result = BacktestResult()
     started = time.perf_counter()
     with ExitStack() as stack:
-        files = {name: stack.enter_context(open(out / name, "wb")) for name in OUTPUT_FILES}
-        decisions, audit = files["decisions.jsonl"], files["audit.jsonl"]
-        signals, quarantine = files["signals.jsonl"], files["quarantine.jsonl"]
-
-        def quarantined(record: QuarantineRecord) -> None:
-            result.quarantined[record.reason.value] += 1
-            quarantine.write(record.to_bytes() + b"\n")
-
+        files = {
+            topic: stack.enter_context(open(out / name, "wb")) for topic, name in FILES.items()
+        }
         for rec in records:
             result.ticks += 1
-            verdict = pipeline.validate(
-                rec.payload, SourceRef(topic=f"file:{rec.origin}", partition=0, offset=rec.index)
-            )
-            if isinstance(verdict, QuarantineRecord):
-                quarantined(verdict)
-                continue
-            result.clean += 1
-            decided = pipeline.decide(verdict)
-            if decided.error is not None:
-                quarantined(decided.error)
-            if decided.signal is not None:
-                result.signals += 1
-                signals.write(decided.signal.to_bytes() + b"\n")
-            if decided.decision is not None and decided.audit is not None:
-                result.decisions += 1
-                result.approved += decided.decision.approved
-                decisions.write(decided.decision.to_bytes() + b"\n")
-                audit.write(decided.audit.to_bytes() + b"\n")
+            source = SourceRef(topic=f"file:{rec.origin}", partition=0, offset=rec.index)
+            for output in pipeline.process(rec.payload, source):
+                result.count(output.message)
+                fh = files.get(output.topic.name)
+                if fh is not None:
+                    fh.write(output.message.to_bytes() + b"\n")
     result.seconds = time.perf_counter() - started
     (out / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
     return result
@@ -104,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"tickwise backtest: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(result.summary(), indent=2))
-    print(f"wrote {', '.join(OUTPUT_FILES)} and summary.json to {args.out}")
+    print(f"wrote {', '.join(FILES.values())} and summary.json to {args.out}")
     return 0
 
 

@@ -1,8 +1,10 @@
 """The one place operators are wired together. Live agents and replay both drive this.
 
-Two stages, split where the topics split:
+``process`` takes one raw message from ``ticks.raw`` and returns every message it gives rise
+to, each with its topic and key. The live agent sends them; the backtest writes them to files.
+Neither knows what the outputs are, so neither can drift from the other. Inside, two steps:
 
-* ``validate``: raw bytes from ``ticks.raw`` -> a clean tick or a quarantine record;
+* ``validate``: raw bytes -> a clean tick or a quarantine record;
 * ``decide``: a clean tick -> features, and once the model is warm, a signal, a risk-checked
   decision and its audit record.
 
@@ -15,13 +17,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from schemas.base import Contract
 from schemas.decisions import AuditRecord, Decision, FeatureVector, Signal
 from schemas.quarantine import QuarantineRecord, ReasonCode
 from schemas.ticks import CleanTick, SourceRef
+from schemas.topics import (
+    AUDIT,
+    DECISIONS,
+    FEATURES,
+    SIGNALS,
+    TICKS_CLEAN,
+    TICKS_QUARANTINE,
+    TopicSpec,
+)
 from streams.config import TickwiseConfig
 from streams.operators import AuditChain, FeatureEngine, OnlineClassifier, RiskEngine, Validator
 from streams.operators.state import KeyedState
 from streams.operators.validation import quarantine
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One message for one catalogue topic, keyed by instrument (None when unknown)."""
+
+    topic: TopicSpec
+    key: str | None
+    message: Contract
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +54,17 @@ class Decided:
     decision: Decision | None = None
     audit: AuditRecord | None = None
     error: QuarantineRecord | None = None
+
+    def outputs(self, key: str) -> list[Output]:
+        """The messages to publish, in the order consumers should see them."""
+        pairs = (
+            (TICKS_QUARANTINE, self.error),
+            (FEATURES, self.features),
+            (SIGNALS, self.signal),
+            (DECISIONS, self.decision),
+            (AUDIT, self.audit),
+        )
+        return [Output(topic, key, msg) for topic, msg in pairs if msg is not None]
 
 
 class Pipeline:
@@ -65,6 +97,14 @@ class Pipeline:
         for name, op in self.decide_operators.items():
             if state.get(name) is not None:
                 op.import_state(instrument, state[name])
+
+    def process(self, raw: bytes, source: SourceRef) -> list[Output]:
+        """Everything one raw message leads to: its verdict, then (if clean) the decision path."""
+        verdict = self.validate(raw, source)
+        if isinstance(verdict, QuarantineRecord):
+            return [Output(TICKS_QUARANTINE, verdict.instrument, verdict)]
+        key = verdict.tick.instrument
+        return [Output(TICKS_CLEAN, key, verdict), *self.decide(verdict).outputs(key)]
 
     def validate(self, raw: bytes, source: SourceRef) -> CleanTick | QuarantineRecord:
         """Stage one: every raw message ends as exactly one clean tick or quarantine record."""

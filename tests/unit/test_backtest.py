@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from replay.backtest import OUTPUT_FILES, BacktestResult, run_backtest
+from replay.backtest import FILES, BacktestResult, run_backtest
 from schemas.decisions import AuditRecord, Decision, Signal
 from schemas.quarantine import QuarantineRecord
 from streams.config import TickwiseConfig
@@ -34,7 +34,7 @@ def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, BacktestRe
 
 def test_writes_every_output_file(full_run) -> None:
     out, _ = full_run
-    assert {p.name for p in out.iterdir()} == {*OUTPUT_FILES, "summary.json"}
+    assert {p.name for p in out.iterdir()} == {*FILES.values(), "summary.json"}
 
 
 def test_decision_lines_parse_as_decisions(full_run) -> None:
@@ -85,7 +85,7 @@ def test_summary_json_reports_the_result(full_run) -> None:
 def test_two_runs_are_byte_identical(full_run, tmp_path: Path) -> None:
     out, _ = full_run
     run_backtest(synthetic(SEED, COUNT, bad_rate=BAD_RATE), CONFIG, tmp_path)
-    for name in OUTPUT_FILES:
+    for name in FILES.values():
         assert (tmp_path / name).read_bytes() == (out / name).read_bytes(), name
 
 
@@ -96,7 +96,7 @@ def test_a_prefix_of_the_input_gives_a_prefix_of_the_decisions(
     out, _ = full_run
     records = list(synthetic(SEED, COUNT, bad_rate=BAD_RATE))[:prefix]
     run_backtest(records, CONFIG, tmp_path)
-    for name in OUTPUT_FILES:
+    for name in FILES.values():
         part, whole = lines(tmp_path / name), lines(out / name)
         assert part == whole[: len(part)], name
     decided = lines(tmp_path / "decisions.jsonl")
@@ -122,5 +122,5 @@ def test_output_directory_is_created_and_overwritten(tmp_path: Path) -> None:
 def test_empty_input_writes_empty_outputs(tmp_path: Path) -> None:
     result = run_backtest([], CONFIG, tmp_path)
     assert (result.ticks, result.decisions) == (0, 0)
-    assert all((tmp_path / name).read_bytes() == b"" for name in OUTPUT_FILES)
+    assert all((tmp_path / name).read_bytes() == b"" for name in FILES.values())
     assert json.loads((tmp_path / "summary.json").read_text())["ticks_per_second"] in (None, 0)
