@@ -66,6 +66,17 @@ class RiskConfig(Frozen):
     max_order_size: float = Field(default=10.0, gt=0.0)
 
 
+class LiveConfig(Frozen):
+    """How a live worker keeps its state; replay ignores this section."""
+
+    checkpoint_dir: str | None = Field(
+        default=None,
+        description="Shared by all workers so a moved partition resumes from its checkpoint; "
+        "default ~/.cache/tickwise/checkpoints/<app_id>.",
+    )
+    checkpoint_interval_s: float = Field(default=10.0, gt=0.0)
+
+
 class TickwiseConfig(Frozen):
     """Everything a worker or a backtest needs; defaults make a working demo."""
 
@@ -76,6 +87,7 @@ class TickwiseConfig(Frozen):
     label: LabelConfig = LabelConfig()
     model: ModelConfig = ModelConfig()
     risk: RiskConfig = RiskConfig()
+    live: LiveConfig = LiveConfig()
 
 
 def load_config(path: str | Path | None = None, **overrides: object) -> TickwiseConfig:

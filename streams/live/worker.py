@@ -1,85 +1,40 @@
 """``tickwise worker``: one faust agent from ``ticks.raw`` to every output topic.
 
-The agent takes raw bytes (topics are declared ``raw`` so faust never drops a message it cannot
-decode), calls ``Pipeline.process`` -- the very call the backtest makes -- and sends each output
-to its topic. One pass, not a chain of agents re-reading each other's topics: nothing is decoded
-twice, tick-to-decision is one hop, and a backlog on one stage cannot starve the next (with
-chained agents in one faust consumer, a ``ticks.raw`` backlog kept ``ticks.clean`` unread).
-faust flushes the producer before it commits offsets, so an output is acknowledged before its
-input is marked done: at-least-once, with deterministic ids (``decision_id``, ``audit_id``) that
-let consumers drop a redelivered duplicate.
+faust does what it is good at: group membership, partition assignment and delivering the raw
+bytes (topics are declared ``raw`` so it never drops a message it cannot decode). Everything else
+happens in a ``PartitionRunner`` per assigned partition, which calls ``Pipeline.process`` -- the
+very call the backtest makes -- and commits each batch's outputs in one Kafka transaction, with
+lineage and checkpoints for exactly-once recovery (see ``streams.live.partition``).
+
+One agent rather than a chain of agents re-reading ``ticks.clean``: nothing is decoded twice,
+tick-to-decision is one hop, and a ``ticks.raw`` backlog cannot starve a later stage (with
+chained agents sharing faust's consumer, it did).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
-from schemas.ticks import SourceRef
-from schemas.topics import CATALOGUE, TICKS_RAW, Topics
+from schemas.topics import Topics
+from streams.checkpoint import CheckpointStore
 from streams.cli import add_bootstrap_argument, resolve_bootstrap
 from streams.config import TickwiseConfig, load_config
-from streams.pipeline import Pipeline
+from streams.live.partition import PartitionFenced, PartitionRunner, default_checkpoint_dir
 
 log = logging.getLogger(__name__)
 
-# Ticks taken from the stream at once: outputs are flushed once per batch, not per message.
+# Ticks taken from the stream at once: one transaction per partition per batch.
 BATCH_MAX = 500
 BATCH_WITHIN_S = 0.005
 
 
-class OutputSink:
-    """Outputs go through librdkafka, batched, idempotent, ``acks=all``.
-
-    faust's own producer made every output a Python-level produce (about a millisecond per tick
-    with five outputs); librdkafka batches in C. ``flush`` runs off the event loop and raises if
-    any output failed, so a batch is acknowledged only once all its outputs are on the broker.
-    """
-
-    def __init__(self, bootstrap: str) -> None:
-        from confluent_kafka import Producer
-
-        self._producer = Producer(
-            {
-                "bootstrap.servers": bootstrap,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 1,
-                "compression.type": "lz4",
-                "queue.buffering.max.messages": 1_000_000,
-            }
-        )
-        self._failures: list[str] = []
-
-    def _on_delivery(self, err: Any, _msg: Any) -> None:
-        if err is not None:
-            self._failures.append(str(err))
-
-    def send(self, topic: str, key: str | None, value: bytes) -> None:
-        """Queue one output; waits only when librdkafka's local queue is full."""
-        encoded = key.encode() if key is not None else None
-        while True:
-            try:
-                self._producer.produce(topic, value, encoded, on_delivery=self._on_delivery)
-                return
-            except BufferError:
-                self._producer.poll(0.01)
-
-    async def flush(self) -> None:
-        """Wait until every queued output is acknowledged; raise if any was not."""
-        import asyncio
-
-        remaining = await asyncio.get_running_loop().run_in_executor(
-            None, self._producer.flush, 60.0
-        )
-        if self._failures or remaining:
-            failures, self._failures = self._failures, []
-            raise RuntimeError(f"outputs not delivered ({remaining} pending): {failures[:3]}")
-
-
 def build_app(config: TickwiseConfig, bootstrap: str) -> Any:
-    """Build the faust app and its agent; the pipeline state lives in this app only."""
+    """Build the faust app and its agent; the pipeline state lives in the partition runners."""
     import faust  # imported here: operators, replay and the CLI never need it
 
     topics = Topics(config.topic_prefix)
@@ -94,33 +49,52 @@ def build_app(config: TickwiseConfig, bootstrap: str) -> Any:
         stream_wait_empty=False,
         broker_session_timeout=10,
         broker_heartbeat_interval=1,
-        producer_acks=-1,
         table_standby_replicas=0,
     )
-
-    names = {spec.name: topics.name(spec) for spec in CATALOGUE}
     raw = app.topic(
-        names[TICKS_RAW.name],
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
+        topics.raw, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
-    pipeline = Pipeline(config)
-    sink = OutputSink(bootstrap)
+    store = CheckpointStore(config.live.checkpoint_dir or default_checkpoint_dir(config.app_id))
+    runners: dict[int, PartitionRunner] = {}
+
+    async def blocking(fn: Any, *args: Any) -> Any:
+        # Transactions and recovery reads block: keep them off faust's event loop.
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    async def runner_for(partition: int, first_offset: int) -> PartitionRunner:
+        runner = runners.get(partition)
+        if runner is None:
+            runner = PartitionRunner(
+                config, bootstrap, partition, store, config.live.checkpoint_interval_s
+            )
+            await blocking(runner.open, first_offset)
+            runners[partition] = runner
+        return runner
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        for tp in revoked:
+            runner = runners.pop(tp.partition, None) if tp.topic == topics.raw else None
+            if runner is not None:
+                await blocking(runner.close)
 
     @app.agent(raw, name="process")
     async def process(stream: Any) -> None:
-        # Events of a batch are acknowledged (and later committed) only when the loop asks
-        # for the next batch, i.e. after ``sink.flush`` confirmed every output was written.
+        # A batch is acknowledged (and later committed by faust) only when the loop asks for
+        # the next one, i.e. after its outputs were committed in a transaction.
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            batches: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
             for event in events:
-                msg = event.message
-                source = SourceRef(topic=msg.topic, partition=msg.partition, offset=msg.offset)
-                for out in pipeline.process(event.value or b"", source):
-                    sink.send(names[out.topic.name], out.key, out.message.to_bytes())
-            await sink.flush()
+                batches[event.message.partition].append((event.message.offset, event.value or b""))
+            for partition, batch in batches.items():
+                runner = await runner_for(partition, batch[0][0])
+                try:
+                    await blocking(runner.process, batch)
+                except PartitionFenced as exc:
+                    log.warning("%s; dropping it, its new owner carries on", exc)
+                    runners.pop(partition, None)
 
+    app._tickwise_runners = runners  # for a clean shutdown in _run
     return app
 
 
@@ -128,21 +102,29 @@ def _run(args: argparse.Namespace) -> int:
     from faust import Worker
 
     config = load_config(args.config, topic_prefix=args.topic_prefix, app_id=args.app_id)
+    if args.checkpoint_dir:
+        live = config.live.model_copy(update={"checkpoint_dir": str(Path(args.checkpoint_dir))})
+        config = config.model_copy(update={"live": live})
     app = build_app(config, resolve_bootstrap(args))
     worker = Worker(app, loglevel=args.loglevel, quiet=True)
     # faust's terminal spinner lowers the root logger to DEBUG so that it can spin on every
     # record; every send then formats a debug line. A service has no terminal to spin on.
     worker.spinner = None
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        for runner in app._tickwise_runners.values():
+            runner.close()
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``worker`` sub-command."""
-    parser = subparsers.add_parser("worker", help="run the live pipeline (faust agents)")
+    parser = subparsers.add_parser("worker", help="run the live pipeline (faust agent)")
     parser.add_argument("--config", default=None, help="TOML config (shared with backtest)")
     parser.add_argument("--topic-prefix", default=None, help="override the config's topic prefix")
     parser.add_argument("--app-id", default=None, help="override the config's app id (group id)")
+    parser.add_argument("--checkpoint-dir", default=None, help="override live.checkpoint_dir")
     parser.add_argument("--loglevel", default="WARNING")
     add_bootstrap_argument(parser)
     parser.set_defaults(func=_run)

@@ -57,6 +57,7 @@ def test_live_decisions_equal_backtest_decisions(
         topic_prefix,
         f"parity-{uuid.uuid4().hex[:8]}",
         log_path=str(tmp_path / "worker.log"),
+        checkpoint_dir=str(tmp_path / "checkpoints"),
     )
     try:
         assert publish(records, kafka_bootstrap, topics.raw) == len(records)
