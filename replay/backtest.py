@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from schemas.quarantine import QuarantineRecord
-from schemas.ticks import SourceRef
+from schemas.ticks import CleanTick, SourceRef
 from streams.config import TickwiseConfig, load_config
 from streams.pipeline import Pipeline
 from streams.sources import RawRecord, SourceError, add_source_arguments, open_sources
@@ -68,11 +68,14 @@ def run_backtest(records: Iterable[RawRecord], config: TickwiseConfig, out: Path
             result.quarantined[record.reason.value] += 1
             quarantine.write(record.to_bytes() + b"\n")
 
-        for rec in records:
-            result.ticks += 1
-            verdict = pipeline.validate(
-                rec.payload, SourceRef(topic=f"file:{rec.origin}", partition=0, offset=rec.index)
-            )
+        def verdicts() -> Iterable[CleanTick | QuarantineRecord]:
+            for rec in records:
+                result.ticks += 1
+                source = SourceRef(topic=f"file:{rec.origin}", partition=0, offset=rec.index)
+                yield from pipeline.screen(rec.payload, source)
+            yield from pipeline.flush_validation()
+
+        for verdict in verdicts():
             if isinstance(verdict, QuarantineRecord):
                 quarantined(verdict)
                 continue

@@ -67,11 +67,28 @@ class Pipeline:
                 op.import_state(instrument, state[name])
 
     def validate(self, raw: bytes, source: SourceRef) -> CleanTick | QuarantineRecord:
-        """Stage one: every raw message ends as exactly one clean tick or quarantine record."""
+        """Stage one for configs that do not reorder: exactly one verdict per raw message."""
+        outputs = self.screen(raw, source)
+        if len(outputs) != 1:
+            raise RuntimeError("validate() needs one verdict per message; use screen() to reorder")
+        return outputs[0]
+
+    def screen(
+        self, raw: bytes, source: SourceRef, reinjected: bool = False
+    ) -> list[CleanTick | QuarantineRecord]:
+        """Stage one: every raw message ends as exactly one clean tick or quarantine record.
+
+        A list, because a reordering validator may hold a tick and release it with a later
+        call; live and replay both send whatever comes back, in order.
+        """
         try:
-            return self.validator.on_raw(raw, source)
+            return self.validator.on_raw(raw, source, reinjected)
         except Exception as exc:  # an operator bug must not stop the stream
-            return quarantine(raw, source, ReasonCode.OPERATOR_ERROR, f"validator: {exc!r}")
+            return [quarantine(raw, source, ReasonCode.OPERATOR_ERROR, f"validator: {exc!r}")]
+
+    def flush_validation(self) -> list[CleanTick | QuarantineRecord]:
+        """Release what the validator still holds, at the end of a finite input (replay)."""
+        return self.validator.flush()
 
     def decide(self, clean: CleanTick) -> Decided:
         """Stage two: features, then (after warm-up) signal, decision and audit record."""
