@@ -4,7 +4,9 @@ Each agent decodes bytes with our own contracts (topics are declared ``raw`` so 
 drops a message it cannot decode), calls one ``Pipeline`` stage and sends what it returns.
 faust flushes the producer before it commits offsets, so an output is acknowledged before its
 input is marked done: at-least-once, with deterministic ids (``decision_id``, ``audit_id``) that
-let consumers drop a redelivered duplicate.
+let consumers drop a redelivered duplicate. The validate stage goes further: it skips raw
+messages whose output is already on its topics (``streams.live.recovery``), so a restart
+neither loses nor duplicates a clean tick.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from schemas.ticks import CleanTick, SourceRef
 from schemas.topics import Topics
 from streams.cli import add_bootstrap_argument, resolve_bootstrap
 from streams.config import TickwiseConfig, load_config
+from streams.live.recovery import LineageGuard, is_reinjected
 from streams.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -53,16 +56,32 @@ def build_app(config: TickwiseConfig, bootstrap: str) -> Any:
     decisions, audit = topic(topics.decisions), topic(topics.audit)
     pipeline = Pipeline(config)
 
+    guard = LineageGuard(bootstrap, topics.raw, topics.clean, topics.quarantine, pipeline.validator)
+
+    @app.on_partitions_revoked.connect
+    async def forget(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        guard.forget(tp.partition for tp in revoked if tp.topic == topics.raw)
+
+    async def screen(value: bytes, topic: str, partition: int, offset: int, headers: Any) -> None:
+        # Outputs of raw partition p go to partition p: the lineage restart recovery reads.
+        source = SourceRef(topic=topic, partition=partition, offset=offset)
+        for verdict in pipeline.screen(value, source, is_reinjected(headers)):
+            if isinstance(verdict, CleanTick):
+                key = verdict.tick.instrument.encode()
+                await clean.send(key=key, value=verdict.to_bytes(), partition=partition)
+            else:
+                await quarantine.send(
+                    key=_key(verdict), value=verdict.to_bytes(), partition=partition
+                )
+
     @app.agent(raw, name="validate")
     async def validate(stream: Any) -> None:
         async for event in stream.events():
             msg = event.message
-            source = SourceRef(topic=msg.topic, partition=msg.partition, offset=msg.offset)
-            verdict = pipeline.validate(event.value or b"", source)
-            if isinstance(verdict, CleanTick):
-                await clean.send(key=verdict.tick.instrument.encode(), value=verdict.to_bytes())
-            else:
-                await quarantine.send(key=_key(verdict), value=verdict.to_bytes())
+            for offset, value, headers in await guard.prepare(msg.partition, msg.offset):
+                await screen(value, msg.topic, msg.partition, offset, headers)
+            if not guard.skip(msg.partition, msg.offset):
+                await screen(event.value or b"", msg.topic, msg.partition, msg.offset, msg.headers)
 
     @app.agent(clean, name="decide")
     async def decide(stream: Any) -> None:

@@ -54,6 +54,11 @@ class Validator(InstrumentStateMixin):
         self._rules: dict[str, ValidationConfig] = {}
         self._state: dict[str, InstrumentState] = {}
 
+    @property
+    def instruments(self) -> list[str]:
+        """Instruments the validator holds state for (what a checkpoint must carry)."""
+        return sorted(self._state)
+
     def rules(self, instrument: str) -> ValidationConfig:
         """The (cached) rules of one instrument, overrides applied."""
         rules = self._rules.get(instrument)
