@@ -51,6 +51,7 @@ class RawRecord:
     index: int
     ts_event_ns: int | None = None
     injected: str | None = None  # the reason code an injected bad tick must be quarantined with
+    headers: tuple[tuple[str, bytes], ...] | None = None  # Kafka headers, e.g. re-injection
 
 
 @dataclass(frozen=True)

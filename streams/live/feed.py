@@ -79,7 +79,11 @@ def publish(
         while True:
             try:
                 producer.produce(
-                    topic, record.payload, record.key.encode(), on_delivery=on_delivery
+                    topic,
+                    record.payload,
+                    record.key.encode(),
+                    on_delivery=on_delivery,
+                    headers=list(record.headers) if record.headers else None,
                 )
                 break
             except BufferError:  # local queue full: let the client drain, then retry
