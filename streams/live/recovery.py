@@ -11,8 +11,10 @@ offset), and the validate agent writes the outputs of raw partition *p* to parti
 log of those two partitions is then a complete record of what was handled. When the worker is
 assigned raw partition *p* it reads their tails and
 
-* rebuilds the validator state by running the handled messages, in raw-offset order, through a
-  fresh ``Validator`` (the same code path, so the same state; outputs are discarded);
+* rebuilds the validator state with ``Validator.restore``: the clean ticks in log order, then
+  the quarantined candidates of the confirmation rules (outlier, time jump) that came after
+  them. Restoring re-applies what each verdict did instead of judging again, so a config
+  fixed between the crash and the restart cannot make the rebuilt state differ;
 * skips every redelivered raw offset that already has an output (``RecoveryPlan.skip``);
 * back-fills offsets below the first redelivered one that have no output (ticks a reorder
   buffer still held when the process died): they are read from ``ticks.raw`` and validated.
@@ -35,7 +37,6 @@ from schemas.quarantine import REINJECTED_HEADER, QuarantineRecord
 from schemas.ticks import CleanTick, SourceRef
 from streams.config import ValidationConfig
 from streams.operators.validation import Validator
-from streams.operators.validation.records import raw_bytes
 
 TAIL_MESSAGES = 30_000  # per output partition: far more than one commit interval of messages
 
@@ -48,7 +49,8 @@ class RecoveryPlan:
     partition: int
     floor: int = -1  # every offset <= floor is handled (or older than the tails)
     handled: set[int] = field(default_factory=set)
-    replay: dict[int, bytes] = field(default_factory=dict)  # offset -> message to re-run
+    outputs: dict[int, CleanTick | QuarantineRecord] = field(default_factory=dict)
+    log_order: list[int] = field(default_factory=list)  # clean offsets in the order written
 
     def skip(self, offset: int) -> bool:
         """True when raw ``offset`` already has its clean tick or quarantine record."""
@@ -59,12 +61,20 @@ class RecoveryPlan:
         return [o for o in range(self.floor + 1, first_offset) if o not in self.handled]
 
     def rebuild(self, config: ValidationConfig) -> dict[str, Any]:
-        """Per-instrument validator state after re-running the handled messages in order."""
+        """Per-instrument validator state after restoring what the outputs record."""
         validator = Validator(config)
-        for offset in sorted(self.replay):
-            source = SourceRef(topic=self.raw_topic, partition=self.partition, offset=offset)
-            validator.on_raw(self.replay[offset], source)
-        validator.flush()  # a rebuilt reorder buffer would re-emit ticks already on ticks.clean
+        last_clean: dict[str, int] = {}
+        for offset in self.log_order:
+            clean = self.outputs[offset]
+            assert isinstance(clean, CleanTick)
+            validator.restore(clean)
+            last_clean[clean.tick.instrument] = offset
+        for offset in sorted(self.outputs):
+            record = self.outputs[offset]
+            if not isinstance(record, QuarantineRecord):
+                continue
+            if offset > last_clean.get(record.instrument or "", -1):
+                validator.restore(record)
         return {i: validator.export_state(i) for i in validator.instruments}
 
 
@@ -95,23 +105,26 @@ def plan_recovery(
     plan = RecoveryPlan(raw_topic, partition)
     lowest = {"clean": -1, "quarantine": -1}
 
-    def seen(kind: str, source: SourceRef, raw: bytes) -> None:
+    def seen(kind: str, source: SourceRef, output: CleanTick | QuarantineRecord) -> None:
         plan.handled.add(source.offset)
-        plan.replay.setdefault(source.offset, raw)
+        if source.offset not in plan.outputs:
+            plan.outputs[source.offset] = output
+            if isinstance(output, CleanTick):
+                plan.log_order.append(source.offset)
         if lowest[kind] < 0 or source.offset < lowest[kind]:
             lowest[kind] = source.offset
 
     for value in clean_tail:
         clean = CleanTick.model_validate_json(value)
         if _ours(plan, clean.source):
-            seen("clean", clean.source, clean.tick.to_bytes())
+            seen("clean", clean.source, clean)
     for value in quarantine_tail:
         try:
             record = QuarantineRecord.model_validate_json(value)
         except ValidationError:
             continue  # not ours to judge: the tail only needs our own records
         if _ours(plan, record.source):
-            seen("quarantine", record.source, raw_bytes(record))
+            seen("quarantine", record.source, record)
     floor = max(
         lowest["clean"] - 1 if clean_truncated else -1,
         lowest["quarantine"] - 1 if quarantine_truncated else -1,

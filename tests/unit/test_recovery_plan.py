@@ -64,3 +64,15 @@ def test_restart_after_a_crash_anywhere_loses_and_repeats_nothing(
     assert sorted(offsets) == list(range(2000)), "each raw offset handled exactly once"
     if policy == "quarantine":
         assert log == whole, "the restarted worker decides exactly as an uninterrupted one"
+
+
+def test_a_config_fixed_before_the_restart_does_not_change_the_rebuilt_state() -> None:
+    """Refused ticks stay unaccepted in the rebuilt state, whatever the new config allows."""
+    narrow = ValidationConfig(instruments=("ES", "NQ"))
+    payloads = [r.payload for r in synthetic(4, 600)]
+    log = process(Validator(narrow), payloads, range(len(payloads)))
+    plan = plan_recovery(RAW, 0, *split(log))
+    wide = ValidationConfig(instruments=("ES", "NQ", "CL"))
+    rebuilt = plan.rebuild(wide)
+    assert "CL" not in rebuilt or not rebuilt["CL"].recent_ids
+    assert len(rebuilt["ES"].recent_ids) == sum(1 for p in payloads if b'"instrument":"ES"' in p)

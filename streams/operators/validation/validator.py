@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
 
 from pydantic import ValidationError
@@ -11,7 +12,7 @@ from schemas.quarantine import QuarantineRecord, ReasonCode
 from schemas.ticks import TICK_ADAPTER, CleanTick, QuoteTick, SourceRef, TradeTick
 from streams.config import ValidationConfig
 from streams.operators.state import InstrumentStateMixin
-from streams.operators.validation.records import quarantine, schema_reason
+from streams.operators.validation.records import quarantine, raw_bytes, schema_reason
 from streams.operators.validation.rules import (
     InstrumentState,
     check_duplicate,
@@ -22,6 +23,10 @@ from streams.operators.validation.rules import (
 )
 
 Output = CleanTick | QuarantineRecord
+# Rejections that leave candidates in the state (a move or a time jump being confirmed).
+RESTORED_REJECTIONS = frozenset(
+    {ReasonCode.PRICE_OUTLIER, ReasonCode.FUTURE_TIMESTAMP, ReasonCode.STALE_TIMESTAMP}
+)
 
 
 class Validator(InstrumentStateMixin):
@@ -90,11 +95,7 @@ class Validator(InstrumentStateMixin):
         verdict = check_values(tick, rules)
         if verdict is not None:
             return reject(*verdict)
-        state = self._state.get(tick.instrument)
-        if state is None:
-            state = self._state[tick.instrument] = InstrumentState(
-                moves=deque(maxlen=rules.outlier_window)
-            )
+        state = self._state_of(tick.instrument, rules)
         verdict = check_duplicate(tick, state)
         if verdict is not None:
             return reject(*verdict)
@@ -116,6 +117,50 @@ class Validator(InstrumentStateMixin):
         if rules.out_of_order_policy == "quarantine":
             return out + self._judge_price(state, rules, tick, raw, source, remember=True)
         return out + self._buffer(state, rules, tick, raw, source)
+
+    def restore(self, verdict: Output) -> None:
+        """Re-apply what an earlier verdict did to the state, without judging again.
+
+        Restart recovery feeds the outputs already on ``ticks.clean`` (in log order) and the
+        quarantine records of the rules that keep candidates (outliers, time jumps). Judging
+        them again could differ (the config may have been fixed since); restoring cannot.
+        """
+        if isinstance(verdict, CleanTick):
+            tick = verdict.tick
+            rules = self.rules(tick.instrument)
+            state = self._state_of(tick.instrument, rules)
+            if is_time_jump(tick, state, rules):
+                state.watermark_ns = tick.ts_event_ns  # it was a confirmed jump
+            else:
+                state.watermark_ns = max(state.watermark_ns, tick.ts_event_ns)
+            if rules.out_of_order_policy == "reorder":
+                state.released_ns = max(state.released_ns, tick.ts_event_ns)
+            state.pending_times.clear()
+            self._judge_price(state, rules, tick, b"", verdict.source, remember=True, force=True)
+            return
+        if verdict.reason not in RESTORED_REJECTIONS:
+            return
+        try:
+            tick = TICK_ADAPTER.validate_json(raw_bytes(verdict))
+        except ValidationError:
+            return
+        rules = self.rules(tick.instrument)
+        state = self._state_of(tick.instrument, rules)
+        if verdict.reason is ReasonCode.PRICE_OUTLIER:
+            _, _, agreeing = check_outlier(tick.reference_price, state, rules)
+            if not agreeing:
+                state.pending_prices.clear()
+            state.pending_prices.append(tick.reference_price)
+        else:
+            self._pend_time(state, tick.ts_event_ns, rules)
+
+    def _state_of(self, instrument: str, rules: ValidationConfig) -> InstrumentState:
+        state = self._state.get(instrument)
+        if state is None:
+            state = self._state[instrument] = InstrumentState(
+                moves=deque(maxlen=rules.outlier_window)
+            )
+        return state
 
     def flush(self) -> list[Output]:
         """Release every tick the reorder buffers still hold (end of a finite input)."""
@@ -157,10 +202,13 @@ class Validator(InstrumentStateMixin):
         raw: bytes,
         source: SourceRef,
         remember: bool,
+        force: bool = False,
     ) -> list[Output]:
         """The outlier rule, then accept: the last step before a tick goes downstream."""
         price = tick.reference_price
         verdict, move, agreeing = check_outlier(price, state, rules)
+        if force and state.last_price is not None:
+            verdict, move = None, math.log(price / state.last_price)
         if verdict is not None:
             if not agreeing:
                 state.pending_prices.clear()
