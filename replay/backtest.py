@@ -114,7 +114,7 @@ def _run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``backtest`` sub-command."""
     parser = subparsers.add_parser("backtest", help="run the pipeline in-process over files")
-    parser.add_argument("--data", nargs="+", default=None, help="CSV or CSV.gz files of ticks")
+    parser.add_argument("--data", nargs="+", default=None, help="CSV, JSON Lines or Parquet files")
     parser.add_argument("--config", default=None, help="TOML config (shared with the worker)")
     parser.add_argument("--out", required=True, help="output directory")
     add_source_arguments(parser)

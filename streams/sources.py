@@ -147,24 +147,32 @@ def read_csv(path: str | Path, columns: ColumnMap = ColumnMap()) -> Iterator[Raw
         header = next(reader, None)
         if not header:
             raise SourceError(f"{path} is empty or has no header row")
-        col = {
-            f: _resolve(header, getattr(columns, f"{f}_col"), f)
-            for f in ("time", "price", "size", "bid", "ask", "bid_size", "ask_size", "symbol")
-        }
-        if col["time"] is None:
-            raise SourceError(f"no time column in {header}: pass --time-col")
-        is_quote = col["bid"] is not None and col["ask"] is not None
-        if not is_quote and col["price"] is None:
-            raise SourceError(f"no price (or bid and ask) column in {header}: pass --price-col")
-        if col["symbol"] is None and columns.symbol is None:
-            raise SourceError(f"no symbol column in {header}: pass --symbol or --symbol-col")
-        idx = {f: header.index(c) for f, c in col.items() if c is not None}
-        value_fields = ("bid", "ask", "bid_size", "ask_size") if is_quote else ("price", "size")
+        idx, value_fields, is_quote = table_layout(header, columns)
         origin = path.name
         for row_no, row in enumerate(reader):
             yield _row_record(
                 row, idx, value_fields, is_quote, columns.symbol, parse_time, origin, row_no
             )
+
+
+def table_layout(
+    header: list[str], columns: ColumnMap
+) -> tuple[dict[str, int], tuple[str, ...], bool]:
+    """Where each tick field is in a row of ``header``, which value fields, and quotes or not."""
+    col = {
+        f: _resolve(header, getattr(columns, f"{f}_col"), f)
+        for f in ("time", "price", "size", "bid", "ask", "bid_size", "ask_size", "symbol")
+    }
+    if col["time"] is None:
+        raise SourceError(f"no time column in {header}: pass --time-col")
+    is_quote = col["bid"] is not None and col["ask"] is not None
+    if not is_quote and col["price"] is None:
+        raise SourceError(f"no price (or bid and ask) column in {header}: pass --price-col")
+    if col["symbol"] is None and columns.symbol is None:
+        raise SourceError(f"no symbol column in {header}: pass --symbol or --symbol-col")
+    idx = {f: header.index(c) for f, c in col.items() if c is not None}
+    value_fields = ("bid", "ask", "bid_size", "ask_size") if is_quote else ("price", "size")
+    return idx, value_fields, is_quote
 
 
 def _row_record(
@@ -396,6 +404,7 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
         help="auto (ISO 8601), epoch_s|epoch_ms|epoch_us|epoch_ns, or a strptime pattern",
     )
     add("--tz", default=None, help="zone of naive timestamps, e.g. UTC or America/Chicago")
+    add("--sort", action="store_true", help="sort the files' records by event time first")
     add("--synthetic", action="store_true", help="generate a synthetic stream instead of a file")
     add("--seed", type=int, default=1, help="seed of the synthetic stream")
     add("--count", type=int, default=None, help="stop after this many records")
@@ -434,5 +443,9 @@ def open_sources(args: argparse.Namespace, paths: Iterable[str]) -> Iterator[Raw
         time_format=args.time_format,
         tz=args.tz,
     )
-    records = (rec for path in paths for rec in read_csv(path, columns))
+    from streams.formats import read_file, sorted_by_event_time
+
+    records: Iterator[RawRecord] = (rec for path in paths for rec in read_file(path, columns))
+    if getattr(args, "sort", False):
+        records = iter(sorted_by_event_time(records))
     return islice(records, args.count) if args.count is not None else records

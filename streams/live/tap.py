@@ -67,6 +67,7 @@ def spawn_worker(
     app_id: str,
     config: str | None = None,
     log_path: str | None = None,
+    extra_args: list[str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``tickwise worker`` as its own process, as an operator would."""
     cmd = [
@@ -85,6 +86,7 @@ def spawn_worker(
     ]
     if config:
         cmd += ["--config", config]
+    cmd += extra_args or []
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
     return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
 

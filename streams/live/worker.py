@@ -20,13 +20,15 @@ from schemas.ticks import CleanTick, SourceRef
 from schemas.topics import Topics
 from streams.cli import add_bootstrap_argument, resolve_bootstrap
 from streams.config import TickwiseConfig, load_config
+from streams.live.metrics import serve_metrics
 from streams.live.recovery import LineageGuard, is_reinjected
+from streams.operators.validation import QualityMonitor
 from streams.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
 
-def build_app(config: TickwiseConfig, bootstrap: str) -> Any:
+def build_app(config: TickwiseConfig, bootstrap: str, metrics_port: int | None = None) -> Any:
     """Build the faust app with its two agents; the pipeline state lives in this app only."""
     import faust  # imported here: operators, replay and the CLI never need it
 
@@ -56,6 +58,9 @@ def build_app(config: TickwiseConfig, bootstrap: str) -> Any:
     decisions, audit = topic(topics.decisions), topic(topics.audit)
     pipeline = Pipeline(config)
 
+    monitor = QualityMonitor()
+    if metrics_port:
+        serve_metrics(monitor, metrics_port)
     guard = LineageGuard(bootstrap, topics.raw, topics.clean, topics.quarantine, pipeline.validator)
 
     @app.on_partitions_revoked.connect
@@ -66,6 +71,7 @@ def build_app(config: TickwiseConfig, bootstrap: str) -> Any:
         # Outputs of raw partition p go to partition p: the lineage restart recovery reads.
         source = SourceRef(topic=topic, partition=partition, offset=offset)
         for verdict in pipeline.screen(value, source, is_reinjected(headers)):
+            monitor.on_verdict(verdict)
             if isinstance(verdict, CleanTick):
                 key = verdict.tick.instrument.encode()
                 await clean.send(key=key, value=verdict.to_bytes(), partition=partition)
@@ -110,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
     from faust import Worker
 
     config = load_config(args.config, topic_prefix=args.topic_prefix, app_id=args.app_id)
-    app = build_app(config, resolve_bootstrap(args))
+    app = build_app(config, resolve_bootstrap(args), args.metrics_port)
     Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
     return 0
 
@@ -122,5 +128,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--topic-prefix", default=None, help="override the config's topic prefix")
     parser.add_argument("--app-id", default=None, help="override the config's app id (group id)")
     parser.add_argument("--loglevel", default="WARNING")
+    parser.add_argument(
+        "--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port"
+    )
     add_bootstrap_argument(parser)
     parser.set_defaults(func=_run)
