@@ -24,7 +24,7 @@ from schemas.quarantine import QuarantineRecord
 from schemas.ticks import CleanTick, SourceRef
 from schemas.topics import AUDIT, DECISIONS, SIGNALS, TICKS_QUARANTINE
 from streams.config import TickwiseConfig, load_config
-from streams.pipeline import Pipeline
+from streams.pipeline import Output, Pipeline
 from streams.sources import RawRecord, SourceError, add_source_arguments, open_sources
 
 # Topic -> file: each line exactly as the message is on that topic.
@@ -84,14 +84,20 @@ def run_backtest(records: Iterable[RawRecord], config: TickwiseConfig, out: Path
         files = {
             topic: stack.enter_context(open(out / name, "wb")) for topic, name in FILES.items()
         }
+
+        def write(output: Output) -> None:
+            result.count(output.message)
+            fh = files.get(output.topic.name)
+            if fh is not None:
+                fh.write(output.message.to_bytes() + b"\n")
+
         for rec in records:
             result.ticks += 1
             source = SourceRef(topic=f"file:{rec.origin}", partition=0, offset=rec.index)
             for output in pipeline.process(rec.payload, source):
-                result.count(output.message)
-                fh = files.get(output.topic.name)
-                if fh is not None:
-                    fh.write(output.message.to_bytes() + b"\n")
+                write(output)
+        for output in pipeline.finish():
+            write(output)
     result.seconds = time.perf_counter() - started
     (out / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
     return result
@@ -115,7 +121,7 @@ def _run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``backtest`` sub-command."""
     parser = subparsers.add_parser("backtest", help="run the pipeline in-process over files")
-    parser.add_argument("--data", nargs="+", default=None, help="CSV or CSV.gz files of ticks")
+    parser.add_argument("--data", nargs="+", default=None, help="CSV, JSON Lines or Parquet files")
     parser.add_argument("--config", default=None, help="TOML config (shared with the worker)")
     parser.add_argument("--out", required=True, help="output directory")
     add_source_arguments(parser)

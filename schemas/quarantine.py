@@ -22,6 +22,15 @@ class ReasonCode(StrEnum):
     DUPLICATE = "DUPLICATE"
     OUT_OF_ORDER = "OUT_OF_ORDER"
     OPERATOR_ERROR = "OPERATOR_ERROR"
+    LOCKED_QUOTE = "LOCKED_QUOTE"
+    FUTURE_TIMESTAMP = "FUTURE_TIMESTAMP"
+    STALE_TIMESTAMP = "STALE_TIMESTAMP"
+    PRICE_OUTLIER = "PRICE_OUTLIER"
+
+
+# Kafka header set on a message that `tickwise quarantine replay` put back on ticks.raw; its value
+# is the JSON of the original QuarantineRecord's source (topic, partition, offset).
+REINJECTED_HEADER = "tickwise-reinjected"
 
 
 class QuarantineRecord(Contract):

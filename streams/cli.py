@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "streams.live.demo",
     "replay.backtest",
     "schemas.generate",
+    "streams.live.quarantine",
+    "streams.live.status",
 )
 
 

@@ -17,6 +17,24 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class InstrumentRules(Frozen):
+    """Per-instrument overrides of ``ValidationConfig``; unset fields keep the global value."""
+
+    reject_locked_quotes: bool | None = None
+    max_future_s: float | None = Field(default=None, gt=0.0)
+    max_past_s: float | None = Field(default=None, gt=0.0)
+    time_confirm_ticks: int | None = Field(default=None, ge=1)
+    out_of_order_tolerance_ms: float | None = Field(default=None, ge=0.0)
+    out_of_order_policy: Literal["quarantine", "reorder"] | None = None
+    reorder_window_ms: float | None = Field(default=None, ge=0.0)
+    reorder_max_ticks: int | None = Field(default=None, gt=0)
+    dedup_window: int | None = Field(default=None, gt=0)
+    outlier_k: float | None = Field(default=None, ge=0.0)
+    outlier_min_jump_bps: float | None = Field(default=None, ge=0.0)
+    outlier_window: int | None = Field(default=None, ge=2)
+    outlier_confirm_ticks: int | None = Field(default=None, ge=1)
+
+
 class ValidationConfig(Frozen):
     """Rules the validator applies to every raw message."""
 
@@ -28,6 +46,57 @@ class ValidationConfig(Frozen):
     dedup_window: int = Field(
         default=10_000, gt=0, description="Recent tick ids kept per instrument."
     )
+    # --- rules added by the data-governance issue; every one can be overridden per instrument
+    reject_locked_quotes: bool = Field(
+        default=False, description="Quarantine quotes with bid == ask (LOCKED_QUOTE)."
+    )
+    max_future_s: float = Field(
+        default=4 * 86_400.0,
+        gt=0.0,
+        description="A tick this far ahead of the instrument's event-time watermark is suspect.",
+    )
+    max_past_s: float = Field(
+        default=3_600.0,
+        gt=0.0,
+        description="A tick this far behind the watermark is STALE_TIMESTAMP, not out of order.",
+    )
+    time_confirm_ticks: int = Field(
+        default=3, ge=1, description="Consecutive agreeing ticks that confirm a time jump."
+    )
+    out_of_order_policy: Literal["quarantine", "reorder"] = "quarantine"
+    reorder_window_ms: float = Field(
+        default=50.0, ge=0.0, description="Event time a tick is held to let late ticks in."
+    )
+    reorder_max_ticks: int = Field(
+        default=1_000, gt=0, description="Per-instrument bound of the reorder buffer."
+    )
+    outlier_k: float = Field(
+        default=10.0, ge=0.0, description="Jump limit in robust std devs of recent moves; 0=off."
+    )
+    outlier_min_jump_bps: float = Field(
+        default=100.0, ge=0.0, description="Moves up to this size are never outliers."
+    )
+    outlier_window: int = Field(default=200, ge=2, description="Recent moves in the MAD.")
+    outlier_confirm_ticks: int = Field(
+        default=3, ge=1, description="Consecutive ticks at a new level that confirm a move."
+    )
+    per_instrument: dict[str, InstrumentRules] = Field(
+        default_factory=dict, description="Overrides of the rules above, by instrument."
+    )
+
+    def rules_for(self, instrument: str) -> ValidationConfig:
+        """The rules that apply to ``instrument``: these, with its overrides applied.
+
+        Examples
+        --------
+        >>> cfg = ValidationConfig(per_instrument={"CL": InstrumentRules(outlier_k=20.0)})
+        >>> cfg.rules_for("CL").outlier_k, cfg.rules_for("ES").outlier_k
+        (20.0, 10.0)
+        """
+        override = self.per_instrument.get(instrument)
+        if override is None:
+            return self
+        return self.model_copy(update=override.model_dump(exclude_none=True))
 
 
 class FeatureConfig(Frozen):

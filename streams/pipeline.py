@@ -98,20 +98,66 @@ class Pipeline:
             if state.get(name) is not None:
                 op.import_state(instrument, state[name])
 
-    def process(self, raw: bytes, source: SourceRef) -> list[Output]:
-        """Everything one raw message leads to: its verdict, then (if clean) the decision path."""
-        verdict = self.validate(raw, source)
-        if isinstance(verdict, QuarantineRecord):
-            return [Output(TICKS_QUARANTINE, verdict.instrument, verdict)]
-        key = verdict.tick.instrument
-        return [Output(TICKS_CLEAN, key, verdict), *self.decide(verdict).outputs(key)]
+    def reconfigured(self, config: TickwiseConfig) -> Pipeline:
+        """A pipeline under ``config`` that carries this one's per-instrument state over.
+
+        A worker restarted with a new config rebuilds its state under the config it was
+        running (the checkpoint's), then continues under the new one from here.
+        """
+        if config == self.config:
+            return self
+        fresh = Pipeline(config)
+        instruments = set(self.validator.instruments())
+        for op in self.decide_operators.values():
+            instruments.update(op.instruments())  # type: ignore[attr-defined]
+        for instrument in sorted(instruments):
+            state = self.validator.export_state(instrument)
+            if state is not None:
+                fresh.validator.import_state(instrument, state)
+            fresh.import_state(instrument, self.export_state(instrument))
+        return fresh
+
+    def process(self, raw: bytes, source: SourceRef, reinjected: bool = False) -> list[Output]:
+        """Everything one raw message leads to: its verdict(s), then the decision path."""
+        return self._route(self.screen(raw, source, reinjected))
+
+    def finish(self) -> list[Output]:
+        """At the end of a finite input (replay): what the validator still held, decided."""
+        return self._route(self.flush_validation())
+
+    def _route(self, verdicts: list[CleanTick | QuarantineRecord]) -> list[Output]:
+        outputs: list[Output] = []
+        for verdict in verdicts:
+            if isinstance(verdict, QuarantineRecord):
+                outputs.append(Output(TICKS_QUARANTINE, verdict.instrument, verdict))
+                continue
+            key = verdict.tick.instrument
+            outputs += [Output(TICKS_CLEAN, key, verdict), *self.decide(verdict).outputs(key)]
+        return outputs
 
     def validate(self, raw: bytes, source: SourceRef) -> CleanTick | QuarantineRecord:
-        """Stage one: every raw message ends as exactly one clean tick or quarantine record."""
+        """Stage one for configs that do not reorder: exactly one verdict per raw message."""
+        outputs = self.screen(raw, source)
+        if len(outputs) != 1:
+            raise RuntimeError("validate() needs one verdict per message; use screen() to reorder")
+        return outputs[0]
+
+    def screen(
+        self, raw: bytes, source: SourceRef, reinjected: bool = False
+    ) -> list[CleanTick | QuarantineRecord]:
+        """Stage one: every raw message ends as exactly one clean tick or quarantine record.
+
+        A list, because a reordering validator may hold a tick and release it with a later
+        call; live and replay both send whatever comes back, in order.
+        """
         try:
-            return self.validator.on_raw(raw, source)
+            return self.validator.on_raw(raw, source, reinjected)
         except Exception as exc:  # an operator bug must not stop the stream
-            return quarantine(raw, source, ReasonCode.OPERATOR_ERROR, f"validator: {exc!r}")
+            return [quarantine(raw, source, ReasonCode.OPERATOR_ERROR, f"validator: {exc!r}")]
+
+    def flush_validation(self) -> list[CleanTick | QuarantineRecord]:
+        """Release what the validator still holds, at the end of a finite input (replay)."""
+        return self.validator.flush()
 
     def decide(self, clean: CleanTick) -> Decided:
         """Stage two: features, then (after warm-up) signal, decision and audit record."""

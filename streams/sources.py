@@ -52,6 +52,7 @@ class RawRecord:
     index: int
     ts_event_ns: int | None = None
     injected: str | None = None  # the reason code an injected bad tick must be quarantined with
+    headers: tuple[tuple[str, bytes], ...] | None = None  # Kafka headers, e.g. re-injection
 
 
 @dataclass(frozen=True)
@@ -149,24 +150,32 @@ def read_csv(path: str | Path, columns: ColumnMap = ColumnMap()) -> Iterator[Raw
         header = next(reader, None)
         if not header:
             raise SourceError(f"{path} is empty or has no header row")
-        col = {
-            f: _resolve(header, getattr(columns, f"{f}_col"), f)
-            for f in ("time", "price", "size", "bid", "ask", "bid_size", "ask_size", "symbol")
-        }
-        if col["time"] is None:
-            raise SourceError(f"no time column in {header}: pass --time-col")
-        is_quote = col["bid"] is not None and col["ask"] is not None
-        if not is_quote and col["price"] is None:
-            raise SourceError(f"no price (or bid and ask) column in {header}: pass --price-col")
-        if col["symbol"] is None and columns.symbol is None:
-            raise SourceError(f"no symbol column in {header}: pass --symbol or --symbol-col")
-        idx = {f: header.index(c) for f, c in col.items() if c is not None}
-        value_fields = ("bid", "ask", "bid_size", "ask_size") if is_quote else ("price", "size")
+        idx, value_fields, is_quote = table_layout(header, columns)
         origin = path.name
         for row_no, row in enumerate(reader):
             yield _row_record(
                 row, idx, value_fields, is_quote, columns.symbol, parse_time, origin, row_no
             )
+
+
+def table_layout(
+    header: list[str], columns: ColumnMap
+) -> tuple[dict[str, int], tuple[str, ...], bool]:
+    """Where each tick field is in a row of ``header``, which value fields, and quotes or not."""
+    col = {
+        f: _resolve(header, getattr(columns, f"{f}_col"), f)
+        for f in ("time", "price", "size", "bid", "ask", "bid_size", "ask_size", "symbol")
+    }
+    if col["time"] is None:
+        raise SourceError(f"no time column in {header}: pass --time-col")
+    is_quote = col["bid"] is not None and col["ask"] is not None
+    if not is_quote and col["price"] is None:
+        raise SourceError(f"no price (or bid and ask) column in {header}: pass --price-col")
+    if col["symbol"] is None and columns.symbol is None:
+        raise SourceError(f"no symbol column in {header}: pass --symbol or --symbol-col")
+    idx = {f: header.index(c) for f, c in col.items() if c is not None}
+    value_fields = ("bid", "ask", "bid_size", "ask_size") if is_quote else ("price", "size")
+    return idx, value_fields, is_quote
 
 
 def _row_record(
@@ -210,17 +219,51 @@ SYNTHETIC_START_NS = 1_704_205_800 * 10**9  # 2024-01-02T14:30:00Z, fixed so see
 SYNTHETIC_INSTRUMENTS = {"ES": (4700.0, 0.25), "NQ": (16800.0, 0.25), "CL": (72.0, 0.01)}
 
 
+BAD_KINDS = (
+    "DUPLICATE",
+    "MALFORMED_JSON",
+    "INVALID_PRICE",
+    "CROSSED_QUOTE",
+    "SCHEMA_VIOLATION",
+    "INVALID_SIZE",
+    "OVERSIZED",
+    "OUT_OF_ORDER",
+    "STALE_TIMESTAMP",
+    "FUTURE_TIMESTAMP",
+    "PRICE_OUTLIER",
+    "LOCKED_QUOTE",
+    "UNKNOWN_INSTRUMENT",
+)
+# What `bad_rate` injects unless told otherwise: the kinds every default config quarantines.
+# (LOCKED_QUOTE needs `reject_locked_quotes`, UNKNOWN_INSTRUMENT an `instruments` list.)
+DEFAULT_BAD_KINDS = BAD_KINDS[:5]
+# Kinds the validator accepts once enough agree; never injected twice in a row per instrument.
+_CONFIRMABLE = frozenset({"STALE_TIMESTAMP", "FUTURE_TIMESTAMP", "PRICE_OUTLIER"})
+UNKNOWN_SYMBOL = "ZZ-UNKNOWN"
+REGIMES = {  # (noise multiplier, trend in ticks per step, chance of an event-time gap)
+    "calm": (1.0, 0.0, 0.0),
+    "trending": (1.0, 0.4, 0.0),
+    "volatile": (4.0, 0.0, 0.0),
+    "gaps": (1.0, 0.0, 0.002),
+}
+
+
 def synthetic(
     seed: int,
     count: int,
     instruments: Iterable[str] | None = None,
     bad_rate: float = 0.0,
+    regime: str = "calm",
+    bad_kinds: Iterable[str] | None = None,
 ) -> Iterator[RawRecord]:
     """A reproducible multi-instrument stream of quotes and trades in event-time order.
 
     Returns follow a weakly autocorrelated process, so a model has something real (and small) to
-    find; arrivals are Poisson with a mean gap of 20 ms per instrument. With ``bad_rate`` > 0 a
-    share of the records are bad ticks, each marked with the reason it must be quarantined for.
+    find; arrivals are Poisson with a mean gap of 20 ms per instrument. ``regime`` shapes the
+    path: ``calm``, ``trending`` (a steady drift), ``volatile`` (four times the noise) or
+    ``gaps`` (now and then 5 to 30 minutes of event time without ticks). With ``bad_rate`` > 0
+    a share of the records are bad ticks of ``bad_kinds`` (default ``DEFAULT_BAD_KINDS``), each
+    marked in ``RawRecord.injected`` with the reason it must be quarantined for.
 
     Examples
     --------
@@ -229,23 +272,37 @@ def synthetic(
     >>> sorted({r.injected for r in synthetic(seed=1, count=2000, bad_rate=0.1)} - {None})
     ['CROSSED_QUOTE', 'DUPLICATE', 'INVALID_PRICE', 'MALFORMED_JSON', 'SCHEMA_VIOLATION']
     """
+    if regime not in REGIMES:
+        raise SourceError(f"unknown regime {regime!r}; choose one of {sorted(REGIMES)}")
+    kinds = tuple(bad_kinds) if bad_kinds is not None else DEFAULT_BAD_KINDS
+    unknown = set(kinds) - set(BAD_KINDS)
+    if unknown or not kinds:
+        raise SourceError(f"bad kinds {sorted(unknown)} unknown; choose from {list(BAD_KINDS)}")
+    noise, trend, gap_chance = REGIMES[regime]
     rng = random.Random(seed)
     names = list(instruments or SYNTHETIC_INSTRUMENTS)
     state = {}
     for name in names:
         base, tick = SYNTHETIC_INSTRUMENTS.get(name, (100.0, 0.01))
         state[name] = {"mid": base, "tick": tick, "drift": 0.0, "t": SYNTHETIC_START_NS, "k": 0}
-    last_good: dict[str, bytes] = {}
+    last_good: dict[str, tuple[bytes, int, float]] = {}
+    last_bad: dict[str, bool] = {}
     for i in range(count):
         name = min(names, key=lambda n: (state[n]["t"], n))
         s = state[name]
         if bad_rate > 0.0 and name in last_good and rng.random() < bad_rate:
-            payload, reason = _bad_tick(rng, name, s["t"], seed, i, last_good[name])
-            yield RawRecord(name, payload, "synthetic", i, s["t"], reason)
+            kind = kinds[rng.randrange(len(kinds))]
+            if kind in _CONFIRMABLE and last_bad.get(name):
+                kind = "MALFORMED_JSON"
+            payload = _bad_tick(rng, kind, name, s["t"], seed, i, last_good[name])
+            last_bad[name] = True
+            yield RawRecord(name, payload, "synthetic", i, s["t"], kind)
             continue
+        last_bad[name] = False
         tick = s["tick"]
         s["drift"] = 0.97 * s["drift"] + rng.gauss(0.0, 0.15)
-        s["mid"] = max(tick * 10, s["mid"] + (s["drift"] + rng.gauss(0.0, 1.0)) * tick * 0.5)
+        step = s["drift"] + rng.gauss(0.0, 1.0) * noise + trend
+        s["mid"] = max(tick * 10, s["mid"] + step * tick * 0.5)
         bid = math.floor(s["mid"] / tick) * tick
         ask = bid + tick
         k = s["k"]
@@ -255,11 +312,8 @@ def synthetic(
             "ts_event_ns": s["t"],
         }
         if k % 3 == 2:
-            msg |= {
-                "kind": "trade",
-                "price": round(ask if s["drift"] > 0 else bid, 6),
-                "size": float(rng.randint(1, 20)),
-            }
+            price = round(ask if s["drift"] > 0 else bid, 6)
+            msg |= {"kind": "trade", "price": price, "size": float(rng.randint(1, 20))}
         else:
             msg |= {
                 "kind": "quote",
@@ -268,47 +322,74 @@ def synthetic(
                 "bid_size": float(rng.randint(1, 50)),
                 "ask_size": float(rng.randint(1, 50)),
             }
+            price = 0.5 * (msg["bid"] + msg["ask"])  # type: ignore[operator]
         payload = to_json(msg)
-        last_good[name] = payload
+        last_good[name] = (payload, s["t"], price)
         yield RawRecord(name, payload, "synthetic", i, s["t"])
         s["k"] = k + 1
         s["t"] += max(1, int(rng.expovariate(1.0 / 20e6)))
+        if gap_chance and rng.random() < gap_chance:
+            s["t"] += rng.randrange(300, 1800) * 10**9
 
 
 def _bad_tick(
-    rng: random.Random, name: str, ts: int, seed: int, i: int, previous: bytes
-) -> tuple[bytes, str]:
-    """One bad tick of a randomly chosen kind, and the reason code it must earn."""
+    rng: random.Random,
+    kind: str,
+    name: str,
+    ts: int,
+    seed: int,
+    i: int,
+    last: tuple[bytes, int, float],
+) -> bytes:
+    """One bad tick of the given kind (a ``BAD_KINDS`` reason code)."""
+    previous, last_ts, last_price = last
     tick_id = f"syn{seed}-{name}-bad{i}"
-    kind = rng.randrange(5)
-    if kind == 0:
-        return previous, "DUPLICATE"
-    if kind == 1:
-        return previous[: rng.randrange(1, len(previous))], "MALFORMED_JSON"
-    if kind == 2:
-        msg = {
-            "kind": "trade",
-            "tick_id": tick_id,
-            "instrument": name,
-            "ts_event_ns": ts,
-            "price": -1.0,
-            "size": 1.0,
-        }
-        return to_json(msg), "INVALID_PRICE"
-    if kind == 3:
-        msg = {
-            "kind": "quote",
-            "tick_id": tick_id,
-            "instrument": name,
-            "ts_event_ns": ts,
-            "bid": 101.0,
-            "ask": 100.0,
-            "bid_size": 1.0,
-            "ask_size": 1.0,
-        }
-        return to_json(msg), "CROSSED_QUOTE"
-    msg = {"kind": "trade", "tick_id": tick_id, "instrument": name, "price": 1.0, "size": 1.0}
-    return to_json(msg), "SCHEMA_VIOLATION"
+    if kind == "DUPLICATE":
+        return previous
+    if kind == "MALFORMED_JSON":
+        return previous[: rng.randrange(1, len(previous))]
+    trade: dict[str, object] = {
+        "kind": "trade",
+        "tick_id": tick_id,
+        "instrument": name,
+        "ts_event_ns": ts,
+        "price": round(last_price, 6),
+        "size": 1.0,
+    }
+    quote: dict[str, object] = {
+        "kind": "quote",
+        "tick_id": tick_id,
+        "instrument": name,
+        "ts_event_ns": ts,
+        "bid": 101.0,
+        "ask": 100.0,
+        "bid_size": 1.0,
+        "ask_size": 1.0,
+    }
+    if kind == "INVALID_PRICE":
+        return to_json(trade | {"price": -1.0})
+    if kind == "CROSSED_QUOTE":
+        return to_json(quote)
+    if kind == "SCHEMA_VIOLATION":
+        return to_json({k: v for k, v in trade.items() if k != "ts_event_ns"} | {"price": 1.0})
+    if kind == "INVALID_SIZE":
+        return to_json(trade | {"size": -float(rng.randint(0, 5))})
+    if kind == "OVERSIZED":
+        return to_json(trade | {"note": "x" * 20_000})
+    if kind == "OUT_OF_ORDER":
+        return to_json(trade | {"ts_event_ns": last_ts - rng.randrange(10**6, 10**9)})
+    if kind == "STALE_TIMESTAMP":
+        return to_json(
+            trade | {"ts_event_ns": last_ts - rng.randrange(2 * 3600, 30 * 86400) * 10**9}
+        )
+    if kind == "FUTURE_TIMESTAMP":
+        return to_json(trade | {"ts_event_ns": ts + rng.randrange(5 * 86400, 50 * 86400) * 10**9})
+    if kind == "PRICE_OUTLIER":
+        factor = 1.0 + rng.choice((-1.0, 1.0)) * rng.uniform(0.2, 0.5)
+        return to_json(trade | {"price": round(last_price * factor, 6)})
+    if kind == "LOCKED_QUOTE":
+        return to_json(quote | {"bid": round(last_price, 6), "ask": round(last_price, 6)})
+    return to_json(trade | {"instrument": UNKNOWN_SYMBOL})  # UNKNOWN_INSTRUMENT
 
 
 # --- command-line options shared by `tickwise feed` and `tickwise backtest` -------------------
@@ -326,9 +407,16 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
         help="auto (ISO 8601), epoch_s|epoch_ms|epoch_us|epoch_ns, or a strptime pattern",
     )
     add("--tz", default=None, help="zone of naive timestamps, e.g. UTC or America/Chicago")
+    add("--sort", action="store_true", help="sort the files' records by event time first")
     add("--synthetic", action="store_true", help="generate a synthetic stream instead of a file")
     add("--seed", type=int, default=1, help="seed of the synthetic stream")
     add("--count", type=int, default=None, help="stop after this many records")
+    add("--regime", default="calm", help="synthetic regime: calm, trending, volatile or gaps")
+    add(
+        "--bad-kinds",
+        default=None,
+        help="comma-separated reason codes to inject (default: the five every config catches)",
+    )
     add(
         "--bad-rate",
         type=float,
@@ -341,7 +429,10 @@ def open_sources(args: argparse.Namespace, paths: Iterable[str]) -> Iterator[Raw
     """The records the options describe: the synthetic stream or the files, in order."""
     if args.synthetic:
         count = args.count if args.count is not None else 20_000
-        return synthetic(args.seed, count, bad_rate=args.bad_rate)
+        kinds = args.bad_kinds.split(",") if args.bad_kinds else None
+        return synthetic(
+            args.seed, count, bad_rate=args.bad_rate, regime=args.regime, bad_kinds=kinds
+        )
     columns = ColumnMap(
         time_col=args.time_col,
         price_col=args.price_col,
@@ -355,5 +446,9 @@ def open_sources(args: argparse.Namespace, paths: Iterable[str]) -> Iterator[Raw
         time_format=args.time_format,
         tz=args.tz,
     )
-    records = (rec for path in paths for rec in read_csv(path, columns))
+    from streams.formats import read_file, sorted_by_event_time
+
+    records: Iterator[RawRecord] = (rec for path in paths for rec in read_file(path, columns))
+    if getattr(args, "sort", False):
+        records = iter(sorted_by_event_time(records))
     return islice(records, args.count) if args.count is not None else records

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from schemas.decisions import Contribution, FeatureVector, Side, Signal
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import CleanTick, QuoteTick, SourceRef, TradeTick
-from streams.config import LabelConfig, ModelConfig, TickwiseConfig
+from streams.config import LabelConfig, ModelConfig, TickwiseConfig, ValidationConfig
+from streams.operators.validation import Validator
 
 T0_NS = 1_704_205_800 * 10**9  # 2024-01-02T14:30:00Z
 MS = 10**6
@@ -145,8 +146,13 @@ def signal(
 
 
 def fast_config(warmup: int = 5, horizon_s: float = 0.3, **model: object) -> TickwiseConfig:
-    """A config whose model warms up after a few labels, for short sequences."""
+    """A config whose model warms up after a few labels, for short sequences.
+
+    The outlier rule is off: these sequences draw arbitrary price paths to test the model, and
+    a steep one would (rightly) be quarantined as outliers by the default validation rules.
+    """
     return TickwiseConfig(
+        validation=ValidationConfig(outlier_k=0.0),
         model=ModelConfig(warmup_labels=warmup, **model),  # type: ignore[arg-type]
         label=LabelConfig(horizon_s=horizon_s),
     )
@@ -232,3 +238,16 @@ def quarantined_bytes(record: QuarantineRecord) -> bytes:
     if record.raw_encoding == "base64":
         return base64.b64decode(record.raw, validate=True)
     return record.raw.encode("utf-8")
+
+
+class OneVerdictValidator(Validator):
+    """A validator for configs that do not reorder: exactly one verdict per message, unwrapped.
+
+    The validator returns a list (a reordering config may hold a tick and release it later);
+    tests of the per-message rules assert that there is exactly one and look at it.
+    """
+
+    def on_raw(self, raw: bytes, source: SourceRef, reinjected: bool = False):  # type: ignore[override]
+        verdicts = super().on_raw(raw, source, reinjected)
+        assert len(verdicts) == 1, verdicts
+        return verdicts[0]

@@ -79,7 +79,11 @@ def publish(
         while True:
             try:
                 producer.produce(
-                    topic, record.payload, record.key.encode(), on_delivery=on_delivery
+                    topic,
+                    record.payload,
+                    record.key.encode(),
+                    on_delivery=on_delivery,
+                    headers=list(record.headers) if record.headers else None,
                 )
                 break
             except BufferError:  # local queue full: let the client drain, then retry
@@ -114,7 +118,7 @@ def _run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``feed`` sub-command."""
     parser = subparsers.add_parser("feed", help="publish a file or a synthetic stream to ticks.raw")
-    parser.add_argument("--file", nargs="+", default=None, help="CSV or CSV.gz files of ticks")
+    parser.add_argument("--file", nargs="+", default=None, help="CSV, JSON Lines or Parquet files")
     parser.add_argument("--rate", type=float, default=0.0, help="ticks/s; 0 = as fast as possible")
     parser.add_argument(
         "--speed",

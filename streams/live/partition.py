@@ -23,19 +23,20 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from pydantic import ValidationError
 
-from schemas.quarantine import QuarantineRecord
+from schemas.quarantine import REINJECTED_HEADER, QuarantineRecord
 from schemas.ticks import CleanTick, SourceRef
 from schemas.topics import TICKS_CLEAN, TICKS_QUARANTINE, Topics
 from streams.checkpoint import Checkpoint, CheckpointStore
 from streams.config import TickwiseConfig
-from streams.pipeline import Pipeline
+from streams.pipeline import Output, Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,14 @@ def last_handled(
     return handled
 
 
+def is_reinjected(headers: Any) -> bool:
+    """Whether a raw message carries the re-injection header (list of pairs or mapping)."""
+    if not headers:
+        return False
+    keys = headers.keys() if isinstance(headers, dict) else (k for k, _ in headers)
+    return any(k == REINJECTED_HEADER for k in keys)
+
+
 def _source(value: bytes | None) -> SourceRef | None:
     if not value:
         return None
@@ -135,12 +144,14 @@ class PartitionRunner:
         partition: int,
         store: CheckpointStore,
         checkpoint_interval_s: float,
+        observe: Callable[[Output], None] | None = None,
     ) -> None:
         self.config = config
         self.bootstrap = bootstrap
         self.partition = partition
         self.store = store
         self.checkpoint_interval_s = checkpoint_interval_s
+        self.observe = observe  # live-only figures (data quality); never changes an output
         self.topics = Topics(config.topic_prefix)
         self.raw_topic = self.topics.raw
         self.pipeline = Pipeline(config)
@@ -184,14 +195,17 @@ class PartitionRunner:
             start = checkpoint.offset + 1
         replayed = 0
         for msg in read_range(self.bootstrap, self.raw_topic, self.partition, start, handled + 1):
-            self.pipeline.process(msg.value() or b"", self._ref(msg.offset()))
+            self.pipeline.process(
+                msg.value() or b"", self._ref(msg.offset()), is_reinjected(msg.headers())
+            )
             replayed += 1
         self.handled = handled
+        self.pipeline = self.pipeline.reconfigured(self.config)
         self._checkpointed = checkpoint.offset if checkpoint is not None else -1
         # Offsets the previous owner consumed but never emitted (a reorder buffer can hold some)
         # may lie before where faust resumes: read them back from the log.
         missed = [
-            (m.offset(), m.value() or b"")
+            (m.offset(), m.value() or b"", m.headers())
             for m in read_range(
                 self.bootstrap, self.raw_topic, self.partition, handled + 1, first_offset
             )
@@ -204,17 +218,20 @@ class PartitionRunner:
 
     # -- steady state ------------------------------------------------------------------------
 
-    def process(self, batch: list[tuple[int, bytes]]) -> int:
-        """Process a batch of (offset, raw) in one transaction; return how many were new."""
+    def process(self, batch: list[tuple[int, bytes, Any]]) -> int:
+        """Process (offset, raw, headers) items in one transaction; return how many were new."""
         producer = self._producer
         assert producer is not None, "open() first"
-        fresh = [(o, v) for o, v in batch if o > self.handled]
+        fresh = [item for item in batch if item[0] > self.handled]
         if not fresh:
             return 0
         try:
             producer.begin_transaction()
-            for offset, value in fresh:
-                for out in self.pipeline.process(value, self._ref(offset)):
+            for offset, value, headers in fresh:
+                outputs = self.pipeline.process(value, self._ref(offset), is_reinjected(headers))
+                for out in outputs:
+                    if self.observe is not None:
+                        self.observe(out)
                     topic = self.topics.name(out.topic)
                     key = out.key.encode() if out.key is not None else None
                     partition = (

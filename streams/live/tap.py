@@ -68,6 +68,7 @@ def spawn_worker(
     config: str | None = None,
     log_path: str | None = None,
     checkpoint_dir: str | None = None,
+    extra_args: list[str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``tickwise worker`` as its own process, as an operator would."""
     cmd = [
@@ -88,6 +89,7 @@ def spawn_worker(
         cmd += ["--config", config]
     if checkpoint_dir:
         cmd += ["--checkpoint-dir", checkpoint_dir]
+    cmd += extra_args or []
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
     return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
 

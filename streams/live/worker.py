@@ -20,11 +20,16 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from schemas.quarantine import QuarantineRecord
+from schemas.ticks import CleanTick
 from schemas.topics import Topics
 from streams.checkpoint import CheckpointStore
 from streams.cli import add_bootstrap_argument, resolve_bootstrap
 from streams.config import TickwiseConfig, load_config
+from streams.live.metrics import serve_metrics
 from streams.live.partition import PartitionFenced, PartitionRunner, default_checkpoint_dir
+from streams.operators.validation import QualityMonitor
+from streams.pipeline import Output
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +38,7 @@ BATCH_MAX = 500
 BATCH_WITHIN_S = 0.005
 
 
-def build_app(config: TickwiseConfig, bootstrap: str) -> Any:
+def build_app(config: TickwiseConfig, bootstrap: str, metrics_port: int | None = None) -> Any:
     """Build the faust app and its agent; the pipeline state lives in the partition runners."""
     import faust  # imported here: operators, replay and the CLI never need it
 
@@ -56,6 +61,13 @@ def build_app(config: TickwiseConfig, bootstrap: str) -> Any:
     )
     store = CheckpointStore(config.live.checkpoint_dir or default_checkpoint_dir(config.app_id))
     runners: dict[int, PartitionRunner] = {}
+    monitor = QualityMonitor()
+    if metrics_port:
+        serve_metrics(monitor, metrics_port)
+
+    def observe(out: Output) -> None:
+        if isinstance(out.message, CleanTick | QuarantineRecord):
+            monitor.on_verdict(out.message)
 
     async def blocking(fn: Any, *args: Any) -> Any:
         # Transactions and recovery reads block: keep them off faust's event loop.
@@ -65,7 +77,7 @@ def build_app(config: TickwiseConfig, bootstrap: str) -> Any:
         runner = runners.get(partition)
         if runner is None:
             runner = PartitionRunner(
-                config, bootstrap, partition, store, config.live.checkpoint_interval_s
+                config, bootstrap, partition, store, config.live.checkpoint_interval_s, observe
             )
             await blocking(runner.open, first_offset)
             runners[partition] = runner
@@ -85,7 +97,8 @@ def build_app(config: TickwiseConfig, bootstrap: str) -> Any:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             batches: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
             for event in events:
-                batches[event.message.partition].append((event.message.offset, event.value or b""))
+                msg = event.message
+                batches[msg.partition].append((msg.offset, event.value or b"", msg.headers))
             for partition, batch in batches.items():
                 runner = await runner_for(partition, batch[0][0])
                 try:
@@ -105,7 +118,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.checkpoint_dir:
         live = config.live.model_copy(update={"checkpoint_dir": str(Path(args.checkpoint_dir))})
         config = config.model_copy(update={"live": live})
-    app = build_app(config, resolve_bootstrap(args))
+    app = build_app(config, resolve_bootstrap(args), args.metrics_port)
     worker = Worker(app, loglevel=args.loglevel, quiet=True)
     # faust's terminal spinner lowers the root logger to DEBUG so that it can spin on every
     # record; every send then formats a debug line. A service has no terminal to spin on.
@@ -126,5 +139,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--app-id", default=None, help="override the config's app id (group id)")
     parser.add_argument("--checkpoint-dir", default=None, help="override live.checkpoint_dir")
     parser.add_argument("--loglevel", default="WARNING")
+    parser.add_argument(
+        "--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port"
+    )
     add_bootstrap_argument(parser)
     parser.set_defaults(func=_run)

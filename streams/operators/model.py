@@ -89,7 +89,7 @@ class OnlineClassifier(InstrumentStateMixin):
         pending = m.pending
         while pending and pending[0][0] + self.horizon_ns < now_ns:
             _, entry_price, x = pending.popleft()
-            forward_bps = math.log(m.last_price / entry_price) * BPS
+            forward_bps = (math.log(m.last_price) - math.log(entry_price)) * BPS
             if abs(forward_bps) <= self.dead_zone_bps or forward_bps == 0.0:
                 m.n_dead_zone += 1
                 continue

@@ -34,3 +34,7 @@ class InstrumentStateMixin:
 
     def import_state(self, instrument: str, state: Any) -> None:
         self._state[instrument] = state
+
+    def instruments(self) -> list[str]:
+        """Instruments this operator holds state for."""
+        return list(self._state)

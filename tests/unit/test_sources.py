@@ -12,7 +12,6 @@ import stubs
 from schemas.quarantine import QuarantineRecord, ReasonCode
 from schemas.ticks import CleanTick, QuoteTick, TradeTick
 from streams.config import ValidationConfig
-from streams.operators.validation import Validator
 from streams.sources import ColumnMap, SourceError, TimeParser, read_csv
 
 ES_FILE = (
@@ -30,7 +29,7 @@ def ns(*args: int) -> int:
 
 
 def validate(records) -> list[CleanTick | QuarantineRecord]:
-    v = Validator(ValidationConfig())
+    v = stubs.OneVerdictValidator(ValidationConfig())
     return [v.on_raw(r.payload, stubs.src(r.index, topic=r.origin)) for r in records]
 
 

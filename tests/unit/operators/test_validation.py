@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from schemas.quarantine import QuarantineRecord, ReasonCode
 from schemas.ticks import CleanTick, QuoteTick, TradeTick
 from streams.config import ValidationConfig
-from streams.operators.validation import Validator
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SMALL = ValidationConfig(max_message_bytes=256)
@@ -80,7 +79,7 @@ any_input = st.binary(max_size=400) | tick_like_json() | mutated_payloads()
 
 
 def _one(raw: bytes, config: ValidationConfig | None = None, offset: int = 0):
-    return Validator(config or ValidationConfig()).on_raw(raw, stubs.src(offset))
+    return stubs.OneVerdictValidator(config or ValidationConfig()).on_raw(raw, stubs.src(offset))
 
 
 # --- properties -----------------------------------------------------------------------------
@@ -89,7 +88,7 @@ def _one(raw: bytes, config: ValidationConfig | None = None, offset: int = 0):
 @FUZZ
 @given(raws=st.lists(any_input, min_size=1, max_size=5))
 def test_any_bytes_give_exactly_one_verdict_and_never_raise(raws: list[bytes]) -> None:
-    validator = Validator(SMALL)
+    validator = stubs.OneVerdictValidator(SMALL)
     for offset, raw in enumerate(raws):
         verdict = validator.on_raw(raw, stubs.src(offset))
         assert isinstance(verdict, CleanTick | QuarantineRecord)
@@ -211,7 +210,7 @@ def test_oversized_is_checked_before_parsing() -> None:
 
 
 def test_duplicate_tick_id_is_quarantined_per_instrument() -> None:
-    v = Validator(ValidationConfig())
+    v = stubs.OneVerdictValidator(ValidationConfig())
     assert isinstance(v.on_raw(stubs.trade(tick_id="a"), stubs.src(0)), CleanTick)
     again = v.on_raw(stubs.trade(tick_id="a"), stubs.src(1))
     assert again.reason is ReasonCode.DUPLICATE
@@ -221,7 +220,7 @@ def test_duplicate_tick_id_is_quarantined_per_instrument() -> None:
 
 
 def test_dedup_window_forgets_the_oldest_ids() -> None:
-    v = Validator(ValidationConfig(dedup_window=2))
+    v = stubs.OneVerdictValidator(ValidationConfig(dedup_window=2))
     for i, tick_id in enumerate(["a", "b", "c"]):
         assert isinstance(v.on_raw(stubs.trade(tick_id=tick_id), stubs.src(i)), CleanTick)
     assert isinstance(v.on_raw(stubs.trade(tick_id="a"), stubs.src(3)), CleanTick)
@@ -230,7 +229,7 @@ def test_dedup_window_forgets_the_oldest_ids() -> None:
 
 def test_out_of_order_beyond_tolerance_is_quarantined_within_is_accepted() -> None:
     ms = stubs.MS
-    v = Validator(ValidationConfig(out_of_order_tolerance_ms=5.0))
+    v = stubs.OneVerdictValidator(ValidationConfig(out_of_order_tolerance_ms=5.0))
     t0 = stubs.T0_NS
 
     def at(tick_id: str, ts: int):
@@ -245,7 +244,7 @@ def test_out_of_order_beyond_tolerance_is_quarantined_within_is_accepted() -> No
 
 
 def test_zero_tolerance_rejects_any_step_back() -> None:
-    v = Validator(ValidationConfig())
+    v = stubs.OneVerdictValidator(ValidationConfig())
     assert isinstance(v.on_raw(stubs.trade(tick_id="a", ts_event_ns=100), stubs.src()), CleanTick)
     assert isinstance(v.on_raw(stubs.trade(tick_id="b", ts_event_ns=100), stubs.src()), CleanTick)
     late = v.on_raw(stubs.trade(tick_id="c", ts_event_ns=99), stubs.src())
@@ -255,14 +254,14 @@ def test_zero_tolerance_rejects_any_step_back() -> None:
 
 
 def test_quarantined_ticks_do_not_advance_state() -> None:
-    v = Validator(ValidationConfig())
+    v = stubs.OneVerdictValidator(ValidationConfig())
     far = stubs.trade(tick_id="x", ts_event_ns=10**18, price=-1.0)
     assert v.on_raw(far, stubs.src()).reason is ReasonCode.INVALID_PRICE
     assert isinstance(v.on_raw(stubs.trade(tick_id="x"), stubs.src()), CleanTick)
 
 
 def test_unknown_instrument_with_an_allow_list() -> None:
-    v = Validator(ValidationConfig(instruments=("ES", "NQ")))
+    v = stubs.OneVerdictValidator(ValidationConfig(instruments=("ES", "NQ")))
     assert isinstance(v.on_raw(stubs.trade(instrument="ES"), stubs.src()), CleanTick)
     verdict = v.on_raw(stubs.quote(instrument="CL"), stubs.src())
     assert verdict.reason is ReasonCode.UNKNOWN_INSTRUMENT

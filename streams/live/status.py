@@ -1,0 +1,64 @@
+"""``tickwise status``: data-quality figures per instrument, read back from the topics.
+
+Reads ``ticks.clean`` and ``ticks.quarantine`` and folds them with the same ``QualityMonitor``
+the worker exports as Prometheus metrics: accepted, rejected by reason, gaps and lateness.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from schemas.quarantine import QuarantineRecord
+from schemas.ticks import CleanTick
+from schemas.topics import Topics
+from streams.cli import add_bootstrap_argument, resolve_bootstrap
+from streams.live.tap import consumer, messages
+from streams.operators.validation import QualityMonitor
+
+
+def quality_from_topics(
+    bootstrap: str, topics: Topics, gap_s: float = 60.0, idle: float = 3.0
+) -> dict[str, dict[str, object]]:
+    """Per-instrument figures of everything on the clean and quarantine topics (until idle)."""
+    monitor = QualityMonitor(gap_s)
+    c = consumer(bootstrap, [topics.clean, topics.quarantine])
+    try:
+        for msg in messages(c, idle_timeout=idle, deadline=time.monotonic() + 600):
+            value = msg.value() or b""
+            if msg.topic() == topics.clean:
+                monitor.on_verdict(CleanTick.model_validate_json(value))
+            else:
+                monitor.on_verdict(QuarantineRecord.model_validate_json(value))
+    finally:
+        c.close()
+    return monitor.figures()
+
+
+def _run(args: argparse.Namespace) -> int:
+    figures = quality_from_topics(
+        resolve_bootstrap(args), Topics(args.prefix), args.gap_s, args.idle
+    )
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    print(f"{'instrument':<12}{'accepted':>10}{'rejected':>10}{'gaps':>6}{'late':>6}  by reason")
+    for name, f in figures.items():
+        reasons = ", ".join(f"{r}={n}" for r, n in f["rejected_by_reason"].items())  # type: ignore[attr-defined]
+        print(
+            f"{name:<12}{f['accepted']:>10}{f['rejected']:>10}{f['gaps']:>6}"
+            f"{f['late_accepted']:>6}  {reasons}"
+        )
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``status`` sub-command."""
+    parser = subparsers.add_parser("status", help="data-quality figures per instrument")
+    parser.add_argument("--prefix", default="", help="topic prefix of the deployment")
+    parser.add_argument("--gap-s", type=float, default=60.0, help="event-time gap worth counting")
+    parser.add_argument("--idle", type=float, default=3.0, help="stop reading after idle s")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    add_bootstrap_argument(parser)
+    parser.set_defaults(func=_run)

@@ -1,0 +1,12 @@
+"""Validation and cleansing: every raw message becomes a clean tick or a quarantine record.
+
+``records`` builds quarantine records, ``rules`` holds the checks (pure functions of a tick, the
+instrument's rules and its state), ``validator`` applies them in order with per-instrument
+state, ``quality`` counts the verdicts per instrument.
+"""
+
+from streams.operators.validation.quality import QualityMonitor
+from streams.operators.validation.records import quarantine, schema_reason
+from streams.operators.validation.validator import InstrumentState, Validator
+
+__all__ = ["InstrumentState", "QualityMonitor", "Validator", "quarantine", "schema_reason"]
