@@ -92,6 +92,8 @@ def run_backtest(
             verdict = pipeline.validate(
                 rec.payload, SourceRef(topic=f"file:{rec.origin}", partition=0, offset=rec.index)
             )
+            for alert in pipeline.observe_validation(verdict)[0]:
+                files["alerts.jsonl"].write(alert.to_bytes() + b"\n")
             if isinstance(verdict, QuarantineRecord):
                 quarantined(verdict)
                 continue

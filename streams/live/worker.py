@@ -78,6 +78,11 @@ def build_app(config: TickwiseConfig, bootstrap: str) -> Any:
                 await clean.send(key=verdict.tick.instrument.encode(), value=verdict.to_bytes())
             else:
                 await quarantine.send(key=_key(verdict), value=verdict.to_bytes())
+            quality_alerts, commands = pipeline.observe_validation(verdict)
+            for alert in quality_alerts:
+                await alerts.send(key=(alert.instrument or "").encode(), value=alert.to_bytes())
+            for cmd in commands:
+                await control.send(key=control_key(cmd).encode(), value=cmd.to_bytes())
 
     @app.agent(clean, name="decide")
     async def decide(stream: Any) -> None:
