@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "replay.backtest",
     "schemas.generate",
     "streams.live.control",
+    "streams.auditstore",
 )
 
 
