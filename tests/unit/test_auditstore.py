@@ -10,26 +10,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from stubs import audit_bodies
 
-from schemas.quarantine import QuarantineRecord
-from schemas.ticks import SourceRef
 from streams.auditstore import COLUMNS, Query, SqliteAuditStore, open_store
-from streams.config import load_config
-from streams.pipeline import Pipeline
-from streams.sources import synthetic
-
-
-def audit_bodies(count: int = 1500, seed: int = 4) -> list[bytes]:
-    pipeline, out = Pipeline(load_config()), []
-    for rec in synthetic(seed=seed, count=count):
-        verdict = pipeline.validate(
-            rec.payload, SourceRef(topic="t", partition=0, offset=rec.index)
-        )
-        if not isinstance(verdict, QuarantineRecord):
-            decided = pipeline.decide(verdict)
-            if decided.audit is not None:
-                out.append(decided.audit.to_bytes())
-    return out
 
 
 @pytest.fixture(scope="module")
