@@ -18,6 +18,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from replay.controls import load_controls
 from schemas.decisions import ControlCommand
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import SourceRef
@@ -123,8 +124,9 @@ def _run(args: argparse.Namespace) -> int:
         print("tickwise backtest: give --data PATH [PATH ...] or --synthetic", file=sys.stderr)
         return 2
     config = load_config(args.config)
+    controls = load_controls(args.controls) if args.controls else []
     try:
-        result = run_backtest(open_sources(args, args.data or []), config, Path(args.out))
+        result = run_backtest(open_sources(args, args.data or []), config, Path(args.out), controls)
     except (SourceError, FileNotFoundError) as exc:
         print(f"tickwise backtest: {exc}", file=sys.stderr)
         return 2
@@ -139,5 +141,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", nargs="+", default=None, help="CSV or CSV.gz files of ticks")
     parser.add_argument("--config", default=None, help="TOML config (shared with the worker)")
     parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument(
+        "--controls", default=None, help="JSONL of control commands, or a live audit.jsonl"
+    )
     add_source_arguments(parser)
     parser.set_defaults(func=_run)
