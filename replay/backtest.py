@@ -18,11 +18,12 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from replay.controls import load_controls
 from schemas.base import Contract
-from schemas.decisions import Decision, Signal
+from schemas.decisions import ControlCommand, Decision, Signal
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import CleanTick, SourceRef
-from schemas.topics import AUDIT, DECISIONS, SIGNALS, TICKS_QUARANTINE
+from schemas.topics import ALERTS, AUDIT, DECISIONS, FILLS, SIGNALS, TICKS_QUARANTINE
 from streams.config import TickwiseConfig, load_config
 from streams.pipeline import Output, Pipeline
 from streams.sources import RawRecord, SourceError, add_source_arguments, open_sources
@@ -33,6 +34,8 @@ FILES = {
     AUDIT.name: "audit.jsonl",
     SIGNALS.name: "signals.jsonl",
     TICKS_QUARANTINE.name: "quarantine.jsonl",
+    FILLS.name: "fills.jsonl",
+    ALERTS.name: "alerts.jsonl",
 }
 
 
@@ -74,10 +77,22 @@ class BacktestResult:
         }
 
 
-def run_backtest(records: Iterable[RawRecord], config: TickwiseConfig, out: Path) -> BacktestResult:
-    """Run every record through the shared pipeline and write the topic-shaped outputs."""
+def run_backtest(
+    records: Iterable[RawRecord],
+    config: TickwiseConfig,
+    out: Path,
+    controls: Iterable[ControlCommand] = (),
+) -> BacktestResult:
+    """Run every record through the shared pipeline and write the topic-shaped outputs.
+
+    ``controls`` are operator commands (kill switch, demotion); give them an
+    ``effective_ts_event_ns`` (or load a live audit trail with ``replay.controls``) to replay
+    them where live applied them.
+    """
     out.mkdir(parents=True, exist_ok=True)
     pipeline = Pipeline(config)
+    for command in controls:
+        pipeline.on_control(command)
     result = BacktestResult()
     started = time.perf_counter()
     with ExitStack() as stack:
@@ -108,8 +123,10 @@ def _run(args: argparse.Namespace) -> int:
         print("tickwise backtest: give --data PATH [PATH ...] or --synthetic", file=sys.stderr)
         return 2
     config = load_config(args.config)
+    controls = load_controls(args.controls) if args.controls else []
     try:
-        result = run_backtest(open_sources(args, args.data or []), config, Path(args.out))
+        records = open_sources(args, args.data or [])
+        result = run_backtest(records, config, Path(args.out), controls)
     except (SourceError, FileNotFoundError) as exc:
         print(f"tickwise backtest: {exc}", file=sys.stderr)
         return 2
@@ -124,5 +141,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", nargs="+", default=None, help="CSV, JSON Lines or Parquet files")
     parser.add_argument("--config", default=None, help="TOML config (shared with the worker)")
     parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument(
+        "--controls", default=None, help="JSONL of control commands, or a live audit.jsonl"
+    )
     add_source_arguments(parser)
     parser.set_defaults(func=_run)

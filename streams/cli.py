@@ -24,6 +24,8 @@ COMMAND_MODULES = (
     "schemas.generate",
     "streams.live.quarantine",
     "streams.live.status",
+    "streams.live.control",
+    "streams.auditstore",
 )
 
 

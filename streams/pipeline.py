@@ -18,13 +18,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas.base import Contract
-from schemas.decisions import AuditRecord, Decision, FeatureVector, Signal
+from schemas.decisions import (
+    Alert,
+    AuditRecord,
+    ControlCommand,
+    Decision,
+    FeatureVector,
+    Fill,
+    Order,
+    Signal,
+)
 from schemas.quarantine import QuarantineRecord, ReasonCode
-from schemas.ticks import CleanTick, SourceRef
+from schemas.ticks import CleanTick, QuoteTick, SourceRef, TradeTick
 from schemas.topics import (
+    ALERTS,
     AUDIT,
+    CONTROL,
     DECISIONS,
     FEATURES,
+    FILLS,
     SIGNALS,
     TICKS_CLEAN,
     TICKS_QUARANTINE,
@@ -32,6 +44,9 @@ from schemas.topics import (
 )
 from streams.config import TickwiseConfig
 from streams.operators import AuditChain, FeatureEngine, OnlineClassifier, RiskEngine, Validator
+from streams.operators.control import ControlBook, control_key
+from streams.operators.execution import AccountView, PaperBroker
+from streams.operators.monitor import Monitor
 from streams.operators.state import KeyedState
 from streams.operators.validation import quarantine
 
@@ -54,6 +69,12 @@ class Decided:
     decision: Decision | None = None
     audit: AuditRecord | None = None
     error: QuarantineRecord | None = None
+    # risk / execution / monitor outputs (issue 5)
+    order: Order | None = None
+    fills: tuple[Fill, ...] = ()
+    account: AccountView | None = None
+    alerts: tuple[Alert, ...] = ()
+    commands: tuple[ControlCommand, ...] = ()
 
     def outputs(self, key: str) -> list[Output]:
         """The messages to publish, in the order consumers should see them."""
@@ -64,7 +85,18 @@ class Decided:
             (DECISIONS, self.decision),
             (AUDIT, self.audit),
         )
-        return [Output(topic, key, msg) for topic, msg in pairs if msg is not None]
+        out = [Output(topic, key, msg) for topic, msg in pairs if msg is not None]
+        out += [Output(FILLS, key, fill) for fill in self.fills]
+        out += alert_outputs(self.alerts, self.commands)
+        return out
+
+
+def alert_outputs(alerts: tuple[Alert, ...], commands: tuple[ControlCommand, ...]) -> list[Output]:
+    """Monitor alerts, and the commands their policies issued (already applied here; on the
+    control topic so every worker, and a restart, has them)."""
+    out = [Output(ALERTS, a.instrument or a.model_id, a) for a in alerts]
+    out += [Output(CONTROL, control_key(c), c) for c in commands]
+    return out
 
 
 class Pipeline:
@@ -75,8 +107,11 @@ class Pipeline:
         self.validator = Validator(config.validation)
         self.features = FeatureEngine(config.features)
         self.model = OnlineClassifier(config.model, config.label)
-        self.risk = RiskEngine(config.risk)
+        self.risk = RiskEngine(config.risk, multiplier=config.execution.multiplier)
         self.audit = AuditChain()
+        self.execution = PaperBroker(config.execution)
+        self.control = ControlBook()
+        self.monitor = Monitor(config.monitor, config.label)
 
     @property
     def decide_operators(self) -> dict[str, KeyedState]:
@@ -86,6 +121,9 @@ class Pipeline:
             "model": self.model,
             "risk": self.risk,
             "audit": self.audit,
+            "execution": self.execution,
+            "control": self.control,
+            "monitor": self.monitor,
         }
 
     def export_state(self, instrument: str) -> dict[str, Any]:
@@ -130,10 +168,17 @@ class Pipeline:
         for verdict in verdicts:
             if isinstance(verdict, QuarantineRecord):
                 outputs.append(Output(TICKS_QUARANTINE, verdict.instrument, verdict))
+                outputs += self._observed(verdict)
                 continue
             key = verdict.tick.instrument
-            outputs += [Output(TICKS_CLEAN, key, verdict), *self.decide(verdict).outputs(key)]
+            outputs.append(Output(TICKS_CLEAN, key, verdict))
+            outputs += self._observed(verdict)
+            outputs += self.decide(verdict).outputs(key)
         return outputs
+
+    def _observed(self, verdict: CleanTick | QuarantineRecord) -> list[Output]:
+        """The data-quality monitor's alerts (and policy commands) on one verdict."""
+        return alert_outputs(*self.observe_validation(verdict))
 
     def validate(self, raw: bytes, source: SourceRef) -> CleanTick | QuarantineRecord:
         """Stage one for configs that do not reorder: exactly one verdict per raw message."""
@@ -159,16 +204,22 @@ class Pipeline:
         """Release what the validator still holds, at the end of a finite input (replay)."""
         return self.validator.flush()
 
+    def on_control(self, command: ControlCommand) -> bool:
+        """Take an operator command (kill switch, demotion); False if seen before."""
+        return self.control.on_command(command)
+
     def decide(self, clean: CleanTick) -> Decided:
         """Stage two: features, then (after warm-up) signal, decision and audit record."""
+        fills: list[Fill] = []
         try:
+            fills, alerts = self._before_model(clean.tick)
             fv = self.features.on_tick(clean.tick)
             signal = self.model.on_features(fv)
             if signal is None:
-                return Decided(features=fv)
-            decision, checks = self.risk.on_signal(signal, fv.price)
-            record = self.audit.on_decision(fv, signal, checks, decision)
-            return Decided(fv, signal, decision, record)
+                self.audit.hold_fills(clean.tick.instrument, fills)
+                alerts, commands = self._policies(alerts)
+                return Decided(features=fv, fills=tuple(fills), alerts=alerts, commands=commands)
+            return self._after_model(fv, signal, fills, alerts)
         except Exception as exc:  # an operator bug must not stop the stream
             error = quarantine(
                 clean.to_bytes(),
@@ -178,4 +229,75 @@ class Pipeline:
                 clean.tick.instrument,
                 clean.tick.tick_id,
             )
-            return Decided(error=error)
+            return Decided(error=error, fills=tuple(fills))
+
+    # --- risk, execution, control and audit (issue 5); the model part stays above -----------
+
+    def observe_validation(
+        self, verdict: CleanTick | QuarantineRecord
+    ) -> tuple[tuple[Alert, ...], tuple[ControlCommand, ...]]:
+        """Feed the validator's verdict to the data-quality monitor (validate stage)."""
+        if isinstance(verdict, CleanTick):
+            tick = verdict.tick
+            alerts = self.monitor.on_validated(tick.instrument, True, tick.ts_event_ns)
+        elif verdict.instrument:
+            alerts = self.monitor.on_validated(verdict.instrument, False, None)
+        else:
+            return (), ()  # no instrument to attribute it to; counted by its quarantine record
+        return self._policies(alerts)
+
+    def _before_model(self, tick: TradeTick | QuoteTick) -> tuple[list[Fill], list[Alert]]:
+        """Fill orders due at this tick, update the market state risk reads, score outcomes."""
+        fills = self.execution.on_tick(tick)
+        self.risk.on_tick(tick)
+        alerts = self.monitor.on_tick(tick.instrument, tick.ts_event_ns, tick.reference_price)
+        for fill in fills:
+            alerts += self.monitor.on_fill(fill)
+        return fills, alerts
+
+    def _policies(
+        self, alerts: list[Alert]
+    ) -> tuple[tuple[Alert, ...], tuple[ControlCommand, ...]]:
+        """Apply each alert's policy here at once (deterministic per instrument); the commands
+        also go to the control topic so every worker, and a restart, has them."""
+        commands = []
+        for alert in alerts:
+            command = self.monitor.act(alert)
+            if command is not None and self.control.on_command(command):
+                commands.append(command)
+        return tuple(alerts), tuple(commands)
+
+    def _after_model(
+        self, fv: FeatureVector, signal: Signal, fills: list[Fill], alerts: list[Alert]
+    ) -> Decided:
+        """Risk-check the signal, send an approved order to the paper broker, audit it all."""
+        account = self.execution.account(signal.instrument)
+        control = self.control.view(signal.instrument, signal.model_id, signal.ts_event_ns)
+        verdict = self.risk.evaluate(signal, fv.price, account, control)
+        decision = verdict.decision
+        order = self.execution.submit(decision)
+        record = self.audit.on_decision(
+            fv,
+            signal,
+            verdict.checks,
+            decision,
+            order=order,
+            fills=fills,
+            trading_state=verdict.trading_state,
+            controls=control.newly_applied,
+        )
+        account = self.execution.account(signal.instrument)
+        self.monitor.on_signal(signal, fv.price)
+        alerts += self.monitor.on_account(account, signal.model_id)
+        all_alerts, commands = self._policies(alerts)
+        return Decided(
+            fv,
+            signal,
+            decision,
+            record,
+            order=order,
+            fills=tuple(fills),
+            account=account,
+            alerts=all_alerts,
+            commands=commands,
+        )

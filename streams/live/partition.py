@@ -31,6 +31,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from pydantic import ValidationError
 
+from schemas.decisions import ControlCommand
 from schemas.quarantine import REINJECTED_HEADER, QuarantineRecord
 from schemas.ticks import CleanTick, SourceRef
 from schemas.topics import TICKS_CLEAN, TICKS_QUARANTINE, Topics
@@ -159,6 +160,7 @@ class PartitionRunner:
         self._last_checkpoint = time.monotonic()
         self._checkpointed = -1
         self._producer: Producer | None = None
+        self._controls: list[ControlCommand] = []
         self._partitions: dict[str, int] = {}
 
     # -- taking the partition ----------------------------------------------------------------
@@ -218,6 +220,14 @@ class PartitionRunner:
 
     # -- steady state ------------------------------------------------------------------------
 
+    def submit_control(self, command: ControlCommand) -> None:
+        """Queue an operator command; it applies before the next batch (thread-safe)."""
+        self._controls.append(command)
+
+    def _apply_controls(self) -> bool:
+        controls, self._controls = self._controls, []
+        return any([self.pipeline.on_control(command) for command in controls])
+
     def process(self, batch: list[tuple[int, bytes, Any]]) -> int:
         """Process (offset, raw, headers) items in one transaction; return how many were new."""
         producer = self._producer
@@ -225,6 +235,9 @@ class PartitionRunner:
         fresh = [item for item in batch if item[0] > self.handled]
         if not fresh:
             return 0
+        # A command takes effect between batches; checkpointing right after the batch keeps it
+        # out of any range a recovery must replay, so a replay never misplaces it.
+        controlled = self._apply_controls()
         try:
             producer.begin_transaction()
             for offset, value, headers in fresh:
@@ -246,7 +259,7 @@ class PartitionRunner:
                 raise PartitionFenced(f"partition {self.partition}: {error}") from exc
             raise
         self.handled = fresh[-1][0]
-        self._maybe_checkpoint()
+        self._maybe_checkpoint(force=controlled)
         return len(fresh)
 
     def _maybe_checkpoint(self, force: bool = False) -> None:

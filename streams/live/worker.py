@@ -20,12 +20,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from schemas.decisions import ControlCommand
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import CleanTick
 from schemas.topics import Topics
 from streams.checkpoint import CheckpointStore
 from streams.cli import add_bootstrap_argument, resolve_bootstrap
 from streams.config import TickwiseConfig, load_config
+from streams.live.control import follow_control
 from streams.live.metrics import serve_metrics
 from streams.live.partition import PartitionFenced, PartitionRunner, default_checkpoint_dir
 from streams.operators.validation import QualityMonitor
@@ -61,6 +63,15 @@ def build_app(config: TickwiseConfig, bootstrap: str, metrics_port: int | None =
     )
     store = CheckpointStore(config.live.checkpoint_dir or default_checkpoint_dir(config.app_id))
     runners: dict[int, PartitionRunner] = {}
+    commands: list[ControlCommand] = []  # every command seen, for runners that start later
+    control_ready = asyncio.Event()
+    quarantine = app.topic(
+        topics.quarantine,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
     monitor = QualityMonitor()
     if metrics_port:
         serve_metrics(monitor, metrics_port)
@@ -80,6 +91,8 @@ def build_app(config: TickwiseConfig, bootstrap: str, metrics_port: int | None =
                 config, bootstrap, partition, store, config.live.checkpoint_interval_s, observe
             )
             await blocking(runner.open, first_offset)
+            for command in commands:
+                runner.submit_control(command)
             runners[partition] = runner
         return runner
 
@@ -90,8 +103,22 @@ def build_app(config: TickwiseConfig, bootstrap: str, metrics_port: int | None =
             if runner is not None:
                 await blocking(runner.close)
 
+    def on_command(command: ControlCommand) -> None:
+        commands.append(command)
+        for runner in runners.values():
+            runner.submit_control(command)
+
+    async def on_bad_command(record: QuarantineRecord) -> None:
+        await quarantine.send(key=None, value=record.to_bytes())
+
+    @app.task
+    async def follow() -> None:
+        """Every worker reads the whole control topic (its own group), then follows it."""
+        await follow_control(bootstrap, topics.control, on_command, control_ready, on_bad_command)
+
     @app.agent(raw, name="process")
     async def process(stream: Any) -> None:
+        await control_ready.wait()  # no decision before the kill switch state is known
         # A batch is acknowledged (and later committed by faust) only when the loop asks for
         # the next one, i.e. after its outputs were committed in a transaction.
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):

@@ -21,6 +21,7 @@ from schemas.decisions import (
     ControlCommand,
     Decision,
     FeatureVector,
+    Fill,
     RiskCheckResult,
     Severity,
     Side,
@@ -117,6 +118,25 @@ def _samples() -> dict[type[BaseModel], BaseModel]:
         ),
         Alert: Alert(
             alert_id="al-1", ts_event_ns=0, severity=Severity.WARNING, code="DRIFT", detail="d"
+        ),
+        Fill: Fill(
+            fill_id="fill-1",
+            order_id="ord-1",
+            decision_id=decision.decision_id,
+            instrument="ES",
+            tick_id="t2",
+            ts_event_ns=decision.ts_event_ns + 1,
+            order_ts_event_ns=decision.ts_event_ns,
+            side=Action.BUY,
+            quantity=1.0,
+            price=4700.5,
+            reference_price=4700.375,
+            fee=0.25,
+            position_after=1.0,
+            cash_after=-4700.75,
+            realized_pnl_after=0.0,
+            model_id="logreg",
+            model_version=1,
         ),
         ControlCommand: ControlCommand(
             command_id="c-1",
@@ -218,6 +238,7 @@ def test_topic_names_are_exactly_the_catalogue() -> None:
         "audit",
         "alerts",
         "control",
+        "fills",
     ]
 
 
@@ -249,6 +270,7 @@ def test_topics_resolve_names_behind_a_prefix() -> None:
         topics.audit,
         topics.alerts,
         topics.control,
+        topics.fills,
     ]
     assert resolved == [f"desk1.{spec.name}" for spec in CATALOGUE]
     assert Topics().decisions == "decisions"
@@ -357,6 +379,26 @@ STRATEGIES: dict[type[BaseModel], st.SearchStrategy] = {
         detail=texts,
         instrument=st.none() | stubs.instruments,
         model_id=st.none() | texts,
+    ),
+    Fill: st.builds(
+        Fill,
+        fill_id=texts,
+        order_id=texts,
+        decision_id=texts,
+        instrument=stubs.instruments,
+        tick_id=st.text(min_size=1, max_size=20),
+        ts_event_ns=ts,
+        order_ts_event_ns=ts,
+        side=st.sampled_from([Action.BUY, Action.SELL]),
+        quantity=st.floats(min_value=1e-6, max_value=1e6),
+        price=finite,
+        reference_price=finite,
+        fee=st.floats(min_value=0.0, max_value=1e6),
+        position_after=finite,
+        cash_after=finite,
+        realized_pnl_after=finite,
+        model_id=texts,
+        model_version=st.integers(min_value=1, max_value=100),
     ),
     ControlCommand: st.builds(
         ControlCommand,

@@ -48,7 +48,7 @@ def test_decide_exception_becomes_operator_error(
     method = {
         "features": "on_tick",
         "model": "on_features",
-        "risk": "on_signal",
+        "risk": "evaluate",
         "audit": "on_decision",
     }[stage]
     monkeypatch.setattr(getattr(pipeline, stage), method, _raise)

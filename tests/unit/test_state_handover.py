@@ -55,3 +55,20 @@ def test_a_fresh_pipeline_without_the_state_decides_differently() -> None:
     whole = run(Pipeline(config), records)
     before = run(Pipeline(config), records[:2500])
     assert before + run(Pipeline(config), records[2500:]) != whole
+
+
+def test_a_new_config_keeps_the_state_it_carries_over() -> None:
+    """A worker restarted with a changed config rebuilds under the old one, then switches."""
+    old = Pipeline(load_config())
+    records = list(synthetic(seed=5, count=1500))
+    run(old, records)
+    new_config = load_config().model_copy(update={"app_id": "changed"})
+    new = old.reconfigured(new_config)
+    assert new is not old and new.config == new_config
+    assert old.reconfigured(old.config) is old
+    # the dedup state came along: the last good tick again is a duplicate under the new config
+    last = next(r for r in reversed(records) if r.injected is None)
+    (verdict,) = new.screen(last.payload, SourceRef(topic="t", partition=0, offset=10**6))
+    assert isinstance(verdict, QuarantineRecord) and verdict.reason.value == "DUPLICATE"
+    for instrument in {r.key for r in records}:
+        assert new.export_state(instrument).keys() == old.export_state(instrument).keys()

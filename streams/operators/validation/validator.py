@@ -59,7 +59,6 @@ class Validator(InstrumentStateMixin):
         self._rules: dict[str, ValidationConfig] = {}
         self._state: dict[str, InstrumentState] = {}
 
-    @property
     def instruments(self) -> list[str]:
         """Instruments the validator holds state for (what a checkpoint must carry)."""
         return sorted(self._state)
