@@ -30,12 +30,32 @@ class ValidationConfig(Frozen):
     )
 
 
+# The skeleton's feature set; configs that do not name one keep it.
+DEFAULT_FEATURES = (
+    "ret_bps",
+    "mom_fast_bps",
+    "mom_slow_bps",
+    "vol_bps",
+    "z_ret",
+    "spread_bps",
+    "imbalance",
+    "log_gap_s",
+)
+
+
 class FeatureConfig(Frozen):
     """Event-time constants (seconds) of the causal features."""
 
     fast_tau_s: float = Field(default=2.0, gt=0.0)
     slow_tau_s: float = Field(default=30.0, gt=0.0)
     vol_tau_s: float = Field(default=30.0, gt=0.0)
+    feature_set: tuple[str, ...] = Field(
+        default=DEFAULT_FEATURES,
+        min_length=1,
+        description="Feature names, in order (see docs/FEATURES.md); 'ret_<H>s_bps' for any H.",
+    )
+    rsi_tau_s: float = Field(default=14.0, gt=0.0)
+    intensity_tau_s: float = Field(default=10.0, gt=0.0)
 
 
 class LabelConfig(Frozen):
