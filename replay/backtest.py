@@ -18,13 +18,21 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from schemas.decisions import ControlCommand
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import SourceRef
 from streams.config import TickwiseConfig, load_config
+from streams.operators.models import applied_alert
 from streams.pipeline import Pipeline
 from streams.sources import RawRecord, SourceError, add_source_arguments, open_sources
 
-OUTPUT_FILES = ("decisions.jsonl", "audit.jsonl", "signals.jsonl", "quarantine.jsonl")
+OUTPUT_FILES = (
+    "decisions.jsonl",
+    "audit.jsonl",
+    "signals.jsonl",
+    "quarantine.jsonl",
+    "control.jsonl",
+)
 
 
 @dataclass
@@ -53,10 +61,21 @@ class BacktestResult:
         }
 
 
-def run_backtest(records: Iterable[RawRecord], config: TickwiseConfig, out: Path) -> BacktestResult:
-    """Run every record through the shared pipeline and write the topic-shaped outputs."""
+def run_backtest(
+    records: Iterable[RawRecord],
+    config: TickwiseConfig,
+    out: Path,
+    control: Iterable[ControlCommand] = (),
+) -> BacktestResult:
+    """Run every record through the shared pipeline and write the topic-shaped outputs.
+
+    ``control`` commands (model promotions, rollbacks) apply by their ``effective_ts_ns`` at
+    the same ticks a live worker applied them; ``control.jsonl`` lists where each took effect.
+    """
     out.mkdir(parents=True, exist_ok=True)
     pipeline = Pipeline(config)
+    for command in control:
+        pipeline.control(command)
     result = BacktestResult()
     started = time.perf_counter()
     with ExitStack() as stack:
@@ -80,9 +99,11 @@ def run_backtest(records: Iterable[RawRecord], config: TickwiseConfig, out: Path
             decided = pipeline.decide(verdict)
             if decided.error is not None:
                 quarantined(decided.error)
-            if decided.signal is not None:
+            for signal in decided.signals:  # shadow signals too; decided.signal went to risk
                 result.signals += 1
-                signals.write(decided.signal.to_bytes() + b"\n")
+                signals.write(signal.to_bytes() + b"\n")
+            for applied in decided.applied:
+                files["control.jsonl"].write(applied_alert(applied).to_bytes() + b"\n")
             if decided.decision is not None and decided.audit is not None:
                 result.decisions += 1
                 result.approved += decided.decision.approved
@@ -98,8 +119,12 @@ def _run(args: argparse.Namespace) -> int:
         print("tickwise backtest: give --data PATH [PATH ...] or --synthetic", file=sys.stderr)
         return 2
     config = load_config(args.config)
+    control = []
+    if args.control:
+        lines = Path(args.control).read_text().splitlines()
+        control = [ControlCommand.model_validate_json(line) for line in lines if line.strip()]
     try:
-        result = run_backtest(open_sources(args, args.data or []), config, Path(args.out))
+        result = run_backtest(open_sources(args, args.data or []), config, Path(args.out), control)
     except (SourceError, FileNotFoundError) as exc:
         print(f"tickwise backtest: {exc}", file=sys.stderr)
         return 2
@@ -114,5 +139,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", nargs="+", default=None, help="CSV or CSV.gz files of ticks")
     parser.add_argument("--config", default=None, help="TOML config (shared with the worker)")
     parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument(
+        "--control", default=None, help="JSONL of control commands to apply (by effective_ts_ns)"
+    )
     add_source_arguments(parser)
     parser.set_defaults(func=_run)

@@ -15,11 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.decisions import AuditRecord, Decision, FeatureVector, Signal
+from schemas.decisions import AuditRecord, ControlCommand, Decision, FeatureVector, Signal
 from schemas.quarantine import QuarantineRecord, ReasonCode
 from schemas.ticks import CleanTick, SourceRef
 from streams.config import TickwiseConfig
-from streams.operators import AuditChain, FeatureEngine, OnlineClassifier, RiskEngine, Validator
+from streams.operators import AuditChain, FeatureEngine, ModelStage, RiskEngine, Validator
+from streams.operators.models import Applied
 from streams.operators.state import KeyedState
 from streams.operators.validation import quarantine
 
@@ -33,6 +34,10 @@ class Decided:
     decision: Decision | None = None
     audit: AuditRecord | None = None
     error: QuarantineRecord | None = None
+    # The model stage's share (learning issue): every signal of the tick, shadow ones
+    # included (``signal`` is the one that went to risk), and control commands applied here.
+    signals: tuple[Signal, ...] = ()
+    applied: tuple[Applied, ...] = ()
 
 
 class Pipeline:
@@ -42,7 +47,7 @@ class Pipeline:
         self.config = config
         self.validator = Validator(config.validation)
         self.features = FeatureEngine(config.features)
-        self.model = OnlineClassifier(config.model, config.label)
+        self.model = ModelStage(config.model, config.label, config.evaluation)
         self.risk = RiskEngine(config.risk)
         self.audit = AuditChain()
 
@@ -66,6 +71,10 @@ class Pipeline:
             if state.get(name) is not None:
                 op.import_state(instrument, state[name])
 
+    def control(self, command: ControlCommand) -> None:
+        """Queue a control command (model stages); the model stage applies it per instrument."""
+        self.model.submit(command)
+
     def validate(self, raw: bytes, source: SourceRef) -> CleanTick | QuarantineRecord:
         """Stage one: every raw message ends as exactly one clean tick or quarantine record."""
         try:
@@ -77,12 +86,13 @@ class Pipeline:
         """Stage two: features, then (after warm-up) signal, decision and audit record."""
         try:
             fv = self.features.on_tick(clean.tick)
-            signal = self.model.on_features(fv)
+            scored = self.model.on_features(fv)
+            signal = scored.routed  # shadow signals never reach risk
             if signal is None:
-                return Decided(features=fv)
+                return Decided(features=fv, signals=scored.signals, applied=scored.applied)
             decision, checks = self.risk.on_signal(signal, fv.price)
             record = self.audit.on_decision(fv, signal, checks, decision)
-            return Decided(fv, signal, decision, record)
+            return Decided(fv, signal, decision, record, None, scored.signals, scored.applied)
         except Exception as exc:  # an operator bug must not stop the stream
             error = quarantine(
                 clean.to_bytes(),

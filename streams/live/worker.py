@@ -18,6 +18,8 @@ from schemas.ticks import CleanTick, SourceRef
 from schemas.topics import Topics
 from streams.cli import add_bootstrap_argument, resolve_bootstrap
 from streams.config import TickwiseConfig, load_config
+from streams.live.control import follow_control
+from streams.operators.models import applied_alert
 from streams.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,15 @@ def build_app(config: TickwiseConfig, bootstrap: str) -> Any:
     raw, clean, quarantine = topic(topics.raw), topic(topics.clean), topic(topics.quarantine)
     features, signals = topic(topics.features), topic(topics.signals)
     decisions, audit = topic(topics.decisions), topic(topics.audit)
+    alerts = topic(topics.alerts)
     pipeline = Pipeline(config)
+    follow_control(
+        app,
+        pipeline,
+        bootstrap,
+        topics.control,
+        lambda value: quarantine.send(key=None, value=value),
+    )
 
     @app.agent(raw, name="validate")
     async def validate(stream: Any) -> None:
@@ -74,8 +84,10 @@ def build_app(config: TickwiseConfig, bootstrap: str) -> Any:
                 await quarantine.send(key=key, value=out.error.to_bytes())
             if out.features is not None:
                 await features.send(key=key, value=out.features.to_bytes())
-            if out.signal is not None:
-                await signals.send(key=key, value=out.signal.to_bytes())
+            for signal in out.signals:  # shadow signals too; only out.signal went to risk
+                await signals.send(key=key, value=signal.to_bytes())
+            for applied in out.applied:
+                await alerts.send(key=key, value=applied_alert(applied).to_bytes())
             if out.decision is not None and out.audit is not None:
                 await decisions.send(key=key, value=out.decision.to_bytes())
                 await audit.send(key=key, value=out.audit.to_bytes())

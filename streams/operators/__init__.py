@@ -6,14 +6,14 @@ decide the way live does.
 
 from streams.operators.audit import AuditChain, verify_chain
 from streams.operators.features import FeatureEngine
-from streams.operators.model import OnlineClassifier
+from streams.operators.models import ModelStage
 from streams.operators.risk import RiskEngine
 from streams.operators.validation import Validator
 
 __all__ = [
     "AuditChain",
     "FeatureEngine",
-    "OnlineClassifier",
+    "ModelStage",
     "RiskEngine",
     "Validator",
     "verify_chain",

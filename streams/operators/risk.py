@@ -30,11 +30,17 @@ class RiskEngine(InstrumentStateMixin):
     def position(self, instrument: str) -> float:
         return self._state.get(instrument, 0.0)
 
-    def check(self, instrument: str, side: Side) -> tuple[float, list[RiskCheckResult]]:
-        """Return the signed order quantity the signal asks for and every check's verdict."""
+    def check(
+        self, instrument: str, side: Side, fraction: float = 1.0
+    ) -> tuple[float, list[RiskCheckResult]]:
+        """Return the signed order quantity the signal asks for and every check's verdict.
+
+        ``fraction`` scales the target size (a canary model trades a fraction of capital).
+        """
         cfg = self.config
         held = self.position(instrument)
-        target = {Side.BUY: cfg.target_size, Side.SELL: -cfg.target_size, Side.FLAT: held}[side]
+        size = cfg.target_size * fraction
+        target = {Side.BUY: size, Side.SELL: -size, Side.FLAT: held}[side]
         delta = target - held
         checks = [
             RiskCheckResult(
@@ -55,7 +61,7 @@ class RiskEngine(InstrumentStateMixin):
     def on_signal(self, signal: Signal, price: float) -> tuple[Decision, list[RiskCheckResult]]:
         """Decide on ``signal``; an approved order moves the position."""
         held = self.position(signal.instrument)
-        delta, checks = self.check(signal.instrument, signal.side)
+        delta, checks = self.check(signal.instrument, signal.side, signal.capital_fraction)
         approved = all(c.passed for c in checks)
         if delta > 0:
             action = Action.BUY
