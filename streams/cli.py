@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "streams.live.demo",
     "replay.backtest",
     "schemas.generate",
+    "streams.model_cli",
 )
 
 

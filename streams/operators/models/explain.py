@@ -26,15 +26,16 @@ def _top(items: list[Contribution], k: int) -> list[Contribution]:
 
 
 def explain_linear(estimator: base.Estimator, x: dict[str, float], k: int) -> list[Contribution]:
-    """Top-``k`` weight x input terms of a linear model."""
+    """Top-``k`` weight x input terms of a linear model (contracts built for the top only)."""
     z = model_inputs(estimator, x)
     weights = final_step(estimator).weights
-    terms = [
-        Contribution(feature=n, value=x[n], weight=weights.get(n, 0.0), contribution=w_z)
-        for n in x
-        for w_z in (weights.get(n, 0.0) * z.get(n, 0.0),)
+    terms = sorted(
+        ((weights.get(n, 0.0) * z.get(n, 0.0), n) for n in x), key=lambda t: (-abs(t[0]), t[1])
+    )[:k]
+    return [
+        Contribution(feature=n, value=x[n], weight=weights.get(n, 0.0), contribution=c)
+        for c, n in terms
     ]
-    return _top(terms, k)
 
 
 def _occlude(

@@ -150,9 +150,14 @@ class ModelStage(InstrumentStateMixin):
         key = version_key(cmd.model_id or "", cmd.model_version or 0)
         if cmd.command == "rollback":
             current = [k for k, s in st.slots.items() if s.deployed.stage == "production"]
-            if not st.rollback:
+            if key in st.slots and key not in current:  # the version the registry named
+                back = key
+                if key in st.rollback:
+                    st.rollback.remove(key)
+            elif st.rollback:
+                back = st.rollback.pop()
+            else:
                 return "nothing to roll back to"
-            back = st.rollback.pop()
             for k in current:
                 st.slots[k].deployed = _restage(st.slots[k].deployed, "retired")
             st.slots[back].deployed = _restage(st.slots[back].deployed, "production")
