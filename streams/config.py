@@ -110,6 +110,13 @@ class EvaluationConfig(Frozen):
     window_s: float = Field(default=300.0, gt=0.0, description="Rolling window, event seconds.")
 
 
+class CheckpointConfig(Frozen):
+    """Durable per-partition operator state for the live worker (off when ``dir`` is unset)."""
+
+    dir: str | None = Field(default=None, description="Checkpoint directory; None disables.")
+    every: int = Field(default=1000, ge=1, description="Checkpoint after this many inputs.")
+
+
 class TickwiseConfig(Frozen):
     """Everything a worker or a backtest needs; defaults make a working demo."""
 
@@ -121,6 +128,7 @@ class TickwiseConfig(Frozen):
     model: ModelConfig = ModelConfig()
     risk: RiskConfig = RiskConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
 
 
 def load_config(path: str | Path | None = None, **overrides: object) -> TickwiseConfig:

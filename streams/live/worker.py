@@ -19,6 +19,7 @@ from schemas.topics import Topics
 from streams.cli import add_bootstrap_argument, resolve_bootstrap
 from streams.config import TickwiseConfig, load_config
 from streams.live.control import follow_control
+from streams.live.recovery import build_recoveries
 from streams.operators.models import applied_alert
 from streams.pipeline import Pipeline
 
@@ -63,34 +64,63 @@ def build_app(config: TickwiseConfig, bootstrap: str) -> Any:
         lambda value: quarantine.send(key=None, value=value),
     )
 
+    # Checkpoints and recovery (learning issue); both None when config.checkpoint.dir is unset.
+    rv_validate, rv_decide = build_recoveries(config, pipeline, bootstrap, topics)
+
+    async def send(rv: Any, partition: int, out: Any, key: Any, value: bytes, out_id: str) -> None:
+        if rv is None or not rv.already_published(partition, out_id):
+            await out.send(key=key, value=value)
+
+    async def done(rv: Any, partition: int, offset: int, instrument: str | None) -> None:
+        if rv is not None and rv.processed(partition, offset, instrument):
+            await app.producer.flush()  # every output so far acknowledged before the checkpoint
+            rv.save(partition)
+
     @app.agent(raw, name="validate")
     async def validate(stream: Any) -> None:
         async for event in stream.events():
             msg = event.message
+            if rv_validate is not None and not rv_validate.admit(msg.partition, msg.offset):
+                continue  # its effect is in the restored checkpoint and its output was sent
             source = SourceRef(topic=msg.topic, partition=msg.partition, offset=msg.offset)
             verdict = pipeline.validate(event.value or b"", source)
+            out_id = f"src:{msg.topic}:{msg.partition}:{msg.offset}"
             if isinstance(verdict, CleanTick):
-                await clean.send(key=verdict.tick.instrument.encode(), value=verdict.to_bytes())
+                key, target, instrument = (
+                    verdict.tick.instrument.encode(),
+                    clean,
+                    verdict.tick.instrument,
+                )
             else:
-                await quarantine.send(key=_key(verdict), value=verdict.to_bytes())
+                key, target, instrument = _key(verdict), quarantine, None
+            await send(rv_validate, msg.partition, target, key, verdict.to_bytes(), out_id)
+            await done(rv_validate, msg.partition, msg.offset, instrument)
 
     @app.agent(clean, name="decide")
     async def decide(stream: Any) -> None:
-        async for value in stream:
-            tick = CleanTick.model_validate_json(value)
+        async for event in stream.events():
+            msg, rv, p = event.message, rv_decide, event.message.partition
+            if rv is not None and not rv.admit(p, msg.offset):
+                continue
+            tick = CleanTick.model_validate_json(event.value)
             out = pipeline.decide(tick)
-            key = tick.tick.instrument.encode()
+            inst = tick.tick.instrument
+            key = inst.encode()
             if out.error is not None:
                 await quarantine.send(key=key, value=out.error.to_bytes())
             if out.features is not None:
-                await features.send(key=key, value=out.features.to_bytes())
+                fv_id = f"fv:{inst}:{tick.tick.tick_id}"
+                await send(rv, p, features, key, out.features.to_bytes(), fv_id)
             for signal in out.signals:  # shadow signals too; only out.signal went to risk
-                await signals.send(key=key, value=signal.to_bytes())
+                await send(rv, p, signals, key, signal.to_bytes(), signal.signal_id)
             for applied in out.applied:
-                await alerts.send(key=key, value=applied_alert(applied).to_bytes())
+                alert = applied_alert(applied)
+                await send(rv, p, alerts, key, alert.to_bytes(), alert.alert_id)
             if out.decision is not None and out.audit is not None:
-                await decisions.send(key=key, value=out.decision.to_bytes())
-                await audit.send(key=key, value=out.audit.to_bytes())
+                decision, record = out.decision, out.audit
+                await send(rv, p, decisions, key, decision.to_bytes(), decision.decision_id)
+                await send(rv, p, audit, key, record.to_bytes(), record.audit_id)
+            await done(rv, p, msg.offset, inst)
 
     return app
 
