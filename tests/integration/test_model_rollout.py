@@ -33,10 +33,10 @@ warmup_labels = 10
 [label]
 horizon_s = 0.3
 """
-SETTLE_S = 6.0  # the worker polls control every 0.5 s; leave room for a busy machine
+SETTLE_S = 4.0  # the worker polls control every 0.5 s; leave room for a busy machine
 
 
-def read_all(bootstrap: str, topic: str, idle_s: float = 8.0) -> list[bytes]:
+def read_all(bootstrap: str, topic: str, idle_s: float = 6.0) -> list[bytes]:
     """Every value on ``topic`` until it stays idle for ``idle_s`` (bounded at 120 s)."""
     c = consumer(bootstrap, [topic])
     try:

@@ -54,7 +54,7 @@ def test_sigkill_and_restart_lose_and_repeat_nothing(
     toml = tmp_path / "t.toml"
     toml.write_text(f'[checkpoint]\ndir = "{tmp_path / "ckpt"}"\nevery = 250\n')
     config = load_config(toml, topic_prefix=topic_prefix)
-    records = list(synthetic(seed=13, count=5000, bad_rate=0.01))
+    records = list(synthetic(seed=13, count=3600, bad_rate=0.01))
     run_backtest(records, config, tmp_path / "bt")
     expected = (tmp_path / "bt" / "decisions.jsonl").read_bytes().splitlines()
     expected_audit = (tmp_path / "bt" / "audit.jsonl").read_bytes().splitlines()

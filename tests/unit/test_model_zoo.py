@@ -65,7 +65,7 @@ def signals_of(lines: list[bytes]) -> list[Signal]:
 
 @pytest.fixture(scope="module")
 def records() -> list:
-    return list(synthetic(seed=21, count=900, instruments=["ES", "CL"]))
+    return list(synthetic(seed=21, count=600, instruments=["ES", "CL"]))
 
 
 @pytest.mark.parametrize(("task", "kind"), ZOO)

@@ -52,8 +52,8 @@ def drive(pipeline: Pipeline, records: list) -> list[Decided]:
     return out
 
 
-RECORDS = list(synthetic(seed=4, count=2400, instruments=["ES", "NQ"]))
-MID = RECORDS[800].ts_event_ns
+RECORDS = list(synthetic(seed=4, count=1800, instruments=["ES", "NQ"]))
+MID = RECORDS[600].ts_event_ns
 
 
 def test_shadow_signals_are_published_but_never_reach_risk() -> None:
@@ -86,7 +86,7 @@ def test_canary_trades_only_its_instruments_with_its_capital_fraction() -> None:
 
 def test_promote_then_rollback_hands_decisions_back_to_the_previous_version() -> None:
     pipeline = Pipeline(CONFIG)
-    late = RECORDS[1600].ts_event_ns
+    late = RECORDS[1300].ts_event_ns
     pipeline.control(deploy("shadow", MID))
     pipeline.control(deploy("production", MID + 5 * 10**9))
     pipeline.control(command("rb", "rollback", effective_ts_ns=late))
@@ -107,9 +107,9 @@ def test_promote_then_rollback_hands_decisions_back_to_the_previous_version() ->
 def test_a_backtest_replays_live_control_at_the_ticks_live_applied_it(tmp_path: Path) -> None:
     """Live applies a command at each instrument's next tick; the trail says which tick."""
     live = Pipeline(CONFIG)
-    decided = drive(live, RECORDS[:1000])
+    decided = drive(live, RECORDS[:900])
     live.control(deploy("production"))  # as a worker would: no effective time, next tick
-    decided += drive(live, RECORDS[1000:])
+    decided += drive(live, RECORDS[900:])
     applied = [a for d in decided for a in d.applied]
     assert len(applied) == 2
     # the trail, turned into per-instrument commands with the event time they took effect
