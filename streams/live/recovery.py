@@ -22,6 +22,7 @@ offset jump counts as such), the stage
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 import tempfile
@@ -35,6 +36,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 CATCH_UP_TIMEOUT_S = 120.0
+log = logging.getLogger(__name__)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -198,6 +200,16 @@ class Recovery:
             if found is not None:
                 part.published.add(found[0])
         part.last_offset = part.restored_offset
+        log.warning(
+            "%s: partition %d of %s restored at offset %d (checkpoint %s), %d outputs already "
+            "published will not be re-sent",
+            hooks.name,
+            partition,
+            self.input_topic,
+            part.restored_offset,
+            "found" if checkpoint is not None else "none",
+            len(part.published),
+        )
         return part
 
     def admit(self, partition: int, offset: int) -> bool:

@@ -83,6 +83,8 @@ def test_sigkill_and_restart_lose_and_repeat_nothing(
     finally:
         stop_process(second)
 
+    restarts = (tmp_path / "w2.log").read_text()
+    assert "decide: partition" in restarts and "(checkpoint found)" in restarts, restarts[-2000:]
     duplicates = [k for k, n in Counter(live).items() if n > 1]
     assert duplicates == []
     assert extra == len(expected) and len(live) == len(expected)
