@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -35,6 +35,7 @@ class Contribution(Contract):
     value: float
     weight: float
     contribution: float
+    detail: str = Field(default="", description="Readable reason, e.g. a tree split on the path.")
 
 
 class Signal(Contract):
@@ -52,6 +53,16 @@ class Signal(Contract):
     confidence: float = Field(ge=0.0, le=1.0)
     n_trained: int = Field(ge=0, description="Labels the model had learned when it scored.")
     explanation: list[Contribution]
+    task: Literal["classification", "regression"] = Field(
+        default="classification",
+        description="classification: score is P(up); regression: score is the forecast in bps.",
+    )
+    stage: Literal["production", "canary", "shadow"] = Field(
+        default="production", description="Shadow signals are published but never reach risk."
+    )
+    capital_fraction: float = Field(
+        default=1.0, ge=0.0, le=1.0, description="Share of the target size risk may use (canary)."
+    )
 
 
 class Action(StrEnum):
@@ -209,7 +220,18 @@ class ControlCommand(Contract):
     ts_ns: TimestampNs
     model_id: str | None = None
     model_version: int | None = None
+    stage: Literal["shadow", "canary", "production", "retired"] | None = Field(
+        default=None, description="promote: the stage the version moves to (default production)."
+    )
+    model_spec: dict[str, Any] | None = Field(
+        default=None, description="promote: the version's model config, for a version new here."
+    )
+    instruments: list[Instrument] | None = Field(
+        default=None, description="canary: the instruments it may trade."
+    )
+    capital_fraction: float | None = Field(default=None, gt=0.0, le=1.0)
     effective_ts_event_ns: TimestampNs | None = Field(
         default=None,
-        description="Apply only to decisions at or after this event time (replay); None: at once.",
+        description="Apply at each instrument's first tick at or after this event time; "
+        "unset: at its next tick. Backtests replay commands by this field.",
     )

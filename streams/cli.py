@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "streams.live.status",
     "streams.live.control",
     "streams.auditstore",
+    "streams.model_cli",
 )
 
 

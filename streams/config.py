@@ -99,12 +99,32 @@ class ValidationConfig(Frozen):
         return self.model_copy(update=override.model_dump(exclude_none=True))
 
 
+# The skeleton's feature set; configs that do not name one keep it.
+DEFAULT_FEATURES = (
+    "ret_bps",
+    "mom_fast_bps",
+    "mom_slow_bps",
+    "vol_bps",
+    "z_ret",
+    "spread_bps",
+    "imbalance",
+    "log_gap_s",
+)
+
+
 class FeatureConfig(Frozen):
     """Event-time constants (seconds) of the causal features."""
 
     fast_tau_s: float = Field(default=2.0, gt=0.0)
     slow_tau_s: float = Field(default=30.0, gt=0.0)
     vol_tau_s: float = Field(default=30.0, gt=0.0)
+    feature_set: tuple[str, ...] = Field(
+        default=DEFAULT_FEATURES,
+        min_length=1,
+        description="Feature names, in order (see docs/FEATURES.md); 'ret_<H>s_bps' for any H.",
+    )
+    rsi_tau_s: float = Field(default=14.0, gt=0.0)
+    intensity_tau_s: float = Field(default=10.0, gt=0.0)
 
 
 class LabelConfig(Frozen):
@@ -112,12 +132,20 @@ class LabelConfig(Frozen):
 
     horizon_s: float = Field(default=5.0, gt=0.0)
     dead_zone_bps: float = Field(default=0.0, ge=0.0)
+    task: Literal["classification", "regression"] = Field(
+        default="classification",
+        description="classification: direction of the forward return (dead zone skipped); "
+        "regression: the forward return in bps.",
+    )
+
+
+ModelKind = Literal["logistic", "linear", "svm", "pa", "hoeffding_tree", "arf", "mlp"]
 
 
 class ModelConfig(Frozen):
     """The online model; the skeleton ships river's logistic regression."""
 
-    kind: Literal["logistic"] = "logistic"
+    kind: ModelKind = "logistic"
     model_id: str = Field(default="logreg", min_length=1)
     model_version: int = Field(default=1, ge=1)
     learning_rate: float = Field(default=0.01, gt=0.0)
@@ -125,6 +153,16 @@ class ModelConfig(Frozen):
     warmup_labels: int = Field(default=50, ge=0, description="Labels learned before it may signal.")
     threshold: float = Field(default=0.02, ge=0.0, lt=0.5, description="Distance from 0.5 to act.")
     top_k_explain: int = Field(default=3, ge=1)
+    # --- model zoo hyper-parameters (each kind reads the ones it needs; see docs/MODELS.md) ---
+    threshold_bps: float = Field(
+        default=0.5, ge=0.0, description="Regressors: forecast (bps) beyond which to act."
+    )
+    seed: int = Field(default=7, description="Seeds randomised models (forest, MLP).")
+    grace_period: int = Field(default=200, ge=1, description="Trees: samples between splits.")
+    max_depth: int | None = Field(default=8, ge=1)
+    n_models: int = Field(default=10, ge=1, description="Forest size.")
+    pa_c: float = Field(default=0.01, gt=0.0, description="Passive-aggressive aggressiveness.")
+    hidden: int = Field(default=16, ge=1, description="MLP hidden units.")
 
 
 class RiskConfig(Frozen):
@@ -247,6 +285,12 @@ class LiveConfig(Frozen):
     checkpoint_interval_s: float = Field(default=10.0, gt=0.0)
 
 
+class EvaluationConfig(Frozen):
+    """Prequential validation: rolling windows in event time."""
+
+    window_s: float = Field(default=300.0, gt=0.0, description="Rolling window, event seconds.")
+
+
 class TickwiseConfig(Frozen):
     """Everything a worker or a backtest needs; defaults make a working demo."""
 
@@ -260,6 +304,7 @@ class TickwiseConfig(Frozen):
     live: LiveConfig = LiveConfig()
     execution: ExecutionConfig = ExecutionConfig()
     monitor: MonitorConfig = MonitorConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
 
 
 def load_config(path: str | Path | None = None, **overrides: object) -> TickwiseConfig:

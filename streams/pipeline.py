@@ -14,7 +14,7 @@ exception type in the detail) and the stream goes on; nothing is dropped silentl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from schemas.base import Contract
@@ -43,9 +43,10 @@ from schemas.topics import (
     TopicSpec,
 )
 from streams.config import TickwiseConfig
-from streams.operators import AuditChain, FeatureEngine, OnlineClassifier, RiskEngine, Validator
+from streams.operators import AuditChain, FeatureEngine, ModelStage, RiskEngine, Validator
 from streams.operators.control import ControlBook, control_key
 from streams.operators.execution import AccountView, PaperBroker
+from streams.operators.models import Applied, applied_alert
 from streams.operators.monitor import Monitor
 from streams.operators.state import KeyedState
 from streams.operators.validation import quarantine
@@ -75,19 +76,23 @@ class Decided:
     account: AccountView | None = None
     alerts: tuple[Alert, ...] = ()
     commands: tuple[ControlCommand, ...] = ()
+    # the model stage's share (issue 4): every signal of the tick, shadow ones included
+    # (``signal`` is the one that went to risk), and the control commands applied at it
+    signals: tuple[Signal, ...] = ()
+    applied: tuple[Applied, ...] = ()
 
     def outputs(self, key: str) -> list[Output]:
         """The messages to publish, in the order consumers should see them."""
-        pairs = (
-            (TICKS_QUARANTINE, self.error),
-            (FEATURES, self.features),
-            (SIGNALS, self.signal),
-            (DECISIONS, self.decision),
-            (AUDIT, self.audit),
-        )
-        out = [Output(topic, key, msg) for topic, msg in pairs if msg is not None]
+        signals = self.signals or ((self.signal,) if self.signal is not None else ())
+        out = [Output(TICKS_QUARANTINE, key, self.error)] if self.error is not None else []
+        if self.features is not None:
+            out.append(Output(FEATURES, key, self.features))
+        out += [Output(SIGNALS, key, s) for s in signals]
+        if self.decision is not None and self.audit is not None:
+            out += [Output(DECISIONS, key, self.decision), Output(AUDIT, key, self.audit)]
         out += [Output(FILLS, key, fill) for fill in self.fills]
         out += alert_outputs(self.alerts, self.commands)
+        out += [Output(ALERTS, key, applied_alert(a)) for a in self.applied]
         return out
 
 
@@ -106,7 +111,7 @@ class Pipeline:
         self.config = config
         self.validator = Validator(config.validation)
         self.features = FeatureEngine(config.features)
-        self.model = OnlineClassifier(config.model, config.label)
+        self.model = ModelStage(config.model, config.label, config.evaluation)
         self.risk = RiskEngine(config.risk, multiplier=config.execution.multiplier)
         self.audit = AuditChain()
         self.execution = PaperBroker(config.execution)
@@ -205,8 +210,13 @@ class Pipeline:
         return self.validator.flush()
 
     def on_control(self, command: ControlCommand) -> bool:
-        """Take an operator command (kill switch, demotion); False if seen before."""
-        return self.control.on_command(command)
+        """Take an operator command; False if every operator had seen it before.
+
+        Kill switches and demotions go to the control book (risk), stage changes to the model
+        stage; each ignores the kinds that are not its own.
+        """
+        applied = self.control.on_command(command)
+        return self.model.submit(command) or applied
 
     def decide(self, clean: CleanTick) -> Decided:
         """Stage two: features, then (after warm-up) signal, decision and audit record."""
@@ -214,12 +224,21 @@ class Pipeline:
         try:
             fills, alerts = self._before_model(clean.tick)
             fv = self.features.on_tick(clean.tick)
-            signal = self.model.on_features(fv)
+            scored = self.model.on_features(fv)
+            signal = scored.routed  # shadow signals never reach risk
             if signal is None:
                 self.audit.hold_fills(clean.tick.instrument, fills)
                 alerts, commands = self._policies(alerts)
-                return Decided(features=fv, fills=tuple(fills), alerts=alerts, commands=commands)
-            return self._after_model(fv, signal, fills, alerts)
+                return Decided(
+                    features=fv,
+                    fills=tuple(fills),
+                    alerts=alerts,
+                    commands=commands,
+                    signals=scored.signals,
+                    applied=scored.applied,
+                )
+            decided = self._after_model(fv, signal, fills, alerts)
+            return replace(decided, signals=scored.signals, applied=scored.applied)
         except Exception as exc:  # an operator bug must not stop the stream
             error = quarantine(
                 clean.to_bytes(),

@@ -43,6 +43,11 @@ def send_commands(commands: list[ControlCommand], bootstrap: str, topic: str) ->
     return publish(records, bootstrap, topic)
 
 
+def send_control(bootstrap: str, topic: str, command: ControlCommand) -> None:
+    """Publish one command and wait for the ack (the model CLI's call)."""
+    send_commands([command], bootstrap, topic)
+
+
 def _caught_up(c: Consumer) -> bool:
     parts = c.assignment()
     if not parts:

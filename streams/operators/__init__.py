@@ -8,7 +8,7 @@ from streams.operators.audit import AuditChain, verify_chain
 from streams.operators.control import ControlBook
 from streams.operators.execution import AccountView, PaperBroker
 from streams.operators.features import FeatureEngine
-from streams.operators.model import OnlineClassifier
+from streams.operators.models import ModelStage
 from streams.operators.monitor import Monitor
 from streams.operators.risk import RiskEngine
 from streams.operators.validation import Validator
@@ -18,8 +18,8 @@ __all__ = [
     "AuditChain",
     "ControlBook",
     "FeatureEngine",
+    "ModelStage",
     "Monitor",
-    "OnlineClassifier",
     "PaperBroker",
     "RiskEngine",
     "Validator",

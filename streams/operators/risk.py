@@ -127,7 +127,7 @@ class RiskEngine(InstrumentStateMixin):
         if st.last_ts_ns is not None and st.reference > 0.0 and price > 0.0:
             dt_s = max(tick.ts_event_ns - st.last_ts_ns, 0) * NS
             decay = math.exp(-dt_s / self.limits(tick.instrument).vol_tau_s)
-            r = math.log(price / st.reference)
+            r = math.log(price) - math.log(st.reference)
             st.var_sum = st.var_sum * decay + r * r
             st.var_weight = st.var_weight * decay + dt_s
         st.prev_reference = st.reference
@@ -155,20 +155,25 @@ class RiskEngine(InstrumentStateMixin):
         price: float,
         equity: float,
         held: float,
+        fraction: float = 1.0,
     ) -> float:
-        """The signed position a signal asks for, after sizing and its caps."""
+        """The signed position a signal asks for, after sizing and its caps.
+
+        ``fraction`` scales the size: a canary model trades a fraction of the capital.
+        """
         cfg = self.limits(instrument)
         if signal_side is Side.FLAT:
             return held
         if cfg.sizing == "fixed":
-            size = cfg.target_size
+            size = cfg.target_size * fraction
         else:
             unit_value = price * self.multiplier
             if cfg.sizing == "fixed_fraction":
-                size = cfg.fraction * confidence * max(equity, 0.0) / unit_value
+                size = cfg.fraction * confidence * max(equity, 0.0) / unit_value * fraction
             else:
                 sigma = math.sqrt(self.variance_per_s(instrument) * cfg.vol_horizon_s)
                 size = confidence * cfg.vol_target / (unit_value * sigma) if sigma > 0 else 0.0
+                size *= fraction
             size = min(size, cfg.max_position)
             if cfg.max_notional is not None:
                 size = min(size, cfg.max_notional / unit_value)
@@ -186,6 +191,7 @@ class RiskEngine(InstrumentStateMixin):
         control: ControlView | None = None,
         model_id: str = "",
         ts_event_ns: int = 0,
+        fraction: float = 1.0,
     ) -> tuple[float, list[RiskCheckResult], TradingState]:
         """Return the signed order quantity, every check's verdict and the trading state."""
         cfg = self.limits(instrument)
@@ -194,7 +200,7 @@ class RiskEngine(InstrumentStateMixin):
         held = account.position + account.pending_quantity if account else 0.0
         equity = account.equity if account else 0.0
         px = price if price == price else st.reference
-        target = self.target(side, confidence, instrument, px, equity, held)
+        target = self.target(side, confidence, instrument, px, equity, held, fraction)
         # trading state: loss stops are sticky (drawdown until cleared, daily loss for the day);
         # an operator's kill_switch_off reaching this instrument clears them
         if any(a.command == "kill_switch_off" for a in control.newly_applied):
@@ -322,6 +328,7 @@ class RiskEngine(InstrumentStateMixin):
             control,
             signal.model_id,
             signal.ts_event_ns,
+            signal.capital_fraction,
         )
         approved = all(c.passed for c in checks)
         if delta > 0:

@@ -1,0 +1,18 @@
+"""Causal per-instrument features chosen by configuration (see ``CATALOGUE``)."""
+
+from streams.operators.features.engine import (
+    CATALOGUE,
+    FEATURE_NAMES,
+    FeatureEngine,
+    check_feature_set,
+)
+from streams.operators.features.ewm import DecayedSum, EwmStats
+
+__all__ = [
+    "CATALOGUE",
+    "FEATURE_NAMES",
+    "DecayedSum",
+    "EwmStats",
+    "FeatureEngine",
+    "check_feature_set",
+]

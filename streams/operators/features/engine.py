@@ -1,0 +1,246 @@
+"""Causal per-instrument features, decayed in event time, chosen by configuration.
+
+``FeatureConfig.feature_set`` names the features and their order; every name is checked when
+the engine is built, so a typo fails at start-up instead of producing a model with a missing
+input. All state is per instrument (the partition key) and picklable, so it moves with a
+partition and survives a restart through the pipeline's checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from schemas.decisions import FeatureVector
+from schemas.ticks import QuoteTick, TradeTick
+from streams.config import DEFAULT_FEATURES, FeatureConfig
+from streams.operators.features.ewm import DecayedSum, EwmStats, clip, ratio
+from streams.operators.state import InstrumentStateMixin
+
+NS = 1e-9
+BPS = 1e4
+Z_BOUND = 10.0
+HORIZON_RE = re.compile(r"^ret_(\d+(?:\.\d+)?)s_bps$")
+
+FEATURE_NAMES = DEFAULT_FEATURES
+# name -> what it means; ``ret_<H>s_bps`` (any H in seconds) comes on top of these.
+CATALOGUE: Mapping[str, str] = MappingProxyType(
+    {
+        "ret_bps": "log return since the previous tick, bps",
+        "mom_fast_bps": "EWMA of tick returns over fast_tau_s, bps",
+        "mom_slow_bps": "EWMA of tick returns over slow_tau_s, bps",
+        "vol_bps": "EWMA volatility of tick returns over vol_tau_s, bps",
+        "rv_bps2": "realized variance: decayed sum of squared tick returns over vol_tau_s, bps^2",
+        "z_ret": "tick return / EWMA volatility, clipped to +-10",
+        "z_price": "log price minus its slow EWMA mean, over its slow EWMA std, clipped to +-10",
+        "mid_dev_bps": "log price minus its slow EWMA mean, bps",
+        "spread_bps": "last quoted spread over the mid, bps",
+        "imbalance": "last quoted (bid size - ask size) / (bid size + ask size)",
+        "microprice_bps": "size-weighted microprice minus the mid, bps (quotes)",
+        "signed_volume": "decayed sum of trade size signed by aggressor side, over fast_tau_s",
+        "trade_imbalance": "decayed signed volume / decayed volume over fast_tau_s, in [-1, 1]",
+        "z_volume": "log trade size against its slow EWMA mean and std, clipped to +-10",
+        "intensity_hz": "ticks per second, decayed over intensity_tau_s",
+        "rsi": "RSI-style oscillator: (up - down) / (up + down) moves over rsi_tau_s, in [-1, 1]",
+        "log_gap_s": "log(1 + seconds since the previous tick)",
+    }
+)
+
+
+def horizons_of(feature_set: tuple[str, ...]) -> dict[str, float]:
+    """Map each ``ret_<H>s_bps`` feature in ``feature_set`` to its horizon H in seconds."""
+    out = {}
+    for name in feature_set:
+        match = HORIZON_RE.match(name)
+        if match:
+            out[name] = float(match.group(1))
+    return out
+
+
+def check_feature_set(feature_set: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` naming every unknown or repeated feature."""
+    unknown = [n for n in feature_set if n not in CATALOGUE and not HORIZON_RE.match(n)]
+    if unknown:
+        raise ValueError(f"unknown features {unknown}; known: {sorted(CATALOGUE)} + ret_<H>s_bps")
+    if len(set(feature_set)) != len(feature_set):
+        raise ValueError(f"feature_set repeats a name: {list(feature_set)}")
+
+
+class _Lagged:
+    """The last price at or before ``now - horizon``: the base of an event-time return."""
+
+    __slots__ = ("horizon_ns", "window")
+
+    def __init__(self, horizon_s: float) -> None:
+        self.horizon_ns = int(horizon_s * 1e9)
+        self.window: deque[tuple[int, float]] = deque()
+
+    def update(self, ts_ns: int, price: float) -> float:
+        """Add the tick and return the log return over the horizon (or since the first tick)."""
+        window = self.window
+        window.append((ts_ns, price))
+        cutoff = ts_ns - self.horizon_ns
+        while len(window) > 1 and window[1][0] <= cutoff:
+            window.popleft()
+        return (math.log(price) - math.log(window[0][1])) * BPS
+
+
+@dataclass
+class _State:
+    first_price: float
+    last_price: float
+    last_ts_ns: int
+    fast: EwmStats
+    slow: EwmStats
+    vol: EwmStats
+    log_price: EwmStats
+    log_size: EwmStats
+    rv: DecayedSum
+    signed_vol: DecayedSum
+    volume: DecayedSum
+    ticks: DecayedSum
+    up: DecayedSum
+    down: DecayedSum
+    lagged: dict[str, _Lagged] = field(default_factory=dict)
+    spread_bps: float = 0.0
+    imbalance: float = 0.0
+    microprice_bps: float = 0.0
+    last_mid: float = math.nan
+    last_trade: float = math.nan
+    last_sign: float = 0.0
+
+
+class FeatureEngine(InstrumentStateMixin):
+    """Turn each clean tick into a feature vector using only that tick and earlier ones.
+
+    Examples
+    --------
+    >>> from schemas.ticks import TradeTick
+    >>> fe = FeatureEngine(FeatureConfig())
+    >>> _ = fe.on_tick(TradeTick(tick_id="1", instrument="ES", ts_event_ns=0, price=100.0, size=1))
+    >>> fv = fe.on_tick(TradeTick(tick_id="2", instrument="ES", ts_event_ns=10**9, price=101.0,
+    ...                           size=1))
+    >>> round(fv.values["ret_bps"], 2)
+    99.5
+    >>> fe = FeatureEngine(FeatureConfig(feature_set=("ret_1s_bps", "rsi", "intensity_hz")))
+    >>> list(fe.on_tick(TradeTick(tick_id="1", instrument="ES", ts_event_ns=0, price=100.0,
+    ...                           size=1)).values)
+    ['ret_1s_bps', 'rsi', 'intensity_hz']
+    """
+
+    def __init__(self, config: FeatureConfig) -> None:
+        check_feature_set(config.feature_set)
+        self.config = config
+        self.names = config.feature_set
+        self.horizons = horizons_of(config.feature_set)
+        self._state: dict[str, _State] = {}
+
+    def _new_state(self, price: float, ts_ns: int) -> _State:
+        cfg = self.config
+        return _State(
+            first_price=price,
+            last_price=price,
+            last_ts_ns=ts_ns,
+            fast=EwmStats(cfg.fast_tau_s),
+            slow=EwmStats(cfg.slow_tau_s),
+            vol=EwmStats(cfg.vol_tau_s),
+            log_price=EwmStats(cfg.slow_tau_s),
+            log_size=EwmStats(cfg.slow_tau_s),
+            rv=DecayedSum(cfg.vol_tau_s),
+            signed_vol=DecayedSum(cfg.fast_tau_s),
+            volume=DecayedSum(cfg.fast_tau_s),
+            ticks=DecayedSum(cfg.intensity_tau_s),
+            up=DecayedSum(cfg.rsi_tau_s),
+            down=DecayedSum(cfg.rsi_tau_s),
+            lagged={name: _Lagged(h) for name, h in self.horizons.items()},
+        )
+
+    def on_tick(self, tick: TradeTick | QuoteTick) -> FeatureVector:
+        """Update the instrument's state with ``tick`` and return its features."""
+        price = tick.reference_price
+        state = self._state.get(tick.instrument)
+        if state is None:
+            state = self._state[tick.instrument] = self._new_state(price, tick.ts_event_ns)
+        # Out-of-order ticks (within the validator's tolerance) do not run time backwards.
+        now_ns = max(state.last_ts_ns, tick.ts_event_ns)
+        dt_s = (now_ns - state.last_ts_ns) * NS
+        ret = (math.log(price) - math.log(state.last_price)) * BPS
+        values = self._update(state, tick, price, ret, dt_s, now_ns)
+        state.last_price = price
+        state.last_ts_ns = now_ns
+        return FeatureVector(
+            instrument=tick.instrument,
+            tick_id=tick.tick_id,
+            ts_event_ns=tick.ts_event_ns,
+            price=price,
+            values={name: values[name] for name in self.names},
+        )
+
+    def _update(
+        self,
+        s: _State,
+        tick: TradeTick | QuoteTick,
+        price: float,
+        ret: float,
+        dt_s: float,
+        now_ns: int,
+    ) -> dict[str, float]:
+        s.fast.update(ret, dt_s)
+        s.slow.update(ret, dt_s)
+        s.vol.update(ret, dt_s)
+        s.rv.update(ret * ret, dt_s)
+        s.ticks.update(1.0, dt_s)
+        s.up.update(max(ret, 0.0), dt_s)
+        s.down.update(max(-ret, 0.0), dt_s)
+        # Log price relative to the first tick keeps the numbers small whatever the price level.
+        log_price = (math.log(price) - math.log(s.first_price)) * BPS
+        s.log_price.update(log_price, dt_s)
+        signed = 0.0
+        if isinstance(tick, QuoteTick):
+            s.spread_bps = (tick.ask - tick.bid) / price * BPS
+            depth = tick.bid_size + tick.ask_size
+            s.imbalance = ratio(tick.bid_size - tick.ask_size, depth)
+            micro = ratio(tick.bid * tick.ask_size + tick.ask * tick.bid_size, depth)
+            s.microprice_bps = (micro / price - 1.0) * BPS if micro > 0.0 else 0.0
+            s.last_mid = price
+            s.volume.update(0.0, dt_s)
+        else:
+            # Aggressor side: against the last mid when quotes are seen, else the tick rule.
+            ref = s.last_mid if not math.isnan(s.last_mid) else s.last_trade
+            if not math.isnan(ref) and price != ref:
+                s.last_sign = 1.0 if price > ref else -1.0
+            signed = s.last_sign * tick.size
+            s.last_trade = price
+            s.volume.update(tick.size, dt_s)
+            s.log_size.update(math.log1p(tick.size), dt_s)
+        s.signed_vol.update(signed, dt_s)
+        vol = s.vol.std
+        values = {
+            "ret_bps": ret,
+            "mom_fast_bps": s.fast.mean,
+            "mom_slow_bps": s.slow.mean,
+            "vol_bps": vol,
+            "rv_bps2": s.rv.value,
+            "z_ret": clip(ratio(ret, vol), Z_BOUND),
+            "z_price": clip(ratio(log_price - s.log_price.mean, s.log_price.std), Z_BOUND),
+            "mid_dev_bps": log_price - s.log_price.mean,
+            "spread_bps": s.spread_bps,
+            "imbalance": s.imbalance,
+            "microprice_bps": s.microprice_bps,
+            "signed_volume": s.signed_vol.value,
+            "trade_imbalance": clip(ratio(s.signed_vol.value, s.volume.value), 1.0),
+            "z_volume": 0.0,
+            "intensity_hz": s.ticks.value / self.config.intensity_tau_s,
+            "rsi": clip(ratio(s.up.value - s.down.value, s.up.value + s.down.value), 1.0),
+            "log_gap_s": math.log1p(dt_s),
+        }
+        if isinstance(tick, TradeTick):
+            z = ratio(math.log1p(tick.size) - s.log_size.mean, s.log_size.std)
+            values["z_volume"] = clip(z, Z_BOUND)
+        for name, lagged in s.lagged.items():
+            values[name] = lagged.update(now_ns, price)
+        return values

@@ -1,0 +1,23 @@
+"""The model zoo, delayed-label learning, stages (shadow, canary, production) and validation."""
+
+from streams.operators.models.evaluation import Prequential
+from streams.operators.models.stage import (
+    Applied,
+    Deployed,
+    ModelOutput,
+    ModelStage,
+    applied_alert,
+    version_key,
+)
+from streams.operators.models.zoo import build_estimator
+
+__all__ = [
+    "Applied",
+    "Deployed",
+    "ModelOutput",
+    "ModelStage",
+    "Prequential",
+    "applied_alert",
+    "build_estimator",
+    "version_key",
+]

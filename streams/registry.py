@@ -1,0 +1,288 @@
+"""The model registry: every model version, its lineage, stage history and audit trail.
+
+A local directory (configurable; a shared mount for several workers' operators)::
+
+    <root>/versions/<model_id>/v<version>.json   metadata (config, window, metrics, stage, parent)
+    <root>/versions/<model_id>/v<version>.pkl    optional trained state from a training run
+    <root>/audit.jsonl                           every registration and stage change: who, why
+
+Files are written atomically (temporary file, then rename). The registry is the operators'
+book of record; workers never read it. They learn about stage changes from ``control``
+commands, which carry the version's model config, so a worker needs no shared filesystem and
+a backtest replays the same commands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from schemas.decisions import ControlCommand
+from streams.config import ModelConfig
+
+STAGES = ("registered", "shadow", "canary", "production", "retired")
+DEFAULT_ROOT = Path(os.environ.get("TICKWISE_REGISTRY", "~/.local/share/tickwise/registry"))
+
+
+class RegistryError(ValueError):
+    """A request the registry refuses (unknown version, nothing to roll back to...)."""
+
+
+@dataclass
+class ModelVersion:
+    """One registered model version."""
+
+    model_id: str
+    version: int
+    config: dict[str, Any]
+    stage: str = "registered"
+    parent: str | None = None
+    training_window: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    instruments: list[str] | None = None
+    capital_fraction: float | None = None
+    created_by: str = ""
+    created_ts_ns: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.model_id}:v{self.version}"
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def parse_key(key: str) -> tuple[str, int]:
+    """``'logreg:v2'`` -> ``('logreg', 2)``.
+
+    Examples
+    --------
+    >>> parse_key("logreg:v2")
+    ('logreg', 2)
+    """
+    model_id, sep, version = key.rpartition(":v")
+    if not sep or not version.isdigit():
+        raise RegistryError(f"expected MODEL_ID:vN, got {key!r}")
+    return model_id, int(version)
+
+
+class Registry:
+    """Model versions on disk, with promotion and rollback that produce control commands.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> reg = Registry(tempfile.mkdtemp())
+    >>> v1 = reg.register(ModelConfig(), operator="ann", reason="baseline")
+    >>> cmd = reg.promote(v1.key, "production", operator="ann", reason="go", now_ns=1)
+    >>> (cmd.command, cmd.model_id, cmd.stage), reg.get(v1.key).stage
+    (('promote', 'logreg', 'production'), 'production')
+    """
+
+    def __init__(self, root: str | Path = DEFAULT_ROOT) -> None:
+        self.root = Path(root).expanduser()
+
+    def _path(self, model_id: str, version: int, suffix: str = ".json") -> Path:
+        return self.root / "versions" / model_id / f"v{version}{suffix}"
+
+    def _save(self, mv: ModelVersion) -> None:
+        body = json.dumps(asdict(mv), indent=2, sort_keys=True).encode()
+        _atomic_write(self._path(mv.model_id, mv.version), body)
+
+    def _audit(self, entry: dict[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "audit.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def versions(self) -> list[ModelVersion]:
+        """Every registered version, by model id then version."""
+        out = []
+        for path in sorted((self.root / "versions").glob("*/v*.json")):
+            out.append(ModelVersion(**json.loads(path.read_text())))
+        return sorted(out, key=lambda v: (v.model_id, v.version))
+
+    def get(self, key: str) -> ModelVersion:
+        """The version ``MODEL_ID:vN``; ``RegistryError`` if unknown."""
+        model_id, version = parse_key(key)
+        path = self._path(model_id, version)
+        if not path.exists():
+            raise RegistryError(f"no model version {key} in {self.root}")
+        return ModelVersion(**json.loads(path.read_text()))
+
+    def audit_trail(self) -> list[dict[str, Any]]:
+        """Every registry event, oldest first."""
+        path = self.root / "audit.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def register(
+        self,
+        config: ModelConfig,
+        operator: str,
+        reason: str,
+        parent: str | None = None,
+        training_window: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+        state: Any = None,
+        now_ns: int = 0,
+    ) -> ModelVersion:
+        """Add a version; the version number is the config's unless taken, then the next free."""
+        taken = {v.version for v in self.versions() if v.model_id == config.model_id}
+        version = config.model_version
+        while version in taken:
+            version += 1
+        config = config.model_copy(update={"model_version": version})
+        if parent is not None:
+            self.get(parent)
+        mv = ModelVersion(
+            model_id=config.model_id,
+            version=version,
+            config=config.model_dump(),
+            parent=parent,
+            training_window=training_window or {},
+            metrics=metrics or {},
+            created_by=operator,
+            created_ts_ns=now_ns,
+        )
+        if state is not None:
+            _atomic_write(self._path(mv.model_id, version, ".pkl"), pickle.dumps(state))
+        self._save(mv)
+        self._audit(
+            {
+                "event": "register",
+                "model": mv.key,
+                "operator": operator,
+                "reason": reason,
+                "parent": parent,
+                "ts_ns": now_ns,
+            }
+        )
+        return mv
+
+    def production(self) -> ModelVersion | None:
+        """The version currently in production, if any."""
+        live = [v for v in self.versions() if v.stage == "production"]
+        return live[-1] if live else None
+
+    def _move(
+        self, mv: ModelVersion, stage: str, operator: str, reason: str, now_ns: int, command_id: str
+    ) -> None:
+        mv.history.append(
+            {
+                "from": mv.stage,
+                "to": stage,
+                "operator": operator,
+                "reason": reason,
+                "ts_ns": now_ns,
+                "command_id": command_id,
+            }
+        )
+        self._audit(
+            {
+                "event": "stage",
+                "model": mv.key,
+                "from": mv.stage,
+                "to": stage,
+                "operator": operator,
+                "reason": reason,
+                "ts_ns": now_ns,
+                "command_id": command_id,
+            }
+        )
+        mv.stage = stage
+        self._save(mv)
+
+    def promote(
+        self,
+        key: str,
+        stage: str,
+        operator: str,
+        reason: str,
+        now_ns: int,
+        instruments: list[str] | None = None,
+        capital_fraction: float | None = None,
+        command_id: str | None = None,
+    ) -> ControlCommand:
+        """Move ``key`` to ``stage`` and return the control command that tells the workers."""
+        if stage not in STAGES[1:]:
+            raise RegistryError(f"stage must be one of {STAGES[1:]}, got {stage!r}")
+        mv = self.get(key)
+        command_id = command_id or f"promote-{mv.model_id}-v{mv.version}-{stage}-{now_ns}"
+        if stage == "production":
+            current = self.production()
+            if current is not None and current.key != mv.key:
+                self._move(
+                    current, "retired", operator, f"replaced by {mv.key}", now_ns, command_id
+                )
+        mv.instruments = instruments
+        mv.capital_fraction = capital_fraction
+        self._move(mv, stage, operator, reason, now_ns, command_id)
+        return ControlCommand(
+            command_id=command_id,
+            command="promote",
+            scope="global",
+            reason=reason,
+            operator=operator,
+            ts_ns=now_ns,
+            model_id=mv.model_id,
+            model_version=mv.version,
+            stage=stage,  # type: ignore[arg-type]
+            model_spec=mv.config,
+            instruments=instruments,
+            capital_fraction=capital_fraction,
+        )
+
+    def rollback(
+        self, operator: str, reason: str, now_ns: int, command_id: str | None = None
+    ) -> ControlCommand:
+        """Retire production and bring back the version it replaced; return the command."""
+        current = self.production()
+        if current is None:
+            raise RegistryError("nothing is in production")
+        promoted = [h for h in current.history if h["to"] == "production"]
+        since = promoted[-1]["command_id"] if promoted else None
+        previous = [
+            v
+            for v in self.versions()
+            if any(h["to"] == "retired" and h["command_id"] == since for h in v.history)
+            and v.key != current.key
+        ]
+        if not previous:
+            raise RegistryError(f"{current.key} replaced no earlier production version")
+        back = previous[-1]
+        command_id = command_id or f"rollback-{current.model_id}-v{current.version}-{now_ns}"
+        self._move(current, "retired", operator, reason, now_ns, command_id)
+        self._move(
+            back, "production", operator, f"rollback of {current.key}: {reason}", now_ns, command_id
+        )
+        return ControlCommand(
+            command_id=command_id,
+            command="rollback",
+            scope="global",
+            reason=reason,
+            operator=operator,
+            ts_ns=now_ns,
+            model_id=back.model_id,
+            model_version=back.version,
+            model_spec=back.config,
+        )
