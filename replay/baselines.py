@@ -1,0 +1,119 @@
+"""Baselines in the same report: does the model add anything over doing nothing clever?
+
+Both baselines trade through their own ``PaperBroker`` (the execution operator the pipeline
+uses), on the same ticks, with the same latency, spread, slippage and fees, so the only
+difference from the model is where the orders come from:
+
+* **buy and hold**: buy ``risk.target_size`` of each instrument at its first decision after
+  warm-up and keep it;
+* **random signals**: at each decision tick, trade with probability equal to the model's own
+  running trade rate (orders per decision so far), so turnover matches in expectation (both
+  are in the report); each trade takes a random side from flat and reverses the position after
+  that, like the model's ``±target_size`` positions. Seeded, so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import random
+
+from replay.report import CurveAccumulator, ReportSettings
+from schemas.decisions import Action, Decision, Side
+from schemas.ticks import QuoteTick, TradeTick
+from streams.config import TickwiseConfig
+from streams.operators.execution import PaperBroker
+
+NAMES = ("buy_and_hold", "random")
+
+
+def _order(
+    name: str, instrument: str, tick_id: str, ts_ns: int, price: float, before: float, after: float
+) -> Decision:
+    delta = after - before
+    side = Side.BUY if delta > 0 else Side.SELL
+    return Decision(
+        decision_id=f"{name}-{tick_id}",
+        signal_id=f"{name}-{tick_id}",
+        instrument=instrument,
+        tick_id=tick_id,
+        ts_event_ns=ts_ns,
+        model_id=name,
+        model_version=1,
+        score=0.5,
+        side=side,
+        action=Action.BUY if delta > 0 else Action.SELL,
+        quantity=abs(delta),
+        price=price,
+        approved=True,
+        reject_reasons=[],
+        position_before=before,
+        position_after=after,
+    )
+
+
+class Baselines:
+    """The buy-and-hold and random-signal accounts, fed the same ticks and decision times."""
+
+    def __init__(self, config: TickwiseConfig, settings: ReportSettings) -> None:
+        ex = config.execution
+        self.initial_cash = ex.initial_cash
+        self.size = config.risk.target_size
+        self.brokers = {name: PaperBroker(ex) for name in NAMES}
+        self.curves = {
+            name: CurveAccumulator(settings, ex.initial_cash, ex.multiplier) for name in NAMES
+        }
+        self._pnl: dict[str, dict[str, float]] = {name: {} for name in NAMES}
+        self._rng = random.Random(settings.seed)
+        self._bought: set[str] = set()
+        self._decisions = 0
+        self._model_orders = 0
+        self.started = False
+
+    def _target(self, name: str, instrument: str) -> float:
+        broker = self.brokers[name]
+        return broker.position(instrument) + broker.pending_quantity(instrument)
+
+    def on_tick(self, tick: TradeTick | QuoteTick) -> None:
+        """Fill due baseline orders and mark the baseline accounts (call for every clean tick)."""
+        for name, broker in self.brokers.items():
+            before = broker.position(tick.instrument)
+            for fill in broker.on_tick(tick):
+                if self.started:
+                    self.curves[name].on_fill(fill, before)
+                before = fill.position_after
+            if not self.started:
+                continue
+            pnl = self._pnl[name]
+            pnl[tick.instrument] = broker.account(tick.instrument).equity - self.initial_cash
+            holding = any(broker.position(i) != 0.0 for i in pnl)
+            self.curves[name].on_equity(
+                tick.ts_event_ns, self.initial_cash + sum(pnl.values()), holding
+            )
+
+    def on_decision(self, decision: Decision, model_ordered: bool) -> None:
+        """Let each baseline act at the model's decision tick."""
+        if not self.started:  # the baselines' curves start with the model's, flat
+            self.started = True
+            for curve in self.curves.values():
+                curve.on_equity(decision.ts_event_ns, self.initial_cash, False)
+        inst, tick_id, ts, price = (
+            decision.instrument,
+            decision.tick_id,
+            decision.ts_event_ns,
+            decision.price,
+        )
+        if inst not in self._bought:
+            self._bought.add(inst)
+            held = self._target("buy_and_hold", inst)
+            self.brokers["buy_and_hold"].submit(
+                _order("bh", inst, tick_id, ts, price, held, self.size)
+            )
+        self._decisions += 1
+        self._model_orders += model_ordered
+        if self._rng.random() < self._model_orders / self._decisions:
+            held = self._target("random", inst)
+            target = -held if held else self._rng.choice((self.size, -self.size))
+            self.brokers["random"].submit(_order("rnd", inst, tick_id, ts, price, held, target))
+
+    def figures(self) -> dict[str, dict[str, object]]:
+        """Report figures per baseline."""
+        return {name: curve.figures() for name, curve in self.curves.items()}
