@@ -18,13 +18,21 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from schemas.decisions import ControlCommand
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import SourceRef
 from streams.config import TickwiseConfig, load_config
 from streams.pipeline import Pipeline
 from streams.sources import RawRecord, SourceError, add_source_arguments, open_sources
 
-OUTPUT_FILES = ("decisions.jsonl", "audit.jsonl", "signals.jsonl", "quarantine.jsonl")
+OUTPUT_FILES = (
+    "decisions.jsonl",
+    "audit.jsonl",
+    "signals.jsonl",
+    "quarantine.jsonl",
+    "fills.jsonl",
+    "alerts.jsonl",
+)
 
 
 @dataclass
@@ -53,10 +61,21 @@ class BacktestResult:
         }
 
 
-def run_backtest(records: Iterable[RawRecord], config: TickwiseConfig, out: Path) -> BacktestResult:
-    """Run every record through the shared pipeline and write the topic-shaped outputs."""
+def run_backtest(
+    records: Iterable[RawRecord],
+    config: TickwiseConfig,
+    out: Path,
+    controls: Iterable[ControlCommand] = (),
+) -> BacktestResult:
+    """Run every record through the shared pipeline and write the topic-shaped outputs.
+
+    ``controls`` are operator commands (kill switch, demotion); give them an
+    ``effective_ts_event_ns`` (or use ``replay_commands`` on a live audit trail) to replay them.
+    """
     out.mkdir(parents=True, exist_ok=True)
     pipeline = Pipeline(config)
+    for command in controls:
+        pipeline.on_control(command)
     result = BacktestResult()
     started = time.perf_counter()
     with ExitStack() as stack:
@@ -78,6 +97,10 @@ def run_backtest(records: Iterable[RawRecord], config: TickwiseConfig, out: Path
                 continue
             result.clean += 1
             decided = pipeline.decide(verdict)
+            for fill in decided.fills:
+                files["fills.jsonl"].write(fill.to_bytes() + b"\n")
+            for alert in decided.alerts:
+                files["alerts.jsonl"].write(alert.to_bytes() + b"\n")
             if decided.error is not None:
                 quarantined(decided.error)
             if decided.signal is not None:

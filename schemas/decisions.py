@@ -91,6 +91,63 @@ class Decision(Contract):
     position_after: float
 
 
+class TradingState(StrEnum):
+    """What an instrument may do: trade, only reduce exposure, or nothing."""
+
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"
+    HALTED = "HALTED"
+
+
+class Order(Contract):
+    """An approved decision's order to the (paper) broker; it fills at a later tick."""
+
+    schema_version: Literal[1] = 1
+    order_id: str
+    decision_id: str
+    instrument: Instrument
+    ts_event_ns: TimestampNs = Field(description="Event time the decision was taken.")
+    due_ts_event_ns: TimestampNs = Field(description="Earliest event time it may fill.")
+    side: Action
+    quantity: float = Field(gt=0.0)
+    model_id: str
+    model_version: int = Field(ge=1)
+
+
+class Fill(Contract):
+    """An order executed by the paper broker at a later tick, with the account after it."""
+
+    schema_version: Literal[1] = 1
+    fill_id: str
+    order_id: str
+    decision_id: str
+    instrument: Instrument
+    tick_id: TickId = Field(description="The tick the order filled on.")
+    ts_event_ns: TimestampNs = Field(description="Event time of the fill (the tick's).")
+    order_ts_event_ns: TimestampNs
+    side: Action
+    quantity: float = Field(gt=0.0)
+    price: float = Field(description="Execution price: spread crossed, slippage included.")
+    reference_price: float = Field(description="Mid (quotes) or last trade at the fill tick.")
+    fee: float = Field(ge=0.0)
+    position_after: float
+    cash_after: float
+    realized_pnl_after: float
+    model_id: str
+    model_version: int = Field(ge=1)
+
+
+class AppliedControl(Contract):
+    """A control command as it took effect on one instrument, at one event time."""
+
+    command_id: str
+    command: str
+    scope: str
+    reason: str
+    applied_ts_event_ns: TimestampNs
+    model_id: str | None = None
+
+
 class AuditRecord(Contract):
     """Everything behind one decision, hash-chained per instrument so tampering is detectable.
 
@@ -111,6 +168,14 @@ class AuditRecord(Contract):
     decision: Decision
     prev_hash: str
     hash: str
+    # Added with paper execution and controls (defaults keep older producers valid).
+    order: Order | None = None
+    fills: list[Fill] = Field(
+        default_factory=list,
+        description="Fills of earlier orders that executed since the previous record.",
+    )
+    trading_state: TradingState = TradingState.ACTIVE
+    controls_applied: list[AppliedControl] = Field(default_factory=list)
 
 
 class Severity(StrEnum):
@@ -137,10 +202,14 @@ class ControlCommand(Contract):
 
     schema_version: Literal[1] = 1
     command_id: str
-    command: Literal["kill_switch_on", "kill_switch_off", "promote", "rollback"]
+    command: Literal["kill_switch_on", "kill_switch_off", "promote", "rollback", "demote"]
     scope: str = Field(description="'global' or an instrument")
     reason: str = Field(min_length=1)
     operator: str = Field(min_length=1)
     ts_ns: TimestampNs
     model_id: str | None = None
     model_version: int | None = None
+    effective_ts_event_ns: TimestampNs | None = Field(
+        default=None,
+        description="Apply only to decisions at or after this event time (replay); None: at once.",
+    )

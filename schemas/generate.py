@@ -13,7 +13,15 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from schemas.decisions import Alert, AuditRecord, ControlCommand, Decision, FeatureVector, Signal
+from schemas.decisions import (
+    Alert,
+    AuditRecord,
+    ControlCommand,
+    Decision,
+    FeatureVector,
+    Fill,
+    Signal,
+)
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import TICK_ADAPTER, CleanTick, QuoteTick, TradeTick
 
@@ -30,6 +38,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "audit_record": AuditRecord,
     "alert": Alert,
     "control_command": ControlCommand,
+    "fill": Fill,
 }
 
 

@@ -9,7 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.base import Contract
-from schemas.decisions import Alert, AuditRecord, ControlCommand, Decision, FeatureVector, Signal
+from schemas.decisions import (
+    Alert,
+    AuditRecord,
+    ControlCommand,
+    Decision,
+    FeatureVector,
+    Fill,
+    Signal,
+)
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import CleanTick, QuoteTick, TradeTick
 
@@ -115,6 +123,16 @@ CONTROL = TopicSpec(
     "Operator commands (kill switch, model stages); compacted so state survives restarts.",
 )
 
+FILLS = TopicSpec(
+    "fills",
+    "instrument",
+    (Fill,),
+    3,
+    30 * DAY_MS,
+    "delete",
+    "Paper-broker fills of approved orders, with the account after each fill.",
+)
+
 CATALOGUE: tuple[TopicSpec, ...] = (
     TICKS_RAW,
     TICKS_CLEAN,
@@ -125,6 +143,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     AUDIT,
     ALERTS,
     CONTROL,
+    FILLS,
 )
 
 
@@ -172,3 +191,7 @@ class Topics:
     @property
     def control(self) -> str:
         return self.name(CONTROL)
+
+    @property
+    def fills(self) -> str:
+        return self.name(FILLS)

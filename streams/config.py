@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Frozen(BaseModel):
@@ -64,6 +64,103 @@ class RiskConfig(Frozen):
     target_size: float = Field(default=1.0, gt=0.0, description="Position a BUY/SELL aims for.")
     max_position: float = Field(default=5.0, gt=0.0)
     max_order_size: float = Field(default=10.0, gt=0.0)
+    # --- limits added with paper execution (issue 5); every one applies per instrument ---
+    max_notional: float | None = Field(
+        default=None, gt=0.0, description="Cap on |position| x price x multiplier after the order."
+    )
+    collar_bps: float | None = Field(
+        default=100.0,
+        gt=0.0,
+        description="Max distance of the expected fill price from the last trade or mid.",
+    )
+    max_orders: int = Field(default=20, ge=0, description="Orders per throttle window; 0: off.")
+    throttle_window_s: float = Field(default=1.0, gt=0.0, description="Event-time window.")
+    max_drawdown: float | None = Field(
+        default=None, gt=0.0, description="Equity below its peak by more than this: loss_action."
+    )
+    max_daily_loss: float | None = Field(
+        default=None, gt=0.0, description="Loss since the trading day began: loss_action."
+    )
+    loss_action: Literal["REDUCING", "HALTED"] = "REDUCING"
+    sizing: Literal["fixed", "fixed_fraction", "vol_target"] = "fixed"
+    fraction: float = Field(
+        default=0.02, gt=0.0, le=1.0, description="fixed_fraction: equity share at confidence 1."
+    )
+    vol_target: float = Field(
+        default=1000.0, gt=0.0, description="vol_target: money at risk per vol_horizon_s."
+    )
+    vol_horizon_s: float = Field(default=60.0, gt=0.0)
+    vol_tau_s: float = Field(default=60.0, gt=0.0, description="Event-time EWMA of the variance.")
+    lot_size: float = Field(default=0.0, ge=0.0, description="Round sized targets down; 0: off.")
+    min_order_size: float = Field(default=0.0, ge=0.0, description="Smaller orders become HOLD.")
+    allowed_instruments: tuple[str, ...] | None = Field(
+        default=None, description="Instruments that may trade; None: any."
+    )
+    instruments: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per-instrument overrides of the limits above, e.g. {ES = {max_position = 2}}.",
+    )
+
+    @model_validator(mode="after")
+    def _check_overrides(self) -> RiskConfig:
+        for instrument, override in self.instruments.items():
+            bad = set(override) - PER_INSTRUMENT_RISK_KEYS
+            if bad:
+                raise ValueError(f"risk.instruments.{instrument}: unknown keys {sorted(bad)}")
+            self.model_validate({**self.model_dump(exclude={"instruments"}), **override})
+        return self
+
+    def for_instrument(self, instrument: str) -> RiskConfig:
+        """The limits that apply to ``instrument``: the global ones with its overrides."""
+        override = self.instruments.get(instrument)
+        if not override:
+            return self
+        return self.model_validate({**self.model_dump(exclude={"instruments"}), **override})
+
+
+PER_INSTRUMENT_RISK_KEYS = frozenset(RiskConfig.model_fields) - {
+    "instruments",
+    "allowed_instruments",
+}
+
+
+class ExecutionConfig(Frozen):
+    """The paper broker: event-time latency, spread crossing, slippage, fees, accounting."""
+
+    latency_ms: float = Field(default=50.0, ge=0.0, description="Event time before a fill.")
+    half_spread_bps: float = Field(
+        default=1.0, ge=0.0, description="Assumed half spread when the fill tick is a trade."
+    )
+    slippage_bps: float = Field(default=0.5, ge=0.0, description="Paid on every fill.")
+    fee_bps: float = Field(default=0.1, ge=0.0, description="Of the fill notional.")
+    fee_per_unit: float = Field(default=0.0, ge=0.0)
+    multiplier: float = Field(default=1.0, gt=0.0, description="Money per price point per unit.")
+    initial_cash: float = Field(default=1_000_000.0, description="Per instrument account.")
+    day_start_utc_hour: int = Field(
+        default=0, ge=0, le=23, description="Trading day boundary for the daily-loss stop."
+    )
+
+
+class MonitorConfig(Frozen):
+    """What the monitor watches and which policy answers each alert code."""
+
+    accuracy_window: int = Field(default=500, ge=10)
+    min_accuracy: float | None = Field(default=None, ge=0.0, le=1.0)
+    drift_delta: float = Field(default=1e-4, gt=0.0, lt=1.0, description="ADWIN confidence.")
+    drift_grace: int = Field(default=500, ge=0, description="Outcomes before drift may alarm.")
+    max_losing_streak: int = Field(default=10, ge=1)
+    max_loss: float | None = Field(default=None, gt=0.0, description="Net P&L below -max_loss.")
+    quarantine_window: int = Field(default=1000, ge=10)
+    max_quarantine_rate: float = Field(default=0.05, gt=0.0, le=1.0)
+    policies: dict[str, Literal["alert", "demote", "halt_instrument", "global_kill"]] = Field(
+        default_factory=lambda: {
+            "MODEL_DRIFT": "demote",
+            "LOW_ACCURACY": "alert",
+            "LOSING_STREAK": "alert",
+            "PNL_LOSS": "halt_instrument",
+            "DATA_QUALITY": "alert",
+        }
+    )
 
 
 class TickwiseConfig(Frozen):
@@ -76,6 +173,8 @@ class TickwiseConfig(Frozen):
     label: LabelConfig = LabelConfig()
     model: ModelConfig = ModelConfig()
     risk: RiskConfig = RiskConfig()
+    execution: ExecutionConfig = ExecutionConfig()
+    monitor: MonitorConfig = MonitorConfig()
 
 
 def load_config(path: str | Path | None = None, **overrides: object) -> TickwiseConfig:

@@ -15,11 +15,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.decisions import AuditRecord, Decision, FeatureVector, Signal
+from schemas.decisions import (
+    Alert,
+    AuditRecord,
+    ControlCommand,
+    Decision,
+    FeatureVector,
+    Fill,
+    Order,
+    Signal,
+)
 from schemas.quarantine import QuarantineRecord, ReasonCode
-from schemas.ticks import CleanTick, SourceRef
+from schemas.ticks import CleanTick, QuoteTick, SourceRef, TradeTick
 from streams.config import TickwiseConfig
 from streams.operators import AuditChain, FeatureEngine, OnlineClassifier, RiskEngine, Validator
+from streams.operators.control import ControlBook
+from streams.operators.execution import AccountView, PaperBroker
 from streams.operators.state import KeyedState
 from streams.operators.validation import quarantine
 
@@ -33,6 +44,12 @@ class Decided:
     decision: Decision | None = None
     audit: AuditRecord | None = None
     error: QuarantineRecord | None = None
+    # risk / execution / monitor outputs (issue 5)
+    order: Order | None = None
+    fills: tuple[Fill, ...] = ()
+    account: AccountView | None = None
+    alerts: tuple[Alert, ...] = ()
+    commands: tuple[ControlCommand, ...] = ()
 
 
 class Pipeline:
@@ -43,8 +60,10 @@ class Pipeline:
         self.validator = Validator(config.validation)
         self.features = FeatureEngine(config.features)
         self.model = OnlineClassifier(config.model, config.label)
-        self.risk = RiskEngine(config.risk)
+        self.risk = RiskEngine(config.risk, multiplier=config.execution.multiplier)
         self.audit = AuditChain()
+        self.execution = PaperBroker(config.execution)
+        self.control = ControlBook()
 
     @property
     def decide_operators(self) -> dict[str, KeyedState]:
@@ -54,6 +73,8 @@ class Pipeline:
             "model": self.model,
             "risk": self.risk,
             "audit": self.audit,
+            "execution": self.execution,
+            "control": self.control,
         }
 
     def export_state(self, instrument: str) -> dict[str, Any]:
@@ -73,16 +94,21 @@ class Pipeline:
         except Exception as exc:  # an operator bug must not stop the stream
             return quarantine(raw, source, ReasonCode.OPERATOR_ERROR, f"validator: {exc!r}")
 
+    def on_control(self, command: ControlCommand) -> bool:
+        """Take an operator command (kill switch, demotion); False if seen before."""
+        return self.control.on_command(command)
+
     def decide(self, clean: CleanTick) -> Decided:
         """Stage two: features, then (after warm-up) signal, decision and audit record."""
+        fills: list[Fill] = []
         try:
+            fills = self._before_model(clean.tick)
             fv = self.features.on_tick(clean.tick)
             signal = self.model.on_features(fv)
             if signal is None:
-                return Decided(features=fv)
-            decision, checks = self.risk.on_signal(signal, fv.price)
-            record = self.audit.on_decision(fv, signal, checks, decision)
-            return Decided(fv, signal, decision, record)
+                self.audit.hold_fills(clean.tick.instrument, fills)
+                return Decided(features=fv, fills=tuple(fills))
+            return self._after_model(fv, signal, fills)
         except Exception as exc:  # an operator bug must not stop the stream
             error = quarantine(
                 clean.to_bytes(),
@@ -92,4 +118,39 @@ class Pipeline:
                 clean.tick.instrument,
                 clean.tick.tick_id,
             )
-            return Decided(error=error)
+            return Decided(error=error, fills=tuple(fills))
+
+    # --- risk, execution, control and audit (issue 5); the model part stays above -----------
+
+    def _before_model(self, tick: TradeTick | QuoteTick) -> list[Fill]:
+        """Fill orders due at this tick and update the market state risk reads."""
+        fills = self.execution.on_tick(tick)
+        self.risk.on_tick(tick)
+        return fills
+
+    def _after_model(self, fv: FeatureVector, signal: Signal, fills: list[Fill]) -> Decided:
+        """Risk-check the signal, send an approved order to the paper broker, audit it all."""
+        account = self.execution.account(signal.instrument)
+        control = self.control.view(signal.instrument, signal.model_id, signal.ts_event_ns)
+        verdict = self.risk.evaluate(signal, fv.price, account, control)
+        decision = verdict.decision
+        order = self.execution.submit(decision)
+        record = self.audit.on_decision(
+            fv,
+            signal,
+            verdict.checks,
+            decision,
+            order=order,
+            fills=fills,
+            trading_state=verdict.trading_state,
+            controls=control.newly_applied,
+        )
+        return Decided(
+            fv,
+            signal,
+            decision,
+            record,
+            order=order,
+            fills=tuple(fills),
+            account=self.execution.account(signal.instrument),
+        )

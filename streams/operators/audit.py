@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
-from schemas.decisions import AuditRecord, Decision, FeatureVector, RiskCheckResult, Signal
+from schemas.decisions import (
+    AppliedControl,
+    AuditRecord,
+    Decision,
+    FeatureVector,
+    Fill,
+    Order,
+    RiskCheckResult,
+    Signal,
+    TradingState,
+)
 from streams.operators.state import InstrumentStateMixin
 
 GENESIS = "0" * 64
@@ -15,6 +26,13 @@ def record_hash(record: AuditRecord) -> str:
     """SHA-256 of the record's canonical JSON without its own hash (``prev_hash`` included)."""
     body = record.model_dump_json(exclude={"hash"}).encode()
     return hashlib.sha256(body).hexdigest()
+
+
+@dataclass
+class _Chain:
+    seq: int = -1
+    head: str = GENESIS
+    unaudited_fills: list[Fill] = field(default_factory=list)
 
 
 class AuditChain(InstrumentStateMixin):
@@ -28,10 +46,19 @@ class AuditChain(InstrumentStateMixin):
     """
 
     def __init__(self) -> None:
-        self._state: dict[str, tuple[int, str]] = {}
+        self._state: dict[str, _Chain] = {}
 
     def head(self, instrument: str) -> str:
-        return self._state.get(instrument, (-1, GENESIS))[1]
+        chain = self._state.get(instrument)
+        return chain.head if chain else GENESIS
+
+    def hold_fills(self, instrument: str, fills: Sequence[Fill]) -> None:
+        """Keep fills that happened on a tick without a decision for the next record."""
+        if fills:
+            chain = self._state.get(instrument)
+            if chain is None:
+                chain = self._state[instrument] = _Chain()
+            chain.unaudited_fills.extend(fills)
 
     def on_decision(
         self,
@@ -39,10 +66,22 @@ class AuditChain(InstrumentStateMixin):
         signal: Signal,
         checks: list[RiskCheckResult],
         decision: Decision,
+        *,
+        order: Order | None = None,
+        fills: Sequence[Fill] = (),
+        trading_state: TradingState = TradingState.ACTIVE,
+        controls: Sequence[AppliedControl] = (),
     ) -> AuditRecord:
-        """Append the record for ``decision`` and advance the instrument's chain."""
-        last_seq, prev = self._state.get(decision.instrument, (-1, GENESIS))
-        seq = last_seq + 1
+        """Append the record for ``decision`` and advance the instrument's chain.
+
+        ``fills`` are those of earlier orders executed on this tick; fills held back from ticks
+        without a decision come first, so every fill is in exactly one record.
+        """
+        chain = self._state.get(decision.instrument)
+        if chain is None:
+            chain = self._state[decision.instrument] = _Chain()
+        seq, prev = chain.seq + 1, chain.head
+        all_fills = [*chain.unaudited_fills, *fills]
         unsigned = AuditRecord(
             audit_id=f"aud-{decision.instrument}-{seq}",
             seq=seq,
@@ -55,9 +94,13 @@ class AuditChain(InstrumentStateMixin):
             decision=decision,
             prev_hash=prev,
             hash="",
+            order=order,
+            fills=all_fills,
+            trading_state=trading_state,
+            controls_applied=list(controls),
         )
         record = unsigned.model_copy(update={"hash": record_hash(unsigned)})
-        self._state[decision.instrument] = (seq, record.hash)
+        chain.seq, chain.head, chain.unaudited_fills = seq, record.hash, []
         return record
 
 

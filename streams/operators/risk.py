@@ -1,61 +1,322 @@
-"""Pre-trade risk: every signal becomes a decision, approved or rejected with reasons."""
+"""Pre-trade risk: every signal becomes a decision, approved or rejected with reason codes.
+
+Limits apply per instrument (``RiskConfig`` with ``risk.instruments`` overrides). There are no
+limits summed across instruments on the decision path on purpose: instruments are spread over
+partitions and workers, so a cross-instrument sum would depend on how their ticks interleave,
+and live would stop deciding like replay. Portfolio-wide protection instead goes through the kill
+switch (by hand or from a monitor policy), whose event time per instrument is audited.
+
+Trading states: ACTIVE; REDUCING (only orders that bring the position towards zero), reached by
+the drawdown or daily-loss stop; HALTED, by the kill switch (or a stop with ``loss_action =
+"HALTED"``). A rejection is data: each check yields a ``RiskCheckResult`` with its reason code.
+"""
 
 from __future__ import annotations
 
-from schemas.decisions import Action, Decision, RiskCheckResult, Side, Signal
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+from schemas.decisions import (
+    Action,
+    Decision,
+    RiskCheckResult,
+    Side,
+    Signal,
+    TradingState,
+)
+from schemas.ticks import QuoteTick, TradeTick
 from streams.config import RiskConfig
+from streams.operators.control import ControlView
+from streams.operators.execution import AccountView
 from streams.operators.state import InstrumentStateMixin
+
+BPS = 1e4
+NS = 1e-9
+
+
+class Reason:
+    """Stable rejection reason codes (values never change meaning; new ones are appended)."""
+
+    INSTRUMENT_NOT_ALLOWED = "INSTRUMENT_NOT_ALLOWED"
+    MODEL_SHADOW = "MODEL_SHADOW"
+    KILL_SWITCH = "KILL_SWITCH"
+    MAX_DRAWDOWN = "MAX_DRAWDOWN"
+    DAILY_LOSS = "DAILY_LOSS"
+    MAX_ORDER_SIZE = "MAX_ORDER_SIZE"
+    MAX_POSITION = "MAX_POSITION"
+    MAX_NOTIONAL = "MAX_NOTIONAL"
+    PRICE_COLLAR = "PRICE_COLLAR"
+    ORDER_RATE = "ORDER_RATE"
+
+
+@dataclass
+class _RiskState:
+    reference: float = math.nan
+    prev_reference: float = math.nan
+    touch_buy: float = math.nan
+    touch_sell: float = math.nan
+    last_ts_ns: int | None = None
+    var_sum: float = 0.0  # event-time EWMA of squared log returns per second
+    var_weight: float = 0.0
+    order_times: deque[int] = field(default_factory=deque)
+    drawdown_stop: bool = False
+    daily_stop_day: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RiskVerdict:
+    """A decision with every check behind it and the trading state it was taken in."""
+
+    decision: Decision
+    checks: list[RiskCheckResult]
+    trading_state: TradingState
+
+
+def _check(name: str, ok: bool, reason: str, detail: str) -> RiskCheckResult:
+    # built from our own typed values: skip re-validation, ten of these per decision
+    return RiskCheckResult.model_construct(
+        check=name, passed=bool(ok), reason=None if ok else reason, detail=detail
+    )
 
 
 class RiskEngine(InstrumentStateMixin):
-    """Turn a signal into a target position and check the order that gets there.
+    """Size a signal into a target position and check the order that gets there.
 
-    A BUY aims for ``+target_size``, a SELL for ``-target_size``, FLAT holds what is held. The
-    skeleton treats approved orders as filled at the tick's price (paper execution comes later),
-    so the position here is the position the next decision starts from.
+    A BUY aims for a long target, a SELL for a short one, FLAT holds what is held (filled plus
+    in flight). ``fixed`` sizing targets ``target_size``; ``fixed_fraction`` and ``vol_target``
+    scale with the signal's confidence and are capped by ``max_position`` and ``max_notional``.
 
     Examples
     --------
     >>> from schemas.decisions import Side
     >>> risk = RiskEngine(RiskConfig(target_size=2.0, max_position=1.0))
     >>> checks = risk.check("ES", Side.BUY)[1]
-    >>> [(c.check, c.passed, c.reason) for c in checks]
-    [('max_position', False, 'MAX_POSITION'), ('max_order_size', True, None)]
+    >>> [(c.check, c.reason) for c in checks if not c.passed]
+    [('max_position', 'MAX_POSITION')]
     """
 
-    def __init__(self, config: RiskConfig) -> None:
+    def __init__(self, config: RiskConfig, multiplier: float = 1.0) -> None:
         self.config = config
-        self._state: dict[str, float] = {}
+        self.multiplier = multiplier
+        self._limits: dict[str, RiskConfig] = {}
+        self._state: dict[str, _RiskState] = {}
 
-    def position(self, instrument: str) -> float:
-        return self._state.get(instrument, 0.0)
+    def limits(self, instrument: str) -> RiskConfig:
+        """The limits for ``instrument`` (global ones with its overrides), cached."""
+        cfg = self._limits.get(instrument)
+        if cfg is None:
+            cfg = self._limits[instrument] = self.config.for_instrument(instrument)
+        return cfg
 
-    def check(self, instrument: str, side: Side) -> tuple[float, list[RiskCheckResult]]:
-        """Return the signed order quantity the signal asks for and every check's verdict."""
-        cfg = self.config
-        held = self.position(instrument)
-        target = {Side.BUY: cfg.target_size, Side.SELL: -cfg.target_size, Side.FLAT: held}[side]
+    def _get(self, instrument: str) -> _RiskState:
+        st = self._state.get(instrument)
+        if st is None:
+            st = self._state[instrument] = _RiskState()
+        return st
+
+    def on_tick(self, tick: TradeTick | QuoteTick) -> None:
+        """Track the market the collar and the volatility estimate use (every clean tick)."""
+        st = self._get(tick.instrument)
+        price = tick.reference_price
+        if st.last_ts_ns is not None and st.reference > 0.0 and price > 0.0:
+            dt_s = max(tick.ts_event_ns - st.last_ts_ns, 0) * NS
+            decay = math.exp(-dt_s / self.limits(tick.instrument).vol_tau_s)
+            r = math.log(price / st.reference)
+            st.var_sum = st.var_sum * decay + r * r
+            st.var_weight = st.var_weight * decay + dt_s
+        st.prev_reference = st.reference
+        st.reference = price
+        if isinstance(tick, QuoteTick):
+            st.touch_buy, st.touch_sell = tick.ask, tick.bid
+        else:
+            st.touch_buy = st.touch_sell = tick.price
+        st.last_ts_ns = (
+            tick.ts_event_ns if st.last_ts_ns is None else max(st.last_ts_ns, tick.ts_event_ns)
+        )
+
+    def variance_per_s(self, instrument: str) -> float:
+        """Event-time EWMA of the log-return variance per second (0 until two ticks)."""
+        st = self._state.get(instrument)
+        if st is None or st.var_weight <= 0.0:
+            return 0.0
+        return st.var_sum / st.var_weight
+
+    def target(
+        self,
+        signal_side: Side,
+        confidence: float,
+        instrument: str,
+        price: float,
+        equity: float,
+        held: float,
+    ) -> float:
+        """The signed position a signal asks for, after sizing and its caps."""
+        cfg = self.limits(instrument)
+        if signal_side is Side.FLAT:
+            return held
+        if cfg.sizing == "fixed":
+            size = cfg.target_size
+        else:
+            unit_value = price * self.multiplier
+            if cfg.sizing == "fixed_fraction":
+                size = cfg.fraction * confidence * max(equity, 0.0) / unit_value
+            else:
+                sigma = math.sqrt(self.variance_per_s(instrument) * cfg.vol_horizon_s)
+                size = confidence * cfg.vol_target / (unit_value * sigma) if sigma > 0 else 0.0
+            size = min(size, cfg.max_position)
+            if cfg.max_notional is not None:
+                size = min(size, cfg.max_notional / unit_value)
+            if cfg.lot_size > 0.0:
+                size = math.floor(size / cfg.lot_size + 1e-9) * cfg.lot_size
+        return size if signal_side is Side.BUY else -size
+
+    def check(
+        self,
+        instrument: str,
+        side: Side,
+        confidence: float = 1.0,
+        price: float = math.nan,
+        account: AccountView | None = None,
+        control: ControlView | None = None,
+        model_id: str = "",
+        ts_event_ns: int = 0,
+    ) -> tuple[float, list[RiskCheckResult], TradingState]:
+        """Return the signed order quantity, every check's verdict and the trading state."""
+        cfg = self.limits(instrument)
+        st = self._get(instrument)
+        control = control or ControlView()
+        held = account.position + account.pending_quantity if account else 0.0
+        equity = account.equity if account else 0.0
+        px = price if price == price else st.reference
+        target = self.target(side, confidence, instrument, px, equity, held)
         delta = target - held
+        if abs(delta) < cfg.min_order_size:
+            delta, target = 0.0, held
+        order = delta != 0.0
+        reducing = order and abs(target) < abs(held) and (target * held >= 0.0)
+
+        # trading state: loss stops are sticky (drawdown until cleared, daily loss for the day);
+        # an operator's kill_switch_off reaching this instrument clears them
+        if any(a.command == "kill_switch_off" for a in control.newly_applied):
+            st.drawdown_stop, st.daily_stop_day = False, None
+        if account is not None and cfg.max_drawdown is not None:
+            st.drawdown_stop = st.drawdown_stop or account.drawdown > cfg.max_drawdown
+        day = account.trading_day if account else None
+        if (
+            account is not None
+            and cfg.max_daily_loss is not None
+            and -account.day_pnl > (cfg.max_daily_loss)
+        ):
+            st.daily_stop_day = day
+        daily_stop = st.daily_stop_day is not None and st.daily_stop_day == day
+        loss_state = TradingState(cfg.loss_action) if (st.drawdown_stop or daily_stop) else None
+        if control.halted_by is not None or loss_state is TradingState.HALTED:
+            state = TradingState.HALTED
+        elif loss_state is TradingState.REDUCING:
+            state = TradingState.REDUCING
+        else:
+            state = TradingState.ACTIVE
+        loss_blocks = (
+            order and loss_state is not None and (loss_state is TradingState.HALTED or not reducing)
+        )
+
+        allowed = cfg.allowed_instruments
+        unit_value = px * self.multiplier
+        notional = abs(target) * unit_value
+        expected = st.touch_buy if delta > 0 else st.touch_sell
+        collar_ref = st.prev_reference
+        collar_bps = abs(expected - collar_ref) / collar_ref * BPS if collar_ref > 0 else 0.0
+        window_ns = round(cfg.throttle_window_s * 1e9)
+        while st.order_times and st.order_times[0] <= ts_event_ns - window_ns:
+            st.order_times.popleft()
+        kill = control.halted_by
         checks = [
-            RiskCheckResult(
-                check="max_position",
-                passed=abs(target) <= cfg.max_position,
-                reason=None if abs(target) <= cfg.max_position else "MAX_POSITION",
-                detail=f"target {target:g}, limit {cfg.max_position:g}",
+            _check(
+                "allowed_instrument",
+                allowed is None or instrument in allowed,
+                Reason.INSTRUMENT_NOT_ALLOWED,
+                "any instrument" if allowed is None else f"allowed: {', '.join(allowed)}",
             ),
-            RiskCheckResult(
-                check="max_order_size",
-                passed=abs(delta) <= cfg.max_order_size,
-                reason=None if abs(delta) <= cfg.max_order_size else "MAX_ORDER_SIZE",
-                detail=f"order {abs(delta):g}, limit {cfg.max_order_size:g}",
+            _check(
+                "model_stage",
+                not order or control.demoted_by is None,
+                Reason.MODEL_SHADOW,
+                f"{model_id} demoted: {control.demoted_by.reason}" if control.demoted_by else "",
+            ),
+            _check(
+                "kill_switch",
+                not order or kill is None,
+                Reason.KILL_SWITCH,
+                f"{kill.command_id} ({kill.scope}): {kill.reason}" if kill else "off",
+            ),
+            _check(
+                "max_drawdown",
+                not (loss_blocks and st.drawdown_stop),
+                Reason.MAX_DRAWDOWN,
+                f"drawdown {account.drawdown:.2f}, limit {cfg.max_drawdown}" if account else "",
+            ),
+            _check(
+                "daily_loss",
+                not (loss_blocks and daily_stop),
+                Reason.DAILY_LOSS,
+                f"day P&L {account.day_pnl:.2f}, limit {cfg.max_daily_loss}" if account else "",
+            ),
+            _check(
+                "max_order_size",
+                abs(delta) <= cfg.max_order_size,
+                Reason.MAX_ORDER_SIZE,
+                f"order {abs(delta):g}, limit {cfg.max_order_size:g}",
+            ),
+            _check(
+                "max_position",
+                abs(target) <= cfg.max_position or abs(target) <= abs(held),
+                Reason.MAX_POSITION,
+                f"target {target:g}, limit {cfg.max_position:g}",
+            ),
+            _check(
+                "max_notional",
+                cfg.max_notional is None
+                or not notional > cfg.max_notional
+                or abs(target) <= abs(held),
+                Reason.MAX_NOTIONAL,
+                f"notional {notional:.2f}, limit {cfg.max_notional}",
+            ),
+            _check(
+                "price_collar",
+                not order or cfg.collar_bps is None or collar_bps <= cfg.collar_bps,
+                Reason.PRICE_COLLAR,
+                f"{collar_bps:.1f} bps from last trade/mid, limit {cfg.collar_bps}",
+            ),
+            _check(
+                "order_rate",
+                not order or cfg.max_orders == 0 or len(st.order_times) < cfg.max_orders,
+                Reason.ORDER_RATE,
+                f"{len(st.order_times)} orders in {cfg.throttle_window_s:g} s, "
+                f"limit {cfg.max_orders}",
             ),
         ]
-        return delta, checks
+        return delta, checks, state
 
-    def on_signal(self, signal: Signal, price: float) -> tuple[Decision, list[RiskCheckResult]]:
-        """Decide on ``signal``; an approved order moves the position."""
-        held = self.position(signal.instrument)
-        delta, checks = self.check(signal.instrument, signal.side)
+    def evaluate(
+        self,
+        signal: Signal,
+        price: float,
+        account: AccountView | None = None,
+        control: ControlView | None = None,
+    ) -> RiskVerdict:
+        """Decide on ``signal`` given the account (filled and pending) and the controls."""
+        held = account.position + account.pending_quantity if account else 0.0
+        delta, checks, state = self.check(
+            signal.instrument,
+            signal.side,
+            signal.confidence,
+            price,
+            account,
+            control,
+            signal.model_id,
+            signal.ts_event_ns,
+        )
         approved = all(c.passed for c in checks)
         if delta > 0:
             action = Action.BUY
@@ -63,8 +324,8 @@ class RiskEngine(InstrumentStateMixin):
             action = Action.SELL
         else:
             action = Action.HOLD
-        after = held + delta if approved else held
-        self._state[signal.instrument] = after
+        if approved and delta != 0.0:
+            self._get(signal.instrument).order_times.append(signal.ts_event_ns)
         decision = Decision(
             decision_id=f"dec-{signal.tick_id}-{signal.model_id}-v{signal.model_version}",
             signal_id=signal.signal_id,
@@ -81,6 +342,17 @@ class RiskEngine(InstrumentStateMixin):
             approved=approved,
             reject_reasons=[c.reason for c in checks if c.reason is not None],
             position_before=held,
-            position_after=after,
+            position_after=held + delta if approved else held,
         )
-        return decision, checks
+        return RiskVerdict(decision, checks, state)
+
+    def on_signal(
+        self,
+        signal: Signal,
+        price: float,
+        account: AccountView | None = None,
+        control: ControlView | None = None,
+    ) -> tuple[Decision, list[RiskCheckResult]]:
+        """``evaluate`` without the trading state (the skeleton's signature)."""
+        verdict = self.evaluate(signal, price, account, control)
+        return verdict.decision, verdict.checks
