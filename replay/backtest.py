@@ -18,6 +18,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from replay.collector import BacktestCollector
+from replay.progress import Progress
+from replay.report import ReportSettings
 from schemas.decisions import ControlCommand
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import SourceRef
@@ -46,6 +49,7 @@ class BacktestResult:
     decisions: int = 0
     approved: int = 0
     seconds: float = 0.0
+    report: dict[str, object] = field(default_factory=dict)
 
     def summary(self) -> dict[str, object]:
         return {
@@ -66,11 +70,15 @@ def run_backtest(
     config: TickwiseConfig,
     out: Path,
     controls: Iterable[ControlCommand] = (),
+    settings: ReportSettings | None = None,
+    progress: bool = False,
 ) -> BacktestResult:
     """Run every record through the shared pipeline and write the topic-shaped outputs.
 
     ``controls`` are operator commands (kill switch, demotion); give them an
     ``effective_ts_event_ns`` (or use ``replay_commands`` on a live audit trail) to replay them.
+    Input is consumed as a stream; ``equity.csv``, ``report.json`` and ``report.html`` are
+    measured as specified by ``settings`` (see ``replay.collector``).
     """
     out.mkdir(parents=True, exist_ok=True)
     pipeline = Pipeline(config)
@@ -80,6 +88,9 @@ def run_backtest(
     started = time.perf_counter()
     with ExitStack() as stack:
         files = {name: stack.enter_context(open(out / name, "wb")) for name in OUTPUT_FILES}
+        equity_csv = stack.enter_context(open(out / "equity.csv", "w", buffering=1 << 20))
+        collector = BacktestCollector(pipeline, settings or ReportSettings(), equity_csv)
+        bar = Progress(progress)
         decisions, audit = files["decisions.jsonl"], files["audit.jsonl"]
         signals, quarantine = files["signals.jsonl"], files["quarantine.jsonl"]
 
@@ -89,6 +100,8 @@ def run_backtest(
 
         for rec in records:
             result.ticks += 1
+            if result.ticks % 1024 == 0:
+                bar.update(result.ticks, result.decisions, collector.last_ts_ns, collector.equity)
             verdict = pipeline.validate(
                 rec.payload, SourceRef(topic=f"file:{rec.origin}", partition=0, offset=rec.index)
             )
@@ -96,7 +109,9 @@ def run_backtest(
                 quarantined(verdict)
                 continue
             result.clean += 1
+            collector.before_decide(verdict.tick)
             decided = pipeline.decide(verdict)
+            collector.after_decide(verdict.tick, decided)
             for fill in decided.fills:
                 files["fills.jsonl"].write(fill.to_bytes() + b"\n")
             for alert in decided.alerts:
@@ -111,8 +126,12 @@ def run_backtest(
                 result.approved += decided.decision.approved
                 decisions.write(decided.decision.to_bytes() + b"\n")
                 audit.write(decided.audit.to_bytes() + b"\n")
+        collector.finish()
+        bar.close()
     result.seconds = time.perf_counter() - started
     (out / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
+    run = {k: v for k, v in result.summary().items() if k not in ("seconds", "ticks_per_second")}
+    result.report = collector.write(out, run)
     return result
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 
-from replay.report import CurveAccumulator, ReportSettings
+from replay.report import CurveAccumulator, Decimator, ReportSettings
 from schemas.decisions import Action, Decision, Side
 from schemas.ticks import QuoteTick, TradeTick
 from streams.config import TickwiseConfig
@@ -61,8 +61,10 @@ class Baselines:
         self.curves = {
             name: CurveAccumulator(settings, ex.initial_cash, ex.multiplier) for name in NAMES
         }
+        self.plots = {name: Decimator(settings.plot_points) for name in NAMES}
         self._pnl: dict[str, dict[str, float]] = {name: {} for name in NAMES}
         self._rng = random.Random(settings.seed)
+        self._marks: dict[str, float] = {}
         self._bought: set[str] = set()
         self._decisions = 0
         self._model_orders = 0
@@ -74,20 +76,26 @@ class Baselines:
 
     def on_tick(self, tick: TradeTick | QuoteTick) -> None:
         """Fill due baseline orders and mark the baseline accounts (call for every clean tick)."""
+        mark = tick.reference_price
+        unchanged = self._marks.get(tick.instrument) == mark
+        self._marks[tick.instrument] = mark
         for name, broker in self.brokers.items():
             before = broker.position(tick.instrument)
-            for fill in broker.on_tick(tick):
+            fills = broker.on_tick(tick)
+            for fill in fills:
                 if self.started:
                     self.curves[name].on_fill(fill, before)
                 before = fill.position_after
-            if not self.started:
-                continue
+            if not self.started or (unchanged and not fills and tick.instrument in self._pnl[name]):
+                continue  # the account cannot have changed
             pnl = self._pnl[name]
             pnl[tick.instrument] = broker.account(tick.instrument).equity - self.initial_cash
             holding = any(broker.position(i) != 0.0 for i in pnl)
-            self.curves[name].on_equity(
-                tick.ts_event_ns, self.initial_cash + sum(pnl.values()), holding
-            )
+            equity = self.initial_cash + sum(pnl.values())
+            curve = self.curves[name]
+            if (equity, holding) != (curve.last, curve.holding):
+                curve.on_equity(tick.ts_event_ns, equity, holding)
+                self.plots[name].add(tick.ts_event_ns, equity)
 
     def on_decision(self, decision: Decision, model_ordered: bool) -> None:
         """Let each baseline act at the model's decision tick."""

@@ -8,9 +8,12 @@ net P&L of every instrument's paper account.
 
 from __future__ import annotations
 
+import json
 from collections import deque
+from pathlib import Path
 from typing import Any, TextIO
 
+from replay import html
 from replay.baselines import Baselines
 from replay.prequential import Outcome, SignalOutcomes
 from replay.report import Decimator, EquityWriter, ReportSettings, SegmentedCurve, iso_utc
@@ -40,9 +43,7 @@ DEFINITIONS = {
 class BacktestCollector:
     """Streams equity to ``equity.csv`` and keeps the report's figures and plots, bounded."""
 
-    def __init__(
-        self, pipeline: Pipeline, settings: ReportSettings, equity_csv: TextIO
-    ) -> None:
+    def __init__(self, pipeline: Pipeline, settings: ReportSettings, equity_csv: TextIO) -> None:
         config = pipeline.config
         self.pipeline = pipeline
         self.settings = settings
@@ -58,6 +59,7 @@ class BacktestCollector:
         self._window: deque[bool] = deque(maxlen=settings.accuracy_window)
         self._pnl: dict[str, float] = {}
         self._pos: dict[str, float] = {}
+        self._marks: dict[str, float] = {}
         self._last_equity: tuple[float, bool] | None = None
         self.warmup_end_ns: int | None = None
         self.ticks_in_warmup = 0
@@ -92,10 +94,14 @@ class BacktestCollector:
         if decision is not None:
             self.baselines.on_decision(decision, decided.order is not None)
         if started:
-            self._record(tick)
+            self._record(tick, bool(decided.fills))
 
-    def _record(self, tick: TradeTick | QuoteTick) -> None:
+    def _record(self, tick: TradeTick | QuoteTick, filled: bool) -> None:
         inst = tick.instrument
+        mark = tick.reference_price
+        if not filled and self._marks.get(inst) == mark and inst in self._pnl:
+            return  # neither a fill nor a new mark: the account cannot have changed
+        self._marks[inst] = mark
         self._pnl[inst] = self.pipeline.execution.account(inst).equity - self.capital
         equity = self.capital + sum(self._pnl.values())
         holding = any(p != 0.0 for p in self._pos.values())
@@ -106,6 +112,11 @@ class BacktestCollector:
             self.positions.setdefault(inst, Decimator(self.settings.plot_points)).add(
                 tick.ts_event_ns, self._pos.get(inst, 0.0)
             )
+
+    @property
+    def equity(self) -> float:
+        """Equity at the last recorded change (the initial capital before the first)."""
+        return self._last_equity[0] if self._last_equity is not None else self.capital
 
     def _point(self, ts_ns: int, equity: float, holding: bool) -> None:
         self._last_equity = (equity, holding)
@@ -168,3 +179,16 @@ class BacktestCollector:
             "run": run_summary,
             "definitions": DEFINITIONS,
         }
+
+    def write(self, out: Path, run_summary: dict[str, Any]) -> dict[str, Any]:
+        """Write ``report.json`` and ``report.html`` into ``out``; return the report."""
+        report = self.report(run_summary)
+        (out / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+        page = html.render(
+            report,
+            {name: d.points() for name, d in self.plots.items()},
+            {name: d.points() for name, d in sorted(self.positions.items())},
+            {name: d.points() for name, d in self.baselines.plots.items()},
+        )
+        (out / "report.html").write_text(page)
+        return report

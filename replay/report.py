@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,6 +50,11 @@ class ReportSettings(BaseModel):
         return metrics.default_periods_per_year(self.returns_period)
 
 
+@lru_cache(maxsize=4096)
+def _iso_seconds(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def iso_utc(ts_ns: int) -> str:
     """ISO-8601 UTC with nanoseconds, e.g. ``2013-09-01T22:00:00.083000000Z``.
 
@@ -58,7 +64,7 @@ def iso_utc(ts_ns: int) -> str:
     '2013-09-01T22:00:00.083000001Z'
     """
     seconds, ns = divmod(ts_ns, NS_PER_S)
-    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns:09d}Z"
+    return f"{_iso_seconds(seconds)}.{ns:09d}Z"
 
 
 class Decimator:
@@ -154,7 +160,8 @@ class CurveAccumulator:
         trip.pnl += fill.realized_pnl_after - trip.realized - fill.fee
         trip.realized = fill.realized_pnl_after
         after = fill.position_after
-        closes = position_before != 0.0 and (after == 0.0 or (after > 0.0) != (position_before > 0.0))
+        flipped = (after > 0.0) != (position_before > 0.0)
+        closes = position_before != 0.0 and (after == 0.0 or flipped)
         if closes:
             self.round_trips += 1
             self.wins += trip.pnl > 0.0

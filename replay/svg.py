@@ -140,9 +140,7 @@ def histogram(edges: Sequence[float], counts: Sequence[int], title: str) -> str:
         )
     for v in _ticks(lo, hi):
         xx = LEFT + (v - lo) / (hi - lo) * pw
-        parts.append(
-            f'<text x="{xx:.1f}" y="{HEIGHT - 8}" text-anchor="middle">{_fmt(v)}</text>'
-        )
+        parts.append(f'<text x="{xx:.1f}" y="{HEIGHT - 8}" text-anchor="middle">{_fmt(v)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
