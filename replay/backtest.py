@@ -141,12 +141,31 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     config = load_config(args.config)
     try:
-        result = run_backtest(open_sources(args, args.data or []), config, Path(args.out))
-    except (SourceError, FileNotFoundError) as exc:
+        settings = ReportSettings(
+            returns_period=args.returns_period,
+            periods_per_year=args.periods_per_year,
+            walk_forward=args.walk_forward or None,
+            seed=args.baseline_seed,
+        )
+        settings.ppy()  # refuse a bad returns period before reading any data
+        progress = sys.stderr.isatty() if args.progress is None else args.progress
+        result = run_backtest(
+            open_sources(args, args.data or []),
+            config,
+            Path(args.out),
+            settings=settings,
+            progress=progress,
+        )
+    except (SourceError, FileNotFoundError, ValueError) as exc:
         print(f"tickwise backtest: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(result.summary(), indent=2))
-    print(f"wrote {', '.join(OUTPUT_FILES)} and summary.json to {args.out}")
+    headline = ("total_return", "sharpe", "max_drawdown", "n_trades", "hit_rate", "exposure")
+    print(json.dumps({k: result.report.get(k) for k in headline}))
+    print(
+        f"wrote {', '.join(OUTPUT_FILES)}, equity.csv, report.json, report.html and "
+        f"summary.json to {args.out}"
+    )
     return 0
 
 
@@ -157,4 +176,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", default=None, help="TOML config (shared with the worker)")
     parser.add_argument("--out", required=True, help="output directory")
     add_source_arguments(parser)
+    report = parser.add_argument_group("report")
+    report.add_argument(
+        "--returns-period", default="1min", help="pandas offset alias for Sharpe/Sortino returns"
+    )
+    report.add_argument(
+        "--periods-per-year",
+        type=float,
+        default=None,
+        help="annualisation factor (default: periods in 365.25 days)",
+    )
+    report.add_argument(
+        "--walk-forward", default="1D", help="segment length reported separately ('' for none)"
+    )
+    report.add_argument("--baseline-seed", type=int, default=0, help="seed of the random baseline")
+    report.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress line on stderr (default: when stderr is a terminal)",
+    )
     parser.set_defaults(func=_run)

@@ -7,9 +7,11 @@ difference from the model is where the orders come from:
 * **buy and hold**: buy ``risk.target_size`` of each instrument at its first decision after
   warm-up and keep it;
 * **random signals**: at each decision tick, trade with probability equal to the model's own
-  running trade rate (orders per decision so far), so turnover matches in expectation (both
-  are in the report); each trade takes a random side from flat and reverses the position after
-  that, like the model's ``±target_size`` positions. Seeded, so a run is reproducible.
+  running trade rate (orders per decision so far) plus a feedback term that pulls the random
+  order count back to the model's, so turnover matches closely (both are in the report) while
+  the timing stays independent of prices; each trade takes a random side from flat and
+  reverses the position after that, like the model's ``±target_size`` positions. Seeded, so a
+  run is reproducible.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from streams.config import TickwiseConfig
 from streams.operators.execution import PaperBroker
 
 NAMES = ("buy_and_hold", "random")
+FEEDBACK_DECISIONS = 50  # how fast the random order count is pulled back to the model's
 
 
 def _order(
@@ -68,6 +71,7 @@ class Baselines:
         self._bought: set[str] = set()
         self._decisions = 0
         self._model_orders = 0
+        self._random_orders = 0
         self.started = False
 
     def _target(self, name: str, instrument: str) -> float:
@@ -117,10 +121,19 @@ class Baselines:
             )
         self._decisions += 1
         self._model_orders += model_ordered
-        if self._rng.random() < self._model_orders / self._decisions:
+        gap = self._model_orders - self._random_orders
+        rate = self._model_orders / self._decisions + gap / FEEDBACK_DECISIONS
+        if self._rng.random() < rate:
+            self._random_orders += 1
             held = self._target("random", inst)
             target = -held if held else self._rng.choice((self.size, -self.size))
             self.brokers["random"].submit(_order("rnd", inst, tick_id, ts, price, held, target))
+
+    def finish(self, ts_ns: int) -> None:
+        """Extend every baseline curve to the run's last tick."""
+        for curve in self.curves.values():
+            if curve.end_ns is not None and curve.end_ns < ts_ns:
+                curve.on_equity(ts_ns, curve.last, curve.holding)
 
     def figures(self) -> dict[str, dict[str, object]]:
         """Report figures per baseline."""

@@ -132,6 +132,8 @@ class BacktestCollector:
 
     def finish(self) -> None:
         """Close the curve at the last tick's event time (equity unchanged since its last row)."""
+        if self.last_ts_ns is not None:
+            self.baselines.finish(self.last_ts_ns)
         last = self.curve.whole.end_ns
         if self._last_equity is not None and self.last_ts_ns is not None and last is not None:
             if self.last_ts_ns == last:

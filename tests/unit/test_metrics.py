@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import curve_figures, series
 
 from replay import metrics
 
@@ -21,17 +21,7 @@ T0 = 1_378_072_800_083_000_000  # 2013-09-01T22:00:00.083Z
 
 
 def reference(times_ns: list[int], equity: list[float], alias: str, ppy: float) -> dict:
-    s = pd.Series(equity, index=pd.to_datetime(np.asarray(times_ns, dtype=np.int64), utc=True))
-    levels = s.resample(alias).last().ffill()
-    r = levels.pct_change().dropna()
-    downside = math.sqrt(float((r.clip(upper=0.0) ** 2).mean())) if len(r) else math.nan
-    return {
-        "total_return": s.iloc[-1] / s.iloc[0] - 1.0,
-        "max_drawdown": float((s / s.cummax() - 1.0).min()),
-        "sharpe": r.mean() / r.std(ddof=1) * math.sqrt(ppy) if len(r) > 1 else None,
-        "sortino": r.mean() / downside * math.sqrt(ppy) if len(r) > 1 and downside else None,
-        "levels": levels.to_numpy(),
-    }
+    return curve_figures(series(times_ns, equity), alias, ppy)
 
 
 def random_curve(seed: int, n: int, mean_gap_s: float) -> tuple[list[int], list[float]]:
