@@ -34,6 +34,7 @@ from streams.cli import add_bootstrap_argument, resolve_bootstrap
 from streams.config import load_config
 from streams.live.admin import create_topics
 from streams.live.feed import publish
+from streams.operators.control import replay_commands
 from streams.pipeline import Pipeline
 from streams.sources import RawRecord
 
@@ -212,13 +213,26 @@ def replay_check(
     warm_from_ms: int = EARLIEST_MS,
     audit_grace_ms: int = 600_000,
 ) -> CheckReport:
-    """Re-derive the decisions on ``ticks.clean`` records of ``[from_ms, to_ms)`` and compare."""
+    """Re-derive the decisions on ``ticks.clean`` records of ``[from_ms, to_ms)`` and compare.
+
+    Operator commands (kill switch, demotions) that live applied are read from the audit trail
+    and applied at the same event times, as a backtest of that period would.
+    """
     topics = Topics(prefix)
     pipeline = Pipeline(load_config(config_path, topic_prefix=prefix))
     report = CheckReport()
+    start_ms = min(warm_from_ms, from_ms)
+    recorded: dict[str, tuple[tuple[str, str], bytes]] = {}
+    for msg in read_range(bootstrap, topics.audit, start_ms, to_ms + audit_grace_ms):
+        record = AuditRecord.model_validate_json(msg.value() or b"")
+        for command in replay_commands([record]):
+            pipeline.on_control(command)
+        if msg.timestamp()[1] >= from_ms:
+            tick = (record.instrument, record.decision.tick_id)
+            recorded[record.decision.decision_id] = (tick, record.decision.to_bytes())
     rederived: dict[str, bytes] = {}
     checked_ticks: set[tuple[str, str]] = set()
-    for msg in read_range(bootstrap, topics.clean, min(warm_from_ms, from_ms), to_ms):
+    for msg in read_range(bootstrap, topics.clean, start_ms, to_ms):
         clean = CleanTick.model_validate_json(msg.value() or b"")
         decided = pipeline.decide(clean)
         if msg.timestamp()[1] < from_ms:
@@ -227,11 +241,7 @@ def replay_check(
         checked_ticks.add((clean.tick.instrument, clean.tick.tick_id))
         if decided.decision is not None:
             rederived[decided.decision.decision_id] = decided.decision.to_bytes()
-    live: dict[str, bytes] = {}
-    for msg in read_range(bootstrap, topics.audit, from_ms, to_ms + audit_grace_ms):
-        record = AuditRecord.model_validate_json(msg.value() or b"")
-        if (record.instrument, record.decision.tick_id) in checked_ticks:
-            live[record.decision.decision_id] = record.decision.to_bytes()
+    live = {k: v for k, (tick, v) in recorded.items() if tick in checked_ticks}
     for decision_id, ours in rederived.items():
         theirs = live.get(decision_id)
         if theirs is None:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from html import escape
 
 WIDTH, HEIGHT = 860, 220
-LEFT, RIGHT, TOP, BOTTOM = 70, 12, 12, 28
+LEFT, RIGHT, TOP, BOTTOM = 84, 12, 12, 28
 COLOURS = ("#1f5fa8", "#c0392b", "#2e8b57", "#8e44ad", "#d68910", "#555555")
 
 
@@ -22,8 +22,14 @@ def _fmt(value: float) -> str:
     return f"{value:.2e}"
 
 
-def _time_label(ts_ns: int) -> str:
-    return datetime.fromtimestamp(ts_ns / 1e9, tz=UTC).strftime("%m-%d %H:%M")
+def _time_label(ts_ns: int, span_ns: int) -> str:
+    if span_ns < 3600 * 10**9:
+        pattern = "%H:%M:%S"
+    elif span_ns < 4 * 86_400 * 10**9:
+        pattern = "%m-%d %H:%M"
+    else:
+        pattern = "%Y-%m-%d"
+    return datetime.fromtimestamp(ts_ns / 1e9, tz=UTC).strftime(pattern)
 
 
 def _ticks(lo: float, hi: float, n: int = 4) -> list[float]:
@@ -75,7 +81,7 @@ def line_chart(
     for t in _ticks(t0, t1):
         parts.append(
             f'<text x="{x(int(t)):.1f}" y="{HEIGHT - 8}" text-anchor="middle">'
-            f"{_time_label(int(t))}</text>"
+            f"{_time_label(int(t), t1 - t0)}</text>"
         )
     if zero_line:
         parts.append(
@@ -102,7 +108,7 @@ def line_chart(
         )
     if y_label:
         parts.append(
-            f'<text x="12" y="{TOP + ph / 2:.0f}" transform="rotate(-90 12 {TOP + ph / 2:.0f})" '
+            f'<text x="10" y="{TOP + ph / 2:.0f}" transform="rotate(-90 10 {TOP + ph / 2:.0f})" '
             f'text-anchor="middle">{escape(y_label)}</text>'
         )
     parts.append("</svg>")
