@@ -94,15 +94,17 @@ class BacktestCollector:
         if decision is not None:
             self.baselines.on_decision(decision, decided.order is not None)
         if started:
-            self._record(tick, bool(decided.fills))
+            self._record(tick, decided)
 
-    def _record(self, tick: TradeTick | QuoteTick, filled: bool) -> None:
+    def _record(self, tick: TradeTick | QuoteTick, decided: Decided) -> None:
         inst = tick.instrument
         mark = tick.reference_price
-        if not filled and self._marks.get(inst) == mark and inst in self._pnl:
+        if not decided.fills and self._marks.get(inst) == mark and inst in self._pnl:
             return  # neither a fill nor a new mark: the account cannot have changed
         self._marks[inst] = mark
-        self._pnl[inst] = self.pipeline.execution.account(inst).equity - self.capital
+        # the snapshot taken after this tick's decision, else a fresh one (same equity)
+        account = decided.account or self.pipeline.execution.account(inst)
+        self._pnl[inst] = account.equity - self.capital
         equity = self.capital + sum(self._pnl.values())
         holding = any(p != 0.0 for p in self._pos.values())
         if self._last_equity == (equity, holding):

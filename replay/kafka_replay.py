@@ -300,8 +300,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "replay", help="republish a recorded time range of a topic under another prefix"
     )
     parser.add_argument("--topic", default="ticks.clean", help="catalogue name, e.g. ticks.raw")
-    parser.add_argument("--from", dest="from_", required=True, help="ISO-8601 or epoch ms")
-    parser.add_argument("--to", required=True, help="ISO-8601 or epoch ms (exclusive)")
+    parser.add_argument(
+        "--from", dest="from_", metavar="T", required=True, help="ISO-8601 or epoch ms"
+    )
+    parser.add_argument("--to", metavar="T", required=True, help="ISO-8601 or epoch ms (exclusive)")
     parser.add_argument("--speed", type=float, default=0.0, help="x recorded pace; 0: at once")
     parser.add_argument("--prefix", default="", help="prefix of the recorded (source) topics")
     parser.add_argument(
@@ -313,8 +315,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check = subparsers.add_parser(
         "replay-check", help="re-derive a live period's decisions and compare with the audit"
     )
-    check.add_argument("--from", dest="from_", required=True, help="ISO-8601 or epoch ms")
-    check.add_argument("--to", required=True, help="ISO-8601 or epoch ms (exclusive)")
+    check.add_argument(
+        "--from", dest="from_", metavar="T", required=True, help="ISO-8601 or epoch ms"
+    )
+    check.add_argument("--to", metavar="T", required=True, help="ISO-8601 or epoch ms (exclusive)")
     check.add_argument(
         "--warm-from",
         default=None,
