@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from replay.collector import BacktestCollector
+from replay.controls import load_controls
 from replay.progress import Progress
 from replay.report import ReportSettings
 from schemas.decisions import ControlCommand
@@ -105,6 +106,8 @@ def run_backtest(
             verdict = pipeline.validate(
                 rec.payload, SourceRef(topic=f"file:{rec.origin}", partition=0, offset=rec.index)
             )
+            for alert in pipeline.observe_validation(verdict)[0]:
+                files["alerts.jsonl"].write(alert.to_bytes() + b"\n")
             if isinstance(verdict, QuarantineRecord):
                 quarantined(verdict)
                 continue
@@ -140,6 +143,7 @@ def _run(args: argparse.Namespace) -> int:
         print("tickwise backtest: give --data PATH [PATH ...] or --synthetic", file=sys.stderr)
         return 2
     config = load_config(args.config)
+    controls = load_controls(args.controls) if args.controls else []
     try:
         settings = ReportSettings(
             returns_period=args.returns_period,
@@ -153,6 +157,7 @@ def _run(args: argparse.Namespace) -> int:
             open_sources(args, args.data or []),
             config,
             Path(args.out),
+            controls,
             settings=settings,
             progress=progress,
         )
@@ -175,6 +180,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", nargs="+", default=None, help="CSV or CSV.gz files of ticks")
     parser.add_argument("--config", default=None, help="TOML config (shared with the worker)")
     parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument(
+        "--controls", default=None, help="JSONL of control commands, or a live audit.jsonl"
+    )
     add_source_arguments(parser)
     report = parser.add_argument_group("report")
     report.add_argument(

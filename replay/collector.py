@@ -64,10 +64,12 @@ class BacktestCollector:
         self.warmup_end_ns: int | None = None
         self.ticks_in_warmup = 0
         self.last_ts_ns: int | None = None
+        self.instruments: set[str] = set()
 
     def before_decide(self, tick: TradeTick | QuoteTick) -> None:
         """Resolve signal outcomes and move the baselines with this tick's prices."""
         self.last_ts_ns = tick.ts_event_ns
+        self.instruments.add(tick.instrument)
         if self.warmup_end_ns is None:
             self.ticks_in_warmup += 1
         self.baselines.on_tick(tick)
@@ -155,6 +157,9 @@ class BacktestCollector:
         }
         if callable(model_metrics):  # the model's own running metrics, when it keeps them
             prequential["model"] = model_metrics()
+        monitor = getattr(self.pipeline, "monitor", None)
+        if monitor is not None:  # the live monitor's view at the end (rolling window, drifts)
+            prequential["monitor"] = {i: monitor.stats(i) for i in sorted(self.instruments)}
         baselines = self.baselines.figures()
         for figures in baselines.values():
             for key in ("model_accuracy", "model_log_loss", "n_outcomes"):

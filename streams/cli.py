@@ -23,6 +23,8 @@ COMMAND_MODULES = (
     "replay.backtest",
     "replay.kafka_replay",
     "schemas.generate",
+    "streams.live.control",
+    "streams.auditstore",
 )
 
 

@@ -146,8 +146,12 @@ class MonitorConfig(Frozen):
 
     accuracy_window: int = Field(default=500, ge=10)
     min_accuracy: float | None = Field(default=None, ge=0.0, le=1.0)
-    drift_delta: float = Field(default=1e-4, gt=0.0, lt=1.0, description="ADWIN confidence.")
-    drift_grace: int = Field(default=500, ge=0, description="Outcomes before drift may alarm.")
+    drift_delta: float = Field(default=1e-3, gt=0.0, lt=1.0, description="ADWIN confidence.")
+    drift_grace: int = Field(default=30, ge=0, description="Blocks before drift may alarm.")
+    drift_block_s: float | None = Field(
+        default=None, gt=0.0, description="Event time per ADWIN input; None: the label horizon."
+    )
+    drift_min_increase: float = Field(default=0.05, ge=0.0, le=1.0)
     max_losing_streak: int = Field(default=10, ge=1)
     max_loss: float | None = Field(default=None, gt=0.0, description="Net P&L below -max_loss.")
     quarantine_window: int = Field(default=1000, ge=10)

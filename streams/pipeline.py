@@ -31,6 +31,7 @@ from streams.config import TickwiseConfig
 from streams.operators import AuditChain, FeatureEngine, OnlineClassifier, RiskEngine, Validator
 from streams.operators.control import ControlBook
 from streams.operators.execution import AccountView, PaperBroker
+from streams.operators.monitor import Monitor
 from streams.operators.state import KeyedState
 from streams.operators.validation import quarantine
 
@@ -64,6 +65,7 @@ class Pipeline:
         self.audit = AuditChain()
         self.execution = PaperBroker(config.execution)
         self.control = ControlBook()
+        self.monitor = Monitor(config.monitor, config.label)
 
     @property
     def decide_operators(self) -> dict[str, KeyedState]:
@@ -75,6 +77,7 @@ class Pipeline:
             "audit": self.audit,
             "execution": self.execution,
             "control": self.control,
+            "monitor": self.monitor,
         }
 
     def export_state(self, instrument: str) -> dict[str, Any]:
@@ -102,13 +105,14 @@ class Pipeline:
         """Stage two: features, then (after warm-up) signal, decision and audit record."""
         fills: list[Fill] = []
         try:
-            fills = self._before_model(clean.tick)
+            fills, alerts = self._before_model(clean.tick)
             fv = self.features.on_tick(clean.tick)
             signal = self.model.on_features(fv)
             if signal is None:
                 self.audit.hold_fills(clean.tick.instrument, fills)
-                return Decided(features=fv, fills=tuple(fills))
-            return self._after_model(fv, signal, fills)
+                alerts, commands = self._policies(alerts)
+                return Decided(features=fv, fills=tuple(fills), alerts=alerts, commands=commands)
+            return self._after_model(fv, signal, fills, alerts)
         except Exception as exc:  # an operator bug must not stop the stream
             error = quarantine(
                 clean.to_bytes(),
@@ -122,13 +126,43 @@ class Pipeline:
 
     # --- risk, execution, control and audit (issue 5); the model part stays above -----------
 
-    def _before_model(self, tick: TradeTick | QuoteTick) -> list[Fill]:
-        """Fill orders due at this tick and update the market state risk reads."""
+    def observe_validation(
+        self, verdict: CleanTick | QuarantineRecord
+    ) -> tuple[tuple[Alert, ...], tuple[ControlCommand, ...]]:
+        """Feed the validator's verdict to the data-quality monitor (validate stage)."""
+        if isinstance(verdict, CleanTick):
+            tick = verdict.tick
+            alerts = self.monitor.on_validated(tick.instrument, True, tick.ts_event_ns)
+        elif verdict.instrument:
+            alerts = self.monitor.on_validated(verdict.instrument, False, None)
+        else:
+            return (), ()  # no instrument to attribute it to; counted by its quarantine record
+        return self._policies(alerts)
+
+    def _before_model(self, tick: TradeTick | QuoteTick) -> tuple[list[Fill], list[Alert]]:
+        """Fill orders due at this tick, update the market state risk reads, score outcomes."""
         fills = self.execution.on_tick(tick)
         self.risk.on_tick(tick)
-        return fills
+        alerts = self.monitor.on_tick(tick.instrument, tick.ts_event_ns, tick.reference_price)
+        for fill in fills:
+            alerts += self.monitor.on_fill(fill)
+        return fills, alerts
 
-    def _after_model(self, fv: FeatureVector, signal: Signal, fills: list[Fill]) -> Decided:
+    def _policies(
+        self, alerts: list[Alert]
+    ) -> tuple[tuple[Alert, ...], tuple[ControlCommand, ...]]:
+        """Apply each alert's policy here at once (deterministic per instrument); the commands
+        also go to the control topic so every worker, and a restart, has them."""
+        commands = []
+        for alert in alerts:
+            command = self.monitor.act(alert)
+            if command is not None and self.control.on_command(command):
+                commands.append(command)
+        return tuple(alerts), tuple(commands)
+
+    def _after_model(
+        self, fv: FeatureVector, signal: Signal, fills: list[Fill], alerts: list[Alert]
+    ) -> Decided:
         """Risk-check the signal, send an approved order to the paper broker, audit it all."""
         account = self.execution.account(signal.instrument)
         control = self.control.view(signal.instrument, signal.model_id, signal.ts_event_ns)
@@ -145,6 +179,10 @@ class Pipeline:
             trading_state=verdict.trading_state,
             controls=control.newly_applied,
         )
+        account = self.execution.account(signal.instrument)
+        self.monitor.on_signal(signal, fv.price)
+        alerts += self.monitor.on_account(account, signal.model_id)
+        all_alerts, commands = self._policies(alerts)
         return Decided(
             fv,
             signal,
@@ -152,5 +190,7 @@ class Pipeline:
             record,
             order=order,
             fills=tuple(fills),
-            account=self.execution.account(signal.instrument),
+            account=account,
+            alerts=all_alerts,
+            commands=commands,
         )

@@ -225,3 +225,19 @@ def valid_quotes(draw: st.DrawFn) -> QuoteTick:
         bid_size=draw(st.floats(min_value=0.0, max_value=1e6)),
         ask_size=draw(st.floats(min_value=0.0, max_value=1e6)),
     )
+
+
+def audit_bodies(count: int = 1500, seed: int = 4) -> list[bytes]:
+    """Audit records (topic bytes) of a synthetic run through the whole pipeline."""
+    from streams.config import load_config
+    from streams.pipeline import Pipeline
+    from streams.sources import synthetic
+
+    pipeline, out = Pipeline(load_config()), []
+    for rec in synthetic(seed=seed, count=count):
+        verdict = pipeline.validate(rec.payload, src(rec.index))
+        if isinstance(verdict, CleanTick):
+            decided = pipeline.decide(verdict)
+            if decided.audit is not None:
+                out.append(decided.audit.to_bytes())
+    return out

@@ -10,6 +10,7 @@ let consumers drop a redelivered duplicate.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 from typing import Any
 
@@ -18,6 +19,8 @@ from schemas.ticks import CleanTick, SourceRef
 from schemas.topics import Topics
 from streams.cli import add_bootstrap_argument, resolve_bootstrap
 from streams.config import TickwiseConfig, load_config
+from streams.live.control import follow_control
+from streams.operators.control import control_key
 from streams.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -51,7 +54,19 @@ def build_app(config: TickwiseConfig, bootstrap: str) -> Any:
     raw, clean, quarantine = topic(topics.raw), topic(topics.clean), topic(topics.quarantine)
     features, signals = topic(topics.features), topic(topics.signals)
     decisions, audit = topic(topics.decisions), topic(topics.audit)
+    fills, alerts, control = topic(topics.fills), topic(topics.alerts), topic(topics.control)
     pipeline = Pipeline(config)
+    control_ready = asyncio.Event()
+
+    async def quarantined(record: QuarantineRecord) -> None:
+        await quarantine.send(key=_key(record), value=record.to_bytes())
+
+    @app.task
+    async def follow() -> None:
+        """Every worker reads the whole control topic (own group), then follows it."""
+        await follow_control(
+            bootstrap, topics.control, pipeline.on_control, control_ready, quarantined
+        )
 
     @app.agent(raw, name="validate")
     async def validate(stream: Any) -> None:
@@ -63,9 +78,15 @@ def build_app(config: TickwiseConfig, bootstrap: str) -> Any:
                 await clean.send(key=verdict.tick.instrument.encode(), value=verdict.to_bytes())
             else:
                 await quarantine.send(key=_key(verdict), value=verdict.to_bytes())
+            quality_alerts, commands = pipeline.observe_validation(verdict)
+            for alert in quality_alerts:
+                await alerts.send(key=(alert.instrument or "").encode(), value=alert.to_bytes())
+            for cmd in commands:
+                await control.send(key=control_key(cmd).encode(), value=cmd.to_bytes())
 
     @app.agent(clean, name="decide")
     async def decide(stream: Any) -> None:
+        await control_ready.wait()  # no decision before the kill switch state is known
         async for value in stream:
             tick = CleanTick.model_validate_json(value)
             out = pipeline.decide(tick)
@@ -79,6 +100,14 @@ def build_app(config: TickwiseConfig, bootstrap: str) -> Any:
             if out.decision is not None and out.audit is not None:
                 await decisions.send(key=key, value=out.decision.to_bytes())
                 await audit.send(key=key, value=out.audit.to_bytes())
+            for fill in out.fills:
+                await fills.send(key=key, value=fill.to_bytes())
+            for alert in out.alerts:
+                await alerts.send(
+                    key=(alert.instrument or alert.model_id or "").encode(), value=alert.to_bytes()
+                )
+            for cmd in out.commands:  # monitor policies: already applied here, durable for all
+                await control.send(key=control_key(cmd).encode(), value=cmd.to_bytes())
 
     return app
 

@@ -190,12 +190,6 @@ class RiskEngine(InstrumentStateMixin):
         equity = account.equity if account else 0.0
         px = price if price == price else st.reference
         target = self.target(side, confidence, instrument, px, equity, held)
-        delta = target - held
-        if abs(delta) < cfg.min_order_size:
-            delta, target = 0.0, held
-        order = delta != 0.0
-        reducing = order and abs(target) < abs(held) and (target * held >= 0.0)
-
         # trading state: loss stops are sticky (drawdown until cleared, daily loss for the day);
         # an operator's kill_switch_off reaching this instrument clears them
         if any(a.command == "kill_switch_off" for a in control.newly_applied):
@@ -206,7 +200,7 @@ class RiskEngine(InstrumentStateMixin):
         if (
             account is not None
             and cfg.max_daily_loss is not None
-            and -account.day_pnl > (cfg.max_daily_loss)
+            and -account.day_pnl > cfg.max_daily_loss
         ):
             st.daily_stop_day = day
         daily_stop = st.daily_stop_day is not None and st.daily_stop_day == day
@@ -217,6 +211,13 @@ class RiskEngine(InstrumentStateMixin):
             state = TradingState.REDUCING
         else:
             state = TradingState.ACTIVE
+        if state is TradingState.REDUCING and target * held < 0.0:
+            target = 0.0  # a reversal while reducing only goes as far as flat
+        delta = target - held
+        if abs(delta) < cfg.min_order_size:
+            delta, target = 0.0, held
+        order = delta != 0.0
+        reducing = order and abs(target) < abs(held) and (target * held >= 0.0)
         loss_blocks = (
             order and loss_state is not None and (loss_state is TradingState.HALTED or not reducing)
         )

@@ -83,3 +83,24 @@ def test_fill_contract_round_trips_through_json(decided) -> None:
     _, outs = decided
     fill = next(f for d in outs for f in d.fills)
     assert Fill.model_validate_json(fill.to_bytes()) == fill
+
+
+def test_a_monitor_policy_halts_the_instrument_from_the_alert_on_and_audits_it() -> None:
+    config = load_config(monitor={"max_loss": 1.0, "policies": {"PNL_LOSS": "halt_instrument"}})
+    pipeline = Pipeline(config)
+    outs = run(pipeline, count=4000)
+    alerts = [a for d in outs for a in d.alerts if a.code == "PNL_LOSS"]
+    commands = [c for d in outs for c in d.commands]
+    assert alerts and len(commands) == len(alerts)
+    for alert in alerts:
+        halted = [
+            d
+            for d in outs
+            if d.decision is not None
+            and d.decision.instrument == alert.instrument
+            and d.decision.ts_event_ns > alert.ts_event_ns
+        ]
+        assert halted and not any(d.order is not None for d in halted)
+        first = halted[0].audit
+        assert [c.command_id for c in first.controls_applied] == [f"mon-{alert.alert_id}"]
+        assert first.trading_state.value == "HALTED"

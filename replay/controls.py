@@ -1,0 +1,26 @@
+"""Operator commands for a backtest, from a file of commands or from a live audit trail."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from schemas.decisions import AuditRecord, ControlCommand
+from streams.operators.control import replay_commands
+
+
+def load_controls(path: str | Path) -> list[ControlCommand]:
+    """Read JSON lines of ``ControlCommand`` (give them ``effective_ts_event_ns``) or of
+    ``AuditRecord`` (live's audit trail: each control is replayed where live applied it)."""
+    commands: list[ControlCommand] = []
+    for n, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        doc = json.loads(line)
+        if "audit_id" in doc:
+            commands += replay_commands([AuditRecord.model_validate(doc)])
+        elif "command_id" in doc:
+            commands.append(ControlCommand.model_validate(doc))
+        else:
+            raise ValueError(f"{path}:{n}: neither a control command nor an audit record")
+    return commands

@@ -1,0 +1,377 @@
+"""The audit store: audit records kept append-only, queryable by time, instrument and model.
+
+SQLite (the standard library) is the default; PostgreSQL is supported through psycopg 3. Each
+row keeps the record's exact JSON (``body``) next to the columns queries filter on, and rows
+are append-only: inserts ignore an ``audit_id`` already stored (the live worker is
+at-least-once, so a record can arrive twice), and database triggers refuse UPDATE and DELETE.
+
+``verify`` does not trust the triggers (whoever owns the database can drop them): it re-reads
+every row in insertion order and checks each instrument's hash chain, so a modified, deleted
+or reordered record is found. Cutting records off the *end* of a chain leaves a shorter valid
+chain; compare the heads ``verify`` prints with the last records on the ``audit`` topic (or
+another copy) to catch that.
+
+Examples
+--------
+>>> store = open_store("sqlite://:memory:")
+>>> store.count()
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from schemas.decisions import AuditRecord
+from streams.operators.audit import GENESIS, record_hash
+
+COLUMNS = (
+    "audit_id",
+    "instrument",
+    "seq",
+    "ts_event_ns",
+    "model_id",
+    "model_version",
+    "approved",
+    "action",
+    "hash",
+    "prev_hash",
+    "body",
+)
+EXPORT_COLUMNS = (
+    "audit_id",
+    "instrument",
+    "seq",
+    "ts_event_ns",
+    "model_id",
+    "model_version",
+    "score",
+    "side",
+    "action",
+    "quantity",
+    "price",
+    "approved",
+    "reject_reasons",
+    "trading_state",
+    "order_id",
+    "fill_ids",
+    "controls_applied",
+    "hash",
+    "prev_hash",
+    "body",
+)
+
+
+@dataclass(frozen=True)
+class Query:
+    """Filters of ``show`` and ``export``: an event-time range, an instrument, a model."""
+
+    start_ns: int | None = None
+    end_ns: int | None = None
+    instrument: str | None = None
+    model_id: str | None = None
+    limit: int | None = None
+
+
+def _row(body: bytes | str) -> tuple[Any, ...]:
+    text = body.decode() if isinstance(body, bytes) else body
+    r = AuditRecord.model_validate_json(text)
+    d = r.decision
+    return (
+        r.audit_id,
+        r.instrument,
+        r.seq,
+        r.ts_event_ns,
+        d.model_id,
+        d.model_version,
+        d.approved,
+        d.action.value,
+        r.hash,
+        r.prev_hash,
+        text,
+    )
+
+
+class AuditStore:
+    """Common logic; subclasses give the SQL dialect and the connection."""
+
+    placeholder = "?"
+    ddl: tuple[str, ...] = ()
+    insert_sql = ""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        cur = self.conn.cursor()
+        for statement in self.ddl:
+            cur.execute(statement)
+        self.conn.commit()
+
+    def append(self, bodies: Iterable[bytes | str]) -> int:
+        """Insert records (their exact JSON); return how many were new."""
+        rows = [_row(b) for b in bodies]
+        if not rows:
+            return 0
+        before = self.count()
+        cur = self.conn.cursor()
+        cur.executemany(self.insert_sql, rows)
+        self.conn.commit()
+        return self.count() - before
+
+    def count(self) -> int:
+        cur = self.conn.cursor()
+        cur.execute("SELECT COUNT(*) FROM audit")
+        return int(cur.fetchone()[0])
+
+    def rows(self, query: Query = Query()) -> Iterator[tuple[Any, ...]]:
+        """Matching rows in insertion order."""
+        p = self.placeholder
+        where, args = [], []
+        for column, op, value in (
+            ("ts_event_ns", ">=", query.start_ns),
+            ("ts_event_ns", "<", query.end_ns),
+            ("instrument", "=", query.instrument),
+            ("model_id", "=", query.model_id),
+        ):
+            if value is not None:
+                where.append(f"{column} {op} {p}")
+                args.append(value)
+        sql = f"SELECT {', '.join(COLUMNS)} FROM audit"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id"
+        if query.limit is not None:
+            sql += f" LIMIT {int(query.limit)}"
+        cur = self.conn.cursor()
+        cur.execute(sql, args)
+        yield from cur
+
+    def records(self, query: Query = Query()) -> Iterator[AuditRecord]:
+        for row in self.rows(query):
+            yield AuditRecord.model_validate_json(row[-1])
+
+    def verify(self) -> tuple[list[str], dict[str, tuple[int, str]]]:
+        """Check every chain in insertion order; return (problems, head per instrument)."""
+        problems: list[str] = []
+        heads: dict[str, tuple[int, str]] = {}
+        for row in self.rows():
+            audit_id, instrument, seq, ts, model_id, version, approved, action, h, prev, body = row
+            try:
+                r = AuditRecord.model_validate_json(body)
+            except ValueError as exc:
+                problems.append(
+                    f"{audit_id}: body is not an audit record ({exc.__class__.__name__})"
+                )
+                continue
+            columns = (audit_id, instrument, seq, ts, model_id, version, bool(approved), action, h)
+            actual = (
+                r.audit_id,
+                r.instrument,
+                r.seq,
+                r.ts_event_ns,
+                r.decision.model_id,
+                r.decision.model_version,
+                r.decision.approved,
+                r.decision.action.value,
+                r.hash,
+            )
+            if columns != actual or prev != r.prev_hash:
+                problems.append(f"{audit_id}: indexed columns differ from the record's body")
+            last_seq, last_hash = heads.get(r.instrument, (-1, GENESIS))
+            if r.seq != last_seq + 1:
+                problems.append(f"{r.audit_id}: seq {r.seq} follows {last_seq} ({r.instrument})")
+            if r.prev_hash != last_hash:
+                problems.append(f"{r.audit_id}: prev_hash does not match the previous record")
+            if record_hash(r) != r.hash:
+                problems.append(f"{r.audit_id}: hash does not match its content")
+            heads[r.instrument] = (r.seq, r.hash)
+        return problems, heads
+
+    def export(self, path: Path, fmt: str, query: Query = Query()) -> int:
+        """Write matching records as CSV or Parquet; return how many."""
+        rows = [_export_row(r) for r in self.records(query)]
+        if fmt == "csv":
+            with open(path, "w", newline="") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(EXPORT_COLUMNS)
+                writer.writerows(rows)
+        elif fmt == "parquet":
+            try:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+            except ImportError as exc:  # optional: pip install 'tickwise[parquet]'
+                raise RuntimeError("Parquet export needs pyarrow: pip install pyarrow") from exc
+            table = pa.table({c: [row[i] for row in rows] for i, c in enumerate(EXPORT_COLUMNS)})
+            pq.write_table(table, path)
+        else:
+            raise ValueError(f"unknown export format {fmt!r}")
+        return len(rows)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _export_row(r: AuditRecord) -> tuple[Any, ...]:
+    d, s = r.decision, r.signal
+    return (
+        r.audit_id,
+        r.instrument,
+        r.seq,
+        r.ts_event_ns,
+        d.model_id,
+        d.model_version,
+        s.score,
+        s.side.value,
+        d.action.value,
+        d.quantity,
+        d.price,
+        d.approved,
+        ";".join(d.reject_reasons),
+        r.trading_state.value,
+        r.order.order_id if r.order else "",
+        ";".join(f.fill_id for f in r.fills),
+        ";".join(c.command_id for c in r.controls_applied),
+        r.hash,
+        r.prev_hash,
+        r.model_dump_json(),
+    )
+
+
+class SqliteAuditStore(AuditStore):
+    """The default store: one SQLite file (or ``:memory:``)."""
+
+    ddl = (
+        """CREATE TABLE IF NOT EXISTS audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            audit_id TEXT NOT NULL UNIQUE, instrument TEXT NOT NULL, seq INTEGER NOT NULL,
+            ts_event_ns INTEGER NOT NULL, model_id TEXT NOT NULL, model_version INTEGER NOT NULL,
+            approved INTEGER NOT NULL, action TEXT NOT NULL, hash TEXT NOT NULL,
+            prev_hash TEXT NOT NULL, body TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS audit_by_instrument ON audit (instrument, ts_event_ns)",
+        "CREATE INDEX IF NOT EXISTS audit_by_model ON audit (model_id, ts_event_ns)",
+        "CREATE INDEX IF NOT EXISTS audit_by_time ON audit (ts_event_ns)",
+        """CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit store is append-only'); END""",
+        """CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit store is append-only'); END""",
+    )
+    insert_sql = (
+        f"INSERT OR IGNORE INTO audit ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * 11)})"
+    )
+
+    def __init__(self, path: str) -> None:
+        super().__init__(sqlite3.connect(path))
+
+
+class PostgresAuditStore(AuditStore):
+    """PostgreSQL through psycopg 3 (``pip install 'tickwise[postgres]'``)."""
+
+    placeholder = "%s"
+    ddl = (
+        """CREATE TABLE IF NOT EXISTS audit (
+            id BIGSERIAL PRIMARY KEY,
+            audit_id TEXT NOT NULL UNIQUE, instrument TEXT NOT NULL, seq BIGINT NOT NULL,
+            ts_event_ns BIGINT NOT NULL, model_id TEXT NOT NULL, model_version INTEGER NOT NULL,
+            approved BOOLEAN NOT NULL, action TEXT NOT NULL, hash TEXT NOT NULL,
+            prev_hash TEXT NOT NULL, body TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS audit_by_instrument ON audit (instrument, ts_event_ns)",
+        "CREATE INDEX IF NOT EXISTS audit_by_model ON audit (model_id, ts_event_ns)",
+        "CREATE INDEX IF NOT EXISTS audit_by_time ON audit (ts_event_ns)",
+        """CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger AS $$
+            BEGIN RAISE EXCEPTION 'the audit store is append-only'; END $$ LANGUAGE plpgsql""",
+        """CREATE OR REPLACE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
+            FOR EACH ROW EXECUTE FUNCTION audit_append_only()""",
+    )
+    insert_sql = (
+        f"INSERT INTO audit ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * 11)}) "
+        "ON CONFLICT (audit_id) DO NOTHING"
+    )
+
+    def __init__(self, dsn: str) -> None:
+        import psycopg  # optional dependency, only for PostgreSQL
+
+        super().__init__(psycopg.connect(dsn))
+
+
+def open_store(url: str) -> AuditStore:
+    """Open ``postgresql://...``, ``sqlite:///relative.db``, ``sqlite:////abs.db``,
+    ``sqlite://:memory:`` or a plain file path (SQLite)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresAuditStore(url)
+    if url.startswith("sqlite://"):
+        path = url.removeprefix("sqlite://")
+        return SqliteAuditStore(path[1:] if path.startswith("/") else path)
+    return SqliteAuditStore(url)
+
+
+# --- tickwise audit ---------------------------------------------------------------------------
+
+
+def _query(args: argparse.Namespace) -> Query:
+    return Query(args.start_ns, args.end_ns, args.instrument, args.model, args.limit)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.action == "sink":
+        from streams.live.audit_sink import run_sink  # Kafka only for the sink
+
+        return run_sink(args)
+    store = open_store(args.store)
+    try:
+        if args.action == "show":
+            for row in store.rows(_query(args)):
+                print(row[-1] if args.json else _summary(row))
+            return 0
+        if args.action == "verify":
+            problems, heads = store.verify()
+            for problem in problems:
+                print(f"FAIL {problem}")
+            for instrument, (seq, head) in sorted(heads.items()):
+                print(f"head {instrument}: seq {seq} hash {head}")
+            verdict = "FAILED" if problems else "OK"
+            print(f"{verdict}: {store.count()} records, {len(problems)} problems")
+            return 1 if problems else 0
+        out = Path(args.out)
+        fmt = args.format or ("parquet" if out.suffix == ".parquet" else "csv")
+        n = store.export(out, fmt, _query(args))
+        print(f"exported {n} records to {out} ({fmt})")
+        return 0
+    finally:
+        store.close()
+
+
+def _summary(row: tuple[Any, ...]) -> str:
+    audit_id, instrument, seq, ts, model_id, version, approved, action, *_rest, body = row
+    reasons = json.loads(body)["decision"]["reject_reasons"]
+    verdict = "approved" if approved else "rejected " + ",".join(reasons)
+    return f"{ts} {instrument} #{seq} {model_id}/v{version} {action} {verdict} ({audit_id})"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``audit`` sub-command."""
+    from streams.cli import add_bootstrap_argument
+
+    parser = subparsers.add_parser("audit", help="show, verify, export the audit store; sink")
+    parser.add_argument("action", choices=["show", "verify", "export", "sink"])
+    parser.add_argument(
+        "--store", default="sqlite:///audit.db", help="sqlite:///PATH or postgresql://..."
+    )
+    parser.add_argument("--start-ns", type=int, default=None, help="event time from (inclusive)")
+    parser.add_argument("--end-ns", type=int, default=None, help="event time to (exclusive)")
+    parser.add_argument("--instrument", default=None)
+    parser.add_argument("--model", default=None, help="model id")
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--json", action="store_true", help="show: print each record's JSON")
+    parser.add_argument("--out", default="audit.csv", help="export: file (.csv or .parquet)")
+    parser.add_argument("--format", choices=["csv", "parquet"], default=None)
+    parser.add_argument("--prefix", default="", help="sink: topic prefix of the deployment")
+    parser.add_argument("--from-file", default=None, help="sink: load an audit.jsonl instead")
+    parser.add_argument("--idle-exit", type=float, default=None, help="sink: stop when idle (s)")
+    add_bootstrap_argument(parser)
+    parser.set_defaults(func=_run)

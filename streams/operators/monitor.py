@@ -1,0 +1,311 @@
+"""The monitor: notice a model or a feed going wrong before the P&L does, in event time.
+
+Per instrument and model it keeps rolling accuracy, trade counts, P&L and losing streaks, and
+runs river's ADWIN on the model's error. ADWIN compares every split of its adaptive window and
+flags a change when the two means differ by more than a Hoeffding-style bound at confidence
+``drift_delta``. That bound assumes independent inputs, and the 0/1 errors of consecutive ticks
+are not: their label horizons overlap, so one price move makes hundreds of them wrong at once.
+ADWIN therefore gets one value per block of ``drift_block_s`` of event time (default: the label
+horizon), the block's mean error, and checks at every block (``clock=1``). It alarms only
+when the error went *up* by at least ``drift_min_increase`` (a better model is no incident),
+and not before ``drift_grace`` blocks.
+Outcomes are scored like the model's labels: the direction of the move over ``horizon_s`` of
+event time, known only once a later tick has arrived.
+
+Each alert code maps to a policy: ``alert`` only, ``demote`` the model to shadow,
+``halt_instrument`` or ``global_kill``. Policies become ``ControlCommand``s effective from the
+alert's event time.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from river import drift
+
+from schemas.decisions import Alert, ControlCommand, Fill, Severity, Side, Signal
+from streams.config import LabelConfig, MonitorConfig
+from streams.operators.execution import AccountView
+from streams.operators.state import InstrumentStateMixin
+
+SEVERITY = {
+    "MODEL_DRIFT": Severity.WARNING,
+    "LOW_ACCURACY": Severity.WARNING,
+    "LOSING_STREAK": Severity.WARNING,
+    "PNL_LOSS": Severity.CRITICAL,
+    "DATA_QUALITY": Severity.WARNING,
+}
+
+
+@dataclass
+class _ModelStats:
+    adwin: drift.ADWIN
+    hits: deque[bool]
+    outcomes: int = 0
+    signals: int = 0
+    trades: int = 0
+    streak: int = 0
+    worst_streak: int = 0
+    drifts: int = 0
+    block_start_ns: int | None = None
+    block_errors: float = 0.0
+    block_n: int = 0
+    armed: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass
+class _MonitorState:
+    pending: deque[tuple[int, float, str, float, Side]] = field(default_factory=deque)
+    models: dict[str, _ModelStats] = field(default_factory=dict)
+    quality: deque[bool] = field(default_factory=deque)
+    quality_armed: bool = True
+    last_price: float = 0.0
+    last_ts_ns: int = 0
+    validated_ts_ns: int = 0
+    realized: float = 0.0
+    alerts: int = 0
+
+
+class Monitor(InstrumentStateMixin):
+    """Rolling model and data-quality statistics per instrument, with alerts and policies.
+
+    Examples
+    --------
+    >>> from streams.config import LabelConfig, MonitorConfig
+    >>> mon = Monitor(MonitorConfig(max_losing_streak=2), LabelConfig())
+    >>> mon.on_validated("ES", clean=True, ts_event_ns=0)
+    []
+    >>> mon.stats("ES")["quarantine_rate"]
+    0.0
+    """
+
+    def __init__(self, config: MonitorConfig, label: LabelConfig) -> None:
+        self.config = config
+        self.horizon_ns = round(label.horizon_s * 1e9)
+        block_s = config.drift_block_s if config.drift_block_s is not None else label.horizon_s
+        self.block_ns = round(block_s * 1e9)
+        self._state: dict[str, _MonitorState] = {}
+
+    def _get(self, instrument: str) -> _MonitorState:
+        st = self._state.get(instrument)
+        if st is None:
+            st = self._state[instrument] = _MonitorState()
+        return st
+
+    def _model(self, st: _MonitorState, model_id: str) -> _ModelStats:
+        m = st.models.get(model_id)
+        if m is None:
+            # clock=1: check for change at every block (river checks every 32 inputs by default)
+            adwin = drift.ADWIN(
+                delta=self.config.drift_delta, clock=1, grace_period=self.config.drift_grace
+            )
+            m = st.models[model_id] = _ModelStats(adwin, deque(maxlen=self.config.accuracy_window))
+        return m
+
+    # --- inputs -----------------------------------------------------------------------------
+
+    def on_tick(self, instrument: str, ts_event_ns: int, price: float) -> list[Alert]:
+        """Score every signal whose horizon has passed; return drift / accuracy alerts."""
+        st = self._get(instrument)
+        alerts: list[Alert] = []
+        while st.pending and st.pending[0][0] + self.horizon_ns < ts_event_ns:
+            signal_ts, entry, model_id, score, side = st.pending.popleft()
+            if st.last_price == entry:
+                continue  # no move: no label, as for the model
+            up = st.last_price > entry
+            alerts += self._outcome(instrument, st, model_id, score, side, up, signal_ts)
+        st.last_price, st.last_ts_ns = price, max(st.last_ts_ns, ts_event_ns)
+        return alerts
+
+    def on_signal(self, signal: Signal, price: float) -> None:
+        """Remember a signal until its outcome is known."""
+        st = self._get(signal.instrument)
+        self._model(st, signal.model_id).signals += 1
+        st.pending.append((signal.ts_event_ns, price, signal.model_id, signal.score, signal.side))
+
+    def on_fill(self, fill: Fill) -> list[Alert]:
+        """Count the trade; a fill that realized a loss extends the losing streak."""
+        st = self._get(fill.instrument)
+        m = self._model(st, fill.model_id)
+        m.trades += 1
+        realized_before, st.realized = st.realized, fill.realized_pnl_after
+        if fill.realized_pnl_after == realized_before:
+            return []  # opened or added: nothing realized yet
+        realized = fill.realized_pnl_after - realized_before - fill.fee
+        m.streak = m.streak + 1 if realized < 0.0 else 0
+        m.worst_streak = max(m.worst_streak, m.streak)
+        return self._arm(
+            fill.instrument,
+            st,
+            fill.model_id,
+            "LOSING_STREAK",
+            m.streak >= self.config.max_losing_streak,
+            f"{m.streak} losing trades in a row",
+            fill.ts_event_ns,
+        )
+
+    def on_account(self, account: AccountView, model_id: str) -> list[Alert]:
+        """Alert when the instrument's net P&L falls below ``-max_loss``."""
+        if self.config.max_loss is None:
+            return []
+        st = self._get(account.instrument)
+        return self._arm(
+            account.instrument,
+            st,
+            model_id,
+            "PNL_LOSS",
+            account.net_pnl < -self.config.max_loss,
+            f"net P&L {account.net_pnl:.2f} below -{self.config.max_loss:g}",
+            account.ts_event_ns,
+        )
+
+    def on_validated(self, instrument: str, clean: bool, ts_event_ns: int | None) -> list[Alert]:
+        """Track the quarantine rate over the last ``quarantine_window`` messages.
+
+        A quarantined message may have no usable timestamp: its alert carries the event time
+        of the instrument's last clean tick.
+        """
+        cfg = self.config
+        st = self._get(instrument)
+        if ts_event_ns is not None:
+            st.validated_ts_ns = max(st.validated_ts_ns, ts_event_ns)
+        ts_event_ns = st.validated_ts_ns
+        st.quality.append(not clean)
+        if len(st.quality) > cfg.quarantine_window:
+            st.quality.popleft()
+        rate = sum(st.quality) / len(st.quality)
+        bad = len(st.quality) >= min(100, cfg.quarantine_window) and rate > cfg.max_quarantine_rate
+        if bad and st.quality_armed:
+            st.quality_armed = False
+            detail = f"quarantine rate {rate:.1%} over {len(st.quality)} messages"
+            return [self._alert(instrument, st, None, "DATA_QUALITY", detail, ts_event_ns)]
+        if not bad:
+            st.quality_armed = True
+        return []
+
+    # --- outputs ----------------------------------------------------------------------------
+
+    def act(self, alert: Alert) -> ControlCommand | None:
+        """The command a policy asks for (None for ``alert`` only)."""
+        policy = self.config.policies.get(alert.code, "alert")
+        if policy == "alert":
+            return None
+        command = "demote" if policy == "demote" else "kill_switch_on"
+        scope = "global" if policy == "global_kill" else (alert.instrument or "global")
+        return ControlCommand(
+            command_id=f"mon-{alert.alert_id}",
+            command=command,  # type: ignore[arg-type]
+            scope=scope,
+            reason=f"{alert.code}: {alert.detail}",
+            operator="monitor",
+            ts_ns=alert.ts_event_ns,
+            model_id=alert.model_id if command == "demote" else None,
+            effective_ts_event_ns=alert.ts_event_ns,
+        )
+
+    def stats(self, instrument: str) -> dict[str, object]:
+        """A summary per model (accuracy, outcomes, trades, streaks, drifts) for reports."""
+        st = self._get(instrument)
+        q = st.quality
+        return {
+            "quarantine_rate": sum(q) / len(q) if q else 0.0,
+            "models": {
+                name: {
+                    "accuracy": sum(m.hits) / len(m.hits) if m.hits else None,
+                    "outcomes": m.outcomes,
+                    "signals": m.signals,
+                    "trades": m.trades,
+                    "losing_streak": m.streak,
+                    "worst_losing_streak": m.worst_streak,
+                    "drifts": m.drifts,
+                    "error_estimate": m.adwin.estimation,
+                }
+                for name, m in sorted(st.models.items())
+            },
+        }
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _outcome(
+        self,
+        instrument: str,
+        st: _MonitorState,
+        model_id: str,
+        score: float,
+        side: Side,
+        up: bool,
+        ts: int,
+    ) -> list[Alert]:
+        m = self._model(st, model_id)
+        m.outcomes += 1
+        alerts: list[Alert] = []
+        if m.block_start_ns is None:
+            m.block_start_ns = ts
+        elif ts >= m.block_start_ns + self.block_ns:
+            adwin = m.adwin
+            width, total = adwin.width, adwin.estimation * adwin.width
+            x = m.block_errors / m.block_n
+            adwin.update(x)
+            m.block_start_ns, m.block_errors, m.block_n = ts, 0.0, 0
+            dropped = width + 1 - adwin.width  # ADWIN cut this many of its oldest inputs
+            old = (total + x - adwin.estimation * adwin.width) / dropped if dropped > 0 else x
+            rise = adwin.estimation - old
+            if adwin.drift_detected and dropped > 0 and rise >= self.config.drift_min_increase:
+                m.drifts += 1
+                detail = f"error rate rose from {old:.3f} to {adwin.estimation:.3f} (ADWIN)"
+                alerts.append(self._alert(instrument, st, model_id, "MODEL_DRIFT", detail, ts))
+        m.block_errors += float((score > 0.5) != up)
+        m.block_n += 1
+        if side is not Side.FLAT:
+            m.hits.append((side is Side.BUY) == up)
+        if self.config.min_accuracy is not None and len(m.hits) == m.hits.maxlen:
+            accuracy = sum(m.hits) / len(m.hits)
+            alerts += self._arm(
+                instrument,
+                st,
+                model_id,
+                "LOW_ACCURACY",
+                accuracy < self.config.min_accuracy,
+                f"accuracy {accuracy:.1%} over the last {len(m.hits)} signals",
+                ts,
+            )
+        return alerts
+
+    def _arm(
+        self,
+        instrument: str,
+        st: _MonitorState,
+        model_id: str,
+        code: str,
+        firing: bool,
+        detail: str,
+        ts: int,
+    ) -> list[Alert]:
+        """Alert once when a condition starts; re-arm when it clears."""
+        m = self._model(st, model_id)
+        armed = m.armed.get(code, True)
+        m.armed[code] = not firing
+        if firing and armed:
+            return [self._alert(instrument, st, model_id, code, detail, ts)]
+        return []
+
+    def _alert(
+        self,
+        instrument: str,
+        st: _MonitorState,
+        model_id: str | None,
+        code: str,
+        detail: str,
+        ts: int,
+    ) -> Alert:
+        st.alerts += 1
+        return Alert(
+            alert_id=f"alert-{instrument}-{st.alerts}-{code}",
+            ts_event_ns=ts,
+            severity=SEVERITY.get(code, Severity.WARNING),
+            code=code,
+            detail=detail,
+            instrument=instrument,
+            model_id=model_id,
+        )
