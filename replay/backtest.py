@@ -13,13 +13,15 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 from replay.collector import BacktestCollector
 from replay.controls import load_controls
+from replay.merge import merge_in_time
 from replay.progress import Progress
 from replay.report import ReportSettings
 from schemas.decisions import ControlCommand
@@ -138,6 +140,14 @@ def run_backtest(
     return result
 
 
+def _records(args: argparse.Namespace) -> Iterator[RawRecord]:
+    """The input records; several files are merged in event time (see ``replay.merge``)."""
+    if args.synthetic or len(args.data or []) <= 1:
+        return open_sources(args, args.data or [])
+    merged = merge_in_time([open_sources(args, [path]) for path in args.data])
+    return islice(merged, args.count) if args.count is not None else merged
+
+
 def _run(args: argparse.Namespace) -> int:
     if not args.synthetic and not args.data:
         print("tickwise backtest: give --data PATH [PATH ...] or --synthetic", file=sys.stderr)
@@ -154,7 +164,7 @@ def _run(args: argparse.Namespace) -> int:
         settings.ppy()  # refuse a bad returns period before reading any data
         progress = sys.stderr.isatty() if args.progress is None else args.progress
         result = run_backtest(
-            open_sources(args, args.data or []),
+            _records(args),
             config,
             Path(args.out),
             controls,

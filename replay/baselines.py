@@ -78,8 +78,8 @@ class Baselines:
         broker = self.brokers[name]
         return broker.position(instrument) + broker.pending_quantity(instrument)
 
-    def on_tick(self, tick: TradeTick | QuoteTick) -> None:
-        """Fill due baseline orders and mark the baseline accounts (call for every clean tick)."""
+    def on_tick(self, tick: TradeTick | QuoteTick, now_ns: int) -> None:
+        """Fill due baseline orders and mark the accounts; ``now_ns``: the report's clock."""
         mark = tick.reference_price
         unchanged = self._marks.get(tick.instrument) == mark
         self._marks[tick.instrument] = mark
@@ -98,8 +98,8 @@ class Baselines:
             equity = self.initial_cash + sum(pnl.values())
             curve = self.curves[name]
             if (equity, holding) != (curve.last, curve.holding):
-                curve.on_equity(tick.ts_event_ns, equity, holding)
-                self.plots[name].add(tick.ts_event_ns, equity)
+                curve.on_equity(now_ns, equity, holding)
+                self.plots[name].add(now_ns, equity)
 
     def on_decision(self, decision: Decision, model_ordered: bool) -> None:
         """Let each baseline act at the model's decision tick."""

@@ -65,14 +65,20 @@ class BacktestCollector:
         self.ticks_in_warmup = 0
         self.last_ts_ns: int | None = None
         self.instruments: set[str] = set()
+        self.late_ticks = 0
 
     def before_decide(self, tick: TradeTick | QuoteTick) -> None:
         """Resolve signal outcomes and move the baselines with this tick's prices."""
-        self.last_ts_ns = tick.ts_event_ns
+        # the account's clock never goes back: inputs that interleave instruments slightly out
+        # of order (within the validator's tolerance) are marked at the latest time seen
+        if self.last_ts_ns is not None and tick.ts_event_ns < self.last_ts_ns:
+            self.late_ticks += 1
+        else:
+            self.last_ts_ns = tick.ts_event_ns
         self.instruments.add(tick.instrument)
         if self.warmup_end_ns is None:
             self.ticks_in_warmup += 1
-        self.baselines.on_tick(tick)
+        self.baselines.on_tick(tick, self.last_ts_ns)
         for outcome in self.outcomes.on_price(
             tick.instrument, tick.ts_event_ns, tick.reference_price
         ):
@@ -111,10 +117,11 @@ class BacktestCollector:
         holding = any(p != 0.0 for p in self._pos.values())
         if self._last_equity == (equity, holding):
             return
-        self._point(tick.ts_event_ns, equity, holding)
+        now = self.last_ts_ns if self.last_ts_ns is not None else tick.ts_event_ns
+        self._point(now, equity, holding)
         if inst in self.positions or len(self.positions) < MAX_PLOTTED_INSTRUMENTS:
             self.positions.setdefault(inst, Decimator(self.settings.plot_points)).add(
-                tick.ts_event_ns, self._pos.get(inst, 0.0)
+                now, self._pos.get(inst, 0.0)
             )
 
     @property
@@ -185,7 +192,7 @@ class BacktestCollector:
                 "score_bins": SCORE_BINS,
                 "score_counts": self.score_counts,
             },
-            "run": run_summary,
+            "run": {**run_summary, "late_ticks_marked_at_latest_time": self.late_ticks},
             "definitions": DEFINITIONS,
         }
 

@@ -223,6 +223,8 @@ class SegmentedCurve:
         if self._origin is None:
             self._origin = ts_ns - ts_ns % metrics.NS_PER_DAY
         index = (ts_ns - self._origin) // self._period
+        if self._index is not None:
+            index = max(index, self._index)  # a late event belongs to the open segment
         if index != self._index:
             previous = self._segment
             self._close()
