@@ -22,8 +22,10 @@ from pathlib import Path
 from replay.collector import BacktestCollector
 from replay.controls import load_controls
 from replay.merge import merge_in_time
+from replay.metrics import period_ns
 from replay.progress import Progress
 from replay.report import ReportSettings
+from replay.warmup import warmup_commands
 from schemas.decisions import ControlCommand
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import SourceRef
@@ -75,13 +77,15 @@ def run_backtest(
     controls: Iterable[ControlCommand] = (),
     settings: ReportSettings | None = None,
     progress: bool = False,
+    warmup_ns: int = 0,
 ) -> BacktestResult:
     """Run every record through the shared pipeline and write the topic-shaped outputs.
 
     ``controls`` are operator commands (kill switch, demotion); give them an
     ``effective_ts_event_ns`` (or use ``replay_commands`` on a live audit trail) to replay them.
     Input is consumed as a stream; ``equity.csv``, ``report.json`` and ``report.html`` are
-    measured as specified by ``settings`` (see ``replay.collector``).
+    measured as specified by ``settings`` (see ``replay.collector``); ``warmup_ns`` of event
+    time from the first tick trade nothing (``replay.warmup``).
     """
     out.mkdir(parents=True, exist_ok=True)
     pipeline = Pipeline(config)
@@ -114,6 +118,10 @@ def run_backtest(
                 quarantined(verdict)
                 continue
             result.clean += 1
+            if warmup_ns and collector.warmup_until_ns is None:
+                collector.warmup_until_ns = verdict.tick.ts_event_ns + warmup_ns
+                for command in warmup_commands(verdict.tick.ts_event_ns, warmup_ns):
+                    pipeline.on_control(command)
             collector.before_decide(verdict.tick)
             decided = pipeline.decide(verdict)
             collector.after_decide(verdict.tick, decided)
@@ -170,6 +178,7 @@ def _run(args: argparse.Namespace) -> int:
             controls,
             settings=settings,
             progress=progress,
+            warmup_ns=period_ns(args.warmup) if args.warmup else 0,
         )
     except (SourceError, FileNotFoundError, ValueError) as exc:
         print(f"tickwise backtest: {exc}", file=sys.stderr)
@@ -206,6 +215,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     report.add_argument(
         "--walk-forward", default="1D", help="segment length reported separately ('' for none)"
+    )
+    report.add_argument(
+        "--warmup",
+        default=None,
+        help="event time from the first tick in which nothing trades, e.g. 2h (a kill switch)",
     )
     report.add_argument("--baseline-seed", type=int, default=0, help="seed of the random baseline")
     report.add_argument(

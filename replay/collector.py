@@ -62,6 +62,7 @@ class BacktestCollector:
         self._marks: dict[str, float] = {}
         self._last_equity: tuple[float, bool] | None = None
         self.warmup_end_ns: int | None = None
+        self.warmup_until_ns: int | None = None  # set by an event-time warm-up (replay.warmup)
         self.ticks_in_warmup = 0
         self.last_ts_ns: int | None = None
         self.instruments: set[str] = set()
@@ -87,7 +88,11 @@ class BacktestCollector:
     def after_decide(self, tick: TradeTick | QuoteTick, decided: Decided) -> None:
         """Count the tick's fills, signal and decision, then record the equity if it changed."""
         signal, decision = decided.signal, decided.decision
-        if decision is not None and self.warmup_end_ns is None:
+        if (
+            decision is not None
+            and self.warmup_end_ns is None
+            and (self.warmup_until_ns is None or decision.ts_event_ns >= self.warmup_until_ns)
+        ):
             self.warmup_end_ns = decision.ts_event_ns
         started = self.warmup_end_ns is not None
         for fill in decided.fills:
@@ -99,7 +104,7 @@ class BacktestCollector:
             self.score_counts[min(int(signal.score * SCORE_BINS), SCORE_BINS - 1)] += 1
             price = decided.features.price if decided.features else tick.reference_price
             self.outcomes.on_signal(tick.instrument, tick.ts_event_ns, price, signal.score)
-        if decision is not None:
+        if decision is not None and started:
             self.baselines.on_decision(decision, decided.order is not None)
         if started:
             self._record(tick, decided)
@@ -181,6 +186,7 @@ class BacktestCollector:
             "warmup": {
                 "end": iso_utc(self.warmup_end_ns) if self.warmup_end_ns is not None else None,
                 "ticks": self.ticks_in_warmup,
+                "until": iso_utc(self.warmup_until_ns) if self.warmup_until_ns else None,
                 "model_warmup_labels": self.pipeline.config.model.warmup_labels,
             },
             "walk_forward": {

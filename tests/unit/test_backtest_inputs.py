@@ -74,3 +74,24 @@ def test_files_per_instrument_are_merged_in_event_time(tmp_path: Path) -> None:
     assert report["run"]["late_ticks_marked_at_latest_time"] == 0  # merged, so none is late
     assert times_never_go_back(out)
     assert set(by_instrument(out)) == {"ES", "NQ"}
+
+
+def test_event_time_warmup_trades_nothing_and_the_report_starts_after_it(tmp_path: Path) -> None:
+    records = list(synthetic(seed=12, count=4000))
+    t0 = records[0].ts_event_ns
+    assert t0 is not None
+    until = t0 + 10 * 10**9
+    run_backtest(iter(records), load_config(), tmp_path, warmup_ns=10 * 10**9)
+    decisions = [
+        Decision.model_validate_json(x)
+        for x in (tmp_path / "decisions.jsonl").read_bytes().splitlines()
+    ]
+    early = [d for d in decisions if d.ts_event_ns < until]
+    assert early, "the model must be deciding (learning) during the warm-up"
+    assert all(d.position_after == 0.0 for d in early)
+    assert any("KILL_SWITCH" in d.reject_reasons for d in early)
+    fills = (tmp_path / "fills.jsonl").read_bytes().splitlines()
+    assert fills and all(json.loads(f)["order_ts_event_ns"] >= until for f in fills)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert pd.Timestamp(report["start"]) >= pd.Timestamp(until, unit="ns", tz="UTC")
+    assert report["warmup"]["until"] is not None and report["n_trades"] == len(fills)

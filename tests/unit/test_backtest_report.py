@@ -110,11 +110,12 @@ def test_report_html_is_self_contained(es_run: tuple[Path, dict]) -> None:
 def test_cli_writes_every_output_and_refuses_a_calendar_period(tmp_path: Path) -> None:
     out = tmp_path / "bt"
     args = ["backtest", "--synthetic", "--count", "2500", "--out", str(out), "--no-progress"]
-    assert main([*args, "--returns-period", "5s", "--walk-forward", "30s"]) == 0
+    assert main([*args, "--returns-period", "5s", "--walk-forward", "30s", "--warmup", "5s"]) == 0
     for name in ("decisions.jsonl", "audit.jsonl", "equity.csv", "report.json", "report.html"):
         assert (out / name).stat().st_size > 0, name
     report = json.loads((out / "report.json").read_text())
     assert report["returns_period"] == "5s" and report["walk_forward"]["period"] == "30s"
+    assert report["warmup"]["until"] is not None
     assert main([*args, "--returns-period", "1M"]) == 2
 
 
