@@ -74,7 +74,8 @@ def render(
         f"{_cell(pre['log_loss'])}. Random baseline seed {base['random']['seed']}.</p>",
         "<h2>Equity</h2>",
         svg.line_chart(
-            [("model", eq_t, eq_v), *((n, t, v) for n, (t, v) in baseline_plots.items())],
+            # baselines first so the model's line is drawn on top of them
+            [*((n, t, v) for n, (t, v) in baseline_plots.items()), ("model", eq_t, eq_v)],
             "Equity",
             "equity",
         ),
