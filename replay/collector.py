@@ -57,6 +57,7 @@ class BacktestCollector:
         self.positions: dict[str, Decimator] = {}
         self.score_counts = [0] * SCORE_BINS
         self._window: deque[bool] = deque(maxlen=settings.accuracy_window)
+        self._window_correct = 0
         self._pnl: dict[str, float] = {}
         self._pos: dict[str, float] = {}
         self._marks: dict[str, float] = {}
@@ -142,9 +143,14 @@ class BacktestCollector:
         self.plots["drawdown"].add(ts_ns, drawdown)
 
     def _on_outcome(self, outcome: Outcome) -> None:
+        if self.warmup_end_ns is None or outcome.ts_signal_ns < self.warmup_end_ns:
+            return  # the report measures from the end of warm-up, accuracy included
         self.curve.on_outcome(outcome)
+        if len(self._window) == self._window.maxlen:
+            self._window_correct -= self._window[0]
         self._window.append(outcome.correct)
-        self.plots["accuracy"].add(outcome.ts_resolved_ns, sum(self._window) / len(self._window))
+        self._window_correct += outcome.correct
+        self.plots["accuracy"].add(outcome.ts_resolved_ns, self._window_correct / len(self._window))
 
     def finish(self) -> None:
         """Close the curve at the last tick's event time (equity unchanged since its last row)."""
