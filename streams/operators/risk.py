@@ -73,11 +73,22 @@ class RiskVerdict:
     trading_state: TradingState
 
 
+_CHECKS: dict[tuple[str, bool, str | None, str], RiskCheckResult] = {}
+_CHECKS_MAX = 4096
+
+
 def _check(name: str, ok: bool, reason: str, detail: str) -> RiskCheckResult:
-    # built from our own typed values: skip re-validation, ten of these per decision
-    return RiskCheckResult.model_construct(
-        check=name, passed=bool(ok), reason=None if ok else reason, detail=detail
-    )
+    """A check result; identical ones are shared (they are immutable) to spare building ten
+    validated objects per decision."""
+    key = (name, bool(ok), None if ok else reason, detail)
+    result = _CHECKS.get(key)
+    if result is None:
+        if len(_CHECKS) >= _CHECKS_MAX:
+            _CHECKS.clear()
+        result = _CHECKS[key] = RiskCheckResult(
+            check=name, passed=key[1], reason=key[2], detail=detail
+        )
+    return result
 
 
 class RiskEngine(InstrumentStateMixin):
