@@ -1,9 +1,10 @@
 """``tickwise backtest``: the live pipeline in-process over recorded files, with no broker.
 
-The runner only moves bytes: it feeds each raw record to ``Pipeline.validate`` and each clean
-tick to ``Pipeline.decide``, exactly what the live agents do, and writes every output in the JSON
-form it has on its topic. ``decisions.jsonl`` can therefore be compared line by line with the
-``decisions`` topic.
+The runner only moves bytes: it hands each raw record to ``Pipeline.process`` -- the call the
+live worker makes -- and writes every output in the JSON form it has on its topic, so
+``decisions.jsonl`` can be compared line by line with the ``decisions`` topic. The report
+(``equity.csv``, ``report.json``, ``report.html``) is built by an observer that watches the
+pipeline and never changes what it decides.
 """
 
 from __future__ import annotations
@@ -13,19 +14,26 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
+from replay.collector import BacktestCollector
 from replay.controls import load_controls
+from replay.merge import merge_in_time
+from replay.metrics import period_ns
+from replay.progress import Progress
+from replay.report import ReportSettings
+from replay.warmup import warmup_commands
 from schemas.base import Contract
 from schemas.decisions import ControlCommand, Decision, Signal
 from schemas.quarantine import QuarantineRecord
-from schemas.ticks import CleanTick, SourceRef
+from schemas.ticks import CleanTick, QuoteTick, SourceRef, TradeTick
 from schemas.topics import ALERTS, AUDIT, DECISIONS, FILLS, SIGNALS, TICKS_QUARANTINE
 from streams.config import TickwiseConfig, load_config
-from streams.pipeline import Output, Pipeline
+from streams.pipeline import Decided, Output, Pipeline
 from streams.sources import RawRecord, SourceError, add_source_arguments, open_sources
 
 # Topic -> file: each line exactly as the message is on that topic.
@@ -37,6 +45,7 @@ FILES = {
     FILLS.name: "fills.jsonl",
     ALERTS.name: "alerts.jsonl",
 }
+REPORT_FILES = ("summary.json", "equity.csv", "report.json", "report.html")
 
 
 @dataclass
@@ -50,6 +59,7 @@ class BacktestResult:
     decisions: int = 0
     approved: int = 0
     seconds: float = 0.0
+    report: dict[str, object] = field(default_factory=dict)
 
     def count(self, message: Contract) -> None:
         """Tally one output of the pipeline."""
@@ -77,17 +87,43 @@ class BacktestResult:
         }
 
 
+class _ReportObserver:
+    """Feeds the report collector around each decision; starts the warm-up at the first tick.
+
+    The warm-up is a global kill switch with event times, an ordinary control command, so the
+    decisions stay exactly those a live worker given the same command would take.
+    """
+
+    def __init__(self, pipeline: Pipeline, collector: BacktestCollector, warmup_ns: int) -> None:
+        self.pipeline, self.collector, self.warmup_ns = pipeline, collector, warmup_ns
+
+    def before_decide(self, tick: TradeTick | QuoteTick) -> None:
+        if self.warmup_ns and self.collector.warmup_until_ns is None:
+            self.collector.warmup_until_ns = tick.ts_event_ns + self.warmup_ns
+            for command in warmup_commands(tick.ts_event_ns, self.warmup_ns):
+                self.pipeline.on_control(command)
+        self.collector.before_decide(tick)
+
+    def after_decide(self, tick: TradeTick | QuoteTick, decided: Decided) -> None:
+        self.collector.after_decide(tick, decided)
+
+
 def run_backtest(
     records: Iterable[RawRecord],
     config: TickwiseConfig,
     out: Path,
     controls: Iterable[ControlCommand] = (),
+    settings: ReportSettings | None = None,
+    progress: bool = False,
+    warmup_ns: int = 0,
 ) -> BacktestResult:
     """Run every record through the shared pipeline and write the topic-shaped outputs.
 
-    ``controls`` are operator commands (kill switch, demotion); give them an
+    ``controls`` are operator commands (kill switch, demotion, promotion); give them an
     ``effective_ts_event_ns`` (or load a live audit trail with ``replay.controls``) to replay
-    them where live applied them.
+    them where live applied them. Input is consumed as a stream; ``equity.csv``,
+    ``report.json`` and ``report.html`` are measured as ``settings`` says (``replay.collector``);
+    ``warmup_ns`` of event time from the first tick trade nothing (``replay.warmup``).
     """
     out.mkdir(parents=True, exist_ok=True)
     pipeline = Pipeline(config)
@@ -99,6 +135,10 @@ def run_backtest(
         files = {
             topic: stack.enter_context(open(out / name, "wb")) for topic, name in FILES.items()
         }
+        equity_csv = stack.enter_context(open(out / "equity.csv", "w", buffering=1 << 20))
+        collector = BacktestCollector(pipeline, settings or ReportSettings(), equity_csv)
+        pipeline.observer = _ReportObserver(pipeline, collector, warmup_ns)
+        bar = Progress(progress)
 
         def write(output: Output) -> None:
             result.count(output.message)
@@ -108,14 +148,28 @@ def run_backtest(
 
         for rec in records:
             result.ticks += 1
+            if result.ticks % 1024 == 0:
+                bar.update(result.ticks, result.decisions, collector.last_ts_ns, collector.equity)
             source = SourceRef(topic=f"file:{rec.origin}", partition=0, offset=rec.index)
             for output in pipeline.process(rec.payload, source):
                 write(output)
         for output in pipeline.finish():
             write(output)
+        collector.finish()
+        bar.close()
     result.seconds = time.perf_counter() - started
     (out / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
+    run = {k: v for k, v in result.summary().items() if k not in ("seconds", "ticks_per_second")}
+    result.report = collector.write(out, run)
     return result
+
+
+def _records(args: argparse.Namespace) -> Iterator[RawRecord]:
+    """The input records; several files are merged in event time (see ``replay.merge``)."""
+    if args.synthetic or len(args.data or []) <= 1:
+        return open_sources(args, args.data or [])
+    merged = merge_in_time([open_sources(args, [path]) for path in args.data])
+    return islice(merged, args.count) if args.count is not None else merged
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -125,13 +179,30 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     controls = load_controls(args.controls) if args.controls else []
     try:
-        records = open_sources(args, args.data or [])
-        result = run_backtest(records, config, Path(args.out), controls)
-    except (SourceError, FileNotFoundError) as exc:
+        settings = ReportSettings(
+            returns_period=args.returns_period,
+            periods_per_year=args.periods_per_year,
+            walk_forward=args.walk_forward or None,
+            seed=args.baseline_seed,
+        )
+        settings.ppy()  # refuse a bad returns period before reading any data
+        progress = sys.stderr.isatty() if args.progress is None else args.progress
+        result = run_backtest(
+            _records(args),
+            config,
+            Path(args.out),
+            controls,
+            settings=settings,
+            progress=progress,
+            warmup_ns=period_ns(args.warmup) if args.warmup else 0,
+        )
+    except (SourceError, FileNotFoundError, ValueError) as exc:
         print(f"tickwise backtest: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(result.summary(), indent=2))
-    print(f"wrote {', '.join(FILES.values())} and summary.json to {args.out}")
+    headline = ("total_return", "sharpe", "max_drawdown", "n_trades", "hit_rate", "exposure")
+    print(json.dumps({k: result.report.get(k) for k in headline}))
+    print(f"wrote {', '.join((*FILES.values(), *REPORT_FILES))} to {args.out}")
     return 0
 
 
@@ -145,4 +216,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--controls", default=None, help="JSONL of control commands, or a live audit.jsonl"
     )
     add_source_arguments(parser)
+    report = parser.add_argument_group("report")
+    report.add_argument(
+        "--returns-period", default="1min", help="pandas offset alias for Sharpe/Sortino returns"
+    )
+    report.add_argument(
+        "--periods-per-year",
+        type=float,
+        default=None,
+        help="annualisation factor (default: periods in 365.25 days)",
+    )
+    report.add_argument(
+        "--walk-forward", default="1D", help="segment length reported separately ('' for none)"
+    )
+    report.add_argument(
+        "--warmup",
+        default=None,
+        help="event time from the first tick in which nothing trades, e.g. 2h (a kill switch)",
+    )
+    report.add_argument("--baseline-seed", type=int, default=0, help="seed of the random baseline")
+    report.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress line on stderr (default: when stderr is a terminal)",
+    )
     parser.set_defaults(func=_run)

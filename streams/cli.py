@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "streams.live.worker",
     "streams.live.demo",
     "replay.backtest",
+    "replay.kafka_replay",
     "schemas.generate",
     "streams.live.quarantine",
     "streams.live.status",

@@ -15,7 +15,7 @@ exception type in the detail) and the stream goes on; nothing is dropped silentl
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from schemas.base import Contract
 from schemas.decisions import (
@@ -104,6 +104,14 @@ def alert_outputs(alerts: tuple[Alert, ...], commands: tuple[ControlCommand, ...
     return out
 
 
+class DecideObserver(Protocol):
+    """Watches each decision (a backtest's report); must not change what is decided."""
+
+    def before_decide(self, tick: TradeTick | QuoteTick) -> None: ...
+
+    def after_decide(self, tick: TradeTick | QuoteTick, decided: Decided) -> None: ...
+
+
 class Pipeline:
     """Validation, features, model, risk and audit for one worker (or one backtest)."""
 
@@ -117,6 +125,7 @@ class Pipeline:
         self.execution = PaperBroker(config.execution)
         self.control = ControlBook()
         self.monitor = Monitor(config.monitor, config.label)
+        self.observer: DecideObserver | None = None
 
     @property
     def decide_operators(self) -> dict[str, KeyedState]:
@@ -178,7 +187,12 @@ class Pipeline:
             key = verdict.tick.instrument
             outputs.append(Output(TICKS_CLEAN, key, verdict))
             outputs += self._observed(verdict)
-            outputs += self.decide(verdict).outputs(key)
+            if self.observer is not None:
+                self.observer.before_decide(verdict.tick)
+            decided = self.decide(verdict)
+            if self.observer is not None:
+                self.observer.after_decide(verdict.tick, decided)
+            outputs += decided.outputs(key)
         return outputs
 
     def _observed(self, verdict: CleanTick | QuarantineRecord) -> list[Output]:

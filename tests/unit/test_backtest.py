@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from replay.backtest import FILES, BacktestResult, run_backtest
+from replay.backtest import FILES, REPORT_FILES, BacktestResult, run_backtest
 from schemas.decisions import AuditRecord, Decision, Signal
 from schemas.quarantine import QuarantineRecord
 from streams.config import TickwiseConfig
@@ -34,7 +34,7 @@ def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, BacktestRe
 
 def test_writes_every_output_file(full_run) -> None:
     out, _ = full_run
-    assert {p.name for p in out.iterdir()} == {*FILES.values(), "summary.json"}
+    assert {p.name for p in out.iterdir()} == {*FILES.values(), *REPORT_FILES}
 
 
 def test_decision_lines_parse_as_decisions(full_run) -> None:

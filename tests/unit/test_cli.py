@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import stubs
 
-from replay.backtest import FILES
+from replay.backtest import FILES, REPORT_FILES
 from schemas.decisions import Decision
 from streams.cli import main
 
@@ -18,7 +18,7 @@ def test_synthetic_backtest_succeeds_and_writes_outputs(
 ) -> None:
     out = tmp_path / "run"
     assert main(["backtest", "--synthetic", "--count", "3000", "--out", str(out)]) == 0
-    assert {p.name for p in out.iterdir()} == {*FILES.values(), "summary.json"}
+    assert {p.name for p in out.iterdir()} == {*FILES.values(), *REPORT_FILES}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ticks"] == 3000 and summary["decisions"] > 0
     for line in (out / "decisions.jsonl").read_bytes().splitlines():

@@ -66,7 +66,7 @@ def test_stage_metrics_equal_river_progressive_val_score(task: str, model: Model
     rows = []
     for ts, entry, x, _ in learned:
         later = [fv for fv in fvs if fv.ts_event_ns <= ts + int(H_S * 1e9)]
-        forward = math.log(later[-1].price / entry) * 1e4
+        forward = (math.log(later[-1].price) - math.log(entry)) * 1e4  # as the label does
         if task == "classification":
             if forward == 0.0 or abs(forward) <= label.dead_zone_bps:
                 continue

@@ -1,0 +1,222 @@
+"""What the backtest runner hands every tick to, to build ``equity.csv`` and the report.
+
+It only reads what the pipeline produced (fills, decisions, signals, the paper accounts of
+``streams.operators.execution``); it never changes a decision, so ``decisions.jsonl`` stays
+exactly what live would publish. Account equity for the report is one initial capital plus the
+net P&L of every instrument's paper account.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from pathlib import Path
+from typing import Any, TextIO
+
+from replay import html
+from replay.baselines import Baselines
+from replay.prequential import Outcome, SignalOutcomes
+from replay.report import Decimator, EquityWriter, ReportSettings, SegmentedCurve, iso_utc
+from schemas.ticks import QuoteTick, TradeTick
+from streams.pipeline import Decided, Pipeline
+
+SCORE_BINS = 40
+MAX_PLOTTED_INSTRUMENTS = 6
+
+DEFINITIONS = {
+    "total_return": "last equity / first equity - 1",
+    "max_drawdown": "most negative equity / running peak - 1 over the unresampled curve",
+    "sharpe": "mean / std (ddof=1) of simple returns of equity resampled at returns_period "
+    "(last value, carried forward) x sqrt(periods_per_year); risk-free rate 0",
+    "sortino": "mean / sqrt(mean(min(r, 0)^2)) of the same returns x sqrt(periods_per_year)",
+    "n_trades": "fills",
+    "hit_rate": "share of round trips (open to flat or reversal) with positive P&L after fees",
+    "turnover": "traded notional (sum |quantity x price x multiplier|) / initial capital",
+    "fees_paid": "sum of fill fees",
+    "slippage_paid": "sum of quantity x |fill price - reference price| x multiplier "
+    "(spread crossing and slippage)",
+    "exposure": "share of event time with a non-zero position",
+    "model_accuracy": "share of resolved signals whose score was on the side of the outcome",
+}
+
+
+class BacktestCollector:
+    """Streams equity to ``equity.csv`` and keeps the report's figures and plots, bounded."""
+
+    def __init__(self, pipeline: Pipeline, settings: ReportSettings, equity_csv: TextIO) -> None:
+        config = pipeline.config
+        self.pipeline = pipeline
+        self.settings = settings
+        self.capital = config.execution.initial_cash
+        self.curve = SegmentedCurve(settings, self.capital, config.execution.multiplier)
+        self.baselines = Baselines(config, settings)
+        self.outcomes = SignalOutcomes(config.label)
+        self.writer = EquityWriter(equity_csv)
+        n = settings.plot_points
+        self.plots = {"equity": Decimator(n), "drawdown": Decimator(n), "accuracy": Decimator(n)}
+        self.positions: dict[str, Decimator] = {}
+        self.score_counts = [0] * SCORE_BINS
+        self._window: deque[bool] = deque(maxlen=settings.accuracy_window)
+        self._window_correct = 0
+        self._pnl: dict[str, float] = {}
+        self._pos: dict[str, float] = {}
+        self._marks: dict[str, float] = {}
+        self._last_equity: tuple[float, bool] | None = None
+        self.warmup_end_ns: int | None = None
+        self.warmup_until_ns: int | None = None  # set by an event-time warm-up (replay.warmup)
+        self.ticks_in_warmup = 0
+        self.last_ts_ns: int | None = None
+        self.instruments: set[str] = set()
+        self.late_ticks = 0
+
+    def before_decide(self, tick: TradeTick | QuoteTick) -> None:
+        """Resolve signal outcomes and move the baselines with this tick's prices."""
+        # the account's clock never goes back: inputs that interleave instruments slightly out
+        # of order (within the validator's tolerance) are marked at the latest time seen
+        if self.last_ts_ns is not None and tick.ts_event_ns < self.last_ts_ns:
+            self.late_ticks += 1
+        else:
+            self.last_ts_ns = tick.ts_event_ns
+        self.instruments.add(tick.instrument)
+        if self.warmup_end_ns is None:
+            self.ticks_in_warmup += 1
+        self.baselines.on_tick(tick, self.last_ts_ns)
+        for outcome in self.outcomes.on_price(
+            tick.instrument, tick.ts_event_ns, tick.reference_price
+        ):
+            self._on_outcome(outcome)
+
+    def after_decide(self, tick: TradeTick | QuoteTick, decided: Decided) -> None:
+        """Count the tick's fills, signal and decision, then record the equity if it changed."""
+        signal, decision = decided.signal, decided.decision
+        if (
+            decision is not None
+            and self.warmup_end_ns is None
+            and (self.warmup_until_ns is None or decision.ts_event_ns >= self.warmup_until_ns)
+        ):
+            self.warmup_end_ns = decision.ts_event_ns
+        started = self.warmup_end_ns is not None
+        for fill in decided.fills:
+            before = self._pos.get(fill.instrument, 0.0)
+            self._pos[fill.instrument] = fill.position_after
+            if started:
+                self.curve.on_fill(fill, before)
+        if signal is not None:
+            self.score_counts[min(int(signal.score * SCORE_BINS), SCORE_BINS - 1)] += 1
+            price = decided.features.price if decided.features else tick.reference_price
+            self.outcomes.on_signal(tick.instrument, tick.ts_event_ns, price, signal.score)
+        if decision is not None and started:
+            self.baselines.on_decision(decision, decided.order is not None)
+        if started:
+            self._record(tick, decided)
+
+    def _record(self, tick: TradeTick | QuoteTick, decided: Decided) -> None:
+        inst = tick.instrument
+        mark = tick.reference_price
+        if not decided.fills and self._marks.get(inst) == mark and inst in self._pnl:
+            return  # neither a fill nor a new mark: the account cannot have changed
+        self._marks[inst] = mark
+        # the snapshot taken after this tick's decision, else a fresh one (same equity)
+        account = decided.account or self.pipeline.execution.account(inst)
+        self._pnl[inst] = account.equity - self.capital
+        equity = self.capital + sum(self._pnl.values())
+        holding = any(p != 0.0 for p in self._pos.values())
+        if self._last_equity == (equity, holding):
+            return
+        now = self.last_ts_ns if self.last_ts_ns is not None else tick.ts_event_ns
+        self._point(now, equity, holding)
+        if inst in self.positions or len(self.positions) < MAX_PLOTTED_INSTRUMENTS:
+            self.positions.setdefault(inst, Decimator(self.settings.plot_points)).add(
+                now, self._pos.get(inst, 0.0)
+            )
+
+    @property
+    def equity(self) -> float:
+        """Equity at the last recorded change (the initial capital before the first)."""
+        return self._last_equity[0] if self._last_equity is not None else self.capital
+
+    def _point(self, ts_ns: int, equity: float, holding: bool) -> None:
+        self._last_equity = (equity, holding)
+        self.writer.write(ts_ns, equity)
+        drawdown = self.curve.on_equity(ts_ns, equity, holding)
+        self.plots["equity"].add(ts_ns, equity)
+        self.plots["drawdown"].add(ts_ns, drawdown)
+
+    def _on_outcome(self, outcome: Outcome) -> None:
+        if self.warmup_end_ns is None or outcome.ts_signal_ns < self.warmup_end_ns:
+            return  # the report measures from the end of warm-up, accuracy included
+        self.curve.on_outcome(outcome)
+        if len(self._window) == self._window.maxlen:
+            self._window_correct -= self._window[0]
+        self._window.append(outcome.correct)
+        self._window_correct += outcome.correct
+        self.plots["accuracy"].add(outcome.ts_resolved_ns, self._window_correct / len(self._window))
+
+    def finish(self) -> None:
+        """Close the curve at the last tick's event time (equity unchanged since its last row)."""
+        if self.last_ts_ns is not None:
+            self.baselines.finish(self.last_ts_ns)
+        last = self.curve.whole.end_ns
+        if self._last_equity is not None and self.last_ts_ns is not None and last is not None:
+            if self.last_ts_ns == last:
+                return
+            equity, holding = self._last_equity
+            self._point(self.last_ts_ns, equity, holding)
+
+    def report(self, run_summary: dict[str, Any]) -> dict[str, Any]:
+        """The content of ``report.json``."""
+        whole = self.curve.whole.figures()
+        model_metrics = getattr(self.pipeline.model, "metrics", None)
+        prequential: dict[str, Any] = {
+            "accuracy": whole.pop("model_accuracy"),
+            "log_loss": whole.pop("model_log_loss"),
+            "n_outcomes": whole.pop("n_outcomes"),
+            "horizon_s": self.pipeline.config.label.horizon_s,
+        }
+        if callable(model_metrics):  # the model stage's prequential figures, per instrument
+            prequential["model"] = {i: model_metrics(i) for i in sorted(self.instruments)}
+        monitor = getattr(self.pipeline, "monitor", None)
+        if monitor is not None:  # the live monitor's view at the end (rolling window, drifts)
+            prequential["monitor"] = {i: monitor.stats(i) for i in sorted(self.instruments)}
+        baselines = self.baselines.figures()
+        for figures in baselines.values():
+            for key in ("model_accuracy", "model_log_loss", "n_outcomes"):
+                figures.pop(key)
+        baselines["random"]["seed"] = self.settings.seed
+        return {
+            **whole,
+            "returns_period": self.settings.returns_period,
+            "periods_per_year": self.settings.ppy(),
+            "initial_capital": self.capital,
+            "prequential": prequential,
+            "warmup": {
+                "end": iso_utc(self.warmup_end_ns) if self.warmup_end_ns is not None else None,
+                "ticks": self.ticks_in_warmup,
+                "until": iso_utc(self.warmup_until_ns) if self.warmup_until_ns else None,
+                "model_warmup_labels": self.pipeline.config.model.warmup_labels,
+            },
+            "walk_forward": {
+                "period": self.settings.walk_forward,
+                "segments": self.curve.segments(),
+            },
+            "baselines": baselines,
+            "signals": {
+                "score_bins": SCORE_BINS,
+                "score_counts": self.score_counts,
+            },
+            "run": {**run_summary, "late_ticks_marked_at_latest_time": self.late_ticks},
+            "definitions": DEFINITIONS,
+        }
+
+    def write(self, out: Path, run_summary: dict[str, Any]) -> dict[str, Any]:
+        """Write ``report.json`` and ``report.html`` into ``out``; return the report."""
+        report = self.report(run_summary)
+        (out / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+        page = html.render(
+            report,
+            {name: d.points() for name, d in self.plots.items()},
+            {name: d.points() for name, d in sorted(self.positions.items())},
+            {name: d.points() for name, d in self.baselines.plots.items()},
+        )
+        (out / "report.html").write_text(page)
+        return report

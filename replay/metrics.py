@@ -1,0 +1,272 @@
+"""Report figures computed the standard way, from an equity curve and the trades behind it.
+
+Definitions (also in the README, which users read):
+
+* total return = last equity / first equity - 1;
+* max drawdown = the most negative ``equity / running peak - 1`` over the unresampled curve;
+* Sharpe = mean / standard deviation (ddof = 1) of the simple returns of the equity resampled
+  at ``returns_period`` (last value in each period, carried forward over empty periods), times
+  ``sqrt(periods_per_year)``; risk-free rate zero;
+* Sortino = the same mean over the downside deviation ``sqrt(mean(min(r, 0)²))`` (all periods
+  counted, target zero), times ``sqrt(periods_per_year)``.
+
+Periods are anchored like pandas' ``resample`` (origin: midnight UTC of the first timestamp's
+day) so an analyst re-computing the figures with pandas gets the same numbers; pandas itself is
+not needed at run time. Figures that are undefined (fewer than two returns, zero deviation) are
+``None``, never NaN, so ``report.json`` stays valid JSON.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+NS_PER_DAY = 86_400 * 10**9
+DAYS_PER_YEAR = 365.25
+_UNITS_NS = {
+    "ns": 1,
+    "us": 10**3,
+    "ms": 10**6,
+    "s": 10**9,
+    "S": 10**9,
+    "min": 60 * 10**9,
+    "T": 60 * 10**9,
+    "h": 3600 * 10**9,
+    "H": 3600 * 10**9,
+    "D": NS_PER_DAY,
+    "d": NS_PER_DAY,
+}
+_ALIAS = re.compile(r"^\s*(\d*)\s*([A-Za-z]+)\s*$")
+
+
+def period_ns(alias: str) -> int:
+    """Length in nanoseconds of a fixed pandas offset alias such as ``1min``, ``15s``, ``1D``.
+
+    Calendar offsets (weeks, months, business days) have no fixed length and are refused with a
+    clear error instead of being approximated.
+
+    Examples
+    --------
+    >>> period_ns("1min"), period_ns("15s"), period_ns("D") == 86_400 * 10**9
+    (60000000000, 15000000000, True)
+    """
+    match = _ALIAS.match(alias)
+    if match is None or match.group(2) not in _UNITS_NS:
+        raise ValueError(
+            f"returns period {alias!r} is not a fixed pandas offset alias "
+            f"(use e.g. 1s, 5min, 1h, 1D; units: {', '.join(_UNITS_NS)})"
+        )
+    count = int(match.group(1) or 1)
+    if count <= 0:
+        raise ValueError(f"returns period {alias!r} must be positive")
+    return count * _UNITS_NS[match.group(2)]
+
+
+def default_periods_per_year(alias: str) -> float:
+    """Periods in a calendar year of 365.25 days: right for markets that trade around the clock.
+
+    Pass ``periods_per_year`` explicitly for other conventions (252 for trading days).
+
+    Examples
+    --------
+    >>> default_periods_per_year("1D")
+    365.25
+    """
+    return DAYS_PER_YEAR * NS_PER_DAY / period_ns(alias)
+
+
+class Resampler:
+    """Streaming "last value per period, carried forward": bounded by periods, not by points.
+
+    Examples
+    --------
+    >>> r = Resampler(period_ns("1s"))
+    >>> for t, v in [(0, 1.0), (400_000_000, 2.0), (2_500_000_000, 3.0)]:
+    ...     r.add(t, v)
+    >>> r.values()
+    [2.0, 2.0, 3.0]
+    """
+
+    def __init__(self, period: int) -> None:
+        self.period = period
+        self._closed: list[float] = []
+        self._bucket: int | None = None
+        self._last = math.nan
+
+    def add(self, ts_ns: int, value: float) -> None:
+        """Take one observation; timestamps must not go backwards."""
+        if self._bucket is None:
+            origin = ts_ns - ts_ns % NS_PER_DAY  # pandas' default origin: start of the day
+            self._origin = origin
+            self._bucket = (ts_ns - origin) // self.period
+        bucket = (ts_ns - self._origin) // self.period
+        if bucket < self._bucket:
+            raise ValueError("equity timestamps went backwards")
+        if bucket > self._bucket:
+            self._closed.extend([self._last] * (bucket - self._bucket))
+            self._bucket = bucket
+        self._last = value
+
+    def values(self) -> list[float]:
+        """The resampled series so far, the current (still open) period included."""
+        return [*self._closed, self._last] if self._bucket is not None else []
+
+
+def resample_last(times_ns: Sequence[int], values: Sequence[float], alias: str) -> np.ndarray:
+    """Resample an irregular series to ``alias`` periods: last value, carried forward."""
+    r = Resampler(period_ns(alias))
+    for t, v in zip(times_ns, values, strict=True):
+        r.add(int(t), float(v))
+    return np.asarray(r.values(), dtype=float)
+
+
+def simple_returns(levels: Sequence[float]) -> np.ndarray:
+    """``levels[i] / levels[i-1] - 1``."""
+    x = np.asarray(levels, dtype=float)
+    return x[1:] / x[:-1] - 1.0 if x.size > 1 else np.empty(0)
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def sharpe_of_returns(returns: Sequence[float], periods_per_year: float) -> float | None:
+    """Annualised Sharpe ratio of per-period returns (risk-free zero); None when undefined."""
+    r = np.asarray(returns, dtype=float)
+    if r.size < 2:
+        return None
+    sd = float(np.std(r, ddof=1))
+    if sd == 0.0:
+        return None
+    return _finite(float(np.mean(r)) / sd * math.sqrt(periods_per_year))
+
+
+def sortino_of_returns(returns: Sequence[float], periods_per_year: float) -> float | None:
+    """Annualised Sortino ratio (target zero, downside deviation over all periods)."""
+    r = np.asarray(returns, dtype=float)
+    if r.size < 2:
+        return None
+    downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
+    if downside == 0.0:
+        return None
+    return _finite(float(np.mean(r)) / downside * math.sqrt(periods_per_year))
+
+
+def total_return(equity: Sequence[float]) -> float | None:
+    """Last equity over first equity, minus one.
+
+    Examples
+    --------
+    >>> total_return([100.0, 90.0, 110.0])
+    0.10000000000000009
+    """
+    return _finite(equity[-1] / equity[0] - 1.0) if len(equity) else None
+
+
+class DrawdownTracker:
+    """Running peak and the deepest ``equity / peak - 1`` seen: the streaming max drawdown."""
+
+    def __init__(self) -> None:
+        self.peak = -math.inf
+        self.max_drawdown = 0.0
+
+    def add(self, equity: float) -> float:
+        """Take one equity value; return its drawdown from the running peak."""
+        self.peak = max(self.peak, equity)
+        dd = equity / self.peak - 1.0
+        self.max_drawdown = min(self.max_drawdown, dd)
+        return dd
+
+
+def max_drawdown(equity: Iterable[float]) -> float:
+    """Most negative ``equity / running peak - 1`` (0.0 for a curve that never falls).
+
+    Examples
+    --------
+    >>> max_drawdown([100.0, 120.0, 90.0, 130.0])
+    -0.25
+    """
+    tracker = DrawdownTracker()
+    for value in equity:
+        tracker.add(value)
+    return tracker.max_drawdown
+
+
+def sharpe(
+    times_ns: Sequence[int], equity: Sequence[float], returns_period: str, periods_per_year: float
+) -> float | None:
+    """Sharpe ratio of an irregular equity curve (see the module docstring)."""
+    levels = resample_last(times_ns, equity, returns_period)
+    return sharpe_of_returns(simple_returns(levels), periods_per_year)
+
+
+def sortino(
+    times_ns: Sequence[int], equity: Sequence[float], returns_period: str, periods_per_year: float
+) -> float | None:
+    """Sortino ratio of an irregular equity curve (see the module docstring)."""
+    levels = resample_last(times_ns, equity, returns_period)
+    return sortino_of_returns(simple_returns(levels), periods_per_year)
+
+
+def hit_rate(round_trip_pnl: Sequence[float]) -> float | None:
+    """Share of closed positions that made money after costs; None before the first one closes.
+
+    Examples
+    --------
+    >>> hit_rate([5.0, -1.0, 0.0, 2.0])
+    0.5
+    """
+    if not len(round_trip_pnl):
+        return None
+    return sum(1 for p in round_trip_pnl if p > 0.0) / len(round_trip_pnl)
+
+
+def turnover(traded_notional: float, capital: float) -> float:
+    """Traded notional (sum of |quantity x price| over fills) per unit of initial capital."""
+    return traded_notional / capital
+
+
+def exposure(times_ns: Sequence[int], positions: Sequence[float], end_ns: int) -> float | None:
+    """Share of event time between the first timestamp and ``end_ns`` spent holding a position.
+
+    ``positions[i]`` is the position held from ``times_ns[i]`` until the next timestamp.
+
+    Examples
+    --------
+    >>> exposure([0, 10, 30], [0.0, 1.0, 0.0], 40)
+    0.5
+    """
+    if not len(times_ns) or end_ns <= times_ns[0]:
+        return None
+    t = np.append(np.asarray(times_ns, dtype=np.int64), end_ns)
+    held = np.asarray(positions, dtype=float) != 0.0
+    return float(np.sum(np.diff(t)[held]) / (end_ns - times_ns[0]))
+
+
+@dataclass(frozen=True)
+class CurveFigures:
+    """The curve-based figures of a report (or of one walk-forward segment)."""
+
+    total_return: float | None
+    max_drawdown: float
+    sharpe: float | None
+    sortino: float | None
+    n_returns: int
+
+
+def curve_figures(
+    times_ns: Sequence[int], equity: Sequence[float], returns_period: str, periods_per_year: float
+) -> CurveFigures:
+    """Total return, max drawdown, Sharpe and Sortino of one equity curve."""
+    returns = simple_returns(resample_last(times_ns, equity, returns_period))
+    return CurveFigures(
+        total_return=total_return(equity),
+        max_drawdown=max_drawdown(equity),
+        sharpe=sharpe_of_returns(returns, periods_per_year),
+        sortino=sortino_of_returns(returns, periods_per_year),
+        n_returns=int(returns.size),
+    )
