@@ -17,9 +17,10 @@ def create_topics(
     partitions: int | None = None,
     replication_factor: int = 1,
     timeout: float = 30.0,
+    client_config: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Create every catalogue topic that does not exist; return name -> 'created' | 'exists'."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **(client_config or {})})
     topics = Topics(prefix)
     wanted = [
         NewTopic(
