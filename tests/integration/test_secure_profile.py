@@ -32,7 +32,16 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
         create_topics(bootstrap, PREFIX, client_config=admin)
         apply_policy(bootstrap, admin, PREFIX)
         produce(bootstrap, admin, NAMES)  # something to read on every topic
-        yield bootstrap, broker.credentials()
+        credentials = broker.credentials()
+        # logins and ACLs reach the broker through the metadata log: wait until both apply
+        deadline = time.monotonic() + 60
+        for role, (_, writes) in ROLE_ACCESS.items():
+            while writes and not produce(
+                bootstrap, client_config(role, credentials[role]), [writes[0]]
+            ):
+                assert time.monotonic() < deadline, f"the {role} login or ACLs never applied"
+                time.sleep(1)
+        yield bootstrap, credentials
     finally:
         broker.stop()
 
