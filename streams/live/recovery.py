@@ -154,12 +154,15 @@ def is_reinjected(headers: Any) -> bool:
 def _assigned_consumer(bootstrap: str) -> Any:
     from confluent_kafka import Consumer
 
+    from streams.live.security import env_client_config
+
     return Consumer(
         {
             "bootstrap.servers": bootstrap,
             "group.id": f"tickwise-recovery-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
+            **env_client_config(),
         }
     )
 

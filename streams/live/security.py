@@ -40,6 +40,7 @@ ROLE_ACCESS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "reader": (("features", "signals", "decisions", "audit", "alerts"), ()),
 }
 # The validator reads its own outputs: restart recovery rebuilds its state from their tails.
+WORKER_ROLES = ("validator", "features", "model", "risk", "audit")
 
 
 def load_credentials(path: str | Path) -> dict[str, str]:
@@ -74,7 +75,30 @@ def client_config(username: str | None = None, password: str | None = None) -> d
     }
 
 
-def acl_bindings(prefix: str = "") -> list[Any]:
+def env_client_config() -> dict[str, str]:
+    """SASL settings when ``TICKWISE_SASL_USERNAME`` is set, else none (a PLAINTEXT broker).
+
+    Every tickwise client (feed, worker, taps, topic tools) adds these to its settings, so one
+    environment variable pair points a whole deployment at the secure profile.
+    """
+    if not os.environ.get("TICKWISE_SASL_USERNAME"):
+        return {}
+    return client_config()
+
+
+def faust_credentials() -> Any:
+    """The same login for the faust worker (aiokafka), or None on a PLAINTEXT broker."""
+    config = env_client_config()
+    if not config:
+        return None
+    import faust
+
+    return faust.SASLCredentials(
+        username=config["sasl.username"], password=config["sasl.password"], mechanism=MECHANISM
+    )
+
+
+def acl_bindings(prefix: str = "", app_id: str = "tickwise") -> list[Any]:
     """Every ACL of the policy: topic READ/WRITE/DESCRIBE per role, groups by role prefix."""
     from confluent_kafka.admin import (
         AclBinding,
@@ -115,15 +139,43 @@ def acl_bindings(prefix: str = "") -> list[Any]:
                     allow,
                 )
             )
+    # The worker runs the validate and decide agents in one faust app (one principal): it
+    # needs the stages' topics, its group (the app id) and faust's own topics (app id prefix).
+    worker = "User:worker"
+    reads = {t for r in WORKER_ROLES for t in ROLE_ACCESS[r][0]}
+    writes = {t for r in WORKER_ROLES for t in ROLE_ACCESS[r][1]}
+    wanted = [(t, AclOperation.READ) for t in sorted(reads)]
+    wanted += [(t, AclOperation.WRITE) for t in sorted(writes)]
+    wanted += [(t, AclOperation.DESCRIBE) for t in sorted(reads | writes)]
+    for name, op in wanted:
+        out.append(
+            AclBinding(
+                ResourceType.TOPIC,
+                f"{topics.prefix}{name}",
+                ResourcePatternType.LITERAL,
+                worker,
+                "*",
+                op,
+                allow,
+            )
+        )
+    for restype, name in ((ResourceType.GROUP, app_id), (ResourceType.TOPIC, f"{app_id}-")):
+        out.append(
+            AclBinding(
+                restype, name, ResourcePatternType.PREFIXED, worker, "*", AclOperation.ALL, allow
+            )
+        )
     return out
 
 
-def apply_policy(bootstrap: str, admin: dict[str, str], prefix: str = "") -> int:
+def apply_policy(
+    bootstrap: str, admin: dict[str, str], prefix: str = "", app_id: str = "tickwise"
+) -> int:
     """Create the policy's ACLs (idempotent: Kafka keeps one copy of a binding)."""
     from confluent_kafka.admin import AdminClient
 
     client = AdminClient({"bootstrap.servers": bootstrap, **admin})
-    bindings = acl_bindings(prefix)
+    bindings = acl_bindings(prefix, app_id)
     for future in client.create_acls(bindings, request_timeout=30).values():
         future.result(timeout=30)
     return len(bindings)
@@ -174,7 +226,7 @@ class SecureLocalBroker(LocalBroker):
         if path.exists():
             return load_credentials(path)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        creds = {user: secrets.token_urlsafe(18) for user in (ADMIN, *ROLE_ACCESS)}
+        creds = {user: secrets.token_urlsafe(18) for user in (ADMIN, *ROLE_ACCESS, "worker")}
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump(creds, fh, indent=2)

@@ -22,6 +22,7 @@ from streams.cli import add_bootstrap_argument, resolve_bootstrap
 from streams.config import TickwiseConfig, load_config
 from streams.live.metrics import serve_metrics
 from streams.live.recovery import LineageGuard, is_reinjected
+from streams.live.security import faust_credentials
 from streams.operators.validation import QualityMonitor
 from streams.pipeline import Pipeline
 
@@ -46,6 +47,7 @@ def build_app(config: TickwiseConfig, bootstrap: str, metrics_port: int | None =
         broker_heartbeat_interval=1,
         producer_acks=-1,
         table_standby_replicas=0,
+        broker_credentials=faust_credentials(),
     )
 
     def topic(name: str) -> Any:
