@@ -9,6 +9,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas.topics import CATALOGUE, Topics
 from streams.cli import add_bootstrap_argument, resolve_bootstrap
+from streams.live.security import env_client_config
 
 
 def create_topics(
@@ -17,9 +18,11 @@ def create_topics(
     partitions: int | None = None,
     replication_factor: int = 1,
     timeout: float = 30.0,
+    client_config: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Create every catalogue topic that does not exist; return name -> 'created' | 'exists'."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    settings = client_config if client_config is not None else env_client_config()
+    admin = AdminClient({"bootstrap.servers": bootstrap, **settings})
     topics = Topics(prefix)
     wanted = [
         NewTopic(

@@ -234,7 +234,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _broker_answers(bootstrap: str, timeout: float) -> bool:
+def _broker_answers(bootstrap: str, timeout: float, client: dict[str, str] | None = None) -> bool:
     """Tell whether an AdminClient at ``bootstrap`` sees our node in the cluster metadata.
 
     An open port comes too early: the broker accepts connections before it has joined the quorum.
@@ -243,7 +243,7 @@ def _broker_answers(bootstrap: str, timeout: float) -> bool:
     if not port_open(int(port), host or HOST, timeout=min(timeout, 1.0)):
         return False
     # log_level 0: refused or timed-out probes are expected while starting and are not news.
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, **(client or {})})
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException:
@@ -343,7 +343,11 @@ class LocalBroker:
         state = self._state()
         if not state or not self.is_running():
             return False
-        return _broker_answers(str(state["bootstrap"]), timeout)
+        return _broker_answers(str(state["bootstrap"]), timeout, self.client_config())
+
+    def client_config(self) -> dict[str, str]:
+        """Extra client settings a probe needs to talk to this broker (none: PLAINTEXT)."""
+        return {}
 
     def _write_configs(self, controller_port: int) -> Path:
         logs = self.data_dir / "logs"
@@ -408,11 +412,16 @@ class LocalBroker:
         cmd = [
             java, "-Xmx256m", *self._jvm_logging_options(), "-cp", f"{libs}/*",
             "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props),
+            *self._format_options(),
         ]  # fmt: skip
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             output = (result.stdout + result.stderr).strip()[-3000:]
             raise BrokerError(f"formatting Kafka storage in {self.log_dir} failed:\n{output}")
+
+    def _format_options(self) -> list[str]:
+        """Extra ``StorageTool format`` arguments (the secure profile adds SCRAM credentials)."""
+        return []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -500,7 +509,7 @@ class LocalBroker:
                     f"the Kafka broker exited while starting; its log says:\n{self._log_tails()}"
                 )
             left = deadline - time.monotonic()
-            if _broker_answers(bootstrap, timeout=max(0.5, min(2.0, left))):
+            if _broker_answers(bootstrap, max(0.5, min(2.0, left)), self.client_config()):
                 return
             if time.monotonic() >= deadline:
                 waited = f" after {timeout:.0f} s" if timeout is not None else ""
@@ -588,13 +597,23 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--timeout", type=float, default=90.0, help="seconds to wait for the broker to answer"
     )
+    parser.add_argument(
+        "--secure",
+        action="store_true",
+        help="SASL/SCRAM-SHA-512 and ACLs, one principal per role (streams/live/security.py)",
+    )
     parser.set_defaults(func=run_cli)
 
 
 def run_cli(args: argparse.Namespace) -> int:
     """Carry out one ``tickwise broker`` action and return the exit code."""
     try:
-        broker = LocalBroker(port=args.port, data_dir=args.data_dir, heap=args.heap)
+        if getattr(args, "secure", False):
+            from streams.live.security import SecureLocalBroker
+
+            broker: LocalBroker = SecureLocalBroker(args.port, args.data_dir, args.heap)
+        else:
+            broker = LocalBroker(port=args.port, data_dir=args.data_dir, heap=args.heap)
         if args.action == "start":
             return _cli_start(broker, args.timeout)
         if args.action == "stop":

@@ -15,6 +15,7 @@ from confluent_kafka import Producer
 
 from schemas.topics import Topics
 from streams.cli import add_bootstrap_argument, resolve_bootstrap
+from streams.live.security import env_client_config
 from streams.sources import RawRecord, SourceError, add_source_arguments, open_sources
 
 
@@ -61,6 +62,7 @@ def publish(
             "linger.ms": 5,
             "compression.type": "lz4",
             "queue.buffering.max.messages": 500_000,
+            **env_client_config(),
         }
     )
     failures: list[str] = []

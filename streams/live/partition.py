@@ -37,6 +37,7 @@ from schemas.ticks import CleanTick, SourceRef
 from schemas.topics import TICKS_CLEAN, TICKS_QUARANTINE, Topics
 from streams.checkpoint import Checkpoint, CheckpointStore
 from streams.config import TickwiseConfig
+from streams.live.security import env_client_config
 from streams.pipeline import Output, Pipeline
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class Recovery:
 def _reader(bootstrap: str) -> Consumer:
     return Consumer(
         {
+            **env_client_config(),
             "bootstrap.servers": bootstrap,
             "group.id": f"tickwise-recovery-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
@@ -169,6 +171,7 @@ class PartitionRunner:
         """Fence any previous owner, rebuild the state, emit what a dead owner left undone."""
         self._producer = Producer(
             {
+                **env_client_config(),
                 "bootstrap.servers": self.bootstrap,
                 "transactional.id": f"{self.config.app_id}.{self.raw_topic}.{self.partition}",
                 "enable.idempotence": True,

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 from confluent_kafka import Consumer, KafkaError, Message
 
+from streams.live.security import env_client_config
+
 
 def consumer(bootstrap: str, topics: list[str], group: str | None = None) -> Consumer:
     """A read-only consumer from the earliest offset that never commits."""
@@ -22,6 +24,7 @@ def consumer(bootstrap: str, topics: list[str], group: str | None = None) -> Con
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             "enable.partition.eof": False,
+            **env_client_config(),
         }
     )
     c.subscribe(topics)

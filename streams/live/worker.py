@@ -30,6 +30,7 @@ from streams.config import TickwiseConfig, load_config
 from streams.live.control import follow_control
 from streams.live.metrics import serve_metrics
 from streams.live.partition import PartitionFenced, PartitionRunner, default_checkpoint_dir
+from streams.live.security import faust_credentials
 from streams.operators.validation import QualityMonitor
 from streams.pipeline import Output
 
@@ -57,6 +58,7 @@ def build_app(config: TickwiseConfig, bootstrap: str, metrics_port: int | None =
         broker_session_timeout=10,
         broker_heartbeat_interval=1,
         table_standby_replicas=0,
+        broker_credentials=faust_credentials(),
     )
     raw = app.topic(
         topics.raw, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"

@@ -133,6 +133,12 @@ def is_time_jump(
     return delta_s > rules.max_future_s or -delta_s > rules.max_past_s
 
 
+def log_move(before: float, after: float) -> float:
+    """Log return from ``before`` to ``after``; a difference of logs, so subnormal prices
+    cannot underflow the ratio to zero."""
+    return math.log(after) - math.log(before)
+
+
 def jump_limit(state: InstrumentState, rules: ValidationConfig) -> float:
     """Largest accepted log move: k robust std devs of recent moves, never below the floor.
 
@@ -158,14 +164,14 @@ def check_outlier(
     """
     if rules.outlier_k <= 0.0 or state.last_price is None:
         return None, 0.0, False
-    move = math.log(price) - math.log(state.last_price)
+    move = log_move(state.last_price, price)
     if abs(move) <= rules.outlier_min_jump_bps * 1e-4:
         return None, move, False  # cheap path: nothing below the floor is ever an outlier
     limit = jump_limit(state, rules)
     if abs(move) <= limit:
         return None, move, False
     pending = state.pending_prices
-    agreeing = bool(pending) and abs(math.log(price) - math.log(pending[0])) <= limit
+    agreeing = bool(pending) and abs(log_move(pending[0], price)) <= limit
     count = len(pending) + 1 if agreeing else 1
     if count >= rules.outlier_confirm_ticks:
         return None, move, agreeing

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import heapq
-import math
 from collections import deque
 
 from pydantic import ValidationError
@@ -20,6 +19,7 @@ from streams.operators.validation.rules import (
     check_time,
     check_values,
     is_time_jump,
+    log_move,
 )
 
 Output = CleanTick | QuarantineRecord
@@ -171,7 +171,7 @@ class Validator(InstrumentStateMixin):
         price = tick.reference_price
         verdict, move, agreeing = check_outlier(price, state, rules)
         if force and state.last_price is not None:
-            verdict, move = None, math.log(price) - math.log(state.last_price)
+            verdict, move = None, log_move(state.last_price, price)
         if verdict is not None:
             if not agreeing:
                 state.pending_prices.clear()

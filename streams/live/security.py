@@ -1,0 +1,284 @@
+"""The ``secure`` profile: SASL/SCRAM-SHA-512 logins and Kafka ACLs, one principal per role.
+
+Why: risk and compliance need to know that nobody can read or write a topic their role has no
+business with; a feed must not read the audit trail, a downstream reader must not write
+decisions. KRaft's ``StandardAuthorizer`` denies everything not allowed by an ACL
+(``allow.everyone.if.no.acl.found=false``), and ``ROLE_ACCESS`` below is the whole policy.
+
+Credentials never live in code: ``tickwise broker start --secure`` writes random passwords to
+``credentials.json`` (mode 0600) in the broker's data dir, or uses ``TICKWISE_CREDENTIALS_FILE``
+when it names an existing file; clients read ``TICKWISE_SASL_USERNAME`` /
+``TICKWISE_SASL_PASSWORD`` or that file (``client_config``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from schemas.topics import Topics
+from streams.live.broker import HOST, LocalBroker
+
+MECHANISM = "SCRAM-SHA-512"
+ADMIN = "admin"
+CREDENTIALS_FILE = "credentials.json"
+
+# role -> (topics it reads, topics it writes); names are catalogue names, prefixed per deployment
+ROLE_ACCESS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "feed": ((), ("ticks.raw",)),
+    "validator": (
+        ("ticks.raw", "ticks.clean", "ticks.quarantine"),
+        ("ticks.clean", "ticks.quarantine"),
+    ),
+    "features": (("ticks.clean",), ("features",)),
+    "model": (("features",), ("signals",)),
+    "risk": (("signals", "control"), ("decisions", "fills", "alerts", "control")),
+    "audit": (("features", "signals", "decisions"), ("audit",)),
+    "reader": (("features", "signals", "decisions", "audit", "alerts", "fills"), ()),
+}
+# The validator reads its own outputs: restart recovery rebuilds its state from their tails.
+WORKER_ROLES = ("validator", "features", "model", "risk", "audit")
+
+
+def load_credentials(path: str | Path) -> dict[str, str]:
+    """Read ``{principal: password}`` from a JSON file."""
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ValueError(f"{path}: expected a JSON object of principal -> password")
+    return data
+
+
+def client_config(username: str | None = None, password: str | None = None) -> dict[str, str]:
+    """SASL settings for a confluent-kafka client, from arguments, environment or file.
+
+    Examples
+    --------
+    >>> client_config("feed", "pw")["sasl.mechanism"]
+    'SCRAM-SHA-512'
+    """
+    username = username or os.environ.get("TICKWISE_SASL_USERNAME")
+    if username and password is None:
+        password = os.environ.get("TICKWISE_SASL_PASSWORD")
+        path = os.environ.get("TICKWISE_CREDENTIALS_FILE")
+        if password is None and path:
+            password = load_credentials(path).get(username)
+    if not username or password is None:
+        raise ValueError("no SASL credentials: set TICKWISE_SASL_USERNAME and _PASSWORD (or _FILE)")
+    return {
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": MECHANISM,
+        "sasl.username": username,
+        "sasl.password": password,
+    }
+
+
+def env_client_config() -> dict[str, str]:
+    """SASL settings when ``TICKWISE_SASL_USERNAME`` is set, else none (a PLAINTEXT broker).
+
+    Every tickwise client (feed, worker, taps, topic tools) adds these to its settings, so one
+    environment variable pair points a whole deployment at the secure profile.
+    """
+    if not os.environ.get("TICKWISE_SASL_USERNAME"):
+        return {}
+    return client_config()
+
+
+def faust_credentials() -> Any:
+    """The same login for the faust worker (aiokafka), or None on a PLAINTEXT broker."""
+    config = env_client_config()
+    if not config:
+        return None
+    import faust
+
+    return faust.SASLCredentials(
+        username=config["sasl.username"], password=config["sasl.password"], mechanism=MECHANISM
+    )
+
+
+def acl_bindings(prefix: str = "", app_id: str = "tickwise") -> list[Any]:
+    """Every ACL of the policy: topic READ/WRITE/DESCRIBE per role, groups by role prefix."""
+    from confluent_kafka.admin import (
+        AclBinding,
+        AclOperation,
+        AclPermissionType,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    topics = Topics(prefix)
+    allow = AclPermissionType.ALLOW
+    out = []
+    for role, (reads, writes) in ROLE_ACCESS.items():
+        principal = f"User:{role}"
+        wanted = [(t, AclOperation.READ) for t in reads] + [(t, AclOperation.WRITE) for t in writes]
+        wanted += [(t, AclOperation.DESCRIBE) for t in sorted(set(reads) | set(writes))]
+        for name, op in wanted:
+            out.append(
+                AclBinding(
+                    ResourceType.TOPIC,
+                    f"{topics.prefix}{name}",
+                    ResourcePatternType.LITERAL,
+                    principal,
+                    "*",
+                    op,
+                    allow,
+                )
+            )
+        if reads:
+            out.append(
+                AclBinding(
+                    ResourceType.GROUP,
+                    f"{topics.prefix}tickwise-{role}",
+                    ResourcePatternType.PREFIXED,
+                    principal,
+                    "*",
+                    AclOperation.READ,
+                    allow,
+                )
+            )
+    # The worker runs the validate and decide agents in one faust app (one principal): it
+    # needs the stages' topics, its group (the app id) and faust's own topics (app id prefix).
+    worker = "User:worker"
+    reads = {t for r in WORKER_ROLES for t in ROLE_ACCESS[r][0]}
+    writes = {t for r in WORKER_ROLES for t in ROLE_ACCESS[r][1]}
+    wanted = [(t, AclOperation.READ) for t in sorted(reads)]
+    wanted += [(t, AclOperation.WRITE) for t in sorted(writes)]
+    wanted += [(t, AclOperation.DESCRIBE) for t in sorted(reads | writes)]
+    for name, op in wanted:
+        out.append(
+            AclBinding(
+                ResourceType.TOPIC,
+                f"{topics.prefix}{name}",
+                ResourcePatternType.LITERAL,
+                worker,
+                "*",
+                op,
+                allow,
+            )
+        )
+    # ...and its transactional producers, one per raw partition, named "<app_id>.<topic>.<p>"
+    for restype, name in (
+        (ResourceType.GROUP, app_id),
+        (ResourceType.TOPIC, f"{app_id}-"),
+        (ResourceType.TRANSACTIONAL_ID, f"{app_id}."),
+    ):
+        out.append(
+            AclBinding(
+                restype, name, ResourcePatternType.PREFIXED, worker, "*", AclOperation.ALL, allow
+            )
+        )
+    return out
+
+
+def apply_policy(
+    bootstrap: str, admin: dict[str, str], prefix: str = "", app_id: str = "tickwise"
+) -> int:
+    """Create the policy's ACLs (idempotent: Kafka keeps one copy of a binding)."""
+    from confluent_kafka.admin import AdminClient
+
+    client = AdminClient({"bootstrap.servers": bootstrap, **admin})
+    bindings = acl_bindings(prefix, app_id)
+    for future in client.create_acls(bindings, request_timeout=30).values():
+        future.result(timeout=30)
+    return len(bindings)
+
+
+def ensure_users(bootstrap: str, admin: dict[str, str], passwords: dict[str, str]) -> None:
+    """Create or update the SCRAM credentials of every role principal."""
+    from confluent_kafka.admin import (
+        AdminClient,
+        ScramCredentialInfo,
+        ScramMechanism,
+        UserScramCredentialUpsertion,
+    )
+
+    client = AdminClient({"bootstrap.servers": bootstrap, **admin})
+    info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192)
+    upserts = [
+        UserScramCredentialUpsertion(user, info, password.encode())
+        for user, password in passwords.items()
+        if user != ADMIN
+    ]
+    for future in client.alter_user_scram_credentials(upserts).values():
+        future.result(timeout=30)
+
+
+class SecureLocalBroker(LocalBroker):
+    """``LocalBroker`` with SCRAM logins on the client listener and the StandardAuthorizer.
+
+    The controller listener (127.0.0.1 only) authenticates with SASL/PLAIN against a static
+    admin login: KRaft cannot check SCRAM there, because SCRAM credentials live in the metadata
+    log the controller itself serves.
+    """
+
+    def __init__(self, port: int, data_dir: Path | None = None, heap: str = "1g") -> None:
+        super().__init__(port=port, data_dir=data_dir, heap=heap)
+
+    @property
+    def credentials_path(self) -> Path:
+        """The credentials file: ``TICKWISE_CREDENTIALS_FILE`` if it exists, else the data dir's."""
+        given = os.environ.get("TICKWISE_CREDENTIALS_FILE")
+        if given and Path(given).exists():
+            return Path(given)
+        return self.data_dir / CREDENTIALS_FILE
+
+    def credentials(self) -> dict[str, str]:
+        """Passwords of admin and every role, created (0600) on first use."""
+        path = self.credentials_path
+        if path.exists():
+            return load_credentials(path)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        creds = {user: secrets.token_urlsafe(18) for user in (ADMIN, *ROLE_ACCESS, "worker")}
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(creds, fh, indent=2)
+        return creds
+
+    def client_config(self) -> dict[str, str]:
+        return client_config(ADMIN, self.credentials()[ADMIN])
+
+    def _write_configs(self, controller_port: int) -> Path:
+        props = super()._write_configs(controller_port)
+        password = self.credentials()[ADMIN]
+        scram = f'username="{ADMIN}" password="{password}";'
+        plain = f'username="{ADMIN}" password="{password}" user_{ADMIN}="{password}";'
+        secure = {
+            "listeners": f"SASL_PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{controller_port}",
+            "advertised.listeners": f"SASL_PLAINTEXT://{HOST}:{self.port}",
+            "listener.security.protocol.map": (
+                "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT"
+            ),
+            "inter.broker.listener.name": "SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms": MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": MECHANISM,
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain}"
+            ),
+            "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": (
+                f"org.apache.kafka.common.security.scram.ScramLoginModule required {scram}"
+            ),
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": f"User:{ADMIN}",
+        }
+        lines = [
+            line for line in props.read_text().splitlines() if line.split("=", 1)[0] not in secure
+        ]
+        lines += [f"{key}={value}" for key, value in secure.items()]
+        props.write_text("\n".join(lines) + "\n")
+        props.chmod(0o600)  # it holds the admin password
+        return props
+
+    def _format_options(self) -> list[str]:
+        return ["--add-scram", f"{MECHANISM}=[name={ADMIN},password={self.credentials()[ADMIN]}]"]
+
+    def start(self, timeout: float = 90.0) -> str:
+        """Start (or adopt) the broker, then make sure every role's login exists."""
+        bootstrap = super().start(timeout)
+        ensure_users(bootstrap, self.client_config(), self.credentials())
+        return bootstrap

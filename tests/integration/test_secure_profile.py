@@ -1,0 +1,172 @@
+"""The secure profile on a real broker: each role can do its job and is refused everything else.
+
+A broker of its own (SASL/SCRAM-SHA-512, StandardAuthorizer) is started for this module: the
+session broker is PLAINTEXT. A failed start fails the tests, as for every Kafka test.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+from schemas.quarantine import QuarantineRecord
+from schemas.ticks import CleanTick
+from schemas.topics import CATALOGUE, Topics
+from streams.live.admin import create_topics
+from streams.live.broker import free_port
+from streams.live.feed import publish
+from streams.live.security import ROLE_ACCESS, SecureLocalBroker, apply_policy, client_config
+from streams.live.tap import read_values, spawn_worker, stop_process
+from streams.sources import synthetic
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+PREFIX = "sec."
+NAMES = [spec.name for spec in CATALOGUE]
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    broker = SecureLocalBroker(free_port(), tmp_path_factory.mktemp("secure-kafka"), "1g")
+    try:
+        bootstrap = broker.start(timeout=180)
+        admin = broker.client_config()
+        create_topics(bootstrap, PREFIX, client_config=admin)
+        apply_policy(bootstrap, admin, PREFIX)
+        produce(bootstrap, admin, NAMES)  # something to read on every topic
+        credentials = broker.credentials()
+        wait_for_policy(bootstrap, credentials, PREFIX)
+        yield bootstrap, credentials
+    finally:
+        broker.stop()
+
+
+def wait_for_policy(bootstrap: str, credentials: dict[str, str], prefix: str) -> None:
+    """Logins and ACLs reach the broker through the metadata log: wait until both apply."""
+    deadline = time.monotonic() + 60
+    for role, (_, writes) in ROLE_ACCESS.items():
+        login = client_config(role, credentials[role])
+        while writes and not produce(bootstrap, login, [writes[0]], prefix):
+            assert time.monotonic() < deadline, f"the {role} login or ACLs never applied"
+            time.sleep(1)
+
+
+def produce(
+    bootstrap: str, client: dict[str, str], names: list[str], prefix: str = PREFIX
+) -> set[str]:
+    """Produce one message to each topic; return the topics that accepted it."""
+    producer = Producer({"bootstrap.servers": bootstrap, "message.timeout.ms": 10_000, **client})
+    accepted: set[str] = set()
+
+    def on_delivery(err: KafkaError | None, msg: object) -> None:
+        if err is None:
+            accepted.add(msg.topic()[len(prefix) :])  # type: ignore[attr-defined]
+
+    for name in names:
+        producer.produce(f"{prefix}{name}", b"{}", b"k", on_delivery=on_delivery)
+    producer.flush(30)
+    return accepted
+
+
+def readable(bootstrap: str, client: dict[str, str], group: str, expected: set[str]) -> set[str]:
+    """Read every topic from the start (each holds a message); return the topics read.
+
+    Stops 3 s after ``expected`` was read: a topic the role may not read stays silent
+    (librdkafka reports the authorization error once, not per topic)."""
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            **client,
+        }
+    )
+    c.assign(
+        [
+            TopicPartition(f"{PREFIX}{spec.name}", p, OFFSET_BEGINNING)
+            for spec in CATALOGUE
+            for p in range(spec.partitions)
+        ]
+    )
+    read: set[str] = set()
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            msg = c.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error() is None:
+                read.add((msg.topic() or "")[len(PREFIX) :])
+                if read >= expected:
+                    deadline = min(deadline, time.monotonic() + 3.0)
+            elif msg.error().code() == KafkaError.TOPIC_AUTHORIZATION_FAILED and not expected:
+                deadline = min(deadline, time.monotonic() + 3.0)
+    finally:
+        c.close()
+    return read
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_ACCESS))
+def test_each_role_writes_and_reads_only_its_topics(
+    secure: tuple[str, dict[str, str]], role: str
+) -> None:
+    bootstrap, credentials = secure
+    client = client_config(role, credentials[role])
+    reads, writes = ROLE_ACCESS[role]
+    assert produce(bootstrap, client, NAMES) == set(writes)
+    read = readable(bootstrap, client, f"{PREFIX}tickwise-{role}-test", set(reads))
+    assert read == set(reads), "reads its inputs and nothing else (every topic holds a message)"
+
+
+def test_a_wrong_password_is_refused(secure: tuple[str, dict[str, str]]) -> None:
+    bootstrap, _ = secure
+    assert produce(bootstrap, client_config("feed", "not-the-password"), ["ticks.raw"]) == set()
+
+
+def test_credentials_file_is_private(secure: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+    _, credentials = secure
+    assert set(credentials) == {"admin", "worker", *ROLE_ACCESS}
+    assert all(len(p) >= 16 for p in credentials.values())
+
+
+def test_the_pipeline_runs_with_one_login_per_process(
+    secure: tuple[str, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Feed and worker each log in as themselves; raw = clean + quarantined, as without ACLs."""
+    bootstrap, credentials = secure
+    prefix = "sec2."
+    admin = client_config("admin", credentials["admin"])
+    create_topics(bootstrap, prefix, client_config=admin)
+    apply_policy(bootstrap, admin, prefix)
+    # a probe on a topic the worker does not read, so the pipeline's input stays clean
+    deadline = time.monotonic() + 60
+    while not produce(bootstrap, client_config("audit", credentials["audit"]), ["audit"], prefix):
+        assert time.monotonic() < deadline, "the ACLs of the second prefix never applied"
+        time.sleep(1)
+
+    def login(role: str) -> None:
+        monkeypatch.setenv("TICKWISE_SASL_USERNAME", role)
+        monkeypatch.setenv("TICKWISE_SASL_PASSWORD", credentials[role])
+
+    records = list(synthetic(seed=2, count=1500, bad_rate=0.02))
+    bad = sum(1 for r in records if r.injected)
+    topics = Topics(prefix)
+    login("worker")
+    worker = spawn_worker(bootstrap, prefix, "tickwise-secure", log_path=str(tmp_path / "w.log"))
+    try:
+        login("feed")
+        assert publish(records, bootstrap, topics.raw) == len(records)
+        login("worker")  # taps join `tickwise-tap-*` groups, inside the worker's app-id prefix
+        clean = read_values(bootstrap, topics.clean, len(records) - bad, 120)
+        quarantined = read_values(bootstrap, topics.quarantine, bad, 60)
+    finally:
+        stop_process(worker)
+    assert len(clean) == len(records) - bad, (tmp_path / "w.log").read_text()[-2000:]
+    assert len(quarantined) == bad
+    assert all(CleanTick.model_validate_json(v) for _, v in clean)
+    assert sorted(QuarantineRecord.model_validate_json(v).reason.value for _, v in quarantined) == (
+        sorted(r.injected for r in records if r.injected)
+    )
