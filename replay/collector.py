@@ -101,8 +101,10 @@ class BacktestCollector:
             self._pos[fill.instrument] = fill.position_after
             if started:
                 self.curve.on_fill(fill, before)
-        if signal is not None:
-            self.score_counts[min(int(signal.score * SCORE_BINS), SCORE_BINS - 1)] += 1
+        # the score histogram and the outcome figures read the score as P(up): classifiers only
+        # (a regressor's score is a forward return; its figures are the model stage's own)
+        if signal is not None and signal.task == "classification":
+            self.score_counts[min(max(int(signal.score * SCORE_BINS), 0), SCORE_BINS - 1)] += 1
             price = decided.features.price if decided.features else tick.reference_price
             self.outcomes.on_signal(tick.instrument, tick.ts_event_ns, price, signal.score)
         if decision is not None and started:

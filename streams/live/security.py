@@ -160,10 +160,11 @@ def acl_bindings(prefix: str = "", app_id: str = "tickwise") -> list[Any]:
             )
         )
     # ...and its transactional producers, one per raw partition, named "<app_id>.<topic>.<p>"
+    # (prefixed like the group, so "tickwise-desk1" is covered by the default "tickwise")
     for restype, name in (
         (ResourceType.GROUP, app_id),
         (ResourceType.TOPIC, f"{app_id}-"),
-        (ResourceType.TRANSACTIONAL_ID, f"{app_id}."),
+        (ResourceType.TRANSACTIONAL_ID, app_id),
     ):
         out.append(
             AclBinding(
