@@ -61,8 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Two-word spellings of commands that live in another module's parser.
+ALIASES = {("audit", "replay-check"): ["replay-check"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one ``tickwise`` sub-command and return its exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    alias = ALIASES.get(tuple(argv[:2]))  # type: ignore[call-overload]
+    if alias is not None:
+        argv = alias + argv[2:]
     args = build_parser().parse_args(argv)
     result = args.func(args)
     return int(result or 0)

@@ -73,3 +73,13 @@ def test_backtest_without_a_source_exits_2(
 def test_schemas_check_passes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schemas", "check"]) == 0
     assert "current" in capsys.readouterr().out
+
+
+def test_audit_replay_check_is_the_replay_check_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`tickwise audit replay-check` (the issue's spelling) runs `tickwise replay-check`."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["audit", "replay-check", "--help"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: tickwise replay-check")
