@@ -16,12 +16,13 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from schemas.decisions import Decision, Signal
+from schemas.decisions import Alert, ControlCommand, Decision, Signal
 from schemas.quarantine import QuarantineRecord
 from schemas.topics import Topics
 from streams.cli import add_bootstrap_argument
 from streams.live.admin import create_topics
 from streams.live.broker import LocalBroker, free_port
+from streams.live.control import send_commands
 from streams.live.feed import publish
 from streams.live.tap import consumer, spawn_worker, stop_process
 from streams.sources import synthetic
@@ -57,7 +58,8 @@ def _run(args: argparse.Namespace) -> int:
         feed = threading.Thread(
             target=publish, args=(records, bootstrap, topics.raw, args.rate), daemon=True
         )
-        return _watch(bootstrap, topics, feed, args.seconds + args.drain_timeout, count)
+        limit = args.seconds + args.drain_timeout
+        return _watch(bootstrap, topics, feed, limit, count, args.kill_after)
     finally:
         if worker is not None:
             stop_process(worker)
@@ -66,7 +68,27 @@ def _run(args: argparse.Namespace) -> int:
             print("local broker stopped", flush=True)
 
 
-def _watch(bootstrap: str, topics: Topics, feed: threading.Thread, limit: float, sent: int) -> int:
+def _kill_switch(bootstrap: str, topics: Topics) -> None:
+    """Pull the global kill switch the way an operator would (``tickwise kill-switch on``)."""
+    command = ControlCommand(
+        command_id=f"demo-kill-{uuid.uuid4().hex[:8]}",
+        command="kill_switch_on",
+        scope="global",
+        reason="demo: the operator halts trading",
+        operator="tickwise-demo",
+        ts_ns=time.time_ns(),  # when the operator asked (wall clock), not an event time
+    )
+    send_commands([command], bootstrap, topics.control)
+
+
+def _watch(
+    bootstrap: str,
+    topics: Topics,
+    feed: threading.Thread,
+    limit: float,
+    sent: int,
+    kill_after: int,
+) -> int:
     names = {
         topics.raw: "raw",
         topics.clean: "clean",
@@ -74,6 +96,8 @@ def _watch(bootstrap: str, topics: Topics, feed: threading.Thread, limit: float,
         topics.features: "features",
         topics.signals: "signals",
         topics.decisions: "decisions",
+        topics.fills: "fills",
+        topics.alerts: "alerts",
     }
     c = consumer(bootstrap, list(names))
     counts: Counter[str] = Counter()
@@ -81,6 +105,9 @@ def _watch(bootstrap: str, topics: Topics, feed: threading.Thread, limit: float,
     last_decision: Decision | None = None
     signals: dict[str, Signal] = {}
     approved = 0
+    alerts: Counter[str] = Counter()
+    killed_at: int | None = None  # decisions seen when the kill switch was pulled
+    refused_by_kill = 0
     start = time.monotonic()
     next_print = start + 1.0
     feed.start()
@@ -98,13 +125,21 @@ def _watch(bootstrap: str, topics: Topics, feed: threading.Thread, limit: float,
                 elif kind == "decisions":
                     last_decision = Decision.model_validate_json(msg.value())
                     approved += last_decision.approved
+                    refused_by_kill += "KILL_SWITCH" in last_decision.reject_reasons
+                elif kind == "alerts":
+                    alerts[Alert.model_validate_json(msg.value()).code] += 1
+            if kill_after and killed_at is None and counts["decisions"] >= kill_after:
+                killed_at = counts["decisions"]
+                _kill_switch(bootstrap, topics)
+                print(f"*** kill switch ON (global) after {killed_at} decisions ***", flush=True)
             now = time.monotonic()
             if now >= next_print:
                 next_print = now + 1.0
                 print(
                     f"[{now - start:5.1f}s] raw {counts['raw']:>6} | clean {counts['clean']:>6} "
                     f"| quarantined {counts['quarantined']:>4} | signals {counts['signals']:>6} "
-                    f"| decisions {counts['decisions']:>6} (approved {approved})",
+                    f"| decisions {counts['decisions']:>6} (approved {approved}) "
+                    f"| fills {counts['fills']:>5}",
                     flush=True,
                 )
                 if last_decision is not None:
@@ -122,6 +157,12 @@ def _watch(bootstrap: str, topics: Topics, feed: threading.Thread, limit: float,
     finally:
         c.close()
     print("quarantined by reason: " + ", ".join(f"{r}={n}" for r, n in sorted(reasons.items())))
+    print("alerts by code: " + (", ".join(f"{a}={n}" for a, n in sorted(alerts.items())) or "none"))
+    if killed_at is not None:
+        print(
+            f"kill switch: pulled after {killed_at} decisions; {refused_by_kill} orders refused "
+            "with KILL_SWITCH since (each refusal is in the audit trail with its risk checks)"
+        )
     conserved = counts["raw"] == counts["clean"] + counts["quarantined"]
     print(
         f"conservation: {counts['raw']} raw = {counts['clean']} clean + "
@@ -149,6 +190,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="seconds the worker may take to catch up after the feed ends",
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--kill-after",
+        type=int,
+        default=4000,
+        help="pull the global kill switch after this many decisions (0: never)",
+    )
     parser.add_argument("--bad-rate", type=float, default=0.01, help="share of bad ticks")
     add_bootstrap_argument(parser)
     parser.set_defaults(func=_run)
