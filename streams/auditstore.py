@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.decisions import AuditRecord
-from streams.operators.audit import GENESIS, record_hash
+from streams.operators.audit import check_link
 
 COLUMNS = (
     "audit_id",
@@ -183,14 +183,7 @@ class AuditStore:
             )
             if columns != actual or prev != r.prev_hash:
                 problems.append(f"{audit_id}: indexed columns differ from the record's body")
-            last_seq, last_hash = heads.get(r.instrument, (-1, GENESIS))
-            if r.seq != last_seq + 1:
-                problems.append(f"{r.audit_id}: seq {r.seq} follows {last_seq} ({r.instrument})")
-            if r.prev_hash != last_hash:
-                problems.append(f"{r.audit_id}: prev_hash does not match the previous record")
-            if record_hash(r) != r.hash:
-                problems.append(f"{r.audit_id}: hash does not match its content")
-            heads[r.instrument] = (r.seq, r.hash)
+            problems += check_link(r, heads)
         return problems, heads
 
     def export(self, path: Path, fmt: str, query: Query = Query()) -> int:

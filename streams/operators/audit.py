@@ -104,17 +104,21 @@ class AuditChain(InstrumentStateMixin):
         return record
 
 
+def check_link(record: AuditRecord, heads: dict[str, tuple[int, str]]) -> list[str]:
+    """Problems of one record against its instrument's chain so far; advances ``heads``."""
+    problems: list[str] = []
+    last_seq, prev = heads.get(record.instrument, (-1, GENESIS))
+    if record.seq != last_seq + 1:
+        problems.append(f"{record.audit_id}: seq {record.seq} follows {last_seq}")
+    if record.prev_hash != prev:
+        problems.append(f"{record.audit_id}: prev_hash does not match the previous record")
+    if record_hash(record) != record.hash:
+        problems.append(f"{record.audit_id}: hash does not match its content")
+    heads[record.instrument] = (record.seq, record.hash)
+    return problems
+
+
 def verify_chain(records: Iterable[AuditRecord]) -> list[str]:
     """Return every problem found (tampered, missing or reordered records); empty means intact."""
-    problems: list[str] = []
     heads: dict[str, tuple[int, str]] = {}
-    for record in records:
-        last_seq, prev = heads.get(record.instrument, (-1, GENESIS))
-        if record.seq != last_seq + 1:
-            problems.append(f"{record.audit_id}: seq {record.seq} follows {last_seq}")
-        if record.prev_hash != prev:
-            problems.append(f"{record.audit_id}: prev_hash does not match the previous record")
-        if record_hash(record) != record.hash:
-            problems.append(f"{record.audit_id}: hash does not match its content")
-        heads[record.instrument] = (record.seq, record.hash)
-    return problems
+    return [problem for record in records for problem in check_link(record, heads)]
