@@ -22,6 +22,7 @@ from schemas.topics import Topics
 from streams.auditstore import AuditStore, open_store
 from streams.cli import resolve_bootstrap
 from streams.live.feed import publish
+from streams.live.security import env_client_config
 from streams.operators.validation import quarantine
 from streams.sources import RawRecord
 
@@ -39,6 +40,7 @@ def sink(
     """Copy ``audit`` into ``store``; return (records read, records new in the store)."""
     c = Consumer(
         {
+            **env_client_config(),
             "bootstrap.servers": bootstrap,
             "group.id": group,
             "auto.offset.reset": "earliest",

@@ -16,11 +16,13 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from schemas.decisions import Alert, ControlCommand, Decision, Signal
+from schemas.decisions import Alert, AuditRecord, ControlCommand, Decision, Signal
 from schemas.quarantine import QuarantineRecord
 from schemas.topics import Topics
+from streams.auditstore import open_store
 from streams.cli import add_bootstrap_argument
 from streams.live.admin import create_topics
+from streams.live.audit_sink import sink
 from streams.live.broker import LocalBroker, free_port
 from streams.live.control import send_commands
 from streams.live.feed import publish
@@ -174,8 +176,29 @@ def _watch(
     if counts["decisions"] == 0:
         print("demo FAILED: no decision came out")
         return 1
+    _audit_store(bootstrap, topics)
     print(f"demo OK: {counts['decisions']} decisions flowed through Kafka")
     return 0
+
+
+def _audit_store(bootstrap: str, topics: Topics) -> None:
+    """Sink the audit topic into an SQLite store, verify its hash chains, count the refusals."""
+    path = Path(tempfile.mkdtemp(prefix="tickwise-demo-audit-")) / "audit.db"
+    store = open_store(f"sqlite:///{path}")
+    try:
+        read, _ = sink(bootstrap, topics, store, f"demo-audit-{uuid.uuid4().hex[:6]}", 3.0, 60.0)
+        problems, heads = store.verify()
+        refused = sum(
+            "KILL_SWITCH" in AuditRecord.model_validate_json(row[-1]).decision.reject_reasons
+            for row in store.rows()
+        )
+        print(
+            f"audit store {path}: {store.count()} records from {read} messages, "
+            f"{len(heads)} hash chains, verify {'OK' if not problems else 'FAILED'}, "
+            f"{refused} refusals by KILL_SWITCH on record"
+        )
+    finally:
+        store.close()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
