@@ -2,7 +2,7 @@
 
 Why a real broker: the pipeline's guarantees (offsets, rebalances, ordering) live in Kafka, so
 integration tests must not use a fake. The broker is started lazily, only when a test asks for
-``kafka_bootstrap``, and a missing broker fails the run rather than skipping it.
+``kafka_bootstrap``, and a missing broker fails the run, in CI and everywhere else.
 """
 
 from __future__ import annotations
