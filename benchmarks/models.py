@@ -24,23 +24,9 @@ from schemas.ticks import TICK_ADAPTER, SourceRef
 from streams.config import LabelConfig, ModelConfig, TickwiseConfig
 from streams.operators import FeatureEngine
 from streams.operators.models import ModelStage, version_key
+from streams.operators.models.zoo import ZOO
 from streams.pipeline import Pipeline
 from streams.sources import synthetic
-
-ZOO = [
-    ("classification", "logistic"),
-    ("classification", "svm"),
-    ("classification", "pa"),
-    ("classification", "hoeffding_tree"),
-    ("classification", "arf"),
-    ("classification", "mlp"),
-    ("regression", "linear"),
-    ("regression", "svm"),
-    ("regression", "pa"),
-    ("regression", "hoeffding_tree"),
-    ("regression", "arf"),
-    ("regression", "mlp"),
-]
 
 
 def measure(task: str, kind: str, ticks: int) -> dict[str, object]:

@@ -12,23 +12,9 @@ from schemas.quarantine import QuarantineRecord
 from schemas.ticks import SourceRef
 from streams.config import LabelConfig, ModelConfig, TickwiseConfig
 from streams.operators.models import build_estimator
+from streams.operators.models.zoo import ZOO
 from streams.pipeline import Pipeline
 from streams.sources import synthetic
-
-ZOO = [
-    ("classification", "logistic"),
-    ("classification", "svm"),
-    ("classification", "pa"),
-    ("classification", "hoeffding_tree"),
-    ("classification", "arf"),
-    ("classification", "mlp"),
-    ("regression", "linear"),
-    ("regression", "svm"),
-    ("regression", "pa"),
-    ("regression", "hoeffding_tree"),
-    ("regression", "arf"),
-    ("regression", "mlp"),
-]
 
 
 def config(task: str, kind: str) -> TickwiseConfig:

@@ -21,6 +21,21 @@ Task = Literal["classification", "regression"]
 Z_CLIP = 5.0
 LINEAR_KINDS = frozenset({"logistic", "linear", "svm", "pa"})
 SCALED_KINDS = LINEAR_KINDS | {"mlp"}
+# Every (task, kind) pair the zoo builds: what tests and benchmarks iterate over.
+ZOO: tuple[tuple[str, str], ...] = (
+    ("classification", "logistic"),
+    ("classification", "svm"),
+    ("classification", "pa"),
+    ("classification", "hoeffding_tree"),
+    ("classification", "arf"),
+    ("classification", "mlp"),
+    ("regression", "linear"),
+    ("regression", "svm"),
+    ("regression", "pa"),
+    ("regression", "hoeffding_tree"),
+    ("regression", "arf"),
+    ("regression", "mlp"),
+)
 
 
 def clip_z(x: dict[str, float]) -> dict[str, float]:
