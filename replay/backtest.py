@@ -144,7 +144,7 @@ def run_backtest(
             result.count(output.message)
             fh = files.get(output.topic.name)
             if fh is not None:
-                fh.write(output.message.to_bytes() + b"\n")
+                fh.write(output.encoded() + b"\n")
 
         for rec in records:
             result.ticks += 1

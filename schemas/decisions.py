@@ -178,7 +178,6 @@ class AuditRecord(Contract):
     checks: list[RiskCheckResult]
     decision: Decision
     prev_hash: str
-    hash: str
     # Added with paper execution and controls (defaults keep older producers valid).
     order: Order | None = None
     fills: list[Fill] = Field(
@@ -187,6 +186,8 @@ class AuditRecord(Contract):
     )
     trading_state: TradingState = TradingState.ACTIVE
     controls_applied: list[AppliedControl] = Field(default_factory=list)
+    # Last, so the record's bytes are its hashed body plus this one field (one encoding).
+    hash: str
 
 
 class Severity(StrEnum):

@@ -59,6 +59,11 @@ class Output:
     topic: TopicSpec
     key: str | None
     message: Contract
+    wire: bytes | None = None  # the message's bytes when its operator already encoded it
+
+    def encoded(self) -> bytes:
+        """The exact bytes to put on the topic (live) or write to its file (replay)."""
+        return self.wire if self.wire is not None else self.message.to_bytes()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +75,7 @@ class Decided:
     decision: Decision | None = None
     audit: AuditRecord | None = None
     error: QuarantineRecord | None = None
+    audit_wire: bytes | None = None
     # risk / execution / monitor outputs (issue 5)
     order: Order | None = None
     fills: tuple[Fill, ...] = ()
@@ -89,7 +95,8 @@ class Decided:
             out.append(Output(FEATURES, key, self.features))
         out += [Output(SIGNALS, key, s) for s in signals]
         if self.decision is not None and self.audit is not None:
-            out += [Output(DECISIONS, key, self.decision), Output(AUDIT, key, self.audit)]
+            out.append(Output(DECISIONS, key, self.decision))
+            out.append(Output(AUDIT, key, self.audit, self.audit_wire))
         out += [Output(FILLS, key, fill) for fill in self.fills]
         out += alert_outputs(self.alerts, self.commands)
         out += [Output(ALERTS, key, applied_alert(a)) for a in self.applied]
@@ -309,7 +316,7 @@ class Pipeline:
         verdict = self.risk.evaluate(signal, fv.price, account, control)
         decision = verdict.decision
         order = self.execution.submit(decision)
-        record = self.audit.on_decision(
+        record, wire = self.audit.on_decision(
             fv,
             signal,
             verdict.checks,
@@ -333,4 +340,5 @@ class Pipeline:
             account=account,
             alerts=all_alerts,
             commands=commands,
+            audit_wire=wire,
         )

@@ -253,7 +253,7 @@ class PartitionRunner:
                     partition = (
                         self.partition if self._partitions.get(topic, 0) > self.partition else -1
                     )
-                    producer.produce(topic, out.message.to_bytes(), key, partition=partition)
+                    producer.produce(topic, out.encoded(), key, partition=partition)
                     producer.poll(0)
             producer.commit_transaction(60)
         except KafkaException as exc:

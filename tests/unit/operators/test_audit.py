@@ -32,7 +32,7 @@ def build(
             )
             fv = stubs.feature_vector(sig.tick_id, ts, price0 + i, inst, x=float(i))
             decision, checks = risk.on_signal(sig, fv.price)
-            out.append(chain.on_decision(fv, sig, checks, decision))
+            out.append(chain.on_decision(fv, sig, checks, decision)[0])
     return out
 
 
@@ -56,6 +56,20 @@ def test_chain_survives_the_wire() -> None:
     decoded = [AuditRecord.model_validate_json(r.to_bytes()) for r in records]
     assert verify_chain(decoded) == []
     assert [record_hash(r) for r in decoded] == [r.hash for r in records]
+
+
+def test_sealed_bytes_are_the_record_encoded_and_hashed() -> None:
+    # seal() encodes once and splices the hash in; it must equal encoding the signed record,
+    # and the hash must be record_hash's, whatever the record holds (odd strings included)
+    chain, risk = AuditChain(), RiskEngine(RiskConfig())
+    for i, inst in enumerate(["ES", "NQ", "CL"]):
+        sig = stubs.signal(SIDES[i], tick_id=f'{inst}-"{i}"', instrument=inst)
+        fv = stubs.feature_vector(sig.tick_id, stubs.T0_NS, 100.0 + i, inst, x=-1.5 * i)
+        decision, checks = risk.on_signal(sig, fv.price)
+        record, wire = chain.on_decision(fv, sig, checks, decision)
+        assert wire == record.to_bytes()
+        assert record.hash == record_hash(record)
+        assert AuditRecord.model_validate_json(wire) == record
 
 
 def test_record_contents_match_the_decision() -> None:
