@@ -193,7 +193,8 @@ class RiskEngine(InstrumentStateMixin):
         ts_event_ns: int = 0,
         fraction: float = 1.0,
     ) -> tuple[float, list[RiskCheckResult], TradingState]:
-        """Return the signed order quantity, every check's verdict and the trading state."""
+        """Return the signed order quantity, the checks' verdicts (none without an order) and
+        the trading state."""
         cfg = self.limits(instrument)
         st = self._get(instrument)
         control = control or ControlView()
@@ -228,9 +229,13 @@ class RiskEngine(InstrumentStateMixin):
         if abs(delta) < cfg.min_order_size:
             delta, target = 0.0, held
         order = delta != 0.0
-        reducing = order and abs(target) < abs(held) and (target * held >= 0.0)
-        loss_blocks = (
-            order and loss_state is not None and (loss_state is TradingState.HALTED or not reducing)
+        if not order:
+            # Pre-trade checks guard orders; a hold sends none, so there is nothing to check
+            # (and ten passing verdicts per tick would bury the ones that matter in the audit).
+            return delta, [], state
+        reducing = abs(target) < abs(held) and (target * held >= 0.0)
+        loss_blocks = loss_state is not None and (
+            loss_state is TradingState.HALTED or not reducing
         )
 
         allowed = cfg.allowed_instruments
@@ -252,13 +257,13 @@ class RiskEngine(InstrumentStateMixin):
             ),
             _check(
                 "model_stage",
-                not order or control.demoted_by is None,
+                control.demoted_by is None,
                 Reason.MODEL_SHADOW,
                 f"{model_id} demoted: {control.demoted_by.reason}" if control.demoted_by else "",
             ),
             _check(
                 "kill_switch",
-                not order or kill is None,
+                kill is None,
                 Reason.KILL_SWITCH,
                 f"{kill.command_id} ({kill.scope}): {kill.reason}" if kill else "off",
             ),
@@ -296,13 +301,13 @@ class RiskEngine(InstrumentStateMixin):
             ),
             _check(
                 "price_collar",
-                not order or cfg.collar_bps is None or collar_bps <= cfg.collar_bps,
+                cfg.collar_bps is None or collar_bps <= cfg.collar_bps,
                 Reason.PRICE_COLLAR,
                 f"{collar_bps:.1f} bps from last trade/mid, limit {cfg.collar_bps}",
             ),
             _check(
                 "order_rate",
-                not order or cfg.max_orders == 0 or len(st.order_times) < cfg.max_orders,
+                cfg.max_orders == 0 or len(st.order_times) < cfg.max_orders,
                 Reason.ORDER_RATE,
                 f"{len(st.order_times)} orders in {cfg.throttle_window_s:g} s, "
                 f"limit {cfg.max_orders}",
