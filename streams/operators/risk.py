@@ -234,9 +234,7 @@ class RiskEngine(InstrumentStateMixin):
             # (and ten passing verdicts per tick would bury the ones that matter in the audit).
             return delta, [], state
         reducing = abs(target) < abs(held) and (target * held >= 0.0)
-        loss_blocks = loss_state is not None and (
-            loss_state is TradingState.HALTED or not reducing
-        )
+        loss_blocks = loss_state is not None and (loss_state is TradingState.HALTED or not reducing)
 
         allowed = cfg.allowed_instruments
         unit_value = px * self.multiplier
