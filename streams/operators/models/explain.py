@@ -25,9 +25,15 @@ def _top(items: list[Contribution], k: int) -> list[Contribution]:
     return sorted(items, key=lambda c: (-abs(c.contribution), c.feature))[:k]
 
 
-def explain_linear(estimator: base.Estimator, x: dict[str, float], k: int) -> list[Contribution]:
-    """Top-``k`` weight x input terms of a linear model (contracts built for the top only)."""
-    z = model_inputs(estimator, x)
+def explain_linear(
+    estimator: base.Estimator,
+    x: dict[str, float],
+    k: int,
+    inputs: dict[str, float] | None = None,
+) -> list[Contribution]:
+    """Top-``k`` weight x input terms of a linear model (contracts built for the top only);
+    ``inputs`` are ``x`` standardised, when the caller has them already."""
+    z = model_inputs(estimator, x) if inputs is None else inputs
     weights = final_step(estimator).weights
     terms = sorted(
         ((weights.get(n, 0.0) * z.get(n, 0.0), n) for n in x), key=lambda t: (-abs(t[0]), t[1])
@@ -72,10 +78,11 @@ def explain(
     x: dict[str, float],
     means: dict[str, float],
     k: int,
+    inputs: dict[str, float] | None = None,
 ) -> list[Contribution]:
     """Explain ``score(x)`` for any zoo kind (see the module docstring for the method)."""
     if kind in LINEAR_KINDS:
-        return explain_linear(estimator, x, k)
+        return explain_linear(estimator, x, k, inputs)
     base_score = score(x)
     if kind == "hoeffding_tree":
         terms = []

@@ -28,7 +28,13 @@ from streams.config import EvaluationConfig, LabelConfig, ModelConfig
 from streams.operators.labels import LabelQueue
 from streams.operators.models.evaluation import Prequential
 from streams.operators.models.explain import explain
-from streams.operators.models.zoo import build_estimator, is_classifier
+from streams.operators.models.zoo import (
+    LINEAR_KINDS,
+    build_estimator,
+    final_step,
+    is_classifier,
+    model_inputs,
+)
 from streams.operators.state import InstrumentStateMixin
 
 ROLLBACK_DEPTH = 3
@@ -236,21 +242,31 @@ class ModelStage(InstrumentStateMixin):
         signals = []
         routed: Signal | None = None
         for key, slot in learning.items():
-            prediction = _predict(slot, x)
+            # linear kinds: standardise once, for the score and for its explanation
+            linear = slot.deployed.model.kind in LINEAR_KINDS
+            z = model_inputs(slot.estimator, x) if linear else None
+            prediction = _predict(slot, x, z)
             predictions[key] = prediction
             dep = slot.deployed
             if dep.stage == "retired" or slot.n_trained < dep.model.warmup_labels:
                 continue
             if dep.stage == "canary" and dep.instruments and fv.instrument not in dep.instruments:
                 continue
-            signal = self._signal(slot, st, fv, prediction)
+            signal = self._signal(slot, st, fv, prediction, z)
             signals.append(signal)
             if dep.stage == "canary" or (dep.stage == "production" and routed is None):
                 routed = signal
         st.labels.add(fv.ts_event_ns, fv.price, x, predictions)
         return ModelOutput(tuple(signals), routed, applied)
 
-    def _signal(self, slot: _Slot, st: _Instrument, fv: FeatureVector, prediction: Any) -> Signal:
+    def _signal(
+        self,
+        slot: _Slot,
+        st: _Instrument,
+        fv: FeatureVector,
+        prediction: Any,
+        inputs: dict[str, float] | None = None,
+    ) -> Signal:
         dep = slot.deployed
         cfg = dep.model
         if slot.classifier:
@@ -264,7 +280,13 @@ class ModelStage(InstrumentStateMixin):
         side = Side.BUY if edge > band else Side.SELL if edge < -band else Side.FLAT
         means = {k: m for k, (_, m) in st.means.items()}
         explanation = explain(
-            cfg.kind, slot.estimator, lambda x: _score(slot, x), fv.values, means, cfg.top_k_explain
+            cfg.kind,
+            slot.estimator,
+            lambda x: _score(slot, x),
+            fv.values,
+            means,
+            cfg.top_k_explain,
+            inputs,
         )
         return Signal(
             signal_id=f"sig-{fv.tick_id}-{cfg.model_id}-v{cfg.model_version}",
@@ -305,10 +327,14 @@ def _restage(deployed: Deployed, stage: str) -> Deployed:
     return Deployed(deployed.model, stage, deployed.instruments, deployed.capital_fraction)
 
 
-def _predict(slot: _Slot, x: dict[str, float]) -> Any:
+def _predict(slot: _Slot, x: dict[str, float], inputs: dict[str, float] | None = None) -> Any:
+    """The slot's prediction for ``x``; ``inputs``, when given, are ``x`` already through the
+    pipeline's transformers (``model_inputs``), so only the final step runs."""
+    estimator = slot.estimator if inputs is None else final_step(slot.estimator)
+    x = x if inputs is None else inputs
     if slot.classifier:
-        return dict(slot.estimator.predict_proba_one(x))
-    y = slot.estimator.predict_one(x)
+        return dict(estimator.predict_proba_one(x))
+    y = estimator.predict_one(x)
     return float(y) if y is not None and math.isfinite(y) else None
 
 
