@@ -22,8 +22,8 @@ from streams.live.security import (
     ADMIN,
     PRINCIPALS,
     apply_policy,
-    env_client_config,
     ensure_users,
+    env_client_config,
     load_credentials,
     new_credentials,
 )
@@ -48,9 +48,7 @@ def check_credentials(creds: dict[str, str]) -> None:
     streams.live.security_cli.CredentialsError: ...
     """
     missing = [p for p in PRINCIPALS if p not in creds]
-    weak = [
-        p for p, pw in creds.items() if len(pw) < MIN_PASSWORD or PLACEHOLDER in pw.lower()
-    ]
+    weak = [p for p, pw in creds.items() if len(pw) < MIN_PASSWORD or PLACEHOLDER in pw.lower()]
     problems = []
     if missing:
         problems.append(f"no password for {', '.join(missing)}")

@@ -6,6 +6,8 @@ session broker is PLAINTEXT. A failed start fails the tests, as for every Kafka 
 
 from __future__ import annotations
 
+import json
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +18,17 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import CleanTick
 from schemas.topics import CATALOGUE, Topics
+from streams.cli import main
 from streams.live.admin import create_topics
 from streams.live.broker import free_port
 from streams.live.feed import publish
-from streams.live.security import ROLE_ACCESS, SecureLocalBroker, apply_policy, client_config
+from streams.live.security import (
+    ROLE_ACCESS,
+    SecureLocalBroker,
+    apply_policy,
+    client_config,
+    ensure_users,
+)
 from streams.live.tap import read_values, spawn_worker, stop_process
 from streams.sources import synthetic
 
@@ -170,3 +179,40 @@ def test_the_pipeline_runs_with_one_login_per_process(
     assert sorted(QuarantineRecord.model_validate_json(v).reason.value for _, v in quarantined) == (
         sorted(r.injected for r in records if r.injected)
     )
+
+
+def test_security_apply_cli_sets_logins_and_acls(
+    secure: tuple[str, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tickwise security apply` (the compose profile's init service) on a fresh prefix.
+
+    The feed's password is rotated through the command: the new one works and the old one is
+    refused, and the feed may write ``ticks.raw`` of the new prefix and nothing else there.
+    """
+    bootstrap, credentials = secure
+    prefix = "sec3."
+    rotated = {**credentials, "feed": secrets.token_urlsafe(18)}
+    path = tmp_path / "credentials.json"
+    path.write_text(json.dumps(rotated))
+    monkeypatch.setenv("TICKWISE_SASL_USERNAME", "admin")
+    monkeypatch.setenv("TICKWISE_CREDENTIALS_FILE", str(path))
+    new_feed = client_config("feed", rotated["feed"])
+    old_feed = client_config("feed", credentials["feed"])
+    try:
+        argv = ["security", "apply", "--bootstrap-servers", bootstrap, "--prefix", prefix]
+        assert main(argv) == 0
+        deadline = time.monotonic() + 60
+        while not produce(bootstrap, new_feed, ["ticks.raw"], prefix):
+            assert time.monotonic() < deadline, "the rotated login or the new ACLs never applied"
+            time.sleep(1)
+        assert produce(bootstrap, old_feed, ["ticks.raw"], prefix) == set()
+        assert produce(bootstrap, new_feed, NAMES, prefix) == {"ticks.raw"}
+        reader = client_config("reader", credentials["reader"])
+        assert produce(bootstrap, reader, ["decisions", "audit"], prefix) == set()
+    finally:
+        # the module's other tests log in with the feed's first password
+        ensure_users(bootstrap, client_config("admin", credentials["admin"]), credentials)
+        deadline = time.monotonic() + 60
+        while not produce(bootstrap, old_feed, ["ticks.raw"]):
+            assert time.monotonic() < deadline, "the feed's first password never came back"
+            time.sleep(1)
