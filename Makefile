@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test lint format schemas backtest-es broker-start broker-stop clean
+.PHONY: compose-secrets compose-secure
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +43,13 @@ broker-start: $(STAMP)
 
 broker-stop: $(STAMP)
 	$(BIN)/tickwise broker stop
+
+# docker-compose's `secure` profile: random passwords in ./secrets/ (once), then the stack
+compose-secrets: $(STAMP)
+	$(BIN)/tickwise security secrets --dir secrets
+
+compose-secure: compose-secrets
+	docker compose --profile secure up --build worker-secure feed-secure
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis

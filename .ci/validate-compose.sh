@@ -43,4 +43,11 @@ if ! "${compose[@]}" -f "$file" config -q; then
     echo "validate-compose: $file is NOT valid" >&2
     exit 1
 fi
+# Services in a profile: Compose v2's `config` leaves them out unless their profile is named.
+for profile in $("${compose[@]}" -f "$file" config --profiles); do
+    if ! "${compose[@]}" -f "$file" --profile "$profile" config -q; then
+        echo "validate-compose: $file is NOT valid with profile $profile" >&2
+        exit 1
+    fi
+done
 echo "validate-compose: $file is valid"

@@ -41,6 +41,13 @@ ROLE_ACCESS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 # The validator reads its own outputs: restart recovery rebuilds its state from their tails.
 WORKER_ROLES = ("validator", "features", "model", "risk", "audit")
+# Every login a deployment needs: the super user, one per role, and the worker's.
+PRINCIPALS = (ADMIN, *ROLE_ACCESS, "worker")
+
+
+def new_credentials(principals: tuple[str, ...] = PRINCIPALS) -> dict[str, str]:
+    """Random passwords (URL-safe, 24 characters) for ``principals``: nothing to quote anywhere."""
+    return {user: secrets.token_urlsafe(18) for user in principals}
 
 
 def load_credentials(path: str | Path) -> dict[str, str]:
@@ -63,9 +70,9 @@ def client_config(username: str | None = None, password: str | None = None) -> d
     if username and password is None:
         password = os.environ.get("TICKWISE_SASL_PASSWORD")
         path = os.environ.get("TICKWISE_CREDENTIALS_FILE")
-        if password is None and path:
+        if not password and path:
             password = load_credentials(path).get(username)
-    if not username or password is None:
+    if not username or not password:  # an empty password is a missing one
         raise ValueError("no SASL credentials: set TICKWISE_SASL_USERNAME and _PASSWORD (or _FILE)")
     return {
         "security.protocol": "SASL_PLAINTEXT",
@@ -232,7 +239,7 @@ class SecureLocalBroker(LocalBroker):
         if path.exists():
             return load_credentials(path)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        creds = {user: secrets.token_urlsafe(18) for user in (ADMIN, *ROLE_ACCESS, "worker")}
+        creds = new_credentials()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump(creds, fh, indent=2)

@@ -6,26 +6,51 @@ session broker is PLAINTEXT. A failed start fails the tests, as for every Kafka 
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
 
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import CleanTick
 from schemas.topics import CATALOGUE, Topics
+from streams.cli import main
 from streams.live.admin import create_topics
-from streams.live.broker import free_port
+from streams.live.broker import ensure_jars, free_port
 from streams.live.feed import publish
-from streams.live.security import ROLE_ACCESS, SecureLocalBroker, apply_policy, client_config
+from streams.live.security import (
+    ROLE_ACCESS,
+    SecureLocalBroker,
+    apply_policy,
+    client_config,
+    ensure_users,
+)
+from streams.live.security_cli import write_secrets
 from streams.live.tap import read_values, spawn_worker, stop_process
 from streams.sources import synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 PREFIX = "sec."
 NAMES = [spec.name for spec in CATALOGUE]
+CREDS = "credentials.json"
+COMPOSE_KAFKA = Path(__file__).resolve().parents[2] / "docker" / "kafka-secure"
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +195,152 @@ def test_the_pipeline_runs_with_one_login_per_process(
     assert sorted(QuarantineRecord.model_validate_json(v).reason.value for _, v in quarantined) == (
         sorted(r.injected for r in records if r.injected)
     )
+
+
+def test_security_apply_cli_sets_logins_and_acls(
+    secure: tuple[str, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tickwise security apply` (the compose profile's init service) on a fresh prefix.
+
+    The feed's password is rotated through the command: the new one works and the old one is
+    refused, and the feed may write ``ticks.raw`` of the new prefix and nothing else there.
+    """
+    bootstrap, credentials = secure
+    prefix = "sec3."
+    rotated = {**credentials, "feed": secrets.token_urlsafe(18)}
+    path = tmp_path / "credentials.json"
+    path.write_text(json.dumps(rotated))
+    monkeypatch.setenv("TICKWISE_SASL_USERNAME", "admin")
+    monkeypatch.setenv("TICKWISE_CREDENTIALS_FILE", str(path))
+    new_feed = client_config("feed", rotated["feed"])
+    old_feed = client_config("feed", credentials["feed"])
+    try:
+        argv = ["security", "apply", "--bootstrap-servers", bootstrap, "--prefix", prefix]
+        assert main(argv) == 0
+        deadline = time.monotonic() + 60
+        while not produce(bootstrap, new_feed, ["ticks.raw"], prefix):
+            assert time.monotonic() < deadline, "the rotated login or the new ACLs never applied"
+            time.sleep(1)
+        assert produce(bootstrap, old_feed, ["ticks.raw"], prefix) == set()
+        assert produce(bootstrap, new_feed, NAMES, prefix) == {"ticks.raw"}
+        reader = client_config("reader", credentials["reader"])
+        assert produce(bootstrap, reader, ["decisions", "audit"], prefix) == set()
+    finally:
+        # the module's other tests log in with the feed's first password
+        ensure_users(bootstrap, client_config("admin", credentials["admin"]), credentials)
+        deadline = time.monotonic() + 60
+        while not produce(bootstrap, old_feed, ["ticks.raw"]):
+            assert time.monotonic() < deadline, "the feed's first password never came back"
+            time.sleep(1)
+
+
+def _start_compose_broker(tmp: Path, admin_file: Path, ports: dict[str, int]) -> subprocess.Popen:
+    """Run docker-compose's secure broker without Docker: the same config and entrypoint script.
+
+    Only what Docker would provide is stood in for: Kafka's two launch scripts (the image's
+    ``/opt/kafka/bin``) run the same Kafka version from the local broker's jars, and host names,
+    ports and the log dir are made local.
+    """
+    libs, java = ensure_jars(), shutil.which("java") or "java"
+    home = tmp / "kafka-home"
+    (home / "bin").mkdir(parents=True, exist_ok=True)
+    for tool, main_class in (
+        ("kafka-storage.sh", "kafka.tools.StorageTool"),
+        ("kafka-server-start.sh", "kafka.Kafka"),
+    ):
+        script = home / "bin" / tool
+        script.write_text(f'#!/bin/sh\nexec {java} -Xmx512m -cp "{libs}/*" {main_class} "$@"\n')
+        script.chmod(0o755)
+    template = (COMPOSE_KAFKA / "server.properties").read_text()
+    for old, new in (
+        ("kafka-secure:", "127.0.0.1:"),
+        ("localhost:", "127.0.0.1:"),
+        ("://:", "://127.0.0.1:"),
+        ("/tmp/kraft-combined-logs", str(tmp / "kraft-logs")),
+    ):
+        template = template.replace(old, new)
+    for old_port, new_port in ports.items():
+        template = template.replace(f":{old_port}", f":{new_port}")
+    (tmp / "server.properties").write_text(template)
+    env = {
+        **os.environ,
+        "KAFKA_HOME": str(home),
+        "CLUSTER_ID": "jLOxlHx47qq5n8GW6Wohwg",
+        "TICKWISE_KAFKA_TEMPLATE": str(tmp / "server.properties"),
+        "TICKWISE_ADMIN_FILE": str(admin_file),
+        "TICKWISE_KAFKA_WORKDIR": str(tmp / "work"),
+    }
+    with (tmp / "broker.out").open("ab") as out:
+        return subprocess.Popen(
+            ["bash", str(COMPOSE_KAFKA / "entrypoint.sh")],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _wait_answers(proc: subprocess.Popen, bootstrap: str, admin: dict[str, str], log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            if (
+                AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, **admin})
+                .list_topics(timeout=2)
+                .brokers
+            ):
+                return
+        except KafkaException:
+            pass  # still starting: the probe is refused until the broker joined its quorum
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.5)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def test_the_compose_broker_with_security_init_enforces_the_policy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docker-compose's secure broker config and entrypoint, then its init service's command.
+
+    The admin login exists from the format step only; `tickwise security apply` creates every
+    other login and the ACLs; roles are held to them; a restart keeps logins and ACLs.
+    """
+    creds = write_secrets(tmp_path / "secrets")
+    ports = {19092: free_port(), 9094: free_port(), 9093: free_port()}
+    bootstrap = f"127.0.0.1:{ports[19092]}"
+    admin = client_config("admin", creds["admin"])
+    log = tmp_path / "broker.out"
+    proc = _start_compose_broker(tmp_path, tmp_path / "secrets" / "admin.json", ports)
+    try:
+        _wait_answers(proc, bootstrap, admin, log)
+        feed = client_config("feed", creds["feed"])
+        with pytest.raises(KafkaException):  # only the admin login exists before the init
+            AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, **feed}).list_topics(
+                timeout=3
+            )
+        monkeypatch.setenv("TICKWISE_SASL_USERNAME", "admin")
+        monkeypatch.setenv("TICKWISE_CREDENTIALS_FILE", str(tmp_path / "secrets" / CREDS))
+        assert main(["security", "apply", "--bootstrap-servers", bootstrap]) == 0
+        deadline = time.monotonic() + 60
+        while not produce(bootstrap, feed, ["ticks.raw"], ""):
+            assert time.monotonic() < deadline, "the init's logins or ACLs never applied"
+            time.sleep(1)
+        assert produce(bootstrap, feed, NAMES, "") == {"ticks.raw"}
+        reader = client_config("reader", creds["reader"])
+        assert produce(bootstrap, reader, ["decisions"], "") == set()
+        _stop(proc)
+        proc = _start_compose_broker(tmp_path, tmp_path / "secrets" / "admin.json", ports)
+        _wait_answers(proc, bootstrap, admin, log)
+        assert produce(bootstrap, feed, NAMES, "") == {"ticks.raw"}, "kept across a restart"
+    finally:
+        _stop(proc)

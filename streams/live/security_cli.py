@@ -1,0 +1,163 @@
+"""``tickwise security secrets|apply``: the secure profile's logins and ACLs on any broker.
+
+Why: the local ``--secure`` broker creates its users and ACLs itself, but a broker run elsewhere
+(docker-compose's ``secure`` profile, a shared cluster) needs the same policy applied from outside.
+This command applies ``ROLE_ACCESS`` with the very functions the local broker uses
+(``ensure_users``, ``create_topics``, ``apply_policy``), so there is one policy and one way of
+applying it. Passwords come from a JSON file of ``principal -> password`` that
+``tickwise security secrets`` generates once; they never live in code or in the compose file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from confluent_kafka import KafkaException
+
+from streams.live.security import (
+    ADMIN,
+    PRINCIPALS,
+    apply_policy,
+    ensure_users,
+    env_client_config,
+    load_credentials,
+    new_credentials,
+)
+
+CREDENTIALS_FILE = "credentials.json"
+MIN_PASSWORD = 16
+PLACEHOLDER = "change-me"
+
+
+class CredentialsError(ValueError):
+    """A credentials file that must not be applied: missing logins, short or placeholder ones."""
+
+
+def check_credentials(creds: dict[str, str]) -> None:
+    """Refuse a credentials file that lacks a principal or holds a weak or example password.
+
+    Examples
+    --------
+    >>> check_credentials({"admin": "x"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    streams.live.security_cli.CredentialsError: ...
+    """
+    missing = [p for p in PRINCIPALS if p not in creds]
+    weak = [p for p, pw in creds.items() if len(pw) < MIN_PASSWORD or PLACEHOLDER in pw.lower()]
+    problems = []
+    if missing:
+        problems.append(f"no password for {', '.join(missing)}")
+    if weak:
+        problems.append(
+            f"placeholder or shorter than {MIN_PASSWORD} characters: {', '.join(sorted(weak))}"
+        )
+    if problems:
+        raise CredentialsError(
+            "credentials refused (" + "; ".join(problems) + "); "
+            "run `tickwise security secrets` to generate them"
+        )
+
+
+def _write_json(path: Path, data: dict[str, str]) -> None:
+    # 0644 inside a 0700 directory: private on the host, yet readable by the containers' own
+    # users (Compose bind-mounts file secrets with the host file's owner and mode).
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.chmod(0o644)
+    tmp.replace(path)
+
+
+def write_secrets(directory: Path) -> dict[str, str]:
+    """Create (once) every principal's password under ``directory``; return them.
+
+    ``credentials.json`` holds all of them (for whoever applies the policy); ``<principal>.json``
+    holds one login each, so a service is handed its own password and nobody else's. Existing
+    passwords are kept; missing principals are added.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    path = directory / CREDENTIALS_FILE
+    creds = load_credentials(path) if path.exists() else {}
+    missing = tuple(p for p in PRINCIPALS if p not in creds)
+    creds.update(new_credentials(missing))
+    _write_json(path, creds)
+    for principal, password in creds.items():
+        _write_json(directory / f"{principal}.json", {principal: password})
+    return creds
+
+
+def apply(
+    bootstrap: str, creds: dict[str, str], prefix: str = "", app_id: str = "tickwise"
+) -> tuple[dict[str, str], int]:
+    """Logins, topics, then ACLs, as the admin the environment names; return topics and ACLs."""
+    from streams.live.admin import create_topics
+
+    check_credentials(creds)
+    admin = env_client_config()
+    if not admin:
+        raise CredentialsError(
+            f"no admin login: set TICKWISE_SASL_USERNAME={ADMIN} and TICKWISE_SASL_PASSWORD "
+            "(or TICKWISE_CREDENTIALS_FILE)"
+        )
+    ensure_users(bootstrap, admin, creds)
+    topics = create_topics(bootstrap, prefix, client_config=admin)
+    return topics, apply_policy(bootstrap, admin, prefix, app_id)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``tickwise security secrets|apply``."""
+    from streams.cli import add_bootstrap_argument
+
+    parser = subparsers.add_parser(
+        "security",
+        help="secure profile: generate passwords; apply logins, topics and ACLs to a broker",
+        description=(
+            "secrets: write random passwords for admin, every role and the worker to DIR "
+            "(credentials.json and one <principal>.json each). apply: as the admin login from "
+            "TICKWISE_SASL_USERNAME/_PASSWORD (or TICKWISE_CREDENTIALS_FILE), create or update "
+            "every role's SCRAM-SHA-512 login, the catalogue topics and the ACLs of ROLE_ACCESS."
+        ),
+    )
+    parser.add_argument("action", choices=("secrets", "apply"))
+    parser.add_argument("--dir", type=Path, default=Path("secrets"), help="secrets: where to")
+    parser.add_argument(
+        "--credentials",
+        default=None,
+        help="apply: JSON principal -> password (default: $TICKWISE_CREDENTIALS_FILE)",
+    )
+    parser.add_argument("--prefix", default="", help="apply: topic prefix of the deployment")
+    parser.add_argument("--app-id", default="tickwise", help="apply: the worker's faust app id")
+    add_bootstrap_argument(parser)
+    parser.set_defaults(func=run_cli)
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Carry out ``tickwise security secrets|apply`` and return the exit code."""
+    if args.action == "secrets":
+        creds = write_secrets(args.dir)
+        print(f"{len(creds)} logins in {args.dir}/ ({', '.join(creds)}); keep it out of git")
+        return 0
+    from streams.cli import resolve_bootstrap
+
+    path = args.credentials or os.environ.get("TICKWISE_CREDENTIALS_FILE")
+    if not path:
+        print("error: give --credentials or set TICKWISE_CREDENTIALS_FILE", file=sys.stderr)
+        return 2
+    bootstrap = resolve_bootstrap(args)
+    try:
+        creds = load_credentials(path)
+        topics, acls = apply(bootstrap, creds, args.prefix, args.app_id)
+    except (OSError, ValueError, KafkaException) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    created = sum(1 for v in topics.values() if v == "created")
+    print(
+        f"{bootstrap}: {len(creds) - 1} logins set, {created} topics created "
+        f"({len(topics) - created} existed), {acls} ACLs applied (prefix {args.prefix!r})"
+    )
+    return 0
