@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "streams.live.control",
     "streams.auditstore",
     "streams.model_cli",
+    "streams.console.server",
 )
 
 
