@@ -17,7 +17,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import subprocess
+import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -31,7 +35,7 @@ from schemas.ticks import Instrument
 from schemas.topics import Topics
 from streams.cli import add_bootstrap_argument, resolve_bootstrap
 from streams.config import TickwiseConfig, load_config
-from streams.console.auth import AuthConfigError, User, Users, bearer
+from streams.console.auth import USERS_ENV, AuthConfigError, User, Users, bearer
 from streams.console.metrics import ConsoleMetrics
 from streams.console.view import SPECS, ConsoleView
 from streams.live.control import send_control
@@ -247,8 +251,9 @@ class Console:
         body, content_type = self.metrics.render()
         return web.Response(body=body, headers={"Content-Type": content_type})
 
-    def app(self) -> web.Application:
-        """The aiohttp application, with the consumer and broadcaster as background tasks."""
+    def app(self, background: bool = True) -> web.Application:
+        """The aiohttp application, with the consumer and broadcaster as background tasks
+        (``background=False``: routes only, for tests that need no broker)."""
         app = web.Application()
         app.router.add_get("/", self.index)
         app.router.add_static("/static/", STATIC)
@@ -259,7 +264,8 @@ class Console:
         app.router.add_post("/api/control/promote", self.promote)
         app.router.add_post("/api/control/rollback", self.rollback)
         app.router.add_get("/metrics", self.prometheus)
-        app.cleanup_ctx.append(self._background)
+        if background:
+            app.cleanup_ctx.append(self._background)
         return app
 
     async def _background(self, app: web.Application) -> Any:
@@ -289,6 +295,40 @@ def _lag(c: Any) -> dict[str, int]:
         position = tp.offset if tp.offset >= 0 else 0
         out[tp.topic] = out.get(tp.topic, 0) + max(0, high - position)
     return out
+
+
+def spawn_console(
+    bootstrap: str,
+    topic_prefix: str,
+    port: int,
+    users: str,
+    config: str | None = None,
+    log_path: str | None = None,
+    ready_timeout: float = 30.0,
+) -> subprocess.Popen[bytes]:
+    """Start ``tickwise console`` as its own process and wait until it serves.
+
+    ``users`` is a ``TICKWISE_CONSOLE_USERS`` value (``name:role:token,...``), passed through
+    the child's environment, never its command line.
+    """
+    cmd = [sys.executable, "-m", "streams.cli", "console", "--bootstrap-servers", bootstrap]
+    cmd += ["--topic-prefix", topic_prefix, "--port", str(port)]
+    if config:
+        cmd += ["--config", config]
+    env = {**os.environ, USERS_ENV: users}
+    out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"tickwise console exited with {proc.returncode} (log: {log_path})")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state", timeout=1):
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"tickwise console did not serve on port {port} within {ready_timeout} s")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -70,8 +70,12 @@ function render(s) {
     cell(Object.entries(m.stages).map(([k, v]) => `${k} ${v}`).join(", ")),
     cell(m.accuracy === null ? "–" : (100 * m.accuracy).toFixed(1) + "%", "num"),
     cell(m.outcomes, "num"), cell(m.trades, "num")])));
-  fill("quality", Object.entries(s.quality).map(([r, n]) => row([cell(r), cell(n, "num")])));
-  fill("rejections", Object.entries(s.rejections).map(([r, n]) => row([cell(r), cell(n, "num")])));
+  const counted = (obj, none) => {
+    const rows = Object.entries(obj).map(([r, n]) => row([cell(r), cell(n, "num")]));
+    return rows.length ? rows : [row([cell(none, "muted")])];
+  };
+  fill("quality", counted(s.quality, "no tick quarantined"));
+  fill("rejections", counted(s.rejections, "no order rejected"));
   $("alert-counts").textContent = Object.entries(s.alert_counts).map(([c, n]) => `${c}: ${n}`).join("  ·  ") || "no alerts";
   fill("alerts", s.alerts.slice(0, 10).map((a) => {
     const sev = document.createElement("td");
