@@ -342,7 +342,14 @@ def _run(args: argparse.Namespace) -> int:
     if not len(users):
         print("tickwise console: no users configured: read-only (see --users)")
     print(f"tickwise console on http://{args.host}:{args.port}/ (topics '{config.topic_prefix}')")
-    web.run_app(console.app(), host=args.host, port=args.port, print=None, access_log=None)
+    web.run_app(
+        console.app(),
+        host=args.host,
+        port=args.port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=2.0,  # open pages hold event streams: do not wait a minute for them
+    )
     return 0
 
 
