@@ -341,8 +341,8 @@ def applied_alert(applied: Applied, model_id: str | None = None) -> Alert:
         severity=Severity.INFO,
         code="CONTROL_APPLIED",
         detail=(
-            f"{applied.command} {applied.command_id}"
-            f"{f' by {applied.operator}' if applied.operator else ''}: {applied.detail}; "
+            f"{applied.command} {applied.command_id}: {applied.detail}; "
+            f"{f'asked by {applied.operator}; ' if applied.operator else ''}"
             f"from tick {applied.tick_id} (ts_event_ns {applied.ts_event_ns})"
         ),
         instrument=applied.instrument,
