@@ -157,6 +157,9 @@ class AppliedControl(Contract):
     reason: str
     applied_ts_event_ns: TimestampNs
     model_id: str | None = None
+    # Added with the console: who asked, as the command named them (the authenticated user for
+    # commands sent from the console). Optional so older audit records stay valid.
+    operator: str | None = None
 
 
 class AuditRecord(Contract):

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "streams.auditstore",
     "streams.model_cli",
     "streams.live.security_cli",
+    "streams.console.server",
 )
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
+import subprocess
 import tempfile
 import threading
 import time
@@ -51,23 +53,52 @@ def _run(args: argparse.Namespace) -> int:
         prefix = ""
     topics = Topics(prefix)
     worker = None
+    console = None
     try:
         create_topics(bootstrap, prefix)
         print(f"broker {bootstrap}; topics created; starting the worker ...", flush=True)
         worker = spawn_worker(bootstrap, prefix, f"tickwise-demo-{run_id}")
+        if args.console_port:
+            console = _console(bootstrap, prefix, args.console_port)
         count = int(args.rate * args.seconds)
         records = synthetic(args.seed, count, bad_rate=args.bad_rate)
         feed = threading.Thread(
             target=publish, args=(records, bootstrap, topics.raw, args.rate), daemon=True
         )
         limit = args.seconds + args.drain_timeout
-        return _watch(bootstrap, topics, feed, limit, count, args.kill_after)
+        code = _watch(bootstrap, topics, feed, limit, count, args.kill_after)
+        if console is not None and args.hold > 0:
+            print(f"console kept open for {args.hold:.0f} s (Ctrl-C ends the demo) ...", flush=True)
+            try:
+                time.sleep(args.hold)
+            except KeyboardInterrupt:
+                print("stopping", flush=True)
+        return code
     finally:
+        if console is not None:
+            stop_process(console)
         if worker is not None:
             stop_process(worker)
         if broker is not None:
             broker.stop()
             print("local broker stopped", flush=True)
+
+
+def _console(bootstrap: str, prefix: str, port: int) -> subprocess.Popen[bytes] | None:
+    """Start ``tickwise console`` with a one-off operator token for this demo run."""
+    from streams.console.server import spawn_console
+
+    token = secrets.token_urlsafe(16)
+    try:
+        proc = spawn_console(bootstrap, prefix, port, f"demo-operator:operator:{token}")
+    except RuntimeError as exc:
+        print(f"console not started ({exc}); the demo goes on without it", flush=True)
+        return None
+    print(
+        f"console: open http://127.0.0.1:{port}/ -- operator token for this run: {token}",
+        flush=True,
+    )
+    return proc
 
 
 def _kill_switch(bootstrap: str, topics: Topics) -> None:
@@ -220,5 +251,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="pull the global kill switch after this many decisions (0: never)",
     )
     parser.add_argument("--bad-rate", type=float, default=0.01, help="share of bad ticks")
+    parser.add_argument(
+        "--console-port", type=int, default=8321, help="serve the web console here (0: none)"
+    )
+    parser.add_argument(
+        "--hold", type=float, default=0.0, help="keep worker and console this many s at the end"
+    )
     add_bootstrap_argument(parser)
     parser.set_defaults(func=_run)

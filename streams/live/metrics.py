@@ -6,7 +6,7 @@ plain integers and the figures are exactly the ones ``tickwise status`` prints.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from streams.operators.validation import QualityMonitor
@@ -69,11 +69,123 @@ class QualityCollector:
         yield from (accepted, rejected, gaps, late, max_gap, max_late, watermark)
 
 
-def serve_metrics(monitor: QualityMonitor, port: int, addr: str = "127.0.0.1") -> Any:
-    """Serve ``/metrics`` on ``addr:port`` from a daemon thread; return the registry."""
+def serve_metrics(
+    monitor: QualityMonitor, port: int, addr: str = "127.0.0.1", registry: Any = None
+) -> Any:
+    """Serve ``/metrics`` on ``addr:port`` from a daemon thread; return the registry.
+
+    ``registry`` (e.g. a ``PipelineMetrics.registry``) gets the quality figures added to it.
+    """
     from prometheus_client import CollectorRegistry, start_http_server
 
-    registry = CollectorRegistry()
+    registry = registry if registry is not None else CollectorRegistry()
     registry.register(QualityCollector(monitor))  # type: ignore[arg-type]
     start_http_server(port, addr=addr, registry=registry)
     return registry
+
+
+# Wall-clock seconds from a raw tick's produce time to the commit of its outputs.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class AccuracyCollector:
+    """Each model's rolling accuracy per instrument, read from the pipelines' monitors."""
+
+    def __init__(self, monitors: Callable[[], list[Any]]) -> None:
+        self.monitors = monitors
+
+    def collect(self) -> Iterator[Any]:
+        """Yield the accuracy gauge (called on every scrape, from the metrics thread)."""
+        from prometheus_client.core import GaugeMetricFamily
+
+        gauge = GaugeMetricFamily(
+            "tickwise_model_rolling_accuracy",
+            "Share of scored signals whose direction was right, over the monitor's window.",
+            labels=["instrument", "model"],
+        )
+        for monitor in self.monitors():
+            for instrument in monitor.instruments():
+                for _ in range(5):  # the pipeline thread may append while we read
+                    try:
+                        models = monitor.stats(instrument)["models"]
+                        break
+                    except RuntimeError:
+                        continue
+                else:
+                    continue
+                for model, m in models.items():
+                    if m["accuracy"] is not None:
+                        gauge.add_metric([instrument, model], m["accuracy"])
+        yield gauge
+
+
+class PipelineMetrics:
+    """What the worker emits and how fast: counted from each output as it is produced.
+
+    Signals, decisions and risk rejections by reason, raw ticks taken, the wall-clock latency
+    from a tick's produce time (the Kafka timestamp its feed set) to the commit of its outputs,
+    and the consumer lag of each raw partition. Wall clock here is for measurement only.
+    """
+
+    def __init__(self, monitors: Callable[[], list[Any]] | None = None) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        reg = self.registry
+        self.ticks_in = Counter(
+            "tickwise_ticks_in", "Raw messages taken from ticks.raw.", ["partition"], registry=reg
+        )
+        self.signals = Counter(
+            "tickwise_signals", "Signals emitted.", ["instrument", "model", "stage"], registry=reg
+        )
+        self.decisions = Counter(
+            "tickwise_decisions",
+            "Decisions written, by action and whether risk approved them.",
+            ["instrument", "action", "approved"],
+            registry=reg,
+        )
+        self.rejections = Counter(
+            "tickwise_risk_rejections",
+            "Risk rejections, by reason code.",
+            ["instrument", "reason"],
+            registry=reg,
+        )
+        self.latency = Histogram(
+            "tickwise_tick_to_decision_seconds",
+            "Wall clock from a raw tick's Kafka timestamp to the commit of its outputs.",
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.lag = Gauge(
+            "tickwise_consumer_lag",
+            "Raw messages behind the end of each assigned ticks.raw partition.",
+            ["partition"],
+            registry=reg,
+        )
+        if monitors is not None:
+            reg.register(AccuracyCollector(monitors))  # type: ignore[arg-type]
+
+    def on_output(self, out: Any) -> None:
+        """Count one pipeline output (called from the partition runner's thread)."""
+        from schemas.decisions import Decision, Signal
+
+        message = out.message
+        if isinstance(message, Decision):
+            self.decisions.labels(
+                message.instrument, message.action.value, str(message.approved).lower()
+            ).inc()
+            for reason in message.reject_reasons:
+                self.rejections.labels(message.instrument, reason).inc()
+        elif isinstance(message, Signal):
+            self.signals.labels(message.instrument, message.model_id, message.stage).inc()
+
+    def on_batch(
+        self, partition: int, produced_s: list[float], committed_s: float, lag: int | None
+    ) -> None:
+        """Record a committed batch: its size, each tick's latency and the partition's lag."""
+        self.ticks_in.labels(str(partition)).inc(len(produced_s))
+        for ts in produced_s:
+            if ts > 0:
+                self.latency.observe(max(0.0, committed_s - ts))
+        if lag is not None:
+            self.lag.labels(str(partition)).set(lag)

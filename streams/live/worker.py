@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from streams.checkpoint import CheckpointStore
 from streams.cli import add_bootstrap_argument, resolve_bootstrap
 from streams.config import TickwiseConfig, load_config
 from streams.live.control import follow_control
-from streams.live.metrics import serve_metrics
+from streams.live.metrics import PipelineMetrics, serve_metrics
 from streams.live.partition import PartitionFenced, PartitionRunner, default_checkpoint_dir
 from streams.live.security import faust_credentials
 from streams.operators.validation import QualityMonitor
@@ -41,7 +42,12 @@ BATCH_MAX = 500
 BATCH_WITHIN_S = 0.005
 
 
-def build_app(config: TickwiseConfig, bootstrap: str, metrics_port: int | None = None) -> Any:
+def build_app(
+    config: TickwiseConfig,
+    bootstrap: str,
+    metrics_port: int | None = None,
+    metrics_addr: str = "127.0.0.1",
+) -> Any:
     """Build the faust app and its agent; the pipeline state lives in the partition runners."""
     import faust  # imported here: operators, replay and the CLI never need it
 
@@ -75,12 +81,18 @@ def build_app(config: TickwiseConfig, bootstrap: str, metrics_port: int | None =
         value_serializer="raw",
     )
     monitor = QualityMonitor()
+    counters = PipelineMetrics(lambda: [r.pipeline.monitor for r in list(runners.values())])
     if metrics_port:
-        serve_metrics(monitor, metrics_port)
+        serve_metrics(monitor, metrics_port, metrics_addr, counters.registry)
 
     def observe(out: Output) -> None:
         if isinstance(out.message, CleanTick | QuarantineRecord):
             monitor.on_verdict(out.message)
+        counters.on_output(out)
+
+    def lag(tp: Any, offset: int) -> int | None:
+        highwater = app.consumer.highwater(tp)  # faust's cached end of the partition
+        return None if highwater is None else max(0, highwater - offset - 1)
 
     async def blocking(fn: Any, *args: Any) -> Any:
         # Transactions and recovery reads block: keep them off faust's event loop.
@@ -125,9 +137,13 @@ def build_app(config: TickwiseConfig, bootstrap: str, metrics_port: int | None =
         # the next one, i.e. after its outputs were committed in a transaction.
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             batches: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
+            produced: dict[int, list[float]] = defaultdict(list)  # Kafka timestamps (latency)
+            tps: dict[int, Any] = {}
             for event in events:
                 msg = event.message
                 batches[msg.partition].append((msg.offset, event.value or b"", msg.headers))
+                produced[msg.partition].append(msg.timestamp or 0.0)
+                tps[msg.partition] = msg.tp
             for partition, batch in batches.items():
                 runner = await runner_for(partition, batch[0][0])
                 try:
@@ -135,6 +151,9 @@ def build_app(config: TickwiseConfig, bootstrap: str, metrics_port: int | None =
                 except PartitionFenced as exc:
                     log.warning("%s; dropping it, its new owner carries on", exc)
                     runners.pop(partition, None)
+                    continue
+                behind = lag(tps[partition], batch[-1][0])
+                counters.on_batch(partition, produced[partition], time.time(), behind)
 
     app._tickwise_runners = runners  # for a clean shutdown in _run
     return app
@@ -147,7 +166,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.checkpoint_dir:
         live = config.live.model_copy(update={"checkpoint_dir": str(Path(args.checkpoint_dir))})
         config = config.model_copy(update={"live": live})
-    app = build_app(config, resolve_bootstrap(args), args.metrics_port)
+    app = build_app(config, resolve_bootstrap(args), args.metrics_port, args.metrics_addr)
     worker = Worker(app, loglevel=args.loglevel, quiet=True)
     # faust's terminal spinner lowers the root logger to DEBUG so that it can spin on every
     # record; every send then formats a debug line. A service has no terminal to spin on.
@@ -170,6 +189,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--loglevel", default="WARNING")
     parser.add_argument(
         "--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port"
+    )
+    parser.add_argument(
+        "--metrics-addr", default="127.0.0.1", help="address /metrics listens on (0.0.0.0: all)"
     )
     add_bootstrap_argument(parser)
     parser.set_defaults(func=_run)

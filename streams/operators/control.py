@@ -133,6 +133,7 @@ class ControlBook(InstrumentStateMixin):
                         reason=cmd.reason,
                         applied_ts_event_ns=ts_event_ns,
                         model_id=cmd.model_id,
+                        operator=cmd.operator,
                     )
                 )
         return ControlView(halted_by, demoted_by, tuple(newly))
@@ -154,7 +155,7 @@ def replay_commands(records: Iterable[AuditRecord]) -> list[ControlCommand]:
                     command=a.command,  # type: ignore[arg-type]
                     scope=record.instrument,
                     reason=a.reason,
-                    operator="replay",
+                    operator=a.operator or "replay",
                     ts_ns=a.applied_ts_event_ns,
                     model_id=a.model_id,
                     effective_ts_event_ns=a.applied_ts_event_ns,

@@ -69,6 +69,7 @@ class Applied:
     tick_id: str
     ts_event_ns: int
     detail: str
+    operator: str = ""  # who asked (kept in the CONTROL_APPLIED alert of the audit trail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +209,13 @@ class ModelStage(InstrumentStateMixin):
             st.applied.append(cmd.command_id)
             out.append(
                 Applied(
-                    cmd.command_id, cmd.command, fv.instrument, fv.tick_id, fv.ts_event_ns, detail
+                    cmd.command_id,
+                    cmd.command,
+                    fv.instrument,
+                    fv.tick_id,
+                    fv.ts_event_ns,
+                    detail,
+                    cmd.operator,
                 )
             )
         return tuple(out)
@@ -361,6 +368,7 @@ def applied_alert(applied: Applied, model_id: str | None = None) -> Alert:
         code="CONTROL_APPLIED",
         detail=(
             f"{applied.command} {applied.command_id}: {applied.detail}; "
+            f"{f'asked by {applied.operator}; ' if applied.operator else ''}"
             f"from tick {applied.tick_id} (ts_event_ns {applied.ts_event_ns})"
         ),
         instrument=applied.instrument,

@@ -1,0 +1,1 @@
+"""The trader and operator console: a live web page over the topics, with audited controls."""

@@ -1,0 +1,371 @@
+"""``tickwise console``: the trader and operator web page, served by aiohttp.
+
+One Kafka consumer task reads the deployment's topics into a ``ConsoleView``; a broadcaster
+pushes its snapshot to every open page with server-sent events (at most ``PUSH_S`` apart, only
+when something changed), so a browser never polls and nothing is read from a database. Control
+endpoints take a bearer token, refuse anonymous (401) and viewer (403) requests, and publish a
+``ControlCommand`` on the ``control`` topic whose operator is the authenticated user; workers
+apply it and their audit records name that operator. aiohttp is already installed as faust's
+web layer, so the console adds no dependency; the page is plain HTML and JavaScript shipped in
+the package, with nothing fetched from the internet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from confluent_kafka import KafkaError, TopicPartition
+from pydantic import TypeAdapter, ValidationError
+
+from schemas.decisions import ControlCommand
+from schemas.ticks import Instrument
+from schemas.topics import Topics
+from streams.cli import add_bootstrap_argument, resolve_bootstrap
+from streams.config import TickwiseConfig, load_config
+from streams.console.auth import USERS_ENV, AuthConfigError, User, Users, bearer
+from streams.console.metrics import ConsoleMetrics
+from streams.console.view import SPECS, ConsoleView
+from streams.live.control import send_control
+from streams.live.tap import consumer
+from streams.registry import DEFAULT_ROOT, Registry, RegistryError
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+PUSH_S = 0.25  # at most four pushes a second per page
+HEARTBEAT_S = 15.0
+BATCH = 1000
+LAG_EVERY_S = 5.0
+_INSTRUMENT = TypeAdapter(Instrument)
+
+
+class Console:
+    """The consumer, the view, the open pages and the control publisher of one console."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        config: TickwiseConfig,
+        users: Users,
+        registry_root: str | Path = DEFAULT_ROOT,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.config = config
+        self.users = users
+        self.registry_root = registry_root
+        self.topics = Topics(config.topic_prefix)
+        self.names = {self.topics.name(spec): spec.name for spec in SPECS}
+        self.view = ConsoleView(config)
+        self.metrics = ConsoleMetrics(self.view)
+        self.clients: set[asyncio.Queue[str]] = set()
+        self.ready = asyncio.Event()
+
+    # --- Kafka -> view ----------------------------------------------------------------------
+
+    async def consume(self) -> None:
+        """Read every console topic from the start, then follow; runs until cancelled."""
+        loop = asyncio.get_running_loop()
+        c = await loop.run_in_executor(None, consumer, self.bootstrap, list(self.names))
+        next_lag = 0.0
+        try:
+            while True:
+                batch = await loop.run_in_executor(None, c.consume, BATCH, 0.2)
+                for msg in batch:
+                    if msg.error():
+                        if msg.error().code() != KafkaError._PARTITION_EOF:
+                            log.error("console consumer: %s", msg.error())
+                        continue
+                    name = self.names[msg.topic()]
+                    if not self.view.apply(name, msg.value() or b""):
+                        log.warning(
+                            "console: undecodable message on %s[%s]@%s",
+                            msg.topic(),
+                            msg.partition(),
+                            msg.offset(),
+                        )
+                if time.monotonic() >= next_lag:
+                    next_lag = time.monotonic() + LAG_EVERY_S
+                    lag = await loop.run_in_executor(None, _lag, c)
+                    self.metrics.set_lag({self.names[t]: n for t, n in lag.items()})
+                    self.ready.set()
+        finally:
+            await loop.run_in_executor(None, c.close)
+
+    async def broadcast(self) -> None:
+        """Push the snapshot to every page when it changed, at most every ``PUSH_S``."""
+        sent = -1
+        while True:
+            await asyncio.sleep(PUSH_S)
+            if self.view.version == sent or not self.clients:
+                continue
+            sent = self.view.version
+            data = json.dumps(self.view.snapshot(), separators=(",", ":"))
+            for queue in self.clients:
+                if queue.full():  # a slow page gets the newest state, not a backlog
+                    queue.get_nowait()
+                queue.put_nowait(data)
+
+    # --- HTTP -------------------------------------------------------------------------------
+
+    async def index(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "index.html")
+
+    async def state(self, request: web.Request) -> web.Response:
+        return web.json_response(self.view.snapshot())
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=1)
+        self.clients.add(queue)
+        self.metrics.pages.inc()
+        try:
+            await response.write(_sse(json.dumps(self.view.snapshot(), separators=(",", ":"))))
+            while True:
+                try:
+                    data = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+                except TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                await response.write(_sse(data))
+        except ConnectionResetError:
+            log.info("console: a page went away")
+        finally:
+            self.clients.discard(queue)
+            self.metrics.pages.dec()
+        return response
+
+    def _user(self, request: web.Request, control: bool) -> User:
+        user = self.users.authenticate(bearer(request.headers.get("Authorization")))
+        if user is None:
+            raise web.HTTPUnauthorized(
+                text=json.dumps({"error": "log in with an operator token"}),
+                content_type="application/json",
+                headers={"WWW-Authenticate": 'Bearer realm="tickwise"'},
+            )
+        if control and not user.can_control:
+            raise web.HTTPForbidden(
+                text=json.dumps({"error": f"{user.name} is a {user.role}: controls need operator"}),
+                content_type="application/json",
+            )
+        return user
+
+    async def whoami(self, request: web.Request) -> web.Response:
+        user = self._user(request, control=False)
+        return web.json_response({"name": user.name, "role": user.role})
+
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise _bad(f"body is not JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise _bad("body must be a JSON object")
+        reason = str(body.get("reason") or "").strip()
+        if not reason:
+            raise _bad("a reason is required (it goes into the audit trail)")
+        body["reason"] = reason
+        return body
+
+    async def _send(self, command: ControlCommand, user: User) -> web.Response:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, send_control, self.bootstrap, self.topics.control, command)
+        self.metrics.controls.labels(command.command, user.name).inc()
+        log.warning(
+            "console: %s sent %s %s (%s)", user.name, command.command, command.scope, command.reason
+        )
+        return web.json_response(
+            {"command_id": command.command_id, "topic": self.topics.control, "operator": user.name},
+            status=202,
+        )
+
+    async def kill_switch(self, request: web.Request) -> web.Response:
+        user = self._user(request, control=True)
+        body = await self._body(request)
+        state = body.get("state")
+        if state not in ("on", "off"):
+            raise _bad("state must be 'on' or 'off'")
+        scope = str(body.get("scope") or "global")
+        if scope != "global":
+            try:
+                _INSTRUMENT.validate_python(scope)
+            except ValidationError as exc:
+                raise _bad(f"scope must be 'global' or an instrument, got {scope!r}") from exc
+        now = time.time_ns()  # wall clock: when the operator asked, not an event time
+        command = ControlCommand(
+            command_id=f"console-ks-{scope}-{state}-{now}-{uuid.uuid4().hex[:6]}",
+            command="kill_switch_on" if state == "on" else "kill_switch_off",
+            scope=scope,
+            reason=body["reason"],
+            operator=user.name,
+            ts_ns=now,
+        )
+        return await self._send(command, user)
+
+    async def promote(self, request: web.Request) -> web.Response:
+        user = self._user(request, control=True)
+        body = await self._body(request)
+        key, stage = str(body.get("model") or ""), str(body.get("stage") or "production")
+        command = await self._registry_call(
+            "promote", key, stage, user.name, body["reason"], time.time_ns()
+        )
+        return await self._send(command, user)
+
+    async def rollback(self, request: web.Request) -> web.Response:
+        user = self._user(request, control=True)
+        body = await self._body(request)
+        command = await self._registry_call("rollback", user.name, body["reason"], time.time_ns())
+        return await self._send(command, user)
+
+    async def _registry_call(self, method: str, *args: Any) -> ControlCommand:
+        """Promote and rollback go through the registry, as ``tickwise model`` does."""
+        registry = Registry(self.registry_root)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(None, getattr(registry, method), *args)
+        except (RegistryError, FileNotFoundError, KeyError) as exc:
+            raise web.HTTPConflict(
+                text=json.dumps({"error": f"{method}: {exc}"}), content_type="application/json"
+            ) from exc
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        body, content_type = self.metrics.render()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    def app(self, background: bool = True) -> web.Application:
+        """The aiohttp application, with the consumer and broadcaster as background tasks
+        (``background=False``: routes only, for tests that need no broker)."""
+        app = web.Application()
+        app.router.add_get("/", self.index)
+        app.router.add_static("/static/", STATIC)
+        app.router.add_get("/api/state", self.state)
+        app.router.add_get("/api/events", self.events)
+        app.router.add_get("/api/whoami", self.whoami)
+        app.router.add_post("/api/control/kill-switch", self.kill_switch)
+        app.router.add_post("/api/control/promote", self.promote)
+        app.router.add_post("/api/control/rollback", self.rollback)
+        app.router.add_get("/metrics", self.prometheus)
+        if background:
+            app.cleanup_ctx.append(self._background)
+        return app
+
+    async def _background(self, app: web.Application) -> Any:
+        tasks = [asyncio.create_task(self.consume()), asyncio.create_task(self.broadcast())]
+        yield
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _sse(data: str) -> bytes:
+    return f"event: state\ndata: {data}\n\n".encode()
+
+
+def _bad(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
+
+
+def _lag(c: Any) -> dict[str, int]:
+    """Messages between the console's position and each topic's end, summed over partitions."""
+    out: dict[str, int] = {}
+    parts = c.assignment()
+    for tp in c.position(parts) if parts else []:
+        _, high = c.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=2)
+        position = tp.offset if tp.offset >= 0 else 0
+        out[tp.topic] = out.get(tp.topic, 0) + max(0, high - position)
+    return out
+
+
+def spawn_console(
+    bootstrap: str,
+    topic_prefix: str,
+    port: int,
+    users: str,
+    config: str | None = None,
+    log_path: str | None = None,
+    ready_timeout: float = 30.0,
+) -> subprocess.Popen[bytes]:
+    """Start ``tickwise console`` as its own process and wait until it serves.
+
+    ``users`` is a ``TICKWISE_CONSOLE_USERS`` value (``name:role:token,...``), passed through
+    the child's environment, never its command line.
+    """
+    cmd = [sys.executable, "-m", "streams.cli", "console", "--bootstrap-servers", bootstrap]
+    cmd += ["--topic-prefix", topic_prefix, "--port", str(port)]
+    if config:
+        cmd += ["--config", config]
+    env = {**os.environ, USERS_ENV: users}
+    out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"tickwise console exited with {proc.returncode} (log: {log_path})")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state", timeout=1):
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"tickwise console did not serve on port {port} within {ready_timeout} s")
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = load_config(args.config, topic_prefix=args.topic_prefix)
+    try:
+        users = Users.load(args.users)
+    except AuthConfigError as exc:
+        print(f"tickwise console: {exc}")
+        return 2
+    console = Console(resolve_bootstrap(args), config, users, args.registry or DEFAULT_ROOT)
+    if not len(users):
+        print("tickwise console: no users configured: read-only (see --users)")
+    print(f"tickwise console on http://{args.host}:{args.port}/ (topics '{config.topic_prefix}')")
+    web.run_app(
+        console.app(),
+        host=args.host,
+        port=args.port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=2.0,  # open pages hold event streams: do not wait a minute for them
+    )
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``console`` sub-command."""
+    parser = subparsers.add_parser("console", help="serve the trader and operator web console")
+    parser.add_argument("--config", default=None, help="TOML config (topic prefix, P&L basis)")
+    parser.add_argument("--topic-prefix", default=None, help="override the config's topic prefix")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8321)
+    parser.add_argument(
+        "--users",
+        default=None,
+        help="TOML users file ([users.<name>] role, token or token_sha256); "
+        "else $TICKWISE_CONSOLE_USERS_FILE or $TICKWISE_CONSOLE_USERS (name:role:token,...)",
+    )
+    parser.add_argument("--registry", default=None, help=f"model registry ({DEFAULT_ROOT})")
+    add_bootstrap_argument(parser)
+    parser.set_defaults(func=_run)

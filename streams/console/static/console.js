@@ -1,0 +1,168 @@
+// tickwise console: renders the state the server pushes (server-sent events) and sends
+// operator controls with the bearer token the user typed. Text from topics is only ever set
+// with textContent, never parsed as HTML.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let token = sessionStorage.getItem("tickwise-token") || "";
+let state = null;
+
+function fmt(x, digits = 2) {
+  if (x === null || x === undefined) return "–";
+  return Number(x).toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function cell(text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text === null || text === undefined ? "–" : String(text);
+  if (cls) td.className = cls;
+  return td;
+}
+
+function badge(text) {
+  const span = document.createElement("span");
+  span.className = "badge " + text;
+  span.textContent = text;
+  return span;
+}
+
+function fill(tableId, rows) {
+  const body = $(tableId).querySelector("tbody");
+  body.replaceChildren(...rows);
+}
+
+function row(cells, attrs = {}) {
+  const tr = document.createElement("tr");
+  for (const [k, v] of Object.entries(attrs)) tr.setAttribute(k, v);
+  tr.append(...cells);
+  return tr;
+}
+
+function signed(x) {
+  return x === null || x === undefined ? "" : x >= 0 ? "num pos" : "num neg";
+}
+
+function render(s) {
+  state = s;
+  const names = Object.keys(s.instruments);
+  fill("instruments", names.map((name) => {
+    const i = s.instruments[name];
+    const risk = document.createElement("td");
+    risk.id = "risk-" + name;
+    risk.append(badge(i.risk_state));
+    const d = i.last_decision;
+    const last = d ? `${d.action} ${fmt(d.quantity, 0)} @ ${fmt(d.price)} ${d.approved ? "approved" : "rejected: " + d.reject_reasons.join(", ")}` : "";
+    return row([cell(name), cell(fmt(i.last_price), "num"), cell(fmt(i.position, 0), "num"),
+      cell(fmt(i.pnl), signed(i.pnl)), cell(fmt(i.realized_pnl), signed(i.realized_pnl)), risk,
+      cell(i.decisions, "num"), cell(i.approved_orders, "num"), cell(i.fills, "num"), cell(last)],
+      { "data-instrument": name });
+  }));
+  const sigRows = [];
+  for (const name of names) {
+    for (const g of s.instruments[name].signals.slice(0, 3)) {
+      sigRows.push(row([cell(name), cell(g.model), cell(g.stage), cell(g.side, g.side),
+        cell(fmt(g.score, 3), "num"), cell(fmt(g.confidence, 2), "num"), cell(g.explanation, "expl")],
+        { class: "signal" }));
+    }
+  }
+  fill("signals", sigRows);
+  fill("models", s.models.map((m) => row([cell(m.instrument), cell(m.model),
+    cell(Object.entries(m.stages).map(([k, v]) => `${k} ${v}`).join(", ")),
+    cell(m.accuracy === null ? "–" : (100 * m.accuracy).toFixed(1) + "%", "num"),
+    cell(m.outcomes, "num"), cell(m.trades, "num")])));
+  const counted = (obj, none) => {
+    const rows = Object.entries(obj).map(([r, n]) => row([cell(r), cell(n, "num")]));
+    return rows.length ? rows : [row([cell(none, "muted")])];
+  };
+  fill("quality", counted(s.quality, "no tick quarantined"));
+  fill("rejections", counted(s.rejections, "no order rejected"));
+  $("alert-counts").textContent = Object.entries(s.alert_counts).map(([c, n]) => `${c}: ${n}`).join("  ·  ") || "no alerts";
+  fill("alerts", s.alerts.slice(0, 10).map((a) => {
+    const sev = document.createElement("td");
+    sev.append(badge(a.severity));
+    return row([sev, cell(a.code), cell(a.instrument || a.model || ""), cell(a.detail, "expl")]);
+  }));
+  fill("audit", s.audit.map((a) => {
+    const st = document.createElement("td");
+    st.append(badge(a.trading_state));
+    return row([cell(a.instrument), cell(a.seq, "num"), cell(a.command), cell(a.scope),
+      cell(a.operator), cell(a.reason, "expl"), st], { class: "audit-row", "data-operator": a.operator || "" });
+  }));
+  fill("commands", s.controls.map((c) => row([cell(new Date(c.ts_ns / 1e6).toISOString().slice(0, 19)),
+    cell(c.command), cell(c.scope), cell(c.model || ""), cell(c.operator), cell(c.reason, "expl")])));
+  const g = s.kill_switches.global;
+  const ks = $("global-ks");
+  ks.textContent = g && g.on ? `global kill switch ON (${g.operator})` : "global: ACTIVE";
+  ks.className = "badge " + (g && g.on ? "HALTED" : "ok");
+  const c = s.counts;
+  $("counts").textContent = `signals ${c.signals || 0} · decisions ${c.decisions || 0} · fills ${c.fills || 0} · audit ${c.audit || 0} · quarantined ${c["ticks.quarantine"] || 0}`;
+  const scope = $("ks-scope");
+  const have = new Set(Array.from(scope.options).map((o) => o.value));
+  for (const name of names) {
+    if (!have.has(name)) scope.add(new Option(name, name));
+  }
+}
+
+function connect() {
+  const source = new EventSource("/api/events");
+  source.addEventListener("state", (e) => render(JSON.parse(e.data)));
+  source.onopen = () => { $("conn").textContent = "live"; $("conn").className = "badge ok"; };
+  source.onerror = () => { $("conn").textContent = "reconnecting…"; $("conn").className = "badge off"; };
+}
+
+async function api(path, body) {
+  const response = await fetch(path, {
+    method: body === undefined ? "GET" : "POST",
+    headers: { "Authorization": "Bearer " + token, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(data.error || response.status + " " + response.statusText);
+  return data;
+}
+
+async function login(newToken) {
+  token = newToken;
+  try {
+    const me = await api("/api/whoami");
+    sessionStorage.setItem("tickwise-token", token);
+    $("whoami").textContent = `${me.name} (${me.role})`;
+    $("whoami").dataset.role = me.role;
+    $("control-fields").disabled = me.role !== "operator";
+    $("login-token").hidden = true; $("login-button").hidden = true; $("logout-button").hidden = false;
+  } catch (err) {
+    token = "";
+    sessionStorage.removeItem("tickwise-token");
+    $("whoami").textContent = "login failed: " + err.message;
+    $("control-fields").disabled = true;
+  }
+}
+
+function logout() {
+  token = "";
+  sessionStorage.removeItem("tickwise-token");
+  $("whoami").textContent = "viewer (not logged in)";
+  $("control-fields").disabled = true;
+  $("login-token").hidden = false; $("login-button").hidden = false; $("logout-button").hidden = true;
+}
+
+async function control(path, body) {
+  const reason = $("reason").value.trim();
+  if (!reason) { $("control-result").textContent = "a reason is required"; return; }
+  try {
+    const out = await api(path, { ...body, reason });
+    $("control-result").textContent = `sent ${out.command_id} as ${out.operator}`;
+  } catch (err) {
+    $("control-result").textContent = "refused: " + err.message;
+  }
+}
+
+$("login-button").onclick = () => login($("login-token").value);
+$("login-token").onkeydown = (e) => { if (e.key === "Enter") login($("login-token").value); };
+$("logout-button").onclick = logout;
+$("ks-on").onclick = () => control("/api/control/kill-switch", { state: "on", scope: $("ks-scope").value });
+$("ks-off").onclick = () => control("/api/control/kill-switch", { state: "off", scope: $("ks-scope").value });
+$("promote").onclick = () => control("/api/control/promote", { model: $("model-key").value, stage: $("model-stage").value });
+$("rollback").onclick = () => control("/api/control/rollback", {});
+if (token) login(token);
+connect();

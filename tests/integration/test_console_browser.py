@@ -1,0 +1,134 @@
+"""The console in a real browser against a running pipeline on the real broker.
+
+Headless Chromium from Debian's packages, driven through Debian's chromedriver by selenium (no
+driver or browser download). The page must show signals as the worker emits them; an operator
+logs in, pulls the global kill switch with a reason, and the page shows every instrument HALTED
+and the audit records that applied the switch, naming that operator.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from schemas.decisions import AuditRecord
+from schemas.topics import Topics
+from streams.console.server import spawn_console
+from streams.live.admin import create_topics
+from streams.live.broker import free_port
+from streams.live.feed import publish
+from streams.live.tap import consumer, messages, spawn_worker, stop_process
+from streams.sources import synthetic
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+CONFIG = """
+[model]
+warmup_labels = 5
+[label]
+horizon_s = 0.5
+"""
+OPERATOR_TOKEN = "op-" + uuid.uuid4().hex
+VIEWER_TOKEN = "view-" + uuid.uuid4().hex
+WAIT_S = 60
+
+
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.fail("Debian's chromium and chromium-driver are required (.ci/run installs them)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(arg)
+    options.add_argument("--window-size=1400,1500")
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def test_console_shows_signals_and_an_operator_halts_trading_from_the_page(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    topics = Topics(topic_prefix)
+    create_topics(kafka_bootstrap, topic_prefix, partitions=3)
+    config = tmp_path / "tickwise.toml"
+    config.write_text(CONFIG)
+    worker = spawn_worker(
+        kafka_bootstrap, topic_prefix, f"console-{uuid.uuid4().hex[:8]}", str(config),
+        str(tmp_path / "worker.log"), str(tmp_path / "checkpoints"),
+    )  # fmt: skip
+    records = list(synthetic(seed=5, count=24_000, bad_rate=0.01))
+    feeder = threading.Thread(
+        target=publish, args=(records, kafka_bootstrap, topics.raw, 800.0), daemon=True
+    )
+    feeder.start()
+    port = free_port()
+    users = f"alice:operator:{OPERATOR_TOKEN},bob:viewer:{VIEWER_TOKEN}"
+    console = spawn_console(
+        kafka_bootstrap, topic_prefix, port, users, str(config), str(tmp_path / "console.log")
+    )
+    driver = None
+    try:
+        driver = browser()
+        wait = WebDriverWait(driver, WAIT_S, poll_frequency=0.2)
+        driver.get(f"http://127.0.0.1:{port}/")
+        # signals appear, pushed by the server, with their explanations
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#signals tr.signal")) >= 3)
+        explanation = driver.find_element(By.CSS_SELECTOR, "#signals tr.signal td.expl").text
+        assert "pushed" in explanation
+        assert driver.find_element(By.ID, "control-fields").get_property("disabled")
+
+        driver.find_element(By.ID, "login-token").send_keys(OPERATOR_TOKEN)
+        driver.find_element(By.ID, "login-button").click()
+        wait.until(lambda d: d.find_element(By.ID, "whoami").text == "alice (operator)")
+        assert not driver.find_element(By.ID, "control-fields").get_property("disabled")
+
+        driver.find_element(By.ID, "ks-on").click()  # no reason yet: refused on the page
+        assert "reason" in driver.find_element(By.ID, "control-result").text
+        driver.find_element(By.ID, "reason").send_keys("browser test: desk halts trading")
+        driver.find_element(By.ID, "ks-on").click()
+        wait.until(lambda d: "sent" in d.find_element(By.ID, "control-result").text)
+
+        def halted(d) -> bool:
+            cells = d.find_elements(By.CSS_SELECTOR, "#instruments td[id^='risk-']")
+            return len(cells) == 3 and all(c.text == "HALTED" for c in cells)
+
+        wait.until(halted)
+        rows = "#audit tr.audit-row[data-operator='alice']"
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, rows)) >= 3)
+        row = driver.find_element(By.CSS_SELECTOR, rows).text
+        assert "kill_switch_on" in row and "browser test: desk halts trading" in row
+        assert "global kill switch ON (alice)" in driver.find_element(By.ID, "global-ks").text
+        driver.save_screenshot(str(tmp_path / "console.png"))
+    finally:
+        if driver is not None:
+            driver.quit()
+        stop_process(console)
+        stop_process(worker)
+
+    # the workers' audit trail itself names the authenticated operator
+    c = consumer(kafka_bootstrap, [topics.audit])
+    try:
+        applied = set()
+        for msg in messages(c, idle_timeout=5, deadline=time.monotonic() + 30):
+            record = AuditRecord.model_validate_json(msg.value())
+            applied |= {(record.instrument, a.operator) for a in record.controls_applied}
+            if len(applied) >= 3:
+                break
+    finally:
+        c.close()
+    assert {operator for _, operator in applied} == {"alice"} and len(applied) == 3
+    if os.environ.get("TICKWISE_KEEP_SCREENSHOT"):
+        shutil.copy(tmp_path / "console.png", os.environ["TICKWISE_KEEP_SCREENSHOT"])

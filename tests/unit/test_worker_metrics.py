@@ -1,0 +1,104 @@
+"""The worker's and the console's Prometheus figures, and the Grafana dashboard that reads them."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+from stubs import fast_config
+
+from schemas.decisions import Decision, Signal
+from schemas.ticks import CleanTick, SourceRef
+from schemas.topics import CONTROL
+from streams.console.metrics import ConsoleMetrics
+from streams.console.view import CONTRACTS, ConsoleView
+from streams.live.metrics import PipelineMetrics, QualityCollector
+from streams.operators.validation import QualityMonitor
+from streams.pipeline import Output, Pipeline
+from streams.sources import synthetic
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards"
+
+
+def outputs_of(count: int = 3000) -> tuple[Pipeline, list[Output]]:
+    pipeline = Pipeline(fast_config())
+    outs: list[Output] = []
+    for rec in synthetic(seed=21, count=count, bad_rate=0.02):
+        outs += pipeline.process(rec.payload, SourceRef(topic="r", partition=0, offset=rec.index))
+    return pipeline, outs
+
+
+def test_signals_decisions_and_rejections_are_counted_from_the_outputs() -> None:
+    pipeline, outs = outputs_of()
+    metrics = PipelineMetrics(lambda: [pipeline.monitor])
+    for out in outs:
+        metrics.on_output(out)
+    value = metrics.registry.get_sample_value
+    signals = Counter(
+        (o.message.instrument, o.message.model_id) for o in outs if isinstance(o.message, Signal)
+    )
+    decisions = [o.message for o in outs if isinstance(o.message, Decision)]
+    assert signals and decisions
+    for (instrument, model), n in signals.items():
+        labels = {"instrument": instrument, "model": model, "stage": "production"}
+        assert value("tickwise_signals_total", labels) == n
+    by_action = Counter((d.instrument, d.action.value, str(d.approved).lower()) for d in decisions)
+    for (instrument, action, approved), n in by_action.items():
+        labels = {"instrument": instrument, "action": action, "approved": approved}
+        assert value("tickwise_decisions_total", labels) == n
+    rejected = Counter((d.instrument, r) for d in decisions for r in d.reject_reasons)
+    for (instrument, reason), n in rejected.items():
+        labels = {"instrument": instrument, "reason": reason}
+        assert value("tickwise_risk_rejections_total", labels) == n
+    for instrument in pipeline.monitor.instruments():
+        for model, m in pipeline.monitor.stats(instrument)["models"].items():
+            got = value(
+                "tickwise_model_rolling_accuracy", {"instrument": instrument, "model": model}
+            )
+            assert got == m["accuracy"]
+
+
+def test_a_batch_records_its_size_latency_and_lag() -> None:
+    metrics = PipelineMetrics()
+    metrics.on_batch(2, [100.0, 100.5, 0.0], committed_s=101.0, lag=7)
+    value = metrics.registry.get_sample_value
+    assert value("tickwise_ticks_in_total", {"partition": "2"}) == 3
+    assert value("tickwise_tick_to_decision_seconds_count") == 2  # no timestamp: not timed
+    assert value("tickwise_tick_to_decision_seconds_sum") == 1.5
+    assert value("tickwise_tick_to_decision_seconds_bucket", {"le": "0.5"}) == 1
+    assert value("tickwise_consumer_lag", {"partition": "2"}) == 7
+
+
+def exported_names() -> set[str]:
+    """Every sample name the worker's and the console's registries expose after a run."""
+    pipeline, outs = outputs_of(2000)
+    worker = PipelineMetrics(lambda: [pipeline.monitor])
+    quality = QualityMonitor()
+    worker.registry.register(QualityCollector(quality))
+    view = ConsoleView(fast_config())
+    console = ConsoleMetrics(view)
+    console.set_lag({"signals": 0})
+    for out in outs:
+        worker.on_output(out)
+        if isinstance(out.message, CleanTick) or out.topic.name == "ticks.quarantine":
+            quality.on_verdict(out.message)
+        if out.topic.name in CONTRACTS:
+            view.apply(out.topic.name, out.message.to_bytes())
+    view.apply(CONTROL.name, b"{}")
+    worker.on_batch(0, [1.0], 1.5, 0)
+    names = set()
+    for registry in (worker.registry, console.registry):
+        for family in registry.collect():
+            names |= {sample.name for sample in family.samples}
+    return names
+
+
+def test_every_metric_on_the_dashboard_is_exported() -> None:
+    exported = exported_names()
+    dashboard = json.loads((DASHBOARD / "tickwise.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {m for e in exprs for m in re.findall(r"tickwise_[a-z_]+", e)}
+    assert used, "the dashboard queries tickwise metrics"
+    assert used <= exported, used - exported
