@@ -238,7 +238,8 @@ def feed_child(args: argparse.Namespace) -> int:
 
 def percentile(sorted_values: list[float], q: float) -> float:
     """Nearest-rank percentile of an ascending list (inf entries stay inf)."""
-    k = min(len(sorted_values) - 1, max(0, math.ceil(q / 100 * len(sorted_values)) - 1))
+    rank = math.ceil(round(q * len(sorted_values) / 100, 9))  # round: 99.9 % of 1000 is 999
+    k = min(len(sorted_values) - 1, max(0, rank - 1))
     return sorted_values[k]
 
 
