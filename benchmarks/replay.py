@@ -11,9 +11,13 @@ last output written:
 * tickwise: ``run_backtest`` (the code behind ``tickwise backtest``) with the default config,
   i.e. the logistic-regression model, over ``streams.formats.read_file`` of the ``.csv.gz``;
   every decision, audit record and signal is written to disk as the command does.
+  (The summary files and HTML report after the run are outside the timing.)
 * backtrader: ``GenericCSVData`` over the same rows (decompressed beforehand, untimed), one bar
   per trade (open = high = low = close = the trade price), running a 20/100 simple moving
   average crossover with a commission, the usual first strategy of its users.
+
+Both wall-clock and CPU seconds (``process_time`` of the child) are reported: on a shared
+machine the CPU figure is the steadier one.
 """
 
 from __future__ import annotations
@@ -45,15 +49,17 @@ def tickwise_child(data: Path, limit: int | None) -> dict[str, object]:
         records = islice(records, limit)
     config = load_config(None)
     with tempfile.TemporaryDirectory(prefix="tickwise-bench-replay-") as out:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = run_backtest(records, config, Path(out))
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {
         "ticks": result.ticks,
         "decisions": result.decisions,
         "model": config.model.kind,
         "seconds": round(seconds, 3),
         "ticks_per_s": round(result.ticks / seconds),
+        "cpu_s": round(cpu, 3),
+        "ticks_per_cpu_s": round(result.ticks / cpu),
     }
 
 
@@ -79,7 +85,7 @@ def backtrader_child(data: Path, limit: int | None) -> dict[str, object]:
         plain = Path(tmp) / "trades.csv"
         with gzip.open(data, "rt") as src, open(plain, "w") as dst:
             dst.writelines(islice(src, None if limit is None else limit + 1))  # + header
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         cerebro = bt.Cerebro(stdstats=False)
         feed = bt.feeds.GenericCSVData(
             dataname=str(plain),
@@ -98,7 +104,7 @@ def backtrader_child(data: Path, limit: int | None) -> dict[str, object]:
         cerebro.broker.setcash(1_000_000.0)
         cerebro.broker.setcommission(commission=2.0, margin=5000.0, mult=50.0)
         strategy = cerebro.run()[0]
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         bars = len(strategy.data)
     return {
         "ticks": bars,
@@ -106,6 +112,8 @@ def backtrader_child(data: Path, limit: int | None) -> dict[str, object]:
         "backtrader": bt.__version__,
         "seconds": round(seconds, 3),
         "ticks_per_s": round(bars / seconds),
+        "cpu_s": round(cpu, 3),
+        "ticks_per_cpu_s": round(bars / cpu),
     }
 
 
@@ -151,12 +159,15 @@ def main(argv: list[str] | None = None) -> int:
         run = run_child(child, args.timeout)
         row = {"side": side, **run.last_json(), "peak_rss_mb": round(run.peak_rss_mb, 1)}
         rows.append(row)
-    print(table(rows, ["side", "ticks", "seconds", "ticks_per_s", "peak_rss_mb"]))
+    cols = ["side", "ticks", "seconds", "ticks_per_s", "cpu_s", "ticks_per_cpu_s", "peak_rss_mb"]
+    print(table(rows, cols))
     results: dict[str, object] = {"rows": rows, "backtrader_skipped": skipped}
     if len(rows) == 2:
-        ratio = rows[0]["ticks_per_s"] / rows[1]["ticks_per_s"]  # type: ignore[operator]
-        results["ratio_tickwise_over_backtrader"] = round(ratio, 3)
-        print(f"tickwise / backtrader: {ratio:.2f}x (target >= 15x)")
+        # Wall clock is what the issue asks for; CPU time is steadier on a shared machine.
+        for key in ("ticks_per_s", "ticks_per_cpu_s"):
+            ratio = rows[0][key] / rows[1][key]  # type: ignore[operator]
+            results[f"ratio_tickwise_over_backtrader_{key}"] = round(ratio, 3)
+            print(f"tickwise / backtrader ({key}): {ratio:.2f}x (target >= 15x)")
     print(f"tickwise: {rows[0]['ticks_per_s']:,} ticks/s (target >= 250,000)")
     write_results(args.out, command_line(), results)
     return 0
