@@ -45,8 +45,8 @@ def summarise(raw: str, root: str = ROOT) -> dict[str, Any]:
     --------
     >>> raw = "main (a.py:1);run_backtest (b.py:2);f (c.py:3) 3\\nmain (a.py:1) 5\\n"
     >>> s = summarise(raw)
-    >>> s["samples"], s["self"][0]
-    (3, ('f (c.py)', 3))
+    >>> s["samples"], s["self"][0], sorted(name for name, _ in s["total"])
+    (3, ('f (c.py)', 3), ['f (c.py)', 'run_backtest (b.py)'])
     """
     self_time: Counter[str] = Counter()
     total: Counter[str] = Counter()
@@ -56,13 +56,13 @@ def summarise(raw: str, root: str = ROOT) -> dict[str, Any]:
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
-        frames = stack.split(";")
-        names = [m.group(1) for m in (FRAME.match(f) for f in frames) if m] if frames else []
-        if not any(n == root for n in names):
+        parsed = [FRAME.match(f) for f in stack.split(";")]
+        names = [m["func"] if m else "" for m in parsed]
+        if root not in names:
             continue
+        parsed = parsed[names.index(root) :]  # the callers above the root are the same always
         count = int(count_text)
         samples += count
-        parsed = [FRAME.match(f) for f in frames]
         labels = [f"{m['func']} ({_where(m['file'])})" for m in parsed if m is not None]
         if not labels:
             continue

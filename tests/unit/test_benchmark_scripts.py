@@ -20,7 +20,7 @@ ES_TRADES = REPO / ".." / "shared" / "data" / "es_trades_2013-09-01T17_to_09-03T
 if str(REPO) not in sys.path:  # the benchmarks are run from the repo root as modules
     sys.path.insert(0, str(REPO))
 
-from benchmarks import common, live, scaleout  # noqa: E402
+from benchmarks import common, live, profile, scaleout  # noqa: E402
 
 
 def _run(*args: str) -> str:
@@ -93,3 +93,20 @@ def test_table_and_results_json(tmp_path: Path) -> None:
     path = common.write_results(tmp_path / "x.json", "cmd", {"k": 1})
     data = json.loads(path.read_text())
     assert data["results"] == {"k": 1} and data["meta"]["command"] == "cmd"
+
+
+def test_profile_summary_counts_only_samples_under_the_backtest() -> None:
+    site = "/venv/lib/python3.11/site-packages/pydantic/main.py"
+    raw = "\n".join(
+        [
+            f"main (cli.py:1);run_backtest (replay/backtest.py:9);dump ({site}:5) 6",
+            "main (cli.py:1);run_backtest (replay/backtest.py:9);g (x.py:2);h (x.py:3) 4",
+            "main (cli.py:1);import_module (importlib/__init__.py:126) 50",
+        ]
+    )
+    s = profile.summarise(raw)
+    assert s["samples"] == 10
+    assert s["self"] == [("dump (pydantic/main.py)", 6), ("h (x.py)", 4)]
+    assert dict(s["total"])["run_backtest (replay/backtest.py)"] == 10
+    assert "main (cli.py)" not in dict(s["total"])
+    assert dict(s["files"]) == {"pydantic/main.py": 6, "x.py": 4}
