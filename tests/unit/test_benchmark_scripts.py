@@ -20,7 +20,7 @@ ES_TRADES = REPO / ".." / "shared" / "data" / "es_trades_2013-09-01T17_to_09-03T
 if str(REPO) not in sys.path:  # the benchmarks are run from the repo root as modules
     sys.path.insert(0, str(REPO))
 
-from benchmarks import common, live, profile, scaleout  # noqa: E402
+from benchmarks import common, live, profile_backtest, scaleout  # noqa: E402
 
 
 def _run(*args: str) -> str:
@@ -104,7 +104,7 @@ def test_profile_summary_counts_only_samples_under_the_backtest() -> None:
             "main (cli.py:1);import_module (importlib/__init__.py:126) 50",
         ]
     )
-    s = profile.summarise(raw)
+    s = profile_backtest.summarise(raw)
     assert s["samples"] == 10
     assert s["self"] == [("dump (pydantic/main.py)", 6), ("h (x.py)", 4)]
     assert dict(s["total"])["run_backtest (replay/backtest.py)"] == 10

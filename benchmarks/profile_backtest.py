@@ -1,7 +1,7 @@
 """Where a backtest spends its time: py-spy samples of ``tickwise backtest``, summed by function.
 
-    python -m benchmarks.profile                    # 20,000 real ES trades
-    python -m benchmarks.profile --ticks 5000 --speedscope /tmp/bt.speedscope.json
+    python -m benchmarks.profile_backtest           # 20,000 real ES trades
+    python -m benchmarks.profile_backtest --ticks 5000 --speedscope /tmp/bt.speedscope.json
 
 Runs ``tickwise backtest`` on the ES trades under ``py-spy record`` (a sampling profiler that
 attaches from outside, so the code runs unmodified) and prints the functions with the most
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument("--speedscope", default=None, help="also write a speedscope profile")
-    parser.add_argument("--out", default=str(RESULTS / "profile.json"))
+    parser.add_argument("--out", default=str(RESULTS / "profile_backtest.json"))
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(py_spy).exists():
