@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test lint format schemas backtest-es broker-start broker-stop clean \
-	bench bench-live bench-replay bench-memory bench-scaleout
+	bench bench-live bench-replay bench-memory bench-scaleout bench-profile
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,9 @@ bench-live: $(BENCH_STAMP)
 
 bench-scaleout: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.scaleout
+
+bench-profile: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.profile_backtest
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis

@@ -274,7 +274,7 @@ def latency_at(
         ],
         cwd=REPO,
     )
-    received: list[tuple[int, bytes]] = []
+    received: list[tuple[int, int, bytes]] = []
     feed_ended: float | None = None
     last_arrival = time.monotonic()
     try:
@@ -282,7 +282,7 @@ def latency_at(
             msg = c.poll(0.1)
             now = time.monotonic()
             if msg is not None and not msg.error():
-                received.append((time.time_ns(), msg.value() or b""))
+                received.append((time.time_ns(), msg.timestamp()[1], msg.value() or b""))
                 last_arrival = now
             if feed_ended is None and feed.poll() is not None:
                 feed_ended = now
@@ -298,10 +298,17 @@ def latency_at(
         raise RuntimeError(f"the feed child failed with exit code {feed.returncode}")
     stamps: dict[str, int] = json.loads(Path(stamps_path).read_text())
     os.unlink(stamps_path)
-    for arrived, value in received:
+    produced: dict[str, int] = {}  # the decision's CreateTime (ms): when the worker sent it
+    for arrived, created_ms, value in received:
         tick_id = json.loads(value)["tick_id"]
-        if tick_id in stamps:
-            arrivals.setdefault(tick_id, arrived)
+        if tick_id in stamps and tick_id not in arrivals:
+            arrivals[tick_id] = arrived
+            produced[tick_id] = created_ms
+    # Split of the median: due -> the worker produced the decision (feed linger, batching,
+    # the pipeline) and produced -> visible to a read_committed consumer (the transaction
+    # commit and the fetch). CreateTime has millisecond resolution.
+    to_produce = sorted(produced[t] - stamps[t] / 1e6 for t in produced)
+    to_visible = sorted(arrivals[t] / 1e6 - produced[t] for t in produced)
     late = [(arrivals[t] - s) / 1e6 if t in arrivals else float("inf") for t, s in stamps.items()]
     # Ticks the model holds no decision for (warm-up, dead zone) are not late: only ticks that
     # got a decision, or none although the worker had not finished, count. The worker decides
@@ -319,6 +326,8 @@ def latency_at(
         "decided_per_s": round(decided_rate),
         **{k: (v if v != float("inf") else None) for k, v in lat.items()},
         "max_ms": round(late[-1], 2) if late[-1] != float("inf") else None,
+        "p50_to_produce_ms": round(percentile(to_produce, 50), 1) if to_produce else None,
+        "p50_produce_to_visible_ms": round(percentile(to_visible, 50), 1) if to_visible else None,
         "saturated": len(arrivals) < len(stamps) or decided_rate < 0.95 * rate,
     }
 
