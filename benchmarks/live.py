@@ -243,6 +243,21 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[k]
 
 
+def settle(c: Consumer, quiet_s: float = 1.0, timeout: float = 60.0) -> None:
+    """Join the group and read past the warm-up decisions before the clock starts.
+
+    Otherwise the first measured decisions would wait for the consumer's group join.
+    """
+    deadline = time.monotonic() + timeout
+    last = time.monotonic()
+    while time.monotonic() < deadline:
+        if c.poll(0.1) is not None:
+            last = time.monotonic()
+        elif c.assignment() and time.monotonic() - last > quiet_s:
+            return
+    raise RuntimeError(f"the decisions consumer did not settle within {timeout:.0f} s")
+
+
 def latency_at(
     bootstrap: str, prefix: str, rate: int, skip: int, seconds: float, drain_timeout: float
 ) -> dict[str, Any]:
@@ -250,6 +265,7 @@ def latency_at(
     topics = Topics(prefix)
     count = int(rate * seconds)
     c = consumer(bootstrap, [topics.decisions])
+    settle(c)
     arrivals: dict[str, int] = {}
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         stamps_path = fh.name
