@@ -43,7 +43,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from benchmarks.common import REPO, RESULTS, command_line, table, write_results
@@ -58,6 +58,12 @@ from streams.sources import RawRecord, synthetic
 
 SEED = 11
 RATES = (1000, 5000, 20000)
+COORDINATOR_WARMING = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError._TIMED_OUT,
+}
 
 
 @contextmanager
@@ -105,6 +111,11 @@ def committed_offset(bootstrap: str, group: str, topic: str, partitions: int) ->
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, **env_client_config()})
     try:
         tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+    except KafkaException as exc:
+        # A fresh broker has no group coordinator for the first seconds: nothing committed yet.
+        if exc.args[0].code() not in COORDINATOR_WARMING:
+            raise
+        return 0
     finally:
         c.close()
     return sum(max(tp.offset, 0) for tp in tps)
