@@ -4,7 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format schemas backtest-es broker-start broker-stop clean
+.PHONY: install demo test lint format schemas backtest-es broker-start broker-stop clean \
+	bench bench-live bench-replay bench-memory bench-scaleout bench-profile bench-stages
 .PHONY: compose-secrets compose-secure
 
 $(STAMP): pyproject.toml
@@ -50,6 +51,39 @@ compose-secrets: $(STAMP)
 
 compose-secure: compose-secrets
 	docker compose --profile secure up --build worker-secure feed-secure
+
+# Benchmarks (docs/BENCHMARKS.md): `make bench` is the quick pass of them all (~8 min on a busy
+# 2-core machine); the per-benchmark targets run the full sizes. Results go to benchmarks/results/.
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.replay --limit 50000
+	$(BIN)/python -m benchmarks.backtest_memory --quick
+	$(BIN)/python -m benchmarks.live --ticks 20000 --seconds 5 --drain-timeout 30
+	$(BIN)/python -m benchmarks.scaleout --ticks 20000
+	$(BIN)/python -m benchmarks.stages --ticks 10000
+
+bench-replay: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.replay
+
+bench-memory: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.backtest_memory
+
+bench-live: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.live
+
+bench-scaleout: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.scaleout
+
+bench-profile: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.profile_backtest
+
+bench-stages: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.stages
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis

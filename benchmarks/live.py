@@ -1,0 +1,446 @@
+"""Live speed on a real broker: sustained ticks/s per worker, the Kafka ceiling, and latency.
+
+    python -m benchmarks.live                         # the full run (a few minutes)
+    python -m benchmarks.live --ticks 20000 --seconds 5 --drain-timeout 30   # quick (~2 min)
+
+Broker: ``--bootstrap-servers``, else ``KAFKA_BOOTSTRAP_SERVERS``, else a ``LocalBroker`` the
+benchmark starts and stops itself. Every run uses its own topic prefix.
+
+1. **Throughput.** ``--ticks`` synthetic ticks are preloaded to a one-partition ``ticks.raw``;
+   then ``tickwise worker`` starts. It is measured from the topics' contents: Kafka stamps every
+   output with the time the worker produced it (``CreateTime``), and throughput is the number of
+   ticks over the span from the first to the last committed output. faust's start-up (group
+   join, recovery reads) happens before the first output and is reported separately, not
+   counted.
+2. **Ceiling.** In the same run, on the same broker, a bare confluent-kafka loop consumes the
+   same preloaded ticks in batches and produces each one unchanged to a topic of its own;
+   measured the same way. The worker writes five or more messages per tick (clean tick,
+   features, signal, decision, audit), the pass-through one, in the ratio's favour of the
+   ceiling; that is the point of a ceiling.
+3. **Latency.** A fresh worker is warmed up with unpaced ticks; then a child process offers
+   ticks at each ``--rates`` value for ``--seconds`` each with ``tickwise feed``'s publisher. A
+   tick's start is the wall-clock time it was *due* by the schedule (so a feed that falls behind
+   counts against the pipeline, not hidden: no coordinated omission); its end is when a
+   consumer (``read_committed``, a separate process from the worker) receives the decision for
+   that ``tick_id``. Ticks whose decision has not arrived after ``--drain-timeout`` count as
+   infinitely late, so a saturated rate shows as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from benchmarks.common import REPO, RESULTS, command_line, table, write_results
+from schemas.topics import CATALOGUE, CONTROL, Topics
+from streams.cli import add_bootstrap_argument
+from streams.live.admin import create_topics
+from streams.live.broker import LocalBroker, free_port
+from streams.live.feed import publish
+from streams.live.security import env_client_config
+from streams.live.tap import consumer, messages, spawn_worker, stop_process
+from streams.sources import RawRecord, synthetic
+
+SEED = 11
+RATES = (1000, 5000, 20000)
+COORDINATOR_WARMING = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError._TIMED_OUT,
+}
+
+
+@contextmanager
+def broker_for(bootstrap: str | None) -> Iterator[str]:
+    """The configured broker, or a local one started (and stopped) for this benchmark."""
+    bootstrap = bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if bootstrap:
+        yield bootstrap
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="tickwise-bench-broker-"))
+    broker = LocalBroker(port=free_port(), data_dir=data_dir)
+    print(f"starting a local Kafka broker in {data_dir} ...", flush=True)
+    try:
+        yield broker.start()
+    finally:
+        broker.stop()
+
+
+def new_prefix(name: str) -> str:
+    return f"bench-{name}-{uuid.uuid4().hex[:6]}."
+
+
+def output_times(
+    bootstrap: str, topics: list[str], idle_s: float = 3.0, timeout: float = 600.0
+) -> dict[str, list[tuple[int, int]]]:
+    """(partition, CreateTime ms) of every committed message of ``topics``, per topic."""
+    c = consumer(bootstrap, topics)
+    seen: dict[str, list[tuple[int, int]]] = {t: [] for t in topics}
+    try:
+        for msg in messages(c, idle_timeout=idle_s, deadline=time.monotonic() + timeout):
+            seen[msg.topic()].append((msg.partition(), msg.timestamp()[1]))
+    finally:
+        c.close()
+    return seen
+
+
+def output_topics(prefix: str) -> list[str]:
+    """Every catalogue topic a worker writes to (all but ``ticks.raw`` and ``control``)."""
+    topics = Topics(prefix)
+    return [topics.name(s) for s in CATALOGUE if s.name != "ticks.raw" and s is not CONTROL]
+
+
+def committed_offset(bootstrap: str, group: str, topic: str, partitions: int) -> int:
+    """Sum over partitions of the offsets ``group`` committed on ``topic`` (0 if none)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, **env_client_config()})
+    try:
+        tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+    except KafkaException as exc:
+        # A fresh broker has no group coordinator for the first seconds: nothing committed yet.
+        if exc.args[0].code() not in COORDINATOR_WARMING:
+            raise
+        return 0
+    finally:
+        c.close()
+    return sum(max(tp.offset, 0) for tp in tps)
+
+
+def wait_committed(
+    bootstrap: str, group: str, topic: str, partitions: int, target: int, timeout: float
+) -> bool:
+    """Poll the worker group's committed offsets once a second until they reach ``target``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if committed_offset(bootstrap, group, topic, partitions) >= target:
+            return True
+        time.sleep(1.0)
+    return False
+
+
+def span_rate(times: list[int], ticks: int) -> tuple[float, int, int]:
+    """Ticks per second over the span of output timestamps (ms); (rate, first, last)."""
+    first, last = min(times), max(times)
+    return ticks / max((last - first) / 1000, 1e-3), first, last
+
+
+def throughput(bootstrap: str, ticks: int, timeout: float) -> dict[str, Any]:
+    """Preload ``ticks``, start a worker, time its outputs (start-up excluded)."""
+    prefix = new_prefix("tp")
+    topics = Topics(prefix)
+    create_topics(bootstrap, prefix, partitions=1)
+    publish(synthetic(SEED, ticks), bootstrap, topics.raw)
+    app_id = f"bench-tp-{uuid.uuid4().hex[:6]}"
+    with tempfile.TemporaryDirectory(prefix="tickwise-bench-ckpt-") as ckpt:
+        started_ms = time.time() * 1000
+        worker = spawn_worker(bootstrap, prefix, app_id, checkpoint_dir=ckpt)
+        try:
+            done = wait_committed(bootstrap, app_id, topics.raw, 1, ticks, timeout)
+        finally:
+            stop_process(worker)
+    seen = output_times(bootstrap, output_topics(prefix))
+    lineage = seen[topics.clean] + seen[topics.quarantine]
+    all_times = [t for times in seen.values() for _, t in times]
+    rate, first, last = span_rate(all_times, len(lineage))
+    return {
+        "ticks": ticks,
+        "accounted": len(lineage),
+        "finished": done,
+        "outputs": len(all_times),
+        "outputs_per_tick": round(len(all_times) / max(len(lineage), 1), 2),
+        "startup_s": round((first - started_ms) / 1000, 1),
+        "seconds": round((last - first) / 1000, 2),
+        "ticks_per_s": round(rate),
+        "prefix": prefix,
+    }
+
+
+def pass_through(bootstrap: str, source: str, ticks: int, timeout: float) -> dict[str, Any]:
+    """Bare confluent-kafka: consume ``source`` in batches, produce each message unchanged."""
+    sink = f"{source}.passthrough"
+    admin = AdminClient({"bootstrap.servers": bootstrap, **env_client_config()})
+    admin.create_topics([NewTopic(sink, num_partitions=1, replication_factor=1)])[sink].result(30)
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-pass-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            **env_client_config(),
+        }
+    )
+    p = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 1_000_000,
+            **env_client_config(),
+        }
+    )
+    c.subscribe([source])
+    moved = 0
+    first: float | None = None  # the clock starts at the first message: group join excluded
+    deadline = time.monotonic() + timeout
+    try:
+        while moved < ticks and time.monotonic() < deadline:
+            batch = c.consume(500, 0.5)
+            if batch and first is None:
+                first = time.perf_counter()
+            for msg in batch:
+                if msg.error():
+                    raise RuntimeError(f"consumer error: {msg.error()}")
+                p.produce(sink, msg.value(), msg.key())
+                moved += 1
+            p.poll(0)
+            c.commit(asynchronous=True)
+        remaining = p.flush(60)
+        seconds = time.perf_counter() - (first or time.perf_counter())
+    finally:
+        c.close()
+    if remaining or moved < ticks:
+        raise RuntimeError(f"pass-through moved {moved} of {ticks}, {remaining} unacknowledged")
+    # Wall clock here, until every message is acknowledged: the loop produces faster than
+    # CreateTime (ms) could resolve, so timestamps would overstate the ceiling.
+    return {"ticks": moved, "seconds": round(seconds, 3), "ticks_per_s": round(moved / seconds)}
+
+
+# --- latency ---------------------------------------------------------------------------------
+
+
+def paced(records: Iterator[RawRecord], rate: float, stamps: dict[str, int]) -> Iterator[RawRecord]:
+    """Hold each record until it is due at ``rate``; note its due wall-clock time by tick id."""
+    start_ns = time.time_ns()
+    start = time.monotonic()
+    for i, rec in enumerate(records):
+        due = start + i / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        stamps[json.loads(rec.payload)["tick_id"]] = start_ns + int(i * 1e9 / rate)
+        yield rec
+
+
+def feed_child(args: argparse.Namespace) -> int:
+    """Offer ticks ``skip .. skip+count`` of the synthetic stream at ``rate``; save the stamps."""
+    stamps: dict[str, int] = {}
+    records = islice(synthetic(SEED, args.skip + args.count), args.skip, None)
+    publish(paced(records, args.rate, stamps), args.bootstrap_servers, args.topic)
+    Path(args.stamps).write_text(json.dumps(stamps))
+    return 0
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list (inf entries stay inf)."""
+    rank = math.ceil(round(q * len(sorted_values) / 100, 9))  # round: 99.9 % of 1000 is 999
+    k = min(len(sorted_values) - 1, max(0, rank - 1))
+    return sorted_values[k]
+
+
+def settle(c: Consumer, quiet_s: float = 1.0, timeout: float = 60.0) -> None:
+    """Join the group and read past the warm-up decisions before the clock starts.
+
+    Otherwise the first measured decisions would wait for the consumer's group join.
+    """
+    deadline = time.monotonic() + timeout
+    last = time.monotonic()
+    while time.monotonic() < deadline:
+        if c.poll(0.1) is not None:
+            last = time.monotonic()
+        elif c.assignment() and time.monotonic() - last > quiet_s:
+            return
+    raise RuntimeError(f"the decisions consumer did not settle within {timeout:.0f} s")
+
+
+def latency_at(
+    bootstrap: str, prefix: str, rate: int, skip: int, seconds: float, drain_timeout: float
+) -> dict[str, Any]:
+    """Offer ``rate`` ticks/s for ``seconds``; tick-to-decision latency of every tick."""
+    topics = Topics(prefix)
+    count = int(rate * seconds)
+    c = consumer(bootstrap, [topics.decisions])
+    settle(c)
+    arrivals: dict[str, int] = {}
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
+        stamps_path = fh.name
+    feed = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.live",
+            "--child-feed",
+            "--bootstrap-servers",
+            bootstrap,
+            "--topic",
+            topics.raw,
+            "--rate",
+            str(rate),
+            "--skip",
+            str(skip),
+            "--count",
+            str(count),
+            "--stamps",
+            stamps_path,
+        ],
+        cwd=REPO,
+    )
+    received: list[tuple[int, int, bytes]] = []
+    feed_ended: float | None = None
+    last_arrival = time.monotonic()
+    try:
+        while True:
+            msg = c.poll(0.1)
+            now = time.monotonic()
+            if msg is not None and not msg.error():
+                received.append((time.time_ns(), msg.timestamp()[1], msg.value() or b""))
+                last_arrival = now
+            if feed_ended is None and feed.poll() is not None:
+                feed_ended = now
+            if feed_ended is not None and (
+                now - last_arrival > 3.0 or now - feed_ended > drain_timeout
+            ):
+                break
+    finally:
+        c.close()
+        if feed.poll() is None:
+            feed.kill()
+    if feed.returncode != 0:
+        raise RuntimeError(f"the feed child failed with exit code {feed.returncode}")
+    stamps: dict[str, int] = json.loads(Path(stamps_path).read_text())
+    os.unlink(stamps_path)
+    produced: dict[str, int] = {}  # the decision's CreateTime (ms): when the worker sent it
+    for arrived, created_ms, value in received:
+        tick_id = json.loads(value)["tick_id"]
+        if tick_id in stamps and tick_id not in arrivals:
+            arrivals[tick_id] = arrived
+            produced[tick_id] = created_ms
+    # Split of the median: due -> the worker produced the decision (feed linger, batching,
+    # the pipeline) and produced -> visible to a read_committed consumer (the transaction
+    # commit and the fetch). CreateTime has millisecond resolution.
+    to_produce = sorted(produced[t] - stamps[t] / 1e6 for t in produced)
+    to_visible = sorted(arrivals[t] / 1e6 - produced[t] for t in produced)
+    late = [(arrivals[t] - s) / 1e6 if t in arrivals else float("inf") for t, s in stamps.items()]
+    # Ticks the model holds no decision for (warm-up, dead zone) are not late: only ticks that
+    # got a decision, or none although the worker had not finished, count. The worker decides
+    # every tick once warm, so a missing decision after the drain means "not yet".
+    late.sort()
+    lat = {f"p{q:g}_ms": round(percentile(late, q), 2) for q in (50, 99, 99.9)}
+    # Decisions per second from the first tick due to the last decision: below the offered
+    # rate, a queue grew and the latency figures are the queue's, not the pipeline's.
+    span_s = (max(arrivals.values(), default=0) - min(stamps.values())) / 1e9
+    decided_rate = len(arrivals) / span_s if span_s > 0 else 0.0
+    return {
+        "rate": rate,
+        "offered": len(stamps),
+        "decided": len(arrivals),
+        "decided_per_s": round(decided_rate),
+        **{k: (v if v != float("inf") else None) for k, v in lat.items()},
+        "max_ms": round(late[-1], 2) if late[-1] != float("inf") else None,
+        "p50_to_produce_ms": round(percentile(to_produce, 50), 1) if to_produce else None,
+        "p50_produce_to_visible_ms": round(percentile(to_visible, 50), 1) if to_visible else None,
+        "saturated": len(arrivals) < len(stamps) or decided_rate < 0.95 * rate,
+    }
+
+
+def latency(
+    bootstrap: str, rates: list[int], seconds: float, drain_timeout: float, warm: int
+) -> list[dict[str, Any]]:
+    """Each offered rate on a fresh topic with a fresh worker, warmed up first.
+
+    A fresh worker per rate keeps a backlog left by a saturated rate out of the next one.
+    """
+    rows = []
+    for rate in rates:
+        prefix = new_prefix(f"lat{rate}")
+        topics = Topics(prefix)
+        create_topics(bootstrap, prefix, partitions=1)
+        app_id = f"bench-lat-{uuid.uuid4().hex[:6]}"
+        with tempfile.TemporaryDirectory(prefix="tickwise-bench-ckpt-") as ckpt:
+            worker = spawn_worker(bootstrap, prefix, app_id, checkpoint_dir=ckpt)
+            try:
+                publish(synthetic(SEED, warm), bootstrap, topics.raw)
+                if not wait_committed(bootstrap, app_id, topics.raw, 1, warm, 300):
+                    raise RuntimeError("the worker did not finish its warm-up ticks in 300 s")
+                row = latency_at(bootstrap, prefix, rate, warm, seconds, drain_timeout)
+            finally:
+                stop_process(worker)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ticks", type=int, default=100_000, help="throughput: ticks preloaded")
+    parser.add_argument("--rates", default=",".join(map(str, RATES)), help="offered ticks/s")
+    parser.add_argument("--seconds", type=float, default=15.0, help="latency: seconds per rate")
+    parser.add_argument("--warm", type=int, default=5000, help="latency: warm-up ticks")
+    parser.add_argument("--drain-timeout", type=float, default=120.0)
+    parser.add_argument("--timeout", type=float, default=1200.0, help="throughput phase, s")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--out", default=str(RESULTS / "live.json"))
+    add_bootstrap_argument(parser)
+    # the paced feed child of the latency phase
+    parser.add_argument("--child-feed", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--topic", help=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--skip", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--stamps", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child_feed:
+        return feed_child(args)
+    rates = [int(r) for r in args.rates.split(",") if r]
+    results: dict[str, Any] = {}
+    with broker_for(args.bootstrap_servers) as bootstrap:
+        if not args.skip_throughput:
+            tp = throughput(bootstrap, args.ticks, args.timeout)
+            ceiling = pass_through(bootstrap, Topics(tp["prefix"]).raw, args.ticks, args.timeout)
+            ratio = tp["ticks_per_s"] / ceiling["ticks_per_s"]
+            rows = [{"path": "tickwise worker", **tp}, {"path": "bare pass-through", **ceiling}]
+            print(table(rows, ["path", "ticks", "seconds", "ticks_per_s", "startup_s"]))
+            print(f"worker / ceiling: {ratio:.3f} (target: >= 50,000 ticks/s per worker)")
+            results |= {"worker": tp, "ceiling": ceiling, "ratio_worker_over_ceiling": ratio}
+        if not args.skip_latency:
+            lat = latency(bootstrap, rates, args.seconds, args.drain_timeout, args.warm)
+            cols = [
+                "rate",
+                "offered",
+                "decided",
+                "decided_per_s",
+                "p50_ms",
+                "p99_ms",
+                "p99.9_ms",
+                "max_ms",
+            ]
+            print(table(lat, [*cols, "saturated"]))
+            print("target: p99 <= 10 ms at 5,000 ticks/s offered")
+            results["latency"] = lat
+    write_results(args.out, command_line(), results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""The benchmark scripts still run: tiny inputs, their JSON results and their pure helpers.
+
+Why: benchmarks are not tests and nobody runs them on every change, so they rot silently. These
+run the broker-free ones end to end on a few hundred ticks (seconds, not minutes) and check the
+arithmetic the broker-bound ones rely on. No speed is asserted here; speed lives in benchmarks/.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ES_TRADES = REPO / ".." / "shared" / "data" / "es_trades_2013-09-01T17_to_09-03T09.csv.gz"
+if str(REPO) not in sys.path:  # the benchmarks are run from the repo root as modules
+    sys.path.insert(0, str(REPO))
+
+from benchmarks import common, live, profile_backtest, scaleout  # noqa: E402
+
+
+def _run(*args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+@pytest.mark.skipif(not ES_TRADES.exists(), reason=f"real ES trades absent at {ES_TRADES}")
+def test_replay_without_backtrader_says_so_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "replay.json"
+    stdout = _run("benchmarks.replay", "--limit", "400", "--no-backtrader", "--out", str(out))
+    assert "backtrader part skipped" in stdout
+    result = json.loads(out.read_text())
+    (row,) = result["results"]["rows"]
+    assert row["side"] == "tickwise" and row["ticks"] == 400 and row["model"] == "logistic"
+    assert row["peak_rss_mb"] > 0 and row["ticks_per_s"] > 0
+    assert not any(k.startswith("ratio") for k in result["results"])
+    assert result["meta"]["nproc"] >= 1 and "--limit 400" in result["meta"]["command"]
+
+
+def test_memory_benchmark_samples_and_reports_peak(tmp_path: Path) -> None:
+    out = tmp_path / "memory.json"
+    _run("benchmarks.backtest_memory", "--ticks", "600", "--every", "200", "--out", str(out))
+    result = json.loads(out.read_text())["results"]
+    assert result["ticks"] == 600
+    assert [s["ticks"] for s in result["samples"]] == [200, 400, 600]
+    assert result["peak_rss_mb"] >= max(s["rss_mb"] for s in result["samples"]) - 1.0
+
+
+def test_live_arguments_default_to_the_issue_rates() -> None:
+    args = live.parse_args([])
+    assert [int(r) for r in args.rates.split(",")] == [1000, 5000, 20000]
+    quick = live.parse_args(["--ticks", "2000", "--seconds", "2", "--skip-latency"])
+    assert quick.ticks == 2000 and quick.seconds == 2.0 and quick.skip_latency
+
+
+def test_nearest_rank_percentiles_and_late_ticks() -> None:
+    values = sorted(float(v) for v in range(1, 1001))
+    assert live.percentile(values, 50) == 500.0
+    assert live.percentile(values, 99) == 990.0
+    assert live.percentile(values, 99.9) == 999.0
+    # a tick never decided counts as infinitely late, so it shows at the top percentiles
+    assert live.percentile([*values[:-1], float("inf")], 99.9) == 999.0
+    assert live.percentile([*values[:-2], float("inf"), float("inf")], 99.9) == float("inf")
+
+
+def test_span_rate_counts_ticks_over_the_output_span() -> None:
+    rate, first, last = live.span_rate([2_000, 1_000, 3_000], ticks=500)
+    assert (first, last) == (1_000, 3_000) and rate == pytest.approx(250.0)
+
+
+def test_output_topics_exclude_the_input_and_control() -> None:
+    names = live.output_topics("p.")
+    assert "p.ticks.raw" not in names and "p.control" not in names
+    assert {"p.ticks.clean", "p.decisions", "p.audit"} <= set(names)
+
+
+def test_scaleout_instruments_fill_both_partitions_evenly() -> None:
+    names = scaleout.balanced_instruments()
+    buckets = [zlib.crc32(n.encode()) % scaleout.PARTITIONS for n in names]
+    assert sorted(buckets) == [0, 0, 1, 1]
+
+
+def test_table_and_results_json(tmp_path: Path) -> None:
+    text = common.table([{"a": 12345, "b": 0.5}], ["a", "b"])
+    assert text.splitlines()[-1].split() == ["12,345", "0.5"]
+    path = common.write_results(tmp_path / "x.json", "cmd", {"k": 1})
+    data = json.loads(path.read_text())
+    assert data["results"] == {"k": 1} and data["meta"]["command"] == "cmd"
+
+
+def test_profile_summary_counts_only_samples_under_the_backtest() -> None:
+    site = "/venv/lib/python3.11/site-packages/pydantic/main.py"
+    raw = "\n".join(
+        [
+            f"main (cli.py:1);run_backtest (replay/backtest.py:9);dump ({site}:5) 6",
+            "main (cli.py:1);run_backtest (replay/backtest.py:9);g (x.py:2);h (x.py:3) 4",
+            "main (cli.py:1);import_module (importlib/__init__.py:126) 50",
+        ]
+    )
+    s = profile_backtest.summarise(raw)
+    assert s["samples"] == 10
+    assert s["self"] == [("dump (pydantic/main.py)", 6), ("h (x.py)", 4)]
+    assert dict(s["total"])["run_backtest (replay/backtest.py)"] == 10
+    assert "main (cli.py)" not in dict(s["total"])
+    assert dict(s["files"]) == {"pydantic/main.py": 6, "x.py": 4}
