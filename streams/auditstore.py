@@ -183,7 +183,7 @@ class AuditStore:
             )
             if columns != actual or prev != r.prev_hash:
                 problems.append(f"{audit_id}: indexed columns differ from the record's body")
-            problems += check_link(r, heads)
+            problems += check_link(r, heads, body.encode() if isinstance(body, str) else body)
         return problems, heads
 
     def export(self, path: Path, fmt: str, query: Query = Query()) -> int:

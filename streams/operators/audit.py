@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -26,8 +27,20 @@ GENESIS = "0" * 64
 _UNSIGNED_TAIL = b',"hash":""}'
 
 
-def record_hash(record: AuditRecord) -> str:
-    """SHA-256 of the record's canonical JSON without its own hash (``prev_hash`` included)."""
+_SIGNED_TAIL = re.compile(rb',"hash":"[0-9a-f]{64}"\}\Z')
+
+
+def record_hash(record: AuditRecord, stored: bytes | None = None) -> str:
+    """SHA-256 of the record's canonical JSON without its own hash (``prev_hash`` included).
+
+    Given the bytes the record was ``stored`` as, hash those (minus the signed tail ``seal``
+    added) rather than re-encoding the parsed record: a record written before its contract
+    gained an optional field would re-encode with that field and never verify again.
+    """
+    if stored is not None:
+        tail = _SIGNED_TAIL.search(stored)
+        if tail is not None:
+            return hashlib.sha256(stored[: tail.start()] + b"}").hexdigest()
     body = record.model_dump_json(exclude={"hash"}).encode()
     return hashlib.sha256(body).hexdigest()
 
@@ -126,15 +139,20 @@ class AuditChain(InstrumentStateMixin):
         return record, wire
 
 
-def check_link(record: AuditRecord, heads: dict[str, tuple[int, str]]) -> list[str]:
-    """Problems of one record against its instrument's chain so far; advances ``heads``."""
+def check_link(
+    record: AuditRecord, heads: dict[str, tuple[int, str]], stored: bytes | None = None
+) -> list[str]:
+    """Problems of one record against its instrument's chain so far; advances ``heads``.
+
+    ``stored``: the bytes the record was read from, when the caller has them (see
+    ``record_hash``)."""
     problems: list[str] = []
     last_seq, prev = heads.get(record.instrument, (-1, GENESIS))
     if record.seq != last_seq + 1:
         problems.append(f"{record.audit_id}: seq {record.seq} follows {last_seq}")
     if record.prev_hash != prev:
         problems.append(f"{record.audit_id}: prev_hash does not match the previous record")
-    if record_hash(record) != record.hash:
+    if record_hash(record, stored) != record.hash:
         problems.append(f"{record.audit_id}: hash does not match its content")
     heads[record.instrument] = (record.seq, record.hash)
     return problems

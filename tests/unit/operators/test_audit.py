@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 
 import pytest
 import stubs
 
-from schemas.decisions import AuditRecord, Side
+from schemas.decisions import AppliedControl, AuditRecord, Side
 from streams.config import RiskConfig
-from streams.operators.audit import GENESIS, AuditChain, record_hash, verify_chain
+from streams.operators.audit import GENESIS, AuditChain, check_link, record_hash, verify_chain
 from streams.operators.risk import RiskEngine
 
 SIDES = [Side.BUY, Side.FLAT, Side.SELL, Side.BUY, Side.SELL]
@@ -70,6 +71,25 @@ def test_sealed_bytes_are_the_record_encoded_and_hashed() -> None:
         assert wire == record.to_bytes()
         assert record.hash == record_hash(record)
         assert AuditRecord.model_validate_json(wire) == record
+
+
+def test_a_record_from_before_a_contract_grew_verifies_from_its_stored_bytes() -> None:
+    # An older producer wrote controls without ``operator``; parsed today the field reads as
+    # null and re-encoding changes the bytes, so only the stored bytes can prove the hash.
+    sig = stubs.signal(Side.BUY)
+    fv = stubs.feature_vector(sig.tick_id, stubs.T0_NS, 100.0)
+    decision, checks = RiskEngine(RiskConfig()).on_signal(sig, fv.price)
+    control = AppliedControl(
+        command_id="c1", command="kill_switch_on", scope="ES", reason="r", applied_ts_event_ns=1
+    )
+    _, wire = AuditChain().on_decision(fv, sig, checks, decision, controls=[control])
+    body = wire[: wire.rindex(b',"hash":')].replace(b',"operator":null', b"")
+    old = body + b',"hash":"%s"}' % hashlib.sha256(body + b"}").hexdigest().encode()
+    record = AuditRecord.model_validate_json(old)
+    assert check_link(record, {}, old) == []
+    assert check_link(record, {}) != []  # re-encoding the parsed record is not what was hashed
+    tampered = old.replace(b'"reason":"r"', b'"reason":"x"')
+    assert check_link(AuditRecord.model_validate_json(tampered), {}, tampered) != []
 
 
 def test_record_contents_match_the_decision() -> None:
