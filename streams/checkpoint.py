@@ -64,7 +64,10 @@ class CheckpointStore:
         if not path.exists():
             return None
         with path.open("rb") as fh:
-            checkpoint = pickle.load(fh)  # our own files, written by save()
+            try:
+                checkpoint = pickle.load(fh)  # our own files, written by save()
+            except Exception as exc:  # truncated, overwritten or from another program
+                raise ValueError(f"{path} is not a readable tickwise checkpoint: {exc!r}") from exc
         if not isinstance(checkpoint, Checkpoint):
             raise ValueError(f"{path} is not a tickwise checkpoint")
         return checkpoint

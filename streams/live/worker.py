@@ -145,7 +145,15 @@ def build_app(
                 produced[msg.partition].append(msg.timestamp or 0.0)
                 tps[msg.partition] = msg.tp
             for partition, batch in batches.items():
-                runner = await runner_for(partition, batch[0][0])
+                try:
+                    runner = await runner_for(partition, batch[0][0])
+                except Exception as exc:
+                    # A partition whose state cannot be rebuilt (an unreadable checkpoint, a
+                    # refused transactional id) must not be skipped, nor retried forever by
+                    # faust's supervisor behind a live-looking process: stop, loudly, non-zero.
+                    log.critical("partition %s: cannot take it over: %r; stopping", partition, exc)
+                    await app.crash(exc)
+                    return
                 try:
                     await blocking(runner.process, batch)
                 except PartitionFenced as exc:

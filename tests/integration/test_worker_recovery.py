@@ -93,3 +93,29 @@ def test_sigkill_and_restart_lose_and_duplicate_nothing(
     for v in replay:
         offline[Decision.model_validate_json(v).instrument].append(v)
     assert dict(live) == dict(offline)
+
+
+def test_a_partition_it_cannot_rebuild_stops_the_worker_loudly(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    # An unreadable checkpoint: skipping the partition would lose it, starting it from nothing
+    # would decide on the wrong state, and faust would retry the agent forever behind a process
+    # that looks alive. The worker must exit non-zero, say why, and emit nothing.
+    topics = Topics(topic_prefix)
+    create_topics(kafka_bootstrap, topic_prefix, partitions=1)
+    assert publish(list(synthetic(seed=3, count=50)), kafka_bootstrap, topics.raw) == 50
+    ckpt = tmp_path / "checkpoints"
+    ckpt.mkdir()
+    (ckpt / f"{topics.raw}-0.ckpt").write_bytes(b"not a pickle")
+    log = tmp_path / "worker.log"
+    worker = spawn_worker(
+        kafka_bootstrap, topic_prefix, f"bad-ckpt-{uuid.uuid4().hex[:8]}", None, str(log), str(ckpt)
+    )
+    try:
+        code = worker.wait(120)
+    finally:
+        stop_process(worker)
+    assert code != 0
+    text = log.read_text(errors="replace")
+    assert "cannot take it over" in text and "not a readable tickwise checkpoint" in text
+    assert read_values(kafka_bootstrap, topics.clean, 1, 3) == []
