@@ -78,7 +78,9 @@ class Console:
     async def consume(self) -> None:
         """Read every console topic from the start, then follow; runs until cancelled."""
         loop = asyncio.get_running_loop()
-        c = await loop.run_in_executor(None, consumer, self.bootstrap, list(self.names))
+        # a group under the console role's prefix, which the secure profile's ACLs allow
+        group = f"{self.topics.prefix}tickwise-console-{uuid.uuid4().hex[:8]}"
+        c = await loop.run_in_executor(None, consumer, self.bootstrap, list(self.names), group)
         next_lag = 0.0
         try:
             while True:

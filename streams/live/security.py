@@ -38,6 +38,12 @@ ROLE_ACCESS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "risk": (("signals", "control"), ("decisions", "fills", "alerts", "control")),
     "audit": (("features", "signals", "decisions"), ("audit",)),
     "reader": (("features", "signals", "decisions", "audit", "alerts", "fills"), ()),
+    # tickwise console: reads what it shows (streams.console.view.SPECS); writes only the
+    # operators' commands
+    "console": (
+        ("decisions", "signals", "fills", "alerts", "ticks.quarantine", "audit", "control"),
+        ("control",),
+    ),
 }
 # The validator reads its own outputs: restart recovery rebuilds its state from their tails.
 WORKER_ROLES = ("validator", "features", "model", "risk", "audit")

@@ -137,3 +137,13 @@ def test_the_page_and_the_state_are_served_without_login() -> None:
     assert call(users, "GET", "/", None)[0] == 200
     status, state = call(users, "GET", "/api/state", None)
     assert status == 200 and state["instruments"] == {}
+
+
+def test_the_console_role_reads_exactly_what_the_console_shows() -> None:
+    # the secure profile's ACLs for the console come from ROLE_ACCESS; they must follow SPECS
+    from streams.console.view import SPECS
+    from streams.live.security import ROLE_ACCESS
+
+    reads, writes = ROLE_ACCESS["console"]
+    assert set(reads) == {spec.name for spec in SPECS}
+    assert writes == ("control",)
