@@ -58,6 +58,7 @@ def browser():
 def test_console_shows_signals_and_an_operator_halts_trading_from_the_page(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -82,11 +83,17 @@ def test_console_shows_signals_and_an_operator_halts_trading_from_the_page(
     driver = None
     try:
         driver = browser()
-        wait = WebDriverWait(driver, WAIT_S, poll_frequency=0.2)
+        # the page re-renders as updates are pushed: an element found a moment ago may be gone,
+        # so every read of live content goes through the wait, which retries a stale one
+        wait = WebDriverWait(
+            driver, WAIT_S, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException]
+        )
         driver.get(f"http://127.0.0.1:{port}/")
         # signals appear, pushed by the server, with their explanations
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#signals tr.signal")) >= 3)
-        explanation = driver.find_element(By.CSS_SELECTOR, "#signals tr.signal td.expl").text
+        explanation = wait.until(
+            lambda d: d.find_element(By.CSS_SELECTOR, "#signals tr.signal td.expl").text
+        )
         assert "pushed" in explanation
         assert driver.find_element(By.ID, "control-fields").get_property("disabled")
 
@@ -108,9 +115,11 @@ def test_console_shows_signals_and_an_operator_halts_trading_from_the_page(
         wait.until(halted)
         rows = "#audit tr.audit-row[data-operator='alice']"
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, rows)) >= 3)
-        row = driver.find_element(By.CSS_SELECTOR, rows).text
+        row = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, rows).text)
         assert "kill_switch_on" in row and "browser test: desk halts trading" in row
-        assert "global kill switch ON (alice)" in driver.find_element(By.ID, "global-ks").text
+        assert "global kill switch ON (alice)" in wait.until(
+            lambda d: d.find_element(By.ID, "global-ks").text
+        )
         driver.save_screenshot(str(tmp_path / "console.png"))
     finally:
         if driver is not None:
