@@ -125,6 +125,12 @@ class FeatureConfig(Frozen):
     )
     rsi_tau_s: float = Field(default=14.0, gt=0.0)
     intensity_tau_s: float = Field(default=10.0, gt=0.0)
+    sample_ms: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="Decision cadence: emit a feature vector (and so decide) on the first tick "
+        "of each event-time bucket of this many ms, per instrument; 0: on every tick.",
+    )
 
 
 class LabelConfig(Frozen):

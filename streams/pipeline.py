@@ -240,11 +240,19 @@ class Pipeline:
         return self.model.submit(command) or applied
 
     def decide(self, clean: CleanTick) -> Decided:
-        """Stage two: features, then (after warm-up) signal, decision and audit record."""
+        """Stage two: features, then (after warm-up) signal, decision and audit record.
+
+        Fills, market state and outcome scoring move on every tick; the model, risk and audit
+        run on the ticks the feature engine samples (every tick unless ``sample_ms`` is set).
+        """
         fills: list[Fill] = []
         try:
             fills, alerts = self._before_model(clean.tick)
             fv = self.features.on_tick(clean.tick)
+            if fv is None:  # between two decisions (``features.sample_ms``)
+                self.audit.hold_fills(clean.tick.instrument, fills)
+                alerts, commands = self._policies(alerts)
+                return Decided(fills=tuple(fills), alerts=alerts, commands=commands)
             scored = self.model.on_features(fv)
             signal = scored.routed  # shadow signals never reach risk
             if signal is None:

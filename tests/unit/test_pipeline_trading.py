@@ -26,10 +26,13 @@ def run(pipeline: Pipeline, count: int = 6000, seed: int = 7) -> list[Decided]:
     return out
 
 
-@pytest.fixture(scope="module")
-def decided() -> tuple[Pipeline, list[Decided]]:
-    pipeline = Pipeline(load_config(execution={"latency_ms": 40.0}))
-    return pipeline, run(pipeline)
+@pytest.fixture(scope="module", params=[0.0, 200.0], ids=["every-tick", "sampled-200ms"])
+def decided(request: pytest.FixtureRequest) -> tuple[Pipeline, list[Decided]]:
+    """Per-tick decisions, and decisions on an event-time cadence (``features.sample_ms``),
+    where most fills land on ticks that decide nothing."""
+    config = load_config(execution={"latency_ms": 40.0}, features={"sample_ms": request.param})
+    pipeline = Pipeline(config)
+    return pipeline, run(pipeline, count=12000 if request.param else 6000)
 
 
 def test_every_fill_is_in_exactly_one_audit_record_after_its_order(decided) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pickle
 
+import pytest
+
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import SourceRef
 from streams.config import load_config
@@ -25,8 +27,9 @@ def run(pipeline: Pipeline, records: list) -> list[bytes]:
     return out
 
 
-def test_pickled_state_continues_exactly_like_an_uninterrupted_run() -> None:
-    config = load_config()
+@pytest.mark.parametrize("sample_ms", [0.0, 150.0])
+def test_pickled_state_continues_exactly_like_an_uninterrupted_run(sample_ms: float) -> None:
+    config = load_config(features={"sample_ms": sample_ms})
     records = list(synthetic(seed=5, count=4000))
     cut = 2500
     whole = run(Pipeline(config), records)

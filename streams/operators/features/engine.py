@@ -27,6 +27,7 @@ Z_BOUND = 10.0
 HORIZON_RE = re.compile(r"^ret_(\d+(?:\.\d+)?)s_bps$")
 
 FEATURE_NAMES = DEFAULT_FEATURES
+_NO_DECAY = (1.0, 1.0, 1.0, 1.0, 1.0)  # exp(-0 / tau): ticks that share a timestamp
 # name -> what it means; ``ret_<H>s_bps`` (any H in seconds) comes on top of these.
 CATALOGUE: Mapping[str, str] = MappingProxyType(
     {
@@ -79,14 +80,17 @@ class _Lagged:
         self.horizon_ns = int(horizon_s * 1e9)
         self.window: deque[tuple[int, float]] = deque()
 
-    def update(self, ts_ns: int, price: float) -> float:
-        """Add the tick and return the log return over the horizon (or since the first tick)."""
+    def push(self, ts_ns: int, price: float) -> None:
+        """Add the tick and forget prices no later return can start from."""
         window = self.window
         window.append((ts_ns, price))
         cutoff = ts_ns - self.horizon_ns
         while len(window) > 1 and window[1][0] <= cutoff:
             window.popleft()
-        return (math.log(price) - math.log(window[0][1])) * BPS
+
+    def value(self, price: float) -> float:
+        """The log return over the horizon (or since the first tick) to ``price``, in bps."""
+        return (math.log(price) - math.log(self.window[0][1])) * BPS
 
 
 @dataclass
@@ -112,6 +116,7 @@ class _State:
     last_mid: float = math.nan
     last_trade: float = math.nan
     last_sign: float = 0.0
+    last_bucket: int = -1  # the event-time bucket of the last vector (``sample_ms``)
 
 
 class FeatureEngine(InstrumentStateMixin):
@@ -137,6 +142,14 @@ class FeatureEngine(InstrumentStateMixin):
         self.config = config
         self.names = config.feature_set
         self.horizons = horizons_of(config.feature_set)
+        self.sample_ns = int(config.sample_ms * 1e6)
+        self._taus = (
+            config.fast_tau_s,
+            config.slow_tau_s,
+            config.vol_tau_s,
+            config.intensity_tau_s,
+            config.rsi_tau_s,
+        )
         self._state: dict[str, _State] = {}
 
     def _new_state(self, price: float, ts_ns: int) -> _State:
@@ -159,8 +172,14 @@ class FeatureEngine(InstrumentStateMixin):
             lagged={name: _Lagged(h) for name, h in self.horizons.items()},
         )
 
-    def on_tick(self, tick: TradeTick | QuoteTick) -> FeatureVector:
-        """Update the instrument's state with ``tick`` and return its features."""
+    def on_tick(self, tick: TradeTick | QuoteTick) -> FeatureVector | None:
+        """Update the instrument's state with ``tick``; its features when a vector is due.
+
+        With ``sample_ms`` set, a vector (and so a decision) comes only on the first tick of
+        each event-time bucket; every other tick still moves the state, so a vector always
+        sums up every tick before it. Buckets follow event time, never arrival, so live and
+        replay sample the same ticks.
+        """
         price = tick.reference_price
         state = self._state.get(tick.instrument)
         if state is None:
@@ -169,9 +188,15 @@ class FeatureEngine(InstrumentStateMixin):
         now_ns = max(state.last_ts_ns, tick.ts_event_ns)
         dt_s = (now_ns - state.last_ts_ns) * NS
         ret = (math.log(price) - math.log(state.last_price)) * BPS
-        values = self._update(state, tick, price, ret, dt_s, now_ns)
+        log_price = self._advance(state, tick, price, ret, dt_s, now_ns)
         state.last_price = price
         state.last_ts_ns = now_ns
+        if self.sample_ns:
+            bucket = now_ns // self.sample_ns
+            if bucket <= state.last_bucket:
+                return None
+            state.last_bucket = bucket
+        values = self._values(state, tick, price, ret, dt_s, log_price)
         return FeatureVector(
             instrument=tick.instrument,
             tick_id=tick.tick_id,
@@ -180,7 +205,7 @@ class FeatureEngine(InstrumentStateMixin):
             values={name: values[name] for name in self.names},
         )
 
-    def _update(
+    def _advance(
         self,
         s: _State,
         tick: TradeTick | QuoteTick,
@@ -188,17 +213,19 @@ class FeatureEngine(InstrumentStateMixin):
         ret: float,
         dt_s: float,
         now_ns: int,
-    ) -> dict[str, float]:
-        s.fast.update(ret, dt_s)
-        s.slow.update(ret, dt_s)
-        s.vol.update(ret, dt_s)
-        s.rv.update(ret * ret, dt_s)
-        s.ticks.update(1.0, dt_s)
-        s.up.update(max(ret, 0.0), dt_s)
-        s.down.update(max(-ret, 0.0), dt_s)
+    ) -> float:
+        """Move every running statistic by one tick; returns the tick's log price (bps)."""
+        decay = self._decays(dt_s)
+        s.fast.add(ret, decay[0])
+        s.slow.add(ret, decay[1])
+        s.vol.add(ret, decay[2])
+        s.rv.add(ret * ret, decay[2])
+        s.ticks.add(1.0, decay[3])
+        s.up.add(max(ret, 0.0), decay[4])
+        s.down.add(max(-ret, 0.0), decay[4])
         # Log price relative to the first tick keeps the numbers small whatever the price level.
         log_price = (math.log(price) - math.log(s.first_price)) * BPS
-        s.log_price.update(log_price, dt_s)
+        s.log_price.add(log_price, decay[1])
         signed = 0.0
         if isinstance(tick, QuoteTick):
             s.spread_bps = (tick.ask - tick.bid) / price * BPS
@@ -207,7 +234,7 @@ class FeatureEngine(InstrumentStateMixin):
             micro = ratio(tick.bid * tick.ask_size + tick.ask * tick.bid_size, depth)
             s.microprice_bps = (micro / price - 1.0) * BPS if micro > 0.0 else 0.0
             s.last_mid = price
-            s.volume.update(0.0, dt_s)
+            s.volume.add(0.0, decay[0])
         else:
             # Aggressor side: against the last mid when quotes are seen, else the tick rule.
             ref = s.last_mid if not math.isnan(s.last_mid) else s.last_trade
@@ -215,9 +242,37 @@ class FeatureEngine(InstrumentStateMixin):
                 s.last_sign = 1.0 if price > ref else -1.0
             signed = s.last_sign * tick.size
             s.last_trade = price
-            s.volume.update(tick.size, dt_s)
-            s.log_size.update(math.log1p(tick.size), dt_s)
-        s.signed_vol.update(signed, dt_s)
+            s.volume.add(tick.size, decay[0])
+            s.log_size.add(math.log1p(tick.size), decay[1])
+        s.signed_vol.add(signed, decay[0])
+        for lagged in s.lagged.values():
+            lagged.push(now_ns, price)
+        return log_price
+
+    def _decays(self, dt_s: float) -> tuple[float, float, float, float, float]:
+        """``exp(-dt / tau)`` for the fast, slow, vol, intensity and RSI time constants, each
+        worked out once per tick (several statistics share a constant)."""
+        if dt_s == 0.0:
+            return _NO_DECAY
+        taus = self._taus
+        cache: dict[float, float] = {}
+        out = []
+        for tau in taus:
+            d = cache.get(tau)
+            if d is None:
+                d = cache[tau] = math.exp(-dt_s / tau)
+            out.append(d)
+        return tuple(out)  # type: ignore[return-value]
+
+    def _values(
+        self,
+        s: _State,
+        tick: TradeTick | QuoteTick,
+        price: float,
+        ret: float,
+        dt_s: float,
+        log_price: float,
+    ) -> dict[str, float]:
         vol = s.vol.std
         values = {
             "ret_bps": ret,
@@ -242,5 +297,5 @@ class FeatureEngine(InstrumentStateMixin):
             z = ratio(math.log1p(tick.size) - s.log_size.mean, s.log_size.std)
             values["z_volume"] = clip(z, Z_BOUND)
         for name, lagged in s.lagged.items():
-            values[name] = lagged.update(now_ns, price)
+            values[name] = lagged.value(price)
         return values

@@ -34,7 +34,10 @@ class EwmStats:
 
     def update(self, x: float, dt_s: float) -> None:
         """Decay by the event-time gap ``dt_s`` and add ``x`` with weight one."""
-        decay = math.exp(-dt_s / self.tau_s)
+        self.add(x, math.exp(-dt_s / self.tau_s))
+
+    def add(self, x: float, decay: float) -> None:
+        """``update`` with the decay factor already worked out (shared by equal time constants)."""
         self.weight = self.weight * decay + 1.0
         delta = x - self.mean
         self.mean += delta / self.weight
@@ -68,6 +71,10 @@ class DecayedSum:
     def update(self, x: float, dt_s: float) -> None:
         """Decay by ``dt_s`` and add ``x``."""
         self.value = self.value * math.exp(-dt_s / self.tau_s) + x
+
+    def add(self, x: float, decay: float) -> None:
+        """``update`` with the decay factor already worked out (shared by equal time constants)."""
+        self.value = self.value * decay + x
 
 
 def clip(x: float, bound: float) -> float:

@@ -180,3 +180,33 @@ def test_one_extreme_tick_does_not_poison_the_instrument() -> None:
     engine.on_tick(stubs.trade_tick(2, 100.0))
     fv = engine.on_tick(stubs.trade_tick(3, 101.0))
     assert all(math.isfinite(v) for v in fv.values.values())
+
+
+@PROPERTY
+@given(path=tick_paths(min_size=1, max_size=60), sample_ms=st.sampled_from([1.0, 9e4, 6e5]))
+def test_a_sampled_engine_emits_the_per_tick_vector_at_each_buckets_first_tick(
+    path: list, sample_ms: float
+) -> None:
+    """The decision cadence only chooses which vectors leave: a sampled vector is bit for bit
+    the one an every-tick engine computes at that tick, so no tick is skipped by the state."""
+    every = run(path)
+    sampled = run(path, FeatureConfig(sample_ms=sample_ms))
+    bucket_ns, last, expected = int(sample_ms * 1e6), None, []
+    for tick, fv in zip(path, every, strict=True):
+        bucket = tick.ts_event_ns // bucket_ns
+        expected.append(fv if bucket != last else None)
+        last = bucket
+    assert sampled == expected
+    assert sampled[0] is not None  # an instrument's first tick always decides
+
+
+def test_a_late_tick_inside_an_earlier_bucket_does_not_decide_again() -> None:
+    """Out-of-order ticks (within tolerance) fall in a bucket already decided: no second
+    vector, so a late tick cannot buy a bucket two decisions."""
+    engine = FeatureEngine(FeatureConfig(sample_ms=1000.0))
+    t0 = stubs.T0_NS - stubs.T0_NS % S
+    assert engine.on_tick(stubs.trade_tick(0, 100.0, t0)) is not None
+    assert engine.on_tick(stubs.trade_tick(1, 100.5, t0 + S + 10)) is not None
+    assert engine.on_tick(stubs.trade_tick(2, 100.2, t0 + S - 10)) is None  # late, old bucket
+    assert engine.on_tick(stubs.trade_tick(3, 100.1, t0 + S + 20)) is None
+    assert engine.on_tick(stubs.trade_tick(4, 100.3, t0 + 2 * S)) is not None
