@@ -36,7 +36,9 @@ def _features(p: Pipeline, raw: bytes, src: SourceRef) -> None:
 def _model(p: Pipeline, raw: bytes, src: SourceRef) -> None:
     for v in p.screen(raw, src):
         if isinstance(v, CleanTick):
-            p.model.on_features(p.features.on_tick(v.tick))
+            fv = p.features.on_tick(v.tick)
+            if fv is not None:
+                p.model.on_features(fv)
 
 
 def _encoded(p: Pipeline, raw: bytes, src: SourceRef) -> None:
@@ -61,7 +63,9 @@ def river_floor(config: TickwiseConfig, payloads: list[bytes], sources: list[Sou
     for raw, src in zip(payloads, sources, strict=True):
         for v in pipeline.screen(raw, src):
             if isinstance(v, CleanTick):
-                vectors.append(pipeline.features.on_tick(v.tick).values)
+                fv = pipeline.features.on_tick(v.tick)
+                if fv is not None:
+                    vectors.append(fv.values)
     estimator = build_estimator(config.model, config.label.task)
     started = time.process_time()
     previous = None

@@ -89,6 +89,8 @@ class Decided:
 
     def outputs(self, key: str) -> list[Output]:
         """The messages to publish, in the order consumers should see them."""
+        if self.features is None and not (self.error or self.fills or self.alerts or self.commands):
+            return []  # a tick between decisions (no model ran), with nothing to report
         signals = self.signals or ((self.signal,) if self.signal is not None else ())
         out = [Output(TICKS_QUARANTINE, key, self.error)] if self.error is not None else []
         if self.features is not None:
@@ -204,7 +206,8 @@ class Pipeline:
 
     def _observed(self, verdict: CleanTick | QuarantineRecord) -> list[Output]:
         """The data-quality monitor's alerts (and policy commands) on one verdict."""
-        return alert_outputs(*self.observe_validation(verdict))
+        alerts, commands = self.observe_validation(verdict)
+        return alert_outputs(alerts, commands) if alerts or commands else []
 
     def validate(self, raw: bytes, source: SourceRef) -> CleanTick | QuarantineRecord:
         """Stage one for configs that do not reorder: exactly one verdict per raw message."""

@@ -143,13 +143,15 @@ class FeatureEngine(InstrumentStateMixin):
         self.names = config.feature_set
         self.horizons = horizons_of(config.feature_set)
         self.sample_ns = int(config.sample_ms * 1e6)
-        self._taus = (
+        taus = (
             config.fast_tau_s,
             config.slow_tau_s,
             config.vol_tau_s,
             config.intensity_tau_s,
             config.rsi_tau_s,
         )
+        self._distinct_taus = tuple(dict.fromkeys(taus))
+        self._tau_index = tuple(self._distinct_taus.index(t) for t in taus)
         self._state: dict[str, _State] = {}
 
     def _new_state(self, price: float, ts_ns: int) -> _State:
@@ -249,20 +251,13 @@ class FeatureEngine(InstrumentStateMixin):
             lagged.push(now_ns, price)
         return log_price
 
-    def _decays(self, dt_s: float) -> tuple[float, float, float, float, float]:
+    def _decays(self, dt_s: float) -> tuple[float, ...]:
         """``exp(-dt / tau)`` for the fast, slow, vol, intensity and RSI time constants, each
-        worked out once per tick (several statistics share a constant)."""
+        distinct constant worked out once per tick (several statistics share one)."""
         if dt_s == 0.0:
             return _NO_DECAY
-        taus = self._taus
-        cache: dict[float, float] = {}
-        out = []
-        for tau in taus:
-            d = cache.get(tau)
-            if d is None:
-                d = cache[tau] = math.exp(-dt_s / tau)
-            out.append(d)
-        return tuple(out)  # type: ignore[return-value]
+        exps = [math.exp(-dt_s / tau) for tau in self._distinct_taus]
+        return tuple(exps[i] for i in self._tau_index)
 
     def _values(
         self,
