@@ -22,7 +22,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchmarks.common import RESULTS, command_line, peak_rss_mb, rss_mb, table, write_results
+from benchmarks.common import (
+    RESULTS,
+    add_config_argument,
+    command_line,
+    peak_rss_mb,
+    rss_mb,
+    table,
+    write_results,
+)
 from replay.backtest import run_backtest
 from streams.config import load_config
 from streams.sources import RawRecord, synthetic
@@ -52,17 +60,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep-out", default=None, help="keep the backtest outputs in this dir")
     parser.add_argument("--out", default=str(RESULTS / "memory.json"), help="result JSON")
+    add_config_argument(parser)
     args = parser.parse_args(argv)
     ticks = QUICK_TICKS if args.quick else args.ticks
     every = args.every or max(1, ticks // 10)
     out_dir = Path(args.keep_out or tempfile.mkdtemp(prefix="tickwise-bench-memory-"))
     samples: list[dict[str, float]] = []
+    config = load_config(args.config)
     baseline = rss_mb()  # after imports, before the first tick
     try:
         started, cpu = time.perf_counter(), time.process_time()
-        result = run_backtest(
-            sampled(synthetic(args.seed, ticks), every, samples), load_config(), out_dir
-        )
+        result = run_backtest(sampled(synthetic(args.seed, ticks), every, samples), config, out_dir)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         if args.keep_out is None:
@@ -71,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     row = {
         "ticks": result.ticks,
         "decisions": result.decisions,
+        "sample_ms": config.features.sample_ms,
         "seconds": round(seconds, 1),
         "ticks_per_s": round(result.ticks / seconds),
         "ticks_per_cpu_s": round(result.ticks / cpu),

@@ -8,6 +8,7 @@ child, so the benchmark's own imports and bookkeeping never count.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -24,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / ".." / "shared" / "data"
 ES_TRADES = DATA / "es_trades_2013-09-01T17_to_09-03T09.csv.gz"
 RESULTS = REPO / "benchmarks" / "results"
+CADENCE = REPO / "benchmarks" / "cadence-1s.toml"  # decisions once per event-time second
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -147,3 +149,13 @@ def command_line() -> str:
     """How this benchmark was invoked, as one would type it from the repo root."""
     module = Path(sys.argv[0]).stem
     return " ".join(["python -m", f"benchmarks.{module}", *sys.argv[1:]])
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    """``--config``: the TOML the backtest or worker runs under, as for ``tickwise``."""
+    parser.add_argument(
+        "--config",
+        default=None,
+        help=f"TOML config (default: built-in, a decision on every tick; {CADENCE.name}: "
+        "one per second of event time)",
+    )

@@ -46,7 +46,14 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from benchmarks.common import REPO, RESULTS, command_line, table, write_results
+from benchmarks.common import (
+    REPO,
+    RESULTS,
+    add_config_argument,
+    command_line,
+    table,
+    write_results,
+)
 from schemas.topics import CATALOGUE, CONTROL, Topics
 from streams.cli import add_bootstrap_argument
 from streams.live.admin import create_topics
@@ -139,7 +146,9 @@ def span_rate(times: list[int], ticks: int) -> tuple[float, int, int]:
     return ticks / max((last - first) / 1000, 1e-3), first, last
 
 
-def throughput(bootstrap: str, ticks: int, timeout: float) -> dict[str, Any]:
+def throughput(
+    bootstrap: str, ticks: int, timeout: float, config: str | None = None
+) -> dict[str, Any]:
     """Preload ``ticks``, start a worker, time its outputs (start-up excluded)."""
     prefix = new_prefix("tp")
     topics = Topics(prefix)
@@ -148,7 +157,7 @@ def throughput(bootstrap: str, ticks: int, timeout: float) -> dict[str, Any]:
     app_id = f"bench-tp-{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryDirectory(prefix="tickwise-bench-ckpt-") as ckpt:
         started_ms = time.time() * 1000
-        worker = spawn_worker(bootstrap, prefix, app_id, checkpoint_dir=ckpt)
+        worker = spawn_worker(bootstrap, prefix, app_id, config, checkpoint_dir=ckpt)
         try:
             done = wait_committed(bootstrap, app_id, topics.raw, 1, ticks, timeout)
         finally:
@@ -220,6 +229,60 @@ def pass_through(bootstrap: str, source: str, ticks: int, timeout: float) -> dic
     # Wall clock here, until every message is acknowledged: the loop produces faster than
     # CreateTime (ms) could resolve, so timestamps would overstate the ceiling.
     return {"ticks": moved, "seconds": round(seconds, 3), "ticks_per_s": round(moved / seconds)}
+
+
+def faust_floor(bootstrap: str, source: str, ticks: int, timeout: float) -> dict[str, Any]:
+    """The framework's own ceiling: the worker's faust app and batch loop, doing nothing else.
+
+    What faust and aiokafka cost per message before a byte is validated: no worker built on
+    them can beat it, whatever the pipeline does.
+    """
+    with tempfile.TemporaryDirectory(prefix="tickwise-bench-floor-") as tmp:
+        stamps = Path(tmp) / "floor.json"
+        cmd = [sys.executable, "-m", "benchmarks.live", "--child-faust", "--topic", source]
+        cmd += ["--count", str(ticks), "--stamps", str(stamps), "--bootstrap-servers", bootstrap]
+        child = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        try:
+            while not stamps.exists() and time.monotonic() < deadline and child.poll() is None:
+                time.sleep(0.2)
+        finally:
+            stop_process(child)
+        if not stamps.exists():
+            raise RuntimeError(f"the faust floor did not take {ticks} ticks in {timeout} s")
+        seen = json.loads(stamps.read_text())
+    seconds = seen["last"] - seen["first"]
+    # the clock starts at the first batch (group join excluded), as for the other paths
+    return {
+        "ticks": seen["n"],
+        "seconds": round(seconds, 3),
+        "ticks_per_s": round(seen["n"] / seconds),
+    }
+
+
+def faust_child(args: argparse.Namespace) -> int:
+    """Take ``count`` events off ``topic`` as the worker does and note when (until killed)."""
+    from faust import Worker
+
+    from streams.live.worker import BATCH_MAX, BATCH_WITHIN_S, faust_app
+
+    app = faust_app(f"bench-floor-{uuid.uuid4().hex[:6]}", args.bootstrap_servers)
+    topic = app.topic(args.topic, key_serializer="raw", value_serializer="raw")
+    seen: dict[str, Any] = {"n": 0, "first": None}
+
+    @app.agent(topic)
+    async def drain(stream: Any) -> None:
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            now = time.perf_counter()
+            seen["first"] = seen["first"] or now
+            seen["n"] += sum(1 for e in events if e.value is not None)
+            if seen["n"] >= args.count:
+                Path(args.stamps).write_text(json.dumps({**seen, "last": now}))  # parent stops us
+
+    worker = Worker(app, loglevel="WARNING", quiet=True)
+    worker.spinner = None
+    worker.execute_from_commandline()
+    return 0
 
 
 # --- latency ---------------------------------------------------------------------------------
@@ -360,7 +423,12 @@ def latency_at(
 
 
 def latency(
-    bootstrap: str, rates: list[int], seconds: float, drain_timeout: float, warm: int
+    bootstrap: str,
+    rates: list[int],
+    seconds: float,
+    drain_timeout: float,
+    warm: int,
+    config: str | None = None,
 ) -> list[dict[str, Any]]:
     """Each offered rate on a fresh topic with a fresh worker, warmed up first.
 
@@ -373,7 +441,7 @@ def latency(
         create_topics(bootstrap, prefix, partitions=1)
         app_id = f"bench-lat-{uuid.uuid4().hex[:6]}"
         with tempfile.TemporaryDirectory(prefix="tickwise-bench-ckpt-") as ckpt:
-            worker = spawn_worker(bootstrap, prefix, app_id, checkpoint_dir=ckpt)
+            worker = spawn_worker(bootstrap, prefix, app_id, config, checkpoint_dir=ckpt)
             try:
                 publish(synthetic(SEED, warm), bootstrap, topics.raw)
                 if not wait_committed(bootstrap, app_id, topics.raw, 1, warm, 300):
@@ -398,8 +466,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--out", default=str(RESULTS / "live.json"))
     add_bootstrap_argument(parser)
+    add_config_argument(parser)
     # the paced feed child of the latency phase
     parser.add_argument("--child-feed", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-faust", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--skip", type=int, help=argparse.SUPPRESS)
@@ -412,19 +482,34 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child_feed:
         return feed_child(args)
+    if args.child_faust:
+        return faust_child(args)
     rates = [int(r) for r in args.rates.split(",") if r]
     results: dict[str, Any] = {}
     with broker_for(args.bootstrap_servers) as bootstrap:
         if not args.skip_throughput:
-            tp = throughput(bootstrap, args.ticks, args.timeout)
-            ceiling = pass_through(bootstrap, Topics(tp["prefix"]).raw, args.ticks, args.timeout)
+            tp = throughput(bootstrap, args.ticks, args.timeout, args.config)
+            source = Topics(tp["prefix"]).raw
+            ceiling = pass_through(bootstrap, source, args.ticks, args.timeout)
+            floor = faust_floor(bootstrap, source, args.ticks, args.timeout)
             ratio = tp["ticks_per_s"] / ceiling["ticks_per_s"]
-            rows = [{"path": "tickwise worker", **tp}, {"path": "bare pass-through", **ceiling}]
+            rows = [
+                {"path": "tickwise worker", **tp},
+                {"path": "faust, consume only", **floor},
+                {"path": "bare pass-through", **ceiling},
+            ]
             print(table(rows, ["path", "ticks", "seconds", "ticks_per_s", "startup_s"]))
             print(f"worker / ceiling: {ratio:.3f} (target: >= 50,000 ticks/s per worker)")
-            results |= {"worker": tp, "ceiling": ceiling, "ratio_worker_over_ceiling": ratio}
+            results |= {
+                "worker": tp,
+                "faust_floor": floor,
+                "ceiling": ceiling,
+                "ratio_worker_over_ceiling": ratio,
+            }
         if not args.skip_latency:
-            lat = latency(bootstrap, rates, args.seconds, args.drain_timeout, args.warm)
+            lat = latency(
+                bootstrap, rates, args.seconds, args.drain_timeout, args.warm, args.config
+            )
             cols = [
                 "rate",
                 "offered",

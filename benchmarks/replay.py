@@ -33,13 +33,21 @@ import time
 from itertools import islice
 from pathlib import Path
 
-from benchmarks.common import ES_TRADES, RESULTS, command_line, run_child, table, write_results
+from benchmarks.common import (
+    ES_TRADES,
+    RESULTS,
+    add_config_argument,
+    command_line,
+    run_child,
+    table,
+    write_results,
+)
 
 SYMBOL, TZ = "ES", "America/Chicago"
 
 
-def tickwise_child(data: Path, limit: int | None) -> dict[str, object]:
-    """Back-test the ES trades with the default (logistic regression) config; time it."""
+def tickwise_child(data: Path, limit: int | None, config_path: str | None) -> dict[str, object]:
+    """Back-test the ES trades with the logistic regression (the default model); time it."""
     from replay.backtest import run_backtest
     from streams.config import load_config
     from streams.formats import read_file
@@ -48,7 +56,7 @@ def tickwise_child(data: Path, limit: int | None) -> dict[str, object]:
     records = read_file(data, ColumnMap(symbol=SYMBOL, tz=TZ))
     if limit is not None:
         records = islice(records, limit)
-    config = load_config(None)
+    config = load_config(config_path)
     with tempfile.TemporaryDirectory(prefix="tickwise-bench-replay-") as out:
         started, cpu = time.perf_counter(), time.process_time()
         result = run_backtest(records, config, Path(out))
@@ -57,6 +65,7 @@ def tickwise_child(data: Path, limit: int | None) -> dict[str, object]:
         "ticks": result.ticks,
         "decisions": result.decisions,
         "model": config.model.kind,
+        "sample_ms": config.features.sample_ms,
         "seconds": round(seconds, 3),
         "ticks_per_s": round(result.ticks / seconds),
         "cpu_s": round(cpu, 3),
@@ -64,7 +73,7 @@ def tickwise_child(data: Path, limit: int | None) -> dict[str, object]:
     }
 
 
-def backtrader_child(data: Path, limit: int | None) -> dict[str, object]:
+def backtrader_child(data: Path, limit: int | None, _config: str | None) -> dict[str, object]:
     """Run an SMA crossover in backtrader with one bar per trade of the same file; time it."""
     import backtrader as bt
 
@@ -131,6 +140,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=1, help="runs per side; the median counts")
     parser.add_argument("--timeout", type=float, default=1800.0, help="per child, seconds")
     parser.add_argument("--out", default=str(RESULTS / "replay.json"))
+    add_config_argument(parser)
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -138,7 +148,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:  # inside a child: measure one side and print its JSON line
-        print(json.dumps(CHILDREN[args.child](args.data, args.limit)), flush=True)
+        print(json.dumps(CHILDREN[args.child](args.data, args.limit, args.config)), flush=True)
         return 0
     if not args.data.exists():
         print(f"no data at {args.data} (see ../shared/data/README.md)", file=sys.stderr)
@@ -158,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         child = ["benchmarks.replay", "--child", side, "--data", str(args.data)]
         if args.limit is not None:
             child += ["--limit", str(args.limit)]
+        if args.config is not None:
+            child += ["--config", args.config]
         tries = []
         for _ in range(args.repeat):
             run = run_child(child, args.timeout)

@@ -25,7 +25,7 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
-from benchmarks.common import RESULTS, command_line, table, write_results
+from benchmarks.common import RESULTS, add_config_argument, command_line, table, write_results
 from benchmarks.live import (
     SEED,
     broker_for,
@@ -74,7 +74,9 @@ def wait_assigned(bootstrap: str, group: str, topic: str, members: int, timeout:
     raise RuntimeError(f"{members} workers did not share {topic} within {timeout:.0f} s")
 
 
-def run(bootstrap: str, workers: int, ticks: int, timeout: float) -> dict[str, Any]:
+def run(
+    bootstrap: str, workers: int, ticks: int, timeout: float, config: str | None = None
+) -> dict[str, Any]:
     """Time ``workers`` processes over ``ticks`` on a fresh two-partition topic."""
     prefix = new_prefix(f"scale{workers}")
     topics = Topics(prefix)
@@ -84,7 +86,7 @@ def run(bootstrap: str, workers: int, ticks: int, timeout: float) -> dict[str, A
     with tempfile.TemporaryDirectory(prefix="tickwise-bench-ckpt-") as ckpt:
         try:
             for _ in range(workers):
-                procs.append(spawn_worker(bootstrap, prefix, app_id, checkpoint_dir=ckpt))
+                procs.append(spawn_worker(bootstrap, prefix, app_id, config, checkpoint_dir=ckpt))
             wait_assigned(bootstrap, app_id, topics.raw, workers, 180)
             publish(synthetic(SEED, ticks, balanced_instruments()), bootstrap, topics.raw)
             done = wait_committed(bootstrap, app_id, topics.raw, PARTITIONS, ticks, timeout)
@@ -117,11 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1200.0, help="per run, seconds")
     parser.add_argument("--out", default=str(RESULTS / "scaleout.json"))
     add_bootstrap_argument(parser)
+    add_config_argument(parser)
     args = parser.parse_args(argv)
     rows = []
     with broker_for(args.bootstrap_servers) as bootstrap:
         for workers in (1, 2):
-            row = run(bootstrap, workers, args.ticks, args.timeout)
+            row = run(bootstrap, workers, args.ticks, args.timeout, args.config)
             print(json.dumps(row), flush=True)
             rows.append(row)
     cols = ["workers", "ticks", "seconds", "ticks_per_s", "p0_ticks_per_s", "p1_ticks_per_s"]

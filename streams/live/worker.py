@@ -42,18 +42,12 @@ BATCH_MAX = 500
 BATCH_WITHIN_S = 0.005
 
 
-def build_app(
-    config: TickwiseConfig,
-    bootstrap: str,
-    metrics_port: int | None = None,
-    metrics_addr: str = "127.0.0.1",
-) -> Any:
-    """Build the faust app and its agent; the pipeline state lives in the partition runners."""
+def faust_app(app_id: str, bootstrap: str) -> Any:
+    """The faust app a tickwise agent runs in: the worker's, and the live benchmark's floor."""
     import faust  # imported here: operators, replay and the CLI never need it
 
-    topics = Topics(config.topic_prefix)
-    app = faust.App(
-        config.app_id,
+    return faust.App(
+        app_id,
         broker=[f"kafka://{server}" for server in bootstrap.split(",")],
         store="memory://",
         key_serializer="raw",
@@ -66,6 +60,17 @@ def build_app(
         table_standby_replicas=0,
         broker_credentials=faust_credentials(),
     )
+
+
+def build_app(
+    config: TickwiseConfig,
+    bootstrap: str,
+    metrics_port: int | None = None,
+    metrics_addr: str = "127.0.0.1",
+) -> Any:
+    """Build the faust app and its agent; the pipeline state lives in the partition runners."""
+    topics = Topics(config.topic_prefix)
+    app = faust_app(config.app_id, bootstrap)
     raw = app.topic(
         topics.raw, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )

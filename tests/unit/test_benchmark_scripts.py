@@ -53,6 +53,18 @@ def test_memory_benchmark_samples_and_reports_peak(tmp_path: Path) -> None:
     assert result["peak_rss_mb"] >= max(s["rss_mb"] for s in result["samples"]) - 1.0
 
 
+def test_the_cadence_config_reaches_the_backtest_and_is_reported(tmp_path: Path) -> None:
+    """``--config`` is what the benchmark runs under: the same ticks decide far less often
+    once per second of event time, and the JSON says which cadence the figures belong to."""
+    rows = {}
+    for name, extra in (("every", []), ("cadence", ["--config", str(common.CADENCE)])):
+        out = tmp_path / f"{name}.json"
+        _run("benchmarks.backtest_memory", "--ticks", "15000", "--out", str(out), *extra)
+        rows[name] = json.loads(out.read_text())["results"]
+    assert rows["every"]["sample_ms"] == 0.0 and rows["cadence"]["sample_ms"] == 1000.0
+    assert 0 < rows["cadence"]["decisions"] < rows["every"]["decisions"] / 5
+
+
 def test_live_arguments_default_to_the_issue_rates() -> None:
     args = live.parse_args([])
     assert [int(r) for r in args.rates.split(",")] == [1000, 5000, 20000]
