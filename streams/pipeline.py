@@ -253,7 +253,9 @@ class Pipeline:
             fills, alerts = self._before_model(clean.tick)
             fv = self.features.on_tick(clean.tick)
             if fv is None:  # between two decisions (``features.sample_ms``)
-                self.audit.hold_fills(clean.tick.instrument, fills)
+                tick = clean.tick
+                self.model.on_price(tick.instrument, tick.ts_event_ns, tick.reference_price)
+                self.audit.hold_fills(tick.instrument, fills)
                 alerts, commands = self._policies(alerts)
                 return Decided(fills=tuple(fills), alerts=alerts, commands=commands)
             scored = self.model.on_features(fv)

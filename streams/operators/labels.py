@@ -60,6 +60,10 @@ class LabelQueue:
         self.pending.append((ts_ns, price, x, predictions or {}))
         self.last_price = price
 
+    def due(self, now_ns: int) -> bool:
+        """Whether ``mature(now_ns)`` would release anything (cheap: the oldest only)."""
+        return bool(self.pending) and self.pending[0][0] + self.horizon_ns < now_ns
+
     def mature(self, now_ns: int) -> list[Label]:
         """Release every label whose horizon ended strictly before ``now_ns``, oldest first."""
         out = []

@@ -6,7 +6,7 @@ import math
 import pickle
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from stubs import T0_NS, S
 
@@ -74,6 +74,21 @@ def test_features_never_see_later_ticks(ticks: list, data: st.DataObject) -> Non
 
 @settings(max_examples=40, deadline=None)
 @given(tick_paths(), st.sampled_from([1e-3, 7.0, 1e4]))
+@example(  # a quote whose mid differs from the trade by float rounding only: no RSI direction
+    ticks=[
+        TradeTick(tick_id="0", instrument="X", ts_event_ns=T0_NS, price=10.0, size=10.0),
+        QuoteTick(
+            tick_id="1",
+            instrument="X",
+            ts_event_ns=T0_NS + S // 10,
+            bid=10.0,
+            ask=10.00000000000001,
+            bid_size=5.0,
+            ask_size=8.0,
+        ),
+    ],
+    scale=1e4,
+)
 def test_relative_features_do_not_depend_on_the_price_level(ticks: list, scale: float) -> None:
     def scaled(t: TradeTick | QuoteTick) -> TradeTick | QuoteTick:
         if isinstance(t, TradeTick):

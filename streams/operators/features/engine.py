@@ -24,6 +24,7 @@ from streams.operators.state import InstrumentStateMixin
 NS = 1e-9
 BPS = 1e4
 Z_BOUND = 10.0
+NOISE_BPS = 1e-6  # a log move this small is the rounding of a float price (1e-10 relative)
 HORIZON_RE = re.compile(r"^ret_(\d+(?:\.\d+)?)s_bps$")
 
 FEATURE_NAMES = DEFAULT_FEATURES
@@ -269,6 +270,7 @@ class FeatureEngine(InstrumentStateMixin):
         log_price: float,
     ) -> dict[str, float]:
         vol = s.vol.std
+        up, down = s.up.value, s.down.value
         values = {
             "ret_bps": ret,
             "mom_fast_bps": s.fast.mean,
@@ -285,7 +287,8 @@ class FeatureEngine(InstrumentStateMixin):
             "trade_imbalance": clip(ratio(s.signed_vol.value, s.volume.value), 1.0),
             "z_volume": 0.0,
             "intensity_hz": s.ticks.value / self.config.intensity_tau_s,
-            "rsi": clip(ratio(s.up.value - s.down.value, s.up.value + s.down.value), 1.0),
+            # moves below NOISE_BPS are float rounding of an unchanged price, not a direction
+            "rsi": clip(ratio(up - down, up + down, NOISE_BPS), 1.0),
             "log_gap_s": math.log1p(dt_s),
         }
         if isinstance(tick, TradeTick):

@@ -231,18 +231,8 @@ class ModelStage(InstrumentStateMixin):
             )
             st.slots[self.initial.key] = self._slot(self.initial)
         applied = self._control(st, fv) if self.commands else ()
-        learning = {
-            k: s for k, s in st.slots.items() if s.deployed.stage != "retired" or k in st.rollback
-        }
-        for label in st.labels.mature(fv.ts_event_ns):
-            for key, slot in learning.items():
-                if label.target is None:
-                    slot.n_dead_zone += 1
-                    continue
-                if label.predictions.get(key) not in (None, {}):  # as river: no guess, no score
-                    slot.prequential.update(label.ts_event_ns, label.target, label.predictions[key])
-                slot.estimator.learn_one(label.x, label.target)
-                slot.n_trained += 1
+        learning = self._learning(st)
+        self._learn(st, learning, fv.ts_event_ns)
         x = fv.values
         _update_means(st.means, x)
         predictions: dict[str, Any] = {}
@@ -265,6 +255,35 @@ class ModelStage(InstrumentStateMixin):
                 routed = signal
         st.labels.add(fv.ts_event_ns, fv.price, x, predictions)
         return ModelOutput(tuple(signals), routed, applied)
+
+    def on_price(self, instrument: str, ts_event_ns: int, price: float) -> None:
+        """A tick between two decisions (``features.sample_ms``): learn the labels that matured
+        before it, then take its price as the latest, exactly as a scored tick would. So a
+        label still ends at the last price at or before its horizon, whatever the cadence."""
+        st = self._state.get(instrument)
+        if st is None:
+            return  # nothing scored yet, so nothing to label
+        if st.labels.due(ts_event_ns):
+            self._learn(st, self._learning(st), ts_event_ns)
+        st.labels.last_price = price
+
+    def _learning(self, st: _Instrument) -> dict[str, _Slot]:
+        """The versions that learn: all but the retired, except those kept for a rollback."""
+        return {
+            k: s for k, s in st.slots.items() if s.deployed.stage != "retired" or k in st.rollback
+        }
+
+    def _learn(self, st: _Instrument, learning: dict[str, _Slot], now_ns: int) -> None:
+        """Score and learn every label that matured before ``now_ns``, oldest first."""
+        for label in st.labels.mature(now_ns):
+            for key, slot in learning.items():
+                if label.target is None:
+                    slot.n_dead_zone += 1
+                    continue
+                if label.predictions.get(key) not in (None, {}):  # as river: no guess, no score
+                    slot.prequential.update(label.ts_event_ns, label.target, label.predictions[key])
+                slot.estimator.learn_one(label.x, label.target)
+                slot.n_trained += 1
 
     def _signal(
         self,
