@@ -23,7 +23,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import ES_TRADES, REPO, RESULTS, command_line, table, write_results
+from benchmarks.common import (
+    ES_TRADES,
+    REPO,
+    RESULTS,
+    add_config_argument,
+    command_line,
+    table,
+    write_results,
+)
 
 FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 ROOT = "run_backtest"
@@ -80,7 +88,7 @@ def summarise(raw: str, root: str = ROOT) -> dict[str, Any]:
     }
 
 
-def backtest_command(data: Path, ticks: int, out: str) -> list[str]:
+def backtest_command(data: Path, ticks: int, out: str, config: str | None = None) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -97,6 +105,7 @@ def backtest_command(data: Path, ticks: int, out: str) -> list[str]:
         "--out",
         out,
         "--no-progress",
+        *(["--config", config] if config else []),
     ]
 
 
@@ -115,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument("--speedscope", default=None, help="also write a speedscope profile")
     parser.add_argument("--out", default=str(RESULTS / "profile_backtest.json"))
+    add_config_argument(parser)
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(py_spy).exists():
@@ -122,10 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="tickwise-bench-profile-") as tmp:
         raw_path = Path(tmp) / "backtest.raw"
-        record(py_spy, "raw", args.rate, raw_path, backtest_command(args.data, args.ticks, tmp))
+        command = backtest_command(args.data, args.ticks, tmp, args.config)
+        record(py_spy, "raw", args.rate, raw_path, command)
         summary = summarise(raw_path.read_text())
         if args.speedscope:
-            command = backtest_command(args.data, args.ticks, tmp)
+            command = backtest_command(args.data, args.ticks, tmp, args.config)
             record(py_spy, "speedscope", args.rate, Path(args.speedscope), command)
     n = max(summary["samples"], 1)
 

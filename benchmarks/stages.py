@@ -5,8 +5,10 @@
 Each row runs the same synthetic ticks (generated before the clock starts) through one more
 stage of the shared pipeline, each with a fresh ``Pipeline``, so the difference between two
 rows is the cost of the stage added. The floor rows time the pieces no design of ours can
-avoid while it keeps per-tick decisions: decoding the JSON payload, and river's logistic
-regression (scaler, learn and predict) on the very feature vectors the pipeline computed.
+avoid: decoding the JSON payload; decoding it, wrapping it as the ``ticks.clean`` contract and
+encoding that (what every tick costs a worker that publishes each clean tick); and river's
+logistic regression (scaler, learn and predict) on the very feature vectors the pipeline
+emitted (every tick, or one per bucket with ``features.sample_ms``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.common import command_line, table, write_results
+from benchmarks.common import add_config_argument, command_line, table, write_results
 from schemas.ticks import TICK_ADAPTER, CleanTick, SourceRef
 from streams.config import TickwiseConfig, load_config
 from streams.operators.models.zoo import build_estimator
@@ -46,8 +48,14 @@ def _encoded(p: Pipeline, raw: bytes, src: SourceRef) -> None:
         output.message.to_bytes()
 
 
+def _contract_floor(p: Pipeline, raw: bytes, src: SourceRef) -> None:
+    """What every tick costs a worker that publishes it as a contract, before any rule."""
+    CleanTick(tick=TICK_ADAPTER.validate_json(raw), source=src).to_bytes()
+
+
 STAGES: tuple[tuple[str, Step], ...] = (
     ("decode JSON (floor)", lambda p, raw, src: TICK_ADAPTER.validate_json(raw)),
+    ("decode, wrap, encode a clean tick (floor)", _contract_floor),
     ("validate", lambda p, raw, src: p.screen(raw, src)),
     ("+ features", _features),
     ("+ model (signal, explanation)", _model),
@@ -111,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ticks", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=3, help="runs per stage; the best counts")
-    parser.add_argument("--config", default=None, help="TOML config (default: built-in)")
+    add_config_argument(parser)
     parser.add_argument("--json", default="benchmarks/results/stages.json")
     args = parser.parse_args(argv)
     rows = measure(args.ticks, args.seed, load_config(args.config), args.repeat)

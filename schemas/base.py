@@ -22,5 +22,9 @@ class Contract(BaseModel):
     )
 
     def to_bytes(self) -> bytes:
-        """Encode as the exact JSON bytes put on a topic (and written by replay)."""
-        return self.model_dump_json().encode()
+        """Encode as the exact JSON bytes put on a topic (and written by replay).
+
+        The serializer's own bytes: ``model_dump_json`` would decode them to ``str`` for us to
+        encode again, a third of the cost of a small message (the bytes are the same).
+        """
+        return self.__pydantic_serializer__.to_json(self)

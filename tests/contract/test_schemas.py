@@ -427,6 +427,8 @@ def test_round_trip_through_wire_bytes(model: type[Contract], data: st.DataObjec
     decoded = model.model_validate_json(wire)
     assert decoded == original
     assert decoded.to_bytes() == wire
+    # the fast encoding is pydantic's documented JSON, byte for byte (consumers may use either)
+    assert wire == original.model_dump_json().encode()
 
 
 @PROPERTY

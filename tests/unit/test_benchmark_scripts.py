@@ -130,5 +130,5 @@ def test_stages_are_cumulative_and_written(tmp_path: Path) -> None:
     rows = json.loads(out.read_text())["results"]["stages"]
     names = [r["stage"] for r in rows]
     assert names[0].startswith("decode") and names[-1].startswith("river")
-    assert len(names) == len(set(names)) == 7
+    assert len(names) == len(set(names)) == 8
     assert all(r["us_per_tick"] > 0 and r["ticks_per_s"] > 0 for r in rows)
