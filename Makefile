@@ -55,35 +55,38 @@ compose-secure: compose-secrets
 # Benchmarks (docs/BENCHMARKS.md): `make bench` is the quick pass of them all (~8 min on a busy
 # 2-core machine); the per-benchmark targets run the full sizes. Results go to benchmarks/results/.
 BENCH_STAMP := $(VENV)/.bench-installed
+# `make bench BENCH_CONFIG=benchmarks/cadence-1s.toml`: the same runs with one decision per
+# instrument per event-time second instead of one per tick.
+BENCH_ARGS := $(if $(BENCH_CONFIG),--config $(BENCH_CONFIG))
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
-	$(BIN)/python -m benchmarks.replay --limit 50000
-	$(BIN)/python -m benchmarks.backtest_memory --quick
-	$(BIN)/python -m benchmarks.live --ticks 20000 --seconds 5 --drain-timeout 30
-	$(BIN)/python -m benchmarks.scaleout --ticks 20000
-	$(BIN)/python -m benchmarks.stages --ticks 10000
+	$(BIN)/python -m benchmarks.replay --limit 50000 $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.backtest_memory --quick $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.live --ticks 20000 --seconds 5 --drain-timeout 30 $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.scaleout --ticks 20000 $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.stages --ticks 10000 $(BENCH_ARGS)
 
 bench-replay: $(BENCH_STAMP)
-	$(BIN)/python -m benchmarks.replay
+	$(BIN)/python -m benchmarks.replay $(BENCH_ARGS)
 
 bench-memory: $(BENCH_STAMP)
-	$(BIN)/python -m benchmarks.backtest_memory
+	$(BIN)/python -m benchmarks.backtest_memory $(BENCH_ARGS)
 
 bench-live: $(BENCH_STAMP)
-	$(BIN)/python -m benchmarks.live
+	$(BIN)/python -m benchmarks.live $(BENCH_ARGS)
 
 bench-scaleout: $(BENCH_STAMP)
-	$(BIN)/python -m benchmarks.scaleout
+	$(BIN)/python -m benchmarks.scaleout $(BENCH_ARGS)
 
 bench-profile: $(BENCH_STAMP)
-	$(BIN)/python -m benchmarks.profile_backtest
+	$(BIN)/python -m benchmarks.profile_backtest $(BENCH_ARGS)
 
 bench-stages: $(BENCH_STAMP)
-	$(BIN)/python -m benchmarks.stages
+	$(BIN)/python -m benchmarks.stages $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis
