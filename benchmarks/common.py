@@ -40,6 +40,21 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _head() -> str | None:
+    proc = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip() or None
+
+
+# The commit the measured code came from: read when the benchmark starts, not when it writes
+# its results (a long run outlives commits made meanwhile).
+STARTED_AT = _head()
+
+
 def machine() -> dict[str, Any]:
     """The facts a reader needs to compare figures: cores, CPU, RAM, Python, load, commit."""
     cpu = "unknown"
@@ -50,19 +65,13 @@ def machine() -> dict[str, Any]:
                 break
     with open("/proc/meminfo") as fh:
         mem_kib = int(fh.readline().split()[1])
-    commit = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
     return {
         "nproc": os.cpu_count(),
         "cpu": cpu,
         "ram_gib": round(mem_kib / 2**20, 1),
         "python": platform.python_version(),
         "loadavg_1m": round(os.getloadavg()[0], 2),
-        "commit": commit or None,
+        "commit": STARTED_AT,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
