@@ -72,6 +72,17 @@ def test_live_arguments_default_to_the_issue_rates() -> None:
     assert quick.ticks == 2000 and quick.seconds == 2.0 and quick.skip_latency
 
 
+def test_latency_under_a_cadence_waits_only_for_the_ticks_that_decide() -> None:
+    assert live.deciding_ticks(None, 100, 100) is None  # every tick decides once warm
+    deciding = live.deciding_ticks(str(common.CADENCE), 6000, 3000)
+    offered = {
+        json.loads(r.payload)["tick_id"]
+        for r in live.islice(live.synthetic(live.SEED, 9000), 6000, None)
+    }
+    # one decision per instrument per second of event time: a few percent of the ticks
+    assert deciding and deciding <= offered and len(deciding) < len(offered) / 10
+
+
 def test_nearest_rank_percentiles_and_late_ticks() -> None:
     values = sorted(float(v) for v in range(1, 1001))
     assert live.percentile(values, 50) == 500.0

@@ -144,15 +144,13 @@ class FeatureEngine(InstrumentStateMixin):
         self.names = config.feature_set
         self.horizons = horizons_of(config.feature_set)
         self.sample_ns = int(config.sample_ms * 1e6)
-        taus = (
+        self._taus = (
             config.fast_tau_s,
             config.slow_tau_s,
             config.vol_tau_s,
             config.intensity_tau_s,
             config.rsi_tau_s,
         )
-        self._distinct_taus = tuple(dict.fromkeys(taus))
-        self._tau_index = tuple(self._distinct_taus.index(t) for t in taus)
         self._state: dict[str, _State] = {}
 
     def _new_state(self, price: float, ts_ns: int) -> _State:
@@ -252,13 +250,20 @@ class FeatureEngine(InstrumentStateMixin):
             lagged.push(now_ns, price)
         return log_price
 
-    def _decays(self, dt_s: float) -> tuple[float, ...]:
-        """``exp(-dt / tau)`` for the fast, slow, vol, intensity and RSI time constants, each
-        distinct constant worked out once per tick (several statistics share one)."""
+    def _decays(self, dt_s: float) -> tuple[float, float, float, float, float]:
+        """``exp(-dt / tau)`` for the fast, slow, vol, intensity and RSI time constants: one
+        each per tick, shared by the statistics that use the same constant."""
         if dt_s == 0.0:
             return _NO_DECAY
-        exps = [math.exp(-dt_s / tau) for tau in self._distinct_taus]
-        return tuple(exps[i] for i in self._tau_index)
+        fast, slow, vol, intensity, rsi = self._taus
+        exp = math.exp
+        return (
+            exp(-dt_s / fast),
+            exp(-dt_s / slow),
+            exp(-dt_s / vol),
+            exp(-dt_s / intensity),
+            exp(-dt_s / rsi),
+        )
 
     def _values(
         self,
