@@ -15,6 +15,7 @@ import getpass
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from pydantic import ValidationError
@@ -81,14 +82,20 @@ async def follow_control(
     on_bad: Callable[[QuarantineRecord], Awaitable[None]],
 ) -> None:
     """Apply every command on ``topic``, from the beginning and then as it arrives; set
-    ``ready`` once the topic's end has been reached. Runs until cancelled."""
+    ``ready`` once the topic's end has been reached. Runs until cancelled.
+
+    One thread owns the consumer: a cancelled ``await`` does not stop a ``poll`` already
+    running in its thread, and closing a librdkafka consumer from another thread while it
+    polls can hang the worker's shutdown. On a single thread, ``close`` waits its turn.
+    """
     loop = asyncio.get_running_loop()
-    c = await loop.run_in_executor(None, consumer, bootstrap, [topic])
+    own = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tickwise-control")
+    c = await loop.run_in_executor(own, consumer, bootstrap, [topic])
     try:
         while True:
-            msg = await loop.run_in_executor(None, c.poll, POLL_S)
+            msg = await loop.run_in_executor(own, c.poll, POLL_S)
             if msg is None:
-                if not ready.is_set() and await loop.run_in_executor(None, _caught_up, c):
+                if not ready.is_set() and await loop.run_in_executor(own, _caught_up, c):
                     ready.set()
                     log.info("control: caught up with %s", topic)
                 continue
@@ -102,7 +109,10 @@ async def follow_control(
             else:
                 apply(verdict)
     finally:
-        await loop.run_in_executor(None, c.close)
+        try:
+            await asyncio.shield(loop.run_in_executor(own, c.close))
+        finally:
+            own.shutdown(wait=False)
 
 
 def _run(args: argparse.Namespace) -> int:

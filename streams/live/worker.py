@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -40,6 +42,23 @@ log = logging.getLogger(__name__)
 # Ticks taken from the stream at once: one transaction per partition per batch.
 BATCH_MAX = 500
 BATCH_WITHIN_S = 0.005
+
+
+# After a crash, faust's orderly stop gets this long before the process exits regardless.
+CRASH_GRACE_S = 15.0
+
+
+def exit_after(seconds: float, code: int) -> None:
+    """End the process with ``code`` in ``seconds`` unless it has ended by then.
+
+    Why: a worker that must stop has to stop, and faust's orderly stop can wait forever on a
+    thread that does not return. Nothing needs the orderly stop for correctness: an open
+    transaction is aborted by the broker or fenced by the partition's next owner, as after a
+    SIGKILL (``tests/integration/test_worker_recovery.py``).
+    """
+    timer = threading.Timer(seconds, os._exit, args=(code,))
+    timer.daemon = True
+    timer.start()
 
 
 def faust_app(app_id: str, bootstrap: str) -> Any:
@@ -157,6 +176,7 @@ def build_app(
                     # refused transactional id) must not be skipped, nor retried forever by
                     # faust's supervisor behind a live-looking process: stop, loudly, non-zero.
                     log.critical("partition %s: cannot take it over: %r; stopping", partition, exc)
+                    exit_after(CRASH_GRACE_S, 1)
                     await app.crash(exc)
                     return
                 try:
