@@ -243,7 +243,7 @@ def pass_through(bootstrap: str, source: str, ticks: int, timeout: float) -> dic
 
 
 def faust_floor(bootstrap: str, source: str, ticks: int, timeout: float) -> dict[str, Any]:
-    """The framework's own ceiling: the worker's faust app and batch loop, doing nothing else.
+    """The framework's floor: the worker's faust app and batch loop, doing nothing else.
 
     What faust and aiokafka cost per message before a byte is validated: no worker built on
     them can beat it, whatever the pipeline does.
@@ -448,7 +448,8 @@ def latency_at(
     lat = {f"p{q:g}_ms": round(percentile(late, q), 2) for q in (50, 99, 99.9)}
     # A queue grew when the last decision came more than a second after the last tick was
     # due: the latency figures are then the queue's, not the pipeline's.
-    backlog_s = (max(arrivals.values(), default=0) - max(stamps.values())) / 1e9
+    last_due = max(stamps.values(), default=0)
+    backlog_s = (max(arrivals.values(), default=last_due) - last_due) / 1e9
     return {
         "rate": rate,
         "offered": offered,
