@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import os
+import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -65,10 +67,15 @@ def faust_app(app_id: str, bootstrap: str) -> Any:
     """The faust app a tickwise agent runs in: the worker's, and the live benchmark's floor."""
     import faust  # imported here: operators, replay and the CLI never need it
 
+    datadir = Path(tempfile.gettempdir()) / f"tickwise-faust-{getpass.getuser()}"
+    datadir.mkdir(exist_ok=True)  # faust creates only the last level
     return faust.App(
         app_id,
         broker=[f"kafka://{server}" for server in bootstrap.split(",")],
         store="memory://",
+        # faust makes a data directory even with in-memory tables; by default in the current
+        # directory, which left one per app id in the repository (state lives in checkpoints)
+        datadir=str(datadir / app_id),
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=False,
