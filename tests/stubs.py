@@ -22,6 +22,13 @@ from streams.config import LabelConfig, ModelConfig, TickwiseConfig, ValidationC
 from streams.operators.validation import Validator
 
 T0_NS = 1_704_205_800 * 10**9  # 2024-01-02T14:30:00Z
+# Real E-mini S&P 500 trades beside the repository (../shared/data); tests skip without them.
+ES_TRADES = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "es_trades_2013-09-01T17_to_09-03T09.csv.gz"
+)
 MS = 10**6
 S = 10**9
 

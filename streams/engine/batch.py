@@ -1,0 +1,296 @@
+"""A batch of ticks as columns, and the bulk decoder from wire bytes into one.
+
+``decode`` turns the raw messages of one partition (what one consume call returned, or rows a
+file reader rendered) into a ``TickBatch``. Messages in the common shape take a fast path
+(orjson plus exact shape checks); anything else goes through the tick contract's own pydantic
+validation, so every message is accepted or refused exactly as the per-message validator
+would, with the same reason code and detail.
+
+Tick ids and sequence numbers enter the duplicate check as 64-bit FNV-1a hashes of their text:
+two different ids of one instrument collide with probability about 2**-64 per pair.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import orjson
+from numba import njit
+from pydantic import ValidationError
+
+from schemas.quarantine import ReasonCode
+from schemas.ticks import TICK_ADAPTER, SourceRef
+
+KIND_TRADE, KIND_QUOTE = 0, 1
+# Row verdicts: 0 is clean, otherwise 1 + the reason code's position in ``ReasonCode``.
+REASONS: tuple[ReasonCode, ...] = tuple(ReasonCode)
+CLEAN = 0
+
+
+def reason_index(reason: ReasonCode) -> int:
+    """The verdict number a kernel writes for ``reason``."""
+    return REASONS.index(reason) + 1
+
+
+R_OVERSIZED = reason_index(ReasonCode.OVERSIZED)
+R_UNKNOWN = reason_index(ReasonCode.UNKNOWN_INSTRUMENT)
+R_MALFORMED = reason_index(ReasonCode.MALFORMED_JSON)
+
+_INSTRUMENT_RE = re.compile(r"^[A-Za-z0-9._:/\-]+$")
+_TRADE_KEYS = frozenset(
+    {"schema_version", "kind", "tick_id", "instrument", "ts_event_ns", "price", "size"}
+    | {"seq", "ts_recv_ns"}
+)
+_QUOTE_KEYS = frozenset(
+    {"schema_version", "kind", "tick_id", "instrument", "ts_event_ns", "bid", "ask"}
+    | {"bid_size", "ask_size", "seq", "ts_recv_ns"}
+)
+_TS_LIMIT = 2**63
+# the per-row numpy columns of a batch
+ARRAYS = (
+    "instrument",
+    "kind",
+    "ts",
+    "price",
+    "size",
+    "bid",
+    "ask",
+    "bid_size",
+    "ask_size",
+    "id_key",
+    "seq_key",
+    "has_seq",
+    "reinjected",
+    "verdict",
+    "offsets",
+)
+FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+FNV_PRIME = np.uint64(0x100000001B3)
+
+
+class SymbolTable:
+    """Instrument names to the row index the kernels use; indexes only grow."""
+
+    def __init__(self, names: Sequence[str] = ()) -> None:
+        self.names: list[str] = []
+        self._index: dict[str, int] = {}
+        for name in names:
+            self.index(name)
+
+    def index(self, name: str) -> int:
+        """The index of ``name``, added at the end when new."""
+        i = self._index.get(name)
+        if i is None:
+            i = self._index[name] = len(self.names)
+            self.names.append(name)
+        return i
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+@njit(cache=True)
+def _fnv1a(buffer: np.ndarray, ends: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    out = np.empty(ends.size, dtype=np.uint64)
+    start = 0
+    for i in range(ends.size):
+        h = FNV_OFFSET
+        for j in range(start, ends[i]):
+            h = (h ^ np.uint64(buffer[j])) * FNV_PRIME
+        out[i] = h
+        start = ends[i]
+    return out
+
+
+def fnv1a(texts: Sequence[str]) -> np.ndarray:
+    """64-bit FNV-1a of each text's UTF-8 bytes (the duplicate check's keys).
+
+    >>> int(fnv1a(["a"])[0]) == 0xAF63DC4C8601EC8C
+    True
+    """
+    encoded = [t.encode("utf-8") for t in texts]
+    ends = np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)))
+    buffer = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    return _fnv1a(buffer, ends)
+
+
+@dataclass(slots=True)
+class TickBatch:
+    """Ticks of one partition, in arrival order, as columns.
+
+    ``verdict`` holds what decoding already decided (``OVERSIZED``, ``MALFORMED_JSON``,
+    schema and number errors; ``detail`` has their texts); the validation kernel fills in the
+    rest. Absent values are NaN (sizes of quotes without sizes, bid/ask of trades).
+    """
+
+    instrument: np.ndarray  # int32, -1 when the message named none that could be read
+    kind: np.ndarray  # uint8
+    ts: np.ndarray  # int64 event time, ns
+    price: np.ndarray  # float64 reference price: the trade price, or the mid of a quote
+    size: np.ndarray
+    bid: np.ndarray
+    ask: np.ndarray
+    bid_size: np.ndarray
+    ask_size: np.ndarray
+    id_key: np.ndarray  # uint64 FNV-1a of the tick id
+    seq_key: np.ndarray  # uint64 FNV-1a of the sequence number's decimal text
+    has_seq: np.ndarray  # bool
+    reinjected: np.ndarray  # bool: put back from quarantine by an operator
+    verdict: np.ndarray  # uint8, see ``REASONS``
+    payloads: list[bytes]
+    tick_ids: list[str | None]
+    topic: str
+    partition: int
+    offsets: np.ndarray  # int64
+    detail: dict[int, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.payloads)
+
+    def source(self, row: int) -> SourceRef:
+        """Where row ``row`` came from (the lineage every output carries)."""
+        return SourceRef(topic=self.topic, partition=self.partition, offset=int(self.offsets[row]))
+
+    def slice(self, start: int, stop: int) -> TickBatch:
+        """Rows ``start:stop`` as a batch of their own (views of the same arrays)."""
+        cols = {name: getattr(self, name)[start:stop] for name in (*ARRAYS, "payloads", "tick_ids")}
+        detail = {i - start: d for i, d in self.detail.items() if start <= i < stop}
+        return TickBatch(topic=self.topic, partition=self.partition, detail=detail, **cols)
+
+
+def _number(value: object) -> bool:
+    return type(value) is float or (type(value) is int and -_TS_LIMIT <= value < _TS_LIMIT)
+
+
+def _fast(msg: object) -> bool:
+    """Whether the tick contract would accept ``msg`` exactly as it stands, checked cheaply;
+    anything unusual returns False and goes to the contract's own validation."""
+    if type(msg) is not dict:
+        return False
+    kind = msg.get("kind")
+    keys = _TRADE_KEYS if kind == "trade" else _QUOTE_KEYS if kind == "quote" else None
+    if keys is None or not keys.issuperset(msg):
+        return False
+    values = ("price", "size") if kind == "trade" else ("bid", "ask", "bid_size", "ask_size")
+    tick_id, instrument, ts = msg.get("tick_id"), msg.get("instrument"), msg.get("ts_event_ns")
+    recv = msg.get("ts_recv_ns")
+    return (
+        msg.get("schema_version", 1) == 1
+        and type(msg.get("schema_version", 1)) is int
+        and type(tick_id) is str
+        and 1 <= len(tick_id) <= 128
+        and type(instrument) is str
+        and 1 <= len(instrument) <= 64
+        and _INSTRUMENT_RE.match(instrument) is not None
+        and type(ts) is int
+        and 0 <= ts < _TS_LIMIT
+        and all(_number(msg.get(v)) for v in values)
+        and (msg.get("seq") is None or type(msg.get("seq")) is int)
+        and (recv is None or (type(recv) is int and 0 <= recv < _TS_LIMIT))
+    )
+
+
+def decode(
+    payloads: Sequence[bytes],
+    symbols: SymbolTable,
+    topic: str,
+    partition: int,
+    offsets: np.ndarray | Sequence[int],
+    max_message_bytes: int,
+    reinjected: np.ndarray | None = None,
+) -> TickBatch:
+    """Decode raw ``ticks.raw`` messages of one partition into columns, in bulk."""
+    from streams.operators.validation.records import schema_reason
+
+    n = len(payloads)
+    instrument = np.full(n, -1, dtype=np.int32)
+    kind = np.zeros(n, dtype=np.uint8)
+    ts = np.zeros(n, dtype=np.int64)
+    vals = np.full((6, n), np.nan)  # price, size, bid, ask, bid_size, ask_size
+    verdict = np.zeros(n, dtype=np.uint8)
+    has_seq = np.zeros(n, dtype=np.bool_)
+    tick_ids: list[str | None] = [None] * n
+    seq_texts: list[str] = [""] * n
+    detail: dict[int, str] = {}
+    loads, index = orjson.loads, symbols.index
+    for i, raw in enumerate(payloads):
+        if len(raw) > max_message_bytes:
+            verdict[i] = R_OVERSIZED
+            detail[i] = f"{len(raw)} bytes exceeds the limit of {max_message_bytes}"
+            continue
+        try:
+            msg = loads(raw)
+        except orjson.JSONDecodeError:
+            msg = None
+        if not _fast(msg):
+            try:
+                msg = TICK_ADAPTER.validate_json(raw).model_dump()
+            except ValidationError as exc:
+                reason, text = schema_reason(exc)
+                verdict[i] = reason_index(reason)
+                detail[i] = text
+                continue
+        instrument[i] = index(msg["instrument"])
+        tick_ids[i] = msg["tick_id"]
+        ts[i] = msg["ts_event_ns"]
+        seq = msg.get("seq")
+        if seq is not None:
+            has_seq[i] = True
+            seq_texts[i] = str(seq)
+        if msg["kind"] == "trade":
+            vals[0, i] = msg["price"]
+            vals[1, i] = msg["size"]
+        else:
+            kind[i] = KIND_QUOTE
+            vals[2, i], vals[3, i] = msg["bid"], msg["ask"]
+            bid_size, ask_size = msg.get("bid_size"), msg.get("ask_size")
+            vals[4, i] = np.nan if bid_size is None else bid_size
+            vals[5, i] = np.nan if ask_size is None else ask_size
+    quotes = kind == KIND_QUOTE
+    vals[0, quotes] = 0.5 * (vals[2, quotes] + vals[3, quotes])  # QuoteTick.reference_price
+    id_key = fnv1a([t or "" for t in tick_ids])
+    seq_key = fnv1a(seq_texts)
+    return TickBatch(
+        instrument=instrument,
+        kind=kind,
+        ts=ts,
+        price=vals[0],
+        size=vals[1],
+        bid=vals[2],
+        ask=vals[3],
+        bid_size=vals[4],
+        ask_size=vals[5],
+        id_key=id_key,
+        seq_key=seq_key,
+        has_seq=has_seq,
+        reinjected=np.zeros(n, dtype=np.bool_) if reinjected is None else reinjected,
+        verdict=verdict,
+        payloads=list(payloads),
+        tick_ids=tick_ids,
+        topic=topic,
+        partition=partition,
+        offsets=np.asarray(offsets, dtype=np.int64),
+        detail=detail,
+    )
+
+
+def concat(batches: Sequence[TickBatch]) -> TickBatch:
+    """One batch of several of the same partition, rows in order."""
+    first = batches[0]
+    detail: dict[int, str] = {}
+    start = 0
+    for b in batches:
+        detail.update({start + i: d for i, d in b.detail.items()})
+        start += len(b)
+    arrays = {name: np.concatenate([getattr(b, name) for b in batches]) for name in ARRAYS}
+    return TickBatch(
+        **arrays,
+        payloads=[p for b in batches for p in b.payloads],
+        tick_ids=[t for b in batches for t in b.tick_ids],
+        topic=first.topic,
+        partition=first.partition,
+        detail=detail,
+    )

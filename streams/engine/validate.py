@@ -1,0 +1,512 @@
+"""Validation over a batch: the stateful rules of ``streams.operators.validation`` as a kernel.
+
+The rules, their order and their texts are those of the per-message ``Validator`` (market
+sanity, duplicates, event time with confirmation, the MAD outlier with confirmation), in its
+``quarantine`` policy; the oracle test holds the two equal verdict for verdict. The state is a
+set of arrays indexed by instrument, so a batch of any size continues exactly where the last
+one stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from schemas.quarantine import QuarantineRecord, ReasonCode
+from streams.config import ValidationConfig
+from streams.engine.batch import KIND_TRADE, R_UNKNOWN, SymbolTable, TickBatch, reason_index
+from streams.operators.validation.records import quarantine
+
+R_INVALID_PRICE = reason_index(ReasonCode.INVALID_PRICE)
+R_INVALID_SIZE = reason_index(ReasonCode.INVALID_SIZE)
+R_CROSSED = reason_index(ReasonCode.CROSSED_QUOTE)
+R_LOCKED = reason_index(ReasonCode.LOCKED_QUOTE)
+R_DUPLICATE = reason_index(ReasonCode.DUPLICATE)
+R_FUTURE = reason_index(ReasonCode.FUTURE_TIMESTAMP)
+R_STALE = reason_index(ReasonCode.STALE_TIMESTAMP)
+R_OUT_OF_ORDER = reason_index(ReasonCode.OUT_OF_ORDER)
+R_OUTLIER = reason_index(ReasonCode.PRICE_OUTLIER)
+MAD_TO_STD = 1.4826
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+@dataclass(slots=True)
+class Rules:
+    """The rules of every known instrument, overrides applied, one array per rule."""
+
+    tol_ms: np.ndarray
+    tol_ns: np.ndarray
+    max_future_s: np.ndarray
+    max_future_ns: np.ndarray
+    max_past_s: np.ndarray
+    time_confirm: np.ndarray
+    dedup_window: np.ndarray
+    outlier_k: np.ndarray
+    floor_bps: np.ndarray
+    outlier_window: np.ndarray
+    outlier_confirm: np.ndarray
+    reject_locked: np.ndarray
+    allowed: np.ndarray
+
+
+def _rules_of(config: ValidationConfig, names: list[str]) -> Rules:
+    allowed = set(config.instruments) if config.instruments is not None else None
+    rows = []
+    for name in names:
+        r = config.rules_for(name)
+        rows.append(
+            (
+                r.out_of_order_tolerance_ms,
+                int(r.out_of_order_tolerance_ms * 1e6),
+                r.max_future_s,
+                int(r.max_future_s * 1e9),
+                r.max_past_s,
+                r.time_confirm_ticks,
+                r.dedup_window,
+                r.outlier_k,
+                r.outlier_min_jump_bps,
+                r.outlier_window,
+                r.outlier_confirm_ticks,
+                r.reject_locked_quotes,
+                allowed is None or name in allowed,
+            )
+        )
+    types = (float, np.int64, float, np.int64, float, np.int64, np.int64, float, float)
+    types += (np.int64, np.int64, np.bool_, np.bool_)
+    cols = list(zip(*rows, strict=True)) if rows else [()] * len(types)
+    return Rules(
+        *(np.array(col, dtype=t) for col, t in zip(cols, types, strict=True))  # type: ignore[arg-type]
+    )
+
+
+@dataclass(slots=True)
+class ValidationState:
+    """Everything the rules remember, per instrument row (and one table of recent ids)."""
+
+    watermark: np.ndarray  # int64, -1: nothing accepted yet
+    last_price: np.ndarray  # float64, NaN: none
+    moves: np.ndarray  # float64 [instrument, outlier window] ring of recent log moves
+    moves_len: np.ndarray
+    moves_head: np.ndarray
+    pend_price: np.ndarray  # first pending outlier candidate
+    pend_count: np.ndarray
+    pend_time: np.ndarray  # last pending time-jump candidate
+    pend_time_count: np.ndarray
+    ids: np.ndarray  # uint64 [instrument, 2, dedup window] rings of recent tick-id/seq keys
+    ids_len: np.ndarray  # int64 [instrument, 2]
+    ids_head: np.ndarray
+    table_keys: np.ndarray  # uint64 open-addressing set of every key in the rings
+    table_used: np.ndarray  # bool
+    table_size: np.ndarray  # int64 [1]
+
+    @classmethod
+    def empty(cls, moves_cap: int, ids_cap: int) -> ValidationState:
+        return cls(
+            watermark=np.zeros(0, np.int64),
+            last_price=np.zeros(0),
+            moves=np.zeros((0, moves_cap)),
+            moves_len=np.zeros(0, np.int64),
+            moves_head=np.zeros(0, np.int64),
+            pend_price=np.zeros(0),
+            pend_count=np.zeros(0, np.int64),
+            pend_time=np.zeros(0, np.int64),
+            pend_time_count=np.zeros(0, np.int64),
+            ids=np.zeros((0, 2, ids_cap), np.uint64),
+            ids_len=np.zeros((0, 2), np.int64),
+            ids_head=np.zeros((0, 2), np.int64),
+            table_keys=np.zeros(1024, np.uint64),
+            table_used=np.zeros(1024, np.bool_),
+            table_size=np.zeros(1, np.int64),
+        )
+
+    def grow(self, n: int) -> None:
+        """Room for ``n`` instruments; new rows start empty."""
+        extra = n - self.watermark.size
+        if extra <= 0:
+            return
+
+        def pad(a: np.ndarray, fill: float) -> np.ndarray:
+            return np.concatenate([a, np.full((extra, *a.shape[1:]), fill, dtype=a.dtype)])
+
+        self.watermark = pad(self.watermark, -1)
+        self.last_price = pad(self.last_price, np.nan)
+        self.pend_price = pad(self.pend_price, np.nan)
+        self.pend_time = pad(self.pend_time, 0)
+        for name in ("moves", "moves_len", "moves_head", "pend_count", "pend_time_count"):
+            setattr(self, name, pad(getattr(self, name), 0))
+        for name in ("ids", "ids_len", "ids_head"):
+            setattr(self, name, pad(getattr(self, name), 0))
+
+    def reserve(self, rows: int) -> None:
+        """Keep the id table at most half full after ``rows`` more insertions."""
+        need = int(self.table_size[0]) + 2 * rows
+        cap = self.table_keys.size
+        if 2 * need <= cap:
+            return
+        while 2 * need > cap:
+            cap *= 2
+        keys, used = np.zeros(cap, np.uint64), np.zeros(cap, np.bool_)
+        _rehash(self.table_keys, self.table_used, keys, used)
+        self.table_keys, self.table_used = keys, used
+
+
+@njit(cache=True)
+def _mix(instrument: int, tag: int, h: np.uint64) -> np.uint64:  # pragma: no cover - compiled
+    """splitmix64 of the id hash with its instrument and kind (id or seq): the table key."""
+    z = h + np.uint64(2 * instrument + tag + 1) * GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True)
+def _contains(keys: np.ndarray, used: np.ndarray, key: np.uint64) -> bool:  # pragma: no cover
+    mask = np.uint64(keys.size - 1)
+    i = key & mask
+    while used[i]:
+        if keys[i] == key:
+            return True
+        i = (i + np.uint64(1)) & mask
+    return False
+
+
+@njit(cache=True)
+def _insert(
+    keys: np.ndarray, used: np.ndarray, size: np.ndarray, key: np.uint64
+) -> None:  # pragma: no cover
+    mask = np.uint64(keys.size - 1)
+    i = key & mask
+    while used[i]:
+        if keys[i] == key:
+            return
+        i = (i + np.uint64(1)) & mask
+    keys[i] = key
+    used[i] = True
+    size[0] += 1
+
+
+@njit(cache=True)
+def _delete(
+    keys: np.ndarray, used: np.ndarray, size: np.ndarray, key: np.uint64
+) -> None:  # pragma: no cover
+    """Linear-probing deletion by backward shift, so no tombstones pile up."""
+    mask = np.uint64(keys.size - 1)
+    i = key & mask
+    while used[i] and keys[i] != key:
+        i = (i + np.uint64(1)) & mask
+    if not used[i]:
+        return
+    size[0] -= 1
+    j = i
+    while True:
+        j = (j + np.uint64(1)) & mask
+        if not used[j]:
+            break
+        home = keys[j] & mask
+        stays = i < home <= j if i <= j else home > i or home <= j
+        if not stays:
+            keys[i] = keys[j]
+            i = j
+    used[i] = False
+
+
+@njit(cache=True)
+def _rehash(old_keys, old_used, keys, used) -> None:  # pragma: no cover - compiled
+    size = np.zeros(1, np.int64)
+    for i in range(old_keys.size):
+        if old_used[i]:
+            _insert(keys, used, size, old_keys[i])
+
+
+@njit(cache=True)
+def _remember(st_ids, st_len, st_head, keys, used, size, k, tag, key, window):  # pragma: no cover
+    cap = st_ids.shape[2]
+    head = st_head[k, tag]
+    st_ids[k, tag, head] = key
+    st_head[k, tag] = (head + 1) % cap
+    _insert(keys, used, size, key)
+    if st_len[k, tag] < window:
+        st_len[k, tag] += 1
+    else:  # the oldest of the window leaves it
+        oldest = st_ids[k, tag, (head - window + cap) % cap]
+        _delete(keys, used, size, oldest)
+
+
+@njit(cache=True)
+def _median(values: np.ndarray) -> float:  # pragma: no cover - compiled
+    """``statistics.median``: the middle value, or the mean of the two middle values."""
+    data = np.sort(values)
+    n = data.size
+    if n % 2 == 1:
+        return data[n // 2]
+    return (data[n // 2 - 1] + data[n // 2]) / 2
+
+
+@njit(cache=True)
+def _jump_limit(moves, count, k_out, floor):  # pragma: no cover - compiled
+    if count < 2:
+        return floor
+    window = moves[:count]
+    centre = _median(window)
+    mad = _median(np.abs(window - centre))
+    limit = k_out * MAD_TO_STD * mad
+    return limit if limit >= floor else floor
+
+
+@njit(cache=True)
+def _validate(
+    inst, kind, ts, price, size, bid, ask, bid_size, ask_size,
+    id_key, seq_key, has_seq, reinjected, verdict_in,
+    tol_ms, tol_ns, max_future_s, max_future_ns, max_past_s, time_confirm, dedup_window,
+    outlier_k, floor_bps, outlier_window, outlier_confirm, reject_locked, allowed,
+    watermark, last_price, moves, moves_len, moves_head, pend_price, pend_count,
+    pend_time, pend_time_count, ids, ids_len, ids_head, keys, used, size_,
+    verdict, aux,
+):  # pragma: no cover - compiled  # fmt: skip
+    n = inst.size
+    for i in range(n):
+        if verdict_in[i] != 0:
+            verdict[i] = verdict_in[i]
+            continue
+        k = inst[i]
+        if not allowed[k]:
+            verdict[i] = R_UNKNOWN
+            continue
+        # market sanity
+        if kind[i] == KIND_TRADE:
+            if not price[i] > 0.0:
+                verdict[i] = R_INVALID_PRICE
+                continue
+            if not size[i] > 0.0:
+                verdict[i] = R_INVALID_SIZE
+                continue
+        else:
+            if not (bid[i] > 0.0 and ask[i] > 0.0):
+                verdict[i] = R_INVALID_PRICE
+                continue
+            bs, a_s = bid_size[i], ask_size[i]
+            if not ((np.isnan(bs) or bs >= 0.0) and (np.isnan(a_s) or a_s >= 0.0)):
+                verdict[i] = R_INVALID_SIZE
+                continue
+            if ask[i] < bid[i]:
+                verdict[i] = R_CROSSED
+                continue
+            if reject_locked[k] and ask[i] == bid[i]:
+                verdict[i] = R_LOCKED
+                continue
+        # duplicates
+        idk = _mix(k, 0, id_key[i])
+        seqk = _mix(k, 1, seq_key[i])
+        if _contains(keys, used, idk):
+            verdict[i] = R_DUPLICATE
+            aux[i, 0] = 0.0
+            continue
+        if has_seq[i] and _contains(keys, used, seqk):
+            verdict[i] = R_DUPLICATE
+            aux[i, 0] = 1.0
+            continue
+        window = dedup_window[k]
+        if reinjected[i]:
+            _remember(ids, ids_len, ids_head, keys, used, size_, k, 0, idk, window)
+            if has_seq[i]:
+                _remember(ids, ids_len, ids_head, keys, used, size_, k, 1, seqk, window)
+            continue
+        # event time
+        t = ts[i]
+        wm = watermark[k]
+        jump = False
+        if wm >= 0:
+            ahead_s = (t - wm) / 1e9
+            behind_s = (wm - t) / 1e9
+            jump = ahead_s > max_future_s[k] or -ahead_s > max_past_s[k]
+            pending = pend_time_count[k] > 0 and (
+                pend_time[k] - tol_ns[k] <= t <= pend_time[k] + max_future_ns[k]
+            )
+            if pending:
+                confirmed = pend_time_count[k] + 1 >= time_confirm[k]
+            else:
+                confirmed = time_confirm[k] <= 1
+            reason = 0
+            if ahead_s > max_future_s[k] and not confirmed:
+                reason = R_FUTURE
+                aux[i, 0] = ahead_s
+            elif behind_s > max_past_s[k] and not confirmed:
+                reason = R_STALE
+                aux[i, 0] = behind_s
+            elif behind_s <= max_past_s[k] and behind_s * 1e3 > tol_ms[k]:
+                reason = R_OUT_OF_ORDER
+                aux[i, 0] = behind_s * 1e3
+            if reason != 0:
+                if jump:
+                    if not pending:
+                        pend_time_count[k] = 0
+                    pend_time[k] = t
+                    pend_time_count[k] += 1
+                verdict[i] = reason
+                continue
+        if jump or t > wm:
+            watermark[k] = t
+        pend_time_count[k] = 0
+        # the outlier rule
+        p = price[i]
+        last = last_price[k]
+        move = 0.0
+        agreeing = False
+        reason = 0
+        if outlier_k[k] > 0.0 and not np.isnan(last):
+            move = np.log(p) - np.log(last)
+            floor = floor_bps[k] * 1e-4
+            if abs(move) > floor:
+                count_moves = moves_len[k]
+                cap = moves.shape[1]
+                window_moves = np.empty(count_moves)
+                start = (moves_head[k] - count_moves + cap) % cap
+                for j in range(count_moves):
+                    window_moves[j] = moves[k, (start + j) % cap]
+                limit = _jump_limit(window_moves, count_moves, outlier_k[k], floor)
+                if abs(move) > limit:
+                    agreeing = pend_count[k] > 0 and abs(np.log(p) - np.log(pend_price[k])) <= limit
+                    count = pend_count[k] + 1 if agreeing else 1
+                    if count < outlier_confirm[k]:
+                        reason = R_OUTLIER
+                        aux[i, 0] = move
+                        aux[i, 1] = last
+                        aux[i, 2] = limit
+                        aux[i, 3] = count
+        if reason != 0:
+            if not agreeing:
+                pend_count[k] = 0
+            if pend_count[k] == 0:
+                pend_price[k] = p
+            pend_count[k] += 1
+            verdict[i] = reason
+            continue
+        if not np.isnan(last):
+            cap = moves.shape[1]
+            moves[k, moves_head[k]] = move
+            moves_head[k] = (moves_head[k] + 1) % cap
+            if moves_len[k] < outlier_window[k]:
+                moves_len[k] += 1
+        last_price[k] = p
+        pend_count[k] = 0
+        _remember(ids, ids_len, ids_head, keys, used, size_, k, 0, idk, window)
+        if has_seq[i]:
+            _remember(ids, ids_len, ids_head, keys, used, size_, k, 1, seqk, window)
+
+
+class BatchValidator:
+    """The validation operator over batches: verdicts per row, state carried across batches."""
+
+    def __init__(self, config: ValidationConfig, symbols: SymbolTable) -> None:
+        if config.out_of_order_policy != "quarantine" or any(
+            r.out_of_order_policy == "reorder" for r in config.per_instrument.values()
+        ):
+            raise NotImplementedError("the columnar engine does not reorder ticks yet")
+        self.config = config
+        self.symbols = symbols
+        windows = [config.outlier_window, config.dedup_window]
+        for r in config.per_instrument.values():
+            windows[0] = max(windows[0], r.outlier_window or 0)
+            windows[1] = max(windows[1], r.dedup_window or 0)
+        # one slot more than the window: the newest key is written before the oldest leaves
+        self.state = ValidationState.empty(windows[0], windows[1] + 1)
+        self.rules = _rules_of(config, [])
+
+    def _sync(self) -> None:
+        n = len(self.symbols)
+        if self.rules.allowed.size < n:
+            self.rules = _rules_of(self.config, self.symbols.names)
+            self.state.grow(n)
+
+    def run(self, batch: TickBatch) -> tuple[np.ndarray, np.ndarray]:
+        """Verdict per row (0: clean; see ``batch.REASONS``) and the numbers its detail cites."""
+        self._sync()
+        n = len(batch)
+        self.state.reserve(2 * n)
+        verdict = np.zeros(n, np.uint8)
+        aux = np.zeros((n, 4))
+        r, s = self.rules, self.state
+        _validate(
+            batch.instrument, batch.kind, batch.ts, batch.price, batch.size, batch.bid,
+            batch.ask, batch.bid_size, batch.ask_size, batch.id_key, batch.seq_key,
+            batch.has_seq, batch.reinjected, batch.verdict,
+            r.tol_ms, r.tol_ns, r.max_future_s, r.max_future_ns, r.max_past_s, r.time_confirm,
+            r.dedup_window, r.outlier_k, r.floor_bps, r.outlier_window, r.outlier_confirm,
+            r.reject_locked, r.allowed,
+            s.watermark, s.last_price, s.moves, s.moves_len, s.moves_head, s.pend_price,
+            s.pend_count, s.pend_time, s.pend_time_count, s.ids, s.ids_len, s.ids_head,
+            s.table_keys, s.table_used, s.table_size,
+            verdict, aux,
+        )  # fmt: skip
+        return verdict, aux
+
+    def records(
+        self, batch: TickBatch, verdict: np.ndarray, aux: np.ndarray
+    ) -> dict[int, QuarantineRecord]:
+        """The quarantine record of every refused row, by row (texts as the validator's)."""
+        out = {}
+        for row in np.flatnonzero(verdict):
+            out[int(row)] = self._record(batch, int(row), int(verdict[row]), aux[row])
+        return out
+
+    def _record(self, b: TickBatch, i: int, v: int, aux: np.ndarray) -> QuarantineRecord:
+        reason = ReasonCode(list(ReasonCode)[v - 1])
+        raw, source = b.payloads[i], b.source(i)
+        if i in b.detail:  # refused while decoding: nothing about the tick is known
+            return quarantine(raw, source, reason, b.detail[i])
+        name = self.symbols.names[b.instrument[i]]
+        rules = self.config.rules_for(name)
+        return quarantine(raw, source, reason, _detail(b, i, reason, aux, rules, name), name,
+                          b.tick_ids[i])  # fmt: skip
+
+
+def _detail(
+    b: TickBatch, i: int, reason: ReasonCode, aux: np.ndarray, rules: ValidationConfig, name: str
+) -> str:
+    """The validator's words for row ``i``'s refusal, from the numbers the kernel kept."""
+    trade = b.kind[i] == KIND_TRADE
+    price, size = float(b.price[i]), float(b.size[i])
+    bid, ask = float(b.bid[i]), float(b.ask[i])
+    if reason is ReasonCode.UNKNOWN_INSTRUMENT:
+        return f"{name!r} not configured"
+    if reason is ReasonCode.INVALID_PRICE:
+        return f"price {price} is not positive" if trade else f"bid {bid} / ask {ask} not positive"
+    if reason is ReasonCode.INVALID_SIZE:
+        if trade:
+            return f"size {size} is not positive"
+        return f"quote sizes {_size(b.bid_size[i])} / {_size(b.ask_size[i])} negative"
+    if reason is ReasonCode.CROSSED_QUOTE:
+        return f"ask {ask} < bid {bid}"
+    if reason is ReasonCode.LOCKED_QUOTE:
+        return f"bid = ask = {bid} (locked market)"
+    if reason is ReasonCode.DUPLICATE:
+        if aux[0] == 0.0:
+            return f"tick_id {b.tick_ids[i]!r} already seen"
+        return f"sequence number {_seq_text(b, i)} already seen"
+    if reason is ReasonCode.FUTURE_TIMESTAMP:
+        return f"{aux[0]:.3f} s ahead of the instrument's event time (limit {rules.max_future_s} s)"
+    if reason is ReasonCode.STALE_TIMESTAMP:
+        return f"{aux[0]:.3f} s behind the instrument's event time (limit {rules.max_past_s} s)"
+    if reason is ReasonCode.OUT_OF_ORDER:
+        return (
+            f"{aux[0]:.3f} ms behind the instrument's last tick "
+            f"(tolerance {rules.out_of_order_tolerance_ms} ms)"
+        )
+    move, last, limit, count = float(aux[0]), float(aux[1]), float(aux[2]), int(aux[3])
+    return (
+        f"jump of {move * 1e4:+.1f} bps from {last} to {price} exceeds "
+        f"{limit * 1e4:.1f} bps (k={rules.outlier_k} robust std devs); "
+        f"unconfirmed {count}/{rules.outlier_confirm_ticks}"
+    )
+
+
+def _size(value: float) -> object:
+    return None if np.isnan(value) else float(value)
+
+
+def _seq_text(b: TickBatch, i: int) -> str:
+    import orjson
+
+    return str(orjson.loads(b.payloads[i])["seq"])
