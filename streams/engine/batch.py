@@ -39,7 +39,7 @@ R_OVERSIZED = reason_index(ReasonCode.OVERSIZED)
 R_UNKNOWN = reason_index(ReasonCode.UNKNOWN_INSTRUMENT)
 R_MALFORMED = reason_index(ReasonCode.MALFORMED_JSON)
 
-_INSTRUMENT_RE = re.compile(r"^[A-Za-z0-9._:/\-]+$")
+INSTRUMENT_RE = re.compile(r"^[A-Za-z0-9._:/\-]+$")
 _TRADE_KEYS = frozenset(
     {"schema_version", "kind", "tick_id", "instrument", "ts_event_ns", "price", "size"}
     | {"seq", "ts_recv_ns"}
@@ -184,7 +184,7 @@ def _fast(msg: object) -> bool:
         and 1 <= len(tick_id) <= 128
         and type(instrument) is str
         and 1 <= len(instrument) <= 64
-        and _INSTRUMENT_RE.match(instrument) is not None
+        and INSTRUMENT_RE.match(instrument) is not None
         and type(ts) is int
         and 0 <= ts < _TS_LIMIT
         and all(_number(msg.get(v)) for v in values)

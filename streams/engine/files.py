@@ -1,0 +1,264 @@
+"""Recorded files straight into tick batches, with no per-row JSON.
+
+pyarrow reads a CSV in blocks into typed columns; each block becomes a ``TickBatch`` whose rows
+are exactly the ticks ``streams.sources.read_csv`` would have published: the same tick ids
+(``<file>:<row>``), event times, values and, for a row the validator refuses, the same raw
+bytes (rendered only for that row). Whatever the columnar path cannot promise to read the
+same way (a zone gap, an unparsable cell, nanosecond text a datetime cannot hold, a strptime
+pattern) sends the rest of the file through the row reader and the bulk decoder, from the
+first row not yet delivered, so the batches are the same ticks either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+from numba import njit
+from pydantic_core import to_json
+
+from streams.engine.batch import (
+    FNV_OFFSET,
+    FNV_PRIME,
+    INSTRUMENT_RE,
+    KIND_QUOTE,
+    KIND_TRADE,
+    SymbolTable,
+    TickBatch,
+    decode,
+)
+from streams.sources import EPOCH_UNITS, ColumnMap, SourceError, read_csv, table_layout
+
+BLOCK_BYTES = 1 << 22  # about 100,000 rows of a trade file per batch
+
+
+class LazyRows(Sequence[Any]):
+    """Rows ``start:stop`` of something made on demand (raw bytes, tick ids): only refused
+    rows and decisions ever ask."""
+
+    def __init__(self, make: Callable[[int], Any], start: int, stop: int) -> None:
+        self.make, self.start, self.stop = make, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    @overload
+    def __getitem__(self, i: int) -> Any: ...
+    @overload
+    def __getitem__(self, i: slice) -> LazyRows: ...
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            start, stop, _ = i.indices(len(self))
+            return LazyRows(self.make, self.start + start, self.start + max(start, stop))
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        return self.make(self.start + (i % len(self)))
+
+
+@njit(cache=True)
+def _row_ids(prefix: np.ndarray, first: int, n: int) -> np.ndarray:  # pragma: no cover
+    """FNV-1a of ``<prefix><row>`` for rows first..first+n-1 (``batch.fnv1a`` of the ids)."""
+    h0 = FNV_OFFSET
+    for b in prefix:
+        h0 = (h0 ^ np.uint64(b)) * FNV_PRIME
+    out = np.empty(n, np.uint64)
+    digits = np.empty(20, np.uint8)
+    for i in range(n):
+        row = first + i
+        d = 0
+        while True:
+            digits[d] = 48 + row % 10
+            row //= 10
+            d += 1
+            if row == 0:
+                break
+        h = h0
+        for j in range(d - 1, -1, -1):
+            h = (h ^ np.uint64(digits[j])) * FNV_PRIME
+        out[i] = h
+    return out
+
+
+class _Fallback(Exception):
+    """The columnar path cannot promise the row reader's reading of this block."""
+
+
+def read_csv_batches(
+    path: str | Path,
+    columns: ColumnMap,
+    symbols: SymbolTable,
+    max_message_bytes: int,
+    block_bytes: int = BLOCK_BYTES,
+) -> Iterator[TickBatch]:
+    """The file's ticks as batches, in file order (one pyarrow block each)."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    path = Path(path)
+    origin = path.name
+    delivered = 0
+    try:
+        reader = pcsv.open_csv(
+            path,
+            read_options=pcsv.ReadOptions(block_size=block_bytes),
+            parse_options=pcsv.ParseOptions(ignore_empty_lines=False),
+            convert_options=_convert_options(path, columns),
+        )
+        layout = _Layout(reader.schema.names, columns)
+        for block in reader:
+            batch = _block(block, layout, origin, delivered, symbols)
+            delivered += len(batch)
+            yield batch
+        return
+    except (_Fallback, pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    records = islice(read_csv(path, columns), delivered, None)
+    while chunk := list(islice(records, 65_536)):
+        payloads = [r.payload for r in chunk]
+        offsets = np.array([r.index for r in chunk], dtype=np.int64)
+        yield decode(payloads, symbols, f"file:{origin}", 0, offsets, max_message_bytes)
+
+
+def _convert_options(path: Path, columns: ColumnMap) -> Any:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    if columns.tz is None and columns.time_format == "auto":
+        raise _Fallback  # naive times need a zone: the row reader says so in its own words
+    if columns.time_format != "auto" and columns.time_format not in EPOCH_UNITS:
+        raise _Fallback  # a strptime pattern
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", newline="") as fh:  # type: ignore[operator]
+        import csv
+
+        header = next(csv.reader(fh), None)
+    if not header:
+        raise SourceError(f"{path} is empty or has no header row")
+    layout = _Layout(header, columns)
+    types: dict[str, Any] = {name: pa.float64() for name in layout.value_names}
+    time_type = pa.int64() if columns.time_format in EPOCH_UNITS else pa.timestamp("ns")
+    types[layout.time_name] = time_type
+    if layout.symbol_name is not None:
+        types[layout.symbol_name] = pa.string()
+    return pcsv.ConvertOptions(
+        column_types=types,
+        include_columns=list(types),
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
+
+
+class _Layout:
+    """Which file column holds which tick field (``sources.table_layout``'s reading)."""
+
+    def __init__(self, header: list[str], columns: ColumnMap) -> None:
+        idx, value_fields, is_quote = table_layout(header, columns)
+        self.columns = columns
+        self.is_quote = is_quote
+        self.value_fields = value_fields
+        self.field_name = {f: header[i] for f, i in idx.items()}
+        self.time_name = self.field_name["time"]
+        self.symbol_name = None if columns.symbol is not None else self.field_name["symbol"]
+        self.value_names = [self.field_name[f] for f in value_fields if f in self.field_name]
+
+
+def _block(block: Any, layout: _Layout, origin: str, first: int, symbols: SymbolTable) -> TickBatch:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = block.num_rows
+    if any(block.column(name).null_count for name in block.schema.names):
+        raise _Fallback  # an empty cell or line: the row reader's text decides
+    columns = layout.columns
+    time = block.column(layout.time_name)
+    if columns.time_format in EPOCH_UNITS:
+        ts = time.to_numpy().astype(np.int64) * EPOCH_UNITS[columns.time_format]
+    else:
+        try:
+            local = pc.assume_timezone(
+                time, timezone=columns.tz, ambiguous="earliest", nonexistent="raise"
+            )
+        except pa.ArrowInvalid as exc:
+            raise _Fallback from exc
+        ts = local.cast(pa.int64()).to_numpy()
+        if np.any(ts % 1_000):
+            raise _Fallback  # below a microsecond: more than a datetime holds
+    if np.any(ts < 0):
+        raise _Fallback
+    values: dict[str, np.ndarray] = {}
+    for field in ("price", "size", "bid", "ask", "bid_size", "ask_size"):
+        name = layout.field_name.get(field) if field in layout.value_fields else None
+        if name is not None:
+            col = block.column(name).to_numpy()
+            if not np.all(np.isfinite(col)):
+                raise _Fallback  # 'nan', 'inf': text the row reader keeps as text
+            values[field] = col
+        else:
+            default = 1.0 if field == "size" and not layout.is_quote else np.nan
+            values[field] = np.full(n, default)
+    if layout.is_quote and not _sizes_ok(values):
+        raise _Fallback  # a missing size: the contract's call, in its words
+    if layout.symbol_name is None:
+        names = [columns.symbol or ""]
+        codes = np.zeros(n, np.int32)
+    else:
+        encoded = pc.dictionary_encode(block.column(layout.symbol_name))
+        names = encoded.dictionary.to_pylist()
+        codes = encoded.indices.to_numpy().astype(np.int32)
+    if not all(INSTRUMENT_RE.match(s) is not None and len(s) <= 64 for s in names):
+        raise _Fallback  # a symbol the contract refuses
+    # registered only now, so a block that falls back leaves the symbol table as it was
+    instrument = np.array([symbols.index(s) for s in names], np.int32)[codes]
+    kind = np.full(n, KIND_QUOTE if layout.is_quote else KIND_TRADE, np.uint8)
+    price = values["price"]
+    if layout.is_quote:
+        price = 0.5 * (values["bid"] + values["ask"])
+    prefix = np.frombuffer(f"{origin}:".encode(), np.uint8)
+
+    def tick_id(row: int) -> str:
+        return f"{origin}:{row}"
+
+    def render(i: int) -> bytes:
+        msg: dict[str, object] = {
+            "kind": "quote" if layout.is_quote else "trade",
+            "tick_id": tick_id(first + i),
+            "instrument": symbols.names[instrument[i]],
+            "ts_event_ns": int(ts[i]),
+        }
+        for f in layout.value_fields:
+            v = values[f][i]
+            msg[f] = None if np.isnan(v) else float(v)
+        return to_json(msg)
+
+    batch = TickBatch(
+        instrument=instrument,
+        kind=kind,
+        ts=ts,
+        price=price,
+        size=values["size"],
+        bid=values["bid"],
+        ask=values["ask"],
+        bid_size=values["bid_size"],
+        ask_size=values["ask_size"],
+        id_key=_row_ids(prefix, first, n),
+        seq_key=np.full(n, FNV_OFFSET, np.uint64),  # fnv1a("") as the decoder gives
+        has_seq=np.zeros(n, np.bool_),
+        reinjected=np.zeros(n, np.bool_),
+        verdict=np.zeros(n, np.uint8),
+        payloads=LazyRows(lambda i: render(i - first), first, first + n),
+        tick_ids=LazyRows(tick_id, first, first + n),
+        topic=f"file:{origin}",
+        partition=0,
+        offsets=np.arange(first, first + n, dtype=np.int64),
+    )
+    return batch
+
+
+def _sizes_ok(values: dict[str, np.ndarray]) -> bool:
+    """Quotes whose size cells are all present (a missing size column is the contract's call)."""
+    return bool(np.isfinite(values["bid_size"]).all() and np.isfinite(values["ask_size"]).all())

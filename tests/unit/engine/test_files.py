@@ -1,0 +1,115 @@
+"""The columnar file reader gives exactly the ticks the row reader publishes, batch for batch."""
+
+from __future__ import annotations
+
+import gzip
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from stubs import ES_TRADES
+
+from streams.engine.batch import ARRAYS, SymbolTable, TickBatch, concat, decode
+from streams.engine.files import read_csv_batches
+from streams.sources import ColumnMap, SourceError, read_csv
+
+
+def by_rows(path: Path, columns: ColumnMap, limit: int | None = None) -> TickBatch:
+    records = list(islice(read_csv(path, columns), limit))
+    offsets = np.array([r.index for r in records], dtype=np.int64)
+    payloads = [r.payload for r in records]
+    return decode(payloads, SymbolTable(), f"file:{path.name}", 0, offsets, 16_384)
+
+
+def by_columns(path: Path, columns: ColumnMap, block_bytes: int = 1 << 22) -> TickBatch:
+    batches = list(read_csv_batches(path, columns, SymbolTable(), 16_384, block_bytes))
+    return concat(batches)
+
+
+def assert_same(a: TickBatch, b: TickBatch) -> None:
+    for name in ARRAYS:
+        assert getattr(a, name).tobytes() == getattr(b, name).tobytes(), name
+    assert list(a.payloads) == list(b.payloads)
+    assert list(a.tick_ids) == list(b.tick_ids)
+    assert a.detail == b.detail
+    assert a.topic == b.topic
+
+
+def write(tmp_path: Path, text: str, name: str = "ticks.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_real_es_trades_read_as_the_row_reader_does(tmp_path: Path) -> None:
+    if not ES_TRADES.exists():
+        pytest.skip(f"real ES trades not found at {ES_TRADES}")
+    with gzip.open(ES_TRADES, "rt") as fh:
+        head = "".join(islice(fh, 30_001))
+    path = write(tmp_path, head, "es.csv")
+    columns = ColumnMap(symbol="ES", tz="America/Chicago")
+    assert_same(by_columns(path, columns, block_bytes=1 << 16), by_rows(path, columns))
+
+
+def test_quotes_with_a_symbol_column(tmp_path: Path) -> None:
+    text = "time,symbol,bid,ask,bid_size,ask_size\n"
+    text += "1700000000000,EURUSD,1.1,1.1002,5,7\n1700000000001,GBPUSD,1.3,1.2999,1,1\n"
+    text += "1700000000002,EURUSD,1.1001,1.1003,0,2\n"
+    path = write(tmp_path, text)
+    columns = ColumnMap(time_format="epoch_ms")
+    assert_same(by_columns(path, columns), by_rows(path, columns))
+
+
+@pytest.mark.parametrize(
+    "bad_row",
+    [
+        "2024-01-02 09:30:00.5,nan,1",  # text the row reader keeps as text
+        "2024-01-02 09:30:00.5,,1",  # an empty cell
+        "not a time,100,1",
+        "2024-01-02T09:30:00+01:00,100,1",  # a zone in the text
+        "2024-03-10 02:30:00,100,1",  # a time the zone skips
+    ],
+)
+def test_rows_the_columns_cannot_promise_go_through_the_row_reader(
+    tmp_path: Path, bad_row: str
+) -> None:
+    rows = [f"2024-01-02 09:30:0{i}.25,{100 + i},2" for i in range(6)]
+    rows.insert(4, bad_row)
+    path = write(tmp_path, "time,price,size\n" + "\n".join(rows) + "\n")
+    columns = ColumnMap(symbol="ES", tz="America/New_York")
+    assert_same(by_columns(path, columns, block_bytes=64), by_rows(path, columns))
+
+
+def test_naive_times_without_a_zone_are_refused_in_the_row_readers_words(tmp_path: Path) -> None:
+    path = write(tmp_path, "time,price,size\n2024-01-02 09:30:00,100,1\n")
+    with pytest.raises(SourceError, match="--tz"):
+        list(read_csv_batches(path, ColumnMap(symbol="ES"), SymbolTable(), 16_384))
+
+
+cells = st.one_of(
+    st.sampled_from(["100", "100.25", "-3", "0", "1e3", "nan", "inf", "", "x", " 7", "1,5"]),
+    st.floats(min_value=1e-3, max_value=1e6).map(repr),
+)
+times = st.one_of(
+    st.integers(1_600_000_000_000, 1_600_000_100_000).map(str),
+    st.sampled_from(["", "1.5", "-1", "abc"]),
+)
+symbols = st.sampled_from(["ES", "NQ", "", "bad symbol", "CL"])
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(st.tuples(times, symbols, cells, cells), min_size=1, max_size=30), st.integers(40, 400)
+)
+def test_any_csv_reads_the_same_both_ways(
+    tmp_path: Path, rows: list[tuple[str, str, str, str]], block: int
+) -> None:
+    body = "\n".join(",".join(f'"{c}"' if "," in c else c for c in row) for row in rows)
+    path = write(tmp_path, "ts,symbol,price,size\n" + body + "\n")
+    columns = ColumnMap(time_format="epoch_ms")
+    assert_same(by_columns(path, columns, block_bytes=block), by_rows(path, columns))
