@@ -6,7 +6,16 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test lint format schemas backtest-es broker-start broker-stop clean \
 	bench bench-live bench-replay bench-memory bench-scaleout bench-profile bench-stages
-.PHONY: compose-secrets compose-secure
+.PHONY: compose-secrets compose-secure provision-demo provision-test
+
+# The Debian packages each README command needs (.ci/provision): installed when make runs as
+# root; otherwise the command that installs them is printed and make stops before the venv is
+# made or any test runs.
+provision-demo:
+	@PYTHON="$(PYTHON)" bash .ci/provision demo
+
+provision-test:
+	@PYTHON="$(PYTHON)" bash .ci/provision test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,10 +25,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: provision-demo $(STAMP)
 	$(BIN)/tickwise demo
 
-test: $(STAMP)
+test: provision-test $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/tickwise schemas check

@@ -3,7 +3,7 @@
 #
 # `config` parses the file, checks it against Compose's schema, resolves anchors and merges, and
 # checks references between services (depends_on), all offline. Prefers the Docker CLI's compose
-# plugin (v2); otherwise Debian's docker-compose 1.29, installed on demand (we run as root).
+# plugin (v2); otherwise Debian's docker-compose 1.29, which .ci/provision installs when missing.
 # Usage: .ci/validate-compose.sh [compose-file]   (default: docker-compose.yml at the repo root)
 set -euo pipefail
 
@@ -14,20 +14,10 @@ if [[ ! -f "$file" ]]; then
     exit 2
 fi
 
+bash "$repo_root/.ci/provision" compose
 if docker compose version >/dev/null 2>&1; then
     compose=(docker compose)
 else
-    if ! command -v docker-compose >/dev/null 2>&1; then
-        echo "validate-compose: installing Debian's docker-compose" >&2
-        export DEBIAN_FRONTEND=noninteractive
-        apt_log="$(mktemp)"
-        if ! { apt-get update -qq && apt-get install -y -qq docker-compose; } >"$apt_log" 2>&1; then
-            cat "$apt_log" >&2
-            echo "validate-compose: could not install docker-compose" >&2
-            exit 1
-        fi
-        rm -f "$apt_log"
-    fi
     compose=(docker-compose)
 fi
 
