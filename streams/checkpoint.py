@@ -175,8 +175,14 @@ def make_key_file(path: Path, mode: int = 0o600) -> bytes:
     if it exists: two workers starting at once end up with the one key, never a half-written one.
     """
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".key-")  # created 0600
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".key-")  # created 0600
+        except OSError as exc:
+            raise CheckpointKeyError(
+                f"cannot create the checkpoint key file {path}: {exc.strerror}; "
+                f"set {KEY_ENV} or {KEY_FILE_ENV}"
+            ) from exc
         try:
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_hex(MIN_KEY_BYTES) + "\n")

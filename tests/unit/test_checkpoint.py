@@ -174,6 +174,10 @@ def test_without_a_source_each_user_gets_one_private_key_made_once(tmp_path: Pat
     assert [p.name for p in path.parent.iterdir()] == ["checkpoint.key"], "no temporary left"
     other = checkpoint_key(environ={"XDG_CONFIG_HOME": str(tmp_path / "elsewhere")})
     assert other != key, "random, not derived"
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    with pytest.raises(CheckpointKeyError, match=f"cannot create .*{not_a_dir}.*{KEY_ENV}"):
+        checkpoint_key(environ={"XDG_CONFIG_HOME": str(not_a_dir)})
 
 
 def test_a_worker_with_an_unusable_key_does_not_start(tmp_path: Path) -> None:
