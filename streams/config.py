@@ -288,6 +288,13 @@ class LiveConfig(Frozen):
         description="Shared by all workers so a moved partition resumes from its checkpoint; "
         "default ~/.cache/tickwise/checkpoints/<app_id>.",
     )
+    checkpoint_key_file: str | None = Field(
+        default=None,
+        description="File holding the key checkpoints are signed with (HMAC-SHA256); every "
+        "worker sharing checkpoint_dir needs the same. Unset: $TICKWISE_CHECKPOINT_KEY or "
+        "$TICKWISE_CHECKPOINT_KEY_FILE, else a key made once for this user in "
+        "~/.config/tickwise/checkpoint.key.",
+    )
     checkpoint_interval_s: float = Field(default=10.0, gt=0.0)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from confluent_kafka import KafkaException
 
+from streams.checkpoint import make_key_file
 from streams.live.security import (
     ADMIN,
     PRINCIPALS,
@@ -29,6 +30,7 @@ from streams.live.security import (
 )
 
 CREDENTIALS_FILE = "credentials.json"
+CHECKPOINT_KEY_FILE = "checkpoint.key"
 MIN_PASSWORD = 16
 PLACEHOLDER = "change-me"
 
@@ -76,8 +78,9 @@ def write_secrets(directory: Path) -> dict[str, str]:
     """Create (once) every principal's password under ``directory``; return them.
 
     ``credentials.json`` holds all of them (for whoever applies the policy); ``<principal>.json``
-    holds one login each, so a service is handed its own password and nobody else's. Existing
-    passwords are kept; missing principals are added.
+    holds one login each, so a service is handed its own password and nobody else's;
+    ``checkpoint.key`` the workers' checkpoint signing key. Existing passwords and key are kept;
+    missing principals are added.
     """
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
@@ -88,6 +91,8 @@ def write_secrets(directory: Path) -> dict[str, str]:
     _write_json(path, creds)
     for principal, password in creds.items():
         _write_json(directory / f"{principal}.json", {principal: password})
+    # the key the workers sign checkpoints with; 0644 like the logins, for the same reason
+    make_key_file(directory / CHECKPOINT_KEY_FILE, mode=0o644)
     return creds
 
 
@@ -118,7 +123,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="secure profile: generate passwords; apply logins, topics and ACLs to a broker",
         description=(
             "secrets: write random passwords for admin, every role and the worker to DIR "
-            "(credentials.json and one <principal>.json each). apply: as the admin login from "
+            "(credentials.json and one <principal>.json each), and the workers' checkpoint "
+            "signing key (checkpoint.key). apply: as the admin login from "
             "TICKWISE_SASL_USERNAME/_PASSWORD (or TICKWISE_CREDENTIALS_FILE), create or update "
             "every role's SCRAM-SHA-512 login, the catalogue topics and the ACLs of ROLE_ACCESS."
         ),
@@ -140,7 +146,10 @@ def run_cli(args: argparse.Namespace) -> int:
     """Carry out ``tickwise security secrets|apply`` and return the exit code."""
     if args.action == "secrets":
         creds = write_secrets(args.dir)
-        print(f"{len(creds)} logins in {args.dir}/ ({', '.join(creds)}); keep it out of git")
+        print(
+            f"{len(creds)} logins in {args.dir}/ ({', '.join(creds)}) and the checkpoint key "
+            f"({CHECKPOINT_KEY_FILE}); keep it out of git"
+        )
         return 0
     from streams.cli import resolve_bootstrap
 

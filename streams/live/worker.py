@@ -18,6 +18,7 @@ import asyncio
 import getpass
 import logging
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -29,7 +30,7 @@ from schemas.decisions import ControlCommand
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import CleanTick
 from schemas.topics import Topics
-from streams.checkpoint import CheckpointStore
+from streams.checkpoint import CheckpointKeyError, CheckpointStore, checkpoint_key
 from streams.cli import add_bootstrap_argument, resolve_bootstrap
 from streams.config import TickwiseConfig, load_config
 from streams.live.control import follow_control
@@ -100,7 +101,10 @@ def build_app(
     raw = app.topic(
         topics.raw, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
-    store = CheckpointStore(config.live.checkpoint_dir or default_checkpoint_dir(config.app_id))
+    store = CheckpointStore(
+        config.live.checkpoint_dir or default_checkpoint_dir(config.app_id),
+        checkpoint_key(config.live.checkpoint_key_file),
+    )
     runners: dict[int, PartitionRunner] = {}
     commands: list[ControlCommand] = []  # every command seen, for runners that start later
     control_ready = asyncio.Event()
@@ -206,7 +210,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.checkpoint_dir:
         live = config.live.model_copy(update={"checkpoint_dir": str(Path(args.checkpoint_dir))})
         config = config.model_copy(update={"live": live})
-    app = build_app(config, resolve_bootstrap(args), args.metrics_port, args.metrics_addr)
+    try:
+        app = build_app(config, resolve_bootstrap(args), args.metrics_port, args.metrics_addr)
+    except CheckpointKeyError as exc:  # a worker that cannot sign its checkpoints does not start
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     worker = Worker(app, loglevel=args.loglevel, quiet=True)
     # faust's terminal spinner lowers the root logger to DEBUG so that it can spin on every
     # record; every send then formats a debug line. A service has no terminal to spin on.

@@ -3,6 +3,8 @@ same decisions as an uninterrupted run (the backtest of the same input)."""
 
 from __future__ import annotations
 
+import os
+import pickle
 import signal
 import time
 import uuid
@@ -23,6 +25,16 @@ from streams.live.tap import read_values, spawn_worker, stop_process
 from streams.sources import synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+class MakesMarker:
+    """Unpickling this creates ``path``: what a hostile checkpoint would do."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.mkdir, (str(self.path),)
 
 
 @pytest.mark.parametrize("checkpoints", [True, False], ids=["from-checkpoint", "from-scratch"])
@@ -98,15 +110,17 @@ def test_sigkill_and_restart_lose_and_duplicate_nothing(
 def test_a_partition_it_cannot_rebuild_stops_the_worker_loudly(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    # An unreadable checkpoint: skipping the partition would lose it, starting it from nothing
-    # would decide on the wrong state, and faust would retry the agent forever behind a process
-    # that looks alive. The worker must exit non-zero, say why, and emit nothing.
+    # An untrusted checkpoint (here an unsigned pickle that would run code): skipping the
+    # partition would lose it, starting it from nothing would decide on the wrong state, and
+    # faust would retry the agent forever behind a process that looks alive. The worker must
+    # exit non-zero, say why, emit nothing, and never unpickle the file.
     topics = Topics(topic_prefix)
     create_topics(kafka_bootstrap, topic_prefix, partitions=1)
     assert publish(list(synthetic(seed=3, count=50)), kafka_bootstrap, topics.raw) == 50
     ckpt = tmp_path / "checkpoints"
     ckpt.mkdir()
-    (ckpt / f"{topics.raw}-0.ckpt").write_bytes(b"not a pickle")
+    marker = tmp_path / "ran"
+    (ckpt / f"{topics.raw}-0.ckpt").write_bytes(pickle.dumps(MakesMarker(marker)))
     log = tmp_path / "worker.log"
     worker = spawn_worker(
         kafka_bootstrap, topic_prefix, f"bad-ckpt-{uuid.uuid4().hex[:8]}", None, str(log), str(ckpt)
@@ -117,5 +131,6 @@ def test_a_partition_it_cannot_rebuild_stops_the_worker_loudly(
         stop_process(worker)
     assert code != 0
     text = log.read_text(errors="replace")
-    assert "cannot take it over" in text and "not a readable tickwise checkpoint" in text
+    assert "cannot take it over" in text and "not a trusted tickwise checkpoint" in text
+    assert not marker.exists(), "the unsigned file was unpickled"
     assert read_values(kafka_bootstrap, topics.clean, 1, 3) == []

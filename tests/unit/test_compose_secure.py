@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from streams.checkpoint import KEY_FILE_ENV, checkpoint_key
 from streams.live.security import ADMIN, MECHANISM, PRINCIPALS, ROLE_ACCESS, SecureLocalBroker
 from streams.live.security_cli import CredentialsError, check_credentials, write_secrets
 
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 KAFKA_DIR = ROOT / "docker" / "kafka-secure"
 BOOTSTRAP = "kafka-secure:19092"
+CHECKPOINT_SECRET = "tickwise_checkpoint_key"
 # what each tickwise sub-command run in the profile must log in as
 COMMAND_PRINCIPAL = {"worker": "worker", "feed": "feed", "security": ADMIN}
 
@@ -49,6 +51,16 @@ def tickwise_services() -> dict[str, dict[str, Any]]:
     return ours
 
 
+def login_secret(svc: dict[str, Any]) -> str:
+    """The service's one login secret; a worker also holds the checkpoint key, nothing else."""
+    secrets = set(svc["secrets"])
+    if svc["command"][1] == "worker":
+        assert CHECKPOINT_SECRET in secrets
+        secrets.remove(CHECKPOINT_SECRET)
+    (secret,) = secrets
+    return secret
+
+
 def properties(text: str) -> dict[str, str]:
     pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
     return {k.strip(): v.strip() for k, v in pairs if not k.lstrip().startswith("#")}
@@ -62,10 +74,9 @@ def test_every_secure_service_logs_in_as_the_principal_its_job_needs() -> None:
         principal = env["TICKWISE_SASL_USERNAME"]
         assert principal in PRINCIPALS
         assert principal == COMMAND_PRINCIPAL[svc["command"][1]], name
-        # the password comes from the one secret it is handed, never from the compose file
+        # the password comes from the one login secret it is handed, never from the compose file
         assert not any("PASSWORD" in key for key in env), name
-        (secret,) = svc["secrets"]
-        assert env["TICKWISE_CREDENTIALS_FILE"] == f"/run/secrets/{secret}"
+        assert env["TICKWISE_CREDENTIALS_FILE"] == f"/run/secrets/{login_secret(svc)}"
         command = svc["command"]
         assert command[command.index("--bootstrap-servers") + 1] == BOOTSTRAP, name
 
@@ -91,9 +102,8 @@ def test_each_service_gets_its_own_login_and_nobody_elses() -> None:
     files = {name: spec["file"] for name, spec in compose()["secrets"].items()}
     for name, svc in tickwise_services().items():
         principal = svc["environment"]["TICKWISE_SASL_USERNAME"]
-        (secret,) = svc["secrets"]
         expected = "credentials.json" if principal == ADMIN else f"{principal}.json"
-        assert files[secret] == f"./secrets/{expected}", name
+        assert files[login_secret(svc)] == f"./secrets/{expected}", name
     broker = secure_services()["kafka-secure"]
     assert [files[s] for s in broker["secrets"]] == ["./secrets/admin.json"]
     # the roles the worker and the feed log in as do their jobs under ROLE_ACCESS
@@ -138,6 +148,22 @@ def test_generated_secrets_cover_every_principal_one_file_each(tmp_path: Path) -
             principal: creds[principal]
         }
     assert write_secrets(directory) == creds, "generated once, kept afterwards"
+
+
+def test_the_worker_signs_checkpoints_with_the_generated_key(tmp_path: Path) -> None:
+    directory = tmp_path / "secrets"
+    write_secrets(directory)
+    key_file = directory / "checkpoint.key"
+    key = key_file.read_bytes()
+    assert oct(key_file.stat().st_mode & 0o777) == "0o644", "readable by the container's user"
+    assert checkpoint_key(environ={KEY_FILE_ENV: str(key_file)}) == key.strip()
+    write_secrets(directory)
+    assert key_file.read_bytes() == key, "generated once, kept afterwards"
+    assert compose()["secrets"][CHECKPOINT_SECRET]["file"] == "./secrets/checkpoint.key"
+    workers = [s for s in tickwise_services().values() if s["command"][1] == "worker"]
+    assert workers
+    for svc in workers:
+        assert svc["environment"][KEY_FILE_ENV] == f"/run/secrets/{CHECKPOINT_SECRET}"
 
 
 def test_the_example_lists_every_principal_and_is_refused() -> None:
