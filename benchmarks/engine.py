@@ -31,7 +31,7 @@ from benchmarks.common import ES_TRADES, add_config_argument, command_line, tabl
 from streams.config import load_config
 from streams.engine.batch import SymbolTable, TickBatch, decode
 from streams.engine.features import BatchFeatures
-from streams.engine.files import read_csv_batches
+from streams.engine.files import read_batches
 from streams.engine.validate import BatchValidator
 from streams.sources import ColumnMap, read_csv
 
@@ -65,7 +65,7 @@ def warm_up() -> None:
     verdict, _ = BatchValidator(config.validation, symbols).run(batch)
     BatchFeatures(config.features, symbols).run(batch, verdict == 0)
     if ES_TRADES.exists():
-        next(read_csv_batches(ES_TRADES, ES_COLUMNS, SymbolTable(), 16_384, block_bytes=1 << 12))
+        next(read_batches(ES_TRADES, ES_COLUMNS, SymbolTable(), 16_384, block_bytes=1 << 12))
 
 
 def _first_call(cache_dir: str | None) -> float:
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def read() -> list[TickBatch]:
         symbols = SymbolTable()
-        return list(read_csv_batches(path, ES_COLUMNS, symbols, 16_384))
+        return list(read_batches(path, ES_COLUMNS, symbols, 16_384))
 
     read_s, batches = _cpu(read, args.repeat)
     ticks = sum(len(b) for b in batches)

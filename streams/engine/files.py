@@ -30,6 +30,7 @@ from streams.engine.batch import (
     TickBatch,
     decode,
 )
+from streams.formats import read_jsonl, read_parquet
 from streams.sources import EPOCH_UNITS, ColumnMap, SourceError, read_csv, table_layout
 
 BLOCK_BYTES = 1 << 22  # about 100,000 rows of a trade file per batch
@@ -86,40 +87,69 @@ class _Fallback(Exception):
     """The columnar path cannot promise the row reader's reading of this block."""
 
 
-def read_csv_batches(
+def read_batches(
     path: str | Path,
     columns: ColumnMap,
     symbols: SymbolTable,
     max_message_bytes: int,
     block_bytes: int = BLOCK_BYTES,
 ) -> Iterator[TickBatch]:
-    """The file's ticks as batches, in file order (one pyarrow block each)."""
+    """The file's ticks as batches, in file order: CSV and Parquet by blocks of columns, JSON
+    Lines (and whatever the columns cannot read the same way) by rows and the bulk decoder."""
     import pyarrow as pa
-    import pyarrow.csv as pcsv
 
     path = Path(path)
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        blocks, rows = _parquet_blocks, read_parquet
+    elif name.endswith((".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")):
+        blocks, rows = None, read_jsonl
+    else:
+        blocks, rows = _csv_blocks, read_csv
     origin = path.name
     delivered = 0
-    try:
-        reader = pcsv.open_csv(
-            path,
-            read_options=pcsv.ReadOptions(block_size=block_bytes),
-            parse_options=pcsv.ParseOptions(ignore_empty_lines=False),
-            convert_options=_convert_options(path, columns),
-        )
-        layout = _Layout(reader.schema.names, columns)
-        for block in reader:
-            batch = _block(block, layout, origin, delivered, symbols)
-            delivered += len(batch)
-            yield batch
-        return
-    except (_Fallback, pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    records = islice(read_csv(path, columns), delivered, None)
+    if blocks is not None:
+        try:
+            for block, layout in blocks(path, columns, block_bytes):
+                batch = _block(block, layout, origin, delivered, symbols)
+                delivered += len(batch)
+                yield batch
+            return
+        except (_Fallback, pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    records = islice(rows(path, columns), delivered, None)
     while chunk := list(islice(records, 65_536)):
         payloads = [r.payload for r in chunk]
         offsets = np.array([r.index for r in chunk], dtype=np.int64)
         yield decode(payloads, symbols, f"file:{origin}", 0, offsets, max_message_bytes)
+
+
+def _csv_blocks(path: Path, columns: ColumnMap, block_bytes: int) -> Iterator[tuple[Any, _Layout]]:
+    import pyarrow.csv as pcsv
+
+    reader = pcsv.open_csv(
+        path,
+        read_options=pcsv.ReadOptions(block_size=block_bytes),
+        parse_options=pcsv.ParseOptions(ignore_empty_lines=False),
+        convert_options=_convert_options(path, columns),
+    )
+    layout = _Layout(reader.schema.names, columns)
+    for block in reader:
+        yield block, layout
+
+
+def _parquet_blocks(
+    path: Path, columns: ColumnMap, block_bytes: int
+) -> Iterator[tuple[Any, _Layout]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise SourceError("Parquet needs pyarrow: pip install 'tickwise[parquet]'") from exc
+    pf = pq.ParquetFile(path)
+    layout = _Layout(list(pf.schema_arrow.names), columns)
+    rows = max(1, block_bytes // 40)
+    for block in pf.iter_batches(batch_size=rows):
+        yield block, layout
 
 
 def _convert_options(path: Path, columns: ColumnMap) -> Any:
@@ -175,26 +205,17 @@ def _block(block: Any, layout: _Layout, origin: str, first: int, symbols: Symbol
     if any(block.column(name).null_count for name in block.schema.names):
         raise _Fallback  # an empty cell or line: the row reader's text decides
     columns = layout.columns
-    time = block.column(layout.time_name)
-    if columns.time_format in EPOCH_UNITS:
-        ts = time.to_numpy().astype(np.int64) * EPOCH_UNITS[columns.time_format]
-    else:
-        try:
-            local = pc.assume_timezone(
-                time, timezone=columns.tz, ambiguous="earliest", nonexistent="raise"
-            )
-        except pa.ArrowInvalid as exc:
-            raise _Fallback from exc
-        ts = local.cast(pa.int64()).to_numpy()
-        if np.any(ts % 1_000):
-            raise _Fallback  # below a microsecond: more than a datetime holds
+    ts = _times(block.column(layout.time_name), columns)
     if np.any(ts < 0):
         raise _Fallback
     values: dict[str, np.ndarray] = {}
     for field in ("price", "size", "bid", "ask", "bid_size", "ask_size"):
         name = layout.field_name.get(field) if field in layout.value_fields else None
         if name is not None:
-            col = block.column(name).to_numpy()
+            column = block.column(name)
+            if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
+                raise _Fallback  # text cells: the row reader's reading decides
+            col = column.cast(pa.float64()).to_numpy()
             if not np.all(np.isfinite(col)):
                 raise _Fallback  # 'nan', 'inf': text the row reader keeps as text
             values[field] = col
@@ -207,7 +228,10 @@ def _block(block: Any, layout: _Layout, origin: str, first: int, symbols: Symbol
         names = [columns.symbol or ""]
         codes = np.zeros(n, np.int32)
     else:
-        encoded = pc.dictionary_encode(block.column(layout.symbol_name))
+        symbol = block.column(layout.symbol_name)
+        if not pa.types.is_string(symbol.type):
+            raise _Fallback
+        encoded = pc.dictionary_encode(symbol)
         names = encoded.dictionary.to_pylist()
         codes = encoded.indices.to_numpy().astype(np.int32)
     if not all(INSTRUMENT_RE.match(s) is not None and len(s) <= 64 for s in names):
@@ -257,6 +281,33 @@ def _block(block: Any, layout: _Layout, origin: str, first: int, symbols: Symbol
         offsets=np.arange(first, first + n, dtype=np.int64),
     )
     return batch
+
+
+def _times(time: Any, columns: ColumnMap) -> np.ndarray:
+    """Event times in ns, as ``sources.TimeParser`` reads the column's cells."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    unit = EPOCH_UNITS.get(columns.time_format)
+    if unit is not None:
+        if not pa.types.is_integer(time.type):
+            raise _Fallback  # fractional epochs keep every digit in the row reader
+        raw = time.cast(pa.int64()).to_numpy()
+        if np.any(np.abs(raw) > (2**63 - 1) // unit):
+            raise _Fallback
+        return raw * unit
+    if columns.time_format != "auto" or not pa.types.is_timestamp(time.type):
+        raise _Fallback
+    if time.type.tz is None:
+        if columns.tz is None:
+            raise _Fallback  # naive: the row reader asks for --tz in its own words
+        time = pc.assume_timezone(
+            time, timezone=columns.tz, ambiguous="earliest", nonexistent="raise"
+        )
+    ts = time.cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_numpy()
+    if np.any(ts % 1_000):
+        raise _Fallback  # below a microsecond: more than a datetime holds
+    return ts
 
 
 def _sizes_ok(values: dict[str, np.ndarray]) -> bool:

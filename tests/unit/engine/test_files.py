@@ -13,20 +13,27 @@ from hypothesis import strategies as st
 from stubs import ES_TRADES
 
 from streams.engine.batch import ARRAYS, SymbolTable, TickBatch, concat, decode
-from streams.engine.files import read_csv_batches
-from streams.sources import ColumnMap, SourceError, read_csv
+from streams.engine.files import LazyRows, read_batches
+from streams.formats import read_file
+from streams.sources import ColumnMap, SourceError
 
 
 def by_rows(path: Path, columns: ColumnMap, limit: int | None = None) -> TickBatch:
-    records = list(islice(read_csv(path, columns), limit))
+    records = list(islice(read_file(path, columns), limit))
     offsets = np.array([r.index for r in records], dtype=np.int64)
     payloads = [r.payload for r in records]
     return decode(payloads, SymbolTable(), f"file:{path.name}", 0, offsets, 16_384)
 
 
 def by_columns(path: Path, columns: ColumnMap, block_bytes: int = 1 << 22) -> TickBatch:
-    batches = list(read_csv_batches(path, columns, SymbolTable(), 16_384, block_bytes))
+    batches = list(read_batches(path, columns, SymbolTable(), 16_384, block_bytes))
     return concat(batches)
+
+
+def read_by_columns(path: Path, columns: ColumnMap) -> bool:
+    """Whether every batch came from the columnar path (its rows rendered lazily)."""
+    batches = read_batches(path, columns, SymbolTable(), 16_384, 256)
+    return all(isinstance(b.payloads, LazyRows) for b in batches)
 
 
 def assert_same(a: TickBatch, b: TickBatch) -> None:
@@ -52,6 +59,7 @@ def test_real_es_trades_read_as_the_row_reader_does(tmp_path: Path) -> None:
     path = write(tmp_path, head, "es.csv")
     columns = ColumnMap(symbol="ES", tz="America/Chicago")
     assert_same(by_columns(path, columns, block_bytes=1 << 16), by_rows(path, columns))
+    assert read_by_columns(path, columns)
 
 
 def test_quotes_with_a_symbol_column(tmp_path: Path) -> None:
@@ -61,6 +69,7 @@ def test_quotes_with_a_symbol_column(tmp_path: Path) -> None:
     path = write(tmp_path, text)
     columns = ColumnMap(time_format="epoch_ms")
     assert_same(by_columns(path, columns), by_rows(path, columns))
+    assert read_by_columns(path, columns)
 
 
 @pytest.mark.parametrize(
@@ -86,7 +95,7 @@ def test_rows_the_columns_cannot_promise_go_through_the_row_reader(
 def test_naive_times_without_a_zone_are_refused_in_the_row_readers_words(tmp_path: Path) -> None:
     path = write(tmp_path, "time,price,size\n2024-01-02 09:30:00,100,1\n")
     with pytest.raises(SourceError, match="--tz"):
-        list(read_csv_batches(path, ColumnMap(symbol="ES"), SymbolTable(), 16_384))
+        list(read_batches(path, ColumnMap(symbol="ES"), SymbolTable(), 16_384))
 
 
 cells = st.one_of(
@@ -113,3 +122,70 @@ def test_any_csv_reads_the_same_both_ways(
     path = write(tmp_path, "ts,symbol,price,size\n" + body + "\n")
     columns = ColumnMap(time_format="epoch_ms")
     assert_same(by_columns(path, columns, block_bytes=block), by_rows(path, columns))
+
+
+def _parquet(tmp_path: Path, **cols: object) -> Path:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "ticks.parquet"
+    pq.write_table(pa.table(cols), path, row_group_size=3)
+    return path
+
+
+T = 1_704_205_800_000_000  # microseconds
+
+
+@pytest.mark.parametrize(
+    ("time", "columns"),
+    [
+        ("naive_us", ColumnMap(symbol="ES", tz="America/Chicago")),
+        ("utc_ns", ColumnMap(symbol="ES")),
+        ("epoch_ms", ColumnMap(symbol="ES", time_format="epoch_ms")),
+        ("naive_us", ColumnMap(symbol="ES")),  # no zone: the row reader's refusal
+        ("ns_digits", ColumnMap(symbol="ES", tz="UTC")),  # below a microsecond
+    ],
+)
+def test_parquet_reads_as_the_row_reader_does(
+    tmp_path: Path, time: str, columns: ColumnMap
+) -> None:
+    pa = pytest.importorskip("pyarrow")
+    n = 10
+    stamps = {
+        "naive_us": pa.array([T + i * 250 for i in range(n)], pa.timestamp("us")),
+        "utc_ns": pa.array([(T + i) * 1_000 for i in range(n)], pa.timestamp("ns", tz="UTC")),
+        "epoch_ms": pa.array([T // 1_000 + i for i in range(n)], pa.int64()),
+        "ns_digits": pa.array([T * 1_000 + i for i in range(n)], pa.timestamp("ns")),
+    }
+    price = pa.array([4700.25 + i for i in range(n)], pa.float64())
+    path = _parquet(tmp_path, time=stamps[time], price=price, size=pa.array(range(1, n + 1)))
+    if time == "naive_us" and columns.tz is None:
+        with pytest.raises(SourceError, match="--tz"):
+            by_columns(path, columns)
+        return
+    assert_same(by_columns(path, columns, block_bytes=120), by_rows(path, columns))
+    assert read_by_columns(path, columns) == (time != "ns_digits")
+
+
+def test_parquet_with_text_prices_goes_through_the_row_reader(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    path = _parquet(
+        tmp_path,
+        time=pa.array([1, 2, 3], pa.int64()),
+        symbol=pa.array(["ES", "NQ", "ES"]),
+        price=pa.array(["100", "x", "101"]),
+    )
+    columns = ColumnMap(time_format="epoch_s")
+    assert_same(by_columns(path, columns), by_rows(path, columns))
+
+
+def test_json_lines_go_through_the_row_reader_and_the_decoder(tmp_path: Path) -> None:
+    lines = [
+        '{"time": 1700000000, "symbol": "ES", "price": 100.5, "size": 2}',
+        "not json",
+        '{"time": 1700000001, "symbol": "ES", "price": -1, "size": 2}',
+    ]
+    path = write(tmp_path, "\n".join(lines) + "\n", "ticks.jsonl")
+    columns = ColumnMap(time_format="epoch_s")
+    batch = by_columns(path, columns)
+    assert_same(batch, by_rows(path, columns))
+    assert sorted(batch.detail) == [1]  # the line that is not JSON is refused while decoding
