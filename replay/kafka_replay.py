@@ -83,9 +83,8 @@ def replay_topic(
     # the namespace is created only when missing: a role's login may republish into topics
     # an admin made, without the right to create any
     with RangeReader(bootstrap) as reader:
-        try:
-            reader.partitions(target)
-        except RangeReadError:
+        reader.partitions(source)  # a source this login may not read fails before any write
+        if not reader.exists(target):
             create_topics(bootstrap, target_prefix)
     records = (
         # the Pacer reads ts_event_ns: here it carries the record timestamp, so --speed
@@ -149,6 +148,9 @@ def replay_check(
     """
     topics = Topics(prefix)
     config = load_config(config_path, topic_prefix=prefix)
+    with RangeReader(bootstrap) as reader:
+        for topic in (topics.audit, topics.raw):  # a login that cannot read both fails first
+            reader.partitions(topic)
     report = CheckReport()
     start_ms = min(warm_from_ms, from_ms)
     audit_to_ms = to_ms + audit_grace_ms

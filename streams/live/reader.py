@@ -109,12 +109,23 @@ class RangeReader:
             self._closed = True
             self._consumer.close()
 
-    def partitions(self, topic: str) -> list[int]:
-        """The topic's partition numbers; raises if it does not exist or may not be described."""
+    def exists(self, topic: str) -> bool:
+        """Whether the broker has ``topic``; raises if this login may not know (no DESCRIBE)."""
+        return bool(self.partitions(topic, missing_ok=True))
+
+    def partitions(self, topic: str, missing_ok: bool = False) -> list[int]:
+        """The topic's partition numbers; raises if it may not be described, or is missing
+        (unless ``missing_ok``: then none)."""
         meta = self._consumer.list_topics(topic, timeout=self.metadata_timeout_s).topics.get(topic)
-        if meta is None or meta.error is not None or not meta.partitions:
-            why = f" ({meta.error})" if meta is not None and meta.error is not None else ""
-            raise RangeReadError(f"topic {topic!r} does not exist on the broker{why}")
+        missing = meta is None or not meta.partitions
+        if meta is not None and meta.error is not None:
+            if meta.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise RangeReadError(f"topic {topic!r}: {meta.error.str()}")
+            missing = True
+        if missing:
+            if missing_ok:
+                return []
+            raise RangeReadError(f"topic {topic!r} does not exist on the broker")
         return sorted(meta.partitions)
 
     def watermarks(self, topic: str, partition: int) -> tuple[int, int]:
