@@ -1,6 +1,7 @@
 """Walk-forward comparison of model configurations over one recorded stream.
 
-Each configuration runs the whole shared pipeline over the same records; its models are
+Each configuration runs the whole shared pipeline over the same records, entered through
+``Pipeline.process`` and ``finish`` as the backtest and the worker enter it; its models are
 validated prequentially (predict on arrival, score when the label matures), so the figures
 are what the model would have shown live. Per-instrument figures are pooled across
 instruments weighted by the number of scored labels.
@@ -13,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.quarantine import QuarantineRecord
-from schemas.ticks import SourceRef
+from schemas.decisions import Decision
+from schemas.ticks import CleanTick, SourceRef
 from streams.config import TickwiseConfig
 from streams.operators.models import version_key
-from streams.pipeline import Pipeline
+from streams.pipeline import Output, Pipeline
 from streams.sources import RawRecord
 
 # The figure each task is ranked by, and whether larger is better.
@@ -46,18 +47,23 @@ def evaluate_config(records: Sequence[RawRecord], config: TickwiseConfig, name: 
     decisions = 0
     instruments: set[str] = set()
     first = last = None
+
+    def count(outputs: list[Output]) -> None:
+        nonlocal decisions, first, last
+        for out in outputs:
+            if isinstance(out.message, CleanTick):
+                instruments.add(out.message.tick.instrument)
+                ts = out.message.tick.ts_event_ns
+                first = ts if first is None else min(first, ts)
+                last = ts if last is None else max(last, ts)
+            elif isinstance(out.message, Decision):
+                decisions += 1
+
     started = time.perf_counter()
     for rec in records:
-        verdict = pipeline.validate(
-            rec.payload, SourceRef(topic=f"file:{rec.origin}", partition=0, offset=rec.index)
-        )
-        if isinstance(verdict, QuarantineRecord):
-            continue
-        instruments.add(verdict.tick.instrument)
-        ts = verdict.tick.ts_event_ns
-        first = ts if first is None else min(first, ts)
-        last = ts if last is None else max(last, ts)
-        decisions += pipeline.decide(verdict).decision is not None
+        source = SourceRef(topic=f"file:{rec.origin}", partition=0, offset=rec.index)
+        count(pipeline.process(rec.payload, source))
+    count(pipeline.finish())
     seconds = time.perf_counter() - started
     key = version_key(config.model.model_id, config.model.model_version)
     per = {i: pipeline.model.metrics(i).get(key, {}) for i in sorted(instruments)}

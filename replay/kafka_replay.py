@@ -4,10 +4,10 @@
   the range with offsets-for-times and republishes it, keys and bytes unchanged, into the same
   catalogue topic under another prefix, so a second stack (``tickwise worker --topic-prefix
   replay1.``) can re-run on it without touching production topics.
-* ``tickwise replay-check --from T --to T`` re-derives every decision taken on the ticks of
-  ``ticks.clean`` recorded in ``[from, to)`` and compares it with the decision in the audit
-  trail. Operator state is rebuilt by replaying the input from ``--warm-from`` (default: the
-  oldest retained record), which must be where the live worker's state began.
+* ``tickwise replay-check --from T --to T`` runs the ``ticks.raw`` records of ``[from, to)``
+  through the pipeline as the worker did and compares every decision with the one in the
+  audit trail. Operator state is rebuilt by replaying the input from ``--warm-from`` (default:
+  the oldest retained record), which must be where the live worker's state began.
 
 Times are Kafka record timestamps (when the record was written), given as ISO-8601 (UTC unless
 a zone is given) or integer epoch milliseconds. The wall clock only paces republishing.
@@ -19,24 +19,21 @@ import argparse
 import hashlib
 import json
 import sys
-import time
-import uuid
-from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from confluent_kafka import OFFSET_END, Consumer, KafkaError, Message, TopicPartition
-
-from schemas.decisions import AuditRecord
-from schemas.ticks import CleanTick
+from schemas.decisions import AuditRecord, ControlCommand, Decision
+from schemas.ticks import CleanTick, SourceRef
 from schemas.topics import CATALOGUE, Topics
 from streams.cli import add_bootstrap_argument, resolve_bootstrap
 from streams.config import load_config
 from streams.live.admin import create_topics
 from streams.live.feed import publish
+from streams.live.partition import is_reinjected
+from streams.live.reader import RangeReader, RangeReadError, read_times
 from streams.operators.control import replay_commands
-from streams.pipeline import Pipeline
+from streams.pipeline import Output, Pipeline
 from streams.sources import RawRecord
 
 EARLIEST_MS = 0
@@ -64,86 +61,6 @@ def parse_time_ms(text: str) -> int:
     return round(parsed.timestamp() * 1000)
 
 
-def _bounds(
-    consumer: Consumer, topic: str, from_ms: int, to_ms: int, timeout: float
-) -> list[tuple[TopicPartition, int]]:
-    """Per partition: the first offset at or after ``from_ms`` and the end (exclusive)."""
-    meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
-    if meta is None or meta.error is not None or not meta.partitions:
-        raise ValueError(f"topic {topic!r} does not exist on the broker")
-    parts = sorted(meta.partitions)
-    starts = consumer.offsets_for_times(
-        [TopicPartition(topic, p, from_ms) for p in parts], timeout=timeout
-    )
-    ends = consumer.offsets_for_times(
-        [TopicPartition(topic, p, to_ms) for p in parts], timeout=timeout
-    )
-    out = []
-    for start, end in zip(starts, ends, strict=True):
-        high = consumer.get_watermark_offsets(start, timeout=timeout)[1]
-        stop = high if end.offset in (OFFSET_END, -1) else end.offset
-        first = high if start.offset in (OFFSET_END, -1) else start.offset
-        if first < stop:
-            out.append((TopicPartition(topic, start.partition, first), stop))
-    return out
-
-
-def read_range(
-    bootstrap: str, topic: str, from_ms: int, to_ms: int, timeout: float = 60.0
-) -> Iterator[Message]:
-    """Yield the records of ``topic`` written in ``[from_ms, to_ms)``, each partition in order.
-
-    Partitions are merged by record timestamp so pacing follows the recording; the order within
-    a partition (that is, per instrument) is never changed. Raises if the range cannot be read
-    within ``timeout`` seconds of silence. Records a partition delivers ahead of the others wait
-    in memory for the merge (librdkafka fetches a batch per partition at a time).
-    """
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"tickwise-replay-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
-    try:
-        bounds = _bounds(consumer, topic, from_ms, to_ms, timeout)
-        consumer.assign([tp for tp, _ in bounds])
-        stops = {tp.partition: stop for tp, stop in bounds}
-        buffers: dict[int, deque[Message]] = {p: deque() for p in stops}
-        done: set[int] = set()
-        last_seen = time.monotonic()
-        while True:
-            # a k-way merge: every unfinished partition must offer its next record first
-            while any(not buffers[p] and p not in done for p in stops):
-                msg = consumer.poll(0.2)
-                if msg is None:
-                    if time.monotonic() - last_seen > timeout:
-                        raise TimeoutError(f"no record from {topic} for {timeout:.0f} s")
-                    continue
-                last_seen = time.monotonic()
-                p = msg.partition()
-                if msg.error():
-                    if msg.error().code() == KafkaError._PARTITION_EOF:
-                        done.add(p)
-                        continue
-                    raise RuntimeError(f"consumer error: {msg.error()}")
-                if p in done or msg.offset() >= stops[p]:
-                    done.add(p)
-                    continue
-                if msg.offset() + 1 >= stops[p]:
-                    done.add(p)
-                if from_ms <= msg.timestamp()[1] < to_ms:
-                    buffers[p].append(msg)
-            ready = [p for p in stops if buffers[p]]
-            if not ready:
-                return
-            first = min(ready, key=lambda q: (buffers[q][0].timestamp()[1], q))
-            yield buffers[first].popleft()
-    finally:
-        consumer.close()
-
-
 def replay_topic(
     bootstrap: str,
     topic: str,
@@ -162,8 +79,13 @@ def replay_topic(
     spec = next((s for s in CATALOGUE if s.name == topic), None)
     if spec is None:
         raise ValueError(f"{topic!r} is not a catalogue topic ({[s.name for s in CATALOGUE]})")
-    create_topics(bootstrap, target_prefix)
     source, target = Topics(source_prefix).name(spec), Topics(target_prefix).name(spec)
+    # the namespace is created only when missing: a role's login may republish into topics
+    # an admin made, without the right to create any
+    with RangeReader(bootstrap) as reader:
+        reader.partitions(source)  # a source this login may not read fails before any write
+        if not reader.exists(target):
+            create_topics(bootstrap, target_prefix)
     records = (
         # the Pacer reads ts_event_ns: here it carries the record timestamp, so --speed
         # follows the pace at which the range was recorded
@@ -174,7 +96,7 @@ def replay_topic(
             msg.offset(),
             msg.timestamp()[1] * 10**6,
         )
-        for msg in read_range(bootstrap, source, from_ms, to_ms)
+        for msg in read_times(bootstrap, source, from_ms, to_ms)
     )
     return publish(records, bootstrap, target, speed=speed)
 
@@ -214,42 +136,60 @@ def replay_check(
     config_path: str | None = None,
     warm_from_ms: int = EARLIEST_MS,
     audit_grace_ms: int = 600_000,
+    observe: Callable[[Output], None] | None = None,
 ) -> CheckReport:
-    """Re-derive the decisions on ``ticks.clean`` records of ``[from_ms, to_ms)`` and compare.
+    """Re-derive the decisions on the ``ticks.raw`` records of ``[from_ms, to_ms)`` and compare.
 
-    Operator commands (kill switch, demotions) that live applied are read from the audit trail
-    and applied at the same event times, as a backtest of that period would.
+    Each raw partition gets its own pipeline, entered through ``Pipeline.process`` exactly as
+    the worker's partition runner enters it, so validation, reordering and the data-quality
+    monitor's policies act here as they did live. Operator commands (kill switch, demotions)
+    that live applied are read from the audit trail and applied at the same event times, as a
+    backtest of that period would. ``observe`` sees every re-derived output of the period.
     """
     topics = Topics(prefix)
-    pipeline = Pipeline(load_config(config_path, topic_prefix=prefix))
+    config = load_config(config_path, topic_prefix=prefix)
+    with RangeReader(bootstrap) as reader:
+        for topic in (topics.audit, topics.raw):  # a login that cannot read both fails first
+            reader.partitions(topic)
     report = CheckReport()
     start_ms = min(warm_from_ms, from_ms)
     audit_to_ms = to_ms + audit_grace_ms
+    commands: list[ControlCommand] = []
     # live decisions by tick, as digests: memory stays small for a long period
     recorded: dict[tuple[str, str], tuple[str, bytes]] = {}
-    for msg in read_range(bootstrap, topics.audit, start_ms, audit_to_ms):
+    for msg in read_times(bootstrap, topics.audit, start_ms, audit_to_ms):
         record = AuditRecord.model_validate_json(msg.value() or b"")
-        for command in replay_commands([record]):
-            pipeline.on_control(command)
+        commands += replay_commands([record])
         if msg.timestamp()[1] >= from_ms:
             d = record.decision
             recorded[(d.instrument, d.tick_id)] = (d.decision_id, _digest(d.to_bytes()))
     differing: dict[str, bytes] = {}
-    for msg in read_range(bootstrap, topics.clean, start_ms, to_ms):
-        clean = CleanTick.model_validate_json(msg.value() or b"")
-        decided = pipeline.decide(clean)
-        if msg.timestamp()[1] < from_ms:
-            continue  # warming the operator state up only
-        report.ticks_replayed += 1
-        live = recorded.pop((clean.tick.instrument, clean.tick.tick_id), None)
-        ours = decided.decision
-        if ours is None:
-            if live is not None:
-                report.not_rederived.append(live[0])
-            continue
+
+    def check(outputs: list[Output]) -> None:
+        """Match each decision with the audit's, and each clean tick left undecided."""
+        tick: tuple[str, str] | None = None
+        for out in outputs:
+            if observe is not None:
+                observe(out)
+            message = out.message
+            if isinstance(message, CleanTick):
+                _undecided(tick)
+                tick = (message.tick.instrument, message.tick.tick_id)
+            elif isinstance(message, Decision):
+                tick = None
+                _decided(message)
+        _undecided(tick)
+
+    def _undecided(tick: tuple[str, str] | None) -> None:
+        live = recorded.pop(tick, None) if tick is not None else None
+        if live is not None:
+            report.not_rederived.append(live[0])
+
+    def _decided(ours: Decision) -> None:
+        live = recorded.pop((ours.instrument, ours.tick_id), None)
         if live is None:
             report.missing_in_audit.append(ours.decision_id)
-            continue
+            return
         report.decisions_checked += 1
         if live == (ours.decision_id, _digest(ours.to_bytes())):
             report.matching += 1
@@ -257,8 +197,25 @@ def replay_check(
             differing[live[0]] = ours.to_bytes()
         else:
             report.differing.append({"decision_id": live[0], "fields": None})
+
+    pipelines: dict[int, Pipeline] = {}
+    for msg in read_times(bootstrap, topics.raw, start_ms, to_ms):
+        partition = msg.partition()
+        pipeline = pipelines.get(partition)
+        if pipeline is None:
+            pipeline = pipelines[partition] = Pipeline(config)
+            for command in commands:
+                pipeline.on_control(command)
+        source = SourceRef(topic=topics.raw, partition=partition, offset=msg.offset())
+        outputs = pipeline.process(msg.value() or b"", source, is_reinjected(msg.headers()))
+        if msg.timestamp()[1] < from_ms:
+            continue  # warming the operator state up only
+        report.ticks_replayed += 1
+        check(outputs)
+    for pipeline in pipelines.values():
+        check(pipeline.finish())
     if differing:  # a second, targeted pass for the field-by-field detail
-        for msg in read_range(bootstrap, topics.audit, from_ms, audit_to_ms):
+        for msg in read_times(bootstrap, topics.audit, from_ms, audit_to_ms):
             d = AuditRecord.model_validate_json(msg.value() or b"").decision
             ours_bytes = differing.pop(d.decision_id, None)
             if ours_bytes is not None:
@@ -284,7 +241,7 @@ def _replay(args: argparse.Namespace) -> int:
             args.to_prefix,
             args.speed,
         )
-    except (ValueError, TimeoutError) as exc:
+    except (ValueError, RangeReadError) as exc:
         print(f"tickwise replay: {exc}", file=sys.stderr)
         return 2
     target = Topics(args.to_prefix).name(next(s for s in CATALOGUE if s.name == args.topic))
@@ -302,7 +259,7 @@ def _check(args: argparse.Namespace) -> int:
             args.config,
             parse_time_ms(args.warm_from) if args.warm_from else EARLIEST_MS,
         )
-    except (ValueError, TimeoutError) as exc:
+    except (ValueError, RangeReadError) as exc:
         print(f"tickwise replay-check: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(report.as_dict(), indent=2))

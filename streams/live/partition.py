@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Producer
 from pydantic import ValidationError
 
 from schemas.decisions import ControlCommand
@@ -37,13 +36,13 @@ from schemas.ticks import CleanTick, SourceRef
 from schemas.topics import TICKS_CLEAN, TICKS_QUARANTINE, Topics
 from streams.checkpoint import Checkpoint, CheckpointStore
 from streams.config import TickwiseConfig
+from streams.live.reader import RangeReader, read_offsets
 from streams.live.security import env_client_config
 from streams.pipeline import Output, Pipeline
 
 log = logging.getLogger(__name__)
 
 TAIL_OFFSETS = 5_000  # per lineage partition; a committed batch is far smaller
-READ_IDLE_S = 3.0
 # how often a transaction looks for a waiting operator command (see PartitionRunner.process)
 CONTROL_CHECK_EVERY = 25
 
@@ -62,61 +61,23 @@ class Recovery:
     backfilled: int
 
 
-def _reader(bootstrap: str) -> Consumer:
-    return Consumer(
-        {
-            **env_client_config(),
-            "bootstrap.servers": bootstrap,
-            "group.id": f"tickwise-recovery-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-        }
-    )
-
-
-def read_range(bootstrap: str, topic: str, partition: int, start: int, stop: int) -> Iterator:
-    """Yield committed messages of one partition with ``start <= offset < stop`` (or to its end)."""
-    if stop <= start:
-        return
-    c = _reader(bootstrap)
-    try:
-        c.assign([TopicPartition(topic, partition, start)])
-        idle_since = time.monotonic()
-        while time.monotonic() - idle_since < READ_IDLE_S:
-            msg = c.poll(0.2)
-            if msg is None:
-                continue
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    return
-                raise KafkaException(msg.error())
-            idle_since = time.monotonic()
-            if msg.offset() >= stop:
-                return
-            yield msg
-    finally:
-        c.close()
-
-
 def last_handled(
     bootstrap: str, raw_topic: str, lineage_topics: Iterable[str], partition: int
 ) -> int:
-    """The highest raw offset whose clean tick or quarantine record is committed (-1: none)."""
-    probe = _reader(bootstrap)
-    try:
-        bounds = {
-            t: probe.get_watermark_offsets(TopicPartition(t, partition), timeout=10)
-            for t in lineage_topics
-        }
-    finally:
-        probe.close()
+    """The highest raw offset whose clean tick or quarantine record is committed (-1: none).
+
+    Each lineage tail is read to its last stable offset, or the read fails: a tail cut short
+    would make recovery replay too little and start from a state the dead worker never had.
+    """
     handled = -1
-    for topic, (low, high) in bounds.items():
-        for msg in read_range(bootstrap, topic, partition, max(low, high - TAIL_OFFSETS), high):
-            source = _source(msg.value())
-            if source is not None and source.topic == raw_topic:
-                handled = max(handled, source.offset)
+    with RangeReader(bootstrap) as reader:
+        for topic in lineage_topics:
+            low, high = reader.watermarks(topic, partition)
+            tail = {partition: (max(low, high - TAIL_OFFSETS), high)}
+            for _, msg in reader.read(topic, tail):
+                source = _source(msg.value()) if msg is not None else None
+                if source is not None and source.topic == raw_topic:
+                    handled = max(handled, source.offset)
     return handled
 
 
@@ -201,7 +162,7 @@ class PartitionRunner:
             self.pipeline = checkpoint.state
             start = checkpoint.offset + 1
         replayed = 0
-        for msg in read_range(self.bootstrap, self.raw_topic, self.partition, start, handled + 1):
+        for msg in read_offsets(self.bootstrap, self.raw_topic, self.partition, start, handled + 1):
             self.pipeline.process(
                 msg.value() or b"", self._ref(msg.offset()), is_reinjected(msg.headers())
             )
@@ -213,7 +174,7 @@ class PartitionRunner:
         # may lie before where faust resumes: read them back from the log.
         missed = [
             (m.offset(), m.value() or b"", m.headers())
-            for m in read_range(
+            for m in read_offsets(
                 self.bootstrap, self.raw_topic, self.partition, handled + 1, first_offset
             )
         ]

@@ -1,4 +1,8 @@
-"""Reading tickwise topics from outside the pipeline: what tests, the demo and operators use."""
+"""Following tickwise topics from outside the pipeline: what tests, the demo and operators use.
+
+A tap follows topics as they grow; a bounded read (recovery, replay) is ``streams.live.reader``.
+Both take their client settings, the login included, from ``reader.consumer_settings``.
+"""
 
 from __future__ import annotations
 
@@ -12,20 +16,17 @@ from collections.abc import Iterator
 
 from confluent_kafka import Consumer, KafkaError, Message
 
-from streams.live.security import env_client_config
+from streams.live.reader import consumer_settings
 
 
 def consumer(bootstrap: str, topics: list[str], group: str | None = None) -> Consumer:
     """A read-only consumer from the earliest offset that never commits."""
     c = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": group or f"tickwise-tap-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "enable.partition.eof": False,
-            **env_client_config(),
-        }
+        consumer_settings(
+            bootstrap,
+            group or f"tickwise-tap-{uuid.uuid4().hex[:8]}",
+            **{"auto.offset.reset": "earliest", "enable.partition.eof": False},
+        )
     )
     c.subscribe(topics)
     return c

@@ -6,24 +6,29 @@ from __future__ import annotations
 
 import json
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 
+from replay.backtest import run_backtest
 from replay.kafka_replay import replay_check, replay_topic
+from schemas.decisions import AuditRecord, Decision
 from schemas.ticks import CleanTick, SourceRef
-from schemas.topics import Topics
+from schemas.topics import ALERTS, AUDIT, Topics
 from streams.cli import main
 from streams.config import load_config
 from streams.live.admin import create_topics
 from streams.live.tap import read_values
-from streams.pipeline import Pipeline
+from streams.pipeline import Output, Pipeline
 from streams.sources import synthetic
 
 pytestmark = pytest.mark.kafka
 
 STEP_MS = 10
+RawItem = tuple[str, bytes, int]  # key, value, record timestamp (ms)
 
 
 def base_ms() -> int:
@@ -42,20 +47,28 @@ def clean_ticks(count: int, seed: int) -> list[CleanTick]:
     return out
 
 
-def produce(bootstrap: str, topic: str, items: list[tuple[str, bytes, int]]) -> None:
-    """Produce (key, value, timestamp ms) in order, idempotently; fail on any delivery error."""
+def produce(bootstrap: str, topic: str, items: list[RawItem]) -> list[tuple[int, int]]:
+    """Produce (key, value, timestamp ms) in order, idempotently; fail on any delivery error.
+
+    Returns where each item landed: (partition, offset)."""
     errors: list[object] = []
+    placed: list[tuple[int, int]] = [(-1, -1)] * len(items)
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
-    for key, value, ts in items:
-        producer.produce(
-            topic,
-            value,
-            key.encode(),
-            timestamp=ts,
-            on_delivery=lambda e, _m: errors.append(e) if e else None,
-        )
+
+    def delivered(i: int) -> Callable[[KafkaError | None, Message], None]:
+        def report(error: KafkaError | None, msg: Message) -> None:
+            if error is not None:
+                errors.append(error)
+            else:
+                placed[i] = (msg.partition(), msg.offset())
+
+        return report
+
+    for i, (key, value, ts) in enumerate(items):
+        producer.produce(topic, value, key.encode(), timestamp=ts, on_delivery=delivered(i))
         producer.poll(0)
     assert producer.flush(60) == 0 and errors == []
+    return placed
 
 
 def per_key(pairs: list[tuple[bytes | None, bytes]]) -> dict[bytes | None, list[bytes]]:
@@ -89,37 +102,58 @@ def test_replay_republishes_exactly_the_time_range(kafka_bootstrap: str, topic_p
         replay_topic(kafka_bootstrap, "ticks.clean", lo, hi, topic_prefix, topic_prefix)
 
 
+def raw_items(count: int, seed: int, t0: int, bad_rate: float = 0.0) -> list[RawItem]:
+    return [
+        (rec.key, rec.payload, t0 + i * STEP_MS)
+        for i, rec in enumerate(synthetic(seed=seed, count=count, bad_rate=bad_rate))
+    ]
+
+
+def worker_outputs(
+    prefix: str, items: list[RawItem], placed: list[tuple[int, int]], config: str | None = None
+) -> list[tuple[int, Output]]:
+    """(raw record timestamp, output) as the worker makes them: a pipeline per raw partition,
+    each fed its partition's records in offset order."""
+    raw = Topics(prefix).raw
+    pipelines: dict[int, Pipeline] = defaultdict(lambda: Pipeline(load_config(config)))
+    out = []
+    for (_, payload, ts), (p, offset) in sorted(
+        zip(items, placed, strict=True), key=lambda x: x[1]
+    ):
+        source = SourceRef(topic=raw, partition=p, offset=offset)
+        out += [(ts, o) for o in pipelines[p].process(payload, source)]
+    return out
+
+
 def test_replay_check_finds_exactly_the_decisions_that_differ(
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:
     create_topics(kafka_bootstrap, topic_prefix)
     topics = Topics(topic_prefix)
-    live = Pipeline(load_config(topic_prefix=topic_prefix))  # what the worker would have done
     t0 = base_ms()
-    clean_items, audit_items, window = [], [], []
+    items = raw_items(3000, seed=9, t0=t0)
+    placed = produce(kafka_bootstrap, topics.raw, items)
     lo, hi = t0 + 1500 * STEP_MS, t0 + 2600 * STEP_MS
-    for i, clean in enumerate(clean_ticks(3000, seed=9)):
-        ts = t0 + i * STEP_MS
-        clean_items.append((clean.tick.instrument, clean.to_bytes(), ts))
-        out = live.decide(clean)
-        if out.audit is not None:
-            audit_items.append((clean.tick.instrument, out.audit, ts))
-            if lo <= ts < hi:
-                window.append(out.audit)
+    audit = [
+        (ts, out.message)
+        for ts, out in worker_outputs(topic_prefix, items, placed)
+        if isinstance(out.message, AuditRecord)
+    ]
+    window = [record for ts, record in audit if lo <= ts < hi]
     assert len(window) > 500
     tampered, dropped = window[40], window[90]
     altered = tampered.decision.model_copy(update={"quantity": tampered.decision.quantity + 1})
     trail = []
-    for key, record, ts in audit_items:
+    for ts, record in audit:
         if record is dropped:
             continue
         if record is tampered:
             record = record.model_copy(update={"decision": altered})
-        trail.append((key, record.to_bytes(), ts))
-    produce(kafka_bootstrap, topics.clean, clean_items)
+        trail.append((record.decision.instrument, record.to_bytes(), ts))
     produce(kafka_bootstrap, topics.audit, trail)
 
     report = replay_check(kafka_bootstrap, topic_prefix, lo, hi)
+    assert report.ticks_replayed == 1100
     assert report.decisions_checked == len(window) - 1
     assert report.matching == len(window) - 2
     assert [d["decision_id"] for d in report.differing] == [tampered.decision.decision_id]
@@ -141,17 +175,56 @@ def test_replay_check_of_an_untouched_trail_is_clean(
 ) -> None:
     create_topics(kafka_bootstrap, topic_prefix)
     topics = Topics(topic_prefix)
-    live = Pipeline(load_config(topic_prefix=topic_prefix))
     t0 = base_ms()
-    clean_items, audit_items = [], []
-    for i, clean in enumerate(clean_ticks(1500, seed=4)):
-        clean_items.append((clean.tick.instrument, clean.to_bytes(), t0 + i * STEP_MS))
-        out = live.decide(clean)
-        if out.audit is not None:
-            audit_items.append((clean.tick.instrument, out.audit.to_bytes(), t0 + i * STEP_MS))
-    produce(kafka_bootstrap, topics.clean, clean_items)
-    produce(kafka_bootstrap, topics.audit, audit_items)
+    items = raw_items(1500, seed=4, t0=t0)
+    placed = produce(kafka_bootstrap, topics.raw, items)
+    audit = [
+        (out.key or "", out.encoded(), ts)
+        for ts, out in worker_outputs(topic_prefix, items, placed)
+        if out.topic == AUDIT
+    ]
+    produce(kafka_bootstrap, topics.audit, audit)
     args = ["replay-check", "--prefix", topic_prefix, "--from", "0", "--to", str(t0 + 10**6)]
     assert main([*args, "--bootstrap-servers", kafka_bootstrap]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["ok"] and printed["matching"] == len(audit_items) > 100
+    assert printed["ok"] and printed["matching"] == len(audit) > 100
+
+
+def test_replay_check_runs_the_data_quality_monitor_as_the_backtest_does(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """Bad ticks raise data-quality alerts whose policy halts trading: replay-check derives the
+    alerts the backtest derives, and the decisions the halt leads to match the worker's."""
+    config = tmp_path / "dq.toml"
+    config.write_text(
+        "[label]\nhorizon_s = 0.5\n[model]\nwarmup_labels = 5\n"
+        "[monitor]\nquarantine_window = 50\nmax_quarantine_rate = 0.08\n"
+        '[monitor.policies]\nDATA_QUALITY = "halt_instrument"\n'
+    )
+    create_topics(kafka_bootstrap, topic_prefix)
+    topics = Topics(topic_prefix)
+    t0 = base_ms()
+    items = raw_items(2000, seed=6, t0=t0, bad_rate=0.1)
+    placed = produce(kafka_bootstrap, topics.raw, items)
+    live = worker_outputs(topic_prefix, items, placed, str(config))
+    produce(
+        kafka_bootstrap,
+        topics.audit,
+        [(out.key or "", out.encoded(), ts) for ts, out in live if out.topic == AUDIT],
+    )
+    run_backtest(
+        synthetic(seed=6, count=2000, bad_rate=0.1),
+        load_config(str(config)),
+        tmp_path / "backtest",
+    )
+    expected = Counter((tmp_path / "backtest" / "alerts.jsonl").read_bytes().splitlines())
+    assert any(b'"DATA_QUALITY"' in line for line in expected)
+    halted = [o.message for _, o in live if isinstance(o.message, Decision)]
+    assert any(not d.approved for d in halted) and any(d.approved for d in halted)
+
+    derived: list[Output] = []
+    report = replay_check(
+        kafka_bootstrap, topic_prefix, 0, t0 + 10**6, str(config), observe=derived.append
+    )
+    assert report.ok and report.matching == len(halted)
+    assert Counter(o.encoded() for o in derived if o.topic == ALERTS) == expected

@@ -35,6 +35,7 @@ from streams.cli import main
 from streams.live.admin import create_topics
 from streams.live.broker import ensure_jars, free_port
 from streams.live.feed import publish
+from streams.live.reader import RangeReader, RangeReadError
 from streams.live.security import (
     ROLE_ACCESS,
     SecureLocalBroker,
@@ -48,6 +49,7 @@ from streams.sources import synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 PREFIX = "sec."
+FAR_MS = 4 * 10**12  # a record time past anything written
 NAMES = [spec.name for spec in CATALOGUE]
 CREDS = "credentials.json"
 COMPOSE_KAFKA = Path(__file__).resolve().parents[2] / "docker" / "kafka-secure"
@@ -232,6 +234,66 @@ def test_security_apply_cli_sets_logins_and_acls(
         while not produce(bootstrap, old_feed, ["ticks.raw"]):
             assert time.monotonic() < deadline, "the feed's first password never came back"
             time.sleep(1)
+
+
+def test_replay_and_its_reader_log_in_as_the_role(
+    secure: tuple[str, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`tickwise replay` reads and writes with the login of the environment, as every client.
+
+    The worker's login reads the recorded ``ticks.clean`` and writes the copy's, in topics an
+    admin made (it may create none); the feed's, which may read nothing, is refused with the
+    topic named; the reader's may read the audit trail but not ``ticks.raw``, so replay-check
+    fails loud there rather than checking nothing.
+    """
+    bootstrap, credentials = secure
+    target = "sec4."
+    admin = client_config("admin", credentials["admin"])
+    create_topics(bootstrap, target, client_config=admin)
+    apply_policy(bootstrap, admin, target)
+
+    def login(role: str) -> None:
+        monkeypatch.setenv("TICKWISE_SASL_USERNAME", role)
+        monkeypatch.setenv("TICKWISE_SASL_PASSWORD", credentials[role])
+
+    source = f"{PREFIX}ticks.clean"
+    login("worker")
+    deadline = time.monotonic() + 60
+    while True:
+        with RangeReader(bootstrap, metadata_timeout_s=10) as reader:
+            try:
+                recorded = sum(reader.watermarks(source, p)[1] for p in reader.partitions(source))
+                copy = [
+                    reader.watermarks(f"{target}ticks.clean", p)
+                    for p in reader.partitions(f"{target}ticks.clean")
+                ]
+                break
+            except (RangeReadError, KafkaException):
+                assert time.monotonic() < deadline, "the ACLs of the copy's prefix never applied"
+                time.sleep(1)
+    assert recorded > 0 and all(high == 0 for _, high in copy)
+    argv = ["replay", "--topic", "ticks.clean", "--prefix", PREFIX, "--to-prefix", target]
+    argv += ["--from", "0", "--to", str(FAR_MS), "--bootstrap-servers", bootstrap]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.strip() == (
+        f"republished {recorded} records to {target}ticks.clean"
+    )
+    with RangeReader(bootstrap) as reader:
+        copied = reader.read_times(f"{target}ticks.clean", 0, FAR_MS)
+        assert sum(1 for msg in copied if msg.value() == b"{}") == recorded
+
+    login("feed")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"'{source}'" in err and "uthoriz" in err, err
+
+    login("reader")
+    check = ["replay-check", "--prefix", PREFIX, "--from", "0", "--to", str(FAR_MS)]
+    assert main([*check, "--bootstrap-servers", bootstrap]) == 2
+    err = capsys.readouterr().err
+    assert f"{PREFIX}ticks.raw" in err and "uthoriz" in err, err
 
 
 def _start_compose_broker(tmp: Path, admin_file: Path, ports: dict[str, int]) -> subprocess.Popen:
