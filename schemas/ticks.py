@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, TypeAdapter, model_validator
@@ -69,8 +70,10 @@ class QuoteTick(Contract):
 
     @property
     def reference_price(self) -> float:
-        """Price that features and labels use: the mid."""
-        return 0.5 * (self.bid + self.ask)
+        """Price that features and labels use: the mid (each half taken first where the sum of
+        two prices near the largest float would overflow)."""
+        mid = 0.5 * (self.bid + self.ask)
+        return mid if mid != math.inf else 0.5 * self.bid + 0.5 * self.ask
 
 
 Tick = Annotated[TradeTick | QuoteTick, Field(discriminator="kind")]
