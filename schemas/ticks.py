@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import ConfigDict, Field, TypeAdapter, model_validator
 
 from schemas.base import Contract
 
@@ -34,24 +35,45 @@ class TradeTick(Contract):
 
 
 class QuoteTick(Contract):
-    """Top of book: best bid and ask with their sizes."""
+    """Top of book: best bid and ask, with their sizes when the feed has them.
 
-    schema_version: Literal[1] = 1
+    FX and indicative quotes usually carry no sizes, so both sizes are optional: absent or null
+    when the feed has none. Version 2 made them optional; a version 1 message (as recorded
+    before) still reads, and carries both sizes as version 1 required.
+    """
+
+    # Says in the JSON Schema what the validator below enforces, for consumers that read only it.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"schema_version": {"const": 1}}, "required": ["schema_version"]},
+            "then": {"required": ["bid_size", "ask_size"]},
+        }
+    )
+
+    schema_version: Literal[1, 2] = 2
     kind: Literal["quote"] = "quote"
     tick_id: TickId
     instrument: Instrument
     ts_event_ns: TimestampNs
     bid: float
     ask: float
-    bid_size: float
-    ask_size: float
+    bid_size: float | None = None
+    ask_size: float | None = None
     seq: int | None = None
     ts_recv_ns: TimestampNs | None = None
 
+    @model_validator(mode="after")
+    def _version_1_has_sizes(self) -> QuoteTick:
+        if self.schema_version == 1 and (self.bid_size is None or self.ask_size is None):
+            raise ValueError("a schema_version 1 quote carries bid_size and ask_size")
+        return self
+
     @property
     def reference_price(self) -> float:
-        """Price that features and labels use: the mid."""
-        return 0.5 * (self.bid + self.ask)
+        """Price that features and labels use: the mid (each half taken first where the sum of
+        two prices near the largest float would overflow)."""
+        mid = 0.5 * (self.bid + self.ask)
+        return mid if mid != math.inf else 0.5 * self.bid + 0.5 * self.ask
 
 
 Tick = Annotated[TradeTick | QuoteTick, Field(discriminator="kind")]

@@ -37,6 +37,9 @@ ALIASES = {
     "symbol": ("symbol", "instrument", "ticker"),
 }
 
+# Optional in a quote: no column, or an empty cell, means the quote has no size on that side.
+QUOTE_SIZES = frozenset({"bid_size", "ask_size"})
+
 
 class SourceError(ValueError):
     """The source cannot be read as configured (a user error, reported before publishing)."""
@@ -142,7 +145,7 @@ def _resolve(header: list[str], wanted: str | None, field: str) -> str | None:
 
 
 def read_csv(path: str | Path, columns: ColumnMap = ColumnMap()) -> Iterator[RawRecord]:
-    """Stream a CSV or CSV.gz of trades (price, size) or quotes (bid, ask, sizes) row by row."""
+    """Stream a CSV or CSV.gz of trades (price, size) or quotes (bid, ask, optional sizes)."""
     path = Path(path)
     parse_time = TimeParser(columns.time_format, columns.tz)
     with _open_text(path) as fh:  # type: ignore[attr-defined]
@@ -173,6 +176,11 @@ def table_layout(
         raise SourceError(f"no price (or bid and ask) column in {header}: pass --price-col")
     if col["symbol"] is None and columns.symbol is None:
         raise SourceError(f"no symbol column in {header}: pass --symbol or --symbol-col")
+    if is_quote and (col["bid_size"] is None) != (col["ask_size"] is None):
+        raise SourceError(
+            f"a size column for one side of the quote only in {header}: pass both "
+            "--bid-size-col and --ask-size-col, or neither for quotes without sizes"
+        )
     idx = {f: header.index(c) for f, c in col.items() if c is not None}
     value_fields = ("bid", "ask", "bid_size", "ask_size") if is_quote else ("price", "size")
     return idx, value_fields, is_quote
@@ -209,6 +217,8 @@ def _row_record(
     }
     for f in value_fields:
         text = cell(f)
+        if f in QUOTE_SIZES and not (text or "").strip():
+            continue  # quotes without sizes (FX, indicative): the fields are left out
         msg[f] = _number(text) if text is not None else (1.0 if f == "size" else None)
     return RawRecord(symbol, to_json(msg), origin, row_no, ts if isinstance(ts, int) else None)
 

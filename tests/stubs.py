@@ -183,6 +183,9 @@ timestamps = st.integers(min_value=0, max_value=2**63 - 1)
 finite = st.floats(allow_nan=False, allow_infinity=False)
 positive_prices = st.floats(min_value=1e-4, max_value=1e7, allow_nan=False)
 sizes = st.floats(min_value=0.0, max_value=1e9, allow_nan=False, exclude_min=True)
+_side = st.floats(min_value=0.0, max_value=1e6)
+# A quote's (bid size, ask size): both sides, or neither (FX and indicative quotes have none)
+book_sizes = st.tuples(_side, _side) | st.just((None, None))
 
 
 @st.composite
@@ -200,14 +203,18 @@ def trade_ticks(draw: st.DrawFn) -> TradeTick:
 
 @st.composite
 def quote_ticks(draw: st.DrawFn) -> QuoteTick:
+    """Any quote the contract holds: sizes both given, both absent, or (v2) one side only."""
+    bid_size, ask_size = draw(st.none() | finite), draw(st.none() | finite)
+    version = 1 if bid_size is not None and ask_size is not None and draw(st.booleans()) else 2
     return QuoteTick(
+        schema_version=version,
         tick_id=draw(tick_ids),
         instrument=draw(instruments),
         ts_event_ns=draw(timestamps),
         bid=draw(finite),
         ask=draw(finite),
-        bid_size=draw(finite),
-        ask_size=draw(finite),
+        bid_size=bid_size,
+        ask_size=ask_size,
         seq=draw(st.none() | st.integers(min_value=0, max_value=2**40)),
         ts_recv_ns=draw(st.none() | timestamps),
     )
@@ -227,16 +234,18 @@ def valid_trades(draw: st.DrawFn) -> TradeTick:
 
 @st.composite
 def valid_quotes(draw: st.DrawFn) -> QuoteTick:
-    """Quotes the validator must accept on a fresh instrument (positive, not crossed)."""
+    """Quotes the validator must accept on a fresh instrument (positive, not crossed, sizes
+    on both sides or on neither)."""
     bid = draw(positive_prices)
+    bid_size, ask_size = draw(book_sizes)
     return QuoteTick(
         tick_id=draw(tick_ids),
         instrument=draw(instruments),
         ts_event_ns=draw(timestamps),
         bid=bid,
         ask=bid + draw(st.floats(min_value=0.0, max_value=100.0)),
-        bid_size=draw(st.floats(min_value=0.0, max_value=1e6)),
-        ask_size=draw(st.floats(min_value=0.0, max_value=1e6)),
+        bid_size=bid_size,
+        ask_size=ask_size,
     )
 
 

@@ -2,7 +2,8 @@
 
 Quotes are built from the real ES trades in ../shared/data (bid one tick under the traded price,
 ask at it), with some quotes crossed and some moved back in time. Through the real worker each
-bad quote must be quarantined under its reason, and raw = clean + quarantined exactly.
+bad quote must be quarantined under its reason, and raw = clean + quarantined exactly, whether
+the file has size columns or, as FX and indicative quotes come, none.
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ ROWS = 3000
 FMT = "%Y-%m-%d %H:%M:%S.%f"
 
 
-def build_quotes(path: Path) -> dict[int, str]:
-    """Write the quotes file; return row number -> the reason its quote must get."""
+def build_quotes(path: Path, sizes: bool) -> dict[int, str]:
+    """Write the quotes file (with size columns or, as FX quotes come, without); return row
+    number -> the reason its quote must get."""
     expected: dict[int, str] = {}
     with gzip.open(ES_FILE, "rt", newline="") as src, open(path, "w", newline="") as out:
         reader = csv.DictReader(src)
         writer = csv.writer(out)
-        writer.writerow(["time", "bid", "ask", "bid_size", "ask_size"])
+        writer.writerow(["time", "bid", "ask", "bid_size", "ask_size"][: 5 if sizes else 3])
         previous = ""
         for i, row in enumerate(islice(reader, ROWS)):
             price, when = float(row["Price"]), row["DateTime"]
@@ -50,17 +52,18 @@ def build_quotes(path: Path) -> dict[int, str]:
                 earlier = datetime.strptime(previous, FMT) - timedelta(seconds=5)
                 when = earlier.strftime(FMT)[:-3]
                 expected[i] = "OUT_OF_ORDER"
-            writer.writerow([when, bid, ask, row["Volume"], row["Volume"]])
+            writer.writerow([when, bid, ask, row["Volume"], row["Volume"]][: 5 if sizes else 3])
             previous = row["DateTime"]
     return expected
 
 
 @pytest.mark.skipif(not ES_FILE.exists(), reason=f"recorded data {ES_FILE} is absent")
+@pytest.mark.parametrize("sizes", [True, False], ids=["with-sizes", "without-sizes"])
 def test_recorded_quotes_with_crossed_and_late_quotes(
-    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, sizes: bool
 ) -> None:
     path = tmp_path / "es_quotes.csv"
-    expected = build_quotes(path)
+    expected = build_quotes(path, sizes)
     assert Counter(expected.values()) == {"CROSSED_QUOTE": 30, "OUT_OF_ORDER": 22}
     topics = Topics(topic_prefix)
     create_topics(kafka_bootstrap, topic_prefix, partitions=3)
@@ -80,3 +83,4 @@ def test_recorded_quotes_with_crossed_and_late_quotes(
     assert offsets == list(range(ROWS)), "every row exactly once (one instrument: one partition)"
     got = {int(r.tick_id.rsplit(":", 1)[1]): r.reason.value for r in records if r.tick_id}
     assert got == expected
+    assert all((c.tick.bid_size is not None) is sizes for c in cleaned)

@@ -8,7 +8,7 @@ import pickle
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from stubs import T0_NS, S
+from stubs import T0_NS, S, book_sizes
 
 from schemas.ticks import QuoteTick, TradeTick
 from streams.config import FeatureConfig
@@ -19,7 +19,8 @@ ALL = (*CATALOGUE, "ret_1s_bps", "ret_5s_bps", "ret_0.5s_bps")
 
 @st.composite
 def tick_paths(draw: st.DrawFn, max_size: int = 60) -> list[TradeTick | QuoteTick]:
-    """Mixed trades and quotes with positive prices, gaps from 0 to 10 s (ties included)."""
+    """Mixed trades and quotes (with or without sizes) with positive prices, gaps from 0 to
+    10 s (ties included)."""
     n = draw(st.integers(min_value=1, max_value=max_size))
     price = draw(st.floats(min_value=1e-3, max_value=1e6))
     ts, out = T0_NS, []
@@ -33,6 +34,7 @@ def tick_paths(draw: st.DrawFn, max_size: int = 60) -> list[TradeTick | QuoteTic
             )
         else:
             spread = price * draw(st.floats(min_value=0.0, max_value=0.01))
+            bid_size, ask_size = draw(book_sizes)
             out.append(
                 QuoteTick(
                     tick_id=str(i),
@@ -40,8 +42,8 @@ def tick_paths(draw: st.DrawFn, max_size: int = 60) -> list[TradeTick | QuoteTic
                     ts_event_ns=ts,
                     bid=price,
                     ask=price + spread,
-                    bid_size=draw(st.floats(min_value=0.0, max_value=1e6)),
-                    ask_size=draw(st.floats(min_value=0.0, max_value=1e6)),
+                    bid_size=bid_size,
+                    ask_size=ask_size,
                 )
             )
     return out

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from stubs import write_csv
 
 from schemas.quarantine import ReasonCode
-from schemas.ticks import SourceRef
+from schemas.ticks import QuoteTick, SourceRef
 from streams.config import ValidationConfig
 from streams.formats import read_file, sorted_by_event_time
 from streams.operators.validation import Validator
@@ -42,12 +42,12 @@ def without_id(records: list[RawRecord]) -> list[dict[str, object]]:
     return out
 
 
-def write_all(tmp: Path, data: list[tuple]) -> list[Path]:
-    csv_path = write_csv(tmp / "q.csv.gz", QUOTES, data)
+def write_all(tmp: Path, data: list[tuple], header: list[str] = QUOTES) -> list[Path]:
+    csv_path = write_csv(tmp / "q.csv.gz", header, data)
     jsonl = tmp / "q.jsonl"
-    jsonl.write_text("".join(json.dumps(dict(zip(QUOTES, r, strict=True))) + "\n" for r in data))
+    jsonl.write_text("".join(json.dumps(dict(zip(header, r, strict=True))) + "\n" for r in data))
     parquet = tmp / "q.parquet"
-    table = pa.table({name: [r[i] for r in data] for i, name in enumerate(QUOTES)})
+    table = pa.table({name: [r[i] for r in data] for i, name in enumerate(header)})
     pq.write_table(table, parquet)
     return [csv_path, jsonl, parquet]
 
@@ -80,3 +80,22 @@ def test_a_broken_json_line_is_published_and_quarantined(tmp_path: Path) -> None
 def test_sort_puts_an_unsorted_file_in_event_time_order(times: list[int]) -> None:
     records = [RawRecord("ES", b"{}", "f", i, t) for i, t in enumerate(times)]
     assert [r.ts_event_ns for r in sorted_by_event_time(iter(records))] == sorted(times)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows, st.booleans())
+def test_every_format_reads_quotes_without_sizes_the_same(
+    tmp_path: Path, data: list[tuple], null_sizes: bool
+) -> None:
+    """No size columns, or sizes that are empty (CSV) or null (JSON Lines, Parquet), are quotes
+    without sizes: the same messages from every format, with no size fields."""
+    data = [(*r[:4], None, None) if null_sizes else r[:4] for r in data]
+    header = QUOTES if null_sizes else QUOTES[:4]
+    paths = write_all(tmp_path, data, header)
+    outputs = [without_id(list(read_file(p, ColumnMap(time_format="epoch_ms")))) for p in paths]
+    assert outputs[0] == outputs[1] == outputs[2]
+    for msg, row in zip(outputs[0], data, strict=True):
+        tick = QuoteTick.model_validate_json(json.dumps(msg | {"tick_id": "x"}))
+        assert (tick.bid, tick.ask, tick.bid_size, tick.ask_size) == (row[2], row[3], None, None)

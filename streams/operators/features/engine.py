@@ -41,8 +41,8 @@ CATALOGUE: Mapping[str, str] = MappingProxyType(
         "z_price": "log price minus its slow EWMA mean, over its slow EWMA std, clipped to +-10",
         "mid_dev_bps": "log price minus its slow EWMA mean, bps",
         "spread_bps": "last quoted spread over the mid, bps",
-        "imbalance": "last quoted (bid size - ask size) / (bid size + ask size)",
-        "microprice_bps": "size-weighted microprice minus the mid, bps (quotes)",
+        "imbalance": "last quoted (bid size - ask size) / (bid size + ask size); 0 without sizes",
+        "microprice_bps": "size-weighted microprice minus the mid, bps; 0 without sizes",
         "signed_volume": "decayed sum of trade size signed by aggressor side, over fast_tau_s",
         "trade_imbalance": "decayed signed volume / decayed volume over fast_tau_s, in [-1, 1]",
         "z_volume": "log trade size against its slow EWMA mean and std, clipped to +-10",
@@ -230,10 +230,14 @@ class FeatureEngine(InstrumentStateMixin):
         signed = 0.0
         if isinstance(tick, QuoteTick):
             s.spread_bps = (tick.ask - tick.bid) / price * BPS
-            depth = tick.bid_size + tick.ask_size
-            s.imbalance = ratio(tick.bid_size - tick.ask_size, depth)
-            micro = ratio(tick.bid * tick.ask_size + tick.ask * tick.bid_size, depth)
-            s.microprice_bps = (micro / price - 1.0) * BPS if micro > 0.0 else 0.0
+            bid_size, ask_size = tick.bid_size, tick.ask_size
+            if bid_size is None or ask_size is None:  # no sizes: no side of the book leans
+                s.imbalance = 0.0
+            else:
+                s.imbalance = ratio(bid_size - ask_size, bid_size + ask_size)
+            # The size-weighted microprice is the mid moved by imbalance times half the spread;
+            # in that form it is bounded by the spread, and the mid itself without sizes.
+            s.microprice_bps = 0.5 * s.imbalance * s.spread_bps
             s.last_mid = price
             s.volume.add(0.0, decay[0])
         else:

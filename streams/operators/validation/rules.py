@@ -42,6 +42,9 @@ class InstrumentState:
 def check_values(tick: TradeTick | QuoteTick, rules: ValidationConfig) -> Verdict:
     """Prices and sizes must be positive; quotes must not be crossed (nor locked, if so set).
 
+    A quote may come without sizes (FX and indicative quotes), but not with one side's only:
+    half a book is a feed error, not a form of quote.
+
     Examples
     --------
     >>> from schemas.ticks import QuoteTick
@@ -49,6 +52,13 @@ def check_values(tick: TradeTick | QuoteTick, rules: ValidationConfig) -> Verdic
     ...               bid_size=1.0, ask_size=1.0)
     >>> check_values(q, ValidationConfig())
     (<ReasonCode.CROSSED_QUOTE: 'CROSSED_QUOTE'>, 'ask 9.5 < bid 10.0')
+    >>> check_values(q.model_copy(update={"ask": 10.5}), ValidationConfig()) is None
+    True
+    >>> fx = QuoteTick(tick_id="f", instrument="EURUSD", ts_event_ns=1, bid=1.1, ask=1.1002)
+    >>> check_values(fx, ValidationConfig()) is None
+    True
+    >>> check_values(fx.model_copy(update={"bid_size": 5.0}), ValidationConfig())[0]
+    <ReasonCode.INVALID_SIZE: 'INVALID_SIZE'>
     """
     if isinstance(tick, TradeTick):
         if not tick.price > 0.0:
@@ -58,8 +68,12 @@ def check_values(tick: TradeTick | QuoteTick, rules: ValidationConfig) -> Verdic
         return None
     if not (tick.bid > 0.0 and tick.ask > 0.0):
         return ReasonCode.INVALID_PRICE, f"bid {tick.bid} / ask {tick.ask} not positive"
-    if not (tick.bid_size >= 0.0 and tick.ask_size >= 0.0):
-        return ReasonCode.INVALID_SIZE, f"quote sizes {tick.bid_size} / {tick.ask_size} negative"
+    bid_size, ask_size = tick.bid_size, tick.ask_size
+    if bid_size is not None or ask_size is not None:  # sizes are optional, but come in pairs
+        if bid_size is None or ask_size is None:
+            return ReasonCode.INVALID_SIZE, f"quote sizes {bid_size} / {ask_size}: one side only"
+        if not (bid_size >= 0.0 and ask_size >= 0.0):
+            return ReasonCode.INVALID_SIZE, f"quote sizes {bid_size} / {ask_size} negative"
     if tick.ask < tick.bid:
         return ReasonCode.CROSSED_QUOTE, f"ask {tick.ask} < bid {tick.bid}"
     if rules.reject_locked_quotes and tick.ask == tick.bid:

@@ -23,7 +23,8 @@ gaps = st.integers(min_value=0, max_value=120 * S)
 
 @st.composite
 def tick_paths(draw: st.DrawFn, min_size: int = 1, max_size: int = 40) -> list:
-    """Trades and quotes of one instrument with non-decreasing timestamps (gaps may be 0)."""
+    """Trades and quotes (with or without sizes) of one instrument with non-decreasing
+    timestamps (gaps may be 0)."""
     n = draw(st.integers(min_value=min_size, max_value=max_size))
     ts, out = stubs.T0_NS, []
     for i in range(n):
@@ -32,6 +33,7 @@ def tick_paths(draw: st.DrawFn, min_size: int = 1, max_size: int = 40) -> list:
         if draw(st.booleans()):
             out.append(stubs.trade_tick(i, price, ts))
         else:
+            bid_size, ask_size = draw(stubs.book_sizes)
             out.append(
                 QuoteTick(
                     tick_id=f"q{i}",
@@ -39,8 +41,8 @@ def tick_paths(draw: st.DrawFn, min_size: int = 1, max_size: int = 40) -> list:
                     ts_event_ns=ts,
                     bid=price,
                     ask=price * (1 + draw(st.floats(min_value=0.0, max_value=0.01))),
-                    bid_size=draw(st.floats(min_value=0.0, max_value=1e4)),
-                    ask_size=draw(st.floats(min_value=0.0, max_value=1e4)),
+                    bid_size=bid_size,
+                    ask_size=ask_size,
                 )
             )
     return out
@@ -163,6 +165,49 @@ def test_empty_book_sizes_give_zero_imbalance() -> None:
         ask_size=0.0,
     )
     assert run([q])[0].values["imbalance"] == 0.0
+
+
+def fx_quote(i: int, bid: float, ask: float, **sizes: float) -> QuoteTick:
+    return QuoteTick(
+        tick_id=f"q{i}",
+        instrument="EURUSD",
+        ts_event_ns=stubs.T0_NS + i * S,
+        bid=bid,
+        ask=ask,
+        **sizes,
+    )
+
+
+BOOK = FeatureConfig(feature_set=("spread_bps", "imbalance", "microprice_bps"))
+
+
+def test_a_quote_without_sizes_leans_to_no_side_and_its_microprice_is_the_mid() -> None:
+    sized, sizeless = run(
+        [fx_quote(0, 1.1, 1.1004, bid_size=9.0, ask_size=1.0), fx_quote(1, 1.1, 1.1004)], BOOK
+    )
+    assert sized.values["imbalance"] == pytest.approx(0.8)
+    assert sized.values["microprice_bps"] > 0.0
+    # the last quote had no sizes: nothing left over from the sized quote before it
+    assert sizeless.values["imbalance"] == sizeless.values["microprice_bps"] == 0.0
+    assert sizeless.values["spread_bps"] == pytest.approx(0.0004 / 1.1002 * 1e4)
+
+
+@PROPERTY
+@given(
+    bid=prices,
+    spread=st.floats(min_value=0.0, max_value=0.05),
+    bid_size=st.floats(min_value=1e-3, max_value=1e6),
+    ask_size=st.floats(min_value=1e-3, max_value=1e6),
+)
+def test_microprice_is_the_size_weighted_price(
+    bid: float, spread: float, bid_size: float, ask_size: float
+) -> None:
+    ask = bid * (1.0 + spread)
+    (fv,) = run([fx_quote(0, bid, ask, bid_size=bid_size, ask_size=ask_size)], BOOK)
+    micro = (bid * ask_size + ask * bid_size) / (bid_size + ask_size)
+    mid = 0.5 * (bid + ask)
+    assert fv.values["microprice_bps"] == pytest.approx((micro / mid - 1.0) * 1e4, abs=1e-6)
+    assert abs(fv.values["microprice_bps"]) <= 0.5 * fv.values["spread_bps"] + 1e-9
 
 
 def test_a_step_back_in_time_counts_as_no_gap() -> None:
