@@ -171,26 +171,47 @@ def _fast(msg: object) -> bool:
     if type(msg) is not dict:
         return False
     kind = msg.get("kind")
-    keys = _TRADE_KEYS if kind == "trade" else _QUOTE_KEYS if kind == "quote" else None
-    if keys is None or not keys.issuperset(msg):
+    version = msg.get("schema_version", 1 if kind == "trade" else 2)
+    if type(version) is not int:
         return False
-    values = ("price", "size") if kind == "trade" else ("bid", "ask", "bid_size", "ask_size")
+    if kind == "trade":
+        if version != 1 or not _TRADE_KEYS.issuperset(msg):
+            return False
+        if not (_number(msg.get("price")) and _number(msg.get("size"))):
+            return False
+    elif kind == "quote":
+        if version not in (1, 2) or not _QUOTE_KEYS.issuperset(msg):
+            return False
+        if not (_number(msg.get("bid")) and _number(msg.get("ask"))):
+            return False
+        sizes = (msg.get("bid_size"), msg.get("ask_size"))
+        if version == 1 and None in sizes:
+            return False  # version 1 quotes carry both sizes: the contract words the refusal
+        if not all(v is None or _number(v) for v in sizes):
+            return False
+    else:
+        return False
     tick_id, instrument, ts = msg.get("tick_id"), msg.get("instrument"), msg.get("ts_event_ns")
     recv = msg.get("ts_recv_ns")
     return (
-        msg.get("schema_version", 1) == 1
-        and type(msg.get("schema_version", 1)) is int
-        and type(tick_id) is str
+        type(tick_id) is str
         and 1 <= len(tick_id) <= 128
         and type(instrument) is str
         and 1 <= len(instrument) <= 64
         and INSTRUMENT_RE.match(instrument) is not None
         and type(ts) is int
         and 0 <= ts < _TS_LIMIT
-        and all(_number(msg.get(v)) for v in values)
         and (msg.get("seq") is None or type(msg.get("seq")) is int)
         and (recv is None or (type(recv) is int and 0 <= recv < _TS_LIMIT))
     )
+
+
+def mid(bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
+    """``QuoteTick.reference_price`` of each row: the mid, halves first where the sum of two
+    prices near the largest float would overflow."""
+    with np.errstate(over="ignore"):
+        out = 0.5 * (bid + ask)
+        return np.where(out == np.inf, 0.5 * bid + 0.5 * ask, out)
 
 
 def decode(
@@ -250,7 +271,7 @@ def decode(
             vals[4, i] = np.nan if bid_size is None else bid_size
             vals[5, i] = np.nan if ask_size is None else ask_size
     quotes = kind == KIND_QUOTE
-    vals[0, quotes] = 0.5 * (vals[2, quotes] + vals[3, quotes])  # QuoteTick.reference_price
+    vals[0, quotes] = mid(vals[2, quotes], vals[3, quotes])
     id_key = fnv1a([t or "" for t in tick_ids])
     seq_key = fnv1a(seq_texts)
     return TickBatch(

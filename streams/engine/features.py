@@ -112,14 +112,12 @@ def _features(
         if not trade:
             scal[k, S_SPREAD] = (ask[i] - bid[i]) / p * 1e4
             bs, a_s = bid_size[i], ask_size[i]
-            if np.isnan(bs) or np.isnan(a_s):  # a quote without sizes: no book pressure
+            if np.isnan(bs) or np.isnan(a_s):  # a quote without sizes: no side leans
                 scal[k, S_IMB] = 0.0
-                scal[k, S_MICRO] = 0.0
             else:
-                depth = bs + a_s
-                scal[k, S_IMB] = _ratio(bs - a_s, depth, 1e-12)
-                micro = _ratio(bid[i] * a_s + ask[i] * bs, depth, 1e-12)
-                scal[k, S_MICRO] = (micro / p - 1.0) * 1e4 if micro > 0.0 else 0.0
+                scal[k, S_IMB] = _ratio(bs - a_s, bs + a_s, 1e-12)
+            # the size-weighted microprice: the mid moved by imbalance times half the spread
+            scal[k, S_MICRO] = 0.5 * scal[k, S_IMB] * scal[k, S_SPREAD]
             scal[k, S_MID] = p
             sums[k, VOLUME] = sums[k, VOLUME] * d0 + 0.0
         else:

@@ -29,6 +29,7 @@ from streams.engine.batch import (
     SymbolTable,
     TickBatch,
     decode,
+    mid,
 )
 from streams.formats import read_jsonl, read_parquet
 from streams.sources import EPOCH_UNITS, ColumnMap, SourceError, read_csv, table_layout
@@ -222,8 +223,6 @@ def _block(block: Any, layout: _Layout, origin: str, first: int, symbols: Symbol
         else:
             default = 1.0 if field == "size" and not layout.is_quote else np.nan
             values[field] = np.full(n, default)
-    if layout.is_quote and not _sizes_ok(values):
-        raise _Fallback  # a missing size: the contract's call, in its words
     if layout.symbol_name is None:
         names = [columns.symbol or ""]
         codes = np.zeros(n, np.int32)
@@ -241,7 +240,7 @@ def _block(block: Any, layout: _Layout, origin: str, first: int, symbols: Symbol
     kind = np.full(n, KIND_QUOTE if layout.is_quote else KIND_TRADE, np.uint8)
     price = values["price"]
     if layout.is_quote:
-        price = 0.5 * (values["bid"] + values["ask"])
+        price = mid(values["bid"], values["ask"])
     prefix = np.frombuffer(f"{origin}:".encode(), np.uint8)
 
     def tick_id(row: int) -> str:
@@ -256,7 +255,8 @@ def _block(block: Any, layout: _Layout, origin: str, first: int, symbols: Symbol
         }
         for f in layout.value_fields:
             v = values[f][i]
-            msg[f] = None if np.isnan(v) else float(v)
+            if not np.isnan(v):  # a quote without sizes leaves them out
+                msg[f] = float(v)
         return to_json(msg)
 
     batch = TickBatch(
@@ -308,8 +308,3 @@ def _times(time: Any, columns: ColumnMap) -> np.ndarray:
     if np.any(ts % 1_000):
         raise _Fallback  # below a microsecond: more than a datetime holds
     return ts
-
-
-def _sizes_ok(values: dict[str, np.ndarray]) -> bool:
-    """Quotes whose size cells are all present (a missing size column is the contract's call)."""
-    return bool(np.isfinite(values["bid_size"]).all() and np.isfinite(values["ask_size"]).all())

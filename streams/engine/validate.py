@@ -286,10 +286,15 @@ def _validate(
             if not (bid[i] > 0.0 and ask[i] > 0.0):
                 verdict[i] = R_INVALID_PRICE
                 continue
-            bs, a_s = bid_size[i], ask_size[i]
-            if not ((np.isnan(bs) or bs >= 0.0) and (np.isnan(a_s) or a_s >= 0.0)):
-                verdict[i] = R_INVALID_SIZE
-                continue
+            bs, a_s = bid_size[i], ask_size[i]  # NaN: the quote has no size on that side
+            if not (np.isnan(bs) and np.isnan(a_s)):
+                if np.isnan(bs) or np.isnan(a_s):
+                    verdict[i] = R_INVALID_SIZE
+                    aux[i, 0] = 1.0  # one side only
+                    continue
+                if not (bs >= 0.0 and a_s >= 0.0):
+                    verdict[i] = R_INVALID_SIZE
+                    continue
             if ask[i] < bid[i]:
                 verdict[i] = R_CROSSED
                 continue
@@ -476,7 +481,8 @@ def _detail(
     if reason is ReasonCode.INVALID_SIZE:
         if trade:
             return f"size {size} is not positive"
-        return f"quote sizes {_size(b.bid_size[i])} / {_size(b.ask_size[i])} negative"
+        sizes = f"quote sizes {_size(b.bid_size[i])} / {_size(b.ask_size[i])}"
+        return f"{sizes}: one side only" if aux[0] == 1.0 else f"{sizes} negative"
     if reason is ReasonCode.CROSSED_QUOTE:
         return f"ask {ask} < bid {bid}"
     if reason is ReasonCode.LOCKED_QUOTE:

@@ -72,6 +72,15 @@ def test_quotes_with_a_symbol_column(tmp_path: Path) -> None:
     assert read_by_columns(path, columns)
 
 
+def test_quotes_without_size_columns(tmp_path: Path) -> None:
+    text = "time,bid,ask\n1700000000000,0.91,0.9102\n1700000000001,0.92,0.9199\n"
+    path = write(tmp_path, text)
+    columns = ColumnMap(time_format="epoch_ms", symbol="USDCHF")
+    batch = by_columns(path, columns)
+    assert_same(batch, by_rows(path, columns))
+    assert np.isnan(batch.bid_size).all() and read_by_columns(path, columns)
+
+
 @pytest.mark.parametrize(
     "bad_row",
     [

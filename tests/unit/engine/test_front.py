@@ -142,9 +142,16 @@ def _message(draw: st.DrawFn, i: int) -> bytes:
     price = draw(st.sampled_from([100.0, 100.01, 99.99, 101.0, 98.0, 130.0, 100.0, -1.0]))
     if draw(st.integers(0, 3)) == 0:
         spread = draw(st.sampled_from([0.0, 0.01, -0.01]))
-        bid_size = draw(st.sampled_from([0.0, 1.0, 5.0, -1.0]))
         msg |= {"kind": "quote", "bid": price, "ask": price + spread}
-        msg |= {"bid_size": bid_size, "ask_size": 2.0}
+        sizes = draw(st.sampled_from(["both", "none", "bid only", "null ask", "version 1"]))
+        if sizes != "none":
+            msg["bid_size"] = draw(st.sampled_from([0.0, 1.0, 5.0, -1.0]))
+        if sizes in ("both", "version 1"):
+            msg["ask_size"] = 2.0
+        if sizes == "null ask":
+            msg["ask_size"] = None
+        if sizes == "version 1":
+            msg["schema_version"] = 1
     else:
         msg |= {"kind": "trade", "price": price, "size": draw(st.sampled_from([1.0, 0.0, 3]))}
     if draw(st.integers(0, 30)) == 0:
