@@ -2,8 +2,9 @@
 
 Downstream of the model, like any consumer of the ``signals`` topic: each signal's outcome is
 the direction of the forward return over ``label.horizon_s`` of event time, known only once a
-tick beyond ``t + horizon`` has arrived (the model's own label rule, so the two agree). Memory is
-bounded by the signals of one horizon.
+tick beyond ``t + horizon`` has arrived. It is the model's own label rule
+(``streams.operators.labels.outcome``), dead zone included, so the two agree. Memory is bounded
+by the signals of one horizon.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from streams.config import LabelConfig
-
-BPS = 1e4
+from streams.operators.labels import NO_DIRECTION, UP, horizon_ns, outcome_one
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +53,7 @@ class SignalOutcomes:
     """
 
     def __init__(self, label: LabelConfig) -> None:
-        self.horizon_ns = int(label.horizon_s * 1e9)
+        self.horizon_ns = horizon_ns(label.horizon_s)
         self.dead_zone_bps = label.dead_zone_bps
         self._pending: dict[str, deque[tuple[int, float, float]]] = {}
         self._last: dict[str, float] = {}
@@ -69,9 +69,9 @@ class SignalOutcomes:
         last = self._last.get(instrument)
         while pending and last is not None and pending[0][0] + self.horizon_ns < ts_ns:
             ts0, entry, score = pending.popleft()
-            forward_bps = math.log(last / entry) * BPS
-            if abs(forward_bps) <= self.dead_zone_bps or forward_bps == 0.0:
+            _, sign = outcome_one(entry, last, self.dead_zone_bps)
+            if sign == NO_DIRECTION:
                 continue
-            out.append(Outcome(instrument, ts0, ts_ns, score, forward_bps > 0.0))
+            out.append(Outcome(instrument, ts0, ts_ns, score, sign == UP))
         self._last[instrument] = price
         return out

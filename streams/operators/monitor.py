@@ -9,8 +9,10 @@ ADWIN therefore gets one value per block of ``drift_block_s`` of event time (def
 horizon), the block's mean error, and checks at every block (``clock=1``). It alarms only
 when the error went *up* by at least ``drift_min_increase`` (a better model is no incident),
 and not before ``drift_grace`` blocks.
-Outcomes are scored like the model's labels: the direction of the move over ``horizon_s`` of
-event time, known only once a later tick has arrived.
+Outcomes are the model's labels (``streams.operators.labels.outcome``): the direction of the
+log return over ``horizon_s`` of event time, known only once a later tick has arrived; a move
+inside the label's dead zone has no direction and scores nothing, as it teaches the model
+nothing.
 
 Each alert code maps to a policy: ``alert`` only, ``demote`` the model to shadow,
 ``halt_instrument`` or ``global_kill``. Policies become ``ControlCommand``s effective from the
@@ -28,6 +30,7 @@ from river import drift
 from schemas.decisions import Alert, ControlCommand, Fill, Severity, Side, Signal
 from streams.config import LabelConfig, MonitorConfig
 from streams.operators.execution import AccountView
+from streams.operators.labels import NO_DIRECTION, UP, horizon_ns, outcome_one
 from streams.operators.state import InstrumentStateMixin
 
 SEVERITY = MappingProxyType(
@@ -86,9 +89,10 @@ class Monitor(InstrumentStateMixin):
 
     def __init__(self, config: MonitorConfig, label: LabelConfig) -> None:
         self.config = config
-        self.horizon_ns = round(label.horizon_s * 1e9)
+        self.horizon_ns = horizon_ns(label.horizon_s)
+        self.dead_zone_bps = label.dead_zone_bps
         block_s = config.drift_block_s if config.drift_block_s is not None else label.horizon_s
-        self.block_ns = round(block_s * 1e9)
+        self.block_ns = horizon_ns(block_s)
         self._state: dict[str, _MonitorState] = {}
 
     def _get(self, instrument: str) -> _MonitorState:
@@ -115,10 +119,10 @@ class Monitor(InstrumentStateMixin):
         alerts: list[Alert] = []
         while st.pending and st.pending[0][0] + self.horizon_ns < ts_event_ns:
             signal_ts, entry, model_id, score, side = st.pending.popleft()
-            if st.last_price == entry:
-                continue  # no move: no label, as for the model
-            up = st.last_price > entry
-            alerts += self._outcome(instrument, st, model_id, score, side, up, signal_ts)
+            _, sign = outcome_one(entry, st.last_price, self.dead_zone_bps)
+            if sign == NO_DIRECTION:
+                continue  # as for the model: no label, nothing to score
+            alerts += self._outcome(instrument, st, model_id, score, side, sign == UP, signal_ts)
         st.last_price, st.last_ts_ns = price, max(st.last_ts_ns, ts_event_ns)
         return alerts
 

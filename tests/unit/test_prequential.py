@@ -7,15 +7,13 @@ so the same rule is ``delay = H + 1 ns`` on integer nanosecond moments.
 
 from __future__ import annotations
 
-import math
-
 import pytest
 from river import compose, evaluate, metrics
 
 from schemas.ticks import TICK_ADAPTER
 from streams.config import EvaluationConfig, FeatureConfig, LabelConfig, ModelConfig
 from streams.operators import FeatureEngine
-from streams.operators.labels import Label
+from streams.operators.labels import NO_DIRECTION, UP, Label, horizon_ns, outcome_one
 from streams.operators.models import ModelStage, build_estimator, version_key
 from streams.operators.models.evaluation import CLASSIFIER_METRICS, REGRESSOR_METRICS
 from streams.sources import synthetic
@@ -65,18 +63,18 @@ def test_stage_metrics_equal_river_progressive_val_score(task: str, model: Model
     # question, since answers only wait for later questions).
     rows = []
     for ts, entry, x, _ in learned:
-        later = [fv for fv in fvs if fv.ts_event_ns <= ts + int(H_S * 1e9)]
-        forward = (math.log(later[-1].price) - math.log(entry)) * 1e4  # as the label does
+        later = [fv for fv in fvs if fv.ts_event_ns <= ts + horizon_ns(H_S)]
+        forward, sign = outcome_one(entry, later[-1].price, label.dead_zone_bps)
         if task == "classification":
-            if forward == 0.0 or abs(forward) <= label.dead_zone_bps:
+            if sign == NO_DIRECTION:
                 continue
-            rows.append(({**x, "__t": ts}, forward > 0.0))
+            rows.append(({**x, "__t": ts}, sign == UP))
         else:
             rows.append(({**x, "__t": ts}, forward))
     assert len(rows) > 150
 
     names = CLASSIFIER_METRICS if task == "classification" else REGRESSOR_METRICS
-    delay = int(H_S * 1e9) + 1
+    delay = horizon_ns(H_S) + 1
     for name in names:
         oracle = compose.Discard("__t") | build_estimator(model, task)
         expected = evaluate.progressive_val_score(

@@ -19,6 +19,7 @@ from schemas.decisions import FeatureVector
 from schemas.ticks import QuoteTick, TradeTick
 from streams.config import DEFAULT_FEATURES, FeatureConfig
 from streams.operators.features.ewm import DecayedSum, EwmStats, clip, ratio
+from streams.operators.labels import horizon_ns
 from streams.operators.state import InstrumentStateMixin
 
 NS = 1e-9
@@ -78,7 +79,7 @@ class _Lagged:
     __slots__ = ("horizon_ns", "window")
 
     def __init__(self, horizon_s: float) -> None:
-        self.horizon_ns = int(horizon_s * 1e9)
+        self.horizon_ns = horizon_ns(horizon_s)
         self.window: deque[tuple[int, float]] = deque()
 
     def push(self, ts_ns: int, price: float) -> None:

@@ -25,7 +25,7 @@ from river import base
 
 from schemas.decisions import Alert, ControlCommand, FeatureVector, Severity, Side, Signal
 from streams.config import EvaluationConfig, LabelConfig, ModelConfig
-from streams.operators.labels import LabelQueue
+from streams.operators.labels import LabelQueue, horizon_ns
 from streams.operators.models.evaluation import Prequential
 from streams.operators.models.explain import explain
 from streams.operators.models.zoo import (
@@ -129,7 +129,7 @@ class ModelStage(InstrumentStateMixin):
         self.config = model
         self.label = label
         self.evaluation = evaluation or EvaluationConfig()
-        self.horizon_ns = int(label.horizon_s * 1e9)
+        self.horizon_ns = horizon_ns(label.horizon_s)
         self.initial = Deployed(model)
         build_estimator(model, label.task)  # fail at start-up on a kind/task mismatch
         self.commands: list[ControlCommand] = []
