@@ -119,3 +119,18 @@ def test_a_lazy_handler_imports_its_module_only_when_called() -> None:
     handler = LazyHandler("schemas.generate:run_cli")
     assert repr(handler) == "LazyHandler('schemas.generate:run_cli')"
     assert handler(argparse.Namespace(action="check")) == 0
+
+
+def test_one_operator_module_loads_without_the_others() -> None:
+    """``streams.operators`` re-exports lazily: a control command needs no model library."""
+    code = (
+        "import sys, streams.operators.control, streams.operators.validation\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & set(sys.argv[1].split(','))))"
+    )
+    assert _run_python(code, ",".join(HEAVY)).strip() == "['pydantic']"
+    import streams.operators as operators
+
+    assert set(dir(operators)) >= set(operators.__all__)
+    assert operators.FeatureEngine.__module__.startswith("streams.operators.features")
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = operators.Nope
