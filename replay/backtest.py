@@ -34,7 +34,7 @@ from schemas.ticks import CleanTick, QuoteTick, SourceRef, TradeTick
 from schemas.topics import ALERTS, AUDIT, DECISIONS, FILLS, SIGNALS, TICKS_QUARANTINE
 from streams.config import TickwiseConfig, load_config
 from streams.pipeline import Decided, Output, Pipeline
-from streams.sources import RawRecord, SourceError, add_source_arguments, open_sources
+from streams.sources import RawRecord, SourceError, open_sources
 
 # Topic -> file: each line exactly as the message is on that topic.
 FILES = {
@@ -172,7 +172,8 @@ def _records(args: argparse.Namespace) -> Iterator[RawRecord]:
     return islice(merged, args.count) if args.count is not None else merged
 
 
-def _run(args: argparse.Namespace) -> int:
+def run_cli(args: argparse.Namespace) -> int:
+    """Carry out ``tickwise backtest`` and return the exit code."""
     if not args.synthetic and not args.data:
         print("tickwise backtest: give --data PATH [PATH ...] or --synthetic", file=sys.stderr)
         return 2
@@ -204,41 +205,3 @@ def _run(args: argparse.Namespace) -> int:
     print(json.dumps({k: result.report.get(k) for k in headline}))
     print(f"wrote {', '.join((*FILES.values(), *REPORT_FILES))} to {args.out}")
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``backtest`` sub-command."""
-    parser = subparsers.add_parser("backtest", help="run the pipeline in-process over files")
-    parser.add_argument("--data", nargs="+", default=None, help="CSV, JSON Lines or Parquet files")
-    parser.add_argument("--config", default=None, help="TOML config (shared with the worker)")
-    parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument(
-        "--controls", default=None, help="JSONL of control commands, or a live audit.jsonl"
-    )
-    add_source_arguments(parser)
-    report = parser.add_argument_group("report")
-    report.add_argument(
-        "--returns-period", default="1min", help="pandas offset alias for Sharpe/Sortino returns"
-    )
-    report.add_argument(
-        "--periods-per-year",
-        type=float,
-        default=None,
-        help="annualisation factor (default: periods in 365.25 days)",
-    )
-    report.add_argument(
-        "--walk-forward", default="1D", help="segment length reported separately ('' for none)"
-    )
-    report.add_argument(
-        "--warmup",
-        default=None,
-        help="event time from the first tick in which nothing trades, e.g. 2h (a kill switch)",
-    )
-    report.add_argument("--baseline-seed", type=int, default=0, help="seed of the random baseline")
-    report.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress line on stderr (default: when stderr is a terminal)",
-    )
-    parser.set_defaults(func=_run)

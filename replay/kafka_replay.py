@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from schemas.decisions import AuditRecord, ControlCommand, Decision
 from schemas.ticks import CleanTick, SourceRef
 from schemas.topics import CATALOGUE, Topics
-from streams.cli import add_bootstrap_argument, resolve_bootstrap
+from streams.cli import resolve_bootstrap
 from streams.config import load_config
 from streams.live.admin import create_topics
 from streams.live.feed import publish
@@ -230,7 +230,8 @@ def _digest(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
-def _replay(args: argparse.Namespace) -> int:
+def run_replay_cli(args: argparse.Namespace) -> int:
+    """Carry out ``tickwise replay`` and return the exit code."""
     try:
         sent = replay_topic(
             resolve_bootstrap(args),
@@ -249,7 +250,8 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check(args: argparse.Namespace) -> int:
+def run_check_cli(args: argparse.Namespace) -> int:
+    """Carry out ``tickwise replay-check`` and return the exit code."""
     try:
         report = replay_check(
             resolve_bootstrap(args),
@@ -264,39 +266,3 @@ def _check(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(report.as_dict(), indent=2))
     return 0 if report.ok else 1
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``replay`` and ``replay-check`` sub-commands."""
-    parser = subparsers.add_parser(
-        "replay", help="republish a recorded time range of a topic under another prefix"
-    )
-    parser.add_argument("--topic", default="ticks.clean", help="catalogue name, e.g. ticks.raw")
-    parser.add_argument(
-        "--from", dest="from_", metavar="T", required=True, help="ISO-8601 or epoch ms"
-    )
-    parser.add_argument("--to", metavar="T", required=True, help="ISO-8601 or epoch ms (exclusive)")
-    parser.add_argument("--speed", type=float, default=0.0, help="x recorded pace; 0: at once")
-    parser.add_argument("--prefix", default="", help="prefix of the recorded (source) topics")
-    parser.add_argument(
-        "--to-prefix", default="replay.", help="prefix of the namespace to republish into"
-    )
-    add_bootstrap_argument(parser)
-    parser.set_defaults(func=_replay)
-
-    check = subparsers.add_parser(
-        "replay-check", help="re-derive a live period's decisions and compare with the audit"
-    )
-    check.add_argument(
-        "--from", dest="from_", metavar="T", required=True, help="ISO-8601 or epoch ms"
-    )
-    check.add_argument("--to", metavar="T", required=True, help="ISO-8601 or epoch ms (exclusive)")
-    check.add_argument(
-        "--warm-from",
-        default=None,
-        help="replay input from here to rebuild state (default: oldest retained record)",
-    )
-    check.add_argument("--prefix", default="", help="topic prefix of the live deployment")
-    check.add_argument("--config", default=None, help="the TOML config the worker ran with")
-    add_bootstrap_argument(check)
-    check.set_defaults(func=_check)

@@ -79,7 +79,8 @@ def write(directory: Path = SCHEMA_DIR) -> list[str]:
     return sorted(wanted)
 
 
-def _run(args: argparse.Namespace) -> int:
+def run_cli(args: argparse.Namespace) -> int:
+    """Carry out ``tickwise schemas generate|check`` and return the exit code."""
     if args.action == "generate":
         for name in write():
             print(f"wrote schemas/json/{name}")
@@ -92,13 +93,6 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``schemas`` sub-command."""
-    parser = subparsers.add_parser("schemas", help="generate or check the JSON Schema files")
-    parser.add_argument("action", choices=["generate", "check"])
-    parser.set_defaults(func=_run)
-
-
 if __name__ == "__main__":
     ns = argparse.Namespace(action=sys.argv[1] if len(sys.argv) > 1 else "generate")
-    sys.exit(_run(ns))
+    sys.exit(run_cli(ns))

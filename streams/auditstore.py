@@ -310,7 +310,8 @@ def _query(args: argparse.Namespace) -> Query:
     return Query(args.start_ns, args.end_ns, args.instrument, args.model, args.limit)
 
 
-def _run(args: argparse.Namespace) -> int:
+def run_cli(args: argparse.Namespace) -> int:
+    """Carry out ``tickwise audit show|verify|export|sink`` and return the exit code."""
     if args.action == "sink":
         from streams.live.audit_sink import run_sink  # Kafka only for the sink
 
@@ -344,27 +345,3 @@ def _summary(row: tuple[Any, ...]) -> str:
     reasons = json.loads(body)["decision"]["reject_reasons"]
     verdict = "approved" if approved else "rejected " + ",".join(reasons)
     return f"{ts} {instrument} #{seq} {model_id}/v{version} {action} {verdict} ({audit_id})"
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``audit`` sub-command."""
-    from streams.cli import add_bootstrap_argument
-
-    parser = subparsers.add_parser("audit", help="show, verify, export the audit store; sink")
-    parser.add_argument("action", choices=["show", "verify", "export", "sink"])
-    parser.add_argument(
-        "--store", default="sqlite:///audit.db", help="sqlite:///PATH or postgresql://..."
-    )
-    parser.add_argument("--start-ns", type=int, default=None, help="event time from (inclusive)")
-    parser.add_argument("--end-ns", type=int, default=None, help="event time to (exclusive)")
-    parser.add_argument("--instrument", default=None)
-    parser.add_argument("--model", default=None, help="model id")
-    parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--json", action="store_true", help="show: print each record's JSON")
-    parser.add_argument("--out", default="audit.csv", help="export: file (.csv or .parquet)")
-    parser.add_argument("--format", choices=["csv", "parquet"], default=None)
-    parser.add_argument("--prefix", default="", help="sink: topic prefix of the deployment")
-    parser.add_argument("--from-file", default=None, help="sink: load an audit.jsonl instead")
-    parser.add_argument("--idle-exit", type=float, default=None, help="sink: stop when idle (s)")
-    add_bootstrap_argument(parser)
-    parser.set_defaults(func=_run)

@@ -1,7 +1,10 @@
-"""The ``tickwise`` command line: one entry point, one sub-command per module.
+"""The ``tickwise`` command line: one entry point, and every sub-command's arguments.
 
-Each command module exposes ``register(subparsers)`` and sets ``func`` on its parser, so the
-commands stay next to the code they drive and this file only assembles them.
+The parser is built without importing any implementation: each command names the function that
+carries it out as ``"module:function"``, imported only when that command runs. The implementations
+load river, numpy, pydantic and the Kafka clients, which takes seconds; ``tickwise --help`` and
+``tickwise <command> --help`` need none of it. Keep this module, and what it imports while
+building the parser, free of those imports (``tests/unit/test_cli_startup.py`` holds it).
 """
 
 from __future__ import annotations
@@ -10,27 +13,13 @@ import argparse
 import importlib
 import os
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
-# Modules that contribute sub-commands, in the order `--help` lists them.
-COMMAND_MODULES = (
-    "streams.live.broker",
-    "streams.live.admin",
-    "streams.live.feed",
-    "streams.live.worker",
-    "streams.live.demo",
-    "replay.backtest",
-    "replay.kafka_replay",
-    "schemas.generate",
-    "streams.live.quarantine",
-    "streams.live.status",
-    "streams.live.control",
-    "streams.auditstore",
-    "streams.model_cli",
-    "streams.live.security_cli",
-    "streams.console.server",
-)
+Handler = Callable[[argparse.Namespace], "int | None"]
+Subparsers = argparse._SubParsersAction
 
 
 def bootstrap_servers() -> str:
@@ -52,18 +41,362 @@ def resolve_bootstrap(args: argparse.Namespace) -> str:
     return getattr(args, "bootstrap_servers", None) or bootstrap_servers()
 
 
+class LazyHandler:
+    """A command's handler named ``"module:function"``, imported when the command runs."""
+
+    __slots__ = ("target",)
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def resolve(self) -> Handler:
+        """Import the handler's module and return the function."""
+        module, _, name = self.target.partition(":")
+        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
+    def __call__(self, args: argparse.Namespace) -> int | None:
+        return self.resolve()(args)
+
+    def __repr__(self) -> str:
+        return f"LazyHandler({self.target!r})"
+
+
+def _broker(subparsers: Subparsers) -> None:
+    from streams.live.broker import DEFAULT_HEAP, DEFAULT_PORT, default_data_dir
+
+    parser = subparsers.add_parser(
+        "broker",
+        help="run a local Apache Kafka broker (KRaft, no Docker)",
+        description=(
+            "Run one Apache Kafka node (broker and controller) on 127.0.0.1 from jars that Maven "
+            "fetches once into the user cache. Needs Java 17 and Maven."
+        ),
+    )
+    parser.add_argument("action", choices=("start", "stop", "status"))
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="client port (9092)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"where the broker keeps its files (default: {default_data_dir()})",
+    )
+    parser.add_argument(
+        "--heap", default=DEFAULT_HEAP, help="maximum JVM heap, e.g. 1g; the minimum is 512m"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=90.0, help="seconds to wait for the broker to answer"
+    )
+    parser.add_argument(
+        "--secure",
+        action="store_true",
+        help="SASL/SCRAM-SHA-512 and ACLs, one principal per role (streams/live/security.py)",
+    )
+    parser.set_defaults(func=LazyHandler("streams.live.broker:run_cli"))
+
+
+def _topics(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser("topics", help="create or list the topic catalogue")
+    parser.add_argument("action", choices=["create", "list"])
+    parser.add_argument("--prefix", default="", help="deployment prefix before every topic name")
+    parser.add_argument(
+        "--partitions", type=int, default=None, help="override the catalogue's partition counts"
+    )
+    add_bootstrap_argument(parser)
+    parser.set_defaults(func=LazyHandler("streams.live.admin:run_cli"))
+
+
+def _feed(subparsers: Subparsers) -> None:
+    from streams.sources import add_source_arguments
+
+    parser = subparsers.add_parser("feed", help="publish a file or a synthetic stream to ticks.raw")
+    parser.add_argument("--file", nargs="+", default=None, help="CSV, JSON Lines or Parquet files")
+    parser.add_argument("--rate", type=float, default=0.0, help="ticks/s; 0 = as fast as possible")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        help="a multiple of the recorded pace (used when --rate is 0)",
+    )
+    parser.add_argument("--prefix", default="", help="topic prefix of the deployment")
+    add_source_arguments(parser)
+    add_bootstrap_argument(parser)
+    parser.set_defaults(func=LazyHandler("streams.live.feed:run_cli"))
+
+
+def _worker(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser("worker", help="run the live pipeline (faust agent)")
+    parser.add_argument("--config", default=None, help="TOML config (shared with backtest)")
+    parser.add_argument("--topic-prefix", default=None, help="override the config's topic prefix")
+    parser.add_argument("--app-id", default=None, help="override the config's app id (group id)")
+    parser.add_argument("--checkpoint-dir", default=None, help="override live.checkpoint_dir")
+    parser.add_argument("--loglevel", default="WARNING")
+    parser.add_argument(
+        "--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port"
+    )
+    parser.add_argument(
+        "--metrics-addr", default="127.0.0.1", help="address /metrics listens on (0.0.0.0: all)"
+    )
+    add_bootstrap_argument(parser)
+    parser.set_defaults(func=LazyHandler("streams.live.worker:run_cli"))
+
+
+def _demo(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser("demo", help="run broker, worker and feed end to end, briefly")
+    parser.add_argument("--seconds", type=float, default=15.0, help="how long the feed runs")
+    parser.add_argument("--rate", type=float, default=600.0, help="synthetic ticks per second")
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=120.0,
+        help="seconds the worker may take to catch up after the feed ends",
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--kill-after",
+        type=int,
+        default=4000,
+        help="pull the global kill switch after this many decisions (0: never)",
+    )
+    parser.add_argument("--bad-rate", type=float, default=0.01, help="share of bad ticks")
+    parser.add_argument(
+        "--console-port", type=int, default=8321, help="serve the web console here (0: none)"
+    )
+    parser.add_argument(
+        "--hold", type=float, default=0.0, help="keep worker and console this many s at the end"
+    )
+    add_bootstrap_argument(parser)
+    parser.set_defaults(func=LazyHandler("streams.live.demo:run_cli"))
+
+
+def _backtest(subparsers: Subparsers) -> None:
+    from streams.sources import add_source_arguments
+
+    parser = subparsers.add_parser("backtest", help="run the pipeline in-process over files")
+    parser.add_argument("--data", nargs="+", default=None, help="CSV, JSON Lines or Parquet files")
+    parser.add_argument("--config", default=None, help="TOML config (shared with the worker)")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument(
+        "--controls", default=None, help="JSONL of control commands, or a live audit.jsonl"
+    )
+    add_source_arguments(parser)
+    report = parser.add_argument_group("report")
+    report.add_argument(
+        "--returns-period", default="1min", help="pandas offset alias for Sharpe/Sortino returns"
+    )
+    report.add_argument(
+        "--periods-per-year",
+        type=float,
+        default=None,
+        help="annualisation factor (default: periods in 365.25 days)",
+    )
+    report.add_argument(
+        "--walk-forward", default="1D", help="segment length reported separately ('' for none)"
+    )
+    report.add_argument(
+        "--warmup",
+        default=None,
+        help="event time from the first tick in which nothing trades, e.g. 2h (a kill switch)",
+    )
+    report.add_argument("--baseline-seed", type=int, default=0, help="seed of the random baseline")
+    report.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress line on stderr (default: when stderr is a terminal)",
+    )
+    parser.set_defaults(func=LazyHandler("replay.backtest:run_cli"))
+
+
+def _replay(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "replay", help="republish a recorded time range of a topic under another prefix"
+    )
+    parser.add_argument("--topic", default="ticks.clean", help="catalogue name, e.g. ticks.raw")
+    parser.add_argument(
+        "--from", dest="from_", metavar="T", required=True, help="ISO-8601 or epoch ms"
+    )
+    parser.add_argument("--to", metavar="T", required=True, help="ISO-8601 or epoch ms (exclusive)")
+    parser.add_argument("--speed", type=float, default=0.0, help="x recorded pace; 0: at once")
+    parser.add_argument("--prefix", default="", help="prefix of the recorded (source) topics")
+    parser.add_argument(
+        "--to-prefix", default="replay.", help="prefix of the namespace to republish into"
+    )
+    add_bootstrap_argument(parser)
+    parser.set_defaults(func=LazyHandler("replay.kafka_replay:run_replay_cli"))
+
+    check = subparsers.add_parser(
+        "replay-check", help="re-derive a live period's decisions and compare with the audit"
+    )
+    check.add_argument(
+        "--from", dest="from_", metavar="T", required=True, help="ISO-8601 or epoch ms"
+    )
+    check.add_argument("--to", metavar="T", required=True, help="ISO-8601 or epoch ms (exclusive)")
+    check.add_argument(
+        "--warm-from",
+        default=None,
+        help="replay input from here to rebuild state (default: oldest retained record)",
+    )
+    check.add_argument("--prefix", default="", help="topic prefix of the live deployment")
+    check.add_argument("--config", default=None, help="the TOML config the worker ran with")
+    add_bootstrap_argument(check)
+    check.set_defaults(func=LazyHandler("replay.kafka_replay:run_check_cli"))
+
+
+def _schemas(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser("schemas", help="generate or check the JSON Schema files")
+    parser.add_argument("action", choices=["generate", "check"])
+    parser.set_defaults(func=LazyHandler("schemas.generate:run_cli"))
+
+
+def _quarantine(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "quarantine", help="count, inspect and re-inject quarantined messages"
+    )
+    parser.add_argument("action", choices=("stats", "show", "replay"))
+    parser.add_argument("--reason", nargs="+", default=None, help="only these reason codes")
+    parser.add_argument("--instrument", nargs="+", default=None, help="only these instruments")
+    parser.add_argument("--since", default=None, help="quarantined at or after (ISO 8601 or ms)")
+    parser.add_argument("--until", default=None, help="quarantined before (ISO 8601 or ms)")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many records")
+    parser.add_argument("--json", action="store_true", help="show: one JSON record per line")
+    parser.add_argument("--dry-run", action="store_true", help="replay: count, do not publish")
+    parser.add_argument("--idle", type=float, default=3.0, help="stop reading after idle s")
+    parser.add_argument("--prefix", default="", help="topic prefix of the deployment")
+    add_bootstrap_argument(parser)
+    parser.set_defaults(func=LazyHandler("streams.live.quarantine:run_cli"))
+
+
+def _status(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser("status", help="data-quality figures per instrument")
+    parser.add_argument("--prefix", default="", help="topic prefix of the deployment")
+    parser.add_argument("--gap-s", type=float, default=60.0, help="event-time gap worth counting")
+    parser.add_argument("--idle", type=float, default=3.0, help="stop reading after idle s")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    add_bootstrap_argument(parser)
+    parser.set_defaults(func=LazyHandler("streams.live.status:run_cli"))
+
+
+def _kill_switch(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser("kill-switch", help="halt or resume trading (control topic)")
+    parser.add_argument("state", choices=["on", "off"])
+    parser.add_argument("--scope", required=True, help="'global' or an instrument")
+    parser.add_argument("--reason", required=True, help="why; kept in the audit trail")
+    parser.add_argument("--operator", default=None, help="who (default: the login name)")
+    parser.add_argument(
+        "--effective-ts-event-ns",
+        type=int,
+        default=None,
+        help="apply from this event time (replayable); default: at once on every worker",
+    )
+    parser.add_argument("--prefix", default="", help="topic prefix of the deployment")
+    add_bootstrap_argument(parser)
+    parser.set_defaults(func=LazyHandler("streams.live.control:run_cli"))
+
+
+def _audit(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser("audit", help="show, verify, export the audit store; sink")
+    parser.add_argument("action", choices=["show", "verify", "export", "sink"])
+    parser.add_argument(
+        "--store", default="sqlite:///audit.db", help="sqlite:///PATH or postgresql://..."
+    )
+    parser.add_argument("--start-ns", type=int, default=None, help="event time from (inclusive)")
+    parser.add_argument("--end-ns", type=int, default=None, help="event time to (exclusive)")
+    parser.add_argument("--instrument", default=None)
+    parser.add_argument("--model", default=None, help="model id")
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--json", action="store_true", help="show: print each record's JSON")
+    parser.add_argument("--out", default="audit.csv", help="export: file (.csv or .parquet)")
+    parser.add_argument("--format", choices=["csv", "parquet"], default=None)
+    parser.add_argument("--prefix", default="", help="sink: topic prefix of the deployment")
+    parser.add_argument("--from-file", default=None, help="sink: load an audit.jsonl instead")
+    parser.add_argument("--idle-exit", type=float, default=None, help="sink: stop when idle (s)")
+    add_bootstrap_argument(parser)
+    parser.set_defaults(func=LazyHandler("streams.auditstore:run_cli"))
+
+
+def _model(subparsers: Subparsers) -> None:
+    from streams.model_cli import register
+
+    register(subparsers)
+
+
+def _security(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "security",
+        help="secure profile: generate passwords; apply logins, topics and ACLs to a broker",
+        description=(
+            "secrets: write random passwords for admin, every role and the worker to DIR "
+            "(credentials.json and one <principal>.json each), and the workers' checkpoint "
+            "signing key (checkpoint.key). apply: as the admin login from "
+            "TICKWISE_SASL_USERNAME/_PASSWORD (or TICKWISE_CREDENTIALS_FILE), create or update "
+            "every role's SCRAM-SHA-512 login, the catalogue topics and the ACLs of ROLE_ACCESS."
+        ),
+    )
+    parser.add_argument("action", choices=("secrets", "apply"))
+    parser.add_argument("--dir", type=Path, default=Path("secrets"), help="secrets: where to")
+    parser.add_argument(
+        "--credentials",
+        default=None,
+        help="apply: JSON principal -> password (default: $TICKWISE_CREDENTIALS_FILE)",
+    )
+    parser.add_argument("--prefix", default="", help="apply: topic prefix of the deployment")
+    parser.add_argument("--app-id", default="tickwise", help="apply: the worker's faust app id")
+    add_bootstrap_argument(parser)
+    parser.set_defaults(func=LazyHandler("streams.live.security_cli:run_cli"))
+
+
+def _console(subparsers: Subparsers) -> None:
+    from streams.registry import DEFAULT_ROOT
+
+    parser = subparsers.add_parser("console", help="serve the trader and operator web console")
+    parser.add_argument("--config", default=None, help="TOML config (topic prefix, P&L basis)")
+    parser.add_argument("--topic-prefix", default=None, help="override the config's topic prefix")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8321)
+    parser.add_argument(
+        "--users",
+        default=None,
+        help="TOML users file ([users.<name>] role, token or token_sha256); "
+        "else $TICKWISE_CONSOLE_USERS_FILE or $TICKWISE_CONSOLE_USERS (name:role:token,...)",
+    )
+    parser.add_argument("--registry", default=None, help=f"model registry ({DEFAULT_ROOT})")
+    add_bootstrap_argument(parser)
+    parser.set_defaults(func=LazyHandler("streams.console.server:run_cli"))
+
+
+# Sub-commands in the order `--help` lists them.
+COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
+    _broker,
+    _topics,
+    _feed,
+    _worker,
+    _demo,
+    _backtest,
+    _replay,
+    _schemas,
+    _quarantine,
+    _status,
+    _kill_switch,
+    _audit,
+    _model,
+    _security,
+    _console,
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """Return the whole ``tickwise`` parser; no command's implementation is imported."""
     parser = argparse.ArgumentParser(
         prog="tickwise",
         description="Online ML models in live trading infrastructure, under control.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    for add_command in COMMANDS:
+        add_command(subparsers)
     return parser
 
 
-# Two-word spellings of commands that live in another module's parser.
+# Two-word spellings that run another command.
 ALIASES = {("audit", "replay-check"): ["replay-check"]}
 
 

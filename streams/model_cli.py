@@ -3,6 +3,9 @@
 ``promote`` and ``rollback`` record the change in the registry with who asked and why, then
 publish the matching ``ControlCommand`` on the ``control`` topic; every worker applies it at
 each instrument's next tick, without a restart.
+
+Configs and the evaluation are imported when a command runs: the ``tickwise`` parser imports this
+module for ``model``'s arguments and must not load pydantic or river.
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from streams.cli import add_bootstrap_argument, resolve_bootstrap
-from streams.config import TickwiseConfig, load_config
 from streams.registry import DEFAULT_ROOT, Registry, RegistryError
 from streams.sources import SourceError, add_source_arguments, open_sources
+
+if TYPE_CHECKING:
+    from streams.config import TickwiseConfig
 
 
 def _registry(args: argparse.Namespace) -> Registry:
@@ -59,6 +65,8 @@ def _evaluate(args: argparse.Namespace, config: TickwiseConfig, name: str):
 
 
 def _register(args: argparse.Namespace) -> int:
+    from streams.config import load_config
+
     config = load_config(args.config)
     model = config.model
     if args.model_id:
@@ -103,6 +111,7 @@ def _rollback(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from replay.compare import evaluate_config, table
+    from streams.config import load_config
 
     records = list(open_sources(args, args.data or []))
     results = []

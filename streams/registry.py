@@ -20,10 +20,11 @@ import pickle
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from schemas.decisions import ControlCommand
-from streams.config import ModelConfig
+if TYPE_CHECKING:  # the CLI parser reads DEFAULT_ROOT; pydantic loads when a command is built
+    from schemas.decisions import ControlCommand
+    from streams.config import ModelConfig
 
 STAGES = ("registered", "shadow", "canary", "production", "retired")
 DEFAULT_ROOT = Path(os.environ.get("TICKWISE_REGISTRY", "~/.local/share/tickwise/registry"))
@@ -89,6 +90,7 @@ class Registry:
     Examples
     --------
     >>> import tempfile
+    >>> from streams.config import ModelConfig
     >>> reg = Registry(tempfile.mkdtemp())
     >>> v1 = reg.register(ModelConfig(), operator="ann", reason="baseline")
     >>> cmd = reg.promote(v1.key, "production", operator="ann", reason="go", now_ns=1)
@@ -224,6 +226,8 @@ class Registry:
         command_id: str | None = None,
     ) -> ControlCommand:
         """Move ``key`` to ``stage`` and return the control command that tells the workers."""
+        from schemas.decisions import ControlCommand
+
         if stage not in STAGES[1:]:
             raise RegistryError(f"stage must be one of {STAGES[1:]}, got {stage!r}")
         mv = self.get(key)
@@ -256,6 +260,8 @@ class Registry:
         self, operator: str, reason: str, now_ns: int, command_id: str | None = None
     ) -> ControlCommand:
         """Retire production and bring back the version it replaced; return the command."""
+        from schemas.decisions import ControlCommand
+
         current = self.production()
         if current is None:
             raise RegistryError("nothing is in production")

@@ -33,7 +33,7 @@ from pydantic import TypeAdapter, ValidationError
 from schemas.decisions import ControlCommand
 from schemas.ticks import Instrument
 from schemas.topics import Topics
-from streams.cli import add_bootstrap_argument, resolve_bootstrap
+from streams.cli import resolve_bootstrap
 from streams.config import TickwiseConfig, load_config
 from streams.console.auth import USERS_ENV, AuthConfigError, User, Users, bearer
 from streams.console.metrics import ConsoleMetrics
@@ -333,7 +333,8 @@ def spawn_console(
     raise RuntimeError(f"tickwise console did not serve on port {port} within {ready_timeout} s")
 
 
-def _run(args: argparse.Namespace) -> int:
+def run_cli(args: argparse.Namespace) -> int:
+    """Carry out ``tickwise console``: serve until stopped."""
     config = load_config(args.config, topic_prefix=args.topic_prefix)
     try:
         users = Users.load(args.users)
@@ -353,21 +354,3 @@ def _run(args: argparse.Namespace) -> int:
         shutdown_timeout=2.0,  # open pages hold event streams: do not wait a minute for them
     )
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``console`` sub-command."""
-    parser = subparsers.add_parser("console", help="serve the trader and operator web console")
-    parser.add_argument("--config", default=None, help="TOML config (topic prefix, P&L basis)")
-    parser.add_argument("--topic-prefix", default=None, help="override the config's topic prefix")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8321)
-    parser.add_argument(
-        "--users",
-        default=None,
-        help="TOML users file ([users.<name>] role, token or token_sha256); "
-        "else $TICKWISE_CONSOLE_USERS_FILE or $TICKWISE_CONSOLE_USERS (name:role:token,...)",
-    )
-    parser.add_argument("--registry", default=None, help=f"model registry ({DEFAULT_ROOT})")
-    add_bootstrap_argument(parser)
-    parser.set_defaults(func=_run)

@@ -8,7 +8,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas.topics import CATALOGUE, Topics
-from streams.cli import add_bootstrap_argument, resolve_bootstrap
+from streams.cli import resolve_bootstrap
 from streams.live.security import env_client_config
 
 
@@ -45,7 +45,8 @@ def create_topics(
     return outcome
 
 
-def _run(args: argparse.Namespace) -> int:
+def run_cli(args: argparse.Namespace) -> int:
+    """Carry out ``tickwise topics create|list`` and return the exit code."""
     if args.action == "list":
         for spec in CATALOGUE:
             print(
@@ -57,15 +58,3 @@ def _run(args: argparse.Namespace) -> int:
     for name, state in outcome.items():
         print(f"{name}: {state}")
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``topics`` sub-command."""
-    parser = subparsers.add_parser("topics", help="create or list the topic catalogue")
-    parser.add_argument("action", choices=["create", "list"])
-    parser.add_argument("--prefix", default="", help="deployment prefix before every topic name")
-    parser.add_argument(
-        "--partitions", type=int, default=None, help="override the catalogue's partition counts"
-    )
-    add_bootstrap_argument(parser)
-    parser.set_defaults(func=_run)

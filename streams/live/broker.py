@@ -29,9 +29,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
-
 log = logging.getLogger(__name__)
 
 DEFAULT_VERSION = "4.1.1"
@@ -242,6 +239,9 @@ def _broker_answers(bootstrap: str, timeout: float, client: dict[str, str] | Non
     host, _, port = bootstrap.rpartition(":")
     if not port_open(int(port), host or HOST, timeout=min(timeout, 1.0)):
         return False
+    from confluent_kafka import KafkaException  # here: the CLI parser reads this module's defaults
+    from confluent_kafka.admin import AdminClient
+
     # log_level 0: refused or timed-out probes are expected while starting and are not news.
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, **(client or {})})
     try:
@@ -571,38 +571,6 @@ class LocalBroker:
 
 
 # -- command line ----------------------------------------------------------------------------
-
-
-def register(subparsers: Any) -> None:
-    """Add ``tickwise broker start|stop|status`` to the CLI."""
-    parser = subparsers.add_parser(
-        "broker",
-        help="run a local Apache Kafka broker (KRaft, no Docker)",
-        description=(
-            "Run one Apache Kafka node (broker and controller) on 127.0.0.1 from jars that Maven "
-            "fetches once into the user cache. Needs Java 17 and Maven."
-        ),
-    )
-    parser.add_argument("action", choices=("start", "stop", "status"))
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="client port (9092)")
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help=f"where the broker keeps its files (default: {default_data_dir()})",
-    )
-    parser.add_argument(
-        "--heap", default=DEFAULT_HEAP, help="maximum JVM heap, e.g. 1g; the minimum is 512m"
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=90.0, help="seconds to wait for the broker to answer"
-    )
-    parser.add_argument(
-        "--secure",
-        action="store_true",
-        help="SASL/SCRAM-SHA-512 and ACLs, one principal per role (streams/live/security.py)",
-    )
-    parser.set_defaults(func=run_cli)
 
 
 def run_cli(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from schemas.decisions import ControlCommand
 from schemas.quarantine import QuarantineRecord, ReasonCode
 from schemas.ticks import SourceRef
 from schemas.topics import Topics
-from streams.cli import add_bootstrap_argument, resolve_bootstrap
+from streams.cli import resolve_bootstrap
 from streams.live.feed import publish
 from streams.live.tap import consumer
 from streams.operators.control import control_key
@@ -115,7 +115,8 @@ async def follow_control(
             own.shutdown(wait=False)
 
 
-def _run(args: argparse.Namespace) -> int:
+def run_cli(args: argparse.Namespace) -> int:
+    """Carry out ``tickwise kill-switch on|off`` and return the exit code."""
     now = time.time_ns()  # wall clock: when the operator issued it (not an event time)
     scope = args.scope
     cmd = ControlCommand(
@@ -131,21 +132,3 @@ def _run(args: argparse.Namespace) -> int:
     send_commands([cmd], resolve_bootstrap(args), topic)
     print(f"kill switch {args.state} for {scope}: {cmd.command_id} sent to {topic}")
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``kill-switch`` sub-command."""
-    parser = subparsers.add_parser("kill-switch", help="halt or resume trading (control topic)")
-    parser.add_argument("state", choices=["on", "off"])
-    parser.add_argument("--scope", required=True, help="'global' or an instrument")
-    parser.add_argument("--reason", required=True, help="why; kept in the audit trail")
-    parser.add_argument("--operator", default=None, help="who (default: the login name)")
-    parser.add_argument(
-        "--effective-ts-event-ns",
-        type=int,
-        default=None,
-        help="apply from this event time (replayable); default: at once on every worker",
-    )
-    parser.add_argument("--prefix", default="", help="topic prefix of the deployment")
-    add_bootstrap_argument(parser)
-    parser.set_defaults(func=_run)

@@ -22,7 +22,6 @@ from schemas.decisions import Alert, AuditRecord, ControlCommand, Decision, Sign
 from schemas.quarantine import QuarantineRecord
 from schemas.topics import Topics
 from streams.auditstore import open_store
-from streams.cli import add_bootstrap_argument
 from streams.live.admin import create_topics
 from streams.live.audit_sink import sink
 from streams.live.broker import LocalBroker, free_port
@@ -39,7 +38,8 @@ def _explain(signal: Signal | None) -> str:
     return "because " + ", ".join(parts)
 
 
-def _run(args: argparse.Namespace) -> int:
+def run_cli(args: argparse.Namespace) -> int:
+    """Carry out ``tickwise demo`` and return the exit code."""
     bootstrap = args.bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     broker: LocalBroker | None = None
     run_id = uuid.uuid4().hex[:6]
@@ -230,32 +230,3 @@ def _audit_store(bootstrap: str, topics: Topics) -> None:
         )
     finally:
         store.close()
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``demo`` sub-command."""
-    parser = subparsers.add_parser("demo", help="run broker, worker and feed end to end, briefly")
-    parser.add_argument("--seconds", type=float, default=15.0, help="how long the feed runs")
-    parser.add_argument("--rate", type=float, default=600.0, help="synthetic ticks per second")
-    parser.add_argument(
-        "--drain-timeout",
-        type=float,
-        default=120.0,
-        help="seconds the worker may take to catch up after the feed ends",
-    )
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument(
-        "--kill-after",
-        type=int,
-        default=4000,
-        help="pull the global kill switch after this many decisions (0: never)",
-    )
-    parser.add_argument("--bad-rate", type=float, default=0.01, help="share of bad ticks")
-    parser.add_argument(
-        "--console-port", type=int, default=8321, help="serve the web console here (0: none)"
-    )
-    parser.add_argument(
-        "--hold", type=float, default=0.0, help="keep worker and console this many s at the end"
-    )
-    add_bootstrap_argument(parser)
-    parser.set_defaults(func=_run)

@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from confluent_kafka import Producer
 
 from schemas.topics import Topics
-from streams.cli import add_bootstrap_argument, resolve_bootstrap
+from streams.cli import resolve_bootstrap
 from streams.live.security import env_client_config
-from streams.sources import RawRecord, SourceError, add_source_arguments, open_sources
+from streams.sources import RawRecord, SourceError, open_sources
 
 
 class Pacer:
@@ -97,7 +97,8 @@ def publish(
     return acked
 
 
-def _run(args: argparse.Namespace) -> int:
+def run_cli(args: argparse.Namespace) -> int:
+    """Carry out ``tickwise feed`` and return the exit code."""
     if not args.synthetic and not args.file:
         print("tickwise feed: give --file PATH or --synthetic", file=sys.stderr)
         return 2
@@ -115,20 +116,3 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     print(f"published {sent} records to {topic}")
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``feed`` sub-command."""
-    parser = subparsers.add_parser("feed", help="publish a file or a synthetic stream to ticks.raw")
-    parser.add_argument("--file", nargs="+", default=None, help="CSV, JSON Lines or Parquet files")
-    parser.add_argument("--rate", type=float, default=0.0, help="ticks/s; 0 = as fast as possible")
-    parser.add_argument(
-        "--speed",
-        type=float,
-        default=0.0,
-        help="a multiple of the recorded pace (used when --rate is 0)",
-    )
-    parser.add_argument("--prefix", default="", help="topic prefix of the deployment")
-    add_source_arguments(parser)
-    add_bootstrap_argument(parser)
-    parser.set_defaults(func=_run)

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 from schemas.quarantine import REINJECTED_HEADER, QuarantineRecord, ReasonCode
 from schemas.topics import Topics
-from streams.cli import add_bootstrap_argument, resolve_bootstrap
+from streams.cli import resolve_bootstrap
 from streams.live.feed import publish
 from streams.live.tap import consumer, messages
 from streams.operators.validation.records import raw_bytes
@@ -128,7 +128,8 @@ def _filter(args: argparse.Namespace) -> Filter:
     )
 
 
-def _run(args: argparse.Namespace) -> int:
+def run_cli(args: argparse.Namespace) -> int:
+    """Carry out ``tickwise quarantine stats|show|replay`` and return the exit code."""
     bootstrap = resolve_bootstrap(args)
     topics = Topics(args.prefix)
     try:
@@ -170,22 +171,3 @@ def _run(args: argparse.Namespace) -> int:
     sent = publish(records, bootstrap, topics.raw)
     print(f"re-injected {sent} records to {topics.raw} (header {REINJECTED_HEADER})")
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``quarantine`` sub-command."""
-    parser = subparsers.add_parser(
-        "quarantine", help="count, inspect and re-inject quarantined messages"
-    )
-    parser.add_argument("action", choices=("stats", "show", "replay"))
-    parser.add_argument("--reason", nargs="+", default=None, help="only these reason codes")
-    parser.add_argument("--instrument", nargs="+", default=None, help="only these instruments")
-    parser.add_argument("--since", default=None, help="quarantined at or after (ISO 8601 or ms)")
-    parser.add_argument("--until", default=None, help="quarantined before (ISO 8601 or ms)")
-    parser.add_argument("--limit", type=int, default=None, help="at most this many records")
-    parser.add_argument("--json", action="store_true", help="show: one JSON record per line")
-    parser.add_argument("--dry-run", action="store_true", help="replay: count, do not publish")
-    parser.add_argument("--idle", type=float, default=3.0, help="stop reading after idle s")
-    parser.add_argument("--prefix", default="", help="topic prefix of the deployment")
-    add_bootstrap_argument(parser)
-    parser.set_defaults(func=_run)

@@ -114,34 +114,6 @@ def apply(
     return topics, apply_policy(bootstrap, admin, prefix, app_id)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``tickwise security secrets|apply``."""
-    from streams.cli import add_bootstrap_argument
-
-    parser = subparsers.add_parser(
-        "security",
-        help="secure profile: generate passwords; apply logins, topics and ACLs to a broker",
-        description=(
-            "secrets: write random passwords for admin, every role and the worker to DIR "
-            "(credentials.json and one <principal>.json each), and the workers' checkpoint "
-            "signing key (checkpoint.key). apply: as the admin login from "
-            "TICKWISE_SASL_USERNAME/_PASSWORD (or TICKWISE_CREDENTIALS_FILE), create or update "
-            "every role's SCRAM-SHA-512 login, the catalogue topics and the ACLs of ROLE_ACCESS."
-        ),
-    )
-    parser.add_argument("action", choices=("secrets", "apply"))
-    parser.add_argument("--dir", type=Path, default=Path("secrets"), help="secrets: where to")
-    parser.add_argument(
-        "--credentials",
-        default=None,
-        help="apply: JSON principal -> password (default: $TICKWISE_CREDENTIALS_FILE)",
-    )
-    parser.add_argument("--prefix", default="", help="apply: topic prefix of the deployment")
-    parser.add_argument("--app-id", default="tickwise", help="apply: the worker's faust app id")
-    add_bootstrap_argument(parser)
-    parser.set_defaults(func=run_cli)
-
-
 def run_cli(args: argparse.Namespace) -> int:
     """Carry out ``tickwise security secrets|apply`` and return the exit code."""
     if args.action == "secrets":

@@ -13,7 +13,7 @@ import time
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import CleanTick
 from schemas.topics import Topics
-from streams.cli import add_bootstrap_argument, resolve_bootstrap
+from streams.cli import resolve_bootstrap
 from streams.live.tap import consumer, messages
 from streams.operators.validation import QualityMonitor
 
@@ -36,7 +36,8 @@ def quality_from_topics(
     return monitor.figures()
 
 
-def _run(args: argparse.Namespace) -> int:
+def run_cli(args: argparse.Namespace) -> int:
+    """Carry out ``tickwise status`` and return the exit code."""
     figures = quality_from_topics(
         resolve_bootstrap(args), Topics(args.prefix), args.gap_s, args.idle
     )
@@ -51,14 +52,3 @@ def _run(args: argparse.Namespace) -> int:
             f"{f['late_accepted']:>6}  {reasons}"
         )
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``status`` sub-command."""
-    parser = subparsers.add_parser("status", help="data-quality figures per instrument")
-    parser.add_argument("--prefix", default="", help="topic prefix of the deployment")
-    parser.add_argument("--gap-s", type=float, default=60.0, help="event-time gap worth counting")
-    parser.add_argument("--idle", type=float, default=3.0, help="stop reading after idle s")
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    add_bootstrap_argument(parser)
-    parser.set_defaults(func=_run)

@@ -31,7 +31,7 @@ from schemas.quarantine import QuarantineRecord
 from schemas.ticks import CleanTick
 from schemas.topics import Topics
 from streams.checkpoint import CheckpointKeyError, CheckpointStore, checkpoint_key
-from streams.cli import add_bootstrap_argument, resolve_bootstrap
+from streams.cli import resolve_bootstrap
 from streams.config import TickwiseConfig, load_config
 from streams.live.control import follow_control
 from streams.live.metrics import PipelineMetrics, serve_metrics
@@ -203,7 +203,8 @@ def build_app(
     return app
 
 
-def _run(args: argparse.Namespace) -> int:
+def run_cli(args: argparse.Namespace) -> int:
+    """Carry out ``tickwise worker``: run the faust worker until it stops."""
     from faust import Worker
 
     config = load_config(args.config, topic_prefix=args.topic_prefix, app_id=args.app_id)
@@ -225,21 +226,3 @@ def _run(args: argparse.Namespace) -> int:
         for runner in app._tickwise_runners.values():
             runner.close()
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``worker`` sub-command."""
-    parser = subparsers.add_parser("worker", help="run the live pipeline (faust agent)")
-    parser.add_argument("--config", default=None, help="TOML config (shared with backtest)")
-    parser.add_argument("--topic-prefix", default=None, help="override the config's topic prefix")
-    parser.add_argument("--app-id", default=None, help="override the config's app id (group id)")
-    parser.add_argument("--checkpoint-dir", default=None, help="override live.checkpoint_dir")
-    parser.add_argument("--loglevel", default="WARNING")
-    parser.add_argument(
-        "--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port"
-    )
-    parser.add_argument(
-        "--metrics-addr", default="127.0.0.1", help="address /metrics listens on (0.0.0.0: all)"
-    )
-    add_bootstrap_argument(parser)
-    parser.set_defaults(func=_run)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -11,7 +10,8 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.live.broker import LocalBroker, free_port, pid_alive, port_open, register
+from streams.cli import main
+from streams.live.broker import LocalBroker, free_port, pid_alive, port_open
 
 pytestmark = pytest.mark.kafka
 
@@ -60,12 +60,9 @@ def test_session_broker_round_trip(kafka_bootstrap: str, topic_prefix: str) -> N
 
 
 def _cli(data_dir: Path, port: int, *argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="tickwise")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(
+    return main(
         ["broker", *argv, "--port", str(port), "--data-dir", str(data_dir), "--heap", "512m"]
     )
-    return args.func(args)
 
 
 @pytest.mark.slow

@@ -65,6 +65,22 @@ def test_the_cadence_config_reaches_the_backtest_and_is_reported(tmp_path: Path)
     assert 0 < rows["cadence"]["decisions"] < rows["every"]["decisions"] / 5
 
 
+def test_startup_times_every_help_and_names_the_parser_imports(tmp_path: Path) -> None:
+    out = tmp_path / "startup.json"
+    _run("benchmarks.startup", "--runs", "2", "--no-backtest", "--top", "5", "--out", str(out))
+    result = json.loads(out.read_text())["results"]
+    rows = {row["command"]: row for row in result["rows"]}
+    assert {"tickwise --help", "tickwise backtest --help", "python -c pass (floor)"} <= set(rows)
+    assert "tickwise backtest (one tick)" not in rows
+    for row in rows.values():
+        assert row["runs"] == 2 and 0 < row["min_s"] <= row["median_s"] <= row["max_s"]
+    assert (
+        "under_0_5_s" in rows["tickwise --help"] and "under_0_5_s" not in rows["import streams.cli"]
+    )
+    assert len(result["build_parser_slowest_imports"]) == 5
+    assert result["build_parser_heavy_loaded"] == []
+
+
 def test_live_arguments_default_to_the_issue_rates() -> None:
     args = live.parse_args([])
     assert [int(r) for r in args.rates.split(",")] == [1000, 5000, 20000]
