@@ -26,6 +26,7 @@ True
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 from river import base
@@ -46,6 +47,8 @@ class CompiledLinear:
     """Feature names to columns, dicts to rows, and one model's state (row 0 of the arrays)."""
 
     _loss: float
+    # the zoo's mark: scores raw inputs (no river scaler in front), explains via transform_one
+    standardises_inside: ClassVar[bool] = True
 
     def __init__(
         self,

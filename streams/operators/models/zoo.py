@@ -15,11 +15,6 @@ from typing import Any, Literal
 from river import base, compose, forest, linear_model, optim, preprocessing, tree
 
 from streams.config import ModelConfig
-from streams.operators.models.linear import (
-    CompiledLinear,
-    CompiledLinearRegression,
-    CompiledLogisticRegression,
-)
 from streams.operators.models.mlp import MLPClassifier, MLPRegressor
 
 Task = Literal["classification", "regression"]
@@ -97,6 +92,12 @@ def _compiled(cfg: ModelConfig, task: Task) -> base.Estimator | None:
     """The compiled learner that stands for river's pipeline of ``cfg``, if there is one."""
     if cfg.engine != "compiled":
         return None
+    # imported here: numba's import (about 0.4 s) is paid only by processes that use it
+    from streams.operators.models.linear import (
+        CompiledLinearRegression,
+        CompiledLogisticRegression,
+    )
+
     params = {"learning_rate": cfg.learning_rate, "l2": cfg.l2, "z_clip": Z_CLIP}
     if cfg.kind == "logistic" and task == "classification":
         return CompiledLogisticRegression(**params)
@@ -142,13 +143,13 @@ def final_step(estimator: base.Estimator) -> base.Estimator:
 
 def scales_inside(estimator: base.Estimator) -> bool:
     """True for the compiled learners: they standardise inside, so they score raw ``x``."""
-    return isinstance(estimator, CompiledLinear)
+    return getattr(estimator, "standardises_inside", False) is True
 
 
 def model_inputs(estimator: base.Estimator, x: dict[str, float]) -> dict[str, float]:
     """What the final estimator sees for ``x`` (standardised and clipped for linear kinds)."""
-    if isinstance(estimator, CompiledLinear):
-        return estimator.transform_one(x)
+    if scales_inside(estimator):
+        return estimator.transform_one(x)  # type: ignore[attr-defined]
     if isinstance(estimator, compose.Pipeline):
         for step in list(estimator.steps.values())[:-1]:
             x = step.transform_one(x)
