@@ -6,9 +6,10 @@ Each row runs the same synthetic ticks (generated before the clock starts) throu
 stage of the shared pipeline, each with a fresh ``Pipeline``, so the difference between two
 rows is the cost of the stage added. The floor rows time the pieces no design of ours can
 avoid: decoding the JSON payload; decoding it, wrapping it as the ``ticks.clean`` contract and
-encoding that (what every tick costs a worker that publishes each clean tick); and river's
-logistic regression (scaler, learn and predict) on the very feature vectors the pipeline
-emitted (every tick, or one per bucket with ``features.sample_ms``).
+encoding that (what every tick costs a worker that publishes each clean tick); and the
+configured logistic regression (scaler, learn and predict; compiled unless ``model.engine`` is
+``river``) on the very feature vectors the pipeline emitted (every tick, or one per bucket with
+``features.sample_ms``).
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ STAGES: tuple[tuple[str, Step], ...] = (
 
 
 def river_floor(config: TickwiseConfig, payloads: list[bytes], sources: list[SourceRef]) -> float:
-    """Seconds river alone spends learning and scoring the pipeline's own feature vectors."""
+    """Seconds the model alone (river's, or the compiled learner: ``model.engine``) spends
+    learning and scoring the pipeline's own feature vectors."""
     pipeline = Pipeline(config)
     vectors = []
     for raw, src in zip(payloads, sources, strict=True):
@@ -100,7 +102,7 @@ def measure(ticks: int, seed: int, config: TickwiseConfig, repeat: int = 3) -> l
                 step(pipeline, raw, src)
             seconds = time.process_time() - started
             best[name] = min(best.get(name, seconds), seconds)
-        name = "river logistic alone (floor)"
+        name = f"{config.model.engine} {config.model.kind} alone (floor)"
         seconds = river_floor(config, payloads, sources)
         best[name] = min(best.get(name, seconds), seconds)
     return [_row(name, seconds, ticks) for name, seconds in best.items()]

@@ -149,9 +149,14 @@ ModelKind = Literal["logistic", "linear", "svm", "pa", "hoeffding_tree", "arf", 
 
 
 class ModelConfig(Frozen):
-    """The online model; the skeleton ships river's logistic regression."""
+    """The online model; by default a compiled logistic regression that equals river's."""
 
     kind: ModelKind = "logistic"
+    engine: Literal["compiled", "river"] = Field(
+        default="compiled",
+        description="logistic and linear: the compiled learner (equal to river's within "
+        "rounding, several times cheaper) or river's own classes; other kinds are river's.",
+    )
     model_id: str = Field(default="logreg", min_length=1)
     model_version: int = Field(default=1, ge=1)
     learning_rate: float = Field(default=0.01, gt=0.0)

@@ -156,6 +156,19 @@ def test_stages_are_cumulative_and_written(tmp_path: Path) -> None:
     _run("benchmarks.stages", "--ticks", "300", "--repeat", "1", "--json", str(out))
     rows = json.loads(out.read_text())["results"]["stages"]
     names = [r["stage"] for r in rows]
-    assert names[0].startswith("decode") and names[-1].startswith("river")
+    assert names[0].startswith("decode") and names[-1] == "compiled logistic alone (floor)"
     assert len(names) == len(set(names)) == 8
     assert all(r["us_per_tick"] > 0 and r["ticks_per_s"] > 0 for r in rows)
+
+
+def test_linear_kernel_benchmark_reports_calls_and_numba_costs(tmp_path: Path) -> None:
+    out = tmp_path / "linear_kernel.json"
+    _run("benchmarks.linear_kernel", "--ticks", "300", "--repeat", "1", "--json", str(out))
+    result = json.loads(out.read_text())["results"]
+    assert set(result["numba"]) == {"cold cache (compile)", "warm cache (load)"}
+    assert all(v["first_calls_s"] > 0 for v in result["numba"].values())
+    rows = {(r["kind"], r["how"]): r for r in result["rows"]}
+    for kind in ("logistic", "linear"):
+        assert rows[(kind, "river")]["vs_river"] == 1.0
+        for how in ("compiled, dicts", "kernel, per row", "kernel, batch", "stage, compiled"):
+            assert rows[(kind, how)]["us_per_tick"] > 0

@@ -34,6 +34,7 @@ from streams.operators.models.zoo import (
     final_step,
     is_classifier,
     model_inputs,
+    scales_inside,
 )
 from streams.operators.state import InstrumentStateMixin
 
@@ -239,9 +240,14 @@ class ModelStage(InstrumentStateMixin):
         signals = []
         routed: Signal | None = None
         for key, slot in learning.items():
-            # linear kinds: standardise once, for the score and for its explanation
+            # river's linear pipelines: standardise once, for the score and for its explanation
+            # (the compiled learners standardise inside; the explanation asks them when it needs)
             linear = slot.deployed.model.kind in LINEAR_KINDS
-            z = model_inputs(slot.estimator, x) if linear else None
+            z = (
+                model_inputs(slot.estimator, x)
+                if linear and not scales_inside(slot.estimator)
+                else None
+            )
             prediction = _predict(slot, x, z)
             predictions[key] = prediction
             dep = slot.deployed

@@ -3,7 +3,9 @@
 Every kind is built as a river estimator (``learn_one``, ``predict_one``/``predict_proba_one``),
 so ``river.evaluate.progressive_val_score`` can check our prequential figures on the very same
 object. Linear kinds (and the MLP) see standardised, clipped inputs; trees and forests see raw
-values, which keeps their split thresholds readable in an explanation.
+values, which keeps their split thresholds readable in an explanation. ``logistic`` and
+``linear`` are compiled learners that take river's steps (``models.linear``) unless
+``engine = "river"`` asks for river's own pipeline.
 """
 
 from __future__ import annotations
@@ -86,6 +88,24 @@ def _core(cfg: ModelConfig, task: Task) -> base.Estimator:
     raise ValueError(f"model kind {kind!r} does not do {task}; see docs/MODELS.md")
 
 
+def _compiled(cfg: ModelConfig, task: Task) -> base.Estimator | None:
+    """The compiled learner that stands for river's pipeline of ``cfg``, if there is one."""
+    if cfg.engine != "compiled":
+        return None
+    # imported here: numba's import (about 0.4 s) is paid only by processes that use it
+    from streams.operators.models.linear import (
+        CompiledLinearRegression,
+        CompiledLogisticRegression,
+    )
+
+    params = {"learning_rate": cfg.learning_rate, "l2": cfg.l2, "z_clip": Z_CLIP}
+    if cfg.kind == "logistic" and task == "classification":
+        return CompiledLogisticRegression(**params)
+    if cfg.kind == "linear" and task == "regression":
+        return CompiledLinearRegression(**params)
+    return None
+
+
 def build_estimator(cfg: ModelConfig, task: Task) -> base.Estimator:
     """Return a fresh river estimator for ``cfg`` (scaled and clipped inputs for linear kinds).
 
@@ -94,13 +114,18 @@ def build_estimator(cfg: ModelConfig, task: Task) -> base.Estimator:
     >>> est = build_estimator(ModelConfig(kind="hoeffding_tree"), "classification")
     >>> type(est).__name__
     'HoeffdingTreeClassifier'
-    >>> list(build_estimator(ModelConfig(kind="linear"), "regression").steps)[-1]
+    >>> type(build_estimator(ModelConfig(kind="linear"), "regression")).__name__
+    'CompiledLinearRegression'
+    >>> list(build_estimator(ModelConfig(kind="linear", engine="river"), "regression").steps)[-1]
     'LinearRegression'
     >>> build_estimator(ModelConfig(kind="linear"), "classification")
     Traceback (most recent call last):
     ...
     ValueError: model kind 'linear' does not do classification; see docs/MODELS.md
     """
+    compiled = _compiled(cfg, task)
+    if compiled is not None:
+        return compiled
     core = _core(cfg, task)
     if cfg.kind in SCALED_KINDS:
         return compose.Pipeline(
@@ -116,8 +141,15 @@ def final_step(estimator: base.Estimator) -> base.Estimator:
     return estimator
 
 
+def scales_inside(estimator: base.Estimator) -> bool:
+    """True for the compiled learners: they standardise inside, so they score raw ``x``."""
+    return getattr(estimator, "standardises_inside", False) is True
+
+
 def model_inputs(estimator: base.Estimator, x: dict[str, float]) -> dict[str, float]:
     """What the final estimator sees for ``x`` (standardised and clipped for linear kinds)."""
+    if scales_inside(estimator):
+        return estimator.transform_one(x)  # type: ignore[attr-defined]
     if isinstance(estimator, compose.Pipeline):
         for step in list(estimator.steps.values())[:-1]:
             x = step.transform_one(x)
