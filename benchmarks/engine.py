@@ -6,7 +6,8 @@ On the real ES trades (``../shared/data``; synthetic trades when absent) it time
 seconds with the best of ``--repeat`` runs, after imports and a warm-up batch:
 
 - ``read``: pyarrow's CSV reader into tick batches, no JSON (``streams.engine.files``);
-- ``validate`` and ``features``: the numba kernels over those batches, state carried across;
+- ``validate``, ``features`` and ``model`` (labels and the compiled logistic regression): the
+  numba kernels over those batches, state carried across;
 - ``decode_json``: the bulk decoder over the same rows as the JSON a feed publishes (the live
   worker's floor per message before any rule runs).
 
@@ -32,6 +33,7 @@ from streams.config import load_config
 from streams.engine.batch import SymbolTable, TickBatch, decode
 from streams.engine.features import BatchFeatures
 from streams.engine.files import read_batches
+from streams.engine.models import BatchModel
 from streams.engine.validate import BatchValidator
 from streams.sources import ColumnMap, read_csv
 
@@ -63,7 +65,11 @@ def warm_up() -> None:
     payloads = [r.payload for r in synthetic(1, 50, bad_rate=0.1)]
     batch = decode(payloads, symbols, "t", 0, np.arange(50), 16_384)
     verdict, _ = BatchValidator(config.validation, symbols).run(batch)
-    BatchFeatures(config.features, symbols).run(batch, verdict == 0)
+    emit, vectors = BatchFeatures(config.features, symbols).run(batch, verdict == 0)
+    n_features = len(config.features.feature_set)
+    BatchModel(config.model, config.label, n_features, symbols).run(
+        batch, verdict == 0, emit, vectors
+    )
     if ES_TRADES.exists():
         next(read_batches(ES_TRADES, ES_COLUMNS, SymbolTable(), 16_384, block_bytes=1 << 12))
 
@@ -105,23 +111,29 @@ def main(argv: list[str] | None = None) -> int:
     read_s, batches = _cpu(read, args.repeat)
     ticks = sum(len(b) for b in batches)
 
-    def kernels() -> tuple[float, float]:
+    def kernels() -> tuple[float, float, float]:
         symbols = SymbolTable(["ES"])
         validator = BatchValidator(config.validation, symbols)
         features = BatchFeatures(config.features, symbols)
-        v_s = f_s = 0.0
+        n_features = len(config.features.feature_set)
+        model = BatchModel(config.model, config.label, n_features, symbols)
+        v_s = f_s = m_s = 0.0
         for batch in batches:
             t = time.process_time()
             verdict, _ = validator.run(batch)
             t2 = time.process_time()
-            features.run(batch, verdict == 0)
+            emit, vectors = features.run(batch, verdict == 0)
+            t3 = time.process_time()
+            model.run(batch, verdict == 0, emit, vectors)
             v_s += t2 - t
-            f_s += time.process_time() - t2
-        return v_s, f_s
+            f_s += t3 - t2
+            m_s += time.process_time() - t3
+        return v_s, f_s, m_s
 
     runs = [kernels() for _ in range(args.repeat)]
     validate_s = min(r[0] for r in runs)
     features_s = min(r[1] for r in runs)
+    model_s = min(r[2] for r in runs)
     payloads = [r.payload for r in read_csv(path, ES_COLUMNS)]
     decode_s, _ = _cpu(
         lambda: decode(payloads, SymbolTable(), "t", 0, np.arange(len(payloads)), 16_384),
@@ -131,7 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         {"stage": "read (pyarrow CSV -> batches)", "cpu_s": read_s},
         {"stage": "validate kernel", "cpu_s": validate_s},
         {"stage": "features kernel", "cpu_s": features_s},
-        {"stage": "read + validate + features", "cpu_s": read_s + validate_s + features_s},
+        {"stage": "labels + model kernel", "cpu_s": model_s},
+        {
+            "stage": "read + validate + features + model",
+            "cpu_s": read_s + validate_s + features_s + model_s,
+        },
         {"stage": "decode_json (wire bytes -> batch)", "cpu_s": decode_s},
     ]
     for row in rows:

@@ -1,0 +1,207 @@
+"""Delayed labels and the compiled linear learner over a batch: the model stage as a kernel.
+
+For every clean row in order, as ``ModelStage`` does tick by tick: the labels whose horizon
+ended strictly before the row's event time mature (the outcome rule of
+``streams.operators.labels``, at the last price before the row) and teach the instrument's
+model; then a row that carries a feature vector is scored, its raw feature means move (the
+explanation's baseline) and it joins the label queue, and any row's price becomes the latest.
+Labels never see a price after their horizon, so nothing looks ahead.
+
+One model version per instrument (the configured one, a row of the learner's arrays each);
+model promotions and rollbacks stay with the per-tick stage until the decide kernel carries
+stages. The label queue of an instrument is a ring that doubles when a horizon holds more
+rows than it has room for: the kernel stops before the row that needs room and resumes there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from streams.config import LabelConfig, ModelConfig
+from streams.engine.batch import SymbolTable, TickBatch
+from streams.operators.labels import NO_DIRECTION, UP, direction_nb, forward_bps_nb, horizon_ns
+from streams.operators.models.linear_kernel import LOG, SQUARED, LinearState, new_state, predict_one
+from streams.operators.models.linear_kernel import _learn as learn_row
+from streams.operators.models.zoo import Z_CLIP
+
+START_CAPACITY = 64
+
+
+@dataclass(slots=True)
+class ModelColumns:
+    """What the stage says about the rows that carry a vector, in row order."""
+
+    score: np.ndarray  # P(up) for classification, the forecast in bps for regression
+    n_trained: np.ndarray  # int64 labels learned before the score
+    n_dead_zone: np.ndarray  # int64 labels in the dead zone so far (not learned)
+
+
+@njit(cache=True)
+def _model_rows(
+    clean, emit, inst, ts, price, X,
+    horizon, dead_zone, regression,
+    started, last_price, q_ts, q_price, q_x, q_head, q_len, x_count, x_mean,
+    hyper, weights, intercept, counts, means, variances, n_trained, n_dead,
+    start_row, start_vec, score, trained, dead,
+):  # pragma: no cover - compiled  # fmt: skip
+    """Rows from ``start_row`` on; returns the row that needs a larger queue, or -1."""
+    cap = q_ts.shape[1]
+    z = np.empty(X.shape[1])
+    j = start_vec
+    for i in range(start_row, inst.size):
+        if not clean[i]:
+            continue
+        k = inst[i]
+        if emit[i] and q_len[k] == cap:
+            return i
+        if started[k]:  # labels whose horizon ended before this row mature first
+            t = ts[i]
+            while q_len[k] > 0 and q_ts[k, q_head[k]] + horizon < t:
+                h = q_head[k]
+                forward = forward_bps_nb(q_price[k, h], last_price[k])
+                if regression:
+                    y = forward
+                    learn = True
+                else:
+                    sign = direction_nb(forward, dead_zone)
+                    y = 1.0 if sign == UP else 0.0
+                    learn = sign != NO_DIRECTION
+                if learn:
+                    learn_row(hyper, weights, intercept, counts, means, variances, k,
+                              q_x[k, h], y, z)  # fmt: skip
+                    n_trained[k] += 1
+                else:
+                    n_dead[k] += 1
+                q_head[k] = (h + 1) % cap
+                q_len[k] -= 1
+        if emit[i]:
+            started[k] = True
+            x = X[j]
+            x_count[k] += 1
+            for f in range(x.shape[0]):
+                x_mean[k, f] += (x[f] - x_mean[k, f]) / x_count[k]
+            score[j] = predict_one(hyper, weights, intercept, means, variances, k, x)
+            trained[j] = n_trained[k]
+            dead[j] = n_dead[k]
+            tail = (q_head[k] + q_len[k]) % cap
+            q_ts[k, tail] = ts[i]
+            q_price[k, tail] = price[i]
+            q_x[k, tail] = x
+            q_len[k] += 1
+            j += 1
+        if started[k]:
+            last_price[k] = price[i]
+    return -1
+
+
+class BatchModel:
+    """The model stage over batches: scores for the rows with a vector, labels learned as they
+    mature, state carried across batches."""
+
+    def __init__(
+        self, model: ModelConfig, label: LabelConfig, n_features: int, symbols: SymbolTable
+    ) -> None:
+        if model.kind not in ("logistic", "linear") or model.engine != "compiled":
+            raise NotImplementedError(
+                f"the columnar engine runs the compiled linear learners only, not {model.kind!r}"
+            )
+        regression = label.task == "regression"
+        if (model.kind == "linear") != regression:
+            raise ValueError(f"model kind {model.kind!r} does not do {label.task}")
+        self.model, self.label, self.symbols = model, label, symbols
+        self.horizon = horizon_ns(label.horizon_s)
+        self.regression = regression
+        self.n_features = n_features
+        self.learner: LinearState = self._fresh(0)
+        self.started = np.zeros(0, np.bool_)
+        self.last_price = np.zeros(0)
+        self.q_ts = np.zeros((0, START_CAPACITY), np.int64)
+        self.q_price = np.zeros((0, START_CAPACITY))
+        self.q_x = np.zeros((0, START_CAPACITY, n_features))
+        self.q_head = np.zeros(0, np.int64)
+        self.q_len = np.zeros(0, np.int64)
+        self.x_count = np.zeros(0, np.int64)
+        self.x_mean = np.zeros((0, n_features))
+        self.n_trained = np.zeros(0, np.int64)
+        self.n_dead = np.zeros(0, np.int64)
+
+    def _fresh(self, n: int) -> LinearState:
+        return new_state(
+            n,
+            self.n_features,
+            SQUARED if self.regression else LOG,
+            learning_rate=self.model.learning_rate,
+            l2=self.model.l2,
+            z_clip=Z_CLIP,
+        )
+
+    def _sync(self) -> None:
+        extra = len(self.symbols) - self.started.size
+        if extra <= 0:
+            return
+        fresh = self._fresh(extra)
+        self.learner = LinearState(
+            *(np.concatenate([a, b]) for a, b in zip(self.learner, fresh, strict=True))
+        )
+        for name in ("started", "last_price", "q_ts", "q_price", "q_x", "q_head", "q_len",
+                     "x_count", "x_mean", "n_trained", "n_dead"):  # fmt: skip
+            a = getattr(self, name)
+            setattr(self, name, np.concatenate([a, np.zeros((extra, *a.shape[1:]), a.dtype)]))
+
+    def _grow(self) -> None:
+        """Double every ring, laying each instrument's pending labels out from slot 0."""
+        cap = self.q_ts.shape[1]
+        order = (self.q_head[:, None] + np.arange(cap)[None, :]) % cap
+        rows = np.arange(order.shape[0])[:, None]
+        for name in ("q_ts", "q_price", "q_x"):
+            a = getattr(self, name)[rows, order]
+            wide = np.zeros((a.shape[0], 2 * cap, *a.shape[2:]), a.dtype)
+            wide[:, :cap] = a
+            setattr(self, name, wide)
+        self.q_head[:] = 0
+
+    def run(
+        self, batch: TickBatch, clean: np.ndarray, emit: np.ndarray, vectors: np.ndarray
+    ) -> ModelColumns:
+        """Score the rows that carry a vector (``vectors``, in row order) and learn what
+        matured on the way."""
+        self._sync()
+        n = vectors.shape[0]
+        out = ModelColumns(np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64))
+        X = np.ascontiguousarray(vectors, dtype=np.float64)
+        row = vec = 0
+        while True:
+            s = self.learner
+            stop = _model_rows(
+                clean, emit, batch.instrument, batch.ts, batch.price, X,
+                self.horizon, self.label.dead_zone_bps, self.regression,
+                self.started, self.last_price, self.q_ts, self.q_price, self.q_x,
+                self.q_head, self.q_len, self.x_count, self.x_mean,
+                s.hyper, s.weights, s.intercept, s.counts, s.means, s.variances,
+                self.n_trained, self.n_dead, row, vec, out.score, out.n_trained, out.n_dead_zone,
+            )  # fmt: skip
+            if stop < 0:
+                return out
+            vec += int(np.count_nonzero(emit[row:stop] & clean[row:stop]))
+            row = stop
+            self._grow()
+
+    def state_arrays(self) -> list[np.ndarray]:
+        """Every array of the state (what a checkpoint carries; what invariance compares)."""
+        rest = [self.started, self.last_price, self.q_head, self.q_len, self.x_count]
+        rest += [self.x_mean, self.n_trained, self.n_dead]
+        return [*self.learner, *rest, *self._pending()]
+
+    def _pending(self) -> list[np.ndarray]:
+        """The queued labels in order, whatever the ring's capacity and head."""
+        out = []
+        for name in ("q_ts", "q_price", "q_x"):
+            a = getattr(self, name)
+            cap = a.shape[1]
+            out += [
+                a[k, (self.q_head[k] + np.arange(self.q_len[k])) % cap] for k in range(a.shape[0])
+            ]
+        return out
