@@ -182,6 +182,7 @@ def _run(args: argparse.Namespace) -> int:
         settings = ReportSettings(
             returns_period=args.returns_period,
             periods_per_year=args.periods_per_year,
+            calendar=args.calendar,
             walk_forward=args.walk_forward or None,
             seed=args.baseline_seed,
         )
@@ -224,7 +225,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--periods-per-year",
         type=float,
         default=None,
-        help="annualisation factor (default: periods in 365.25 days)",
+        help="annualisation factor (default: the trading periods of --calendar's year)",
+    )
+    report.add_argument(
+        "--calendar",
+        default="24x7",
+        help="trading calendar that annualises: 24x7 (default: 365.25 days of 24 h), "
+        "cme_equity (23 h x 252 days), us_equity (6.5 h x 252), fx (24 h x 260), or HOURSxDAYS",
     )
     report.add_argument(
         "--walk-forward", default="1D", help="segment length reported separately ('' for none)"
