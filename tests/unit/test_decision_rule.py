@@ -24,6 +24,7 @@ from streams.config import (
     ModelConfig,
     RiskConfig,
     TickwiseConfig,
+    load_config,
 )
 from streams.operators.decision import (
     DecisionRule,
@@ -281,3 +282,8 @@ def test_the_edge_rule_trades_less_than_the_threshold_rule_on_the_same_stream() 
         d.reasons and ("enter" in d.reasons[0] or "exit" in d.reasons[0] or "go " in d.reasons[0])
         for d in edge
     )
+
+
+def test_the_example_config_loads_and_spells_out_the_defaults() -> None:
+    example = load_config(Path(__file__).parents[2] / "tickwise.example.toml")
+    assert example.decision == DecisionConfig() and example.risk == TickwiseConfig().risk
