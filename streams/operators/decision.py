@@ -173,9 +173,10 @@ class DecisionRule:
                     "short", (f"edge {edge:+.2f} bps, |edge| > {entry_text}: enter short",)
                 )
             return Intent("keep", (f"edge {edge:+.2f} bps, |edge| < {entry_text}: stay flat",))
-        name, other = ("long", "short") if held > 0.0 else ("short", "long")
+        name: Target = "long" if held > 0.0 else "short"
+        other: Target = "short" if held > 0.0 else "long"
         own = edge if held > 0.0 else -edge  # the edge in the position's favour
-        if held_since_ns is not None:
+        if held_since_ns is not None:  # unknown for a position opened before it was tracked
             held_ns = ts_event_ns - held_since_ns
             if held_ns < self.min_hold_ns:
                 return Intent(
@@ -184,7 +185,7 @@ class DecisionRule:
                 )
         if -own > entry:
             return Intent(
-                other,  # type: ignore[arg-type]
+                other,
                 (f"edge {own:+.2f} bps for the {name}, against it > {entry_text}: go {other}",),
             )
         exit_level = cfg.exit_cost_multiple * cost
