@@ -183,6 +183,7 @@ def run_cli(args: argparse.Namespace) -> int:
         settings = ReportSettings(
             returns_period=args.returns_period,
             periods_per_year=args.periods_per_year,
+            calendar=args.calendar,
             walk_forward=args.walk_forward or None,
             seed=args.baseline_seed,
         )

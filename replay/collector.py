@@ -13,7 +13,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, TextIO
 
-from replay import html
+from replay import html, metrics
 from replay.baselines import Baselines
 from replay.prequential import Outcome, SignalOutcomes
 from replay.report import Decimator, EquityWriter, ReportSettings, SegmentedCurve, iso_utc
@@ -29,6 +29,13 @@ DEFINITIONS = {
     "sharpe": "mean / std (ddof=1) of simple returns of equity resampled at returns_period "
     "(last value, carried forward) x sqrt(periods_per_year); risk-free rate 0",
     "sortino": "mean / sqrt(mean(min(r, 0)^2)) of the same returns x sqrt(periods_per_year)",
+    "periods_per_year": "returns_period periods in a year of the trading calendar's hours "
+    "(24x7: 365.25 days of 24 h, unless --calendar or --periods-per-year says otherwise)",
+    "n_returns": "returns the Sharpe and Sortino rest on",
+    "ratios_meaningful": f"n_returns >= {metrics.MIN_RATIO_PERIODS}: below it the standard "
+    "deviation is itself too uncertain for a ratio to mean anything",
+    "sharpe_standard_error": "sqrt((1 + s^2 / 2) / n_returns) x sqrt(periods_per_year), s the "
+    "per-period Sharpe (Lo 2002, iid returns): about 1 / sqrt(years covered)",
     "n_trades": "fills",
     "hit_rate": "share of round trips (open to flat or reversal) with positive P&L after fees",
     "turnover": "traded notional (sum |quantity x price x multiplier|) / initial capital",
@@ -189,6 +196,8 @@ class BacktestCollector:
             **whole,
             "returns_period": self.settings.returns_period,
             "periods_per_year": self.settings.ppy(),
+            "calendar": self.settings.calendar,
+            "min_ratio_returns": metrics.MIN_RATIO_PERIODS,
             "initial_capital": self.capital,
             "prequential": prequential,
             "warmup": {

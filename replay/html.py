@@ -12,6 +12,7 @@ SUMMARY_KEYS = (
     "total_return",
     "sharpe",
     "sortino",
+    "n_returns",
     "max_drawdown",
     "n_trades",
     "hit_rate",
@@ -20,7 +21,17 @@ SUMMARY_KEYS = (
     "slippage_paid",
     "exposure",
 )
-SEGMENT_KEYS = ("start", "end", "total_return", "sharpe", "max_drawdown", "n_trades", "hit_rate")
+SEGMENT_KEYS = (
+    "start",
+    "end",
+    "total_return",
+    "sharpe",
+    "n_returns",
+    "max_drawdown",
+    "n_trades",
+    "hit_rate",
+)
+RATIOS = ("sharpe", "sortino")
 
 CSS = """
 body{font-family:sans-serif;margin:24px;color:#222;max-width:900px}
@@ -45,6 +56,14 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _figure(figures: dict[str, Any], key: str) -> Any:
+    """A figure for the page; a ratio on too few returns says so beside its value."""
+    value = figures.get(key)
+    if key in RATIOS and value is not None and figures.get("ratios_meaningful") is False:
+        return f"{_cell(value)} (not meaningful: {figures.get('n_returns')} returns)"
+    return value
+
+
 def render(
     report: dict[str, Any],
     plots: dict[str, tuple[list[int], list[float]]],
@@ -53,9 +72,12 @@ def render(
 ) -> str:
     """The page: headline figures against the baselines, walk-forward segments, five plots."""
     base = report["baselines"]
-    rows = [[key, report.get(key), *(base[name].get(key) for name in base)] for key in SUMMARY_KEYS]
+    rows = [
+        [key, _figure(report, key), *(_figure(base[name], key) for name in base)]
+        for key in SUMMARY_KEYS
+    ]
     segments = report["walk_forward"]["segments"]
-    seg_rows = [[s["segment"], *(s.get(k) for k in SEGMENT_KEYS)] for s in segments]
+    seg_rows = [[s["segment"], *(_figure(s, k) for k in SEGMENT_KEYS)] for s in segments]
     pre = report["prequential"]
     bins = report["signals"]["score_bins"]
     edges = [i / bins for i in range(bins + 1)]
@@ -66,7 +88,11 @@ def render(
         f"<p class='note'>{_cell(report['start'])} to {_cell(report['end'])}; warm-up ended "
         f"{_cell(report['warmup']['end'])} after {report['warmup']['ticks']} ticks. Returns "
         f"resampled at {escape(report['returns_period'])}, "
-        f"{report['periods_per_year']:.6g} periods per year.</p>",
+        f"{report['periods_per_year']:.6g} periods per year (calendar "
+        f"{escape(str(report.get('calendar')))}). The Sharpe and Sortino rest on "
+        f"{report['n_returns']} returns, Sharpe standard error "
+        f"{_cell(report.get('sharpe_standard_error'))}; on fewer than "
+        f"{report.get('min_ratio_returns')} returns a ratio is marked not meaningful.</p>",
         "<h2>Model against baselines</h2>",
         _table(["figure", "model", *base], rows),
         f"<p class='note'>Prequential accuracy {_cell(pre['accuracy'])} over "

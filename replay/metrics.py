@@ -10,6 +10,11 @@ Definitions (also in the README, which users read):
 * Sortino = the same mean over the downside deviation ``sqrt(mean(min(r, 0)²))`` (all periods
   counted, target zero), times ``sqrt(periods_per_year)``.
 
+``periods_per_year`` follows a trading calendar (``calendar_periods_per_year``): by default a
+24/7 year of 365.25 days, right for markets that never close; ``cme_equity`` (23 h x 252 days)
+for CME equity index futures. Ratios resting on fewer than ``MIN_RATIO_PERIODS`` returns are
+flagged as not meaningful, and every Sharpe comes with its standard error.
+
 Periods are anchored like pandas' ``resample`` (origin: midnight UTC of the first timestamp's
 day) so an analyst re-computing the figures with pandas gets the same numbers; pandas itself is
 not needed at run time. Figures that are undefined (fewer than two returns, zero deviation) are
@@ -20,13 +25,29 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
 NS_PER_DAY = 86_400 * 10**9
+NS_PER_HOUR = 3_600 * 10**9
 DAYS_PER_YEAR = 365.25
+# Below about 30 returns a ratio says little: the sample standard deviation under it is itself
+# off by more than 13% (1 / sqrt(2 (n - 1))), and the usual normal approximation of a Sharpe
+# estimate's error (Lo, 2002) stops holding; 30 is the textbook floor for both.
+MIN_RATIO_PERIODS = 30
+# Trading hours per day and trading days per year of named calendars. Holidays and short
+# sessions are averaged into the day count; a custom calendar is written "<hours>x<days>".
+CALENDARS: Mapping[str, tuple[float, float]] = MappingProxyType(
+    {
+        "24x7": (24.0, DAYS_PER_YEAR),  # crypto, and the default: a market that never closes
+        "cme_equity": (23.0, 252.0),  # CME Globex equity index futures (ES, NQ): 23 h a day
+        "us_equity": (6.5, 252.0),  # NYSE / Nasdaq regular session
+        "fx": (24.0, 260.0),  # spot FX: 24 h, five days a week
+    }
+)
 _UNITS_NS = {
     "ns": 1,
     "us": 10**3,
@@ -64,6 +85,73 @@ def period_ns(alias: str) -> int:
     if count <= 0:
         raise ValueError(f"returns period {alias!r} must be positive")
     return count * _UNITS_NS[match.group(2)]
+
+
+def calendar_hours_days(calendar: str) -> tuple[float, float]:
+    """Trading hours per day and days per year of a named calendar or of ``"<hours>x<days>"``.
+
+    Examples
+    --------
+    >>> calendar_hours_days("cme_equity"), calendar_hours_days("6.5x250")
+    ((23.0, 252.0), (6.5, 250.0))
+    """
+    if calendar in CALENDARS:
+        return CALENDARS[calendar]
+    hours, sep, days = calendar.partition("x")
+    try:
+        h, d = float(hours), float(days)
+    except ValueError:
+        h = d = math.nan
+    if not sep or not (0.0 < h <= 24.0) or not (0.0 < d <= 366.0):
+        raise ValueError(
+            f"trading calendar {calendar!r}: name one of {', '.join(CALENDARS)} "
+            "or write '<hours per day>x<days per year>', e.g. 23x252"
+        )
+    return h, d
+
+
+def calendar_periods_per_year(alias: str, calendar: str = "24x7") -> float:
+    """Periods of ``alias`` in a year of ``calendar``'s trading time.
+
+    Examples
+    --------
+    >>> calendar_periods_per_year("1min", "cme_equity")   # 23 x 60 x 252
+    347760.0
+    >>> calendar_periods_per_year("1min") == default_periods_per_year("1min")
+    True
+    """
+    hours, days = calendar_hours_days(calendar)
+    return hours * NS_PER_HOUR * days / period_ns(alias)
+
+
+def ratios_meaningful(n_returns: int) -> bool:
+    """Whether a Sharpe or Sortino ratio rests on enough returns to mean something.
+
+    Examples
+    --------
+    >>> ratios_meaningful(29), ratios_meaningful(30)
+    (False, True)
+    """
+    return n_returns >= MIN_RATIO_PERIODS
+
+
+def sharpe_standard_error(
+    sharpe: float | None, n_returns: int, periods_per_year: float
+) -> float | None:
+    """Standard error of an annualised Sharpe ratio from ``n_returns`` iid returns (Lo, 2002):
+    ``sqrt((1 + s^2 / 2) / n) x sqrt(periods_per_year)``, ``s`` the per-period ratio.
+
+    About ``1 / sqrt(years covered)``: annualising a few hours gives a figure of tens either way.
+
+    Examples
+    --------
+    >>> round(sharpe_standard_error(0.0, 100, 100.0), 9)
+    1.0
+    """
+    if sharpe is None or n_returns < 2:
+        return None
+    per_period = sharpe / math.sqrt(periods_per_year)
+    return math.sqrt((1.0 + per_period**2 / 2.0) / n_returns * periods_per_year)
 
 
 def default_periods_per_year(alias: str) -> float:

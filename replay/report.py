@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, TextIO
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from replay import metrics
 from replay.prequential import Outcome
@@ -34,7 +34,12 @@ class ReportSettings(BaseModel):
 
     returns_period: str = "1min"
     periods_per_year: float | None = Field(
-        default=None, gt=0.0, description="None: calendar periods in 365.25 days."
+        default=None, gt=0.0, description="None: the trading periods of ``calendar``'s year."
+    )
+    calendar: str = Field(
+        default="24x7",
+        description="Trading calendar that annualises: a name in replay.metrics.CALENDARS "
+        "(24x7, cme_equity, us_equity, fx) or '<hours per day>x<days per year>'.",
     )
     walk_forward: str | None = Field(
         default="1D", description="Length of the walk-forward segments reported separately."
@@ -43,11 +48,17 @@ class ReportSettings(BaseModel):
     accuracy_window: int = Field(default=500, ge=1, description="Outcomes in rolling accuracy.")
     plot_points: int = Field(default=1500, ge=10)
 
+    @field_validator("calendar")
+    @classmethod
+    def _known_calendar(cls, calendar: str) -> str:
+        metrics.calendar_hours_days(calendar)
+        return calendar
+
     def ppy(self) -> float:
-        """Periods per year actually used."""
+        """Periods per year actually used: given, else those of the trading calendar."""
         if self.periods_per_year is not None:
             return self.periods_per_year
-        return metrics.default_periods_per_year(self.returns_period)
+        return metrics.calendar_periods_per_year(self.returns_period, self.calendar)
 
 
 @lru_cache(maxsize=4096)
@@ -178,6 +189,7 @@ class CurveAccumulator:
         levels = self._resampler.values() if self._resampler else []
         returns = metrics.simple_returns(levels)
         span = (self.end_ns or 0) - (self.start_ns or 0)
+        sharpe = metrics.sharpe_of_returns(returns, ppy)
         return {
             "start": iso_utc(self.start_ns) if self.start_ns is not None else None,
             "end": iso_utc(self.end_ns) if self.end_ns is not None else None,
@@ -186,10 +198,12 @@ class CurveAccumulator:
             "total_return": metrics.total_return([self.first, self.last])
             if self.n_points
             else None,
-            "sharpe": metrics.sharpe_of_returns(returns, ppy),
+            "sharpe": sharpe,
             "sortino": metrics.sortino_of_returns(returns, ppy),
             "max_drawdown": self._drawdown.max_drawdown,
             "n_returns": int(returns.size),
+            "ratios_meaningful": metrics.ratios_meaningful(int(returns.size)),
+            "sharpe_standard_error": metrics.sharpe_standard_error(sharpe, returns.size, ppy),
             "n_trades": self.n_trades,
             "round_trips": self.round_trips,
             "hit_rate": self.wins / self.round_trips if self.round_trips else None,

@@ -100,6 +100,11 @@ class Decision(Contract):
     reject_reasons: list[str]
     position_before: float
     position_after: float
+    reasons: list[str] = Field(
+        default_factory=list,
+        description="Why the decision rule wanted this action, readable, e.g. "
+        "'edge +0.80 bps, |edge| < cost 3.20 bps: stay flat'; empty under the threshold rule.",
+    )
 
 
 class TradingState(StrEnum):

@@ -187,7 +187,13 @@ def _backtest(subparsers: Subparsers) -> None:
         "--periods-per-year",
         type=float,
         default=None,
-        help="annualisation factor (default: periods in 365.25 days)",
+        help="annualisation factor (default: the trading periods of --calendar's year)",
+    )
+    report.add_argument(
+        "--calendar",
+        default="24x7",
+        help="trading calendar that annualises: 24x7 (default: 365.25 days of 24 h), "
+        "cme_equity (23 h x 252 days), us_equity (6.5 h x 252), fx (24 h x 260), or HOURSxDAYS",
     )
     report.add_argument(
         "--walk-forward", default="1D", help="segment length reported separately ('' for none)"

@@ -176,6 +176,50 @@ class ModelConfig(Frozen):
     hidden: int = Field(default=16, ge=1, description="MLP hidden units.")
 
 
+class DecisionConfig(Frozen):
+    """How a signal becomes a position: the rule risk applies before its limits.
+
+    ``edge`` (the default) trades only when the model's expected edge over the label horizon,
+    in bps, beats the round-trip cost of the trade (see ``streams.operators.decision``), keeps
+    a position at least ``min_hold_s`` and leaves it only when its edge falls below the exit
+    level: a band between entry and exit, so a score hovering near a threshold does not churn.
+    ``threshold`` is the plain rule: every BUY or SELL signal aims for a long or short target
+    and FLAT holds, whatever it costs; kept as the reference other engines are checked against.
+    """
+
+    rule: Literal["edge", "threshold"] = "edge"
+    entry_cost_multiple: float = Field(
+        default=1.0, ge=0.0, description="Enter when the expected edge > this x round-trip cost."
+    )
+    exit_cost_multiple: float = Field(
+        default=0.0,
+        description="Leave a position when its expected edge < this x round-trip cost "
+        "(at most entry_cost_multiple; below it, the band between the two holds).",
+    )
+    min_hold_s: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="Event time a position is kept before it may be left or reversed; "
+        "None: the label horizon, the span the edge was estimated over.",
+    )
+    move_tau_s: float = Field(
+        default=600.0,
+        gt=0.0,
+        description="Event-time constant of the EWMA of |forward return| over the horizon, "
+        "learned from matured labels; turns a classifier's probability into bps.",
+    )
+
+    @model_validator(mode="after")
+    def _check_band(self) -> DecisionConfig:
+        if self.exit_cost_multiple > self.entry_cost_multiple:
+            raise ValueError(
+                f"decision.exit_cost_multiple ({self.exit_cost_multiple}) must not exceed "
+                f"entry_cost_multiple ({self.entry_cost_multiple}): a position would be left "
+                "on the tick it was entered"
+            )
+        return self
+
+
 class RiskConfig(Frozen):
     """Pre-trade limits, per instrument."""
 
@@ -318,6 +362,7 @@ class TickwiseConfig(Frozen):
     features: FeatureConfig = FeatureConfig()
     label: LabelConfig = LabelConfig()
     model: ModelConfig = ModelConfig()
+    decision: DecisionConfig = DecisionConfig()
     risk: RiskConfig = RiskConfig()
     live: LiveConfig = LiveConfig()
     execution: ExecutionConfig = ExecutionConfig()

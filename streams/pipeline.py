@@ -45,6 +45,7 @@ from schemas.topics import (
 from streams.config import TickwiseConfig
 from streams.operators import AuditChain, FeatureEngine, ModelStage, RiskEngine, Validator
 from streams.operators.control import ControlBook, control_key
+from streams.operators.decision import DecisionRule
 from streams.operators.execution import AccountView, PaperBroker
 from streams.operators.models import Applied, applied_alert
 from streams.operators.monitor import Monitor
@@ -128,8 +129,12 @@ class Pipeline:
         self.config = config
         self.validator = Validator(config.validation)
         self.features = FeatureEngine(config.features)
-        self.model = ModelStage(config.model, config.label, config.evaluation)
-        self.risk = RiskEngine(config.risk, multiplier=config.execution.multiplier)
+        self.model = ModelStage(config.model, config.label, config.evaluation, config.decision)
+        self.risk = RiskEngine(
+            config.risk,
+            multiplier=config.execution.multiplier,
+            rule=DecisionRule(config.decision, config.execution, config.label.horizon_s),
+        )
         self.audit = AuditChain()
         self.execution = PaperBroker(config.execution)
         self.control = ControlBook()
@@ -326,7 +331,8 @@ class Pipeline:
         """Risk-check the signal, send an approved order to the paper broker, audit it all."""
         account = self.execution.account(signal.instrument)
         control = self.control.view(signal.instrument, signal.model_id, signal.ts_event_ns)
-        verdict = self.risk.evaluate(signal, fv.price, account, control)
+        move = self.model.move_bps(signal.instrument)
+        verdict = self.risk.evaluate(signal, fv.price, account, control, move)
         decision = verdict.decision
         order = self.execution.submit(decision)
         record, wire = self.audit.on_decision(

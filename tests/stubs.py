@@ -18,7 +18,13 @@ from hypothesis import strategies as st
 from schemas.decisions import Contribution, FeatureVector, Side, Signal
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import CleanTick, QuoteTick, SourceRef, TradeTick
-from streams.config import LabelConfig, ModelConfig, TickwiseConfig, ValidationConfig
+from streams.config import (
+    DecisionConfig,
+    LabelConfig,
+    ModelConfig,
+    TickwiseConfig,
+    ValidationConfig,
+)
 from streams.operators.validation import Validator
 
 T0_NS = 1_704_205_800 * 10**9  # 2024-01-02T14:30:00Z
@@ -163,6 +169,16 @@ def fast_config(warmup: int = 5, horizon_s: float = 0.3, **model: object) -> Tic
         model=ModelConfig(warmup_labels=warmup, **model),  # type: ignore[arg-type]
         label=LabelConfig(horizon_s=horizon_s),
     )
+
+
+def threshold_rule(config: TickwiseConfig) -> TickwiseConfig:
+    """``config`` under the threshold rule (every BUY or SELL signal trades, whatever it costs).
+
+    For tests of what follows an order (fills, audit, canary sizing, report figures, metrics):
+    they need a short stream that trades a lot, and the default edge rule rightly trades little
+    on a model this young. The rule itself is tested in ``test_decision_rule``.
+    """
+    return config.model_copy(update={"decision": DecisionConfig(rule="threshold")})
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> Path:

@@ -9,6 +9,10 @@ switch (by hand or from a monitor policy), whose event time per instrument is au
 Trading states: ACTIVE; REDUCING (only orders that bring the position towards zero), reached by
 the drawdown or daily-loss stop; HALTED, by the kill switch (or a stop with ``loss_action =
 "HALTED"``). A rejection is data: each check yields a ``RiskCheckResult`` with its reason code.
+
+Before the limits, the decision rule (``streams.operators.decision``) says where the signal wants
+the position: under the default ``edge`` rule only where the expected edge beats the round trip's
+cost, and the decision carries its reason.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 from functools import lru_cache
+from types import MappingProxyType
 
 from schemas.decisions import (
     Action,
@@ -27,8 +32,9 @@ from schemas.decisions import (
     TradingState,
 )
 from schemas.ticks import QuoteTick, TradeTick
-from streams.config import RiskConfig
+from streams.config import DecisionConfig, ExecutionConfig, RiskConfig
 from streams.operators.control import ControlView
+from streams.operators.decision import DecisionRule, expected_edge_bps
 from streams.operators.execution import AccountView
 from streams.operators.state import InstrumentStateMixin
 
@@ -63,6 +69,8 @@ class _RiskState:
     order_times: deque[int] = field(default_factory=deque)
     drawdown_stop: bool = False
     daily_stop_day: int | None = None
+    half_spread_bps: float = math.nan  # quoted, at the last tick; NaN after a trade
+    held_since_ns: int | None = None  # decision time of the order that opened the position
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +93,20 @@ def _shared_check(name: str, ok: bool, reason: str | None, detail: str) -> RiskC
     return RiskCheckResult(check=name, passed=ok, reason=reason, detail=detail)
 
 
+# where an intent points the sizing: "flat" is sized as no position, see ``target``
+_SIDES = MappingProxyType(
+    {"long": Side.BUY, "short": Side.SELL, "keep": Side.FLAT, "flat": Side.FLAT}
+)
+
+
 class RiskEngine(InstrumentStateMixin):
     """Size a signal into a target position and check the order that gets there.
 
     A BUY aims for a long target, a SELL for a short one, FLAT holds what is held (filled plus
     in flight). ``fixed`` sizing targets ``target_size``; ``fixed_fraction`` and ``vol_target``
     scale with the signal's confidence and are capped by ``max_position`` and ``max_notional``.
+    ``rule`` turns a signal into that side first; the pipeline gives the configured one, and
+    without one the signal's side acts as it is (the ``threshold`` rule).
 
     Examples
     --------
@@ -101,9 +117,12 @@ class RiskEngine(InstrumentStateMixin):
     [('max_position', 'MAX_POSITION')]
     """
 
-    def __init__(self, config: RiskConfig, multiplier: float = 1.0) -> None:
+    def __init__(
+        self, config: RiskConfig, multiplier: float = 1.0, rule: DecisionRule | None = None
+    ) -> None:
         self.config = config
         self.multiplier = multiplier
+        self.rule = rule or DecisionRule(DecisionConfig(rule="threshold"), ExecutionConfig(), 0.0)
         self._limits: dict[str, RiskConfig] = {}
         self._state: dict[str, _RiskState] = {}
 
@@ -134,8 +153,10 @@ class RiskEngine(InstrumentStateMixin):
         st.reference = price
         if isinstance(tick, QuoteTick):
             st.touch_buy, st.touch_sell = tick.ask, tick.bid
+            st.half_spread_bps = (tick.ask - tick.bid) / (tick.ask + tick.bid) * BPS
         else:
             st.touch_buy = st.touch_sell = tick.price
+            st.half_spread_bps = math.nan
         st.last_ts_ns = (
             tick.ts_event_ns if st.last_ts_ns is None else max(st.last_ts_ns, tick.ts_event_ns)
         )
@@ -156,12 +177,16 @@ class RiskEngine(InstrumentStateMixin):
         equity: float,
         held: float,
         fraction: float = 1.0,
+        flatten: bool = False,
     ) -> float:
         """The signed position a signal asks for, after sizing and its caps.
 
-        ``fraction`` scales the size: a canary model trades a fraction of the capital.
+        ``fraction`` scales the size: a canary model trades a fraction of the capital;
+        ``flatten`` asks for no position at all (the decision rule's exit).
         """
         cfg = self.limits(instrument)
+        if flatten:
+            return 0.0
         if signal_side is Side.FLAT:
             return held
         if cfg.sizing == "fixed":
@@ -192,16 +217,17 @@ class RiskEngine(InstrumentStateMixin):
         model_id: str = "",
         ts_event_ns: int = 0,
         fraction: float = 1.0,
+        flatten: bool = False,
     ) -> tuple[float, list[RiskCheckResult], TradingState]:
         """Return the signed order quantity, the checks' verdicts (none without an order) and
-        the trading state."""
+        the trading state; ``flatten`` aims for no position whatever ``side`` says."""
         cfg = self.limits(instrument)
         st = self._get(instrument)
         control = control or ControlView()
         held = account.position + account.pending_quantity if account else 0.0
         equity = account.equity if account else 0.0
         px = price if price == price else st.reference
-        target = self.target(side, confidence, instrument, px, equity, held, fraction)
+        target = self.target(side, confidence, instrument, px, equity, held, fraction, flatten)
         # trading state: loss stops are sticky (drawdown until cleared, daily loss for the day);
         # an operator's kill_switch_off reaching this instrument clears them
         if any(a.command == "kill_switch_off" for a in control.newly_applied):
@@ -319,12 +345,27 @@ class RiskEngine(InstrumentStateMixin):
         price: float,
         account: AccountView | None = None,
         control: ControlView | None = None,
+        move_bps: float = math.nan,
     ) -> RiskVerdict:
-        """Decide on ``signal`` given the account (filled and pending) and the controls."""
+        """Decide on ``signal`` given the account (filled and pending) and the controls.
+
+        ``move_bps`` is the typical absolute move over the horizon (``ModelStage.move_bps``),
+        which prices a classifier's probability for the decision rule.
+        """
         held = account.position + account.pending_quantity if account else 0.0
+        st = self._get(signal.instrument)
+        intent = self.rule.decide(
+            signal.side,
+            expected_edge_bps(signal.task, signal.score, move_bps),
+            signal.ts_event_ns,
+            held,
+            st.held_since_ns,
+            price if price > 0.0 else st.reference,
+            None if math.isnan(st.half_spread_bps) else st.half_spread_bps,
+        )
         delta, checks, state = self.check(
             signal.instrument,
-            signal.side,
+            _SIDES[intent.target],
             signal.confidence,
             price,
             account,
@@ -332,6 +373,7 @@ class RiskEngine(InstrumentStateMixin):
             signal.model_id,
             signal.ts_event_ns,
             signal.capital_fraction,
+            intent.target == "flat",
         )
         approved = all(c.passed for c in checks)
         if delta > 0:
@@ -341,7 +383,12 @@ class RiskEngine(InstrumentStateMixin):
         else:
             action = Action.HOLD
         if approved and delta != 0.0:
-            self._get(signal.instrument).order_times.append(signal.ts_event_ns)
+            st.order_times.append(signal.ts_event_ns)
+            after = held + delta
+            if after == 0.0:
+                st.held_since_ns = None
+            elif held == 0.0 or (after > 0.0) != (held > 0.0):
+                st.held_since_ns = signal.ts_event_ns
         decision = Decision(
             decision_id=f"dec-{signal.tick_id}-{signal.model_id}-v{signal.model_version}",
             signal_id=signal.signal_id,
@@ -359,6 +406,7 @@ class RiskEngine(InstrumentStateMixin):
             reject_reasons=[c.reason for c in checks if c.reason is not None],
             position_before=held,
             position_after=held + delta if approved else held,
+            reasons=list(intent.reasons),
         )
         return RiskVerdict(decision, checks, state)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 import pytest
+from stubs import threshold_rule
 
 from schemas.decisions import Action, AuditRecord, Fill
 from schemas.quarantine import QuarantineRecord
@@ -31,7 +32,7 @@ def decided(request: pytest.FixtureRequest) -> tuple[Pipeline, list[Decided]]:
     """Per-tick decisions, and decisions on an event-time cadence (``features.sample_ms``),
     where most fills land on ticks that decide nothing."""
     config = load_config(execution={"latency_ms": 40.0}, features={"sample_ms": request.param})
-    pipeline = Pipeline(config)
+    pipeline = Pipeline(threshold_rule(config))  # fills and audit need a stream that trades
     return pipeline, run(pipeline, count=12000 if request.param else 6000)
 
 

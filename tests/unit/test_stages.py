@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from stubs import threshold_rule
+
 from replay.backtest import run_backtest
 from schemas.decisions import Alert, ControlCommand, Decision, Signal
 from schemas.quarantine import QuarantineRecord
@@ -13,7 +15,11 @@ from streams.config import LabelConfig, ModelConfig, TickwiseConfig
 from streams.pipeline import Decided, Pipeline
 from streams.sources import synthetic
 
-CONFIG = TickwiseConfig(model=ModelConfig(warmup_labels=10), label=LabelConfig(horizon_s=0.3))
+# the threshold rule: stage changes are seen in what each version trades, so these short
+# streams must trade on every side a model takes, whatever it costs
+CONFIG = threshold_rule(
+    TickwiseConfig(model=ModelConfig(warmup_labels=10), label=LabelConfig(horizon_s=0.3))
+)
 V2 = ModelConfig(model_id="tree", model_version=2, kind="hoeffding_tree", warmup_labels=10)
 
 

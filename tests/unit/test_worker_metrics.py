@@ -7,7 +7,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from stubs import fast_config
+from stubs import fast_config, threshold_rule
 
 from schemas.decisions import Decision, Signal
 from schemas.ticks import CleanTick, SourceRef
@@ -23,7 +23,8 @@ DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashbo
 
 
 def outputs_of(count: int = 3000) -> tuple[Pipeline, list[Output]]:
-    pipeline = Pipeline(fast_config())
+    # the threshold rule: the dashboard's rejection counters need orders that risk refuses
+    pipeline = Pipeline(threshold_rule(fast_config()))
     outs: list[Output] = []
     for rec in synthetic(seed=21, count=count, bad_rate=0.02):
         outs += pipeline.process(rec.payload, SourceRef(topic="r", partition=0, offset=rec.index))

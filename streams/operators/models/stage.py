@@ -24,7 +24,8 @@ from typing import Any
 from river import base
 
 from schemas.decisions import Alert, ControlCommand, FeatureVector, Severity, Side, Signal
-from streams.config import EvaluationConfig, LabelConfig, ModelConfig
+from streams.config import DecisionConfig, EvaluationConfig, LabelConfig, ModelConfig
+from streams.operators.decision import MoveEstimate
 from streams.operators.labels import LabelQueue, horizon_ns
 from streams.operators.models.evaluation import Prequential
 from streams.operators.models.explain import explain
@@ -99,6 +100,7 @@ class _Instrument:
     rollback: list[str] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
     means: dict[str, tuple[int, float]] = field(default_factory=dict)
+    move: MoveEstimate | None = None  # typical |forward return| over the horizon, bps
 
 
 class ModelStage(InstrumentStateMixin):
@@ -126,10 +128,12 @@ class ModelStage(InstrumentStateMixin):
         model: ModelConfig,
         label: LabelConfig,
         evaluation: EvaluationConfig | None = None,
+        decision: DecisionConfig | None = None,
     ) -> None:
         self.config = model
         self.label = label
         self.evaluation = evaluation or EvaluationConfig()
+        self.move_tau_ns = (decision or DecisionConfig()).move_tau_s * 1e9
         self.horizon_ns = horizon_ns(label.horizon_s)
         self.initial = Deployed(model)
         build_estimator(model, label.task)  # fail at start-up on a kind/task mismatch
@@ -280,8 +284,13 @@ class ModelStage(InstrumentStateMixin):
         }
 
     def _learn(self, st: _Instrument, learning: dict[str, _Slot], now_ns: int) -> None:
-        """Score and learn every label that matured before ``now_ns``, oldest first."""
+        """Score and learn every label that matured before ``now_ns``, oldest first; each
+        also moves the typical absolute move (a dead-zone move counts as none, as it has no
+        direction to bet on)."""
         for label in st.labels.mature(now_ns):
+            if st.move is None:
+                st.move = MoveEstimate(self.move_tau_ns)
+            st.move.add(label.ts_event_ns, 0.0 if label.target is None else abs(label.forward_bps))
             for key, slot in learning.items():
                 if label.target is None:
                     slot.n_dead_zone += 1
@@ -336,6 +345,12 @@ class ModelStage(InstrumentStateMixin):
             stage=dep.stage,
             capital_fraction=dep.capital_fraction if dep.stage == "canary" else 1.0,
         )
+
+    def move_bps(self, instrument: str) -> float:
+        """The typical |forward return| over the horizon on ``instrument``, in bps, from the
+        labels matured so far (NaN before the first)."""
+        st = self._state.get(instrument)
+        return st.move.bps if st is not None and st.move is not None else math.nan
 
     # --- reports -------------------------------------------------------------------------
 
