@@ -1,6 +1,6 @@
 """Report figures computed the standard way, from an equity curve and the trades behind it.
 
-Definitions (also in the README, which users read):
+Definitions (also in docs/BACKTESTING.md, which users read):
 
 * total return = last equity / first equity - 1;
 * max drawdown = the most negative ``equity / running peak - 1`` over the unresampled curve;

@@ -1,6 +1,7 @@
 """The backtest's report: figures equal an independent implementation run on its own outputs.
 
-The real ES trades are used (a prefix, to keep CI short); the whole file is the README example.
+The real ES trades are used (a prefix, to keep CI short); the whole file is the example in
+docs/BACKTESTING.md.
 """
 
 from __future__ import annotations
