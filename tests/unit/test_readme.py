@@ -257,7 +257,6 @@ def test_every_tickwise_command_resolves_in_the_parser() -> None:
     assert problems == []
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("words", "options"),
     [
@@ -302,7 +301,6 @@ python -m benchmarks.no_such_module --ticks 5
 """
 
 
-@pytest.mark.slow
 def test_a_page_naming_what_does_not_exist_fails() -> None:
     blocks, _ = _fences(BROKEN_PAGE)
     commands = [c for line in shell_lines(BROKEN_PAGE) for c in parse_commands(line)]
