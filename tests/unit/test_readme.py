@@ -295,6 +295,7 @@ tickwise topics delete --prefix P            # no such choice
 tickwise frobnicate                          # no such command
 tickwise model retire tree:v1                # no such sub-command
 tickwise feed --synthetic --no-such-option 3 # no such option
+tickwise feed synthetic                      # feed takes no word
 make no-such-target
 python -m benchmarks.no_such_module --ticks 5
 ```
@@ -304,9 +305,9 @@ python -m benchmarks.no_such_module --ticks 5
 def test_a_page_naming_what_does_not_exist_fails() -> None:
     blocks, _ = _fences(BROKEN_PAGE)
     commands = [c for line in shell_lines(BROKEN_PAGE) for c in parse_commands(line)]
-    assert len(blocks) == 1 and len(commands) == 6
+    assert len(blocks) == 1 and len(commands) == 7
     refused = []
-    for command in commands[:4]:
+    for command in commands[:5]:
         with pytest.raises(CommandError) as exc:
             resolve(command.words, command.options)
         refused.append(str(exc.value))
@@ -314,6 +315,7 @@ def test_a_page_naming_what_does_not_exist_fails() -> None:
     assert "no sub-command 'frobnicate'" in refused[1]
     assert "tickwise model: no sub-command 'retire'" in refused[2]
     assert refused[3] == "tickwise feed: no option --no-such-option"
+    assert refused[4] == "tickwise feed: unexpected words ['synthetic']"
     # the same commands, run as a user would
     assert (
         "invalid choice: 'delete'"
