@@ -154,12 +154,6 @@ class TickBatch:
         """Where row ``row`` came from (the lineage every output carries)."""
         return SourceRef(topic=self.topic, partition=self.partition, offset=int(self.offsets[row]))
 
-    def slice(self, start: int, stop: int) -> TickBatch:
-        """Rows ``start:stop`` as a batch of their own (views of the same arrays)."""
-        cols = {name: getattr(self, name)[start:stop] for name in (*ARRAYS, "payloads", "tick_ids")}
-        detail = {i - start: d for i, d in self.detail.items() if start <= i < stop}
-        return TickBatch(topic=self.topic, partition=self.partition, detail=detail, **cols)
-
 
 def _number(value: object) -> bool:
     return type(value) is float or (type(value) is int and -_TS_LIMIT <= value < _TS_LIMIT)
@@ -294,24 +288,5 @@ def decode(
         topic=topic,
         partition=partition,
         offsets=np.asarray(offsets, dtype=np.int64),
-        detail=detail,
-    )
-
-
-def concat(batches: Sequence[TickBatch]) -> TickBatch:
-    """One batch of several of the same partition, rows in order."""
-    first = batches[0]
-    detail: dict[int, str] = {}
-    start = 0
-    for b in batches:
-        detail.update({start + i: d for i, d in b.detail.items()})
-        start += len(b)
-    arrays = {name: np.concatenate([getattr(b, name) for b in batches]) for name in ARRAYS}
-    return TickBatch(
-        **arrays,
-        payloads=[p for b in batches for p in b.payloads],
-        tick_ids=[t for b in batches for t in b.tick_ids],
-        topic=first.topic,
-        partition=first.partition,
         detail=detail,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Sequence
 from itertools import islice
 from pathlib import Path
 
@@ -12,10 +13,29 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stubs import ES_TRADES
 
-from streams.engine.batch import ARRAYS, SymbolTable, TickBatch, concat, decode
+from streams.engine.batch import ARRAYS, SymbolTable, TickBatch, decode
 from streams.engine.files import LazyRows, read_batches
 from streams.formats import read_file
 from streams.sources import ColumnMap, SourceError
+
+
+def concat(batches: Sequence[TickBatch]) -> TickBatch:
+    """One batch of several of the same partition, rows in order (to compare readers)."""
+    first = batches[0]
+    detail: dict[int, str] = {}
+    start = 0
+    for b in batches:
+        detail.update({start + i: d for i, d in b.detail.items()})
+        start += len(b)
+    arrays = {name: np.concatenate([getattr(b, name) for b in batches]) for name in ARRAYS}
+    return TickBatch(
+        **arrays,
+        payloads=[p for b in batches for p in b.payloads],
+        tick_ids=[t for b in batches for t in b.tick_ids],
+        topic=first.topic,
+        partition=first.partition,
+        detail=detail,
+    )
 
 
 def by_rows(path: Path, columns: ColumnMap, limit: int | None = None) -> TickBatch:

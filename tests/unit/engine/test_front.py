@@ -15,7 +15,7 @@ from stubs import ES_TRADES, MS, T0_NS, S
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import CleanTick, SourceRef
 from streams.config import FeatureConfig, InstrumentRules, ValidationConfig
-from streams.engine.batch import SymbolTable, TickBatch, decode
+from streams.engine.batch import SymbolTable, decode
 from streams.engine.features import BASE, BatchFeatures
 from streams.engine.validate import BatchValidator
 from streams.operators.features.engine import FeatureEngine
@@ -218,12 +218,3 @@ def test_the_engine_refuses_what_it_cannot_do_yet() -> None:
         BatchValidator(ValidationConfig(out_of_order_policy="reorder"), SymbolTable())
     with pytest.raises(NotImplementedError, match="ret_<H>s_bps"):
         BatchFeatures(FeatureConfig(feature_set=("ret_5s_bps",)), SymbolTable())
-
-
-def test_a_batch_slices_into_the_same_rows() -> None:
-    payloads = [r.payload for r in synthetic(2, 50, bad_rate=0.2)]
-    batch: TickBatch = decode(payloads, SymbolTable(), "ticks.raw", 0, np.arange(50), 16_384)
-    part = batch.slice(10, 30)
-    assert len(part) == 20 and part.payloads == payloads[10:30]
-    assert part.offsets.tolist() == list(range(10, 30))
-    assert {i + 10 for i in part.detail} == {i for i in batch.detail if 10 <= i < 30}
