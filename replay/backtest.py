@@ -24,7 +24,6 @@ from replay.collector import BacktestCollector
 from replay.controls import load_controls
 from replay.merge import merge_in_time
 from replay.metrics import period_ns
-from replay.progress import Progress
 from replay.report import ReportSettings
 from replay.warmup import warmup_commands
 from schemas.base import Contract
@@ -32,8 +31,10 @@ from schemas.decisions import ControlCommand, Decision, Signal
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import CleanTick, QuoteTick, SourceRef, TradeTick
 from schemas.topics import ALERTS, AUDIT, DECISIONS, FILLS, SIGNALS, TICKS_QUARANTINE
+from streams.cli import wants_progress
 from streams.config import TickwiseConfig, load_config
 from streams.pipeline import Decided, Output, Pipeline
+from streams.progress import PROGRESS_EVERY, Progress, utc_second
 from streams.sources import RawRecord, SourceError, open_sources
 
 # Topic -> file: each line exactly as the message is on that topic.
@@ -138,7 +139,14 @@ def run_backtest(
         equity_csv = stack.enter_context(open(out / "equity.csv", "w", buffering=1 << 20))
         collector = BacktestCollector(pipeline, settings or ReportSettings(), equity_csv)
         pipeline.observer = _ReportObserver(pipeline, collector, warmup_ns)
-        bar = Progress(progress)
+        bar = stack.enter_context(Progress(progress, "backtest"))
+
+        def fields() -> dict[str, object]:
+            return {
+                "decisions": result.decisions,
+                "event_time": utc_second(collector.last_ts_ns),
+                "equity": f"{collector.equity:,.2f}",
+            }
 
         def write(output: Output) -> None:
             result.count(output.message)
@@ -148,15 +156,15 @@ def run_backtest(
 
         for rec in records:
             result.ticks += 1
-            if result.ticks % 1024 == 0:
-                bar.update(result.ticks, result.decisions, collector.last_ts_ns, collector.equity)
+            if result.ticks % PROGRESS_EVERY == 0:
+                bar.update(result.ticks, **fields())
             source = SourceRef(topic=f"file:{rec.origin}", partition=0, offset=rec.index)
             for output in pipeline.process(rec.payload, source):
                 write(output)
         for output in pipeline.finish():
             write(output)
         collector.finish()
-        bar.close()
+        bar.close(result.ticks, **fields())
     result.seconds = time.perf_counter() - started
     (out / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
     run = {k: v for k, v in result.summary().items() if k not in ("seconds", "ticks_per_second")}
@@ -188,14 +196,13 @@ def run_cli(args: argparse.Namespace) -> int:
             seed=args.baseline_seed,
         )
         settings.ppy()  # refuse a bad returns period before reading any data
-        progress = sys.stderr.isatty() if args.progress is None else args.progress
         result = run_backtest(
             _records(args),
             config,
             Path(args.out),
             controls,
             settings=settings,
-            progress=progress,
+            progress=wants_progress(args),
             warmup_ns=period_ns(args.warmup) if args.warmup else 0,
         )
     except (SourceError, FileNotFoundError, ValueError) as exc:

@@ -19,6 +19,7 @@ from schemas.ticks import CleanTick, SourceRef
 from streams.config import TickwiseConfig
 from streams.operators.models import version_key
 from streams.pipeline import Output, Pipeline
+from streams.progress import PROGRESS_EVERY, Progress, utc_second
 from streams.sources import RawRecord
 
 # The figure each task is ranked by, and whether larger is better.
@@ -41,8 +42,13 @@ class Evaluated:
     last_ts_ns: int | None = None
 
 
-def evaluate_config(records: Sequence[RawRecord], config: TickwiseConfig, name: str) -> Evaluated:
-    """Run ``config`` over ``records`` and pool its production model's prequential figures."""
+def evaluate_config(
+    records: Sequence[RawRecord], config: TickwiseConfig, name: str, progress: bool = False
+) -> Evaluated:
+    """Run ``config`` over ``records`` and pool its production model's prequential figures.
+
+    With ``progress``, a bar named ``name`` counts the records against their total.
+    """
     pipeline = Pipeline(config)
     decisions = 0
     instruments: set[str] = set()
@@ -59,11 +65,18 @@ def evaluate_config(records: Sequence[RawRecord], config: TickwiseConfig, name: 
             elif isinstance(out.message, Decision):
                 decisions += 1
 
+    def fields() -> dict[str, object]:
+        return {"decisions": decisions, "event_time": utc_second(last)}
+
     started = time.perf_counter()
-    for rec in records:
-        source = SourceRef(topic=f"file:{rec.origin}", partition=0, offset=rec.index)
-        count(pipeline.process(rec.payload, source))
-    count(pipeline.finish())
+    with Progress(progress, name, total=len(records)) as bar:
+        for i, rec in enumerate(records, 1):
+            source = SourceRef(topic=f"file:{rec.origin}", partition=0, offset=rec.index)
+            count(pipeline.process(rec.payload, source))
+            if i % PROGRESS_EVERY == 0:
+                bar.update(i, **fields())
+        count(pipeline.finish())
+        bar.close(len(records), **fields())
     seconds = time.perf_counter() - started
     key = version_key(config.model.model_id, config.model.model_version)
     per = {i: pipeline.model.metrics(i).get(key, {}) for i in sorted(instruments)}

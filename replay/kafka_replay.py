@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from schemas.decisions import AuditRecord, ControlCommand, Decision
 from schemas.ticks import CleanTick, SourceRef
 from schemas.topics import CATALOGUE, Topics
-from streams.cli import resolve_bootstrap
+from streams.cli import resolve_bootstrap, wants_progress
 from streams.config import load_config
 from streams.live.admin import create_topics
 from streams.live.feed import publish
@@ -34,6 +34,7 @@ from streams.live.partition import is_reinjected
 from streams.live.reader import RangeReader, RangeReadError, read_times
 from streams.operators.control import replay_commands
 from streams.pipeline import Output, Pipeline
+from streams.progress import PROGRESS_EVERY, Progress, utc_second
 from streams.sources import RawRecord
 
 EARLIEST_MS = 0
@@ -69,6 +70,7 @@ def replay_topic(
     source_prefix: str,
     target_prefix: str,
     speed: float = 0.0,
+    progress: bool = False,
 ) -> int:
     """Republish ``topic``'s records of ``[from_ms, to_ms)`` under ``target_prefix``."""
     if source_prefix == target_prefix:
@@ -98,7 +100,15 @@ def replay_topic(
         )
         for msg in read_times(bootstrap, source, from_ms, to_ms)
     )
-    return publish(records, bootstrap, target, speed=speed)
+    return publish(
+        records,
+        bootstrap,
+        target,
+        speed=speed,
+        progress=progress,
+        desc="replay",
+        time_field="record_time",
+    )
 
 
 @dataclass
@@ -137,6 +147,7 @@ def replay_check(
     warm_from_ms: int = EARLIEST_MS,
     audit_grace_ms: int = 600_000,
     observe: Callable[[Output], None] | None = None,
+    progress: bool = False,
 ) -> CheckReport:
     """Re-derive the decisions on the ``ticks.raw`` records of ``[from_ms, to_ms)`` and compare.
 
@@ -145,6 +156,7 @@ def replay_check(
     monitor's policies act here as they did live. Operator commands (kill switch, demotions)
     that live applied are read from the audit trail and applied at the same event times, as a
     backtest of that period would. ``observe`` sees every re-derived output of the period.
+    With ``progress``, a bar counts the raw records read, warm-up included.
     """
     topics = Topics(prefix)
     config = load_config(config_path, topic_prefix=prefix)
@@ -198,22 +210,38 @@ def replay_check(
         else:
             report.differing.append({"decision_id": live[0], "fields": None})
 
+    def counts(ts_ms: int | None) -> dict[str, object]:
+        return {
+            "replayed": report.ticks_replayed,
+            "decisions": report.decisions_checked,
+            "matching": report.matching,
+            "record_time": utc_second(None if ts_ms is None else ts_ms * 10**6),
+        }
+
     pipelines: dict[int, Pipeline] = {}
-    for msg in read_times(bootstrap, topics.raw, start_ms, to_ms):
-        partition = msg.partition()
-        pipeline = pipelines.get(partition)
-        if pipeline is None:
-            pipeline = pipelines[partition] = Pipeline(config)
-            for command in commands:
-                pipeline.on_control(command)
-        source = SourceRef(topic=topics.raw, partition=partition, offset=msg.offset())
-        outputs = pipeline.process(msg.value() or b"", source, is_reinjected(msg.headers()))
-        if msg.timestamp()[1] < from_ms:
-            continue  # warming the operator state up only
-        report.ticks_replayed += 1
-        check(outputs)
-    for pipeline in pipelines.values():
-        check(pipeline.finish())
+    read = 0
+    last_ms: int | None = None
+    with Progress(progress, "replay-check") as bar:
+        for msg in read_times(bootstrap, topics.raw, start_ms, to_ms):
+            read += 1
+            last_ms = ts_ms = msg.timestamp()[1]
+            if read % PROGRESS_EVERY == 0:
+                bar.update(read, **counts(last_ms))
+            partition = msg.partition()
+            pipeline = pipelines.get(partition)
+            if pipeline is None:
+                pipeline = pipelines[partition] = Pipeline(config)
+                for command in commands:
+                    pipeline.on_control(command)
+            source = SourceRef(topic=topics.raw, partition=partition, offset=msg.offset())
+            outputs = pipeline.process(msg.value() or b"", source, is_reinjected(msg.headers()))
+            if ts_ms < from_ms:
+                continue  # warming the operator state up only
+            report.ticks_replayed += 1
+            check(outputs)
+        for pipeline in pipelines.values():
+            check(pipeline.finish())
+        bar.close(read, **counts(last_ms))
     if differing:  # a second, targeted pass for the field-by-field detail
         for msg in read_times(bootstrap, topics.audit, from_ms, audit_to_ms):
             d = AuditRecord.model_validate_json(msg.value() or b"").decision
@@ -241,6 +269,7 @@ def run_replay_cli(args: argparse.Namespace) -> int:
             args.prefix,
             args.to_prefix,
             args.speed,
+            progress=wants_progress(args),
         )
     except (ValueError, RangeReadError) as exc:
         print(f"tickwise replay: {exc}", file=sys.stderr)
@@ -260,6 +289,7 @@ def run_check_cli(args: argparse.Namespace) -> int:
             parse_time_ms(args.to),
             args.config,
             parse_time_ms(args.warm_from) if args.warm_from else EARLIEST_MS,
+            progress=wants_progress(args),
         )
     except (ValueError, RangeReadError) as exc:
         print(f"tickwise replay-check: {exc}", file=sys.stderr)

@@ -41,6 +41,21 @@ def resolve_bootstrap(args: argparse.Namespace) -> str:
     return getattr(args, "bootstrap_servers", None) or bootstrap_servers()
 
 
+def add_progress_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--progress/--no-progress``; the long-running commands take it the same way."""
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
+
+
+def wants_progress(args: argparse.Namespace) -> bool:
+    """The flag if given, else whether stderr is a terminal (a pipe or a log gets no bar)."""
+    return sys.stderr.isatty() if args.progress is None else bool(args.progress)
+
+
 class LazyHandler:
     """A command's handler named ``"module:function"``, imported when the command runs."""
 
@@ -120,6 +135,7 @@ def _feed(subparsers: Subparsers) -> None:
     parser.add_argument("--prefix", default="", help="topic prefix of the deployment")
     add_source_arguments(parser)
     add_bootstrap_argument(parser)
+    add_progress_argument(parser)
     parser.set_defaults(func=LazyHandler("streams.live.feed:run_cli"))
 
 
@@ -204,12 +220,7 @@ def _backtest(subparsers: Subparsers) -> None:
         help="event time from the first tick in which nothing trades, e.g. 2h (a kill switch)",
     )
     report.add_argument("--baseline-seed", type=int, default=0, help="seed of the random baseline")
-    report.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress line on stderr (default: when stderr is a terminal)",
-    )
+    add_progress_argument(parser)
     parser.set_defaults(func=LazyHandler("replay.backtest:run_cli"))
 
 
@@ -228,6 +239,7 @@ def _replay(subparsers: Subparsers) -> None:
         "--to-prefix", default="replay.", help="prefix of the namespace to republish into"
     )
     add_bootstrap_argument(parser)
+    add_progress_argument(parser)
     parser.set_defaults(func=LazyHandler("replay.kafka_replay:run_replay_cli"))
 
     check = subparsers.add_parser(
@@ -245,6 +257,7 @@ def _replay(subparsers: Subparsers) -> None:
     check.add_argument("--prefix", default="", help="topic prefix of the live deployment")
     check.add_argument("--config", default=None, help="the TOML config the worker ran with")
     add_bootstrap_argument(check)
+    add_progress_argument(check)
     check.set_defaults(func=LazyHandler("replay.kafka_replay:run_check_cli"))
 
 

@@ -18,7 +18,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from streams.cli import add_bootstrap_argument, resolve_bootstrap
+from streams.cli import (
+    add_bootstrap_argument,
+    add_progress_argument,
+    resolve_bootstrap,
+    wants_progress,
+)
 from streams.registry import DEFAULT_ROOT, Registry, RegistryError
 from streams.sources import SourceError, add_source_arguments, open_sources
 
@@ -61,7 +66,7 @@ def _evaluate(args: argparse.Namespace, config: TickwiseConfig, name: str):
     from replay.compare import evaluate_config
 
     records = list(open_sources(args, args.data or []))
-    return evaluate_config(records, config, name)
+    return evaluate_config(records, config, name, progress=wants_progress(args))
 
 
 def _register(args: argparse.Namespace) -> int:
@@ -117,7 +122,9 @@ def _compare(args: argparse.Namespace) -> int:
     results = []
     for path in args.config:
         config = load_config(path)
-        results.append(evaluate_config(records, config, Path(path).stem))
+        results.append(
+            evaluate_config(records, config, Path(path).stem, progress=wants_progress(args))
+        )
     print(table(results))
     return 0
 
@@ -161,6 +168,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     reg.add_argument("--parent", default=None, help="the version this one derives from")
     reg.add_argument("--data", nargs="+", default=None, help="evaluate on these files first")
     add_source_arguments(reg)
+    add_progress_argument(reg)
     who(reg)
 
     promote = command("promote", _promote, "move a version to a stage (publishes to control)")
@@ -179,3 +187,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     compare.add_argument("--data", nargs="+", default=None, help="CSV or CSV.gz files")
     compare.add_argument("--config", nargs="+", required=True, help="TOML configs to compare")
     add_source_arguments(compare)
+    add_progress_argument(compare)

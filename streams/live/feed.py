@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from confluent_kafka import Producer
 
 from schemas.topics import Topics
-from streams.cli import resolve_bootstrap
+from streams.cli import resolve_bootstrap, wants_progress
 from streams.live.security import env_client_config
+from streams.progress import PROGRESS_EVERY, Progress, utc_second
 from streams.sources import RawRecord, SourceError, open_sources
 
 
@@ -52,8 +53,15 @@ def publish(
     topic: str,
     rate: float = 0.0,
     speed: float = 0.0,
+    progress: bool = False,
+    desc: str = "feed",
+    time_field: str = "event_time",
 ) -> int:
-    """Publish every record; return how many were acknowledged. Raises if any delivery failed."""
+    """Publish every record; return how many were acknowledged. Raises if any delivery failed.
+
+    With ``progress``, a bar named ``desc`` counts the records sent, those acknowledged, and
+    the last record's ``ts_event_ns`` under ``time_field``.
+    """
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
@@ -76,22 +84,30 @@ def publish(
             acked += 1
 
     pacer = Pacer(rate, speed)
-    for record in records:
-        pacer.wait(record)
-        while True:
-            try:
-                producer.produce(
-                    topic,
-                    record.payload,
-                    record.key.encode(),
-                    on_delivery=on_delivery,
-                    headers=list(record.headers) if record.headers else None,
-                )
-                break
-            except BufferError:  # local queue full: let the client drain, then retry
-                producer.poll(0.05)
-        producer.poll(0)
-    remaining = producer.flush(60)
+    sent = 0
+    last_ts: int | None = None
+    with Progress(progress, desc, unit="records") as bar:
+        for record in records:
+            pacer.wait(record)
+            while True:
+                try:
+                    producer.produce(
+                        topic,
+                        record.payload,
+                        record.key.encode(),
+                        on_delivery=on_delivery,
+                        headers=list(record.headers) if record.headers else None,
+                    )
+                    break
+                except BufferError:  # local queue full: let the client drain, then retry
+                    producer.poll(0.05)
+            producer.poll(0)
+            sent += 1
+            last_ts = record.ts_event_ns
+            if sent % PROGRESS_EVERY == 0:
+                bar.update(sent, acked=acked, **{time_field: utc_second(last_ts)})
+        remaining = producer.flush(60)
+        bar.close(sent, acked=acked, **{time_field: utc_second(last_ts)})
     if failures or remaining:
         raise RuntimeError(f"{len(failures)} deliveries failed, {remaining} unsent: {failures[:3]}")
     return acked
@@ -110,6 +126,7 @@ def run_cli(args: argparse.Namespace) -> int:
             topic,
             args.rate,
             args.speed,
+            progress=wants_progress(args),
         )
     except SourceError as exc:
         print(f"tickwise feed: {exc}", file=sys.stderr)
