@@ -182,7 +182,15 @@ def test_the_pipeline_runs_with_one_login_per_process(
     bad = sum(1 for r in records if r.injected)
     topics = Topics(prefix)
     login("worker")
-    worker = spawn_worker(bootstrap, prefix, "tickwise-secure", log_path=str(tmp_path / "w.log"))
+    # its own checkpoint directory: the app id is fixed (the ACLs name it), and a checkpoint
+    # left in the user's default directory by an earlier run must not be resumed here
+    worker = spawn_worker(
+        bootstrap,
+        prefix,
+        "tickwise-secure",
+        log_path=str(tmp_path / "w.log"),
+        checkpoint_dir=str(tmp_path / "checkpoints"),
+    )
     try:
         login("feed")
         assert publish(records, bootstrap, topics.raw) == len(records)
