@@ -5,7 +5,7 @@
 On the real ES trades (``../shared/data``; synthetic trades when absent) it times, in CPU
 seconds with the best of ``--repeat`` runs, after imports and a warm-up batch:
 
-- ``read``: pyarrow's CSV reader into tick batches, no JSON (``streams.engine.files``);
+- ``read``: pyarrow's CSV reader into tick batches, no JSON (``streams.sources.batches``);
 - ``validate``, ``features`` and ``model`` (labels and the compiled logistic regression): the
   numba kernels over those batches, state carried across;
 - ``decode_json``: the bulk decoder over the same rows as the JSON a feed publishes (the live
@@ -32,10 +32,10 @@ from benchmarks.common import ES_TRADES, add_config_argument, command_line, tabl
 from streams.config import load_config
 from streams.engine.batch import SymbolTable, TickBatch, decode
 from streams.engine.features import BatchFeatures
-from streams.engine.files import read_batches
 from streams.engine.models import BatchModel
 from streams.engine.validate import BatchValidator
 from streams.sources import ColumnMap, read_csv
+from streams.sources.batches import read_batches
 
 ES_COLUMNS = ColumnMap(symbol="ES", tz="America/Chicago")
 FIRST_CALL = """

@@ -64,9 +64,9 @@ from benchmarks.common import (
 from schemas.decisions import Decision
 from schemas.ticks import SourceRef
 from schemas.topics import CATALOGUE, CONTROL, Topics
-from streams.cli import add_bootstrap_argument
 from streams.config import load_config
 from streams.live.admin import create_topics
+from streams.live.bootstrap import add_bootstrap_argument
 from streams.live.broker import LocalBroker, free_port
 from streams.live.feed import publish
 from streams.live.security import env_client_config

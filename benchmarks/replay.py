@@ -10,7 +10,7 @@ a warm cache of imports or a heap with the other; the parent reads each child's 
 last output written:
 
 * tickwise: ``run_backtest`` (the code behind ``tickwise backtest``) with the default config,
-  i.e. the logistic-regression model, over ``streams.formats.read_file`` of the ``.csv.gz``;
+  i.e. the logistic-regression model, over ``streams.sources.read_file`` of the ``.csv.gz``;
   every decision, audit record and signal is written to disk as the command does.
   (The summary files and HTML report after the run are outside the timing.)
 * backtrader: ``GenericCSVData`` over the same rows (decompressed beforehand, untimed), one bar
@@ -51,8 +51,7 @@ def tickwise_child(data: Path, limit: int | None, config_path: str | None) -> di
     """Back-test the ES trades with the logistic regression (the default model); time it."""
     from replay.backtest import run_backtest
     from streams.config import load_config
-    from streams.formats import read_file
-    from streams.sources import ColumnMap, RawRecord
+    from streams.sources import ColumnMap, RawRecord, read_file
 
     def rows() -> Iterator[RawRecord]:
         records = read_file(data, ColumnMap(symbol=SYMBOL, tz=TZ))

@@ -36,8 +36,8 @@ from benchmarks.live import (
     wait_committed,
 )
 from schemas.topics import Topics
-from streams.cli import add_bootstrap_argument
 from streams.live.admin import create_topics
+from streams.live.bootstrap import add_bootstrap_argument
 from streams.live.feed import publish
 from streams.live.security import env_client_config
 from streams.live.tap import spawn_worker, stop_process

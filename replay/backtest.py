@@ -31,10 +31,9 @@ from schemas.decisions import ControlCommand, Decision, Signal
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import CleanTick, QuoteTick, SourceRef, TradeTick
 from schemas.topics import ALERTS, AUDIT, DECISIONS, FILLS, SIGNALS, TICKS_QUARANTINE
-from streams.cli import wants_progress
 from streams.config import TickwiseConfig, load_config
 from streams.pipeline import Decided, Output, Pipeline
-from streams.progress import PROGRESS_EVERY, Progress, utc_second
+from streams.progress import PROGRESS_EVERY, Progress, utc_second, wants_progress
 from streams.sources import RawRecord, SourceError, open_sources
 
 # Topic -> file: each line exactly as the message is on that topic.

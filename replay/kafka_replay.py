@@ -26,15 +26,15 @@ from datetime import UTC, datetime
 from schemas.decisions import AuditRecord, ControlCommand, Decision
 from schemas.ticks import CleanTick, SourceRef
 from schemas.topics import CATALOGUE, Topics
-from streams.cli import resolve_bootstrap, wants_progress
 from streams.config import load_config
 from streams.live.admin import create_topics
+from streams.live.bootstrap import resolve_bootstrap
 from streams.live.feed import publish
 from streams.live.partition import is_reinjected
 from streams.live.reader import RangeReader, RangeReadError, read_times
 from streams.operators.control import replay_commands
 from streams.pipeline import Output, Pipeline
-from streams.progress import PROGRESS_EVERY, Progress, utc_second
+from streams.progress import PROGRESS_EVERY, Progress, utc_second, wants_progress
 from streams.sources import RawRecord
 
 EARLIEST_MS = 0

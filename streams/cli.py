@@ -11,49 +11,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+from streams.live.bootstrap import add_bootstrap_argument
+from streams.progress import add_progress_argument
 
 Handler = Callable[[argparse.Namespace], "int | None"]
 Subparsers = argparse._SubParsersAction
-
-
-def bootstrap_servers() -> str:
-    """Return the broker address from ``KAFKA_BOOTSTRAP_SERVERS`` or the local default."""
-    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP
-
-
-def add_bootstrap_argument(parser: argparse.ArgumentParser) -> None:
-    """Add ``--bootstrap-servers``; every command that talks to Kafka takes it the same way."""
-    parser.add_argument(
-        "--bootstrap-servers",
-        default=None,
-        help=f"Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS or {DEFAULT_BOOTSTRAP})",
-    )
-
-
-def resolve_bootstrap(args: argparse.Namespace) -> str:
-    """Pick the broker: the flag first, then the environment, then the local default."""
-    return getattr(args, "bootstrap_servers", None) or bootstrap_servers()
-
-
-def add_progress_argument(parser: argparse.ArgumentParser) -> None:
-    """Add ``--progress/--no-progress``; the long-running commands take it the same way."""
-    parser.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bar on stderr (default: when stderr is a terminal)",
-    )
-
-
-def wants_progress(args: argparse.Namespace) -> bool:
-    """The flag if given, else whether stderr is a terminal (a pipe or a log gets no bar)."""
-    return sys.stderr.isatty() if args.progress is None else bool(args.progress)
 
 
 class LazyHandler:
@@ -181,7 +147,7 @@ def _demo(subparsers: Subparsers) -> None:
         "--hold", type=float, default=0.0, help="keep worker and console this many s at the end"
     )
     add_bootstrap_argument(parser)
-    parser.set_defaults(func=LazyHandler("streams.live.demo:run_cli"))
+    parser.set_defaults(func=LazyHandler("streams.demo:run_cli"))
 
 
 def _backtest(subparsers: Subparsers) -> None:
@@ -330,7 +296,7 @@ def _audit(subparsers: Subparsers) -> None:
     parser.add_argument("--from-file", default=None, help="sink: load an audit.jsonl instead")
     parser.add_argument("--idle-exit", type=float, default=None, help="sink: stop when idle (s)")
     add_bootstrap_argument(parser)
-    parser.set_defaults(func=LazyHandler("streams.auditstore:run_cli"))
+    parser.set_defaults(func=LazyHandler("streams.audit.cli:run_cli"))
 
 
 def _model(subparsers: Subparsers) -> None:

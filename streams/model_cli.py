@@ -18,12 +18,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from streams.cli import (
-    add_bootstrap_argument,
-    add_progress_argument,
-    resolve_bootstrap,
-    wants_progress,
-)
+from streams.live.bootstrap import add_bootstrap_argument, resolve_bootstrap
+from streams.progress import add_progress_argument, wants_progress
 from streams.registry import DEFAULT_ROOT, Registry, RegistryError
 from streams.sources import SourceError, add_source_arguments, open_sources
 

@@ -2,17 +2,16 @@
 
 A thin layer over tqdm, so every command draws the same kind of bar on stderr: records done,
 rate, elapsed time and the command's own counts as named fields. Whether to draw is the
-``--progress`` flag's (``streams.cli.wants_progress``); this module is imported only by the
-commands' implementations, so ``tickwise --help`` does not load tqdm.
+``--progress`` flag's (``wants_progress``). The parser adds that flag from here while
+``tickwise --help`` runs, so tqdm is imported only when a bar is made.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from datetime import UTC, datetime
 from typing import TextIO
-
-from tqdm import tqdm
 
 # Records between two progress updates: the loops test a counter, so a bar costs nothing per
 # record, and tqdm redraws at most every half second of those updates.
@@ -49,6 +48,8 @@ class Progress:
         total: int | None = None,
         stream: TextIO | None = None,
     ) -> None:
+        from tqdm import tqdm
+
         self._bar = tqdm(
             desc=desc,
             total=total,
@@ -84,3 +85,18 @@ class Progress:
 def _exact(fields: dict[str, object]) -> dict[str, str]:
     """Fields as text: tqdm would round a number to three figures (123456 to 1.23e+5)."""
     return {name: str(value) for name, value in fields.items()}
+
+
+def add_progress_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--progress/--no-progress``; the long-running commands take it the same way."""
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
+
+
+def wants_progress(args: argparse.Namespace) -> bool:
+    """The flag if given, else whether stderr is a terminal (a pipe or a log gets no bar)."""
+    return sys.stderr.isatty() if args.progress is None else bool(args.progress)

@@ -33,11 +33,11 @@ from pydantic import TypeAdapter, ValidationError
 from schemas.decisions import ControlCommand
 from schemas.ticks import Instrument
 from schemas.topics import Topics
-from streams.cli import resolve_bootstrap
 from streams.config import TickwiseConfig, load_config
 from streams.console.auth import USERS_ENV, AuthConfigError, User, Users, bearer
 from streams.console.metrics import ConsoleMetrics
 from streams.console.view import SPECS, ConsoleView
+from streams.live.bootstrap import resolve_bootstrap
 from streams.live.control import send_control
 from streams.live.tap import consumer
 from streams.registry import DEFAULT_ROOT, Registry, RegistryError

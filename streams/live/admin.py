@@ -8,7 +8,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas.topics import CATALOGUE, Topics
-from streams.cli import resolve_bootstrap
+from streams.live.bootstrap import resolve_bootstrap
 from streams.live.security import env_client_config
 
 

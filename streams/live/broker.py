@@ -4,7 +4,8 @@ Why: tests, the demo and developers need a real broker, and the machines this pr
 Java and Maven but no Docker engine. Kafka's jars come from Maven Central once and are cached under
 ``${XDG_CACHE_HOME:-~/.cache}/tickwise/kafka/<version>/libs``; the broker runs detached so that
 ``tickwise broker start`` returns while it keeps running, and ``stop``/``status`` find it again
-through the pid file in its data directory.
+through the pid file in its data directory. ``SecureLocalBroker`` is the same node under the
+secure profile, with the logins and ACLs of ``streams.live.security``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from streams.live.security import (
+    ADMIN,
+    CREDENTIALS_FILE,
+    MECHANISM,
+    client_config,
+    ensure_users,
+    load_credentials,
+    new_credentials,
+)
 
 log = logging.getLogger(__name__)
 
@@ -570,6 +581,84 @@ class LocalBroker:
         self.stop()
 
 
+class SecureLocalBroker(LocalBroker):
+    """``LocalBroker`` with SCRAM logins on the client listener and the StandardAuthorizer.
+
+    The controller listener (127.0.0.1 only) authenticates with SASL/PLAIN against a static
+    admin login: KRaft cannot check SCRAM there, because SCRAM credentials live in the metadata
+    log the controller itself serves.
+    """
+
+    def __init__(self, port: int, data_dir: Path | None = None, heap: str = "1g") -> None:
+        super().__init__(port=port, data_dir=data_dir, heap=heap)
+
+    @property
+    def credentials_path(self) -> Path:
+        """The credentials file: ``TICKWISE_CREDENTIALS_FILE`` if it exists, else the data dir's."""
+        given = os.environ.get("TICKWISE_CREDENTIALS_FILE")
+        if given and Path(given).exists():
+            return Path(given)
+        return self.data_dir / CREDENTIALS_FILE
+
+    def credentials(self) -> dict[str, str]:
+        """Passwords of admin and every role, created (0600) on first use."""
+        path = self.credentials_path
+        if path.exists():
+            return load_credentials(path)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        creds = new_credentials()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(creds, fh, indent=2)
+        return creds
+
+    def client_config(self) -> dict[str, str]:
+        return client_config(ADMIN, self.credentials()[ADMIN])
+
+    def _write_configs(self, controller_port: int) -> Path:
+        props = super()._write_configs(controller_port)
+        password = self.credentials()[ADMIN]
+        scram = f'username="{ADMIN}" password="{password}";'
+        plain = f'username="{ADMIN}" password="{password}" user_{ADMIN}="{password}";'
+        secure = {
+            "listeners": f"SASL_PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{controller_port}",
+            "advertised.listeners": f"SASL_PLAINTEXT://{HOST}:{self.port}",
+            "listener.security.protocol.map": (
+                "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT"
+            ),
+            "inter.broker.listener.name": "SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms": MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": MECHANISM,
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain}"
+            ),
+            "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": (
+                f"org.apache.kafka.common.security.scram.ScramLoginModule required {scram}"
+            ),
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": f"User:{ADMIN}",
+        }
+        lines = [
+            line for line in props.read_text().splitlines() if line.split("=", 1)[0] not in secure
+        ]
+        lines += [f"{key}={value}" for key, value in secure.items()]
+        props.write_text("\n".join(lines) + "\n")
+        props.chmod(0o600)  # it holds the admin password
+        return props
+
+    def _format_options(self) -> list[str]:
+        return ["--add-scram", f"{MECHANISM}=[name={ADMIN},password={self.credentials()[ADMIN]}]"]
+
+    def start(self, timeout: float = 90.0) -> str:
+        """Start (or adopt) the broker, then make sure every role's login exists."""
+        bootstrap = super().start(timeout)
+        ensure_users(bootstrap, self.client_config(), self.credentials())
+        return bootstrap
+
+
 # -- command line ----------------------------------------------------------------------------
 
 
@@ -577,8 +666,6 @@ def run_cli(args: argparse.Namespace) -> int:
     """Carry out one ``tickwise broker`` action and return the exit code."""
     try:
         if getattr(args, "secure", False):
-            from streams.live.security import SecureLocalBroker
-
             broker: LocalBroker = SecureLocalBroker(args.port, args.data_dir, args.heap)
         else:
             broker = LocalBroker(port=args.port, data_dir=args.data_dir, heap=args.heap)

@@ -24,7 +24,7 @@ from schemas.decisions import ControlCommand
 from schemas.quarantine import QuarantineRecord, ReasonCode
 from schemas.ticks import SourceRef
 from schemas.topics import Topics
-from streams.cli import resolve_bootstrap
+from streams.live.bootstrap import resolve_bootstrap
 from streams.live.feed import publish
 from streams.live.tap import consumer
 from streams.operators.control import control_key

@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from confluent_kafka import Producer
 
 from schemas.topics import Topics
-from streams.cli import resolve_bootstrap, wants_progress
+from streams.live.bootstrap import resolve_bootstrap
 from streams.live.security import env_client_config
-from streams.progress import PROGRESS_EVERY, Progress, utc_second
+from streams.progress import PROGRESS_EVERY, Progress, utc_second, wants_progress
 from streams.sources import RawRecord, SourceError, open_sources
 
 

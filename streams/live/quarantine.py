@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 from schemas.quarantine import REINJECTED_HEADER, QuarantineRecord, ReasonCode
 from schemas.topics import Topics
-from streams.cli import resolve_bootstrap
+from streams.live.bootstrap import resolve_bootstrap
 from streams.live.feed import publish
 from streams.live.tap import consumer, messages
 from streams.operators.validation.records import raw_bytes

@@ -123,7 +123,7 @@ def run_cli(args: argparse.Namespace) -> int:
             f"({CHECKPOINT_KEY_FILE}); keep it out of git"
         )
         return 0
-    from streams.cli import resolve_bootstrap
+    from streams.live.bootstrap import resolve_bootstrap
 
     path = args.credentials or os.environ.get("TICKWISE_CREDENTIALS_FILE")
     if not path:

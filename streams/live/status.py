@@ -13,7 +13,7 @@ import time
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import CleanTick
 from schemas.topics import Topics
-from streams.cli import resolve_bootstrap
+from streams.live.bootstrap import resolve_bootstrap
 from streams.live.tap import consumer, messages
 from streams.operators.validation import QualityMonitor
 

@@ -31,8 +31,8 @@ from schemas.quarantine import QuarantineRecord
 from schemas.ticks import CleanTick
 from schemas.topics import Topics
 from streams.checkpoint import CheckpointKeyError, CheckpointStore, checkpoint_key
-from streams.cli import resolve_bootstrap
 from streams.config import TickwiseConfig, load_config
+from streams.live.bootstrap import resolve_bootstrap
 from streams.live.control import follow_control
 from streams.live.metrics import PipelineMetrics, serve_metrics
 from streams.live.partition import PartitionFenced, PartitionRunner, default_checkpoint_dir

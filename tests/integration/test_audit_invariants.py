@@ -10,10 +10,10 @@ import pytest
 
 from schemas.decisions import AuditRecord, Signal
 from schemas.topics import Topics
-from streams.auditstore import SqliteAuditStore
+from streams.audit.sink import sink
+from streams.audit.store import SqliteAuditStore
 from streams.config import load_config
 from streams.live.admin import create_topics
-from streams.live.audit_sink import sink
 from streams.live.feed import publish
 from streams.live.tap import read_values, spawn_worker, stop_process
 from streams.sources import RawRecord, synthetic

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from stubs import audit_bodies
 
-from streams.auditstore import PostgresAuditStore, Query, open_store
+from streams.audit.store import PostgresAuditStore, Query, open_store
 from streams.live.broker import free_port
 
 psycopg = pytest.importorskip("psycopg")

@@ -33,12 +33,11 @@ from schemas.ticks import CleanTick
 from schemas.topics import CATALOGUE, Topics
 from streams.cli import main
 from streams.live.admin import create_topics
-from streams.live.broker import ensure_jars, free_port
+from streams.live.broker import SecureLocalBroker, ensure_jars, free_port
 from streams.live.feed import publish
 from streams.live.reader import RangeReader, RangeReadError
 from streams.live.security import (
     ROLE_ACCESS,
-    SecureLocalBroker,
     apply_policy,
     client_config,
     ensure_users,

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stubs import audit_bodies
 
-from streams.auditstore import COLUMNS, Query, SqliteAuditStore, open_store
+from streams.audit.store import COLUMNS, Query, SqliteAuditStore, open_store
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,8 @@ import pytest
 import yaml
 
 from streams.checkpoint import KEY_FILE_ENV, checkpoint_key
-from streams.live.security import ADMIN, MECHANISM, PRINCIPALS, ROLE_ACCESS, SecureLocalBroker
+from streams.live.broker import SecureLocalBroker
+from streams.live.security import ADMIN, MECHANISM, PRINCIPALS, ROLE_ACCESS
 from streams.live.security_cli import CredentialsError, check_credentials, write_secrets
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,9 +14,8 @@ from stubs import write_csv
 from schemas.quarantine import ReasonCode
 from schemas.ticks import QuoteTick, SourceRef
 from streams.config import ValidationConfig
-from streams.formats import read_file, sorted_by_event_time
 from streams.operators.validation import Validator
-from streams.sources import ColumnMap, RawRecord
+from streams.sources import ColumnMap, RawRecord, read_file, sorted_by_event_time
 
 QUOTES = ["time", "symbol", "bid", "ask", "bid_size", "ask_size"]
 rows = st.lists(

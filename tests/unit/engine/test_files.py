@@ -14,9 +14,8 @@ from hypothesis import strategies as st
 from stubs import ES_TRADES
 
 from streams.engine.batch import ARRAYS, SymbolTable, TickBatch, decode
-from streams.engine.files import LazyRows, read_batches
-from streams.formats import read_file
-from streams.sources import ColumnMap, SourceError
+from streams.sources import ColumnMap, SourceError, read_file
+from streams.sources.batches import LazyRows, read_batches
 
 
 def concat(batches: Sequence[TickBatch]) -> TickBatch:

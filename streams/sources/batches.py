@@ -1,7 +1,7 @@
 """Recorded files straight into tick batches, with no per-row JSON.
 
 pyarrow reads a CSV in blocks into typed columns; each block becomes a ``TickBatch`` whose rows
-are exactly the ticks ``streams.sources.read_csv`` would have published: the same tick ids
+are exactly the ticks ``streams.sources.csvfile.read_csv`` would have published: the same tick ids
 (``<file>:<row>``), event times, values and, for a row the validator refuses, the same raw
 bytes (rendered only for that row). Whatever the columnar path cannot promise to read the
 same way (a zone gap, an unparsable cell, nanosecond text a datetime cannot hold, a strptime
@@ -31,8 +31,10 @@ from streams.engine.batch import (
     decode,
     mid,
 )
-from streams.formats import read_jsonl, read_parquet
-from streams.sources import EPOCH_UNITS, ColumnMap, SourceError, read_csv, table_layout
+from streams.sources.csvfile import read_csv
+from streams.sources.jsonl import read_jsonl
+from streams.sources.parquet import read_parquet
+from streams.sources.records import EPOCH_UNITS, ColumnMap, SourceError, table_layout
 
 BLOCK_BYTES = 1 << 22  # about 100,000 rows of a trade file per batch
 

@@ -19,8 +19,8 @@ from schemas.decisions import AuditRecord
 from schemas.quarantine import ReasonCode
 from schemas.ticks import SourceRef
 from schemas.topics import Topics
-from streams.auditstore import AuditStore, open_store
-from streams.cli import resolve_bootstrap
+from streams.audit.store import AuditStore, open_store
+from streams.live.bootstrap import resolve_bootstrap
 from streams.live.feed import publish
 from streams.live.security import env_client_config
 from streams.operators.validation import quarantine

@@ -21,9 +21,9 @@ from pathlib import Path
 from schemas.decisions import Alert, AuditRecord, ControlCommand, Decision, Signal
 from schemas.quarantine import QuarantineRecord
 from schemas.topics import Topics
-from streams.auditstore import open_store
+from streams.audit.sink import sink
+from streams.audit.store import open_store
 from streams.live.admin import create_topics
-from streams.live.audit_sink import sink
 from streams.live.broker import LocalBroker, free_port
 from streams.live.control import send_commands
 from streams.live.feed import publish
