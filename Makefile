@@ -32,6 +32,7 @@ test: provision-test $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/tickwise schemas check
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -98,4 +99,4 @@ bench-stages: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.stages $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis .import_linter_cache
