@@ -39,6 +39,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from itertools import count
 from pathlib import Path
 from typing import IO, Any
@@ -75,12 +77,22 @@ TXN_MAX_S = 0.1  # a transaction takes no further chunk after this long
 RETRY_S = 0.5  # pause between two attempts while the broker is away
 CALL_TIMEOUT_S = 10.0  # one blocking client call; a timeout is retried, not fatal
 SEEK_ATTEMPTS = 20
+WEDGED_S = 45.0  # a transactional call still blocked after this is given up on
 TRANSACTION_TIMEOUT_MS = 60_000
 SESSION_TIMEOUT_MS = 10_000  # how long a SIGKILLed worker keeps its partitions
 
 
 class TakeOverError(RuntimeError):
     """A partition whose state cannot be rebuilt: the worker must stop rather than guess."""
+
+
+class ProducerWedged(RuntimeError):
+    """A transactional call did not return long after its own timeout.
+
+    librdkafka's ``send_offsets_to_transaction`` can block forever when the group coordinator
+    goes away mid-call (confluentinc/librdkafka#5456 and #5511); seen here after a broker
+    restart. The producer is abandoned and a new one fences it.
+    """
 
 
 class Rewind(Exception):
@@ -145,6 +157,8 @@ class Transport:
         self._warned_at = 0.0
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
+        self._calls = ThreadPoolExecutor(1, thread_name_prefix="tickwise-txn")
+        self._abandoned: list[tuple[Producer, ThreadPoolExecutor]] = []  # kept, never freed
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -204,6 +218,7 @@ class Transport:
         producer, self._producer = self._producer, None
         if producer is not None:
             producer.flush(5)
+        self._calls.shutdown(wait=False)
         self.follower.stop()
 
     # -- rebalance ----------------------------------------------------------------------------
@@ -229,21 +244,26 @@ class Transport:
                 try:
                     runner.checkpoint(0.0)
                 except OSError as exc:  # the next owner replays a little more
-                    log.warning("partition %s: checkpoint on revocation failed: %r", tp, exc)
+                    log.warning(
+                        "partition %s: checkpoint on revocation failed: %r", tp.partition, exc
+                    )
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Lost, not handed over: another worker may own them already, so nothing is written.
         self._abort_if_open("partitions lost")
         for tp in partitions:
             if self.runners.pop(tp.partition, None) is not None:
-                log.warning("partition %s lost (session expired); its new owner carries on", tp)
+                log.warning(
+                    "partition %s lost (session expired); its new owner carries on", tp.partition
+                )
 
     def _abort_if_open(self, why: str) -> None:
         if self._in_transaction and self._producer is not None:
             log.warning("%s with a transaction open: aborting it", why)
+            producer = self._producer
             try:
-                self._producer.abort_transaction(CALL_TIMEOUT_S)
-            except KafkaException as exc:
+                self._bounded(lambda: producer.abort_transaction(CALL_TIMEOUT_S), "abort")
+            except (KafkaException, ProducerWedged) as exc:
                 log.warning(
                     "abort failed (the broker aborts it or the next owner fences it): %s", exc
                 )
@@ -275,20 +295,29 @@ class Transport:
                     f"partition {runner.partition}: cannot take it over: {exc}"
                 ) from exc
 
-    def _committed(self, partitions: Iterable[int]) -> dict[int, int]:
-        """The group's committed offset of each partition (0 when none), waiting for the broker."""
+    def _committed(self, partitions: Iterable[int], fresh: bool = False) -> dict[int, int]:
+        """The group's committed offset of each partition (0 when none), waiting for the broker.
+
+        ``fresh``: ask through a new consumer of the group that never joins it.
+        """
         tps = [TopicPartition(self.raw_topic, p) for p in partitions]
         if not tps:
             return {}
-        assert self._consumer is not None
         while True:
+            asking = self._consumer
+            if fresh or asking is None:
+                settings = {"isolation.level": "read_committed"}  # waits out pending commits
+                asking = Consumer(consumer_settings(self.bootstrap, self.config.app_id, **settings))
             try:
-                answer = self._consumer.committed(tps, timeout=CALL_TIMEOUT_S)
+                answer = asking.committed(tps, timeout=CALL_TIMEOUT_S)
             except KafkaException as exc:
                 if not _transient(exc.args[0]):
                     raise
                 self._wait(f"committed offsets: {exc}")
                 continue
+            finally:
+                if asking is not self._consumer:
+                    asking.close()
             errors = [tp.error for tp in answer if tp.error is not None]
             if errors:
                 self._wait(f"committed offsets: {errors[0]}")
@@ -365,15 +394,14 @@ class Transport:
                     break
             producer.poll(0)  # serve delivery reports once a transaction, not per message
             offsets = [TopicPartition(self.raw_topic, p, end) for p, end in ends.items()]
+            metadata = consumer.consumer_group_metadata()
             self._retrying(
-                lambda: producer.send_offsets_to_transaction(
-                    offsets, consumer.consumer_group_metadata(), CALL_TIMEOUT_S
-                ),
+                lambda: producer.send_offsets_to_transaction(offsets, metadata, CALL_TIMEOUT_S),
                 "send offsets",
             )
             self._retrying(lambda: producer.commit_transaction(CALL_TIMEOUT_S), "commit")
             self._in_transaction = self._dirty = False
-        except KafkaException as exc:
+        except (KafkaException, ProducerWedged) as exc:
             self._transaction_failed(exc)
             raise Rewind from exc
         now = time.time()
@@ -404,7 +432,7 @@ class Transport:
         """Run a transactional call, again while it fails retriably (the broker is away)."""
         while True:
             try:
-                call()
+                self._bounded(call, what)
                 return
             except KafkaException as exc:
                 error = exc.args[0]
@@ -412,40 +440,59 @@ class Transport:
                     raise
                 self._wait(f"{what}: {error}")
 
-    def _transaction_failed(self, exc: KafkaException) -> None:
+    def _bounded(self, call: Callable[[], Any], what: str) -> Any:
+        """Run a blocking producer call on the producer's own thread, for ``WEDGED_S`` at most."""
+        future = self._calls.submit(call)
+        try:
+            return future.result(WEDGED_S)
+        except FutureTimeout:
+            raise ProducerWedged(f"{what} still blocked after {WEDGED_S:g} s") from None
+
+    def _replace_producer(self, why: str) -> None:
+        log.warning("%s; replacing the transactional producer", why)
+        self._in_transaction = False
+        if self._producer is not None:
+            # a call may still block inside it: keep both alive rather than free them under it
+            self._abandoned.append((self._producer, self._calls))
+            self._calls = ThreadPoolExecutor(1, thread_name_prefix="tickwise-txn")
+        self._producer = self._new_producer()
+
+    def _transaction_failed(self, exc: KafkaException | ProducerWedged) -> None:
+        if isinstance(exc, ProducerWedged):
+            self._replace_producer(str(exc))
+            return
         error = exc.args[0]
         if error.fatal():
-            log.warning("transactional producer failed fatally (%s); replacing it", error)
-            self._in_transaction = False
-            self._producer = self._new_producer()
+            self._replace_producer(f"transactional producer failed fatally ({error})")
             return
         log.warning("transaction failed (%s); aborting it", error)
         producer = self._producer
         assert producer is not None
         while self._in_transaction:
             try:
-                producer.abort_transaction(CALL_TIMEOUT_S)
+                self._bounded(lambda: producer.abort_transaction(CALL_TIMEOUT_S), "abort")
                 self._in_transaction = False
+            except ProducerWedged as wedged:
+                self._replace_producer(str(wedged))
             except KafkaException as again:
-                if again.args[0].fatal():
-                    self._in_transaction = False
-                    self._producer = self._new_producer()
-                elif again.args[0].retriable():
+                if again.args[0].retriable() and not again.args[0].fatal():
                     self._wait(f"abort: {again.args[0]}")
                 else:
-                    log.warning("abort: %s; replacing the producer", again.args[0])
-                    self._in_transaction = False
-                    self._producer = self._new_producer()
+                    self._replace_producer(f"abort failed ({again.args[0]})")
 
     def _rewind(self) -> None:
-        """Rebuild every owned partition to its committed offset and read on from there."""
+        """Rebuild every owned partition to its committed offset and read on from there.
+
+        The committed offsets are asked for by a consumer of their own: the worker's consumer
+        answers only once its group is back, which after a broker restart needs the loop to
+        poll again; and after a call that never returned, only the broker knows whether the
+        last transaction committed.
+        """
         consumer = self._consumer
         assert consumer is not None
-        committed = self._committed(list(self.runners))
+        committed = self._committed(list(self.runners), fresh=True)
         for partition, offset in committed.items():
-            runner = self.runners.get(partition)
-            if runner is None:
-                continue
+            runner = self.runners[partition]
             self._recover(runner, offset)
             for attempt in count(1):
                 try:
