@@ -395,7 +395,9 @@ class Transport:
             producer.poll(0)  # serve delivery reports once a transaction, not per message
             offsets = [TopicPartition(self.raw_topic, p, end) for p, end in ends.items()]
             metadata = consumer.consumer_group_metadata()
-            self._retrying(
+            # Not retried: a failure aborts and rewinds (one batch's work). It can also block
+            # past its timeout (librdkafka #5456/#5511): ``_bounded`` gives up on it then.
+            self._bounded(
                 lambda: producer.send_offsets_to_transaction(offsets, metadata, CALL_TIMEOUT_S),
                 "send offsets",
             )
