@@ -106,7 +106,7 @@ def _feed(subparsers: Subparsers) -> None:
 
 
 def _worker(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser("worker", help="run the live pipeline (faust agent)")
+    parser = subparsers.add_parser("worker", help="run the live pipeline (Kafka transactions)")
     parser.add_argument("--config", default=None, help="TOML config (shared with backtest)")
     parser.add_argument("--topic-prefix", default=None, help="override the config's topic prefix")
     parser.add_argument("--app-id", default=None, help="override the config's app id (group id)")

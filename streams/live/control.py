@@ -10,12 +10,11 @@ All logic (what a command does, when it applies) lives in ``streams.operators.co
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import logging
+import threading
 import time
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from pydantic import ValidationError
@@ -74,45 +73,83 @@ def _decode(msg: Message) -> ControlCommand | QuarantineRecord:
         return quarantine(raw, source, reason, f"control: {exc.errors()[0]['msg']}")
 
 
-async def follow_control(
-    bootstrap: str,
-    topic: str,
-    apply: Callable[[ControlCommand], object],
-    ready: asyncio.Event,
-    on_bad: Callable[[QuarantineRecord], Awaitable[None]],
-) -> None:
-    """Apply every command on ``topic``, from the beginning and then as it arrives; set
-    ``ready`` once the topic's end has been reached. Runs until cancelled.
+class ControlFollower:
+    """Every command on the control topic, read from the start on a thread of its own.
 
-    One thread owns the consumer: a cancelled ``await`` does not stop a ``poll`` already
-    running in its thread, and closing a librdkafka consumer from another thread while it
-    polls can hang the worker's shutdown. On a single thread, ``close`` waits its turn.
+    The worker takes new commands between transactions (``take``) and gives a partition it
+    takes over every command so far (``known``). ``ready`` is set once the topic's end was
+    reached. One thread owns the consumer, so closing it never races a poll in flight.
     """
-    loop = asyncio.get_running_loop()
-    own = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tickwise-control")
-    c = await loop.run_in_executor(own, consumer, bootstrap, [topic])
-    try:
-        while True:
-            msg = await loop.run_in_executor(own, c.poll, POLL_S)
-            if msg is None:
-                if not ready.is_set() and await loop.run_in_executor(own, _caught_up, c):
-                    ready.set()
-                    log.info("control: caught up with %s", topic)
-                continue
-            if msg.error():
-                if msg.error().code() != KafkaError._PARTITION_EOF:
-                    log.error("control consumer error: %s", msg.error())
-                continue
-            verdict = _decode(msg)
-            if isinstance(verdict, QuarantineRecord):
-                await on_bad(verdict)
-            else:
-                apply(verdict)
-    finally:
+
+    def __init__(
+        self, bootstrap: str, topic: str, on_bad: Callable[[QuarantineRecord], object]
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.on_bad = on_bad
+        self.ready = threading.Event()
+        self.failure: BaseException | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._known: list[ControlCommand] = []
+        self._new: list[ControlCommand] = []
+        self._thread = threading.Thread(target=self._follow, name="tickwise-control", daemon=True)
+
+    def start(self) -> None:
+        """Start following (returns at once; wait on ``ready``)."""
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop following and close the consumer."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def has_new(self) -> bool:
+        """Whether a command arrived that ``take`` has not handed out yet (cheap, lock-free)."""
+        return bool(self._new)
+
+    def take(self) -> list[ControlCommand]:
+        """The commands that arrived since the last call, in arrival order."""
+        with self._lock:
+            new, self._new = self._new, []
+        return new
+
+    def known(self) -> list[ControlCommand]:
+        """Every command so far, in arrival order."""
+        with self._lock:
+            return list(self._known)
+
+    def _follow(self) -> None:
         try:
-            await asyncio.shield(loop.run_in_executor(own, c.close))
+            c = consumer(self.bootstrap, [self.topic])
+        except BaseException as exc:
+            self.failure = exc
+            return
+        try:
+            while not self._stop.is_set():
+                msg = c.poll(POLL_S)
+                if msg is None:
+                    if not self.ready.is_set() and _caught_up(c):
+                        self.ready.set()
+                        log.info("control: caught up with %s", self.topic)
+                    continue
+                if msg.error():
+                    if msg.error().code() != KafkaError._PARTITION_EOF:
+                        log.warning("control consumer: %s", msg.error())
+                    continue
+                verdict = _decode(msg)
+                if isinstance(verdict, QuarantineRecord):
+                    self.on_bad(verdict)
+                    continue
+                with self._lock:
+                    self._known.append(verdict)
+                    self._new.append(verdict)
+        except BaseException as exc:  # the worker sees it and stops: no command may be missed
+            self.failure = exc
+            log.error("control follower failed: %r", exc)
         finally:
-            own.shutdown(wait=False)
+            c.close()
 
 
 def run_cli(args: argparse.Namespace) -> int:

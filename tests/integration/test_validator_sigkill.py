@@ -1,9 +1,9 @@
 """The validator killed (SIGKILL) mid-stream and restarted: nothing lost, nothing doubled.
 
-faust commits offsets every few seconds, so the restarted worker is redelivered what the dead
-one had already handled; recovery (`streams.live.partition`) must skip exactly those and rebuild
-the dedup state, so that `ticks.clean` holds every good tick once and the injected duplicates
-are still caught.
+Outputs and input offsets commit in one transaction, so the restarted worker resumes exactly
+where the committed outputs end; recovery (`streams.live.partition`) must rebuild the dedup
+state from the checkpoint and the log, so that `ticks.clean` holds every good tick once and the
+injected duplicates are still caught.
 """
 
 from __future__ import annotations

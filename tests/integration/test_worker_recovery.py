@@ -62,6 +62,7 @@ def test_sigkill_and_restart_lose_and_duplicate_nothing(
             config=str(config_file),
             log_path=str(tmp_path / f"worker{n}.log"),
             checkpoint_dir=str(ckpt),
+            extra_args=["--loglevel", "INFO"],
         )
 
     first = start(1)
@@ -105,6 +106,10 @@ def test_sigkill_and_restart_lose_and_duplicate_nothing(
     for v in replay:
         offline[Decision.model_validate_json(v).instrument].append(v)
     assert dict(live) == dict(offline)
+    # recovery says at INFO what it did: where it started, what it replayed, where it goes on
+    log = (tmp_path / "worker2.log").read_text(errors="replace")
+    used = "checkpoint at offset" if checkpoints else "no checkpoint"
+    assert used in log and "without emitting" in log and "committed offset" in log, log[-2000:]
 
 
 def test_a_partition_it_cannot_rebuild_stops_the_worker_loudly(
@@ -112,7 +117,7 @@ def test_a_partition_it_cannot_rebuild_stops_the_worker_loudly(
 ) -> None:
     # An untrusted checkpoint (here an unsigned pickle that would run code): skipping the
     # partition would lose it, starting it from nothing would decide on the wrong state, and
-    # faust would retry the agent forever behind a process that looks alive. The worker must
+    # retrying forever would hide it behind a process that looks alive. The worker must
     # exit non-zero, say why, emit nothing, and never unpickle the file.
     topics = Topics(topic_prefix)
     create_topics(kafka_bootstrap, topic_prefix, partitions=1)

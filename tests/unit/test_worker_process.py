@@ -1,6 +1,7 @@
 """The worker as a process: a worker that must stop, stops (the crash watchdog ends it with
-its code even when the main thread never returns, as when faust's orderly stop waits on a
-stuck thread), and it leaves nothing behind in the directory it was started from."""
+its code even when the main thread never returns, as when closing a client waits on a broker
+that is away), and the benchmark's faust floor leaves nothing behind in the directory it was
+started from."""
 
 from __future__ import annotations
 

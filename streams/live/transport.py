@@ -1,0 +1,590 @@
+"""The live transport: ``ticks.raw`` in batches, outputs and input offsets in one transaction.
+
+Why Kafka's own exactly-once (KIP-98, KIP-447) rather than a home-made one: a batch's outputs
+and the consumer offsets that say it was handled commit atomically, so after any crash the
+group's committed offset is exactly where the committed outputs end. Nothing has to be looked
+up in the output topics, and a zombie that lost its partitions cannot commit either (the
+offsets carry the consumer group's generation, which fences it).
+
+The loop, on one thread:
+
+1. apply the control commands that arrived (between transactions, so the point where each
+   applied is a committed offset, and the partition is checkpointed right there before it
+   goes on: a recovery replays up to that point, then applies the command where it applied);
+2. take a batch: whatever the consumer holds, or wait at most ``POLL_S`` for the first
+   message, so a lone tick is not held back and a burst comes in batches of ``BATCH_MAX``;
+3. process it per partition in chunks of ``CHUNK`` messages inside one transaction, which
+   closes early when a command waits or after ``TXN_MAX_S``; commit outputs and the offsets
+   of what was processed; the rest of the batch goes into the next transaction.
+
+No transaction is ever open while the consumer is polled, so a rebalance callback always finds
+every output of a revoked partition committed; it checkpoints the partition and lets it go.
+
+Faults: a retriable error is retried; an abortable one aborts the transaction; a fatal one
+(the producer fenced) replaces the producer. After an abort or a new producer, every owned
+partition is rebuilt to its committed offset (checkpoint plus replay) and the consumer seeks
+back there, so the decisions stay those of an uninterrupted run. A broker that is down is
+waited for; only what cannot be rebuilt (a trimmed log, an untrusted checkpoint) stops the
+worker, loudly.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import logging
+import re
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from itertools import count
+from pathlib import Path
+from typing import IO, Any
+
+from confluent_kafka import (
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from schemas.quarantine import QuarantineRecord
+from schemas.topics import Topics
+from streams.checkpoint import CheckpointStore
+from streams.config import TickwiseConfig
+from streams.live.control import ControlFollower
+from streams.live.feed import publish
+from streams.live.metrics import PipelineMetrics
+from streams.live.partition import PartitionRunner
+from streams.live.reader import TRANSIENT, consumer_settings
+from streams.live.security import env_client_config
+from streams.pipeline import Output
+from streams.sources import RawRecord
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX = 500  # messages one consume call takes at most
+POLL_S = 0.1  # longest wait for a batch's first message; commands apply at least this often
+CHUNK = 25  # messages of one partition processed between two looks for a waiting command
+TXN_MAX_S = 0.1  # a transaction takes no further chunk after this long
+RETRY_S = 0.5  # pause between two attempts while the broker is away
+CALL_TIMEOUT_S = 10.0  # one blocking client call; a timeout is retried, not fatal
+SEEK_ATTEMPTS = 20
+WEDGED_S = 45.0  # a transactional call still blocked after this is given up on
+TRANSACTION_TIMEOUT_MS = 60_000
+SESSION_TIMEOUT_MS = 10_000  # how long a SIGKILLed worker keeps its partitions
+
+
+class TakeOverError(RuntimeError):
+    """A partition whose state cannot be rebuilt: the worker must stop rather than guess."""
+
+
+class ProducerWedged(RuntimeError):
+    """A transactional call did not return long after its own timeout.
+
+    librdkafka's ``send_offsets_to_transaction`` can block forever when the group coordinator
+    goes away mid-call (confluentinc/librdkafka#5456 and #5511); seen here after a broker
+    restart. The producer is abandoned and a new one fences it.
+    """
+
+
+class Rewind(Exception):
+    """The open transaction is gone: rebuild every partition to its committed offset."""
+
+
+def instance_slot(app_id: str) -> tuple[int, IO[str]]:
+    """The lowest slot number no live worker of ``app_id`` on this host holds, and its lock.
+
+    Why: the transactional id is ``<app id>.<host>.<slot>``. A worker restarted after a crash
+    takes its predecessor's slot, so ``init_transactions`` aborts the dead worker's open
+    transaction at once instead of after the transaction timeout; two live workers on one
+    host never share an id (which would fence each other in turn). The lock dies with the
+    process, SIGKILL included.
+    """
+    base = Path(tempfile.gettempdir()) / f"tickwise-{getpass.getuser()}" / "slots"
+    base.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", app_id)
+    for slot in count():
+        fh = open(base / f"{name}.{slot}.lock", "a")  # noqa: SIM115 - held for the process
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            continue
+        return slot, fh
+    raise AssertionError("unreachable")
+
+
+def _transient(error: KafkaError) -> bool:
+    return error.code() in TRANSIENT or (error.retriable() and not error.fatal())
+
+
+class Transport:
+    """One worker process: a group consumer on ``ticks.raw``, one transactional producer, and a
+    ``PartitionRunner`` per assigned partition."""
+
+    def __init__(
+        self,
+        config: TickwiseConfig,
+        bootstrap: str,
+        store: CheckpointStore,
+        observe: Callable[[Output], None] | None = None,
+        metrics: PipelineMetrics | None = None,
+    ) -> None:
+        self.config = config
+        self.bootstrap = bootstrap
+        self.store = store
+        self.observe = observe
+        self.metrics = metrics
+        self.topics = Topics(config.topic_prefix)
+        self.raw_topic = self.topics.raw
+        self.runners: dict[int, PartitionRunner] = {}
+        self.follower = ControlFollower(bootstrap, self.topics.control, self._on_bad_command)
+        self.slot, self._slot_lock = instance_slot(config.app_id)
+        self.transactional_id = f"{config.app_id}.{socket.gethostname()}.{self.slot}"
+        self._stop = threading.Event()
+        self._failure: BaseException | None = None  # raised in a rebalance callback
+        self._in_transaction = False
+        self._dirty = False  # the runners' state may be ahead of the committed offsets
+        self._partitions: dict[str, int] = {}
+        self._warned_at = 0.0
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._calls = ThreadPoolExecutor(1, thread_name_prefix="tickwise-txn")
+        self._abandoned: list[tuple[Producer, ThreadPoolExecutor]] = []  # kept, never freed
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to end after the transaction in progress (signal-safe)."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """Run until ``stop``; raises what stops the worker (``TakeOverError`` and the like)."""
+        self.follower.start()
+        while not self.follower.ready.wait(0.2):  # no decision before the kill switch is known
+            if self.follower.failure is not None:
+                raise self.follower.failure
+            if self._stop.is_set():
+                self.follower.stop()
+                return
+        self._producer = self._new_producer()
+        self._consumer = Consumer(
+            consumer_settings(
+                self.bootstrap,
+                self.config.app_id,
+                **{
+                    "partition.assignment.strategy": "cooperative-sticky",
+                    "isolation.level": "read_committed",  # what the range reader replays
+                    "auto.offset.reset": "error",  # a trimmed log must not be skipped quietly
+                    "enable.partition.eof": False,
+                    "session.timeout.ms": SESSION_TIMEOUT_MS,
+                    "heartbeat.interval.ms": 1000,
+                    "fetch.wait.max.ms": 10,
+                },
+            )
+        )
+        self._consumer.subscribe(
+            [self.raw_topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        try:
+            while not self._stop.is_set():
+                if self.follower.failure is not None:
+                    raise self.follower.failure
+                self._apply_controls()
+                batch = self._consume()
+                if batch:
+                    self._handle(batch)
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            try:
+                consumer.close()  # revokes every partition: each is checkpointed
+            except (KafkaException, RuntimeError) as exc:
+                log.warning("closing the consumer: %r", exc)
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.flush(5)
+        self._calls.shutdown(wait=False)
+        self.follower.stop()
+
+    # -- rebalance ----------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        try:
+            committed = self._committed([tp.partition for tp in partitions])
+            assign = []
+            for tp in partitions:
+                self.runners[tp.partition] = self._take_over(tp.partition, committed[tp.partition])
+                assign.append(TopicPartition(tp.topic, tp.partition, committed[tp.partition]))
+            consumer.incremental_assign(assign)
+        except BaseException as exc:  # raised by run() after consume returns
+            self._failure = exc
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # No transaction is open while the consumer polls, so every output of these
+        # partitions is committed: checkpoint them and let them go.
+        self._abort_if_open("partitions revoked")
+        for tp in partitions:
+            runner = self.runners.pop(tp.partition, None)
+            if runner is not None and not self._dirty:
+                try:
+                    runner.checkpoint(0.0)
+                except OSError as exc:  # the next owner replays a little more
+                    log.warning(
+                        "partition %s: checkpoint on revocation failed: %r", tp.partition, exc
+                    )
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Lost, not handed over: another worker may own them already, so nothing is written.
+        self._abort_if_open("partitions lost")
+        for tp in partitions:
+            if self.runners.pop(tp.partition, None) is not None:
+                log.warning(
+                    "partition %s lost (session expired); its new owner carries on", tp.partition
+                )
+
+    def _abort_if_open(self, why: str) -> None:
+        if self._in_transaction and self._producer is not None:
+            log.warning("%s with a transaction open: aborting it", why)
+            producer = self._producer
+            try:
+                self._bounded(lambda: producer.abort_transaction(CALL_TIMEOUT_S), "abort")
+            except (KafkaException, ProducerWedged) as exc:
+                log.warning(
+                    "abort failed (the broker aborts it or the next owner fences it): %s", exc
+                )
+            self._in_transaction = False
+
+    def _take_over(self, partition: int, committed: int) -> PartitionRunner:
+        runner = PartitionRunner(
+            self.config, self.bootstrap, self.raw_topic, partition, self.store, self.observe
+        )
+        self._recover(runner, committed)
+        applied = [runner.on_control(command) for command in self.follower.known()]
+        if any(applied):
+            runner.checkpoint(0.0, force=True)
+        return runner
+
+    def _recover(self, runner: PartitionRunner, committed: int) -> None:
+        while True:
+            try:
+                runner.recover(committed)
+                return
+            except KafkaException as exc:  # the broker is away: wait for it
+                if not _transient(exc.args[0]):
+                    raise TakeOverError(
+                        f"partition {runner.partition}: cannot take it over: {exc}"
+                    ) from exc
+                self._wait(f"partition {runner.partition}: recovery: {exc}")
+            except Exception as exc:
+                raise TakeOverError(
+                    f"partition {runner.partition}: cannot take it over: {exc}"
+                ) from exc
+
+    def _committed(self, partitions: Iterable[int], fresh: bool = False) -> dict[int, int]:
+        """The group's committed offset of each partition (0 when none), waiting for the broker.
+
+        ``fresh``: ask through a new consumer of the group that never joins it.
+        """
+        tps = [TopicPartition(self.raw_topic, p) for p in partitions]
+        if not tps:
+            return {}
+        while True:
+            asking = self._consumer
+            if fresh or asking is None:
+                settings = {"isolation.level": "read_committed"}  # waits out pending commits
+                asking = Consumer(consumer_settings(self.bootstrap, self.config.app_id, **settings))
+            try:
+                answer = asking.committed(tps, timeout=CALL_TIMEOUT_S)
+            except KafkaException as exc:
+                if not _transient(exc.args[0]):
+                    raise
+                self._wait(f"committed offsets: {exc}")
+                continue
+            finally:
+                if asking is not self._consumer:
+                    asking.close()
+            errors = [tp.error for tp in answer if tp.error is not None]
+            if errors:
+                self._wait(f"committed offsets: {errors[0]}")
+                continue
+            return {tp.partition: 0 if tp.offset == OFFSET_INVALID else tp.offset for tp in answer}
+
+    # -- the batch loop -----------------------------------------------------------------------
+
+    def _consume(self) -> list[Message]:
+        consumer = self._consumer
+        assert consumer is not None
+        batch = consumer.consume(BATCH_MAX, 0)  # what is already here
+        if not batch:
+            batch = consumer.consume(1, POLL_S)  # returns with the first message
+            if batch:
+                batch += consumer.consume(BATCH_MAX - 1, 0)
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+        messages = []
+        for msg in batch:
+            error = msg.error()
+            if error is None:
+                messages.append(msg)
+            elif error.code() == KafkaError._AUTO_OFFSET_RESET or error.fatal():
+                raise TakeOverError(
+                    f"{self.raw_topic} partition {msg.partition()}: cannot read on from offset "
+                    f"{msg.offset()}: {error.str()}"
+                )
+            else:
+                self._warn(f"consumer: {error}")
+        return messages
+
+    def _handle(self, batch: list[Message]) -> None:
+        by_partition: dict[int, list[Message]] = {}
+        for msg in batch:
+            by_partition.setdefault(msg.partition(), []).append(msg)
+        chunks: list[tuple[int, list[Message]]] = []
+        for partition, messages in by_partition.items():
+            runner = self.runners.get(partition)
+            if runner is None:
+                continue  # revoked meanwhile: its new owner reads these
+            fresh = [m for m in messages if (m.offset() or 0) >= runner.next_offset]
+            chunks += [(partition, fresh[i : i + CHUNK]) for i in range(0, len(fresh), CHUNK)]
+        done = 0
+        try:
+            while done < len(chunks) and not self._stop.is_set():
+                done += self._transact(chunks[done:])
+                self._apply_controls()
+        except Rewind:
+            self._rewind()
+
+    def _transact(self, chunks: list[tuple[int, list[Message]]]) -> int:
+        """Process chunks in one transaction until a command waits or it is old; commit it
+        with the input offsets; return how many chunks it took."""
+        producer = self._producer
+        consumer = self._consumer
+        assert producer is not None and consumer is not None
+        started = time.monotonic()
+        ends: dict[int, int] = {}
+        produced: dict[int, list[float]] = {}
+        taken = 0
+        try:
+            producer.begin_transaction()
+            self._in_transaction = self._dirty = True
+            for partition, chunk in chunks:
+                runner = self.runners[partition]
+                for out in runner.process(chunk):
+                    self._produce(out, partition)
+                ends[partition] = (chunk[-1].offset() or 0) + 1
+                produced.setdefault(partition, []).extend(m.timestamp()[1] / 1e3 for m in chunk)
+                taken += 1
+                if self.follower.has_new() or time.monotonic() - started > TXN_MAX_S:
+                    break
+            producer.poll(0)  # serve delivery reports once a transaction, not per message
+            offsets = [TopicPartition(self.raw_topic, p, end) for p, end in ends.items()]
+            metadata = consumer.consumer_group_metadata()
+            # Not retried: a failure aborts and rewinds (one batch's work). It can also block
+            # past its timeout (librdkafka #5456/#5511): ``_bounded`` gives up on it then.
+            self._bounded(
+                lambda: producer.send_offsets_to_transaction(offsets, metadata, CALL_TIMEOUT_S),
+                "send offsets",
+            )
+            self._retrying(lambda: producer.commit_transaction(CALL_TIMEOUT_S), "commit")
+            self._in_transaction = self._dirty = False
+        except (KafkaException, ProducerWedged) as exc:
+            self._transaction_failed(exc)
+            raise Rewind from exc
+        now = time.time()
+        for partition, end in ends.items():
+            runner = self.runners.get(partition)
+            if runner is not None:
+                runner.committed(end)
+                runner.checkpoint(self.config.live.checkpoint_interval_s)
+            if self.metrics is not None:
+                self.metrics.on_batch(partition, produced[partition], now, self._lag(partition))
+        return taken
+
+    def _produce(self, out: Output, partition: int) -> None:
+        producer = self._producer
+        assert producer is not None
+        topic = self.topics.name(out.topic)
+        key = out.key.encode() if out.key is not None else None
+        # co-partitioned: an instrument's outputs go to its raw partition's number
+        target = partition if self._partitions.get(topic, 0) > partition else -1
+        while True:
+            try:
+                producer.produce(topic, out.encoded(), key, partition=target)
+                return
+            except BufferError:  # the local queue is full while the broker is away
+                producer.poll(RETRY_S)
+
+    def _retrying(self, call: Callable[[], Any], what: str) -> None:
+        """Run a transactional call, again while it fails retriably (the broker is away)."""
+        while True:
+            try:
+                self._bounded(call, what)
+                return
+            except KafkaException as exc:
+                error = exc.args[0]
+                if not error.retriable() or error.txn_requires_abort() or error.fatal():
+                    raise
+                self._wait(f"{what}: {error}")
+
+    def _bounded(self, call: Callable[[], Any], what: str) -> Any:
+        """Run a blocking producer call on the producer's own thread, for ``WEDGED_S`` at most."""
+        future = self._calls.submit(call)
+        try:
+            return future.result(WEDGED_S)
+        except FutureTimeout:
+            raise ProducerWedged(f"{what} still blocked after {WEDGED_S:g} s") from None
+
+    def _replace_producer(self, why: str) -> None:
+        log.warning("%s; replacing the transactional producer", why)
+        self._in_transaction = False
+        if self._producer is not None:
+            # a call may still block inside it: keep both alive rather than free them under it
+            self._abandoned.append((self._producer, self._calls))
+            self._calls = ThreadPoolExecutor(1, thread_name_prefix="tickwise-txn")
+        self._producer = self._new_producer()
+
+    def _transaction_failed(self, exc: KafkaException | ProducerWedged) -> None:
+        if isinstance(exc, ProducerWedged):
+            self._replace_producer(str(exc))
+            return
+        error = exc.args[0]
+        if error.fatal():
+            self._replace_producer(f"transactional producer failed fatally ({error})")
+            return
+        log.warning("transaction failed (%s); aborting it", error)
+        producer = self._producer
+        assert producer is not None
+        while self._in_transaction:
+            try:
+                self._bounded(lambda: producer.abort_transaction(CALL_TIMEOUT_S), "abort")
+                self._in_transaction = False
+            except ProducerWedged as wedged:
+                self._replace_producer(str(wedged))
+            except KafkaException as again:
+                if again.args[0].retriable() and not again.args[0].fatal():
+                    self._wait(f"abort: {again.args[0]}")
+                else:
+                    self._replace_producer(f"abort failed ({again.args[0]})")
+
+    def _rewind(self) -> None:
+        """Rebuild every owned partition to its committed offset and read on from there.
+
+        The committed offsets are asked for by a consumer of their own: the worker's consumer
+        answers only once its group is back, which after a broker restart needs the loop to
+        poll again; and after a call that never returned, only the broker knows whether the
+        last transaction committed.
+        """
+        consumer = self._consumer
+        assert consumer is not None
+        committed = self._committed(list(self.runners), fresh=True)
+        for partition, offset in committed.items():
+            runner = self.runners[partition]
+            self._recover(runner, offset)
+            for attempt in count(1):
+                try:
+                    consumer.seek(TopicPartition(self.raw_topic, partition, offset))
+                    break
+                except KafkaException as exc:
+                    if attempt >= SEEK_ATTEMPTS:  # reading on from elsewhere would skip ticks
+                        raise TakeOverError(
+                            f"partition {partition}: cannot seek back to the committed offset "
+                            f"{offset}: {exc}"
+                        ) from exc
+                    self._wait(f"partition {partition}: seek to {offset}: {exc}")
+            log.warning("partition %s: rewound to committed offset %s", partition, offset)
+        self._dirty = False
+
+    # -- control ------------------------------------------------------------------------------
+
+    def _apply_controls(self) -> None:
+        """Apply new commands to every partition, then checkpoint the ones they changed, so a
+        recovery never replays past the point where a command applied."""
+        commands = self.follower.take()
+        if not commands:
+            return
+        for runner in self.runners.values():
+            if any([runner.on_control(command) for command in commands]):
+                runner.checkpoint(0.0, force=True)
+
+    def _on_bad_command(self, record: QuarantineRecord) -> None:
+        source = record.source
+        publish(
+            [RawRecord("", record.to_bytes(), "control", source.offset)],
+            self.bootstrap,
+            self.topics.quarantine,
+        )
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _new_producer(self) -> Producer:
+        producer = Producer(
+            {
+                **env_client_config(),
+                "bootstrap.servers": self.bootstrap,
+                "transactional.id": self.transactional_id,
+                "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 1,
+                "compression.type": "lz4",
+                "queue.buffering.max.messages": 1_000_000,
+            }
+        )
+        while True:
+            try:
+                producer.init_transactions(CALL_TIMEOUT_S * 3)  # fences this slot's predecessor
+                break
+            except KafkaException as exc:
+                if not exc.args[0].retriable():
+                    raise
+                self._wait(f"init transactions: {exc}")
+        while True:
+            try:
+                metadata = producer.list_topics(timeout=CALL_TIMEOUT_S)
+                break
+            except KafkaException as exc:
+                self._wait(f"metadata: {exc}")
+        self._partitions = {name: len(t.partitions) for name, t in metadata.topics.items()}
+        return producer
+
+    def _lag(self, partition: int) -> int | None:
+        assert self._consumer is not None
+        runner = self.runners.get(partition)
+        if runner is None:
+            return None
+        try:
+            _, high = self._consumer.get_watermark_offsets(
+                TopicPartition(self.raw_topic, partition), cached=True
+            )
+        except KafkaException:
+            return None
+        return None if high < 0 else max(0, high - runner.next_offset)
+
+    def _wait(self, why: str) -> None:
+        """Wait a little for the broker; give up only when asked to stop."""
+        if self._stop.is_set():
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"stopping: {why}"))
+        self._warn(f"{why} (waiting for the broker)")
+        time.sleep(RETRY_S)
+
+    def _warn(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self._warned_at > 2.0:  # a broker away for a minute: not 600 lines
+            self._warned_at = now
+            log.warning("%s", text)

@@ -1,0 +1,151 @@
+"""The transactional worker under faults on the shared broker: killed with a transaction open,
+and started on a log that retention has trimmed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from replay.backtest import run_backtest
+from schemas.decisions import Decision
+from schemas.topics import Topics
+from streams.config import load_config
+from streams.live.admin import create_topics
+from streams.live.feed import publish
+from streams.live.tap import read_values, spawn_worker, stop_process
+from streams.sources import synthetic
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+def open_transaction(bootstrap: str, topic: str, partitions: int) -> bool:
+    """Whether ``topic`` holds records of a transaction neither committed nor aborted: its
+    high watermark is past its last stable offset."""
+    ends = {}
+    for isolation in ("read_uncommitted", "read_committed"):
+        c = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"probe-{uuid.uuid4().hex[:6]}",
+                "isolation.level": isolation,
+            }
+        )
+        try:
+            ends[isolation] = [
+                c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in range(partitions)
+            ]
+        finally:
+            c.close()
+    return any(
+        hw > lso for hw, lso in zip(ends["read_uncommitted"], ends["read_committed"], strict=True)
+    )
+
+
+def test_sigkill_with_a_transaction_open_loses_and_duplicates_nothing(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    records = list(synthetic(seed=51, count=9000, bad_rate=0.02))
+    config_file = tmp_path / "tickwise.toml"
+    config_file.write_text("[live]\ncheckpoint_interval_s = 0.5\n")
+    config = load_config(config_file, topic_prefix=topic_prefix)
+    expected = run_backtest(records, config, tmp_path / "bt")
+    replay = (tmp_path / "bt" / "decisions.jsonl").read_bytes().splitlines()
+    topics = Topics(topic_prefix)
+    create_topics(kafka_bootstrap, topic_prefix, partitions=3)
+    assert publish(records, kafka_bootstrap, topics.raw) == len(records)
+    app_id = f"txn-kill-{uuid.uuid4().hex[:8]}"
+
+    def start(n: int):
+        return spawn_worker(
+            kafka_bootstrap,
+            topic_prefix,
+            app_id,
+            config=str(config_file),
+            log_path=str(tmp_path / f"worker{n}.log"),
+            checkpoint_dir=str(tmp_path / "checkpoints"),
+            extra_args=["--loglevel", "INFO"],
+        )
+
+    first = start(1)
+    killed_open = False
+    try:
+        assert len(read_values(kafka_bootstrap, topics.decisions, len(replay) // 4, 180)) > 0
+        # freeze the worker, and kill it only if the broker holds a transaction of it open
+        for _ in range(200):
+            os.kill(first.pid, signal.SIGSTOP)
+            if open_transaction(kafka_bootstrap, topics.clean, 3):
+                first.kill()
+                killed_open = True
+                break
+            os.kill(first.pid, signal.SIGCONT)
+            time.sleep(0.02)
+        first.wait(30)
+    finally:
+        if first.poll() is None:
+            os.kill(first.pid, signal.SIGCONT)
+        stop_process(first)
+    assert killed_open, "never caught the worker with a transaction open"
+
+    second = start(2)
+    try:
+        decisions = read_values(kafka_bootstrap, topics.decisions, len(replay), 240)
+        time.sleep(3)  # a duplicate would arrive now
+        decisions = read_values(kafka_bootstrap, topics.decisions, len(replay) + 1000, 20)
+        clean = read_values(kafka_bootstrap, topics.clean, expected.clean + 1000, 20)
+        quarantine = read_values(kafka_bootstrap, topics.quarantine, len(records), 20)
+    finally:
+        stop_process(second)
+
+    ids = Counter(Decision.model_validate_json(v).decision_id for _, v in decisions)
+    assert [i for i, n in ids.items() if n > 1] == []
+    assert len(clean) == expected.clean
+    assert len(clean) + len(quarantine) == len(records)
+    live, offline = defaultdict(list), defaultdict(list)
+    for _, v in decisions:
+        live[Decision.model_validate_json(v).instrument].append(v)
+    for v in replay:
+        offline[Decision.model_validate_json(v).instrument].append(v)
+    assert dict(live) == dict(offline)
+    log = (tmp_path / "worker2.log").read_text(errors="replace")
+    # recovery says at INFO what it did, per partition
+    for p in range(3):
+        assert f"partition {p}: " in log and "replayed offsets [" in log, log[-3000:]
+    assert "committed offset" in log
+
+
+def test_a_trimmed_raw_partition_stops_the_worker_naming_the_missing_offsets(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    topics = Topics(topic_prefix)
+    create_topics(kafka_bootstrap, topic_prefix, partitions=1)
+    assert publish(list(synthetic(seed=5, count=100)), kafka_bootstrap, topics.raw) == 100
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    for future in admin.delete_records(
+        [TopicPartition(topics.raw, 0, 40)], request_timeout=30
+    ).values():
+        future.result(30)
+    log = tmp_path / "worker.log"
+    worker = spawn_worker(
+        kafka_bootstrap,
+        topic_prefix,
+        f"trimmed-{uuid.uuid4().hex[:8]}",
+        log_path=str(log),
+        checkpoint_dir=str(tmp_path / "checkpoints"),
+    )
+    try:
+        code = worker.wait(120)
+    finally:
+        stop_process(worker)
+    assert code != 0, "a worker that cannot replay its partition must not carry on"
+    text = log.read_text(errors="replace")
+    assert f"{topics.raw} partition 0: offsets 0 to 39 are no longer retained" in text, text
+    assert read_values(kafka_bootstrap, topics.clean, 1, 3) == []

@@ -1,0 +1,77 @@
+"""The parts of the live transport that need no broker: the host slot that names a worker's
+transactional id, and the checks recovery makes before it reads a byte from Kafka."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from streams.checkpoint import Checkpoint, CheckpointStore
+from streams.config import TickwiseConfig
+from streams.live.partition import PartitionRunner, Recovery
+from streams.live.reader import RangeReadError
+from streams.live.transport import instance_slot
+
+
+def test_live_workers_get_distinct_slots_and_a_dead_ones_slot_is_taken_again() -> None:
+    app = f"slot-{uuid.uuid4().hex[:8]}"
+    first, lock0 = instance_slot(app)
+    second, lock1 = instance_slot(app)
+    assert (first, second) == (0, 1)
+    lock0.close()  # as the kernel does when the process dies, SIGKILL included
+    again, lock2 = instance_slot(app)
+    assert again == 0
+    lock1.close()
+    lock2.close()
+
+
+def test_a_slot_held_by_another_process_is_not_taken() -> None:
+    app = f"slot-{uuid.uuid4().hex[:8]}"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from streams.live.transport import instance_slot\n"
+            f"slot, lock = instance_slot({app!r})\n"
+            "print(slot, flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == b"0"
+        slot, lock = instance_slot(app)
+        assert slot == 1
+        lock.close()
+    finally:
+        holder.kill()
+        holder.wait(10)
+    slot, lock = instance_slot(app)
+    assert slot == 0, "the killed holder's slot must be free again"
+    lock.close()
+
+
+def test_a_checkpoint_ahead_of_the_committed_offset_is_refused(tmp_path: Path) -> None:
+    # A checkpoint can only trail the committed offset (it is saved after the commit); one
+    # ahead of it belongs to another deployment, and starting from it would skip ticks.
+    config = TickwiseConfig()
+    store = CheckpointStore(tmp_path, key=b"k" * 32)
+    store.save("ticks.raw", 2, Checkpoint(offset=10, state=None))
+    runner = PartitionRunner(config, "127.0.0.1:9", "ticks.raw", 2, store)
+    with pytest.raises(RangeReadError, match=r"partition 2: the checkpoint reflects offset 10, "):
+        runner.recover(committed=5)
+
+
+def test_recovery_says_what_it_did() -> None:
+    text = str(Recovery(partition=1, checkpoint=99, replayed_from=100, committed=250, replayed=150))
+    assert text == (
+        "partition 1: checkpoint at offset 99; replayed offsets [100, 250) without emitting "
+        "(150 messages); committed offset 250"
+    )
+    assert str(Recovery(0, -1, 0, 0, 0)).startswith("partition 0: no checkpoint; ")
