@@ -247,7 +247,7 @@ class Registry:
             scope="global",
             reason=reason,
             operator=operator,
-            ts_ns=now_ns,
+            ts_event_ns=now_ns,
             model_id=mv.model_id,
             model_version=mv.version,
             stage=stage,  # type: ignore[arg-type]
@@ -287,7 +287,7 @@ class Registry:
             scope="global",
             reason=reason,
             operator=operator,
-            ts_ns=now_ns,
+            ts_event_ns=now_ns,
             model_id=back.model_id,
             model_version=back.version,
             model_spec=back.config,

@@ -219,7 +219,7 @@ class Console:
             scope=scope,
             reason=body["reason"],
             operator=user.name,
-            ts_ns=now,
+            ts_event_ns=now,
         )
         return await self._send(command, user)
 

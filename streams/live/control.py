@@ -125,7 +125,7 @@ def run_cli(args: argparse.Namespace) -> int:
         scope=scope,
         reason=args.reason,
         operator=args.operator or getpass.getuser(),
-        ts_ns=now,
+        ts_event_ns=now,
         effective_ts_event_ns=args.effective_ts_event_ns,
     )
     topic = Topics(args.prefix).control
