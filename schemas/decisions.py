@@ -28,6 +28,15 @@ class Side(StrEnum):
     FLAT = "FLAT"
 
 
+class Stage(StrEnum):
+    """Where a model version is in its rollout, in rollout order."""
+
+    SHADOW = "shadow"
+    CANARY = "canary"
+    PRODUCTION = "production"
+    RETIRED = "retired"
+
+
 class Contribution(Contract):
     """How much one feature pushed the score, in the model's own units (log-odds for logistic)."""
 
@@ -57,8 +66,8 @@ class Signal(Contract):
         default="classification",
         description="classification: score is P(up); regression: score is the forecast in bps.",
     )
-    stage: Literal["production", "canary", "shadow"] = Field(
-        default="production", description="Shadow signals are published but never reach risk."
+    stage: Literal[Stage.PRODUCTION, Stage.CANARY, Stage.SHADOW] = Field(
+        default=Stage.PRODUCTION, description="Shadow signals are published but never reach risk."
     )
     capital_fraction: float = Field(
         default=1.0, ge=0.0, le=1.0, description="Share of the target size risk may use (canary)."
@@ -234,7 +243,7 @@ class ControlCommand(Contract):
     ts_event_ns: TimestampNs = Field(description="When the command was given.")
     model_id: str | None = None
     model_version: int | None = None
-    stage: Literal["shadow", "canary", "production", "retired"] | None = Field(
+    stage: Stage | None = Field(
         default=None, description="promote: the stage the version moves to (default production)."
     )
     model_spec: dict[str, Any] | None = Field(

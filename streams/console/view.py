@@ -23,6 +23,7 @@ from schemas.decisions import (
     Decision,
     Fill,
     Signal,
+    Stage,
     TradingState,
 )
 from schemas.quarantine import QuarantineRecord
@@ -201,7 +202,7 @@ class ConsoleView:
         # scored like the model's labels: direction over the horizon, once it has passed;
         # shadow signals have no decision, so they take the instrument's last price
         price = self._prices.pop(s.signal_id, None)
-        if price is None and s.stage == "shadow":
+        if price is None and s.stage == Stage.SHADOW:
             price = view.last_price
         if price is not None:
             self.monitor.on_signal(s, price)

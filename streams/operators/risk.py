@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import lru_cache
 from types import MappingProxyType
 
@@ -42,7 +43,7 @@ from streams.operators.units import BPS_PER_UNIT
 NS = 1e-9
 
 
-class Reason:
+class Reason(StrEnum):
     """Stable rejection reason codes (values never change meaning; new ones are appended)."""
 
     INSTRUMENT_NOT_ALLOWED = "INSTRUMENT_NOT_ALLOWED"
