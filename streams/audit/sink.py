@@ -90,12 +90,12 @@ def run_sink(args: argparse.Namespace) -> int:
             added = store.append(line for line in lines if line.strip())
             print(f"loaded {added} new records from {args.from_file} ({len(lines)} lines)")
             return 0
-        topics = Topics(args.prefix)
+        topics = Topics(args.topic_prefix)
         read, new = sink(
             resolve_bootstrap(args),
             topics,
             store,
-            f"{args.prefix}tickwise-audit-sink",
+            f"{args.topic_prefix}tickwise-audit-sink",
             args.idle_exit,
         )
         print(f"read {read} audit messages, {new} new records stored")

@@ -128,7 +128,7 @@ def run_cli(args: argparse.Namespace) -> int:
         ts_event_ns=now,
         effective_ts_event_ns=args.effective_ts_event_ns,
     )
-    topic = Topics(args.prefix).control
+    topic = Topics(args.topic_prefix).control
     send_commands([cmd], resolve_bootstrap(args), topic)
     print(f"kill switch {args.state} for {scope}: {cmd.command_id} sent to {topic}")
     return 0
