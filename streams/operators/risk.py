@@ -412,14 +412,3 @@ class RiskEngine(InstrumentStateMixin):
             reasons=list(intent.reasons),
         )
         return RiskVerdict(decision, checks, state)
-
-    def on_signal(
-        self,
-        signal: Signal,
-        price: float,
-        account: AccountView | None = None,
-        control: ControlView | None = None,
-    ) -> tuple[Decision, list[RiskCheckResult]]:
-        """``evaluate`` without the trading state (the skeleton's signature)."""
-        verdict = self.evaluate(signal, price, account, control)
-        return verdict.decision, verdict.checks
