@@ -182,7 +182,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rollout(rollback)
 
     compare = command("compare", _compare, "rank model configs prequentially over a file")
-    compare.add_argument("--data", nargs="+", default=None, help="CSV or CSV.gz files")
+    compare.add_argument("--data", nargs="+", default=None, help="CSV, JSON Lines or Parquet files")
     compare.add_argument("--config", nargs="+", required=True, help="TOML configs to compare")
     add_source_arguments(compare)
     add_progress_argument(compare)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from enum import StrEnum
 from pathlib import Path
 
@@ -65,3 +66,25 @@ def test_a_rejection_reason_is_the_same_string_on_the_wire() -> None:
     wire = json.loads(verdict.decision.to_bytes())
     assert wire["reject_reasons"] == ["INSTRUMENT_NOT_ALLOWED"]
     assert Decision.model_validate(wire) == verdict.decision
+
+
+HISTORY = re.compile(r"\bskeleton\b|\bissues? #?\d+", re.IGNORECASE)
+
+
+def test_the_code_carries_no_history_comments() -> None:
+    # the history lives in commit messages; code says what is true now
+    files = [ROOT / "Dockerfile", ROOT / "Makefile"] + [
+        path
+        for package in ("streams", "replay", "schemas", "benchmarks")
+        for path in sorted((ROOT / package).rglob("*"))
+        if path.suffix in {".py", ".js", ".html", ".toml"}
+    ]
+    bad = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in files
+        if path.exists()
+        for n, line in enumerate(path.read_text().splitlines(), start=1)
+        if HISTORY.search(line)
+    ]
+    assert HISTORY.search("# limits added with paper execution (issue 5)")
+    assert bad == []
