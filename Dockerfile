@@ -7,8 +7,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /src
-# README* matches nothing harmlessly while the project has no README yet.
-COPY pyproject.toml README* ./
+# the README is the package's long description (pyproject.toml)
+COPY pyproject.toml README.md ./
 COPY streams ./streams
 COPY schemas ./schemas
 COPY replay ./replay

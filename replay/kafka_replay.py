@@ -266,7 +266,7 @@ def run_replay_cli(args: argparse.Namespace) -> int:
             args.topic,
             parse_time_ms(args.from_),
             parse_time_ms(args.to),
-            args.prefix,
+            args.topic_prefix,
             args.to_prefix,
             args.speed,
             progress=wants_progress(args),
@@ -284,7 +284,7 @@ def run_check_cli(args: argparse.Namespace) -> int:
     try:
         report = replay_check(
             resolve_bootstrap(args),
-            args.prefix,
+            args.topic_prefix,
             parse_time_ms(args.from_),
             parse_time_ms(args.to),
             args.config,

@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 import numpy as np
@@ -117,8 +116,8 @@ def calendar_periods_per_year(alias: str, calendar: str = "24x7") -> float:
     --------
     >>> calendar_periods_per_year("1min", "cme_equity")   # 23 x 60 x 252
     347760.0
-    >>> calendar_periods_per_year("1min") == default_periods_per_year("1min")
-    True
+    >>> calendar_periods_per_year("1D")                   # a 24/7 year of 365.25 days
+    365.25
     """
     hours, days = calendar_hours_days(calendar)
     return hours * NS_PER_HOUR * days / period_ns(alias)
@@ -152,19 +151,6 @@ def sharpe_standard_error(
         return None
     per_period = sharpe / math.sqrt(periods_per_year)
     return math.sqrt((1.0 + per_period**2 / 2.0) / n_returns * periods_per_year)
-
-
-def default_periods_per_year(alias: str) -> float:
-    """Periods in a calendar year of 365.25 days: right for markets that trade around the clock.
-
-    Pass ``periods_per_year`` explicitly for other conventions (252 for trading days).
-
-    Examples
-    --------
-    >>> default_periods_per_year("1D")
-    365.25
-    """
-    return DAYS_PER_YEAR * NS_PER_DAY / period_ns(alias)
 
 
 class Resampler:
@@ -202,14 +188,6 @@ class Resampler:
     def values(self) -> list[float]:
         """The resampled series so far, the current (still open) period included."""
         return [*self._closed, self._last] if self._bucket is not None else []
-
-
-def resample_last(times_ns: Sequence[int], values: Sequence[float], alias: str) -> np.ndarray:
-    """Resample an irregular series to ``alias`` periods: last value, carried forward."""
-    r = Resampler(period_ns(alias))
-    for t, v in zip(times_ns, values, strict=True):
-        r.add(int(t), float(v))
-    return np.asarray(r.values(), dtype=float)
 
 
 def simple_returns(levels: Sequence[float]) -> np.ndarray:
@@ -270,91 +248,6 @@ class DrawdownTracker:
         return dd
 
 
-def max_drawdown(equity: Iterable[float]) -> float:
-    """Most negative ``equity / running peak - 1`` (0.0 for a curve that never falls).
-
-    Examples
-    --------
-    >>> max_drawdown([100.0, 120.0, 90.0, 130.0])
-    -0.25
-    """
-    tracker = DrawdownTracker()
-    for value in equity:
-        tracker.add(value)
-    return tracker.max_drawdown
-
-
-def sharpe(
-    times_ns: Sequence[int], equity: Sequence[float], returns_period: str, periods_per_year: float
-) -> float | None:
-    """Sharpe ratio of an irregular equity curve (see the module docstring)."""
-    levels = resample_last(times_ns, equity, returns_period)
-    return sharpe_of_returns(simple_returns(levels), periods_per_year)
-
-
-def sortino(
-    times_ns: Sequence[int], equity: Sequence[float], returns_period: str, periods_per_year: float
-) -> float | None:
-    """Sortino ratio of an irregular equity curve (see the module docstring)."""
-    levels = resample_last(times_ns, equity, returns_period)
-    return sortino_of_returns(simple_returns(levels), periods_per_year)
-
-
-def hit_rate(round_trip_pnl: Sequence[float]) -> float | None:
-    """Share of closed positions that made money after costs; None before the first one closes.
-
-    Examples
-    --------
-    >>> hit_rate([5.0, -1.0, 0.0, 2.0])
-    0.5
-    """
-    if not len(round_trip_pnl):
-        return None
-    return sum(1 for p in round_trip_pnl if p > 0.0) / len(round_trip_pnl)
-
-
 def turnover(traded_notional: float, capital: float) -> float:
     """Traded notional (sum of |quantity x price| over fills) per unit of initial capital."""
     return traded_notional / capital
-
-
-def exposure(times_ns: Sequence[int], positions: Sequence[float], end_ns: int) -> float | None:
-    """Share of event time between the first timestamp and ``end_ns`` spent holding a position.
-
-    ``positions[i]`` is the position held from ``times_ns[i]`` until the next timestamp.
-
-    Examples
-    --------
-    >>> exposure([0, 10, 30], [0.0, 1.0, 0.0], 40)
-    0.5
-    """
-    if not len(times_ns) or end_ns <= times_ns[0]:
-        return None
-    t = np.append(np.asarray(times_ns, dtype=np.int64), end_ns)
-    held = np.asarray(positions, dtype=float) != 0.0
-    return float(np.sum(np.diff(t)[held]) / (end_ns - times_ns[0]))
-
-
-@dataclass(frozen=True)
-class CurveFigures:
-    """The curve-based figures of a report (or of one walk-forward segment)."""
-
-    total_return: float | None
-    max_drawdown: float
-    sharpe: float | None
-    sortino: float | None
-    n_returns: int
-
-
-def curve_figures(
-    times_ns: Sequence[int], equity: Sequence[float], returns_period: str, periods_per_year: float
-) -> CurveFigures:
-    """Total return, max drawdown, Sharpe and Sortino of one equity curve."""
-    returns = simple_returns(resample_last(times_ns, equity, returns_period))
-    return CurveFigures(
-        total_return=total_return(equity),
-        max_drawdown=max_drawdown(equity),
-        sharpe=sharpe_of_returns(returns, periods_per_year),
-        sortino=sortino_of_returns(returns, periods_per_year),
-        n_returns=int(returns.size),
-    )

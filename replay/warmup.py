@@ -32,7 +32,7 @@ def warmup_commands(first_ts_ns: int, warmup_ns: int) -> list[ControlCommand]:
             scope=GLOBAL,
             reason=reason,
             operator="tickwise backtest",
-            ts_ns=first_ts_ns,
+            ts_event_ns=first_ts_ns,
             effective_ts_event_ns=at,
         )
         for name, at in (("kill_switch_on", first_ts_ns), ("kill_switch_off", until))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from schemas.base import Contract
 from schemas.ticks import Instrument, TickId, TimestampNs
@@ -26,6 +26,15 @@ class Side(StrEnum):
     BUY = "BUY"
     SELL = "SELL"
     FLAT = "FLAT"
+
+
+class Stage(StrEnum):
+    """Where a model version is in its rollout, in rollout order."""
+
+    SHADOW = "shadow"
+    CANARY = "canary"
+    PRODUCTION = "production"
+    RETIRED = "retired"
 
 
 class Contribution(Contract):
@@ -57,8 +66,8 @@ class Signal(Contract):
         default="classification",
         description="classification: score is P(up); regression: score is the forecast in bps.",
     )
-    stage: Literal["production", "canary", "shadow"] = Field(
-        default="production", description="Shadow signals are published but never reach risk."
+    stage: Literal[Stage.PRODUCTION, Stage.CANARY, Stage.SHADOW] = Field(
+        default=Stage.PRODUCTION, description="Shadow signals are published but never reach risk."
     )
     capital_fraction: float = Field(
         default=1.0, ge=0.0, le=1.0, description="Share of the target size risk may use (canary)."
@@ -218,18 +227,23 @@ class Alert(Contract):
 
 
 class ControlCommand(Contract):
-    """An operator's instruction to every worker (kill switch, model stage changes)."""
+    """An operator's instruction to every worker (kill switch, model stage changes).
 
-    schema_version: Literal[1] = 1
+    Version 2 named the time the command was given ``ts_event_ns``, as every contract names it;
+    version 1 called it ``ts_ns``. A version 1 message (the compacted ``control`` topic keeps old
+    ones forever) still reads, as the version 2 command it means.
+    """
+
+    schema_version: Literal[2] = 2
     command_id: str
     command: Literal["kill_switch_on", "kill_switch_off", "promote", "rollback", "demote"]
     scope: str = Field(description="'global' or an instrument")
     reason: str = Field(min_length=1)
     operator: str = Field(min_length=1)
-    ts_ns: TimestampNs
+    ts_event_ns: TimestampNs = Field(description="When the command was given.")
     model_id: str | None = None
     model_version: int | None = None
-    stage: Literal["shadow", "canary", "production", "retired"] | None = Field(
+    stage: Stage | None = Field(
         default=None, description="promote: the stage the version moves to (default production)."
     )
     model_spec: dict[str, Any] | None = Field(
@@ -244,3 +258,17 @@ class ControlCommand(Contract):
         description="Apply at each instrument's first tick at or after this event time; "
         "unset: at its next tick. Backtests replay commands by this field.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_version_1(cls, data: Any) -> Any:
+        """Rename a version 1 command's ``ts_ns``; nothing else changed between the versions."""
+        if not isinstance(data, dict) or data.get("schema_version") != 1:
+            return data
+        if "ts_event_ns" in data:
+            raise ValueError("a schema_version 1 command names its time ts_ns, not ts_event_ns")
+        upgraded = {k: v for k, v in data.items() if k != "ts_ns"}
+        upgraded["schema_version"] = 2
+        if "ts_ns" in data:
+            upgraded["ts_event_ns"] = data["ts_ns"]
+        return upgraded

@@ -22,6 +22,39 @@ Handler = Callable[[argparse.Namespace], "int | None"]
 Subparsers = argparse._SubParsersAction
 
 
+class _DeprecatedAlias(argparse.Action):
+    """Store like the option it stands for, after a warning on stderr naming that option."""
+
+    def __init__(self, *args: object, instead: str, **kwargs: object) -> None:
+        self.instead = instead
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        print(
+            f"tickwise: warning: {option_string} is deprecated; use {self.instead}",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
+
+
+def add_topic_prefix_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """Add ``--topic-prefix`` (and ``--prefix``, its deprecated spelling, hidden from help)."""
+    parser.add_argument("--topic-prefix", default="", help=help)
+    parser.add_argument(
+        "--prefix",
+        dest="topic_prefix",
+        action=_DeprecatedAlias,
+        instead="--topic-prefix",
+        help=argparse.SUPPRESS,
+    )
+
+
 class LazyHandler:
     """A command's handler named ``"module:function"``, imported when the command runs."""
 
@@ -78,7 +111,7 @@ def _broker(subparsers: Subparsers) -> None:
 def _topics(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser("topics", help="create or list the topic catalogue")
     parser.add_argument("action", choices=["create", "list"])
-    parser.add_argument("--prefix", default="", help="deployment prefix before every topic name")
+    add_topic_prefix_argument(parser, "deployment prefix before every topic name")
     parser.add_argument(
         "--partitions", type=int, default=None, help="override the catalogue's partition counts"
     )
@@ -98,7 +131,7 @@ def _feed(subparsers: Subparsers) -> None:
         default=0.0,
         help="a multiple of the recorded pace (used when --rate is 0)",
     )
-    parser.add_argument("--prefix", default="", help="topic prefix of the deployment")
+    add_topic_prefix_argument(parser, "topic prefix of the deployment")
     add_source_arguments(parser)
     add_bootstrap_argument(parser)
     add_progress_argument(parser)
@@ -200,7 +233,7 @@ def _replay(subparsers: Subparsers) -> None:
     )
     parser.add_argument("--to", metavar="T", required=True, help="ISO-8601 or epoch ms (exclusive)")
     parser.add_argument("--speed", type=float, default=0.0, help="x recorded pace; 0: at once")
-    parser.add_argument("--prefix", default="", help="prefix of the recorded (source) topics")
+    add_topic_prefix_argument(parser, "prefix of the recorded (source) topics")
     parser.add_argument(
         "--to-prefix", default="replay.", help="prefix of the namespace to republish into"
     )
@@ -220,7 +253,7 @@ def _replay(subparsers: Subparsers) -> None:
         default=None,
         help="replay input from here to rebuild state (default: oldest retained record)",
     )
-    check.add_argument("--prefix", default="", help="topic prefix of the live deployment")
+    add_topic_prefix_argument(check, "topic prefix of the live deployment")
     check.add_argument("--config", default=None, help="the TOML config the worker ran with")
     add_bootstrap_argument(check)
     add_progress_argument(check)
@@ -246,14 +279,14 @@ def _quarantine(subparsers: Subparsers) -> None:
     parser.add_argument("--json", action="store_true", help="show: one JSON record per line")
     parser.add_argument("--dry-run", action="store_true", help="replay: count, do not publish")
     parser.add_argument("--idle", type=float, default=3.0, help="stop reading after idle s")
-    parser.add_argument("--prefix", default="", help="topic prefix of the deployment")
+    add_topic_prefix_argument(parser, "topic prefix of the deployment")
     add_bootstrap_argument(parser)
     parser.set_defaults(func=LazyHandler("streams.live.quarantine:run_cli"))
 
 
 def _status(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser("status", help="data-quality figures per instrument")
-    parser.add_argument("--prefix", default="", help="topic prefix of the deployment")
+    add_topic_prefix_argument(parser, "topic prefix of the deployment")
     parser.add_argument("--gap-s", type=float, default=60.0, help="event-time gap worth counting")
     parser.add_argument("--idle", type=float, default=3.0, help="stop reading after idle s")
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -273,7 +306,7 @@ def _kill_switch(subparsers: Subparsers) -> None:
         default=None,
         help="apply from this event time (replayable); default: at once on every worker",
     )
-    parser.add_argument("--prefix", default="", help="topic prefix of the deployment")
+    add_topic_prefix_argument(parser, "topic prefix of the deployment")
     add_bootstrap_argument(parser)
     parser.set_defaults(func=LazyHandler("streams.live.control:run_cli"))
 
@@ -292,7 +325,7 @@ def _audit(subparsers: Subparsers) -> None:
     parser.add_argument("--json", action="store_true", help="show: print each record's JSON")
     parser.add_argument("--out", default="audit.csv", help="export: file (.csv or .parquet)")
     parser.add_argument("--format", choices=["csv", "parquet"], default=None)
-    parser.add_argument("--prefix", default="", help="sink: topic prefix of the deployment")
+    add_topic_prefix_argument(parser, "sink: topic prefix of the deployment")
     parser.add_argument("--from-file", default=None, help="sink: load an audit.jsonl instead")
     parser.add_argument("--idle-exit", type=float, default=None, help="sink: stop when idle (s)")
     add_bootstrap_argument(parser)
@@ -324,7 +357,7 @@ def _security(subparsers: Subparsers) -> None:
         default=None,
         help="apply: JSON principal -> password (default: $TICKWISE_CREDENTIALS_FILE)",
     )
-    parser.add_argument("--prefix", default="", help="apply: topic prefix of the deployment")
+    add_topic_prefix_argument(parser, "apply: topic prefix of the deployment")
     parser.add_argument("--app-id", default="tickwise", help="apply: the worker's faust app id")
     add_bootstrap_argument(parser)
     parser.set_defaults(func=LazyHandler("streams.live.security_cli:run_cli"))

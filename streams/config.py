@@ -99,7 +99,7 @@ class ValidationConfig(Frozen):
         return self.model_copy(update=override.model_dump(exclude_none=True))
 
 
-# The skeleton's feature set; configs that do not name one keep it.
+# The default feature set; configs that do not name one keep it.
 DEFAULT_FEATURES = (
     "ret_bps",
     "mom_fast_bps",
@@ -226,7 +226,7 @@ class RiskConfig(Frozen):
     target_size: float = Field(default=1.0, gt=0.0, description="Position a BUY/SELL aims for.")
     max_position: float = Field(default=5.0, gt=0.0)
     max_order_size: float = Field(default=10.0, gt=0.0)
-    # --- limits added with paper execution (issue 5); every one applies per instrument ---
+    # --- limits; every one applies per instrument ---
     max_notional: float | None = Field(
         default=None, gt=0.0, description="Cap on |position| x price x multiplier after the order."
     )

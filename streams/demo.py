@@ -109,7 +109,7 @@ def _kill_switch(bootstrap: str, topics: Topics) -> None:
         scope="global",
         reason="demo: the operator halts trading",
         operator="tickwise-demo",
-        ts_ns=time.time_ns(),  # when the operator asked (wall clock), not an event time
+        ts_event_ns=time.time_ns(),  # when the operator asked (wall clock), not an event time
     )
     send_commands([command], bootstrap, topics.control)
 

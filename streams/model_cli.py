@@ -26,6 +26,8 @@ from streams.sources import SourceError, add_source_arguments, open_sources
 if TYPE_CHECKING:
     from streams.config import TickwiseConfig
 
+STAGE_CHOICES = ("shadow", "canary", "production", "retired")
+
 
 def _registry(args: argparse.Namespace) -> Registry:
     return Registry(args.registry or DEFAULT_ROOT)
@@ -150,7 +152,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     def rollout(p: argparse.ArgumentParser) -> None:
         who(p)
-        p.add_argument("--topic-prefix", default=None)
+        p.add_argument("--topic-prefix", default=None, help="topic prefix of the deployment")
         p.add_argument("--no-publish", action="store_true", help="print the command instead")
         add_bootstrap_argument(p)
 
@@ -169,9 +171,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     promote = command("promote", _promote, "move a version to a stage (publishes to control)")
     promote.add_argument("key")
-    promote.add_argument(
-        "--stage", required=True, choices=["shadow", "canary", "production", "retired"]
-    )
+    # schemas.decisions.Stage's values: the parser is built without importing pydantic
+    # (tests/unit/test_stages.py holds the two equal)
+    promote.add_argument("--stage", required=True, choices=STAGE_CHOICES)
     promote.add_argument("--instruments", nargs="+", default=None, help="canary instruments")
     promote.add_argument("--capital-fraction", type=float, default=None, help="canary size")
     rollout(promote)
@@ -180,7 +182,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rollout(rollback)
 
     compare = command("compare", _compare, "rank model configs prequentially over a file")
-    compare.add_argument("--data", nargs="+", default=None, help="CSV or CSV.gz files")
+    compare.add_argument("--data", nargs="+", default=None, help="CSV, JSON Lines or Parquet files")
     compare.add_argument("--config", nargs="+", required=True, help="TOML configs to compare")
     add_source_arguments(compare)
     add_progress_argument(compare)

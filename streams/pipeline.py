@@ -77,13 +77,13 @@ class Decided:
     audit: AuditRecord | None = None
     error: QuarantineRecord | None = None
     audit_wire: bytes | None = None
-    # risk / execution / monitor outputs (issue 5)
+    # risk / execution / monitor outputs
     order: Order | None = None
     fills: tuple[Fill, ...] = ()
     account: AccountView | None = None
     alerts: tuple[Alert, ...] = ()
     commands: tuple[ControlCommand, ...] = ()
-    # the model stage's share (issue 4): every signal of the tick, shadow ones included
+    # the model stage's share: every signal of the tick, shadow ones included
     # (``signal`` is the one that went to risk), and the control commands applied at it
     signals: tuple[Signal, ...] = ()
     applied: tuple[Applied, ...] = ()
@@ -289,7 +289,7 @@ class Pipeline:
             )
             return Decided(error=error, fills=tuple(fills))
 
-    # --- risk, execution, control and audit (issue 5); the model part stays above -----------
+    # --- risk, execution, control and audit; the model part stays above ---------------------
 
     def observe_validation(
         self, verdict: CleanTick | QuarantineRecord

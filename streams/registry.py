@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # the CLI parser reads DEFAULT_ROOT; pydantic loads when a co
     from schemas.decisions import ControlCommand
     from streams.config import ModelConfig
 
-STAGES = ("registered", "shadow", "canary", "production", "retired")
+REGISTERED = "registered"  # a version no worker has been told about (the registry's own stage)
 DEFAULT_ROOT = Path(os.environ.get("TICKWISE_REGISTRY", "~/.local/share/tickwise/registry"))
 
 
@@ -41,7 +41,7 @@ class ModelVersion:
     model_id: str
     version: int
     config: dict[str, Any]
-    stage: str = "registered"
+    stage: str = REGISTERED
     parent: str | None = None
     training_window: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -95,7 +95,7 @@ class Registry:
     >>> v1 = reg.register(ModelConfig(), operator="ann", reason="baseline")
     >>> cmd = reg.promote(v1.key, "production", operator="ann", reason="go", now_ns=1)
     >>> (cmd.command, cmd.model_id, cmd.stage), reg.get(v1.key).stage
-    (('promote', 'logreg', 'production'), 'production')
+    (('promote', 'logreg', <Stage.PRODUCTION: 'production'>), 'production')
     """
 
     def __init__(self, root: str | Path = DEFAULT_ROOT) -> None:
@@ -183,7 +183,9 @@ class Registry:
 
     def production(self) -> ModelVersion | None:
         """The version currently in production, if any."""
-        live = [v for v in self.versions() if v.stage == "production"]
+        from schemas.decisions import Stage
+
+        live = [v for v in self.versions() if v.stage == Stage.PRODUCTION]
         return live[-1] if live else None
 
     def _move(
@@ -226,17 +228,18 @@ class Registry:
         command_id: str | None = None,
     ) -> ControlCommand:
         """Move ``key`` to ``stage`` and return the control command that tells the workers."""
-        from schemas.decisions import ControlCommand
+        from schemas.decisions import ControlCommand, Stage
 
-        if stage not in STAGES[1:]:
-            raise RegistryError(f"stage must be one of {STAGES[1:]}, got {stage!r}")
+        if stage not in set(Stage):
+            raise RegistryError(f"stage must be one of {[str(s) for s in Stage]}, got {stage!r}")
+        stage = Stage(stage)
         mv = self.get(key)
         command_id = command_id or f"promote-{mv.model_id}-v{mv.version}-{stage}-{now_ns}"
-        if stage == "production":
+        if stage is Stage.PRODUCTION:
             current = self.production()
             if current is not None and current.key != mv.key:
                 self._move(
-                    current, "retired", operator, f"replaced by {mv.key}", now_ns, command_id
+                    current, Stage.RETIRED, operator, f"replaced by {mv.key}", now_ns, command_id
                 )
         mv.instruments = instruments
         mv.capital_fraction = capital_fraction
@@ -247,10 +250,10 @@ class Registry:
             scope="global",
             reason=reason,
             operator=operator,
-            ts_ns=now_ns,
+            ts_event_ns=now_ns,
             model_id=mv.model_id,
             model_version=mv.version,
-            stage=stage,  # type: ignore[arg-type]
+            stage=stage,
             model_spec=mv.config,
             instruments=instruments,
             capital_fraction=capital_fraction,
@@ -260,26 +263,31 @@ class Registry:
         self, operator: str, reason: str, now_ns: int, command_id: str | None = None
     ) -> ControlCommand:
         """Retire production and bring back the version it replaced; return the command."""
-        from schemas.decisions import ControlCommand
+        from schemas.decisions import ControlCommand, Stage
 
         current = self.production()
         if current is None:
             raise RegistryError("nothing is in production")
-        promoted = [h for h in current.history if h["to"] == "production"]
+        promoted = [h for h in current.history if h["to"] == Stage.PRODUCTION]
         since = promoted[-1]["command_id"] if promoted else None
         previous = [
             v
             for v in self.versions()
-            if any(h["to"] == "retired" and h["command_id"] == since for h in v.history)
+            if any(h["to"] == Stage.RETIRED and h["command_id"] == since for h in v.history)
             and v.key != current.key
         ]
         if not previous:
             raise RegistryError(f"{current.key} replaced no earlier production version")
         back = previous[-1]
         command_id = command_id or f"rollback-{current.model_id}-v{current.version}-{now_ns}"
-        self._move(current, "retired", operator, reason, now_ns, command_id)
+        self._move(current, Stage.RETIRED, operator, reason, now_ns, command_id)
         self._move(
-            back, "production", operator, f"rollback of {current.key}: {reason}", now_ns, command_id
+            back,
+            Stage.PRODUCTION,
+            operator,
+            f"rollback of {current.key}: {reason}",
+            now_ns,
+            command_id,
         )
         return ControlCommand(
             command_id=command_id,
@@ -287,7 +295,7 @@ class Registry:
             scope="global",
             reason=reason,
             operator=operator,
-            ts_ns=now_ns,
+            ts_event_ns=now_ns,
             model_id=back.model_id,
             model_version=back.version,
             model_spec=back.config,

@@ -1,8 +1,9 @@
 """``tickwise audit sink``: the ``audit`` topic into the audit store, exactly once per record.
 
-The worker is at-least-once, so a record can arrive twice; the store ignores an ``audit_id`` it
-already has. Offsets are committed only after the store has committed the batch, so a crash
-re-reads (and de-duplicates) rather than loses. A message that is not an audit record goes to
+The worker publishes each record once (in its transaction), but the sink itself may read a record
+again: offsets are committed only after the store has committed the batch, so a sink that
+crashes in between re-reads the batch rather than loses it, and the store ignores an
+``audit_id`` it already has. A message that is not an audit record goes to
 ``ticks.quarantine`` with its bytes and a reason.
 """
 
@@ -90,12 +91,12 @@ def run_sink(args: argparse.Namespace) -> int:
             added = store.append(line for line in lines if line.strip())
             print(f"loaded {added} new records from {args.from_file} ({len(lines)} lines)")
             return 0
-        topics = Topics(args.prefix)
+        topics = Topics(args.topic_prefix)
         read, new = sink(
             resolve_bootstrap(args),
             topics,
             store,
-            f"{args.prefix}tickwise-audit-sink",
+            f"{args.topic_prefix}tickwise-audit-sink",
             args.idle_exit,
         )
         print(f"read {read} audit messages, {new} new records stored")

@@ -30,7 +30,7 @@ from aiohttp import web
 from confluent_kafka import KafkaError, TopicPartition
 from pydantic import TypeAdapter, ValidationError
 
-from schemas.decisions import ControlCommand
+from schemas.decisions import ControlCommand, Stage
 from schemas.ticks import Instrument
 from schemas.topics import Topics
 from streams.config import TickwiseConfig, load_config
@@ -219,14 +219,14 @@ class Console:
             scope=scope,
             reason=body["reason"],
             operator=user.name,
-            ts_ns=now,
+            ts_event_ns=now,
         )
         return await self._send(command, user)
 
     async def promote(self, request: web.Request) -> web.Response:
         user = self._user(request, control=True)
         body = await self._body(request)
-        key, stage = str(body.get("model") or ""), str(body.get("stage") or "production")
+        key, stage = str(body.get("model") or ""), str(body.get("stage") or Stage.PRODUCTION)
         command = await self._registry_call(
             "promote", key, stage, user.name, body["reason"], time.time_ns()
         )

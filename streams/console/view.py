@@ -23,6 +23,7 @@ from schemas.decisions import (
     Decision,
     Fill,
     Signal,
+    Stage,
     TradingState,
 )
 from schemas.quarantine import QuarantineRecord
@@ -98,11 +99,11 @@ class ConsoleView:
     --------
     >>> view = ConsoleView()
     >>> cmd = ControlCommand(command_id="k1", command="kill_switch_on", scope="global",
-    ...                      reason="desk limit", operator="alice", ts_ns=1)
+    ...                      reason="desk limit", operator="alice", ts_event_ns=1)
     >>> view.apply("control", cmd.to_bytes())
     True
     >>> view.snapshot()["kill_switches"]
-    {'global': {'on': True, 'operator': 'alice', 'reason': 'desk limit', 'ts_ns': 1}}
+    {'global': {'on': True, 'operator': 'alice', 'reason': 'desk limit', 'ts_event_ns': 1}}
     >>> view.apply("control", b"not json")   # counted, never raised
     False
     """
@@ -201,7 +202,7 @@ class ConsoleView:
         # scored like the model's labels: direction over the horizon, once it has passed;
         # shadow signals have no decision, so they take the instrument's last price
         price = self._prices.pop(s.signal_id, None)
-        if price is None and s.stage == "shadow":
+        if price is None and s.stage == Stage.SHADOW:
             price = view.last_price
         if price is not None:
             self.monitor.on_signal(s, price)
@@ -262,7 +263,7 @@ class ConsoleView:
                 "scope": c.scope,
                 "reason": c.reason,
                 "operator": c.operator,
-                "ts_ns": c.ts_ns,
+                "ts_event_ns": c.ts_event_ns,
                 "model": f"{c.model_id}:v{c.model_version}" if c.model_id else None,
             }
         )
@@ -271,7 +272,7 @@ class ConsoleView:
                 "on": c.command == "kill_switch_on",
                 "operator": c.operator,
                 "reason": c.reason,
-                "ts_ns": c.ts_ns,
+                "ts_event_ns": c.ts_event_ns,
             }
 
     # --- what the page gets ---------------------------------------------------------------

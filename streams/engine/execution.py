@@ -18,8 +18,8 @@ from numba import njit
 
 from streams.config import ExecutionConfig
 from streams.engine.batch import KIND_TRADE, SymbolTable, TickBatch
+from streams.operators.units import UNIT_PER_BPS
 
-BPS = 1e-4  # one basis point as a fraction of a price (the per-tick broker's constant)
 DAY_NS = 86_400 * 10**9
 HOUR_NS = 3_600 * 10**9
 NO_DAY = np.iinfo(np.int64).min
@@ -134,14 +134,14 @@ def on_tick(
         h = o_head[k]
         buy = o_buy[k, h]
         if trade:
-            hs = cfg[HALF_SPREAD] * BPS
+            hs = cfg[HALF_SPREAD] * UNIT_PER_BPS
             touch = ref * (1.0 + hs if buy else 1.0 - hs)
         else:
             touch = ask if buy else bid
-        slip = cfg[SLIPPAGE] * BPS
+        slip = cfg[SLIPPAGE] * UNIT_PER_BPS
         price = touch * (1.0 + slip if buy else 1.0 - slip)
         qty = o_qty[k, h]
-        fee = qty * price * mult * cfg[FEE_BPS] * BPS + qty * cfg[FEE_UNIT]
+        fee = qty * price * mult * cfg[FEE_BPS] * UNIT_PER_BPS + qty * cfg[FEE_UNIT]
         signed = qty if buy else -qty
         _book(acct, k, signed, price, mult)
         acct[k, CASH] -= signed * price * mult + fee

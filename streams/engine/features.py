@@ -16,6 +16,7 @@ from numba import njit
 from streams.config import FeatureConfig
 from streams.engine.batch import KIND_TRADE, SymbolTable, TickBatch
 from streams.operators.features.engine import CATALOGUE, check_feature_set, horizons_of
+from streams.operators.units import BPS_PER_UNIT
 
 BASE = tuple(CATALOGUE)  # the kernel's columns, in catalogue order
 NOISE_BPS = 1e-6
@@ -89,7 +90,7 @@ def _features(
             last_bucket[k] = -1
         now = last_ts[k] if last_ts[k] > ts[i] else ts[i]
         dt_s = (now - last_ts[k]) * 1e-9
-        ret = (np.log(p) - np.log(scal[k, S_LAST])) * 1e4
+        ret = (np.log(p) - np.log(scal[k, S_LAST])) * BPS_PER_UNIT
         if dt_s == 0.0:
             d0 = d1 = d2 = d3 = d4 = 1.0
         else:
@@ -105,12 +106,12 @@ def _features(
         sums[k, TICKS] = sums[k, TICKS] * d3 + 1.0
         sums[k, UP] = sums[k, UP] * d4 + _pymax(ret, 0.0)
         sums[k, DOWN] = sums[k, DOWN] * d4 + _pymax(-ret, 0.0)
-        log_price = (np.log(p) - np.log(scal[k, S_FIRST])) * 1e4
+        log_price = (np.log(p) - np.log(scal[k, S_FIRST])) * BPS_PER_UNIT
         _ewm_add(ewm, k, LOG_PRICE, log_price, d1)
         signed = 0.0
         trade = kind[i] == KIND_TRADE
         if not trade:
-            scal[k, S_SPREAD] = (ask[i] - bid[i]) / p * 1e4
+            scal[k, S_SPREAD] = (ask[i] - bid[i]) / p * BPS_PER_UNIT
             bs, a_s = bid_size[i], ask_size[i]
             if np.isnan(bs) or np.isnan(a_s):  # a quote without sizes: no side leans
                 scal[k, S_IMB] = 0.0

@@ -19,6 +19,7 @@ from numba import njit
 
 from streams.config import DecisionConfig, ExecutionConfig, RiskConfig
 from streams.engine.batch import SymbolTable
+from streams.operators.units import BPS_PER_UNIT
 
 NONE = np.iinfo(np.int64).min  # an absent time or day
 # intents of the decision rule
@@ -93,7 +94,7 @@ def on_tick(mkt, last_ts, lim, k, ts, trade, ref, bid, ask) -> None:  # pragma: 
     else:
         mkt[k, M_TOUCH_BUY] = ask
         mkt[k, M_TOUCH_SELL] = bid
-        mkt[k, M_HALF_SPREAD] = (ask - bid) / (ask + bid) * 1e4
+        mkt[k, M_HALF_SPREAD] = (ask - bid) / (ask + bid) * BPS_PER_UNIT
     if last_ts[k] == NONE or ts > last_ts[k]:
         last_ts[k] = ts
 
@@ -150,7 +151,7 @@ def _rule(rule_edge, cost_args, entry_mult, exit_mult, min_hold_ns, side, edge, 
     half = cost_args[0] if np.isnan(half_spread) else half_spread
     per_fill = half + cost_args[1] + cost_args[2]
     if cost_args[3] > 0.0 and price > 0.0:
-        per_fill += cost_args[3] / (price * cost_args[4]) * 1e4
+        per_fill += cost_args[3] / (price * cost_args[4]) * BPS_PER_UNIT
     cost = 2.0 * per_fill
     entry = entry_mult * cost
     out[O_COST] = cost
@@ -245,7 +246,7 @@ def evaluate(
     notional = abs(target) * unit_value
     expected = mkt[k, M_TOUCH_BUY] if delta > 0 else mkt[k, M_TOUCH_SELL]
     collar_ref = mkt[k, M_PREV]
-    collar = abs(expected - collar_ref) / collar_ref * 1e4 if collar_ref > 0 else 0.0
+    collar = abs(expected - collar_ref) / collar_ref * BPS_PER_UNIT if collar_ref > 0 else 0.0
     window_ns = windows[k]
     while orders_len[k] > 0 and orders[k, orders_head[k]] <= ts - window_ns:
         orders_head[k] = (orders_head[k] + 1) % cap

@@ -18,6 +18,7 @@ from numba import njit
 from schemas.quarantine import QuarantineRecord, ReasonCode
 from streams.config import ValidationConfig
 from streams.engine.batch import KIND_TRADE, R_UNKNOWN, SymbolTable, TickBatch, reason_index
+from streams.operators.units import BPS_PER_UNIT, UNIT_PER_BPS
 from streams.operators.validation.records import quarantine
 
 R_INVALID_PRICE = reason_index(ReasonCode.INVALID_PRICE)
@@ -363,7 +364,7 @@ def _validate(
         reason = 0
         if outlier_k[k] > 0.0 and not np.isnan(last):
             move = np.log(p) - np.log(last)
-            floor = floor_bps[k] * 1e-4
+            floor = floor_bps[k] * UNIT_PER_BPS
             if abs(move) > floor:
                 count_moves = moves_len[k]
                 cap = moves.shape[1]
@@ -503,8 +504,8 @@ def _detail(
         )
     move, last, limit, count = float(aux[0]), float(aux[1]), float(aux[2]), int(aux[3])
     return (
-        f"jump of {move * 1e4:+.1f} bps from {last} to {price} exceeds "
-        f"{limit * 1e4:.1f} bps (k={rules.outlier_k} robust std devs); "
+        f"jump of {move * BPS_PER_UNIT:+.1f} bps from {last} to {price} exceeds "
+        f"{limit * BPS_PER_UNIT:.1f} bps (k={rules.outlier_k} robust std devs); "
         f"unconfirmed {count}/{rules.outlier_confirm_ticks}"
     )
 

@@ -50,11 +50,12 @@ def run_cli(args: argparse.Namespace) -> int:
     if args.action == "list":
         for spec in CATALOGUE:
             print(
-                f"{args.prefix}{spec.name:<18} key={spec.key:<34} partitions={spec.partitions} "
-                f"cleanup={spec.cleanup_policy} retention_ms={spec.retention_ms}"
+                f"{args.topic_prefix}{spec.name:<18} key={spec.key:<34} "
+                f"partitions={spec.partitions} cleanup={spec.cleanup_policy} "
+                f"retention_ms={spec.retention_ms}"
             )
         return 0
-    outcome = create_topics(resolve_bootstrap(args), args.prefix, args.partitions)
+    outcome = create_topics(resolve_bootstrap(args), args.topic_prefix, args.partitions)
     for name, state in outcome.items():
         print(f"{name}: {state}")
     return 0

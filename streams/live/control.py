@@ -162,10 +162,10 @@ def run_cli(args: argparse.Namespace) -> int:
         scope=scope,
         reason=args.reason,
         operator=args.operator or getpass.getuser(),
-        ts_ns=now,
+        ts_event_ns=now,
         effective_ts_event_ns=args.effective_ts_event_ns,
     )
-    topic = Topics(args.prefix).control
+    topic = Topics(args.topic_prefix).control
     send_commands([cmd], resolve_bootstrap(args), topic)
     print(f"kill switch {args.state} for {scope}: {cmd.command_id} sent to {topic}")
     return 0

@@ -118,7 +118,7 @@ def run_cli(args: argparse.Namespace) -> int:
     if not args.synthetic and not args.file:
         print("tickwise feed: give --file PATH or --synthetic", file=sys.stderr)
         return 2
-    topic = Topics(args.prefix).raw
+    topic = Topics(args.topic_prefix).raw
     try:
         sent = publish(
             open_sources(args, args.file or []),

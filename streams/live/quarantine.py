@@ -131,7 +131,7 @@ def _filter(args: argparse.Namespace) -> Filter:
 def run_cli(args: argparse.Namespace) -> int:
     """Carry out ``tickwise quarantine stats|show|replay`` and return the exit code."""
     bootstrap = resolve_bootstrap(args)
-    topics = Topics(args.prefix)
+    topics = Topics(args.topic_prefix)
     try:
         chosen = _filter(args)
     except ValueError as exc:

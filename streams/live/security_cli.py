@@ -132,13 +132,13 @@ def run_cli(args: argparse.Namespace) -> int:
     bootstrap = resolve_bootstrap(args)
     try:
         creds = load_credentials(path)
-        topics, acls = apply(bootstrap, creds, args.prefix, args.app_id)
+        topics, acls = apply(bootstrap, creds, args.topic_prefix, args.app_id)
     except (OSError, ValueError, KafkaException) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     created = sum(1 for v in topics.values() if v == "created")
     print(
         f"{bootstrap}: {len(creds) - 1} logins set, {created} topics created "
-        f"({len(topics) - created} existed), {acls} ACLs applied (prefix {args.prefix!r})"
+        f"({len(topics) - created} existed), {acls} ACLs applied (prefix {args.topic_prefix!r})"
     )
     return 0

@@ -39,7 +39,7 @@ def quality_from_topics(
 def run_cli(args: argparse.Namespace) -> int:
     """Carry out ``tickwise status`` and return the exit code."""
     figures = quality_from_topics(
-        resolve_bootstrap(args), Topics(args.prefix), args.gap_s, args.idle
+        resolve_bootstrap(args), Topics(args.topic_prefix), args.gap_s, args.idle
     )
     if args.json:
         print(json.dumps(figures, indent=2))

@@ -33,7 +33,7 @@ def control_key(cmd: ControlCommand) -> str:
     --------
     >>> from schemas.decisions import ControlCommand
     >>> control_key(ControlCommand(command_id="c1", command="kill_switch_on", scope="ES",
-    ...                            reason="test", operator="me", ts_ns=0))
+    ...                            reason="test", operator="me", ts_event_ns=0))
     'kill_switch:ES'
     """
     if cmd.command in KILL_COMMANDS:
@@ -65,7 +65,7 @@ class ControlBook(InstrumentStateMixin):
     --------
     >>> book = ControlBook()
     >>> book.on_command(ControlCommand(command_id="k1", command="kill_switch_on", scope="global",
-    ...                                reason="test", operator="me", ts_ns=0))
+    ...                                reason="test", operator="me", ts_event_ns=0))
     True
     >>> view = book.view("ES", "logreg", ts_event_ns=5)
     >>> view.halted_by.command_id, [a.applied_ts_event_ns for a in view.newly_applied]
@@ -156,7 +156,7 @@ def replay_commands(records: Iterable[AuditRecord]) -> list[ControlCommand]:
                     scope=record.instrument,
                     reason=a.reason,
                     operator=a.operator or "replay",
-                    ts_ns=a.applied_ts_event_ns,
+                    ts_event_ns=a.applied_ts_event_ns,
                     model_id=a.model_id,
                     effective_ts_event_ns=a.applied_ts_event_ns,
                 )

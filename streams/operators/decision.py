@@ -30,8 +30,7 @@ from typing import Literal
 
 from schemas.decisions import Side
 from streams.config import DecisionConfig, ExecutionConfig
-
-BPS = 1e4
+from streams.operators.units import BPS_PER_UNIT
 
 Target = Literal["long", "short", "flat", "keep"]
 
@@ -51,7 +50,7 @@ def round_trip_cost_bps(
     half = execution.half_spread_bps if half_spread_bps is None else half_spread_bps
     per_fill = half + execution.slippage_bps + execution.fee_bps
     if execution.fee_per_unit > 0.0 and price > 0.0:
-        per_fill += execution.fee_per_unit / (price * execution.multiplier) * BPS
+        per_fill += execution.fee_per_unit / (price * execution.multiplier) * BPS_PER_UNIT
     return 2.0 * per_fill
 
 

@@ -19,8 +19,8 @@ from schemas.decisions import Action, Decision, Fill, Order
 from schemas.ticks import QuoteTick, TradeTick
 from streams.config import ExecutionConfig
 from streams.operators.state import InstrumentStateMixin
+from streams.operators.units import UNIT_PER_BPS
 
-BPS = 1e-4
 DAY_NS = 86_400 * 10**9
 HOUR_NS = 3_600 * 10**9
 
@@ -211,11 +211,15 @@ class PaperBroker(InstrumentStateMixin):
             touch = tick.ask if buy else tick.bid
         else:
             touch = tick.price * (
-                1.0 + cfg.half_spread_bps * BPS if buy else 1.0 - cfg.half_spread_bps * BPS
+                1.0 + cfg.half_spread_bps * UNIT_PER_BPS
+                if buy
+                else 1.0 - cfg.half_spread_bps * UNIT_PER_BPS
             )
-        price = touch * (1.0 + cfg.slippage_bps * BPS if buy else 1.0 - cfg.slippage_bps * BPS)
+        price = touch * (
+            1.0 + cfg.slippage_bps * UNIT_PER_BPS if buy else 1.0 - cfg.slippage_bps * UNIT_PER_BPS
+        )
         qty = order.quantity
-        fee = qty * price * cfg.multiplier * cfg.fee_bps * BPS + qty * cfg.fee_per_unit
+        fee = qty * price * cfg.multiplier * cfg.fee_bps * UNIT_PER_BPS + qty * cfg.fee_per_unit
         self._book(acct, qty if buy else -qty, price)
         acct.cash -= (qty if buy else -qty) * price * cfg.multiplier + fee
         acct.fees += fee

@@ -23,7 +23,8 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-BPS = 1e4
+from streams.operators.units import BPS_PER_UNIT
+
 UP, NO_DIRECTION, DOWN = 1, 0, -1
 
 
@@ -56,7 +57,7 @@ def forward_bps(entry: float, last: float) -> float:
     >>> forward_bps(100.0, 101.0) == -forward_bps(101.0, 100.0)
     True
     """
-    return (math.log(last) - math.log(entry)) * BPS
+    return (math.log(last) - math.log(entry)) * BPS_PER_UNIT
 
 
 def direction(forward: float, dead_zone_bps: float) -> int:

@@ -212,7 +212,7 @@ class Monitor(InstrumentStateMixin):
             scope=scope,
             reason=f"{alert.code}: {alert.detail}",
             operator="monitor",
-            ts_ns=alert.ts_event_ns,
+            ts_event_ns=alert.ts_event_ns,
             model_id=alert.model_id if command == "demote" else None,
             effective_ts_event_ns=alert.ts_event_ns,
         )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import lru_cache
 from types import MappingProxyType
 
@@ -37,12 +38,12 @@ from streams.operators.control import ControlView
 from streams.operators.decision import DecisionRule, expected_edge_bps
 from streams.operators.execution import AccountView
 from streams.operators.state import InstrumentStateMixin
+from streams.operators.units import BPS_PER_UNIT
 
-BPS = 1e4
 NS = 1e-9
 
 
-class Reason:
+class Reason(StrEnum):
     """Stable rejection reason codes (values never change meaning; new ones are appended)."""
 
     INSTRUMENT_NOT_ALLOWED = "INSTRUMENT_NOT_ALLOWED"
@@ -153,7 +154,7 @@ class RiskEngine(InstrumentStateMixin):
         st.reference = price
         if isinstance(tick, QuoteTick):
             st.touch_buy, st.touch_sell = tick.ask, tick.bid
-            st.half_spread_bps = (tick.ask - tick.bid) / (tick.ask + tick.bid) * BPS
+            st.half_spread_bps = (tick.ask - tick.bid) / (tick.ask + tick.bid) * BPS_PER_UNIT
         else:
             st.touch_buy = st.touch_sell = tick.price
             st.half_spread_bps = math.nan
@@ -267,7 +268,9 @@ class RiskEngine(InstrumentStateMixin):
         notional = abs(target) * unit_value
         expected = st.touch_buy if delta > 0 else st.touch_sell
         collar_ref = st.prev_reference
-        collar_bps = abs(expected - collar_ref) / collar_ref * BPS if collar_ref > 0 else 0.0
+        collar_bps = (
+            abs(expected - collar_ref) / collar_ref * BPS_PER_UNIT if collar_ref > 0 else 0.0
+        )
         window_ns = round(cfg.throttle_window_s * 1e9)
         while st.order_times and st.order_times[0] <= ts_event_ns - window_ns:
             st.order_times.popleft()
@@ -409,14 +412,3 @@ class RiskEngine(InstrumentStateMixin):
             reasons=list(intent.reasons),
         )
         return RiskVerdict(decision, checks, state)
-
-    def on_signal(
-        self,
-        signal: Signal,
-        price: float,
-        account: AccountView | None = None,
-        control: ControlView | None = None,
-    ) -> tuple[Decision, list[RiskCheckResult]]:
-        """``evaluate`` without the trading state (the skeleton's signature)."""
-        verdict = self.evaluate(signal, price, account, control)
-        return verdict.decision, verdict.checks

@@ -144,7 +144,7 @@ def _samples() -> dict[type[BaseModel], BaseModel]:
             scope="global",
             reason="test",
             operator="me",
-            ts_ns=0,
+            ts_event_ns=0,
         ),
     }
 
@@ -407,7 +407,7 @@ STRATEGIES: dict[type[BaseModel], st.SearchStrategy] = {
         scope=texts,
         reason=st.text(min_size=1, max_size=30),
         operator=st.text(min_size=1, max_size=30),
-        ts_ns=ts,
+        ts_event_ns=ts,
         model_id=st.none() | texts,
         model_version=st.none() | st.integers(min_value=1, max_value=100),
     ),

@@ -166,7 +166,7 @@ def test_replay_check_finds_exactly_the_decisions_that_differ(
     cold = replay_check(kafka_bootstrap, topic_prefix, lo, hi, warm_from_ms=lo)
     assert len(cold.differing) + len(cold.not_rederived) > 1
 
-    args = ["replay-check", "--prefix", topic_prefix, "--from", str(lo), "--to", str(hi)]
+    args = ["replay-check", "--topic-prefix", topic_prefix, "--from", str(lo), "--to", str(hi)]
     assert main([*args, "--bootstrap-servers", kafka_bootstrap]) == 1
 
 
@@ -184,7 +184,7 @@ def test_replay_check_of_an_untouched_trail_is_clean(
         if out.topic == AUDIT
     ]
     produce(kafka_bootstrap, topics.audit, audit)
-    args = ["replay-check", "--prefix", topic_prefix, "--from", "0", "--to", str(t0 + 10**6)]
+    args = ["replay-check", "--topic-prefix", topic_prefix, "--from", "0", "--to", str(t0 + 10**6)]
     assert main([*args, "--bootstrap-servers", kafka_bootstrap]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["ok"] and printed["matching"] == len(audit) > 100

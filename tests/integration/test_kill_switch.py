@@ -49,7 +49,7 @@ def kill(scope: str, state: str, cid: str) -> ControlCommand:
         scope=scope,
         reason="integration test",
         operator="pytest",
-        ts_ns=time.time_ns(),
+        ts_event_ns=time.time_ns(),
     )
 
 

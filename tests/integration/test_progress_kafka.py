@@ -87,15 +87,15 @@ def test_feed_replay_and_replay_check_draw_their_bars_when_asked(
     broker = ["--bootstrap-servers", kafka_bootstrap]
 
     feed = ["feed", "--file", str(path), "--symbol", "ES", "--tz", "UTC", *broker]
-    assert main([*feed, "--prefix", topic_prefix, "--progress"]) == 0
+    assert main([*feed, "--topic-prefix", topic_prefix, "--progress"]) == 0
     last = bar_lines(capsys.readouterr().err, "feed")[-1]
     assert last.startswith(f"feed: {ROWS} records [")
     assert last.endswith(f", acked={ROWS}, event_time={last_trade}]")
-    assert main([*feed, "--prefix", f"{topic_prefix}quiet."]) == 0  # stderr is no terminal
+    assert main([*feed, "--topic-prefix", f"{topic_prefix}quiet."]) == 0  # stderr is no terminal
     assert bar_lines(capsys.readouterr().err, "feed") == []
 
     window = ["--from", "0", "--to", str(FAR_FUTURE_MS), *broker]
-    replay = ["replay", "--topic", "ticks.raw", "--prefix", topic_prefix, *window]
+    replay = ["replay", "--topic", "ticks.raw", "--topic-prefix", topic_prefix, *window]
     assert main([*replay, "--to-prefix", f"{topic_prefix}r1.", "--progress"]) == 0
     last = bar_lines(capsys.readouterr().err, "replay")[-1]
     assert last.startswith(f"replay: {ROWS} records [")
@@ -104,7 +104,7 @@ def test_feed_replay_and_replay_check_draw_their_bars_when_asked(
     assert bar_lines(capsys.readouterr().err, "replay") == []
 
     audited = audit_as_the_worker_writes(kafka_bootstrap, topic_prefix)
-    check = ["replay-check", "--prefix", topic_prefix, *window]
+    check = ["replay-check", "--topic-prefix", topic_prefix, *window]
     assert main([*check, "--progress"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["decisions_checked"] == audited > 0

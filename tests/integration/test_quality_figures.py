@@ -71,7 +71,7 @@ def test_metrics_endpoint_and_status_count_what_was_fed(
     assert gaps > 0, "the gaps regime leaves event-time gaps longer than a minute"
 
     capsys.readouterr()
-    args = ["--prefix", topic_prefix, "--bootstrap-servers", kafka_bootstrap, "--json"]
+    args = ["--topic-prefix", topic_prefix, "--bootstrap-servers", kafka_bootstrap, "--json"]
     assert main(["status", *args]) == 0
     status = json.loads(capsys.readouterr().out)
     assert {name: f["accepted"] for name, f in status.items() if f["accepted"]} == dict(accepted)

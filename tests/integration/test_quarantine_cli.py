@@ -32,7 +32,7 @@ def test_stats_show_and_replay_after_a_config_fix(
     topics = Topics(topic_prefix)
     create_topics(kafka_bootstrap, topic_prefix, partitions=3)
     app_id = f"qcli-{uuid.uuid4().hex[:8]}"
-    common = ["--prefix", topic_prefix, "--bootstrap-servers", kafka_bootstrap, "--idle", "3"]
+    common = ["--topic-prefix", topic_prefix, "--bootstrap-servers", kafka_bootstrap, "--idle", "3"]
 
     worker = spawn_worker(kafka_bootstrap, topic_prefix, app_id, config=str(narrow))
     try:

@@ -70,7 +70,10 @@ def test_recorded_quotes_with_crossed_and_late_quotes(
     worker = spawn_worker(kafka_bootstrap, topic_prefix, f"quotes-{uuid.uuid4().hex[:8]}")
     try:
         feed = ["feed", "--file", str(path), "--symbol", "ES", "--tz", "America/Chicago"]
-        assert main([*feed, "--prefix", topic_prefix, "--bootstrap-servers", kafka_bootstrap]) == 0
+        assert (
+            main([*feed, "--topic-prefix", topic_prefix, "--bootstrap-servers", kafka_bootstrap])
+            == 0
+        )
         quarantined = read_values(kafka_bootstrap, topics.quarantine, len(expected), 120)
         clean = read_values(kafka_bootstrap, topics.clean, ROWS - len(expected), 120)
     finally:

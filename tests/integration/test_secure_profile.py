@@ -224,7 +224,7 @@ def test_security_apply_cli_sets_logins_and_acls(
     new_feed = client_config("feed", rotated["feed"])
     old_feed = client_config("feed", credentials["feed"])
     try:
-        argv = ["security", "apply", "--bootstrap-servers", bootstrap, "--prefix", prefix]
+        argv = ["security", "apply", "--bootstrap-servers", bootstrap, "--topic-prefix", prefix]
         assert main(argv) == 0
         deadline = time.monotonic() + 60
         while not produce(bootstrap, new_feed, ["ticks.raw"], prefix):
@@ -281,7 +281,7 @@ def test_replay_and_its_reader_log_in_as_the_role(
                 assert time.monotonic() < deadline, "the ACLs of the copy's prefix never applied"
                 time.sleep(1)
     assert recorded > 0 and all(high == 0 for _, high in copy)
-    argv = ["replay", "--topic", "ticks.clean", "--prefix", PREFIX, "--to-prefix", target]
+    argv = ["replay", "--topic", "ticks.clean", "--topic-prefix", PREFIX, "--to-prefix", target]
     argv += ["--from", "0", "--to", str(FAR_MS), "--bootstrap-servers", bootstrap]
     assert main(argv) == 0
     assert capsys.readouterr().out.strip() == (
@@ -297,7 +297,7 @@ def test_replay_and_its_reader_log_in_as_the_role(
     assert f"'{source}'" in err and "uthoriz" in err, err
 
     login("reader")
-    check = ["replay-check", "--prefix", PREFIX, "--from", "0", "--to", str(FAR_MS)]
+    check = ["replay-check", "--topic-prefix", PREFIX, "--from", "0", "--to", str(FAR_MS)]
     assert main([*check, "--bootstrap-servers", bootstrap]) == 2
     err = capsys.readouterr().err
     assert f"{PREFIX}ticks.raw" in err and "uthoriz" in err, err

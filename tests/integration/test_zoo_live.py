@@ -62,7 +62,7 @@ def test_every_zoo_model_signals_live_as_in_replay(
                 scope="global",
                 reason="zoo live test",
                 operator="test",
-                ts_ns=1,
+                ts_event_ns=1,
                 model_id=kind,
                 model_version=1,
                 stage="shadow",

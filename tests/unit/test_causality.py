@@ -100,7 +100,7 @@ def test_data_after_t_never_changes_what_was_decided_at_or_before_t(
         scope="global",
         reason="test",
         operator="test",
-        ts_ns=0,
+        ts_event_ns=0,
         model_id="shadow",
         model_version=1,
         stage="shadow",

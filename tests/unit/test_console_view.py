@@ -28,7 +28,7 @@ def kill(scope: str, state: str, cid: str, operator: str = "alice") -> ControlCo
         scope=scope,
         reason=f"test {state}",
         operator=operator,
-        ts_ns=1,  # type: ignore[arg-type]
+        ts_event_ns=1,  # type: ignore[arg-type]
     )
 
 

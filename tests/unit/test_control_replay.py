@@ -37,7 +37,7 @@ def cmd(cid: str, command: str) -> ControlCommand:
         scope="global",
         reason="r",
         operator="op",
-        ts_ns=1,  # type: ignore[arg-type]
+        ts_event_ns=1,  # type: ignore[arg-type]
     )
 
 

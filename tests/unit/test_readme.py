@@ -291,7 +291,7 @@ def test_every_benchmark_module_answers_help() -> None:
 
 BROKEN_PAGE = """
 ```bash
-tickwise topics delete --prefix P            # no such choice
+tickwise topics delete --topic-prefix P      # no such choice
 tickwise frobnicate                          # no such command
 tickwise model retire tree:v1                # no such sub-command
 tickwise feed --synthetic --no-such-option 3 # no such option

@@ -223,6 +223,6 @@ def _cmd(cid: str, command: str, scope: str, model_id: str | None = None) -> Con
         scope=scope,
         reason="test",
         operator="tester",
-        ts_ns=0,
+        ts_event_ns=0,
         model_id=model_id,
     )

@@ -30,7 +30,7 @@ def command(cid: str, kind: str = "promote", **fields: object) -> ControlCommand
         scope="global",
         reason="test",
         operator="alice",
-        ts_ns=1,
+        ts_event_ns=1,
         **fields,  # type: ignore[arg-type]
     )
 

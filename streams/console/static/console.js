@@ -88,7 +88,7 @@ function render(s) {
     return row([cell(a.instrument), cell(a.seq, "num"), cell(a.command), cell(a.scope),
       cell(a.operator), cell(a.reason, "expl"), st], { class: "audit-row", "data-operator": a.operator || "" });
   }));
-  fill("commands", s.controls.map((c) => row([cell(new Date(c.ts_ns / 1e6).toISOString().slice(0, 19)),
+  fill("commands", s.controls.map((c) => row([cell(new Date(c.ts_event_ns / 1e6).toISOString().slice(0, 19)),
     cell(c.command), cell(c.scope), cell(c.model || ""), cell(c.operator), cell(c.reason, "expl")])));
   const g = s.kill_switches.global;
   const ks = $("global-ks");

@@ -21,9 +21,9 @@ from streams.config import DEFAULT_FEATURES, FeatureConfig
 from streams.operators.features.ewm import DecayedSum, EwmStats, clip, ratio
 from streams.operators.labels import horizon_ns
 from streams.operators.state import InstrumentStateMixin
+from streams.operators.units import BPS_PER_UNIT
 
 NS = 1e-9
-BPS = 1e4
 Z_BOUND = 10.0
 NOISE_BPS = 1e-6  # a log move this small is the rounding of a float price (1e-10 relative)
 HORIZON_RE = re.compile(r"^ret_(\d+(?:\.\d+)?)s_bps$")
@@ -92,7 +92,7 @@ class _Lagged:
 
     def value(self, price: float) -> float:
         """The log return over the horizon (or since the first tick) to ``price``, in bps."""
-        return (math.log(price) - math.log(self.window[0][1])) * BPS
+        return (math.log(price) - math.log(self.window[0][1])) * BPS_PER_UNIT
 
 
 @dataclass
@@ -189,7 +189,7 @@ class FeatureEngine(InstrumentStateMixin):
         # Out-of-order ticks (within the validator's tolerance) do not run time backwards.
         now_ns = max(state.last_ts_ns, tick.ts_event_ns)
         dt_s = (now_ns - state.last_ts_ns) * NS
-        ret = (math.log(price) - math.log(state.last_price)) * BPS
+        ret = (math.log(price) - math.log(state.last_price)) * BPS_PER_UNIT
         log_price = self._advance(state, tick, price, ret, dt_s, now_ns)
         state.last_price = price
         state.last_ts_ns = now_ns
@@ -226,11 +226,11 @@ class FeatureEngine(InstrumentStateMixin):
         s.up.add(max(ret, 0.0), decay[4])
         s.down.add(max(-ret, 0.0), decay[4])
         # Log price relative to the first tick keeps the numbers small whatever the price level.
-        log_price = (math.log(price) - math.log(s.first_price)) * BPS
+        log_price = (math.log(price) - math.log(s.first_price)) * BPS_PER_UNIT
         s.log_price.add(log_price, decay[1])
         signed = 0.0
         if isinstance(tick, QuoteTick):
-            s.spread_bps = (tick.ask - tick.bid) / price * BPS
+            s.spread_bps = (tick.ask - tick.bid) / price * BPS_PER_UNIT
             bid_size, ask_size = tick.bid_size, tick.ask_size
             if bid_size is None or ask_size is None:  # no sizes: no side of the book leans
                 s.imbalance = 0.0

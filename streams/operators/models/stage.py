@@ -23,7 +23,15 @@ from typing import Any
 
 from river import base
 
-from schemas.decisions import Alert, ControlCommand, FeatureVector, Severity, Side, Signal
+from schemas.decisions import (
+    Alert,
+    ControlCommand,
+    FeatureVector,
+    Severity,
+    Side,
+    Signal,
+    Stage,
+)
 from streams.config import DecisionConfig, EvaluationConfig, LabelConfig, ModelConfig
 from streams.operators.decision import MoveEstimate
 from streams.operators.labels import LabelQueue, horizon_ns
@@ -52,7 +60,7 @@ class Deployed:
     """One model version in a deployment and where it may act."""
 
     model: ModelConfig
-    stage: str = "production"
+    stage: Stage = Stage.PRODUCTION
     instruments: tuple[str, ...] | None = None
     capital_fraction: float = 1.0
 
@@ -166,7 +174,7 @@ class ModelStage(InstrumentStateMixin):
     def _apply(self, st: _Instrument, cmd: ControlCommand, instrument: str) -> str:
         key = version_key(cmd.model_id or "", cmd.model_version or 0)
         if cmd.command == "rollback":
-            current = [k for k, s in st.slots.items() if s.deployed.stage == "production"]
+            current = [k for k, s in st.slots.items() if s.deployed.stage == Stage.PRODUCTION]
             if key in st.slots and key not in current:  # the version the registry named
                 back = key
                 if key in st.rollback:
@@ -176,22 +184,22 @@ class ModelStage(InstrumentStateMixin):
             else:
                 return "nothing to roll back to"
             for k in current:
-                st.slots[k].deployed = _restage(st.slots[k].deployed, "retired")
-            st.slots[back].deployed = _restage(st.slots[back].deployed, "production")
+                st.slots[k].deployed = _restage(st.slots[k].deployed, Stage.RETIRED)
+            st.slots[back].deployed = _restage(st.slots[back].deployed, Stage.PRODUCTION)
             return f"production {','.join(current)} -> {back}"
-        stage = cmd.stage or "production"
+        stage = cmd.stage or Stage.PRODUCTION
         if key not in st.slots:
             if cmd.model_spec is None:
                 return f"unknown version {key}: ignored"
             spec = ModelConfig.model_validate(cmd.model_spec)
-            st.slots[key] = self._slot(Deployed(spec, "retired"))
+            st.slots[key] = self._slot(Deployed(spec, Stage.RETIRED))
         deployed = st.slots[key].deployed
-        if stage == "production":
+        if stage == Stage.PRODUCTION:
             if key in st.rollback:
                 st.rollback.remove(key)
             for k, s in st.slots.items():
-                if k != key and s.deployed.stage == "production":
-                    s.deployed = _restage(s.deployed, "retired")
+                if k != key and s.deployed.stage == Stage.PRODUCTION:
+                    s.deployed = _restage(s.deployed, Stage.RETIRED)
                     st.rollback = [*st.rollback[-(ROLLBACK_DEPTH - 1) :], k]
         st.slots[key].deployed = Deployed(
             deployed.model,
@@ -255,13 +263,17 @@ class ModelStage(InstrumentStateMixin):
             prediction = _predict(slot, x, z)
             predictions[key] = prediction
             dep = slot.deployed
-            if dep.stage == "retired" or slot.n_trained < dep.model.warmup_labels:
+            if dep.stage == Stage.RETIRED or slot.n_trained < dep.model.warmup_labels:
                 continue
-            if dep.stage == "canary" and dep.instruments and fv.instrument not in dep.instruments:
+            if (
+                dep.stage == Stage.CANARY
+                and dep.instruments
+                and fv.instrument not in dep.instruments
+            ):
                 continue
             signal = self._signal(slot, st, fv, prediction, z)
             signals.append(signal)
-            if dep.stage == "canary" or (dep.stage == "production" and routed is None):
+            if dep.stage == Stage.CANARY or (dep.stage == Stage.PRODUCTION and routed is None):
                 routed = signal
         st.labels.add(fv.ts_event_ns, fv.price, x, predictions)
         return ModelOutput(tuple(signals), routed, applied)
@@ -280,7 +292,9 @@ class ModelStage(InstrumentStateMixin):
     def _learning(self, st: _Instrument) -> dict[str, _Slot]:
         """The versions that learn: all but the retired, except those kept for a rollback."""
         return {
-            k: s for k, s in st.slots.items() if s.deployed.stage != "retired" or k in st.rollback
+            k: s
+            for k, s in st.slots.items()
+            if s.deployed.stage != Stage.RETIRED or k in st.rollback
         }
 
     def _learn(self, st: _Instrument, learning: dict[str, _Slot], now_ns: int) -> None:
@@ -343,7 +357,7 @@ class ModelStage(InstrumentStateMixin):
             explanation=explanation,
             task="classification" if slot.classifier else "regression",
             stage=dep.stage,
-            capital_fraction=dep.capital_fraction if dep.stage == "canary" else 1.0,
+            capital_fraction=dep.capital_fraction if dep.stage == Stage.CANARY else 1.0,
         )
 
     def move_bps(self, instrument: str) -> float:
@@ -370,7 +384,7 @@ class ModelStage(InstrumentStateMixin):
         return {k: s.deployed.stage for k, s in st.slots.items()} if st else {}
 
 
-def _restage(deployed: Deployed, stage: str) -> Deployed:
+def _restage(deployed: Deployed, stage: Stage) -> Deployed:
     return Deployed(deployed.model, stage, deployed.instruments, deployed.capital_fraction)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from schemas.quarantine import ReasonCode
 from schemas.ticks import QuoteTick, SourceRef, TradeTick
 from streams.config import ValidationConfig
+from streams.operators.units import BPS_PER_UNIT, UNIT_PER_BPS
 
 Verdict = tuple[ReasonCode, str] | None
 MAD_TO_STD = 1.4826  # a normal distribution's std is 1.4826 times its median absolute deviation
@@ -159,7 +160,7 @@ def jump_limit(state: InstrumentState, rules: ValidationConfig) -> float:
     The robust std dev is 1.4826 times the median absolute deviation of the recent log moves,
     so the outliers being judged cannot inflate it the way they would a plain std dev.
     """
-    floor = rules.outlier_min_jump_bps * 1e-4
+    floor = rules.outlier_min_jump_bps * UNIT_PER_BPS
     if len(state.moves) < 2:
         return floor
     centre = statistics.median(state.moves)
@@ -179,7 +180,7 @@ def check_outlier(
     if rules.outlier_k <= 0.0 or state.last_price is None:
         return None, 0.0, False
     move = log_move(state.last_price, price)
-    if abs(move) <= rules.outlier_min_jump_bps * 1e-4:
+    if abs(move) <= rules.outlier_min_jump_bps * UNIT_PER_BPS:
         return None, move, False  # cheap path: nothing below the floor is ever an outlier
     limit = jump_limit(state, rules)
     if abs(move) <= limit:
@@ -192,8 +193,8 @@ def check_outlier(
     return (
         (
             ReasonCode.PRICE_OUTLIER,
-            f"jump of {move * 1e4:+.1f} bps from {state.last_price} to {price} exceeds "
-            f"{limit * 1e4:.1f} bps (k={rules.outlier_k} robust std devs); "
+            f"jump of {move * BPS_PER_UNIT:+.1f} bps from {state.last_price} to {price} exceeds "
+            f"{limit * BPS_PER_UNIT:.1f} bps (k={rules.outlier_k} robust std devs); "
             f"unconfirmed {count}/{rules.outlier_confirm_ticks}",
         ),
         move,

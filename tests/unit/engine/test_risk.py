@@ -65,7 +65,7 @@ SIDES = {Side.BUY: BUY, Side.SELL: SELL, Side.FLAT: SIDE_FLAT}
 def kill(n: int) -> ControlCommand:
     return ControlCommand(
         command_id=f"k{n}", command="kill_switch_on", scope="global", reason="test", operator="me",
-        ts_ns=0,
+        ts_event_ns=0,
     )  # fmt: skip
 
 

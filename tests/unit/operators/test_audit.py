@@ -8,12 +8,25 @@ import itertools
 import pytest
 import stubs
 
-from schemas.decisions import AppliedControl, AuditRecord, Side
+from schemas.decisions import (
+    AppliedControl,
+    AuditRecord,
+    Decision,
+    RiskCheckResult,
+    Side,
+    Signal,
+)
 from streams.config import RiskConfig
 from streams.operators.audit import GENESIS, AuditChain, check_link, record_hash, verify_chain
 from streams.operators.risk import RiskEngine
 
 SIDES = [Side.BUY, Side.FLAT, Side.SELL, Side.BUY, Side.SELL]
+
+
+def decide(risk: RiskEngine, sig: Signal, price: float) -> tuple[Decision, list[RiskCheckResult]]:
+    """The decision and its checks, as the pipeline takes them from ``evaluate``."""
+    verdict = risk.evaluate(sig, price)
+    return verdict.decision, verdict.checks
 
 
 def build(
@@ -32,7 +45,7 @@ def build(
                 SIDES[i % len(SIDES)], tick_id=f"{inst}-{i}", instrument=inst, ts_ns=ts
             )
             fv = stubs.feature_vector(sig.tick_id, ts, price0 + i, inst, x=float(i))
-            decision, checks = risk.on_signal(sig, fv.price)
+            decision, checks = decide(risk, sig, fv.price)
             out.append(chain.on_decision(fv, sig, checks, decision)[0])
     return out
 
@@ -66,7 +79,7 @@ def test_sealed_bytes_are_the_record_encoded_and_hashed() -> None:
     for i, inst in enumerate(["ES", "NQ", "CL"]):
         sig = stubs.signal(SIDES[i], tick_id=f'{inst}-"{i}"', instrument=inst)
         fv = stubs.feature_vector(sig.tick_id, stubs.T0_NS, 100.0 + i, inst, x=-1.5 * i)
-        decision, checks = risk.on_signal(sig, fv.price)
+        decision, checks = decide(risk, sig, fv.price)
         record, wire = chain.on_decision(fv, sig, checks, decision)
         assert wire == record.to_bytes()
         assert record.hash == record_hash(record)
@@ -78,7 +91,7 @@ def test_a_record_from_before_a_contract_grew_verifies_from_its_stored_bytes() -
     # null and re-encoding changes the bytes, so only the stored bytes can prove the hash.
     sig = stubs.signal(Side.BUY)
     fv = stubs.feature_vector(sig.tick_id, stubs.T0_NS, 100.0)
-    decision, checks = RiskEngine(RiskConfig()).on_signal(sig, fv.price)
+    decision, checks = decide(RiskEngine(RiskConfig()), sig, fv.price)
     control = AppliedControl(
         command_id="c1", command="kill_switch_on", scope="ES", reason="r", applied_ts_event_ns=1
     )
