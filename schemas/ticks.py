@@ -46,7 +46,10 @@ class QuoteTick(Contract):
     model_config = ConfigDict(
         json_schema_extra={
             "if": {"properties": {"schema_version": {"const": 1}}, "required": ["schema_version"]},
-            "then": {"required": ["bid_size", "ask_size"]},
+            "then": {
+                "required": ["bid_size", "ask_size"],
+                "properties": {"bid_size": {"type": "number"}, "ask_size": {"type": "number"}},
+            },
         }
     )
 
