@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -161,7 +162,8 @@ def test_altered_dropped_and_swapped_records_raise_their_alerts_within_5_s(
 def test_a_feed_that_stops_is_stale_for_that_instrument_only(
     watch: Callable[[str], Watched],
 ) -> None:
-    topics, alerts, producer = watch("stale_after_s = 2.0\ncheck_interval_s = 0.5\n")
+    section = 'stale_after_s = 2.0\ncheck_interval_s = 0.5\nmax_lag = 10\nworker_group = "nobody-'
+    topics, alerts, producer = watch(section + f'{uuid.uuid4().hex}"\n')
     start = time.time()
 
     def tick(*instruments: str) -> None:
@@ -182,3 +184,6 @@ def test_a_feed_that_stops_is_stale_for_that_instrument_only(
     tick("ES")
     cleared = alerts.wait("FEED_STALE_CLEARED", 5, since=stopped)
     assert cleared.instrument == "ES"
+    # no worker in the group: down, and its backlog is every tick published
+    assert "has no member" in alerts.wait("WORKER_DOWN", 1).detail
+    assert "messages behind on ticks.raw" in alerts.wait("WORKER_LAG", 1).detail
