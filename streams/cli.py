@@ -382,6 +382,24 @@ def _console(subparsers: Subparsers) -> None:
     parser.set_defaults(func=LazyHandler("streams.console.server:run_cli"))
 
 
+def _watch(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "watch",
+        help="run the watchtower: live audit-chain check, feed, worker and broker health",
+        description=(
+            "A faust app with its own consumer group: checks every audit record against its "
+            "instrument's hash chain as it arrives, that each decision gets its audit record, "
+            "that feeds tick, and that the workers' group is alive and keeping up; raises "
+            "alerts on the alerts topic (codes in docs/OPERATIONS.md, thresholds in [watch])."
+        ),
+    )
+    parser.add_argument("--config", default=None, help="TOML config ([watch] thresholds)")
+    parser.add_argument("--topic-prefix", default=None, help="override the config's topic prefix")
+    parser.add_argument("--loglevel", default="WARNING")
+    add_bootstrap_argument(parser)
+    parser.set_defaults(func=LazyHandler("streams.watch.app:run_cli"))
+
+
 # Sub-commands in the order `--help` lists them.
 COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     _broker,
@@ -399,6 +417,7 @@ COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     _model,
     _security,
     _console,
+    _watch,
 )
 
 

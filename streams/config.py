@@ -353,6 +353,25 @@ class EvaluationConfig(Frozen):
     window_s: float = Field(default=300.0, gt=0.0, description="Rolling window, event seconds.")
 
 
+class WatchConfig(Frozen):
+    """``tickwise watch``: the wall-clock checks the event-time pipeline cannot make itself."""
+
+    stale_after_s: float = Field(
+        default=30.0, gt=0.0, description="FEED_STALE: no tick on ticks.raw for this long."
+    )
+    audit_deadline_s: float = Field(
+        default=10.0, gt=0.0, description="AUDIT_MISSING: a decision unaudited for this long."
+    )
+    max_lag: int = Field(
+        default=10_000, ge=1, description="WORKER_LAG: the workers' backlog on ticks.raw."
+    )
+    check_interval_s: float = Field(default=1.0, gt=0.0, description="How often it looks.")
+    worker_group: str | None = Field(
+        default=None, description="The workers' consumer group; unset: the config's app_id."
+    )
+    group_id: str = Field(default="tickwise-watch", min_length=1, description="Its own group.")
+
+
 class TickwiseConfig(Frozen):
     """Everything a worker or a backtest needs; defaults make a working demo."""
 
@@ -368,6 +387,7 @@ class TickwiseConfig(Frozen):
     execution: ExecutionConfig = ExecutionConfig()
     monitor: MonitorConfig = MonitorConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    watch: WatchConfig = WatchConfig()
 
 
 def load_config(path: str | Path | None = None, **overrides: object) -> TickwiseConfig:

@@ -1,0 +1,232 @@
+"""``tickwise watch``: the faust app that feeds the watchtower's checks and keeps their state.
+
+Three inputs, its own consumer group (``[watch] group_id`` behind the topic prefix):
+- ``audit`` and ``decisions`` in one agent, so each record meets its chain's head and each
+  decision its audit record (``chain.check_record``, ``Trail``);
+- the keys of ``ticks.raw``, for the wall time each instrument last ticked;
+- a timer that checks the deadlines, the feeds and the workers' group (``health``).
+
+State lives in faust tables backed by changelog topics: the chain heads, the decisions awaiting
+their audit record, the last tick per instrument, and the offset each input partition was
+checked up to. A restarted watchtower reads the changelogs, not the audit topic, and a message
+re-delivered after a restart (faust commits offsets after the tables moved on) is recognised by
+its offset and not checked twice.
+
+It reads ``read_committed``, like every other reader of the workers' output: records of a
+transaction the worker aborted and then wrote again must not look like a fork.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import tempfile
+import time
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.transport.drivers import aiokafka as aiokafka_driver
+from pydantic import ValidationError
+
+from schemas.decisions import Alert, Decision, Severity
+from schemas.topics import Topics
+from streams.config import TickwiseConfig, load_config
+from streams.live.bootstrap import resolve_bootstrap
+from streams.live.security import faust_credentials
+from streams.watch.alerts import watch_alert
+from streams.watch.chain import Where, check_record
+from streams.watch.health import Alarms, feed_alerts, group_alerts, missing_audits
+from streams.watch.probe import admin_client, partition_counts, probe_group
+
+log = logging.getLogger(__name__)
+
+# The last-tick table is written at most this often per instrument (a changelog message each).
+FEED_RESOLUTION_S = 1.0
+
+
+class _ReadCommittedThread(aiokafka_driver.AIOKafkaConsumerThread):
+    """faust's consumer reads ``read_committed`` only in its exactly-once mode; this one always."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._isolation_level = "read_committed"  # aiokafka reads it when it starts
+        return consumer
+
+
+class _ReadCommittedConsumer(aiokafka_driver.Consumer):
+    def _new_consumer_thread(self) -> Any:
+        return _ReadCommittedThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _ReadCommittedTransport(aiokafka_driver.Transport):
+    Consumer = _ReadCommittedConsumer
+
+
+class WatchApp(faust.App):
+    """A faust app whose consumer reads committed records only."""
+
+    def _new_transport(self) -> Any:
+        return _ReadCommittedTransport(self.conf.broker_consumer, self)
+
+
+@dataclass
+class Trail:
+    """The checks on ``audit`` and ``decisions``, over mappings (faust tables in the app)."""
+
+    config: TickwiseConfig
+    heads: MutableMapping[str, Any]
+    pending: MutableMapping[str, Any]
+    reported: set[str] = field(default_factory=set)
+
+    def on_audit(self, raw: bytes, where: Where, now: float) -> list[Alert]:
+        alerts, record = check_record(raw, where, self.heads, int(now * 1e9))
+        if record is not None:
+            self._meet(record.decision.decision_id, record.instrument, where, now, audited=True)
+        return alerts
+
+    def on_decision(self, raw: bytes, where: Where, now: float) -> list[Alert]:
+        try:
+            decision = Decision.model_validate_json(raw)
+        except ValidationError as exc:
+            detail = f"{where}: not a decision ({exc.error_count()} errors)"
+            return [watch_alert("DECISION_UNREADABLE", detail, where, int(now * 1e9))]
+        self._meet(decision.decision_id, decision.instrument, where, now, audited=False)
+        return []
+
+    def _meet(
+        self, decision_id: str, instrument: str, where: Where, now: float, audited: bool
+    ) -> None:
+        """A decision and its audit record may be read in either order; the second one read
+        clears the first."""
+        if decision_id in self.pending:
+            del self.pending[decision_id]
+            return
+        self.pending[decision_id] = {
+            "seen": now,
+            "at": str(where),
+            "instrument": instrument,
+            "audited": audited,
+        }
+
+    def overdue(self, now: float) -> list[Alert]:
+        unaudited = ((k, v) for k, v in self.pending.items() if not v["audited"])
+        return missing_audits(unaudited, self.reported, now, self.config.watch)
+
+
+def build_app(
+    config: TickwiseConfig, bootstrap: str, store: str = "memory://"
+) -> tuple[faust.App, dict[str, Any]]:
+    """The watchtower's faust app; also returns its tables by name (for tests and views)."""
+    topics = Topics(config.topic_prefix)
+    watch = config.watch
+    admin = admin_client(bootstrap)
+    counts = partition_counts(admin, [topics.audit, topics.decisions, topics.raw, topics.alerts])
+    if counts[topics.audit] != counts[topics.decisions]:
+        raise RuntimeError(
+            f"{topics.audit} has {counts[topics.audit]} partitions and {topics.decisions} "
+            f"{counts[topics.decisions]}: the watchtower needs them co-partitioned"
+        )
+    app_id = f"{config.topic_prefix}{watch.group_id}"
+    datadir = Path(tempfile.gettempdir()) / f"tickwise-faust-{getpass.getuser()}"
+    datadir.mkdir(exist_ok=True)
+    app = WatchApp(
+        app_id,
+        broker=[f"kafka://{server}" for server in bootstrap.split(",")],
+        store=store,
+        datadir=str(datadir / app_id),
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,
+        broker_session_timeout=10,
+        broker_heartbeat_interval=1,
+        table_standby_replicas=0,
+        topic_allow_declare=True,
+        broker_credentials=faust_credentials(),
+    )
+    trail_parts, raw_parts = counts[topics.audit], counts[topics.raw]
+
+    def table(name: str, partitions: int) -> Any:
+        return app.Table(name, partitions=partitions, key_type=str, default=None)
+
+    tables = {
+        "heads": table("chain-heads", trail_parts),
+        "pending": table("pending-decisions", trail_parts),
+        "checked": table("checked-offsets", trail_parts),
+        "feeds": table("feed-last-tick", raw_parts),
+    }
+    trail = Trail(config, tables["heads"], tables["pending"])
+    alarms = Alarms()
+    alerts_topic = app.topic(topics.alerts, value_serializer="raw", key_serializer="raw")
+
+    async def send(alerts: list[Alert]) -> None:
+        for alert in alerts:
+            level = logging.CRITICAL if alert.severity is Severity.CRITICAL else logging.WARNING
+            log.log(level, "%s %s", alert.code, alert.detail)
+            key = (alert.instrument or alert.code).encode()
+            await alerts_topic.send(key=key, value=alert.to_bytes())
+
+    trail_topic = app.topic(topics.audit, topics.decisions, value_serializer="raw")
+
+    @app.agent(trail_topic)
+    async def check_trail(stream: Any) -> None:
+        checked = tables["checked"]
+        async for event in stream.events():
+            msg = event.message
+            mark = f"{msg.topic}:{msg.partition}"
+            done = checked.get(mark)
+            if done is not None and msg.offset <= done:
+                continue  # checked before a restart: the tables already hold its outcome
+            where = Where(msg.topic, msg.partition, msg.offset)
+            value = event.value or b""
+            if msg.topic == topics.audit:
+                alerts = trail.on_audit(value, where, time.time())
+            else:
+                alerts = trail.on_decision(value, where, time.time())
+            checked[mark] = msg.offset
+            await send(alerts)
+
+    raw_topic = app.topic(topics.raw, value_serializer="raw", key_serializer="raw")
+
+    @app.agent(raw_topic)
+    async def note_ticks(stream: Any) -> None:
+        feeds = tables["feeds"]
+        async for key, _ in stream.items():
+            instrument = key.decode(errors="replace") if key else ""
+            now = time.time()
+            if instrument and now - feeds.get(instrument, 0.0) >= FEED_RESOLUTION_S:
+                feeds[instrument] = now
+
+    worker_group = watch.worker_group or config.app_id
+
+    @app.timer(interval=watch.check_interval_s)
+    async def look() -> None:
+        now = time.time()
+        alerts = trail.overdue(now)
+        alerts += feed_alerts(alarms, dict(tables["feeds"].items()), now, watch)
+        try:
+            health: Any = await asyncio.to_thread(probe_group, admin, worker_group, topics.raw)
+        except Exception as exc:  # any failure to get an answer is the broker's unreachability
+            health = exc
+        alerts += group_alerts(alarms, health, time.time(), watch)
+        await send(alerts)
+
+    return app, tables
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Carry out ``tickwise watch``: run the watchtower until it is stopped."""
+    logging.basicConfig(
+        level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = load_config(args.config, topic_prefix=args.topic_prefix)
+    app, _ = build_app(config, resolve_bootstrap(args))
+    worker = faust.Worker(app, loglevel=args.loglevel.lower(), quiet=True)
+    worker.execute_from_commandline()
+    return 0

@@ -1,0 +1,189 @@
+"""``tickwise watch`` on a real broker: tampered audit records fed to a side topic raise their
+alerts within 5 s naming the offsets, and a feed that stops is stale for that instrument only."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from schemas.decisions import Alert, AuditRecord
+from schemas.topics import Topics
+from streams.live.admin import create_topics
+from streams.live.tap import consumer, stop_process
+from tests.stubs import audit_bodies
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+ALERT_WITHIN_S = 5.0
+
+
+class Alerts:
+    """The alerts topic, read in a thread, each alert with the wall time it was read."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.seen: list[tuple[float, Alert]] = []
+        self._stop = threading.Event()
+        self._c = consumer(bootstrap, [topic])
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            msg = self._c.poll(0.1)
+            if msg is not None and not msg.error():
+                self.seen.append((time.time(), Alert.model_validate_json(msg.value())))
+
+    def wait(self, code: str, timeout: float, since: float = 0.0, text: str = "") -> Alert:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for t, alert in list(self.seen):
+                if t >= since and alert.code == code and text in alert.detail:
+                    return alert
+            time.sleep(0.05)
+        codes = [(a.code, a.detail[:120]) for _, a in self.seen]
+        raise AssertionError(f"no {code} ({text!r}) within {timeout} s; seen: {codes}")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._c.close()
+
+
+def _watch(bootstrap: str, prefix: str, config: Path, log: Path) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "streams.cli", "watch", "--bootstrap-servers", bootstrap]
+    cmd += ["--topic-prefix", prefix, "--config", str(config), "--loglevel", "INFO"]
+    return subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+Watched = tuple[Topics, Alerts, Producer]
+
+
+@pytest.fixture
+def watch(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> Iterator[Callable[[str], Watched]]:
+    """Start a watchtower with a ``[watch]`` section: topics, its alerts and a producer."""
+    running: list[tuple[subprocess.Popen[bytes], Alerts]] = []
+
+    def start(section: str) -> Watched:
+        config = tmp_path / "tickwise.toml"
+        config.write_text("[watch]\n" + section)
+        create_topics(kafka_bootstrap, topic_prefix, partitions=3)
+        topics = Topics(topic_prefix)
+        alerts = Alerts(kafka_bootstrap, topics.alerts)
+        producer = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 0})
+        proc = _watch(kafka_bootstrap, topic_prefix, config, tmp_path / "watch.log")
+        running.append((proc, alerts))
+        # ready once it has read something: a message that is no audit record
+        producer.produce(topics.audit, key=b"probe", value=b"not a record")
+        producer.flush()
+        alerts.wait("AUDIT_UNREADABLE", 90)
+        return topics, alerts, producer
+
+    yield start
+    for proc, alerts in running:
+        stop_process(proc)
+        alerts.close()
+    if (tmp_path / "watch.log").exists():
+        print((tmp_path / "watch.log").read_text(errors="replace")[-3000:])
+
+
+def _by_instrument() -> dict[str, list[bytes]]:
+    chains: dict[str, list[bytes]] = {}
+    for raw in audit_bodies(1500):
+        chains.setdefault(AuditRecord.model_validate_json(raw).instrument, []).append(raw)
+    return chains
+
+
+def _send(producer: Producer, topic: str, bodies: list[bytes]) -> list[int]:
+    """Publish in order; return each message's offset."""
+    offsets: list[int] = []
+
+    def note(err: object, msg: object) -> None:
+        assert err is None, err
+        offsets.append(msg.offset())  # type: ignore[attr-defined]
+
+    for raw in bodies:
+        key = AuditRecord.model_validate_json(raw).instrument.encode()
+        producer.produce(topic, key=key, value=raw, on_delivery=note)
+    producer.flush()
+    return offsets
+
+
+def test_altered_dropped_and_swapped_records_raise_their_alerts_within_5_s(
+    watch: Callable[[str], Watched],
+) -> None:
+    topics, alerts, producer = watch("stale_after_s = 600.0\n")
+    chains = _by_instrument()
+    altered_i, dropped_i, swapped_i = sorted(chains, key=lambda i: -len(chains[i]))[:3]
+
+    # altered: one field of record 6 changed, its hash left as it was
+    bodies = chains[altered_i][:12]
+    doc = json.loads(bodies[6])
+    doc["signal"]["score"] = doc["signal"]["score"] / 2 + 0.25
+    bodies[6] = json.dumps(doc, separators=(",", ":")).encode()
+    sent = time.time()
+    offsets = _send(producer, topics.audit, bodies)
+    alert = alerts.wait("AUDIT_BROKEN", ALERT_WITHIN_S, text=doc["audit_id"])
+    assert f"@{offsets[6]}" in alert.detail and "hash does not match" in alert.detail
+    assert alert.instrument == altered_i and alert.severity.value == "CRITICAL"
+    assert time.time() - sent < ALERT_WITHIN_S + 1
+
+    # dropped: record 5 never published; the alert names the record after and the one before
+    bodies = chains[dropped_i][:12]
+    gone = AuditRecord.model_validate_json(bodies.pop(5))
+    offsets = _send(producer, topics.audit, bodies)
+    alert = alerts.wait("AUDIT_GAP", ALERT_WITHIN_S, text=f"aud-{dropped_i}-{gone.seq + 1} ")
+    assert f"@{offsets[5]}" in alert.detail and f"@{offsets[4]}" in alert.detail
+
+    # swapped: records 3 and 4 published in each other's place
+    bodies = chains[swapped_i][:12]
+    bodies[3], bodies[4] = bodies[4], bodies[3]
+    offsets = _send(producer, topics.audit, bodies)
+    gap = alerts.wait("AUDIT_GAP", ALERT_WITHIN_S, text=f"aud-{swapped_i}-4 ")
+    late = alerts.wait("AUDIT_REORDERED", ALERT_WITHIN_S, text=f"aud-{swapped_i}-3 ")
+    assert f"@{offsets[3]}" in gap.detail and f"@{offsets[4]}" in late.detail
+
+    time.sleep(2)  # nothing else: every other record linked
+    audit_codes = sorted(a.code for _, a in alerts.seen if a.code.startswith("AUDIT"))
+    expected = ["AUDIT_BROKEN", "AUDIT_GAP", "AUDIT_GAP", "AUDIT_REORDERED", "AUDIT_UNREADABLE"]
+    assert audit_codes == expected
+
+
+def test_a_feed_that_stops_is_stale_for_that_instrument_only(
+    watch: Callable[[str], Watched],
+) -> None:
+    section = 'stale_after_s = 2.0\ncheck_interval_s = 0.5\nmax_lag = 10\nworker_group = "nobody-'
+    topics, alerts, producer = watch(section + f'{uuid.uuid4().hex}"\n')
+    start = time.time()
+
+    def tick(*instruments: str) -> None:
+        for instrument in instruments:
+            producer.produce(topics.raw, key=instrument.encode(), value=b"{}")
+        producer.flush()
+
+    while time.time() - start < 3:
+        tick("ES", "NQ")
+        time.sleep(0.2)
+    stopped = time.time()
+    while time.time() - stopped < 6:
+        tick("NQ")
+        time.sleep(0.2)
+    stale = alerts.wait("FEED_STALE", 1, since=start)
+    assert stale.instrument == "ES" and "ES: no tick" in stale.detail
+    assert [a.instrument for _, a in alerts.seen if a.code == "FEED_STALE"] == ["ES"]
+    tick("ES")
+    cleared = alerts.wait("FEED_STALE_CLEARED", 5, since=stopped)
+    assert cleared.instrument == "ES"
+    # no worker in the group: down, and its backlog is every tick published
+    assert "has no member" in alerts.wait("WORKER_DOWN", 1).detail
+    assert "messages behind on ticks.raw" in alerts.wait("WORKER_LAG", 1).detail
