@@ -9,9 +9,9 @@ benchmark starts and stops itself. Every run uses its own topic prefix.
 1. **Throughput.** ``--ticks`` synthetic ticks are preloaded to a one-partition ``ticks.raw``;
    then ``tickwise worker`` starts. It is measured from the topics' contents: Kafka stamps every
    output with the time the worker produced it (``CreateTime``), and throughput is the number of
-   ticks over the span from the first to the last committed output. faust's start-up (group
-   join, recovery reads) happens before the first output and is reported separately, not
-   counted.
+   ticks over the span from the first to the last committed output. The worker's start-up
+   (group join, recovery reads) happens before the first output and is reported separately,
+   not counted.
 2. **Ceiling.** In the same run, on the same broker, a bare confluent-kafka loop consumes the
    same preloaded ticks in batches and produces each one unchanged to a topic of its own;
    measured the same way. The worker writes five or more messages per tick (clean tick,
@@ -28,9 +28,6 @@ benchmark starts and stops itself. Every run uses its own topic prefix.
    benchmark learns which ticks those are by running the same stream through the pipeline
    in-process first, and measures those. A rate is saturated when a decision is missing or
    the last one came more than a second after the last tick was due (a queue built up).
-4. **Framework floor.** The worker's own faust app and batch loop, consuming the same
-   preloaded ticks and doing nothing with them: what faust and aiokafka allow per worker
-   before tickwise does any work.
 """
 
 from __future__ import annotations
@@ -240,60 +237,6 @@ def pass_through(bootstrap: str, source: str, ticks: int, timeout: float) -> dic
     # Wall clock here, until every message is acknowledged: the loop produces faster than
     # CreateTime (ms) could resolve, so timestamps would overstate the ceiling.
     return {"ticks": moved, "seconds": round(seconds, 3), "ticks_per_s": round(moved / seconds)}
-
-
-def faust_floor(bootstrap: str, source: str, ticks: int, timeout: float) -> dict[str, Any]:
-    """The framework's floor: the worker's faust app and batch loop, doing nothing else.
-
-    What faust and aiokafka cost per message before a byte is validated: no worker built on
-    them can beat it, whatever the pipeline does.
-    """
-    with tempfile.TemporaryDirectory(prefix="tickwise-bench-floor-") as tmp:
-        stamps = Path(tmp) / "floor.json"
-        cmd = [sys.executable, "-m", "benchmarks.live", "--child-faust", "--topic", source]
-        cmd += ["--count", str(ticks), "--stamps", str(stamps), "--bootstrap-servers", bootstrap]
-        child = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        try:
-            while not stamps.exists() and time.monotonic() < deadline and child.poll() is None:
-                time.sleep(0.2)
-        finally:
-            stop_process(child)
-        if not stamps.exists():
-            raise RuntimeError(f"the faust floor did not take {ticks} ticks in {timeout} s")
-        seen = json.loads(stamps.read_text())
-    seconds = seen["last"] - seen["first"]
-    # the clock starts at the first batch (group join excluded), as for the other paths
-    return {
-        "ticks": seen["n"],
-        "seconds": round(seconds, 3),
-        "ticks_per_s": round(seen["n"] / seconds),
-    }
-
-
-def faust_child(args: argparse.Namespace) -> int:
-    """Take ``count`` events off ``topic`` as the worker does and note when (until killed)."""
-    from faust import Worker
-
-    from streams.live.worker import BATCH_MAX, BATCH_WITHIN_S, faust_app
-
-    app = faust_app(f"bench-floor-{uuid.uuid4().hex[:6]}", args.bootstrap_servers)
-    topic = app.topic(args.topic, key_serializer="raw", value_serializer="raw")
-    seen: dict[str, Any] = {"n": 0, "first": None}
-
-    @app.agent(topic)
-    async def drain(stream: Any) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            now = time.perf_counter()
-            seen["first"] = seen["first"] or now
-            seen["n"] += sum(1 for e in events if e.value is not None)
-            if seen["n"] >= args.count:
-                Path(args.stamps).write_text(json.dumps({**seen, "last": now}))  # parent stops us
-
-    worker = Worker(app, loglevel="WARNING", quiet=True)
-    worker.spinner = None
-    worker.execute_from_commandline()
-    return 0
 
 
 # --- latency ---------------------------------------------------------------------------------
@@ -511,7 +454,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_config_argument(parser)
     # the paced feed child of the latency phase
     parser.add_argument("--child-feed", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--child-faust", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--skip", type=int, help=argparse.SUPPRESS)
@@ -524,8 +466,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child_feed:
         return feed_child(args)
-    if args.child_faust:
-        return faust_child(args)
     rates = [int(r) for r in args.rates.split(",") if r]
     results: dict[str, Any] = {}
     with broker_for(args.bootstrap_servers) as bootstrap:
@@ -533,18 +473,15 @@ def main(argv: list[str] | None = None) -> int:
             tp = throughput(bootstrap, args.ticks, args.timeout, args.config)
             source = Topics(tp["prefix"]).raw
             ceiling = pass_through(bootstrap, source, args.ticks, args.timeout)
-            floor = faust_floor(bootstrap, source, args.ticks, args.timeout)
             ratio = tp["ticks_per_s"] / ceiling["ticks_per_s"]
             rows = [
                 {"path": "tickwise worker", **tp},
-                {"path": "faust, consume only", **floor},
                 {"path": "bare pass-through", **ceiling},
             ]
             print(table(rows, ["path", "ticks", "seconds", "ticks_per_s", "startup_s"]))
             print(f"worker / ceiling: {ratio:.3f} (target: >= 50,000 ticks/s per worker)")
             results |= {
                 "worker": tp,
-                "faust_floor": floor,
                 "ceiling": ceiling,
                 "ratio_worker_over_ceiling": ratio,
             }

@@ -3,41 +3,33 @@ transactions (``streams.live.transport``).
 
 Each assigned raw partition gets a ``PartitionRunner`` (``streams.live.partition``) that calls
 ``Pipeline.process`` -- the very call the backtest makes -- and the transport commits each
-batch's outputs with its input offsets in one transaction. faust is not on this path; the
-live benchmark still measures faust's own floor with ``faust_app``.
+batch's outputs with its input offsets in one transaction. faust is not on this path; it runs
+the independent watchtower (``streams.watch``).
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import logging
 import os
 import signal
 import sys
-import tempfile
 import threading
 from pathlib import Path
-from typing import Any
 
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import CleanTick
 from streams.checkpoint import CheckpointKeyError, CheckpointStore, checkpoint_key
 from streams.config import TickwiseConfig, load_config
-from streams.live import transport as _transport
 from streams.live.bootstrap import resolve_bootstrap
 from streams.live.metrics import PipelineMetrics, serve_metrics
 from streams.live.partition import PartitionRunner, default_checkpoint_dir
-from streams.live.security import faust_credentials
 from streams.live.transport import Transport
 from streams.operators.validation import QualityMonitor
 from streams.pipeline import Output
 
 log = logging.getLogger(__name__)
 
-# The batch bounds the live benchmark gives faust's floor, so it consumes as the worker does.
-BATCH_MAX = _transport.BATCH_MAX
-BATCH_WITHIN_S = _transport.POLL_S
 
 # After a crash, the orderly close gets this long before the process exits regardless.
 CRASH_GRACE_S = 15.0
@@ -54,32 +46,6 @@ def exit_after(seconds: float, code: int) -> None:
     timer = threading.Timer(seconds, os._exit, args=(code,))
     timer.daemon = True
     timer.start()
-
-
-def faust_app(app_id: str, bootstrap: str) -> Any:
-    """The faust app the live benchmark measures faust's own floor with: what a faust agent
-    on ``ticks.raw`` would cost before any work."""
-    import faust  # imported here: operators, replay and the CLI never need it
-
-    datadir = Path(tempfile.gettempdir()) / f"tickwise-faust-{getpass.getuser()}"
-    datadir.mkdir(exist_ok=True)  # faust creates only the last level
-    return faust.App(
-        app_id,
-        broker=[f"kafka://{server}" for server in bootstrap.split(",")],
-        store="memory://",
-        # faust makes a data directory even with in-memory tables; by default in the current
-        # directory, which left one per app id in the repository (state lives in checkpoints)
-        datadir=str(datadir / app_id),
-        key_serializer="raw",
-        value_serializer="raw",
-        web_enabled=False,
-        consumer_auto_offset_reset="earliest",
-        stream_wait_empty=False,
-        broker_session_timeout=10,
-        broker_heartbeat_interval=1,
-        table_standby_replicas=0,
-        broker_credentials=faust_credentials(),
-    )
 
 
 def build_transport(
