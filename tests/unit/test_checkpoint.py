@@ -193,3 +193,15 @@ def test_a_worker_with_an_unusable_key_does_not_start(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "$TICKWISE_CHECKPOINT_KEY is shorter than 32 bytes" in proc.stderr
     assert "too-short-a-key" not in proc.stderr + proc.stdout
+
+
+def test_checkpoints_go_to_the_topic_unless_a_directory_is_chosen() -> None:
+    from pydantic import ValidationError
+
+    from streams.config import LiveConfig
+
+    assert LiveConfig().checkpoint_store == "topic"
+    assert LiveConfig(checkpoint_store="dir", checkpoint_dir="/x").checkpoint_dir == "/x"
+    # a directory that the topic store would leave unused is a mistake, said at once
+    with pytest.raises(ValidationError, match="only with checkpoint_store = 'dir'"):
+        LiveConfig(checkpoint_dir="/x")
