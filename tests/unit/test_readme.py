@@ -384,7 +384,7 @@ def test_every_link_in_the_pages_lands() -> None:
 
 def test_a_link_to_a_missing_heading_fails() -> None:
     page = ROOT / "docs" / "OPERATIONS.md"
-    assert "delivery-guarantees-exactly-once-by-transactions-lineage-and-replay" in _anchors(
+    assert "delivery-guarantees-exactly-once-by-kafka-transactions-and-replay" in _anchors(
         page.read_text()
     )
     broken = "[a](SECURITY.md#nowhere) [b](NOPE.md) [c](#commands) [d](https://x.y/#z) [e](#x)"
