@@ -36,9 +36,15 @@ class TopicSpec:
     cleanup_policy: str
     description: str
 
+    extra_configs: tuple[tuple[str, str], ...] = ()
+
     def configs(self) -> dict[str, str]:
         """Topic-level configs passed to the broker at creation."""
-        return {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms)}
+        return {
+            "cleanup.policy": self.cleanup_policy,
+            "retention.ms": str(self.retention_ms),
+            **dict(self.extra_configs),
+        }
 
 
 TICKS_RAW = TopicSpec(
@@ -133,6 +139,20 @@ FILLS = TopicSpec(
     "Paper-broker fills of approved orders, with the account after each fill.",
 )
 
+# The workers' own state, not a contract: signed checkpoint parts and manifests (bytes and JSON
+# written by streams.live.checkpoint_topic), keyed by app id, raw topic, partition and part.
+# Segments roll hourly so compaction can drop superseded checkpoints from a busy topic.
+CHECKPOINTS = TopicSpec(
+    "checkpoints",
+    "app id, raw topic, raw partition, manifest or part number",
+    (),
+    3,
+    -1,
+    "compact",
+    "Each raw partition's latest pipeline checkpoint, chunked and signed; compacted.",
+    (("segment.ms", str(3600 * 1000)), ("min.cleanable.dirty.ratio", "0.1")),
+)
+
 CATALOGUE: tuple[TopicSpec, ...] = (
     TICKS_RAW,
     TICKS_CLEAN,
@@ -145,6 +165,10 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     CONTROL,
     FILLS,
 )
+
+# Every topic a deployment needs: the catalogue's contracts and the workers' internal ones.
+INTERNAL: tuple[TopicSpec, ...] = (CHECKPOINTS,)
+ALL_TOPICS: tuple[TopicSpec, ...] = CATALOGUE + INTERNAL
 
 
 @dataclass(frozen=True)
@@ -195,3 +219,7 @@ class Topics:
     @property
     def fills(self) -> str:
         return self.name(FILLS)
+
+    @property
+    def checkpoints(self) -> str:
+        return self.name(CHECKPOINTS)

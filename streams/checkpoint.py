@@ -1,21 +1,24 @@
 """Checkpoints: a partition's whole pipeline state, saved beside the raw offset it reflects.
 
-A checkpoint is a file, not a Kafka message: a forest model pickles to a hundred megabytes. It is
-written to a temporary name and renamed, so a crash leaves the previous checkpoint intact. Point
-``checkpoint_dir`` at storage every worker can reach and a partition that moves to another worker
-resumes from it; without one, the new owner rebuilds the state by replaying the partition.
+Where they are kept is a ``CheckpointStore``: by default a compacted Kafka topic
+(``streams.live.checkpoint_topic``), which every worker of the cluster reaches without shared
+storage; or a directory (``DirCheckpointStore``), one file per partition written to a temporary
+name and renamed, so a crash leaves the previous checkpoint intact. Either way a partition that
+moves to another worker resumes from its checkpoint; without one, the new owner rebuilds the
+state by replaying the partition.
 
-Unpickling runs code, and the directory is shared, so each file is signed: an HMAC-SHA256 under a
-key only the workers hold, over the partition it belongs to and every byte of the pickle. ``load``
-checks the signature before pickle sees a byte, and refuses an unsigned file, one signed with
-another key, one altered after signing and one moved from another partition. Whoever can write
-the directory but not read the key can make a worker stop, never run code in it.
+Unpickling runs code, and the store is shared, so each checkpoint is signed the one way
+``CheckpointSigner`` does it: an HMAC-SHA256 under a key only the workers hold, over the
+partition it belongs to and every byte of the pickle. A store checks the signature before pickle
+sees a byte, and refuses an unsigned checkpoint, one signed with another key, one altered after
+signing and one moved from another partition. Whoever can write the store but not read the key
+can make a worker stop, never run code in it.
 
 The key comes from ``TICKWISE_CHECKPOINT_KEY`` (the key), ``TICKWISE_CHECKPOINT_KEY_FILE`` or
 ``live.checkpoint_key_file`` (a file holding it). With none of them, each user gets a random key
 made once in a private file (0600) under ``~/.config/tickwise``: signing is never off, and one
-user's workers on one host share the key without set-up. Workers on several hosts that share a
-checkpoint directory must be given one key, or they refuse each other's checkpoints (loudly).
+user's workers on one host share the key without set-up. Workers on several hosts must be given
+one key, or they refuse each other's checkpoints (loudly).
 """
 
 from __future__ import annotations
@@ -30,13 +33,13 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 KEY_ENV = "TICKWISE_CHECKPOINT_KEY"
 KEY_FILE_ENV = "TICKWISE_CHECKPOINT_KEY_FILE"
 KEY_CONFIG = "live.checkpoint_key_file"
 MIN_KEY_BYTES = 32
-# Every signed file starts with this line, then the 32-byte tag, then the pickle.
+# Every signed checkpoint starts with this line, then the 32-byte tag, then the pickle.
 MAGIC = b"tickwise-checkpoint hmac-sha256 v1\n"
 TAG_BYTES = hashlib.sha256().digest_size
 
@@ -46,7 +49,11 @@ class CheckpointKeyError(ValueError):
 
 
 class CheckpointRefused(ValueError):
-    """A checkpoint file left unread because its signature does not hold."""
+    """A checkpoint left unread because its signature does not hold."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint that could not be stored (the previous one stays the partition's)."""
 
 
 @dataclass(frozen=True)
@@ -57,13 +64,84 @@ class Checkpoint:
     state: Any
 
 
-class CheckpointStore:
+class CheckpointStore(Protocol):
+    """Where a worker keeps each raw partition's latest checkpoint."""
+
+    def load(self, topic: str, partition: int) -> Checkpoint | None:
+        """The partition's latest checkpoint, or None; ``CheckpointRefused`` if untrusted."""
+        ...
+
+    def save(self, topic: str, partition: int, checkpoint: Checkpoint) -> None:
+        """Make ``checkpoint`` the partition's latest, whole or not at all."""
+        ...
+
+
+class CheckpointSigner:
+    """Turns a checkpoint into signed bytes and back; every store keeps these bytes.
+
+    The bytes are ``MAGIC``, the 32-byte tag, then the pickle.
+
+    Examples
+    --------
+    >>> signer = CheckpointSigner(b"k" * 32)
+    >>> data = signer.seal("ticks.raw", 0, Checkpoint(offset=41, state={"ES": 1}))
+    >>> signer.open("ticks.raw", 0, data, "example")
+    Checkpoint(offset=41, state={'ES': 1})
+    >>> signer.open("ticks.raw", 1, data, "example")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    streams.checkpoint.CheckpointRefused: example is not a trusted tickwise checkpoint ...
+    """
+
+    def __init__(self, key: bytes) -> None:
+        _check_key(key, "the key given")
+        self._key = key  # never logged, never in an error message
+
+    def _tag(self, topic: str, partition: int, payload: bytes) -> bytes:
+        # Signing the partition too stops a valid checkpoint being copied over another
+        # partition's. Kafka topic names cannot hold a newline, so the fields cannot run into
+        # each other.
+        mac = hmac.new(self._key, MAGIC, hashlib.sha256)
+        mac.update(f"{topic}\n{partition}\n".encode())
+        mac.update(payload)
+        return mac.digest()
+
+    def seal(self, topic: str, partition: int, checkpoint: Checkpoint) -> bytes:
+        """The signed bytes of ``checkpoint`` for this partition."""
+        payload = pickle.dumps(checkpoint, protocol=pickle.HIGHEST_PROTOCOL)
+        return MAGIC + self._tag(topic, partition, payload) + payload
+
+    def open(self, topic: str, partition: int, data: bytes, where: str) -> Checkpoint:
+        """The checkpoint in ``data``, read from ``where`` (named in errors).
+
+        Raises ``CheckpointRefused`` for bytes whose signature does not hold, before unpickling.
+        """
+        header = len(MAGIC) + TAG_BYTES
+        if not data.startswith(MAGIC):
+            raise _refused(where, "it carries no tickwise signature (unsigned, or not ours)")
+        tag, payload = data[len(MAGIC) : header], data[header:]
+        if len(data) < header or not hmac.compare_digest(tag, self._tag(topic, partition, payload)):
+            raise _refused(
+                where,
+                "its signature does not match (signed with another key, altered since, "
+                "or another partition's checkpoint)",
+            )
+        try:
+            checkpoint = pickle.loads(payload)  # signed by a holder of the key
+        except Exception as exc:  # ours, but from a version whose classes have changed
+            raise ValueError(f"{where} is not a readable tickwise checkpoint: {exc!r}") from exc
+        if not isinstance(checkpoint, Checkpoint):
+            raise ValueError(f"{where} is not a tickwise checkpoint")
+        return checkpoint
+
+
+class DirCheckpointStore:
     """One signed checkpoint file per (raw topic, partition) under a directory.
 
     Examples
     --------
     >>> import tempfile
-    >>> store = CheckpointStore(tempfile.mkdtemp(), key=b"k" * 32)
+    >>> store = DirCheckpointStore(tempfile.mkdtemp(), key=b"k" * 32)
     >>> store.load("ticks.raw", 0) is None
     True
     >>> store.save("ticks.raw", 0, Checkpoint(offset=41, state={"ES": 1}))
@@ -72,32 +150,20 @@ class CheckpointStore:
     """
 
     def __init__(self, directory: str | Path, key: bytes) -> None:
-        _check_key(key, "the key given")
         self.directory = Path(directory)
-        self._key = key  # never logged, never in an error message
+        self._signer = CheckpointSigner(key)
 
     def _path(self, topic: str, partition: int) -> Path:
         return self.directory / f"{topic}-{partition}.ckpt"
 
-    def _tag(self, topic: str, partition: int, payload: bytes) -> bytes:
-        # Signing the partition too stops a valid file being copied over another partition's.
-        # Kafka topic names cannot hold a newline, so the fields cannot run into each other.
-        mac = hmac.new(self._key, MAGIC, hashlib.sha256)
-        mac.update(f"{topic}\n{partition}\n".encode())
-        mac.update(payload)
-        return mac.digest()
-
     def save(self, topic: str, partition: int, checkpoint: Checkpoint) -> None:
         """Replace the partition's checkpoint atomically."""
-        payload = pickle.dumps(checkpoint, protocol=pickle.HIGHEST_PROTOCOL)
-        tag = self._tag(topic, partition, payload)
+        data = self._signer.seal(topic, partition, checkpoint)
         self.directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".ckpt-")
         try:
             with os.fdopen(fd, "wb") as fh:
-                fh.write(MAGIC)
-                fh.write(tag)
-                fh.write(payload)
+                fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self._path(topic, partition))
@@ -114,31 +180,14 @@ class CheckpointStore:
         if not path.exists():
             return None
         # One read: the bytes checked are the bytes unpickled, whatever happens to the file.
-        data = path.read_bytes()
-        header = len(MAGIC) + TAG_BYTES
-        if not data.startswith(MAGIC):
-            raise _refused(path, "it carries no tickwise signature (unsigned, or not ours)")
-        tag, payload = data[len(MAGIC) : header], data[header:]
-        if len(data) < header or not hmac.compare_digest(tag, self._tag(topic, partition, payload)):
-            raise _refused(
-                path,
-                "its signature does not match (signed with another key, altered since, "
-                "or another partition's file)",
-            )
-        try:
-            checkpoint = pickle.loads(payload)  # signed by a holder of the key
-        except Exception as exc:  # ours, but from a version whose classes have changed
-            raise ValueError(f"{path} is not a readable tickwise checkpoint: {exc!r}") from exc
-        if not isinstance(checkpoint, Checkpoint):
-            raise ValueError(f"{path} is not a tickwise checkpoint")
-        return checkpoint
+        return self._signer.open(topic, partition, path.read_bytes(), str(path))
 
 
-def _refused(path: Path, why: str) -> CheckpointRefused:
+def _refused(where: str, why: str) -> CheckpointRefused:
     return CheckpointRefused(
-        f"{path} is not a trusted tickwise checkpoint and was not read: {why}. Give this worker "
+        f"{where} is not a trusted tickwise checkpoint and was not read: {why}. Give this worker "
         f"the key its writers used ({KEY_ENV}, {KEY_FILE_ENV} or {KEY_CONFIG}), or remove the "
-        "file to rebuild the partition from its raw topic"
+        "checkpoint to rebuild the partition from its raw topic"
     )
 
 

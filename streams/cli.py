@@ -143,7 +143,12 @@ def _worker(subparsers: Subparsers) -> None:
     parser.add_argument("--config", default=None, help="TOML config (shared with backtest)")
     parser.add_argument("--topic-prefix", default=None, help="override the config's topic prefix")
     parser.add_argument("--app-id", default=None, help="override the config's app id (group id)")
-    parser.add_argument("--checkpoint-dir", default=None, help="override live.checkpoint_dir")
+    parser.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help='keep checkpoints in this directory (live.checkpoint_store = "dir"), '
+        "not in the checkpoint topic",
+    )
     parser.add_argument("--loglevel", default="WARNING")
     parser.add_argument(
         "--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port"

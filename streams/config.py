@@ -332,19 +332,31 @@ class MonitorConfig(Frozen):
 class LiveConfig(Frozen):
     """How a live worker keeps its state; replay ignores this section."""
 
+    checkpoint_store: Literal["topic", "dir"] = Field(
+        default="topic",
+        description="Where checkpoints live: 'topic' (the compacted <prefix>checkpoints topic, "
+        "which every worker of the cluster reaches) or 'dir' (files in checkpoint_dir).",
+    )
     checkpoint_dir: str | None = Field(
         default=None,
-        description="Shared by all workers so a moved partition resumes from its checkpoint; "
-        "default ~/.cache/tickwise/checkpoints/<app_id>.",
+        description="With checkpoint_store = 'dir': a directory shared by all workers so a moved "
+        "partition resumes from its checkpoint; default ~/.cache/tickwise/checkpoints/<app_id>.",
     )
     checkpoint_key_file: str | None = Field(
         default=None,
         description="File holding the key checkpoints are signed with (HMAC-SHA256); every "
-        "worker sharing checkpoint_dir needs the same. Unset: $TICKWISE_CHECKPOINT_KEY or "
+        "worker sharing the checkpoints needs the same. Unset: $TICKWISE_CHECKPOINT_KEY or "
         "$TICKWISE_CHECKPOINT_KEY_FILE, else a key made once for this user in "
         "~/.config/tickwise/checkpoint.key.",
     )
     checkpoint_interval_s: float = Field(default=10.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _dir_only_for_the_dir_store(self) -> LiveConfig:
+        # a directory named for the topic store would be silently unused
+        if self.checkpoint_dir is not None and self.checkpoint_store != "dir":
+            raise ValueError("live.checkpoint_dir is used only with checkpoint_store = 'dir'")
+        return self
 
 
 class EvaluationConfig(Frozen):

@@ -7,7 +7,7 @@ import argparse
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from schemas.topics import CATALOGUE, Topics
+from schemas.topics import ALL_TOPICS, Topics, TopicSpec
 from streams.live.bootstrap import resolve_bootstrap
 from streams.live.security import env_client_config
 
@@ -19,8 +19,10 @@ def create_topics(
     replication_factor: int = 1,
     timeout: float = 30.0,
     client_config: dict[str, str] | None = None,
+    specs: tuple[TopicSpec, ...] = ALL_TOPICS,
 ) -> dict[str, str]:
-    """Create every catalogue topic that does not exist; return name -> 'created' | 'exists'."""
+    """Create every topic of the catalogue (and the workers' checkpoint topic) that does not
+    exist; return name -> 'created' | 'exists'."""
     settings = client_config if client_config is not None else env_client_config()
     admin = AdminClient({"bootstrap.servers": bootstrap, **settings})
     topics = Topics(prefix)
@@ -31,7 +33,7 @@ def create_topics(
             replication_factor=replication_factor,
             config=spec.configs(),
         )
-        for spec in CATALOGUE
+        for spec in specs
     ]
     outcome: dict[str, str] = {}
     for name, future in admin.create_topics(wanted, request_timeout=timeout).items():
@@ -48,7 +50,7 @@ def create_topics(
 def run_cli(args: argparse.Namespace) -> int:
     """Carry out ``tickwise topics create|list`` and return the exit code."""
     if args.action == "list":
-        for spec in CATALOGUE:
+        for spec in ALL_TOPICS:
             print(
                 f"{args.topic_prefix}{spec.name:<18} key={spec.key:<34} "
                 f"partitions={spec.partitions} cleanup={spec.cleanup_policy} "

@@ -44,6 +44,8 @@ ROLE_ACCESS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 # The validator reads its own outputs: restart recovery rebuilds its state from their tails.
 WORKER_ROLES = ("validator", "features", "model", "risk", "audit")
+# Topics only the worker reads and writes: its own state, which no role's job touches.
+WORKER_STATE = ("checkpoints",)
 # Every login a deployment needs: the super user, one per role, and the worker's.
 PRINCIPALS = (ADMIN, *ROLE_ACCESS, "worker")
 
@@ -156,8 +158,8 @@ def acl_bindings(prefix: str = "", app_id: str = "tickwise") -> list[Any]:
     # The worker runs the validate and decide agents in one faust app (one principal): it
     # needs the stages' topics, its group (the app id) and faust's own topics (app id prefix).
     worker = "User:worker"
-    reads = {t for r in WORKER_ROLES for t in ROLE_ACCESS[r][0]}
-    writes = {t for r in WORKER_ROLES for t in ROLE_ACCESS[r][1]}
+    reads = {t for r in WORKER_ROLES for t in ROLE_ACCESS[r][0]} | set(WORKER_STATE)
+    writes = {t for r in WORKER_ROLES for t in ROLE_ACCESS[r][1]} | set(WORKER_STATE)
     wanted = [(t, AclOperation.READ) for t in sorted(reads)]
     wanted += [(t, AclOperation.WRITE) for t in sorted(writes)]
     wanted += [(t, AclOperation.DESCRIBE) for t in sorted(reads | writes)]

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from confluent_kafka import Consumer, KafkaError, Message
 
@@ -73,8 +73,10 @@ def spawn_worker(
     log_path: str | None = None,
     checkpoint_dir: str | None = None,
     extra_args: list[str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``tickwise worker`` as its own process, as an operator would."""
+    """Start ``tickwise worker`` as its own process, as an operator would; ``env`` replaces
+    the variables it names (a host of its own: ``HOME``, the checkpoint key)."""
     cmd = [
         sys.executable,
         "-m",
@@ -95,7 +97,9 @@ def spawn_worker(
         cmd += ["--checkpoint-dir", checkpoint_dir]
     cmd += extra_args or []
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
+    return subprocess.Popen(
+        cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+    )
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> int:

@@ -122,6 +122,11 @@ def instance_slot(app_id: str) -> tuple[int, IO[str]]:
     raise AssertionError("unreachable")
 
 
+def transactional_id(app_id: str, slot: int) -> str:
+    """The transactional id of the worker holding ``slot`` on this host (see ``instance_slot``)."""
+    return f"{app_id}.{socket.gethostname()}.{slot}"
+
+
 def _transient(error: KafkaError) -> bool:
     return error.code() in TRANSIENT or (error.retriable() and not error.fatal())
 
@@ -137,6 +142,7 @@ class Transport:
         store: CheckpointStore,
         observe: Callable[[Output], None] | None = None,
         metrics: PipelineMetrics | None = None,
+        slot: tuple[int, IO[str]] | None = None,
     ) -> None:
         self.config = config
         self.bootstrap = bootstrap
@@ -147,8 +153,8 @@ class Transport:
         self.raw_topic = self.topics.raw
         self.runners: dict[int, PartitionRunner] = {}
         self.follower = ControlFollower(bootstrap, self.topics.control, self._on_bad_command)
-        self.slot, self._slot_lock = instance_slot(config.app_id)
-        self.transactional_id = f"{config.app_id}.{socket.gethostname()}.{self.slot}"
+        self.slot, self._slot_lock = slot or instance_slot(config.app_id)
+        self.transactional_id = transactional_id(config.app_id, self.slot)
         self._stop = threading.Event()
         self._failure: BaseException | None = None  # raised in a rebalance callback
         self._in_transaction = False

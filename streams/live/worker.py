@@ -19,12 +19,19 @@ from pathlib import Path
 
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import CleanTick
-from streams.checkpoint import CheckpointKeyError, CheckpointStore, checkpoint_key
+from schemas.topics import Topics
+from streams.checkpoint import (
+    CheckpointKeyError,
+    CheckpointStore,
+    DirCheckpointStore,
+    checkpoint_key,
+)
 from streams.config import TickwiseConfig, load_config
 from streams.live.bootstrap import resolve_bootstrap
+from streams.live.checkpoint_topic import TopicCheckpointStore
 from streams.live.metrics import PipelineMetrics, serve_metrics
 from streams.live.partition import PartitionRunner, default_checkpoint_dir
-from streams.live.transport import Transport
+from streams.live.transport import Transport, instance_slot, transactional_id
 from streams.operators.validation import QualityMonitor
 from streams.pipeline import Output
 
@@ -55,10 +62,23 @@ def build_transport(
     metrics_addr: str = "127.0.0.1",
 ) -> Transport:
     """The worker's transport, its checkpoint store and, on request, its /metrics endpoint."""
-    store = CheckpointStore(
-        config.live.checkpoint_dir or default_checkpoint_dir(config.app_id),
-        checkpoint_key(config.live.checkpoint_key_file),
-    )
+    key = checkpoint_key(config.live.checkpoint_key_file)
+    slot = instance_slot(config.app_id)
+    store: CheckpointStore
+    if config.live.checkpoint_store == "dir":
+        store = DirCheckpointStore(
+            config.live.checkpoint_dir or default_checkpoint_dir(config.app_id), key
+        )
+    else:
+        topic_store = TopicCheckpointStore(
+            bootstrap,
+            Topics(config.topic_prefix).checkpoints,
+            config.app_id,
+            key,
+            f"{transactional_id(config.app_id, slot[0])}.checkpoints",
+        )
+        topic_store.ensure_topic(config.topic_prefix)
+        store = topic_store
     monitor = QualityMonitor()
     runners: dict[int, PartitionRunner] = {}
     counters = PipelineMetrics(lambda: [r.pipeline.monitor for r in list(runners.values())])
@@ -68,7 +88,7 @@ def build_transport(
             monitor.on_verdict(out.message)
         counters.on_output(out)
 
-    transport = Transport(config, bootstrap, store, observe, counters)
+    transport = Transport(config, bootstrap, store, observe, counters, slot)
     transport.runners = runners
     if metrics_port:
         serve_metrics(monitor, metrics_port, metrics_addr, counters.registry)
@@ -81,8 +101,9 @@ def run_cli(args: argparse.Namespace) -> int:
         level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = load_config(args.config, topic_prefix=args.topic_prefix, app_id=args.app_id)
-    if args.checkpoint_dir:
-        live = config.live.model_copy(update={"checkpoint_dir": str(Path(args.checkpoint_dir))})
+    if args.checkpoint_dir:  # checkpoints in this directory, not in the topic
+        update = {"checkpoint_store": "dir", "checkpoint_dir": str(Path(args.checkpoint_dir))}
+        live = config.live.model_copy(update=update)
         config = config.model_copy(update={"live": live})
     try:
         transport = build_transport(

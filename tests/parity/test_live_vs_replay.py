@@ -63,8 +63,7 @@ def test_live_decisions_equal_backtest_decisions(
         f"parity-{uuid.uuid4().hex[:8]}",
         config=str(config_file),
         log_path=str(tmp_path / "worker.log"),
-        checkpoint_dir=str(tmp_path / "checkpoints"),
-    )
+    )  # checkpoints in the topic, as by default
     try:
         assert publish(records, kafka_bootstrap, topics.raw) == len(records)
         live_decisions = read_values(kafka_bootstrap, topics.decisions, len(replay_decisions), 180)

@@ -24,7 +24,7 @@ from streams.checkpoint import (
     Checkpoint,
     CheckpointKeyError,
     CheckpointRefused,
-    CheckpointStore,
+    DirCheckpointStore,
     checkpoint_key,
     default_key_file,
 )
@@ -46,11 +46,11 @@ class MakesMarker:
         return os.mkdir, (str(self.path),)
 
 
-def file_of(store: CheckpointStore, partition: int = 0) -> Path:
+def file_of(store: DirCheckpointStore, partition: int = 0) -> Path:
     return store.directory / f"{TOPIC}-{partition}.ckpt"
 
 
-def assert_refused(store: CheckpointStore, why: str, partition: int = 0) -> None:
+def assert_refused(store: DirCheckpointStore, why: str, partition: int = 0) -> None:
     with pytest.raises(CheckpointRefused) as refused:
         store.load(TOPIC, partition)
     message = str(refused.value)
@@ -59,7 +59,7 @@ def assert_refused(store: CheckpointStore, why: str, partition: int = 0) -> None
 
 
 def test_a_signed_pipeline_comes_back_as_it_was_saved(tmp_path: Path) -> None:
-    store = CheckpointStore(tmp_path, KEY)
+    store = DirCheckpointStore(tmp_path, KEY)
     pipeline = Pipeline(load_config())
     store.save(TOPIC, 2, Checkpoint(offset=41, state={"pipeline": pipeline, "n": 7}))
     back = store.load(TOPIC, 2)
@@ -72,7 +72,7 @@ def test_a_signed_pipeline_comes_back_as_it_was_saved(tmp_path: Path) -> None:
 def test_an_unsigned_pickle_is_refused_unread(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     hostile = pickle.dumps(Checkpoint(offset=1, state=MakesMarker(marker)))
-    store = CheckpointStore(tmp_path / "ckpt", KEY)
+    store = DirCheckpointStore(tmp_path / "ckpt", KEY)
     store.directory.mkdir()
     file_of(store).write_bytes(hostile)
     assert_refused(store, "no tickwise signature")
@@ -83,9 +83,9 @@ def test_an_unsigned_pickle_is_refused_unread(tmp_path: Path) -> None:
 
 def test_a_file_signed_with_another_key_is_refused_unread(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
-    theirs = CheckpointStore(tmp_path / "ckpt", OTHER_KEY)
+    theirs = DirCheckpointStore(tmp_path / "ckpt", OTHER_KEY)
     theirs.save(TOPIC, 0, Checkpoint(offset=1, state=MakesMarker(marker)))
-    assert_refused(CheckpointStore(tmp_path / "ckpt", KEY), "signature does not match")
+    assert_refused(DirCheckpointStore(tmp_path / "ckpt", KEY), "signature does not match")
     assert not marker.exists()
     theirs.load(TOPIC, 0)  # the control: with its own key the file is read, and runs
     assert marker.exists()
@@ -93,7 +93,7 @@ def test_a_file_signed_with_another_key_is_refused_unread(tmp_path: Path) -> Non
 
 def test_a_payload_swapped_under_a_valid_signature_is_refused_unread(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
-    store = CheckpointStore(tmp_path / "ckpt", KEY)
+    store = DirCheckpointStore(tmp_path / "ckpt", KEY)
     store.save(TOPIC, 0, Checkpoint(offset=1, state={"ES": 1}))
     signed = file_of(store).read_bytes()
     header = signed[: len(MAGIC) + TAG_BYTES]
@@ -103,17 +103,17 @@ def test_a_payload_swapped_under_a_valid_signature_is_refused_unread(tmp_path: P
 
 
 def test_another_partitions_file_is_refused(tmp_path: Path) -> None:
-    store = CheckpointStore(tmp_path, KEY)
+    store = DirCheckpointStore(tmp_path, KEY)
     store.save(TOPIC, 0, Checkpoint(offset=1, state={"ES": 1}))
     file_of(store, 1).write_bytes(file_of(store, 0).read_bytes())
-    assert_refused(store, "another partition's file", partition=1)
+    assert_refused(store, "another partition's checkpoint", partition=1)
     assert store.load(TOPIC, 0) == Checkpoint(offset=1, state={"ES": 1})
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_any_flipped_byte_is_refused(tmp_path_factory: pytest.TempPathFactory, data) -> None:
-    store = CheckpointStore(tmp_path_factory.mktemp("flip"), KEY)
+    store = DirCheckpointStore(tmp_path_factory.mktemp("flip"), KEY)
     store.save(TOPIC, 0, Checkpoint(offset=9, state={"ES": [1.5, 2.5], "NQ": "x"}))
     signed = bytearray(file_of(store).read_bytes())
     at = data.draw(st.integers(0, len(signed) - 1), label="at")
@@ -126,7 +126,7 @@ def test_any_flipped_byte_is_refused(tmp_path_factory: pytest.TempPathFactory, d
 @settings(max_examples=100, deadline=None)
 @given(st.data())
 def test_any_truncation_is_refused(tmp_path_factory: pytest.TempPathFactory, data) -> None:
-    store = CheckpointStore(tmp_path_factory.mktemp("cut"), KEY)
+    store = DirCheckpointStore(tmp_path_factory.mktemp("cut"), KEY)
     store.save(TOPIC, 0, Checkpoint(offset=9, state={"ES": 1}))
     signed = file_of(store).read_bytes()
     file_of(store).write_bytes(signed[: data.draw(st.integers(0, len(signed) - 1))])
@@ -160,7 +160,7 @@ def test_a_short_or_missing_key_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(CheckpointKeyError, match=f"cannot read .*{missing}"):
         checkpoint_key(environ={KEY_FILE_ENV: str(missing)})
     with pytest.raises(CheckpointKeyError):
-        CheckpointStore(tmp_path, b"short")
+        DirCheckpointStore(tmp_path, b"short")
 
 
 def test_without_a_source_each_user_gets_one_private_key_made_once(tmp_path: Path) -> None:
@@ -193,3 +193,15 @@ def test_a_worker_with_an_unusable_key_does_not_start(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "$TICKWISE_CHECKPOINT_KEY is shorter than 32 bytes" in proc.stderr
     assert "too-short-a-key" not in proc.stderr + proc.stdout
+
+
+def test_checkpoints_go_to_the_topic_unless_a_directory_is_chosen() -> None:
+    from pydantic import ValidationError
+
+    from streams.config import LiveConfig
+
+    assert LiveConfig().checkpoint_store == "topic"
+    assert LiveConfig(checkpoint_store="dir", checkpoint_dir="/x").checkpoint_dir == "/x"
+    # a directory that the topic store would leave unused is a mistake, said at once
+    with pytest.raises(ValidationError, match="only with checkpoint_store = 'dir'"):
+        LiveConfig(checkpoint_dir="/x")

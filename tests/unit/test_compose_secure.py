@@ -21,7 +21,7 @@ import yaml
 
 from streams.checkpoint import KEY_FILE_ENV, checkpoint_key
 from streams.live.broker import SecureLocalBroker
-from streams.live.security import ADMIN, MECHANISM, PRINCIPALS, ROLE_ACCESS
+from streams.live.security import ADMIN, MECHANISM, PRINCIPALS, ROLE_ACCESS, acl_bindings
 from streams.live.security_cli import CredentialsError, check_credentials, write_secrets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -246,3 +246,20 @@ def test_the_compose_file_is_valid_with_and_without_the_secure_profile() -> None
         check=True,
     )
     assert "secure" in profiles.stdout.split()
+
+
+def test_only_the_worker_may_read_and_write_the_checkpoint_topic() -> None:
+    # checkpoints are the worker's own state: it reads and writes them, and no role's job does
+    from confluent_kafka.admin import AclOperation, ResourceType
+
+    from schemas.topics import Topics
+
+    name = Topics("desk1.").checkpoints
+    granted = {
+        (b.principal, b.operation)
+        for b in acl_bindings("desk1.", "tickwise")
+        if b.restype == ResourceType.TOPIC and b.name == name
+    }
+    worker = {("User:worker", op) for op in (AclOperation.READ, AclOperation.WRITE)}
+    assert worker <= granted
+    assert {principal for principal, _ in granted} == {"User:worker"}

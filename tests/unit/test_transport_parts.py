@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.checkpoint import Checkpoint, CheckpointStore
+from streams.checkpoint import Checkpoint, DirCheckpointStore
 from streams.config import TickwiseConfig
 from streams.live.partition import PartitionRunner, Recovery
 from streams.live.reader import RangeReadError
@@ -61,7 +61,7 @@ def test_a_checkpoint_ahead_of_the_committed_offset_is_refused(tmp_path: Path) -
     # A checkpoint can only trail the committed offset (it is saved after the commit); one
     # ahead of it belongs to another deployment, and starting from it would skip ticks.
     config = TickwiseConfig()
-    store = CheckpointStore(tmp_path, key=b"k" * 32)
+    store = DirCheckpointStore(tmp_path, key=b"k" * 32)
     store.save("ticks.raw", 2, Checkpoint(offset=10, state=None))
     runner = PartitionRunner(config, "127.0.0.1:9", "ticks.raw", 2, store)
     with pytest.raises(RangeReadError, match=r"partition 2: the checkpoint reflects offset 10, "):
