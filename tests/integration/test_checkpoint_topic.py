@@ -5,11 +5,12 @@ part is refused before anything is unpickled."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from schemas.topics import Topics
@@ -142,5 +143,15 @@ def test_topics_create_makes_the_compacted_checkpoint_topic(
     assert outcome[name] == "created"
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     resource = ConfigResource(ConfigResource.Type.TOPIC, name)
-    configs = admin.describe_configs([resource])[resource].result()
+    # the controller acknowledged the creation; the broker's metadata may follow a moment later
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            configs = admin.describe_configs([resource])[resource].result()
+            break
+        except KafkaException as exc:
+            code = exc.args[0].code()
+            if code != KafkaError.UNKNOWN_TOPIC_OR_PART or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
     assert configs["cleanup.policy"].value == "compact"
