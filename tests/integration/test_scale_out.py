@@ -60,6 +60,7 @@ def wait_for_log(path: Path, text: str, count: int = 1, timeout: float = 90.0) -
     raise AssertionError(f"{path.name}: no {text!r} after {timeout:g} s:\n{log[-3000:]}")
 
 
+@pytest.mark.timeout(900)  # two workers, two rebalances: about two minutes, more under load
 def test_partitions_move_between_workers_sharing_no_directory(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
