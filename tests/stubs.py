@@ -322,14 +322,20 @@ class OneVerdictValidator(Validator):
         return verdicts[0]
 
 
-def audit_bodies(count: int = 1500, seed: int = 4, hold_summary_s: float = 0.05) -> list[bytes]:
+def audit_bodies(
+    count: int = 1500, seed: int = 4, hold_summary_s: float = 0.05, holds: str = "summary"
+) -> list[bytes]:
     """Audit entries (topic bytes) of a synthetic run through the whole pipeline: records and
-    hold summaries (a short period, for many), the runs still open closed at the end."""
+    hold summaries (a short period, for many; ``holds="each"``: a record per decision), the
+    runs still open closed at the end."""
     from streams.config import load_config
     from streams.pipeline import Pipeline
     from streams.sources import synthetic
 
-    pipeline, out = Pipeline(load_config(audit={"hold_summary_s": hold_summary_s})), []
+    pipeline, out = (
+        Pipeline(load_config(audit={"hold_summary_s": hold_summary_s, "holds": holds})),
+        [],
+    )
     for rec in synthetic(seed=seed, count=count):
         verdict = pipeline.validate(rec.payload, src(rec.index))
         if isinstance(verdict, CleanTick):
