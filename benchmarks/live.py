@@ -287,14 +287,17 @@ def settle(c: Consumer, quiet_s: float = 1.0, timeout: float = 60.0) -> None:
 
 
 def deciding_ticks(config: str | None, skip: int, count: int) -> set[str] | None:
-    """The ticks among ``skip .. skip+count`` that get a decision, or None for "every tick".
+    """The ticks among ``skip .. skip+count`` that get a published decision, or None for
+    "every tick".
 
-    With a decision cadence only the first tick of each bucket decides; which ones is known
-    ahead by running the same stream through the pipeline here, the way a backtest would
-    (backtest = live makes that exact). Without one, every clean tick decides once warm.
+    With a decision cadence only the first tick of each bucket decides, and with HOLDs
+    summarised (``[audit] holds``, the default) only order intents and state changes are
+    published; which ones is known ahead by running the same stream through the pipeline here,
+    the way a backtest would (backtest = live makes that exact). Without either, every clean
+    tick's decision is published once warm.
     """
     settings = load_config(config)
-    if not settings.features.sample_ms:
+    if not settings.features.sample_ms and settings.audit.holds == "each":
         return None
     pipeline = Pipeline(settings)
     deciding: set[str] = set()

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from schemas.decisions import AuditRecord, ControlCommand, Decision
+from schemas.decisions import AUDIT_ADAPTER, AuditRecord, ControlCommand, Decision
 from schemas.ticks import CleanTick, SourceRef
 from schemas.topics import CATALOGUE, Topics
 from streams.config import load_config
@@ -170,7 +170,9 @@ def replay_check(
     # live decisions by tick, as digests: memory stays small for a long period
     recorded: dict[tuple[str, str], tuple[str, bytes]] = {}
     for msg in read_times(bootstrap, topics.audit, start_ms, audit_to_ms):
-        record = AuditRecord.model_validate_json(msg.value() or b"")
+        record = AUDIT_ADAPTER.validate_json(msg.value() or b"")
+        if not isinstance(record, AuditRecord):
+            continue  # a summary of holds: no decision published, none to match
         commands += replay_commands([record])
         if msg.timestamp()[1] >= from_ms:
             d = record.decision
@@ -244,7 +246,10 @@ def replay_check(
         bar.close(read, **counts(last_ms))
     if differing:  # a second, targeted pass for the field-by-field detail
         for msg in read_times(bootstrap, topics.audit, from_ms, audit_to_ms):
-            d = AuditRecord.model_validate_json(msg.value() or b"").decision
+            entry = AUDIT_ADAPTER.validate_json(msg.value() or b"")
+            if not isinstance(entry, AuditRecord):
+                continue
+            d = entry.decision
             ours_bytes = differing.pop(d.decision_id, None)
             if ours_bytes is not None:
                 a, b = json.loads(d.to_bytes()), json.loads(ours_bytes)

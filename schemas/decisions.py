@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Discriminator, Field, Tag, TypeAdapter, model_validator
 
 from schemas.base import Contract
 from schemas.ticks import Instrument, TickId, TimestampNs
@@ -174,6 +174,10 @@ class AppliedControl(Contract):
     # Added with the console: who asked, as the command named them (the authenticated user for
     # commands sent from the console). Optional so older audit records stay valid.
     operator: str | None = None
+    # Added when model stage changes joined the chain: what the model stage changed here, e.g.
+    # "logreg:v2 -> canary" (set on the model stage's entries only). Optional so older audit
+    # records stay valid.
+    detail: str | None = None
 
 
 class AuditRecord(Contract):
@@ -205,6 +209,59 @@ class AuditRecord(Contract):
     controls_applied: list[AppliedControl] = Field(default_factory=list)
     # Last, so the record's bytes are its hashed body plus this one field (one encoding).
     hash: str
+
+
+class HoldSummary(Contract):
+    """A run of HOLD decisions of one instrument and model, in place of one record each.
+
+    A HOLD sends nothing, so it is not audited one by one (``[audit] holds = "summary"``);
+    the run it belongs to is, as a link of the same hash chain as the ``AuditRecord`` s: the
+    chain then covers every decided tick. A run ends at an event-time period boundary and
+    whenever a decision that is not a plain HOLD (an order intent, approved or refused, a change
+    of trading state or control, a fill to record) interrupts it. ``decided_ticks`` counts
+    every decided tick of the instrument so far, this run included: between two summaries it
+    grows by the decision records between them plus this run's ``holds``, so a gap shows.
+    """
+
+    schema_version: Literal[1] = 1
+    kind: Literal["hold_summary"] = "hold_summary"
+    audit_id: str
+    seq: int = Field(ge=0)
+    instrument: Instrument
+    ts_event_ns: TimestampNs = Field(description="Event time of the run's last HOLD.")
+    model_id: str
+    model_version: int = Field(ge=1)
+    period_s: float = Field(gt=0.0, description="The event-time period runs are cut at.")
+    from_ts_event_ns: TimestampNs = Field(description="Event time of the run's first HOLD.")
+    to_ts_event_ns: TimestampNs = Field(description="Event time of the run's last HOLD.")
+    first_tick_id: TickId
+    last_tick_id: TickId
+    holds: int = Field(ge=1, description="HOLD decisions in the run.")
+    decided_ticks: int = Field(
+        ge=1, description="Decided ticks of the instrument up to this run's end, this run in."
+    )
+    reasons: dict[str, int] = Field(
+        description="HOLDs by the decision rule's reason, numbers left out ('#'); "
+        "'' for a HOLD without a reason (threshold rule)."
+    )
+    position: float = Field(description="Position (filled and in flight) through the run.")
+    trading_state: TradingState
+    prev_hash: str
+    # Last, like AuditRecord's, so it is sealed the same way.
+    hash: str
+
+
+def _audit_kind(value: Any) -> str:
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    return "hold_summary" if kind == "hold_summary" else "record"
+
+
+# A message on the audit topic: a decision's record, or a summary of a run of holds.
+AuditEntry = Annotated[
+    Annotated[AuditRecord, Tag("record")] | Annotated[HoldSummary, Tag("hold_summary")],
+    Discriminator(_audit_kind),
+]
+AUDIT_ADAPTER: TypeAdapter[AuditRecord | HoldSummary] = TypeAdapter(AuditEntry)
 
 
 class Severity(StrEnum):

@@ -20,6 +20,7 @@ from schemas.decisions import (
     Decision,
     FeatureVector,
     Fill,
+    HoldSummary,
     Signal,
 )
 from schemas.quarantine import QuarantineRecord
@@ -36,6 +37,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "signal": Signal,
     "decision": Decision,
     "audit_record": AuditRecord,
+    "hold_summary": HoldSummary,
     "alert": Alert,
     "control_command": ControlCommand,
     "fill": Fill,

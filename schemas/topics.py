@@ -16,6 +16,7 @@ from schemas.decisions import (
     Decision,
     FeatureVector,
     Fill,
+    HoldSummary,
     Signal,
 )
 from schemas.quarantine import QuarantineRecord
@@ -104,11 +105,12 @@ DECISIONS = TopicSpec(
 AUDIT = TopicSpec(
     "audit",
     "instrument",
-    (AuditRecord,),
+    (AuditRecord, HoldSummary),
     3,
     -1,
     "delete",
-    "Hash-chained audit records, one per decision; kept forever.",
+    "Hash-chained per instrument: a record per decision that acts or changes a state, and "
+    "summaries of the runs of holds between them (or a record per hold); kept forever.",
 )
 ALERTS = TopicSpec(
     "alerts",

@@ -175,7 +175,7 @@ def _demo(subparsers: Subparsers) -> None:
         "--kill-after",
         type=int,
         default=4000,
-        help="pull the global kill switch after this many decisions (0: never)",
+        help="pull the global kill switch after this many clean ticks (0: never)",
     )
     parser.add_argument("--bad-rate", type=float, default=0.01, help="share of bad ticks")
     parser.add_argument(

@@ -329,6 +329,63 @@ class MonitorConfig(Frozen):
     )
 
 
+class AuditConfig(Frozen):
+    """What the audit chain records one by one and what it summarises.
+
+    Every order intent (approved or refused), change of trading state, control or model stage,
+    and fill is a record of its own. A HOLD sends nothing: under ``summary`` (the default) a run
+    of them becomes one ``HoldSummary`` in the chain, cut at each ``hold_summary_s`` of event
+    time and wherever a record interrupts it, and HOLD decisions are not published; ``each``
+    publishes and records every HOLD as its own decision (a message and a record per decided
+    tick; see docs/BENCHMARKS.md for its cost).
+    """
+
+    holds: Literal["summary", "each"] = "summary"
+    hold_summary_s: float = Field(
+        default=60.0, gt=0.0, description="Event-time period a run of holds is summarised over."
+    )
+
+
+def parse_every(every: str) -> float | None:
+    """Seconds of a ``"<N> s"`` signal period; None for ``"decision"`` and ``"order"``.
+
+    Examples
+    --------
+    >>> parse_every("60 s"), parse_every("0.5s"), parse_every("order")
+    (60.0, 0.5, None)
+    """
+    if every in ("decision", "order"):
+        return None
+    text = every.strip()
+    number = text[:-1].strip() if text.endswith("s") else ""
+    try:
+        seconds = float(number)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0.0 or seconds == float("inf"):
+        raise ValueError(f"signals.every must be 'decision', 'order' or '<N> s', not {every!r}")
+    return seconds
+
+
+class SignalsConfig(Frozen):
+    """Which signals (and the feature vectors they were scored on) are published.
+
+    ``decision``: every signal of every decided tick, shadow ones included. ``order``: only the
+    signals whose decision is an order intent (approved or refused). ``"<N> s"`` (the default,
+    ``"60 s"``): those, plus the first signal of each model in every N s of event time per
+    instrument, a sample that keeps the console's view of every model (shadows included) and
+    its accuracy alive without a message per tick. Decisions themselves are not sampled: they
+    are in the audit chain either way.
+    """
+
+    every: str = "60 s"
+
+    @model_validator(mode="after")
+    def _check_every(self) -> SignalsConfig:
+        parse_every(self.every)
+        return self
+
+
 class LiveConfig(Frozen):
     """How a live worker keeps its state; replay ignores this section."""
 
@@ -400,6 +457,8 @@ class TickwiseConfig(Frozen):
     monitor: MonitorConfig = MonitorConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     watch: WatchConfig = WatchConfig()
+    audit: AuditConfig = AuditConfig()
+    signals: SignalsConfig = SignalsConfig()
 
 
 def load_config(path: str | Path | None = None, **overrides: object) -> TickwiseConfig:

@@ -18,7 +18,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from schemas.decisions import Alert, AuditRecord, ControlCommand, Decision, Signal
+from schemas.decisions import AUDIT_ADAPTER, Alert, AuditRecord, ControlCommand, Decision, Signal
 from schemas.quarantine import QuarantineRecord
 from schemas.topics import Topics
 from streams.audit.sink import sink
@@ -29,6 +29,8 @@ from streams.live.control import send_commands
 from streams.live.feed import publish
 from streams.live.tap import consumer, spawn_worker, stop_process
 from streams.sources import synthetic
+
+QUIET_S = 2.0  # after the last tick is validated, this long without a message: all decided
 
 
 def _explain(signal: Signal | None) -> str:
@@ -143,11 +145,13 @@ def _watch(
     refused_by_kill = 0
     start = time.monotonic()
     next_print = start + 1.0
+    last_message = start
     feed.start()
     try:
         while time.monotonic() - start < limit:
             msg = c.poll(0.1)
             if msg is not None and not msg.error():
+                last_message = time.monotonic()
                 kind = names[msg.topic()]
                 counts[kind] += 1
                 if kind == "quarantined":
@@ -161,10 +165,10 @@ def _watch(
                     refused_by_kill += "KILL_SWITCH" in last_decision.reject_reasons
                 elif kind == "alerts":
                     alerts[Alert.model_validate_json(msg.value()).code] += 1
-            if kill_after and killed_at is None and counts["decisions"] >= kill_after:
-                killed_at = counts["decisions"]
+            if kill_after and killed_at is None and counts["clean"] >= kill_after:
+                killed_at = counts["clean"]
                 _kill_switch(bootstrap, topics)
-                print(f"*** kill switch ON (global) after {killed_at} decisions ***", flush=True)
+                print(f"*** kill switch ON (global) after {killed_at} clean ticks ***", flush=True)
             now = time.monotonic()
             if now >= next_print:
                 next_print = now + 1.0
@@ -185,7 +189,8 @@ def _watch(
                 if len(signals) > 10_000:
                     signals.clear()
                 validated = counts["clean"] + counts["quarantined"] >= counts["raw"] >= sent
-                if not feed.is_alive() and validated and counts["features"] >= counts["clean"]:
+                # a HOLD publishes nothing, so a worker that has decided every tick is quiet
+                if not feed.is_alive() and validated and now - last_message >= QUIET_S:
                     break
     finally:
         c.close()
@@ -193,7 +198,7 @@ def _watch(
     print("alerts by code: " + (", ".join(f"{a}={n}" for a, n in sorted(alerts.items())) or "none"))
     if killed_at is not None:
         print(
-            f"kill switch: pulled after {killed_at} decisions; {refused_by_kill} orders refused "
+            f"kill switch: pulled after {killed_at} clean ticks; {refused_by_kill} orders refused "
             "with KILL_SWITCH since (each refusal is in the audit trail with its risk checks)"
         )
     conserved = counts["raw"] == counts["clean"] + counts["quarantined"]
@@ -219,9 +224,10 @@ def _audit_store(bootstrap: str, topics: Topics) -> None:
     try:
         read, _ = sink(bootstrap, topics, store, f"demo-audit-{uuid.uuid4().hex[:6]}", 3.0, 60.0)
         problems, heads = store.verify()
+        entries = (AUDIT_ADAPTER.validate_json(row[-1]) for row in store.rows())
         refused = sum(
-            "KILL_SWITCH" in AuditRecord.model_validate_json(row[-1]).decision.reject_reasons
-            for row in store.rows()
+            isinstance(e, AuditRecord) and "KILL_SWITCH" in e.decision.reject_reasons
+            for e in entries
         )
         print(
             f"audit store {path}: {store.count()} records from {read} messages, "

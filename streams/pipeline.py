@@ -6,7 +6,13 @@ Neither knows what the outputs are, so neither can drift from the other. Inside,
 
 * ``validate``: raw bytes -> a clean tick or a quarantine record;
 * ``decide``: a clean tick -> features, and once the model is warm, a signal, a risk-checked
-  decision and its audit record.
+  decision and its audit entries.
+
+What is published of a decided tick is configured: every decision that sends an order, is
+refused, or changes a trading state or control is published with its audit record; a HOLD is
+by default counted into a hold summary of the audit chain instead (``[audit] holds``), and
+signals with the feature vectors they were scored on are published as ``[signals] every``
+says. The model, risk, monitor and audit chain see every decided tick either way.
 
 An unexpected exception inside an operator quarantines that message (reason ``OPERATOR_ERROR``,
 exception type in the detail) and the stream goes on; nothing is dropped silently.
@@ -19,7 +25,9 @@ from typing import Any, Protocol
 
 from schemas.base import Contract
 from schemas.decisions import (
+    Action,
     Alert,
+    AppliedControl,
     AuditRecord,
     ControlCommand,
     Decision,
@@ -44,11 +52,13 @@ from schemas.topics import (
 )
 from streams.config import TickwiseConfig
 from streams.operators import AuditChain, FeatureEngine, ModelStage, RiskEngine, Validator
+from streams.operators.audit import Entry
 from streams.operators.control import ControlBook, control_key
 from streams.operators.decision import DecisionRule
 from streams.operators.execution import AccountView, PaperBroker
 from streams.operators.models import Applied, applied_alert
 from streams.operators.monitor import Monitor
+from streams.operators.sampling import SignalSampler
 from streams.operators.state import KeyedState
 from streams.operators.validation import quarantine
 
@@ -74,9 +84,10 @@ class Decided:
     features: FeatureVector | None = None
     signal: Signal | None = None
     decision: Decision | None = None
-    audit: AuditRecord | None = None
+    # what the tick appended to the audit chain, with each entry's bytes: the decision's record,
+    # after the hold summary it closed; nothing for a HOLD counted into a summary
+    audit_entries: tuple[tuple[Entry, bytes], ...] = ()
     error: QuarantineRecord | None = None
-    audit_wire: bytes | None = None
     # risk / execution / monitor outputs
     order: Order | None = None
     fills: tuple[Fill, ...] = ()
@@ -87,19 +98,32 @@ class Decided:
     # (``signal`` is the one that went to risk), and the control commands applied at it
     signals: tuple[Signal, ...] = ()
     applied: tuple[Applied, ...] = ()
+    # the signals to publish (``[signals] every``); None: every one of ``signals``
+    published: tuple[Signal, ...] | None = None
+
+    @property
+    def audit(self) -> AuditRecord | None:
+        """The decision's own audit record; None for a HOLD counted into a summary."""
+        for entry, _ in self.audit_entries:
+            if isinstance(entry, AuditRecord):
+                return entry
+        return None
 
     def outputs(self, key: str) -> list[Output]:
         """The messages to publish, in the order consumers should see them."""
         if self.features is None and not (self.error or self.fills or self.alerts or self.commands):
             return []  # a tick between decisions (no model ran), with nothing to report
         signals = self.signals or ((self.signal,) if self.signal is not None else ())
+        if self.published is not None:
+            signals = self.published
         out = [Output(TICKS_QUARANTINE, key, self.error)] if self.error is not None else []
-        if self.features is not None:
+        if self.features is not None and (self.published is None or signals):
             out.append(Output(FEATURES, key, self.features))
         out += [Output(SIGNALS, key, s) for s in signals]
-        if self.decision is not None and self.audit is not None:
-            out.append(Output(DECISIONS, key, self.decision))
-            out.append(Output(AUDIT, key, self.audit, self.audit_wire))
+        for entry, wire in self.audit_entries:
+            if isinstance(entry, AuditRecord):  # a decision is published with its record
+                out.append(Output(DECISIONS, key, entry.decision))
+            out.append(Output(AUDIT, key, entry, wire))
         out += [Output(FILLS, key, fill) for fill in self.fills]
         out += alert_outputs(self.alerts, self.commands)
         out += [Output(ALERTS, key, applied_alert(a)) for a in self.applied]
@@ -135,7 +159,8 @@ class Pipeline:
             multiplier=config.execution.multiplier,
             rule=DecisionRule(config.decision, config.execution, config.label.horizon_s),
         )
-        self.audit = AuditChain()
+        self.audit = AuditChain(config.audit)
+        self.sampler = SignalSampler(config.signals)
         self.execution = PaperBroker(config.execution)
         self.control = ControlBook()
         self.monitor = Monitor(config.monitor, config.label)
@@ -152,6 +177,7 @@ class Pipeline:
             "execution": self.execution,
             "control": self.control,
             "monitor": self.monitor,
+            "signals": self.sampler,
         }
 
     def export_state(self, instrument: str) -> dict[str, Any]:
@@ -188,8 +214,16 @@ class Pipeline:
         return self._route(self.screen(raw, source, reinjected))
 
     def finish(self) -> list[Output]:
-        """At the end of a finite input (replay): what the validator still held, decided."""
-        return self._route(self.flush_validation())
+        """At the end of a finite input (replay): what the validator still held, decided, then
+        a summary of each run of holds still open, so the audit chain covers the whole input.
+
+        A live worker has no end: its open runs stay open (and in its checkpoint) until their
+        period ends, so its chain is replay's without these last summaries.
+        """
+        outputs = self._route(self.flush_validation())
+        for entry, wire in self.audit.close_runs():
+            outputs.append(Output(AUDIT, entry.instrument, entry, wire))
+        return outputs
 
     def _route(self, verdicts: list[CleanTick | QuarantineRecord]) -> list[Output]:
         outputs: list[Output] = []
@@ -264,9 +298,11 @@ class Pipeline:
                 alerts, commands = self._policies(alerts)
                 return Decided(fills=tuple(fills), alerts=alerts, commands=commands)
             scored = self.model.on_features(fv)
+            stages = tuple(a.audited() for a in scored.applied)  # model stage changes
             signal = scored.routed  # shadow signals never reach risk
             if signal is None:
                 self.audit.hold_fills(clean.tick.instrument, fills)
+                self.audit.hold_controls(clean.tick.instrument, stages)
                 alerts, commands = self._policies(alerts)
                 return Decided(
                     features=fv,
@@ -275,9 +311,16 @@ class Pipeline:
                     commands=commands,
                     signals=scored.signals,
                     applied=scored.applied,
+                    published=self.sampler.select(fv.instrument, scored.signals, False),
                 )
-            decided = self._after_model(fv, signal, fills, alerts)
-            return replace(decided, signals=scored.signals, applied=scored.applied)
+            decided = self._after_model(fv, signal, fills, alerts, stages)
+            intent = decided.decision is not None and decided.decision.action is not Action.HOLD
+            return replace(
+                decided,
+                signals=scored.signals,
+                applied=scored.applied,
+                published=self.sampler.select(fv.instrument, scored.signals, intent),
+            )
         except Exception as exc:  # an operator bug must not stop the stream
             error = quarantine(
                 clean.to_bytes(),
@@ -326,7 +369,12 @@ class Pipeline:
         return tuple(alerts), tuple(commands)
 
     def _after_model(
-        self, fv: FeatureVector, signal: Signal, fills: list[Fill], alerts: list[Alert]
+        self,
+        fv: FeatureVector,
+        signal: Signal,
+        fills: list[Fill],
+        alerts: list[Alert],
+        stages: tuple[AppliedControl, ...] = (),
     ) -> Decided:
         """Risk-check the signal, send an approved order to the paper broker, audit it all."""
         account = self.execution.account(signal.instrument)
@@ -335,7 +383,7 @@ class Pipeline:
         verdict = self.risk.evaluate(signal, fv.price, account, control, move)
         decision = verdict.decision
         order = self.execution.submit(decision)
-        record, wire = self.audit.on_decision(
+        entries = self.audit.on_decision(
             fv,
             signal,
             verdict.checks,
@@ -343,7 +391,7 @@ class Pipeline:
             order=order,
             fills=fills,
             trading_state=verdict.trading_state,
-            controls=control.newly_applied,
+            controls=(*stages, *control.newly_applied),
         )
         account = self.execution.account(signal.instrument)
         self.monitor.on_signal(signal, fv.price)
@@ -353,11 +401,10 @@ class Pipeline:
             fv,
             signal,
             decision,
-            record,
+            tuple(entries),
             order=order,
             fills=tuple(fills),
             account=account,
             alerts=all_alerts,
             commands=commands,
-            audit_wire=wire,
         )

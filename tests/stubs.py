@@ -15,13 +15,23 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-from schemas.decisions import Contribution, FeatureVector, Side, Signal
+from schemas.decisions import (
+    AUDIT_ADAPTER,
+    AuditRecord,
+    Contribution,
+    FeatureVector,
+    HoldSummary,
+    Side,
+    Signal,
+)
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import CleanTick, QuoteTick, SourceRef, TradeTick
 from streams.config import (
+    AuditConfig,
     DecisionConfig,
     LabelConfig,
     ModelConfig,
+    SignalsConfig,
     TickwiseConfig,
     ValidationConfig,
 )
@@ -171,6 +181,33 @@ def fast_config(warmup: int = 5, horizon_s: float = 0.3, **model: object) -> Tic
     )
 
 
+def every_tick(config: TickwiseConfig) -> TickwiseConfig:
+    """``config`` publishing and auditing every decided tick on its own (each HOLD a decision
+    and a record, every signal published): for tests about what each decision carries."""
+    return config.model_copy(
+        update={"audit": AuditConfig(holds="each"), "signals": SignalsConfig(every="decision")}
+    )
+
+
+def audit_entries(lines: Iterable[bytes]) -> list[AuditRecord | HoldSummary]:
+    """The audit topic's (or audit.jsonl's) messages, parsed as their kind."""
+    return [AUDIT_ADAPTER.validate_json(line) for line in lines]
+
+
+def open_at_end(lines: list[bytes]) -> list[bytes]:
+    """``lines`` of audit.jsonl without the summaries a replay closes at the end of its input.
+
+    A live worker leaves those runs open; a prefix of the input closes them early. Each is its
+    instrument's last entry: a summary closed for any other reason is followed by a record, or
+    by the run whose first HOLD closed it.
+    """
+    last: dict[str, int] = {}
+    for i, entry in enumerate(audit_entries(lines)):
+        last[entry.instrument] = i if isinstance(entry, HoldSummary) else -1
+    closed = set(last.values()) - {-1}
+    return [line for i, line in enumerate(lines) if i not in closed]
+
+
 def threshold_rule(config: TickwiseConfig) -> TickwiseConfig:
     """``config`` under the threshold rule (every BUY or SELL signal trades, whatever it costs).
 
@@ -285,17 +322,22 @@ class OneVerdictValidator(Validator):
         return verdicts[0]
 
 
-def audit_bodies(count: int = 1500, seed: int = 4) -> list[bytes]:
-    """Audit records (topic bytes) of a synthetic run through the whole pipeline."""
+def audit_bodies(
+    count: int = 1500, seed: int = 4, hold_summary_s: float = 0.05, holds: str = "summary"
+) -> list[bytes]:
+    """Audit entries (topic bytes) of a synthetic run through the whole pipeline: records and
+    hold summaries (a short period, for many; ``holds="each"``: a record per decision), the
+    runs still open closed at the end."""
     from streams.config import load_config
     from streams.pipeline import Pipeline
     from streams.sources import synthetic
 
-    pipeline, out = Pipeline(load_config()), []
+    pipeline, out = (
+        Pipeline(load_config(audit={"hold_summary_s": hold_summary_s, "holds": holds})),
+        [],
+    )
     for rec in synthetic(seed=seed, count=count):
         verdict = pipeline.validate(rec.payload, src(rec.index))
         if isinstance(verdict, CleanTick):
-            decided = pipeline.decide(verdict)
-            if decided.audit is not None:
-                out.append(decided.audit.to_bytes())
-    return out
+            out += [wire for _, wire in pipeline.decide(verdict).audit_entries]
+    return out + [wire for _, wire in pipeline.audit.close_runs()]

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from streams.audit.store import Query, open_store
+from streams.audit.store import HOLD_SUMMARY, Query, open_store
 
 
 def _query(args: argparse.Namespace) -> Query:
@@ -50,6 +50,12 @@ def run_cli(args: argparse.Namespace) -> int:
 
 def _summary(row: tuple[Any, ...]) -> str:
     audit_id, instrument, seq, ts, model_id, version, approved, action, *_rest, body = row
+    if action == HOLD_SUMMARY:
+        doc = json.loads(body)
+        return (
+            f"{ts} {instrument} #{seq} {model_id}/v{version} {doc['holds']} holds from "
+            f"{doc['from_ts_event_ns']} ({audit_id})"
+        )
     reasons = json.loads(body)["decision"]["reject_reasons"]
     verdict = "approved" if approved else "rejected " + ",".join(reasons)
     return f"{ts} {instrument} #{seq} {model_id}/v{version} {action} {verdict} ({audit_id})"

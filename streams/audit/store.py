@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from schemas.decisions import AuditRecord
-from streams.operators.audit import check_link
+from schemas.decisions import AUDIT_ADAPTER, HoldSummary
+from streams.operators.audit import Entry, HoldTally, check_link
 
 COLUMNS = (
     "audit_id",
@@ -78,23 +78,23 @@ class Query:
     limit: int | None = None
 
 
+HOLD_SUMMARY = "HOLD_SUMMARY"  # the action column of a summary of holds
+
+
+def _columns(r: Entry) -> tuple[Any, ...]:
+    """The indexed columns of an entry: a summary is its model's approved HOLDs."""
+    if isinstance(r, HoldSummary):
+        model, approved, action = (r.model_id, r.model_version), True, HOLD_SUMMARY
+    else:
+        d = r.decision
+        model, approved, action = (d.model_id, d.model_version), d.approved, d.action.value
+    return (r.audit_id, r.instrument, r.seq, r.ts_event_ns, *model, approved, action, r.hash)
+
+
 def _row(body: bytes | str) -> tuple[Any, ...]:
     text = body.decode() if isinstance(body, bytes) else body
-    r = AuditRecord.model_validate_json(text)
-    d = r.decision
-    return (
-        r.audit_id,
-        r.instrument,
-        r.seq,
-        r.ts_event_ns,
-        d.model_id,
-        d.model_version,
-        d.approved,
-        d.action.value,
-        r.hash,
-        r.prev_hash,
-        text,
-    )
+    r = AUDIT_ADAPTER.validate_json(text)
+    return (*_columns(r), r.prev_hash, text)
 
 
 class AuditStore:
@@ -150,38 +150,30 @@ class AuditStore:
         cur.execute(sql, args)
         yield from cur
 
-    def records(self, query: Query = Query()) -> Iterator[AuditRecord]:
+    def records(self, query: Query = Query()) -> Iterator[Entry]:
         for row in self.rows(query):
-            yield AuditRecord.model_validate_json(row[-1])
+            yield AUDIT_ADAPTER.validate_json(row[-1])
 
     def verify(self) -> tuple[list[str], dict[str, tuple[int, str]]]:
-        """Check every chain in insertion order; return (problems, head per instrument)."""
+        """Check every chain in insertion order, and that its hold summaries account for every
+        decided tick (``HoldTally``); return (problems, head per instrument)."""
         problems: list[str] = []
         heads: dict[str, tuple[int, str]] = {}
+        tally = HoldTally()
         for row in self.rows():
             audit_id, instrument, seq, ts, model_id, version, approved, action, h, prev, body = row
             try:
-                r = AuditRecord.model_validate_json(body)
+                r = AUDIT_ADAPTER.validate_json(body)
             except ValueError as exc:
                 problems.append(
                     f"{audit_id}: body is not an audit record ({exc.__class__.__name__})"
                 )
                 continue
             columns = (audit_id, instrument, seq, ts, model_id, version, bool(approved), action, h)
-            actual = (
-                r.audit_id,
-                r.instrument,
-                r.seq,
-                r.ts_event_ns,
-                r.decision.model_id,
-                r.decision.model_version,
-                r.decision.approved,
-                r.decision.action.value,
-                r.hash,
-            )
-            if columns != actual or prev != r.prev_hash:
+            if columns != _columns(r) or prev != r.prev_hash:
                 problems.append(f"{audit_id}: indexed columns differ from the record's body")
             problems += check_link(r, heads, body.encode() if isinstance(body, str) else body)
+            problems += tally.add(r)
         return problems, heads
 
     def export(self, path: Path, fmt: str, query: Query = Query()) -> int:
@@ -208,7 +200,25 @@ class AuditStore:
         self.conn.close()
 
 
-def _export_row(r: AuditRecord) -> tuple[Any, ...]:
+def _export_row(r: Entry) -> tuple[Any, ...]:
+    if isinstance(r, HoldSummary):  # no signal, order, fill or control: the run's figures
+        return (
+            *_columns(r)[:6],
+            None,
+            None,
+            HOLD_SUMMARY,
+            0.0,
+            None,
+            True,
+            "",
+            r.trading_state.value,
+            "",
+            "",
+            "",
+            r.hash,
+            r.prev_hash,
+            r.model_dump_json(),
+        )
     d, s = r.decision, r.signal
     return (
         r.audit_id,

@@ -11,17 +11,20 @@ the audit records that applied them, with the operator who asked).
 from __future__ import annotations
 
 from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
 from schemas.decisions import (
+    AUDIT_ADAPTER,
     Alert,
     AuditRecord,
     ControlCommand,
     Decision,
     Fill,
+    HoldSummary,
     Signal,
     Stage,
     TradingState,
@@ -31,16 +34,16 @@ from schemas.topics import ALERTS, AUDIT, CONTROL, DECISIONS, FILLS, SIGNALS, TI
 from streams.config import TickwiseConfig
 from streams.operators.monitor import Monitor
 
-# The topics the console reads, and the contract each carries (keyed by catalogue name).
+# The topics the console reads, and how each is decoded (keyed by catalogue name).
 SPECS = (DECISIONS, SIGNALS, FILLS, ALERTS, TICKS_QUARANTINE, AUDIT, CONTROL)
-CONTRACTS: dict[str, type] = {
-    DECISIONS.name: Decision,
-    SIGNALS.name: Signal,
-    FILLS.name: Fill,
-    ALERTS.name: Alert,
-    TICKS_QUARANTINE.name: QuarantineRecord,
-    AUDIT.name: AuditRecord,
-    CONTROL.name: ControlCommand,
+CONTRACTS: dict[str, Callable[[bytes], Any]] = {
+    DECISIONS.name: Decision.model_validate_json,
+    SIGNALS.name: Signal.model_validate_json,
+    FILLS.name: Fill.model_validate_json,
+    ALERTS.name: Alert.model_validate_json,
+    TICKS_QUARANTINE.name: QuarantineRecord.model_validate_json,
+    AUDIT.name: AUDIT_ADAPTER.validate_json,  # a decision's record or a summary of holds
+    CONTROL.name: ControlCommand.model_validate_json,
 }
 KEEP_SIGNALS = 5
 KEEP_EVENTS = 25
@@ -62,7 +65,9 @@ class InstrumentView:
     approved_orders: int = 0
     fills: int = 0
     audit_records: int = 0
+    holds: int = 0  # HOLD decisions counted in hold summaries (not published one by one)
     last_decision: dict[str, Any] | None = None
+    last_holds: dict[str, Any] | None = None  # the latest summary of a run of holds
     signals: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=KEEP_SIGNALS))
 
 
@@ -140,11 +145,11 @@ class ConsoleView:
         An undecodable message is counted per topic (shown on the page), never raised: the
         console only reads, and the pipeline quarantines bad input where it owns it.
         """
-        contract = CONTRACTS.get(topic)
-        if contract is None:
+        decode = CONTRACTS.get(topic)
+        if decode is None:
             raise ValueError(f"the console does not read topic {topic!r}")
         try:
-            message = contract.model_validate_json(value)  # type: ignore[attr-defined]
+            message = decode(value)
         except ValidationError:
             self.undecodable[topic] += 1
             self.version += 1
@@ -255,6 +260,35 @@ class ConsoleView:
                 }
             )
 
+    def _on_holdsummary(self, h: HoldSummary) -> None:
+        view = self._instrument(h.instrument)
+        view.audit_records += 1
+        view.holds += h.holds
+        view.decisions += h.holds
+        view.risk_state = h.trading_state.value
+        view.last_holds = {
+            "holds": h.holds,
+            "from_ts_event_ns": h.from_ts_event_ns,
+            "to_ts_event_ns": h.to_ts_event_ns,
+            "position": h.position,
+            "reasons": dict(h.reasons),
+            "model": f"{h.model_id}:v{h.model_version}",
+        }
+        last = view.last_decision
+        if last is None or h.to_ts_event_ns >= last["ts_event_ns"]:
+            # the latest decision was a HOLD: show the run it belongs to
+            view.last_decision = {
+                "action": "HOLD",
+                "quantity": 0.0,
+                "price": None,
+                "approved": True,
+                "reject_reasons": [],
+                "ts_event_ns": h.to_ts_event_ns,
+                "model": f"{h.model_id}:v{h.model_version}",
+                "holds": h.holds,
+                "reasons": dict(h.reasons),
+            }
+
     def _on_controlcommand(self, c: ControlCommand) -> None:
         self.controls.appendleft(
             {
@@ -322,7 +356,9 @@ class ConsoleView:
                 "approved_orders": v.approved_orders,
                 "fills": v.fills,
                 "audit_records": v.audit_records,
+                "holds": v.holds,
                 "last_decision": v.last_decision,
+                "last_holds": v.last_holds,
                 "signals": list(v.signals),
                 "quarantined": quality,
             }

@@ -1,23 +1,35 @@
-"""The audit trail: one record per decision, hash-chained per instrument."""
+"""The audit trail: hash-chained per instrument, covering every decided tick.
+
+Each decision that does something is a record of its own: an order intent, approved or refused,
+a change of trading state, a control or model stage change taking effect, a fill. A HOLD that
+does none of these is, under ``[audit] holds = "summary"``, counted into a run that becomes one
+``HoldSummary`` link of the same chain when an event-time period ends or a record interrupts
+it, so the chain still accounts for every decided tick (``account_for_holds`` checks it).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from schemas.decisions import (
+    Action,
     AppliedControl,
     AuditRecord,
     Decision,
     FeatureVector,
     Fill,
+    HoldSummary,
     Order,
     RiskCheckResult,
     Signal,
     TradingState,
 )
+from streams.config import AuditConfig
 from streams.operators.state import InstrumentStateMixin
 
 GENESIS = "0" * 64
@@ -30,7 +42,11 @@ _UNSIGNED_TAIL = b',"hash":""}'
 _SIGNED_TAIL = re.compile(rb',"hash":"[0-9a-f]{64}"\}\Z')
 
 
-def record_hash(record: AuditRecord, stored: bytes | None = None) -> str:
+Entry = AuditRecord | HoldSummary
+E = TypeVar("E", AuditRecord, HoldSummary)
+
+
+def record_hash(record: Entry, stored: bytes | None = None) -> str:
     """SHA-256 of the record's canonical JSON without its own hash (``prev_hash`` included).
 
     Given the bytes the record was ``stored`` as, hash those (minus the signed tail ``seal``
@@ -45,7 +61,7 @@ def record_hash(record: AuditRecord, stored: bytes | None = None) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def seal(unsigned: AuditRecord) -> tuple[AuditRecord, bytes]:
+def seal(unsigned: E) -> tuple[E, bytes]:
     """The record with its hash, and its wire bytes, from a single encoding.
 
     Why: encoding the audit record was a tenth of the per-tick cost, and it was done twice
@@ -62,15 +78,54 @@ def seal(unsigned: AuditRecord) -> tuple[AuditRecord, bytes]:
     return unsigned.model_copy(update={"hash": digest}), wire
 
 
+_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+
+
+def reason_key(reasons: Sequence[str]) -> str:
+    """A HOLD's reasons with their numbers left out: what a summary counts HOLDs by.
+
+    Examples
+    --------
+    >>> reason_key(["edge +0.80 bps, |edge| < cost 3.20 bps: stay flat"])
+    'edge # bps, |edge| < cost # bps: stay flat'
+    >>> reason_key([])
+    ''
+    """
+    return "; ".join(_NUMBER.sub("#", r) for r in reasons)
+
+
+@dataclass
+class _HoldRun:
+    """The HOLDs not yet summarised: one model, one event-time period, one position."""
+
+    model_id: str
+    model_version: int
+    period: int
+    from_ts_ns: int
+    first_tick_id: str
+    position: float
+    trading_state: TradingState
+    to_ts_ns: int = 0
+    last_tick_id: str = ""
+    holds: int = 0
+    decided_ticks: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+
 @dataclass
 class _Chain:
     seq: int = -1
     head: str = GENESIS
     unaudited_fills: list[Fill] = field(default_factory=list)
+    # model stage changes applied on ticks without a decision, for the next record
+    unaudited_controls: tuple[AppliedControl, ...] = ()
+    decided_ticks: int = 0
+    trading_state: TradingState = TradingState.ACTIVE  # at the last decision
+    run: _HoldRun | None = None
 
 
 class AuditChain(InstrumentStateMixin):
-    """Append-only audit records; each one commits to the one before it for the instrument.
+    """Append-only audit entries; each one commits to the one before it for the instrument.
 
     Examples
     --------
@@ -79,8 +134,16 @@ class AuditChain(InstrumentStateMixin):
     True
     """
 
-    def __init__(self) -> None:
+    def __init__(self, config: AuditConfig | None = None) -> None:
+        self.config = config or AuditConfig()
+        self.period_ns = round(self.config.hold_summary_s * 1e9)
         self._state: dict[str, _Chain] = {}
+
+    def _chain(self, instrument: str) -> _Chain:
+        chain = self._state.get(instrument)
+        if chain is None:
+            chain = self._state[instrument] = _Chain()
+        return chain
 
     def head(self, instrument: str) -> str:
         chain = self._state.get(instrument)
@@ -89,10 +152,14 @@ class AuditChain(InstrumentStateMixin):
     def hold_fills(self, instrument: str, fills: Sequence[Fill]) -> None:
         """Keep fills that happened on a tick without a decision for the next record."""
         if fills:
-            chain = self._state.get(instrument)
-            if chain is None:
-                chain = self._state[instrument] = _Chain()
-            chain.unaudited_fills.extend(fills)
+            self._chain(instrument).unaudited_fills.extend(fills)
+
+    def hold_controls(self, instrument: str, controls: Sequence[AppliedControl]) -> None:
+        """Keep controls applied on a tick without a decision (a model stage change before the
+        model signals) for the next record."""
+        if controls:
+            chain = self._chain(instrument)
+            chain.unaudited_controls = (*chain.unaudited_controls, *controls)
 
     def on_decision(
         self,
@@ -105,18 +172,58 @@ class AuditChain(InstrumentStateMixin):
         fills: Sequence[Fill] = (),
         trading_state: TradingState = TradingState.ACTIVE,
         controls: Sequence[AppliedControl] = (),
-    ) -> tuple[AuditRecord, bytes]:
-        """Append the record for ``decision``, advance the instrument's chain, and return the
-        record with its wire bytes (encoded once, see ``seal``).
+    ) -> list[tuple[Entry, bytes]]:
+        """The entries one decided tick appends, each with its wire bytes (see ``seal``).
 
-        ``fills`` are those of earlier orders executed on this tick; fills held back from ticks
-        without a decision come first, so every fill is in exactly one record.
+        Under ``holds = "summary"`` a plain HOLD (no order, fill, control or trading state
+        change to record) joins the instrument's run and appends nothing, unless it starts a
+        new period: then the run so far is summarised first. Anything else closes the run, then
+        appends the decision's record. ``fills`` are those of earlier orders executed on this
+        tick; fills held back from ticks without a decision come first, so every fill is in
+        exactly one record.
         """
-        chain = self._state.get(decision.instrument)
-        if chain is None:
-            chain = self._state[decision.instrument] = _Chain()
+        chain = self._chain(decision.instrument)
+        chain.decided_ticks += 1
+        out: list[tuple[Entry, bytes]] = []
+        plain_hold = (
+            decision.action is Action.HOLD
+            and order is None
+            and not fills
+            and not chain.unaudited_fills
+            and not controls
+            and not chain.unaudited_controls
+            and trading_state is chain.trading_state
+        )
+        chain.trading_state = trading_state
+        if plain_hold and self.config.holds == "summary":
+            period = decision.ts_event_ns // self.period_ns
+            run = chain.run
+            if run is not None and (
+                run.period != period
+                or run.model_id != decision.model_id
+                or run.model_version != decision.model_version
+                or run.position != decision.position_before
+            ):
+                out.append(self._close(decision.instrument, chain))
+                run = None
+            if run is None:
+                run = chain.run = _HoldRun(
+                    decision.model_id,
+                    decision.model_version,
+                    period,
+                    decision.ts_event_ns,
+                    decision.tick_id,
+                    decision.position_before,
+                    trading_state,
+                )
+            run.to_ts_ns, run.last_tick_id = decision.ts_event_ns, decision.tick_id
+            run.holds += 1
+            run.decided_ticks = chain.decided_ticks
+            run.reasons[reason_key(decision.reasons)] += 1
+            return out
+        if chain.run is not None:
+            out.append(self._close(decision.instrument, chain))
         seq, prev = chain.seq + 1, chain.head
-        all_fills = [*chain.unaudited_fills, *fills]
         unsigned = AuditRecord(
             audit_id=f"aud-{decision.instrument}-{seq}",
             seq=seq,
@@ -130,17 +237,56 @@ class AuditChain(InstrumentStateMixin):
             prev_hash=prev,
             hash="",
             order=order,
-            fills=all_fills,
+            fills=[*chain.unaudited_fills, *fills],
             trading_state=trading_state,
-            controls_applied=list(controls),
+            controls_applied=[*chain.unaudited_controls, *controls],
         )
         record, wire = seal(unsigned)
         chain.seq, chain.head, chain.unaudited_fills = seq, record.hash, []
-        return record, wire
+        chain.unaudited_controls = ()
+        out.append((record, wire))
+        return out
+
+    def close_runs(self) -> list[tuple[Entry, bytes]]:
+        """Summarise every open run (at the end of a finite input: replay), by instrument."""
+        return [
+            self._close(instrument, chain)
+            for instrument, chain in sorted(self._state.items())
+            if chain.run is not None
+        ]
+
+    def _close(self, instrument: str, chain: _Chain) -> tuple[Entry, bytes]:
+        run = chain.run
+        assert run is not None
+        seq, prev = chain.seq + 1, chain.head
+        summary, wire = seal(
+            HoldSummary(
+                audit_id=f"aud-{instrument}-{seq}",
+                seq=seq,
+                instrument=instrument,
+                ts_event_ns=run.to_ts_ns,
+                model_id=run.model_id,
+                model_version=run.model_version,
+                period_s=self.config.hold_summary_s,
+                from_ts_event_ns=run.from_ts_ns,
+                to_ts_event_ns=run.to_ts_ns,
+                first_tick_id=run.first_tick_id,
+                last_tick_id=run.last_tick_id,
+                holds=run.holds,
+                decided_ticks=run.decided_ticks,
+                reasons=dict(sorted(run.reasons.items())),
+                position=run.position,
+                trading_state=run.trading_state,
+                prev_hash=prev,
+                hash="",
+            )
+        )
+        chain.seq, chain.head, chain.run = seq, summary.hash, None
+        return summary, wire
 
 
 def check_link(
-    record: AuditRecord, heads: dict[str, tuple[int, str]], stored: bytes | None = None
+    record: Entry, heads: dict[str, tuple[int, str]], stored: bytes | None = None
 ) -> list[str]:
     """Problems of one record against its instrument's chain so far; advances ``heads``.
 
@@ -158,7 +304,41 @@ def check_link(
     return problems
 
 
-def verify_chain(records: Iterable[AuditRecord]) -> list[str]:
-    """Return every problem found (tampered, missing or reordered records); empty means intact."""
+def verify_chain(records: Iterable[Entry]) -> list[str]:
+    """Return every problem found (tampered, missing or reordered records, holds unaccounted
+    for); empty means intact."""
     heads: dict[str, tuple[int, str]] = {}
-    return [problem for record in records for problem in check_link(record, heads)]
+    tally = HoldTally()
+    problems = []
+    for record in records:
+        problems += check_link(record, heads)
+        problems += tally.add(record)
+    return problems
+
+
+@dataclass
+class HoldTally:
+    """Checks that the chain accounts for every decided tick, one entry at a time.
+
+    A summary's ``decided_ticks`` must exceed the previous summary's (0 at the chain's start)
+    by the decision records between them plus its own ``holds``; so a decided tick left out of
+    a chain whose links are intact (a producer that dropped holds) shows, and so does a summary
+    that overstates.
+    """
+
+    last: dict[str, tuple[int, int]] = field(default_factory=dict)  # decided_ticks, records
+
+    def add(self, entry: Entry) -> list[str]:
+        """Problems of ``entry`` against the tally so far; advances it."""
+        decided, records = self.last.get(entry.instrument, (0, 0))
+        if isinstance(entry, AuditRecord):
+            self.last[entry.instrument] = (decided, records + 1)
+            return []
+        self.last[entry.instrument] = (entry.decided_ticks, 0)
+        expected = decided + records + entry.holds
+        if entry.decided_ticks != expected:
+            return [
+                f"{entry.audit_id}: {entry.decided_ticks} decided ticks, but the chain accounts "
+                f"for {expected} ({decided} + {records} records + {entry.holds} holds)"
+            ]
+        return []

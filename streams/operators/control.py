@@ -149,6 +149,8 @@ def replay_commands(records: Iterable[AuditRecord]) -> list[ControlCommand]:
     out: list[ControlCommand] = []
     for record in records:
         for a in record.controls_applied:
+            if a.detail is not None:
+                continue  # the model stage's account of a change; its command's own entry replays
             out.append(
                 ControlCommand(
                     command_id=f"{a.command_id}@{record.instrument}",

@@ -33,7 +33,7 @@ import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from pydantic import ValidationError
 
-from schemas.decisions import Alert, Decision, Severity
+from schemas.decisions import Alert, AuditRecord, Decision, Severity
 from schemas.topics import Topics
 from streams.config import TickwiseConfig, load_config
 from streams.live.bootstrap import resolve_bootstrap
@@ -85,7 +85,7 @@ class Trail:
 
     def on_audit(self, raw: bytes, where: Where, now: float) -> list[Alert]:
         alerts, record = check_record(raw, where, self.heads, int(now * 1e9))
-        if record is not None:
+        if isinstance(record, AuditRecord):  # a hold summary stands for no published decision
             self._meet(record.decision.decision_id, record.instrument, where, now, audited=True)
         return alerts
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.decisions import Alert, AuditRecord
-from streams.operators.audit import GENESIS, record_hash
+from schemas.decisions import AUDIT_ADAPTER, Alert, AuditRecord
+from streams.operators.audit import GENESIS, Entry, record_hash
 from streams.watch.alerts import watch_alert
 
 # Sequence numbers a gap left open that a late record may still fill; beyond this many, the
@@ -42,22 +42,28 @@ def genesis_head() -> dict[str, Any]:
 
 def check_record(
     raw: bytes, where: Where, heads: MutableMapping[str, Any], now_ns: int
-) -> tuple[list[Alert], AuditRecord | None]:
+) -> tuple[list[Alert], Entry | None]:
     """Check one message of the audit topic against the head of its instrument's chain.
 
     ``heads``: instrument -> head (JSON-able; the watchtower's table), updated here. Returns
-    the alerts and the record (None when the message is no audit record). A head moves forward
-    only: after a gap it moves to the record past the gap; a late or forked record leaves it.
+    the alerts and the record or hold summary (None when the message is neither). A head moves
+    forward only: after a gap it moves to the record past the gap; a late or forked record
+    leaves it.
     """
     try:
-        record = AuditRecord.model_validate_json(raw)
+        record = AUDIT_ADAPTER.validate_json(raw)
     except ValidationError as exc:
         detail = f"{where}: not an audit record ({exc.error_count()} errors)"
         return [watch_alert("AUDIT_UNREADABLE", detail, where, now_ns)], None
     known = heads.get(record.instrument)
     head = dict(known) if known is not None else genesis_head()
     last = f"{head['audit_id']} at {head['at']}" if head["audit_id"] else "the chain's start"
-    this = f"{record.audit_id} (decision {record.decision.decision_id}) at {where}"
+    what = (
+        f"decision {record.decision.decision_id}"
+        if isinstance(record, AuditRecord)
+        else f"{record.holds} holds"
+    )
+    this = f"{record.audit_id} ({what}) at {where}"
     alerts: list[tuple[str, str]] = []
     expected = head["seq"] + 1
     advance = True

@@ -1,5 +1,6 @@
-"""Audit invariants on a real broker: one audit record per signal, exactly, in a store that
-verifies, fed by the audit sink even when the topic holds duplicates."""
+"""Audit invariants on a real broker: every decided tick in the chain exactly once (a record,
+or counted in a hold summary), in a store that verifies, fed by the audit sink even when the
+topic holds duplicates."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from stubs import audit_entries, open_at_end
 
-from schemas.decisions import AuditRecord, Signal
+from schemas.decisions import AUDIT_ADAPTER, AuditRecord, HoldSummary
 from schemas.topics import Topics
 from streams.audit.sink import sink
 from streams.audit.store import SqliteAuditStore
@@ -21,7 +23,7 @@ from streams.sources import RawRecord, synthetic
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-def test_audit_records_equal_signals_processed_exactly(
+def test_every_decided_tick_is_in_the_chain_exactly_once(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     topics = Topics(topic_prefix)
@@ -38,24 +40,38 @@ def test_audit_records_equal_signals_processed_exactly(
     )
     try:
         assert publish(records, kafka_bootstrap, topics.raw) == len(records)
-        # the same records through the pipeline in-process tell how many signals to expect
+        # the same records in-process tell what to expect: every decided tick (each HOLD its
+        # own record), and the chain of the default (HOLDs summarised)
         from replay.backtest import run_backtest
 
-        expected = run_backtest(records, load_config(config), tmp_path / "bt").signals
-        assert expected > 1000
-        signals = read_values(kafka_bootstrap, topics.signals, expected, 180)
-        audit = read_values(kafka_bootstrap, topics.audit, expected, 60)
+        every = config.with_name("every.toml")
+        every.write_text(config.read_text() + '[audit]\nholds = "each"\n')
+        decided = run_backtest(records, load_config(every), tmp_path / "each").decisions
+        run_backtest(records, load_config(config), tmp_path / "bt")
+        chain = (tmp_path / "bt" / "audit.jsonl").read_bytes().splitlines()
+        expected = len(open_at_end(chain))  # the runs replay's end closed stay open live
+        kept = set(open_at_end(chain))
+        open_holds = sum(
+            e.holds
+            for line, e in zip(chain, audit_entries(chain), strict=True)
+            if isinstance(e, HoldSummary) and line not in kept
+        )
+        assert decided > 1000
+        audit = read_values(kafka_bootstrap, topics.audit, expected, 180)
     finally:
         stop_process(worker)
 
-    signal_ids = {Signal.model_validate_json(v).signal_id for _, v in signals}
-    assert len(signals) == len(signal_ids) == expected
-    audited = [AuditRecord.model_validate_json(v) for _, v in audit]
-    assert sorted(r.signal.signal_id for r in audited) == sorted(signal_ids)
+    entries = [AUDIT_ADAPTER.validate_json(v) for _, v in audit]
+    records = [e for e in entries if isinstance(e, AuditRecord)]
+    summarised = sum(e.holds for e in entries if isinstance(e, HoldSummary))
+    assert len(entries) == expected and summarised
+    # every decided tick is in the chain exactly once: a record, or counted in a summary
+    assert len(records) + summarised + open_holds == decided
+    assert len({r.decision.decision_id for r in records}) == len(records)
 
     # an at-least-once redelivery puts some records on the topic twice: the store keeps one
     again = [
-        RawRecord(r.instrument, r.to_bytes(), "redelivery", i) for i, r in enumerate(audited[:200])
+        RawRecord(r.instrument, r.to_bytes(), "redelivery", i) for i, r in enumerate(entries[:200])
     ]
     publish(again, kafka_bootstrap, topics.audit)
     store = SqliteAuditStore(str(tmp_path / "audit.db"))

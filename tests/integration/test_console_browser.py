@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas.decisions import AuditRecord
+from schemas.decisions import AUDIT_ADAPTER, AuditRecord
 from schemas.topics import Topics
 from streams.console.server import spawn_console
 from streams.live.admin import create_topics
@@ -132,8 +132,9 @@ def test_console_shows_signals_and_an_operator_halts_trading_from_the_page(
     try:
         applied = set()
         for msg in messages(c, idle_timeout=5, deadline=time.monotonic() + 30):
-            record = AuditRecord.model_validate_json(msg.value())
-            applied |= {(record.instrument, a.operator) for a in record.controls_applied}
+            record = AUDIT_ADAPTER.validate_json(msg.value())
+            if isinstance(record, AuditRecord):  # a summary of holds applies nothing
+                applied |= {(record.instrument, a.operator) for a in record.controls_applied}
             if len(applied) >= 3:
                 break
     finally:

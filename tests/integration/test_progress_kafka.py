@@ -14,6 +14,7 @@ import pytest
 from confluent_kafka import Producer
 
 from replay.kafka_replay import FAR_FUTURE_MS
+from schemas.decisions import AuditRecord
 from schemas.ticks import SourceRef
 from schemas.topics import AUDIT, Topics
 from streams.cli import main
@@ -45,12 +46,12 @@ def write_trades(path: Path) -> str:
     return f"2024-01-02T14:{30 + last_ms // 60_000:02d}:{last_ms // 1000 % 60:02d}Z"
 
 
-def audit_as_the_worker_writes(bootstrap: str, prefix: str) -> int:
+def audit_as_the_worker_writes(bootstrap: str, prefix: str, config: Path) -> int:
     """Derive the audit trail from ``ticks.raw`` as the worker would and publish it.
 
     Returns the number of audited decisions."""
     topics = Topics(prefix)
-    pipelines: dict[int, Pipeline] = defaultdict(lambda: Pipeline(load_config()))
+    pipelines: dict[int, Pipeline] = defaultdict(lambda: Pipeline(load_config(config)))
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     audited = 0
 
@@ -61,7 +62,7 @@ def audit_as_the_worker_writes(bootstrap: str, prefix: str) -> int:
                 producer.produce(
                     topics.audit, out.encoded(), (out.key or "").encode(), timestamp=ts_ms
                 )
-                audited += 1
+                audited += isinstance(out.message, AuditRecord)  # not the hold summaries
 
     last_ms = 0
     for msg in read_times(bootstrap, topics.raw, 0, FAR_FUTURE_MS):
@@ -103,8 +104,10 @@ def test_feed_replay_and_replay_check_draw_their_bars_when_asked(
     assert main([*replay, "--to-prefix", f"{topic_prefix}r2."]) == 0
     assert bar_lines(capsys.readouterr().err, "replay") == []
 
-    audited = audit_as_the_worker_writes(kafka_bootstrap, topic_prefix)
-    check = ["replay-check", "--topic-prefix", topic_prefix, *window]
+    every = tmp_path / "every.toml"  # every decision published: decisions to check this early
+    every.write_text('[audit]\nholds = "each"\n')
+    audited = audit_as_the_worker_writes(kafka_bootstrap, topic_prefix, every)
+    check = ["replay-check", "--topic-prefix", topic_prefix, "--config", str(every), *window]
     assert main([*check, "--progress"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["decisions_checked"] == audited > 0

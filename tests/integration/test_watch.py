@@ -99,7 +99,7 @@ def watch(
 
 def _by_instrument() -> dict[str, list[bytes]]:
     chains: dict[str, list[bytes]] = {}
-    for raw in audit_bodies(1500):
+    for raw in audit_bodies(1500, holds="each"):
         chains.setdefault(AuditRecord.model_validate_json(raw).instrument, []).append(raw)
     return chains
 

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stubs import audit_bodies
 
+from schemas.decisions import AUDIT_ADAPTER, AuditRecord, HoldSummary
 from streams.audit.store import COLUMNS, Query, SqliteAuditStore, open_store
 
 
@@ -34,7 +35,9 @@ def copy_of(master: SqliteAuditStore) -> SqliteAuditStore:
 
 
 def test_append_is_idempotent_and_verify_passes_on_an_untouched_store(bodies, master) -> None:
-    assert len(bodies) > 500
+    assert len(bodies) > 200
+    kinds = {type(AUDIT_ADAPTER.validate_json(b)) for b in bodies}
+    assert kinds == {AuditRecord, HoldSummary}  # decisions' records and summaries of holds
     assert master.count() == len(bodies)
     assert master.append(bodies[:100]) == 0  # a redelivered batch adds nothing
     problems, heads = master.verify()
@@ -68,18 +71,21 @@ def _tamper(store: SqliteAuditStore, kind: str, row_id: int) -> None:
     db = store.conn
     db.execute("DROP TRIGGER audit_no_update")
     db.execute("DROP TRIGGER audit_no_delete")
-    if kind == "edit":  # change what was decided, keep the stored hash
+    if kind == "edit":  # change what was decided (or how many holds), keep the stored hash
         db.execute(
-            "UPDATE audit SET body = replace(body, '\"quantity\":', '\"quantity\":1') WHERE id = ?",
+            "UPDATE audit SET body = replace(replace(body, '\"quantity\":', '\"quantity\":1'), "
+            "'\"holds\":', '\"holds\":1') WHERE id = ?",
             (row_id,),
         )
     elif kind == "edit_and_rehash":  # change the body and recompute its own hash
-        from schemas.decisions import AuditRecord
         from streams.operators.audit import record_hash
 
         (body,) = db.execute("SELECT body FROM audit WHERE id = ?", (row_id,)).fetchone()
-        r = AuditRecord.model_validate_json(body)
-        forged = r.model_copy(update={"features": {k: 0.0 for k in r.features}})
+        r = AUDIT_ADAPTER.validate_json(body)
+        if isinstance(r, AuditRecord):
+            forged = r.model_copy(update={"features": {k: 0.0 for k in r.features}})
+        else:
+            forged = r.model_copy(update={"position": r.position + 1.0})
         forged = forged.model_copy(update={"hash": record_hash(forged)})
         db.execute(
             "UPDATE audit SET body = ?, hash = ? WHERE id = ?",

@@ -10,16 +10,17 @@ from pathlib import Path
 import pandas as pd
 
 from replay.backtest import run_backtest
-from schemas.decisions import Decision
+from schemas.decisions import AUDIT_ADAPTER, Decision
 from streams.cli import main
 from streams.config import load_config
 from streams.sources import synthetic
 
 
 def by_instrument(out: Path) -> dict[str, list[bytes]]:
+    """The audit chain of each instrument: its decisions' records and its summaries of holds."""
     got: dict[str, list[bytes]] = defaultdict(list)
-    for line in (out / "decisions.jsonl").read_bytes().splitlines():
-        got[Decision.model_validate_json(line).instrument].append(line)
+    for line in (out / "audit.jsonl").read_bytes().splitlines():
+        got[AUDIT_ADAPTER.validate_json(line).instrument].append(line)
     return dict(got)
 
 

@@ -57,7 +57,12 @@ def test_the_cadence_config_reaches_the_backtest_and_is_reported(tmp_path: Path)
     """``--config`` is what the benchmark runs under: the same ticks decide far less often
     once per second of event time, and the JSON says which cadence the figures belong to."""
     rows = {}
-    for name, extra in (("every", []), ("cadence", ["--config", str(common.CADENCE)])):
+    every_tick = tmp_path / "every.toml"  # every decision published, as the cadence config does
+    every_tick.write_text('[audit]\nholds = "each"\n')
+    for name, extra in (
+        ("every", ["--config", str(every_tick)]),
+        ("cadence", ["--config", str(common.CADENCE)]),
+    ):
         out = tmp_path / f"{name}.json"
         _run("benchmarks.backtest_memory", "--ticks", "15000", "--out", str(out), *extra)
         rows[name] = json.loads(out.read_text())["results"]
@@ -88,8 +93,10 @@ def test_live_arguments_default_to_the_issue_rates() -> None:
     assert quick.ticks == 2000 and quick.seconds == 2.0 and quick.skip_latency
 
 
-def test_latency_under_a_cadence_waits_only_for_the_ticks_that_decide() -> None:
-    assert live.deciding_ticks(None, 100, 100) is None  # every tick decides once warm
+def test_latency_under_a_cadence_waits_only_for_the_ticks_that_decide(tmp_path) -> None:
+    every_tick = tmp_path / "every.toml"
+    every_tick.write_text('[audit]\nholds = "each"\n')
+    assert live.deciding_ticks(str(every_tick), 100, 100) is None  # every tick decides once warm
     deciding = live.deciding_ticks(str(common.CADENCE), 6000, 3000)
     offered = {
         json.loads(r.payload)["tick_id"]

@@ -36,7 +36,9 @@ def outputs(records: list[RawRecord], config: TickwiseConfig, control: list) -> 
         out.append((ts, "f", d.features.to_bytes() if d.features else None))
         out.extend((ts, "s", s.to_bytes()) for s in d.signals)
         if d.decision is not None and d.audit is not None:
-            out.append((ts, "d", d.decision.to_bytes(), d.audit.to_bytes()))
+            out.append((ts, "d", d.decision.to_bytes()))
+        # the decision's record, and the hold summary it (or a new period) closed
+        out.extend((ts, "a", wire) for _, wire in d.audit_entries)
     return out
 
 

@@ -12,7 +12,15 @@ from collections import Counter
 import pytest
 from stubs import fast_config
 
-from schemas.decisions import Alert, AuditRecord, ControlCommand, Decision, Fill, Signal
+from schemas.decisions import (
+    Alert,
+    AuditRecord,
+    ControlCommand,
+    Decision,
+    Fill,
+    HoldSummary,
+    Signal,
+)
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import SourceRef
 from schemas.topics import CONTROL
@@ -75,7 +83,10 @@ def test_each_instrument_shows_its_last_price_position_and_decision_counts(halte
     assert decisions and fills, "the run must trade for this test to mean anything"
     for name, inst in snap["instruments"].items():
         mine = [d for d in decisions if d.instrument == name]
-        assert inst["decisions"] == len(mine)
+        # HOLDs are not published one by one: the console counts them from the summaries
+        holds = sum(h.holds for h in of(outputs, HoldSummary) if h.instrument == name)
+        assert holds and inst["holds"] == holds
+        assert inst["decisions"] == len(mine) + holds
         assert inst["last_price"] == mine[-1].price
         assert inst["approved_orders"] == sum(d.approved and d.action != "HOLD" for d in mine)
         my_fills = [f for f in fills if f.instrument == name]
@@ -85,6 +96,31 @@ def test_each_instrument_shows_its_last_price_position_and_decision_counts(halte
             mark = last.position_after * mine[-1].price
             assert inst["pnl"] == pytest.approx(last.cash_after + mark - 1_000_000.0)
     assert set(snap["instruments"]) == {d.instrument for d in decisions}
+
+
+def test_the_last_decision_is_the_run_of_holds_when_holds_came_last() -> None:
+    pipeline = Pipeline(fast_config())
+    outputs: list[Output] = []
+    for rec in synthetic(seed=5, count=1500):
+        outputs += pipeline.process(
+            rec.payload, SourceRef(topic="t", partition=0, offset=rec.index)
+        )
+    outputs += pipeline.finish()  # the end of the input closes the open runs of holds
+    view = ConsoleView(fast_config())
+    feed(view, outputs)
+    shown = 0
+    for name, inst in view.snapshot()["instruments"].items():
+        entries = [o.message for o in outputs if o.topic.name == "audit" and o.key == name]
+        last = entries[-1]
+        if isinstance(last, HoldSummary):
+            shown += 1
+            d = inst["last_decision"]
+            assert (d["action"], d["holds"], d["reasons"]) == ("HOLD", last.holds, last.reasons)
+            assert d["ts_event_ns"] == last.to_ts_event_ns
+            assert inst["last_holds"]["holds"] == last.holds
+        else:
+            assert inst["last_decision"]["ts_event_ns"] == last.decision.ts_event_ns
+    assert shown, "some instrument must end on a run of holds"
 
 
 def test_quality_and_rejections_are_counted_by_reason(halted) -> None:

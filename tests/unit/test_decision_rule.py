@@ -237,6 +237,7 @@ def test_the_threshold_rule_reproduces_the_decisions_it_always_took() -> None:
             "model": {"warmup_labels": 20},
             "label": {"horizon_s": 1.0},
             "decision": {"rule": "threshold"},
+            "audit": {"holds": "each"},  # every decision published, as then
         }
     )
     pipeline = Pipeline(config)

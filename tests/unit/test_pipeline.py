@@ -76,7 +76,7 @@ def test_decide_goes_on_after_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_decide_emits_features_only_until_warm() -> None:
-    pipeline = Pipeline(stubs.fast_config(warmup=1, horizon_s=0.5))
+    pipeline = Pipeline(stubs.every_tick(stubs.fast_config(warmup=1, horizon_s=0.5)))
     # the t=0 label needs a price inside the horizon (0.4 s) and a tick beyond it (1 s)
     ticks = stubs.path_ticks([100.0, 101.0, 102.0, 103.0], [0, 400 * stubs.MS, 600 * stubs.MS, 1])
     out = [pipeline.decide(stubs.clean(t)) for t in ticks]

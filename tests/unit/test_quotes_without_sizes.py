@@ -84,6 +84,7 @@ def backtest(tmp_path: Path, rows: list[list[object]], horizon_s: float) -> Path
     config.write_text(
         f"[validation]\nreject_locked_quotes = true\n[label]\nhorizon_s = {horizon_s}\n"
         f"[features]\nfeature_set = [{names}]\n[execution]\nslippage_bps = 0.0\n"
+        '[audit]\nholds = "each"\n'  # a record per decision: the features each one saw
     )
     out = tmp_path / "out"
     args = ["backtest", "--data", str(data), "--out", str(out), "--config", str(config)]

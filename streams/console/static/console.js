@@ -51,7 +51,8 @@ function render(s) {
     risk.id = "risk-" + name;
     risk.append(badge(i.risk_state));
     const d = i.last_decision;
-    const last = d ? `${d.action} ${fmt(d.quantity, 0)} @ ${fmt(d.price)} ${d.approved ? "approved" : "rejected: " + d.reject_reasons.join(", ")}` : "";
+    const last = !d ? "" : d.holds ? `HOLD x${d.holds} (${Object.keys(d.reasons).join("; ") || "no reason"})`
+      : `${d.action} ${fmt(d.quantity, 0)} @ ${fmt(d.price)} ${d.approved ? "approved" : "rejected: " + d.reject_reasons.join(", ")}`;
     return row([cell(name), cell(fmt(i.last_price), "num"), cell(fmt(i.position, 0), "num"),
       cell(fmt(i.pnl), signed(i.pnl)), cell(fmt(i.realized_pnl), signed(i.realized_pnl)), risk,
       cell(i.decisions, "num"), cell(i.approved_orders, "num"), cell(i.fills, "num"), cell(last)],

@@ -25,6 +25,7 @@ from river import base
 
 from schemas.decisions import (
     Alert,
+    AppliedControl,
     ControlCommand,
     FeatureVector,
     Severity,
@@ -80,6 +81,22 @@ class Applied:
     ts_event_ns: int
     detail: str
     operator: str = ""  # who asked (kept in the CONTROL_APPLIED alert of the audit trail)
+    scope: str = ""
+    reason: str = ""
+    model_id: str | None = None
+
+    def audited(self) -> AppliedControl:
+        """The entry this stage change makes in the instrument's audit record."""
+        return AppliedControl(
+            command_id=self.command_id,
+            command=self.command,
+            scope=self.scope,
+            reason=self.reason,
+            applied_ts_event_ns=self.ts_event_ns,
+            model_id=self.model_id,
+            operator=self.operator or None,
+            detail=self.detail,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +246,9 @@ class ModelStage(InstrumentStateMixin):
                     fv.ts_event_ns,
                     detail,
                     cmd.operator,
+                    cmd.scope,
+                    cmd.reason,
+                    cmd.model_id,
                 )
             )
         return tuple(out)

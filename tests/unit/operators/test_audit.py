@@ -16,11 +16,12 @@ from schemas.decisions import (
     Side,
     Signal,
 )
-from streams.config import RiskConfig
+from streams.config import AuditConfig, RiskConfig
 from streams.operators.audit import GENESIS, AuditChain, check_link, record_hash, verify_chain
 from streams.operators.risk import RiskEngine
 
 SIDES = [Side.BUY, Side.FLAT, Side.SELL, Side.BUY, Side.SELL]
+EACH = AuditConfig(holds="each")
 
 
 def decide(risk: RiskEngine, sig: Signal, price: float) -> tuple[Decision, list[RiskCheckResult]]:
@@ -35,8 +36,8 @@ def build(
     chain: AuditChain | None = None,
     price0: float = 100.0,
 ) -> list[AuditRecord]:
-    """Audit records for ``n`` decisions per instrument, interleaved."""
-    chain, risk = chain or AuditChain(), RiskEngine(RiskConfig())
+    """Audit records for ``n`` decisions per instrument, interleaved (HOLDs recorded too)."""
+    chain, risk = chain or AuditChain(EACH), RiskEngine(RiskConfig())
     out = []
     for i in range(n):
         for inst in instruments:
@@ -46,7 +47,7 @@ def build(
             )
             fv = stubs.feature_vector(sig.tick_id, ts, price0 + i, inst, x=float(i))
             decision, checks = decide(risk, sig, fv.price)
-            out.append(chain.on_decision(fv, sig, checks, decision)[0])
+            out += [entry for entry, _ in chain.on_decision(fv, sig, checks, decision)]
     return out
 
 
@@ -75,12 +76,12 @@ def test_chain_survives_the_wire() -> None:
 def test_sealed_bytes_are_the_record_encoded_and_hashed() -> None:
     # seal() encodes once and splices the hash in; it must equal encoding the signed record,
     # and the hash must be record_hash's, whatever the record holds (odd strings included)
-    chain, risk = AuditChain(), RiskEngine(RiskConfig())
+    chain, risk = AuditChain(EACH), RiskEngine(RiskConfig())
     for i, inst in enumerate(["ES", "NQ", "CL"]):
         sig = stubs.signal(SIDES[i], tick_id=f'{inst}-"{i}"', instrument=inst)
         fv = stubs.feature_vector(sig.tick_id, stubs.T0_NS, 100.0 + i, inst, x=-1.5 * i)
         decision, checks = decide(risk, sig, fv.price)
-        record, wire = chain.on_decision(fv, sig, checks, decision)
+        ((record, wire),) = chain.on_decision(fv, sig, checks, decision)
         assert wire == record.to_bytes()
         assert record.hash == record_hash(record)
         assert AuditRecord.model_validate_json(wire) == record
@@ -95,7 +96,7 @@ def test_a_record_from_before_a_contract_grew_verifies_from_its_stored_bytes() -
     control = AppliedControl(
         command_id="c1", command="kill_switch_on", scope="ES", reason="r", applied_ts_event_ns=1
     )
-    _, wire = AuditChain().on_decision(fv, sig, checks, decision, controls=[control])
+    ((_, wire),) = AuditChain().on_decision(fv, sig, checks, decision, controls=[control])
     body = wire[: wire.rindex(b',"hash":')].replace(b',"operator":null', b"")
     old = body + b',"hash":"%s"}' % hashlib.sha256(body + b"}").hexdigest().encode()
     record = AuditRecord.model_validate_json(old)
@@ -114,7 +115,7 @@ def test_record_contents_match_the_decision() -> None:
 
 
 def test_head_follows_the_last_record() -> None:
-    chain = AuditChain()
+    chain = AuditChain(EACH)
     assert chain.head("ES") == GENESIS
     records = build(chain=chain)
     assert chain.head("ES") == records[-1].hash != GENESIS

@@ -16,7 +16,7 @@ from tests.stubs import audit_bodies
 
 @cache
 def _trail() -> tuple[bytes, ...]:
-    return tuple(audit_bodies(1500))
+    return tuple(audit_bodies(1500, holds="each"))  # a record per decision
 
 
 def _one_instrument() -> list[bytes]:
@@ -43,6 +43,21 @@ def test_an_intact_trail_raises_nothing_and_leaves_each_head_at_the_last_record(
         last[r.instrument] = (r.seq, r.hash)
     assert {i: (h["seq"], h["hash"]) for i, h in heads.items()} == last
     assert len(heads) > 1
+
+
+def test_hold_summaries_are_links_of_the_chain_it_watches() -> None:
+    heads: dict[str, dict] = {}
+    bodies = audit_bodies(1500)  # records and summaries of holds
+    for offset, raw in enumerate(bodies):
+        alerts, entry = check_record(raw, Where("audit", 0, offset), heads, 1)
+        assert alerts == [] and entry is not None
+    summary = next(b for b in bodies if b'"kind":"hold_summary"' in b)
+    doc = json.loads(summary)
+    doc["holds"] += 1  # a summary that claims one hold more
+    altered = [
+        json.dumps(doc, separators=(",", ":")).encode() if b == summary else b for b in bodies
+    ]
+    assert "AUDIT_BROKEN" in [code for code, _ in _run(altered)]
 
 
 def test_an_altered_record_is_broken_at_its_offset() -> None:

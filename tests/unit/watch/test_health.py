@@ -48,7 +48,7 @@ def test_group_alarms_follow_members_lag_and_the_broker() -> None:
 
 
 def test_a_decision_without_its_audit_record_is_reported_once_after_the_deadline() -> None:
-    everything = audit_bodies(1500)
+    everything = audit_bodies(1500, holds="each")
     bodies = everything[:3]
     records = [AuditRecord.model_validate_json(b) for b in bodies]
     trail = Trail(TickwiseConfig(watch=CONFIG), {}, {})
