@@ -27,7 +27,7 @@ from replay.metrics import period_ns
 from replay.report import ReportSettings
 from replay.warmup import warmup_commands
 from schemas.base import Contract
-from schemas.decisions import ControlCommand, Decision, Signal
+from schemas.decisions import ControlCommand, Decision, HoldSummary, Signal
 from schemas.quarantine import QuarantineRecord
 from schemas.ticks import CleanTick, QuoteTick, SourceRef, TradeTick
 from schemas.topics import ALERTS, AUDIT, DECISIONS, FILLS, SIGNALS, TICKS_QUARANTINE
@@ -58,6 +58,7 @@ class BacktestResult:
     signals: int = 0
     decisions: int = 0
     approved: int = 0
+    holds_summarised: int = 0  # HOLDs published only inside the audit chain's hold summaries
     seconds: float = 0.0
     report: dict[str, object] = field(default_factory=dict)
 
@@ -72,6 +73,8 @@ class BacktestResult:
         elif isinstance(message, Decision):
             self.decisions += 1
             self.approved += message.approved
+        elif isinstance(message, HoldSummary):
+            self.holds_summarised += message.holds
 
     def summary(self) -> dict[str, object]:
         return {
@@ -82,6 +85,8 @@ class BacktestResult:
             "signals": self.signals,
             "decisions": self.decisions,
             "approved": self.approved,
+            "holds_summarised": self.holds_summarised,
+            "decided_ticks": self.decisions + self.holds_summarised,
             "seconds": round(self.seconds, 3),
             "ticks_per_second": round(self.ticks / self.seconds) if self.seconds else None,
         }

@@ -114,3 +114,16 @@ def test_signals_every_is_validated() -> None:
     for bad in ("sometimes", "0 s", "-1 s", "inf s", "5"):
         with pytest.raises(ValueError, match=r"signals\.every"):
             load_config(signals={"every": bad})
+
+
+def test_the_backtest_summary_counts_every_decided_tick(tmp_path) -> None:
+    """A backtest that publishes no HOLD one by one still says how many ticks it decided: the
+    decisions plus the holds its summaries stand for, as many as the every-tick mode decides."""
+    from replay.backtest import run_backtest
+
+    records = list(synthetic(seed=3, count=COUNT, bad_rate=0.01))
+    summary = run_backtest(records, load_config(), tmp_path / "summary").summary()
+    each = run_backtest(records, load_config(audit={"holds": "each"}), tmp_path / "each").summary()
+    assert summary["holds_summarised"] > 0 and each["holds_summarised"] == 0
+    assert summary["decided_ticks"] == summary["decisions"] + summary["holds_summarised"]
+    assert summary["decided_ticks"] == each["decisions"] == each["decided_ticks"]
