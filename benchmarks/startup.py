@@ -26,22 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import REPO, RESULTS, add_config_argument, command_line, table, write_results
+from streams.cli import HEAVY_LIBRARIES
 
 TARGET_S = 0.5
-# The libraries the parser must not load (tests/unit/test_cli_startup.py holds the same list).
-HEAVY = (
-    "aiohttp",
-    "confluent_kafka",
-    "faust",
-    "numba",
-    "numpy",
-    "pandas",
-    "pyarrow",
-    "pydantic",
-    "river",
-    "scipy",
-    "sklearn",
-)
+HEAVY = HEAVY_LIBRARIES  # what the parser must not load
 BUILD_PARSER = "import streams.cli; streams.cli.build_parser()"
 
 

@@ -18,6 +18,22 @@ from pathlib import Path
 from streams.live.bootstrap import add_bootstrap_argument
 from streams.progress import add_progress_argument
 
+# Libraries building the parser (``tickwise --help``) must never load: each costs tenths of a
+# second; tests/unit/test_cli_startup.py holds it and benchmarks/startup.py reports on it.
+HEAVY_LIBRARIES = (
+    "aiohttp",
+    "confluent_kafka",
+    "faust",
+    "numba",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "pydantic",
+    "river",
+    "scipy",
+    "sklearn",
+)
+
 Handler = Callable[[argparse.Namespace], "int | None"]
 Subparsers = argparse._SubParsersAction
 

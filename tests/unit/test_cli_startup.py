@@ -18,21 +18,9 @@ from pathlib import Path
 import pytest
 
 import streams.cli
-from streams.cli import LazyHandler, build_parser
+from streams.cli import HEAVY_LIBRARIES, LazyHandler, build_parser
 
-HEAVY = (
-    "aiohttp",
-    "confluent_kafka",
-    "faust",
-    "numba",
-    "numpy",
-    "pandas",
-    "pyarrow",
-    "pydantic",
-    "river",
-    "scipy",
-    "sklearn",
-)
+HEAVY = HEAVY_LIBRARIES
 
 # Runs in a fresh interpreter: builds the parser, then asks every command for its help, and
 # reports after each step which heavy top-level packages have been imported so far.
