@@ -15,12 +15,16 @@ from numba import njit
 
 from streams.config import FeatureConfig
 from streams.engine.batch import KIND_TRADE, SymbolTable, TickBatch
-from streams.operators.features.engine import CATALOGUE, check_feature_set, horizons_of
+from streams.operators.features.engine import (
+    CATALOGUE,
+    NOISE_BPS,
+    Z_BOUND,
+    check_feature_set,
+    horizons_of,
+)
 from streams.operators.units import BPS_PER_UNIT
 
 BASE = tuple(CATALOGUE)  # the kernel's columns, in catalogue order
-NOISE_BPS = 1e-6
-Z_BOUND = 10.0
 # EWM statistics (weight, mean, m2) and decayed sums, by position in the state arrays
 FAST, SLOW, VOL, LOG_PRICE, LOG_SIZE = range(5)
 RV, SIGNED_VOL, VOLUME, TICKS, UP, DOWN = range(6)
