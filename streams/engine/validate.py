@@ -20,6 +20,7 @@ from streams.config import ValidationConfig
 from streams.engine.batch import KIND_TRADE, R_UNKNOWN, SymbolTable, TickBatch, reason_index
 from streams.operators.units import BPS_PER_UNIT, UNIT_PER_BPS
 from streams.operators.validation.records import quarantine
+from streams.operators.validation.rules import MAD_TO_STD
 
 R_INVALID_PRICE = reason_index(ReasonCode.INVALID_PRICE)
 R_INVALID_SIZE = reason_index(ReasonCode.INVALID_SIZE)
@@ -30,7 +31,6 @@ R_FUTURE = reason_index(ReasonCode.FUTURE_TIMESTAMP)
 R_STALE = reason_index(ReasonCode.STALE_TIMESTAMP)
 R_OUT_OF_ORDER = reason_index(ReasonCode.OUT_OF_ORDER)
 R_OUTLIER = reason_index(ReasonCode.PRICE_OUTLIER)
-MAD_TO_STD = 1.4826
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
