@@ -58,7 +58,12 @@ def sigkill_then_broker_restart(
     workdir.mkdir(parents=True, exist_ok=True)
     records = list(synthetic(seed=seed, count=count, bad_rate=0.02))
     config_file = workdir / "tickwise.toml"
-    config_file.write_text("[live]\ncheckpoint_interval_s = 0.5\n")
+    # every decided tick a decision message (holds each), so the comparison with the backtest
+    # covers every decision, not only the order intents summarised holds leave on the topic
+    config_file.write_text(
+        '[live]\ncheckpoint_interval_s = 0.5\n[audit]\nholds = "each"\n'
+        '[signals]\nevery = "decision"\n'
+    )
     prefix = f"f{uuid.uuid4().hex[:6]}."
     config = load_config(config_file, topic_prefix=prefix)
     expected = run_backtest(records, config, workdir / "bt")

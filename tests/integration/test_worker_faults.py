@@ -55,7 +55,12 @@ def test_sigkill_with_a_transaction_open_loses_and_duplicates_nothing(
 ) -> None:
     records = list(synthetic(seed=51, count=9000, bad_rate=0.02))
     config_file = tmp_path / "tickwise.toml"
-    config_file.write_text("[live]\ncheckpoint_interval_s = 0.5\n")
+    # every decided tick a decision message (holds each), so the comparison with the backtest
+    # covers every decision, not only the order intents summarised holds leave on the topic
+    config_file.write_text(
+        '[live]\ncheckpoint_interval_s = 0.5\n[audit]\nholds = "each"\n'
+        '[signals]\nevery = "decision"\n'
+    )
     config = load_config(config_file, topic_prefix=topic_prefix)
     expected = run_backtest(records, config, tmp_path / "bt")
     replay = (tmp_path / "bt" / "decisions.jsonl").read_bytes().splitlines()

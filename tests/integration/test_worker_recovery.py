@@ -43,7 +43,12 @@ def test_sigkill_and_restart_lose_and_duplicate_nothing(
 ) -> None:
     records = list(synthetic(seed=21, count=6000, bad_rate=0.02))
     config_file = tmp_path / "tickwise.toml"
-    config_file.write_text("[live]\ncheckpoint_interval_s = 0.5\n")
+    # every decided tick a decision message (holds each), so the comparison with the backtest
+    # covers every decision, not only the order intents summarised holds leave on the topic
+    config_file.write_text(
+        '[live]\ncheckpoint_interval_s = 0.5\n[audit]\nholds = "each"\n'
+        '[signals]\nevery = "decision"\n'
+    )
     config = load_config(config_file, topic_prefix=topic_prefix)
     expected = run_backtest(records, config, tmp_path / "bt")
     replay = (tmp_path / "bt" / "decisions.jsonl").read_bytes().splitlines()
