@@ -31,9 +31,9 @@ from benchmarks.common import (
     table,
     write_results,
 )
-from replay.backtest import run_backtest
-from streams.config import load_config
-from streams.sources import RawRecord, synthetic
+from tickwise.replay.backtest import run_backtest
+from tickwise.streams.config import load_config
+from tickwise.streams.sources import RawRecord, synthetic
 
 TARGET_MB = 1024.0
 QUICK_TICKS = 200_000

@@ -29,13 +29,13 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import ES_TRADES, add_config_argument, command_line, table, write_results
-from streams.config import load_config
-from streams.engine.batch import SymbolTable, TickBatch, decode
-from streams.engine.features import BatchFeatures
-from streams.engine.models import BatchModel
-from streams.engine.validate import BatchValidator
-from streams.sources import ColumnMap, read_csv
-from streams.sources.batches import read_batches
+from tickwise.streams.config import load_config
+from tickwise.streams.engine.batch import SymbolTable, TickBatch, decode
+from tickwise.streams.engine.features import BatchFeatures
+from tickwise.streams.engine.models import BatchModel
+from tickwise.streams.engine.validate import BatchValidator
+from tickwise.streams.sources import ColumnMap, read_csv
+from tickwise.streams.sources.batches import read_batches
 
 ES_COLUMNS = ColumnMap(symbol="ES", tz="America/Chicago")
 FIRST_CALL = """
@@ -58,7 +58,7 @@ def _cpu(fn: Any, repeat: int) -> tuple[float, Any]:
 
 def warm_up() -> None:
     """Call every kernel once on a tiny input (what a process pays before its first batch)."""
-    from streams.sources import synthetic
+    from tickwise.streams.sources import synthetic
 
     config = load_config()
     symbols = SymbolTable()

@@ -42,10 +42,10 @@ KINDS = (("classification", "logistic"), ("regression", "linear"))
 
 def vectors(ticks: int, seed: int) -> list[Any]:
     """The pipeline's feature vectors for ``ticks`` synthetic ES ticks."""
-    from schemas.ticks import TICK_ADAPTER
-    from streams.config import FeatureConfig
-    from streams.operators import FeatureEngine
-    from streams.sources import synthetic
+    from tickwise.schemas.ticks import TICK_ADAPTER
+    from tickwise.streams.config import FeatureConfig
+    from tickwise.streams.operators import FeatureEngine
+    from tickwise.streams.sources import synthetic
 
     engine = FeatureEngine(FeatureConfig())
     out = []
@@ -67,9 +67,9 @@ def _best(fn: Callable[[], None], repeat: int) -> float:
 
 def _timings(task: str, kind: str, fvs: list[Any], repeat: int) -> dict[str, float]:
     """CPU seconds of each implementation over ``fvs``: a prediction and a label per tick."""
-    from streams.config import LabelConfig, ModelConfig
-    from streams.operators.models import ModelStage, build_estimator
-    from streams.operators.models.linear_kernel import (
+    from tickwise.streams.config import LabelConfig, ModelConfig
+    from tickwise.streams.operators.models import ModelStage, build_estimator
+    from tickwise.streams.operators.models.linear_kernel import (
         LOG,
         SQUARED,
         learn_one,
@@ -77,7 +77,7 @@ def _timings(task: str, kind: str, fvs: list[Any], repeat: int) -> dict[str, flo
         predict_learn,
         predict_one,
     )
-    from streams.operators.models.zoo import Z_CLIP
+    from tickwise.streams.operators.models.zoo import Z_CLIP
 
     xs = [fv.values for fv in fvs]
     X = np.array([list(x.values()) for x in xs])
@@ -154,11 +154,11 @@ def first_calls() -> dict[str, float]:
 
     numba_s = time.perf_counter() - started
     started = time.perf_counter()
-    import streams.operators.models  # noqa: F401  (the package: river, pydantic and the zoo)
+    import tickwise.streams.operators.models  # noqa: F401  (the package: river, pydantic and the zoo)
 
     package_s = time.perf_counter() - started
     started = time.perf_counter()
-    from streams.operators.models import linear_kernel as k
+    from tickwise.streams.operators.models import linear_kernel as k
 
     module_s = time.perf_counter() - started
     x = np.array([1.0, 2.0, np.nan])

@@ -58,18 +58,18 @@ from benchmarks.common import (
     table,
     write_results,
 )
-from schemas.decisions import Decision
-from schemas.ticks import SourceRef
-from schemas.topics import CATALOGUE, CONTROL, Topics
-from streams.config import load_config
-from streams.live.admin import create_topics
-from streams.live.bootstrap import add_bootstrap_argument
-from streams.live.broker import LocalBroker, free_port
-from streams.live.feed import publish
-from streams.live.security import env_client_config
-from streams.live.tap import consumer, messages, spawn_worker, stop_process
-from streams.pipeline import Pipeline
-from streams.sources import RawRecord, synthetic
+from tickwise.schemas.decisions import Decision
+from tickwise.schemas.ticks import SourceRef
+from tickwise.schemas.topics import CATALOGUE, CONTROL, Topics
+from tickwise.streams.config import load_config
+from tickwise.streams.live.admin import create_topics
+from tickwise.streams.live.bootstrap import add_bootstrap_argument
+from tickwise.streams.live.broker import LocalBroker, free_port
+from tickwise.streams.live.feed import publish
+from tickwise.streams.live.security import env_client_config
+from tickwise.streams.live.tap import consumer, messages, spawn_worker, stop_process
+from tickwise.streams.pipeline import Pipeline
+from tickwise.streams.sources import RawRecord, synthetic
 
 SEED = 11
 RATES = (1000, 5000, 20000)

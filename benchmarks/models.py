@@ -19,14 +19,14 @@ from pathlib import Path
 
 import river
 
-from schemas.quarantine import QuarantineRecord
-from schemas.ticks import TICK_ADAPTER, SourceRef
-from streams.config import LabelConfig, ModelConfig, TickwiseConfig
-from streams.operators import FeatureEngine
-from streams.operators.models import ModelStage, version_key
-from streams.operators.models.zoo import ZOO
-from streams.pipeline import Pipeline
-from streams.sources import synthetic
+from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.schemas.ticks import TICK_ADAPTER, SourceRef
+from tickwise.streams.config import LabelConfig, ModelConfig, TickwiseConfig
+from tickwise.streams.operators import FeatureEngine
+from tickwise.streams.operators.models import ModelStage, version_key
+from tickwise.streams.operators.models.zoo import ZOO
+from tickwise.streams.pipeline import Pipeline
+from tickwise.streams.sources import synthetic
 
 
 def measure(task: str, kind: str, ticks: int) -> dict[str, object]:

@@ -92,7 +92,7 @@ def backtest_command(data: Path, ticks: int, out: str, config: str | None = None
     return [
         sys.executable,
         "-m",
-        "streams.cli",
+        "tickwise.streams.cli",
         "backtest",
         "--data",
         str(data),

@@ -49,9 +49,9 @@ SYMBOL, TZ = "ES", "America/Chicago"
 
 def tickwise_child(data: Path, limit: int | None, config_path: str | None) -> dict[str, object]:
     """Back-test the ES trades with the logistic regression (the default model); time it."""
-    from replay.backtest import run_backtest
-    from streams.config import load_config
-    from streams.sources import ColumnMap, RawRecord, read_file
+    from tickwise.replay.backtest import run_backtest
+    from tickwise.streams.config import load_config
+    from tickwise.streams.sources import ColumnMap, RawRecord, read_file
 
     def rows() -> Iterator[RawRecord]:
         records = read_file(data, ColumnMap(symbol=SYMBOL, tz=TZ))

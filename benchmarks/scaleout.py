@@ -35,13 +35,13 @@ from benchmarks.live import (
     span_rate,
     wait_committed,
 )
-from schemas.topics import Topics
-from streams.live.admin import create_topics
-from streams.live.bootstrap import add_bootstrap_argument
-from streams.live.feed import publish
-from streams.live.security import env_client_config
-from streams.live.tap import spawn_worker, stop_process
-from streams.sources import synthetic
+from tickwise.schemas.topics import Topics
+from tickwise.streams.live.admin import create_topics
+from tickwise.streams.live.bootstrap import add_bootstrap_argument
+from tickwise.streams.live.feed import publish
+from tickwise.streams.live.security import env_client_config
+from tickwise.streams.live.tap import spawn_worker, stop_process
+from tickwise.streams.sources import synthetic
 
 PARTITIONS = 2
 CANDIDATES = ("ES", "NQ", "CL", "GC", "ZN", "ZB", "6E", "YM", "RTY", "SI", "HG", "NG")

@@ -21,11 +21,11 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.common import add_config_argument, command_line, table, write_results
-from schemas.ticks import TICK_ADAPTER, CleanTick, SourceRef
-from streams.config import TickwiseConfig, load_config
-from streams.operators.models.zoo import build_estimator
-from streams.pipeline import Pipeline
-from streams.sources import synthetic
+from tickwise.schemas.ticks import TICK_ADAPTER, CleanTick, SourceRef
+from tickwise.streams.config import TickwiseConfig, load_config
+from tickwise.streams.operators.models.zoo import build_estimator
+from tickwise.streams.pipeline import Pipeline
+from tickwise.streams.sources import synthetic
 
 Step = Callable[[Pipeline, bytes, SourceRef], Any]
 

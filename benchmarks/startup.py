@@ -26,17 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import REPO, RESULTS, add_config_argument, command_line, table, write_results
-from streams.cli import HEAVY_LIBRARIES
+from tickwise.streams.cli import HEAVY_LIBRARIES
 
 TARGET_S = 0.5
 HEAVY = HEAVY_LIBRARIES  # what the parser must not load
-BUILD_PARSER = "import streams.cli; streams.cli.build_parser()"
+BUILD_PARSER = "import tickwise.streams.cli as c; c.build_parser()"
 
 
 def _env() -> dict[str, str]:
-    """The children import this checkout first, wherever the package is installed."""
-    path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
-    return {**os.environ, "PYTHONPATH": path}
+    """The children import the installed tickwise (this checkout, with ``make install``)."""
+    return dict(os.environ)
 
 
 def tickwise() -> list[str]:
@@ -44,7 +43,11 @@ def tickwise() -> list[str]:
     script = Path(sys.executable).parent / "tickwise"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "import sys; from streams.cli import main; sys.exit(main())"]
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from tickwise.streams.cli import main; sys.exit(main())",
+    ]
 
 
 def median_wall_s(cmd: list[str], runs: int) -> dict[str, float]:
@@ -102,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     python = [sys.executable, "-c"]
     commands: dict[str, list[str]] = {
         "python -c pass (floor)": [*python, "pass"],
-        "import streams.pipeline (floor)": [*python, "import streams.pipeline"],
-        "import streams.cli": [*python, "import streams.cli"],
+        "import tickwise.streams.pipeline (floor)": [*python, "import tickwise.streams.pipeline"],
+        "import tickwise.streams.cli": [*python, "import tickwise.streams.cli"],
         "tickwise --help": [*tickwise(), "--help"],
         "tickwise backtest --help": [*tickwise(), "backtest", "--help"],
         "tickwise model compare --help": [*tickwise(), "model", "compare", "--help"],

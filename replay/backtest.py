@@ -20,21 +20,21 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-from replay.collector import BacktestCollector
-from replay.controls import load_controls
-from replay.merge import merge_in_time
-from replay.metrics import period_ns
-from replay.report import ReportSettings
-from replay.warmup import warmup_commands
-from schemas.base import Contract
-from schemas.decisions import ControlCommand, Decision, HoldSummary, Signal
-from schemas.quarantine import QuarantineRecord
-from schemas.ticks import CleanTick, QuoteTick, SourceRef, TradeTick
-from schemas.topics import ALERTS, AUDIT, DECISIONS, FILLS, SIGNALS, TICKS_QUARANTINE
-from streams.config import TickwiseConfig, load_config
-from streams.pipeline import Decided, Output, Pipeline
-from streams.progress import PROGRESS_EVERY, Progress, utc_second, wants_progress
-from streams.sources import RawRecord, SourceError, open_sources
+from tickwise.replay.collector import BacktestCollector
+from tickwise.replay.controls import load_controls
+from tickwise.replay.merge import merge_in_time
+from tickwise.replay.metrics import period_ns
+from tickwise.replay.report import ReportSettings
+from tickwise.replay.warmup import warmup_commands
+from tickwise.schemas.base import Contract
+from tickwise.schemas.decisions import ControlCommand, Decision, HoldSummary, Signal
+from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.schemas.ticks import CleanTick, QuoteTick, SourceRef, TradeTick
+from tickwise.schemas.topics import ALERTS, AUDIT, DECISIONS, FILLS, SIGNALS, TICKS_QUARANTINE
+from tickwise.streams.config import TickwiseConfig, load_config
+from tickwise.streams.pipeline import Decided, Output, Pipeline
+from tickwise.streams.progress import PROGRESS_EVERY, Progress, utc_second, wants_progress
+from tickwise.streams.sources import RawRecord, SourceError, open_sources
 
 # Topic -> file: each line exactly as the message is on that topic.
 FILES = {

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import random
 
-from replay.report import CurveAccumulator, Decimator, ReportSettings
-from schemas.decisions import Action, Decision, Side
-from schemas.ticks import QuoteTick, TradeTick
-from streams.config import TickwiseConfig
-from streams.operators.execution import PaperBroker
+from tickwise.replay.report import CurveAccumulator, Decimator, ReportSettings
+from tickwise.schemas.decisions import Action, Decision, Side
+from tickwise.schemas.ticks import QuoteTick, TradeTick
+from tickwise.streams.config import TickwiseConfig
+from tickwise.streams.operators.execution import PaperBroker
 
 NAMES = ("buy_and_hold", "random")
 FEEDBACK_DECISIONS = 50  # how fast the random order count is pulled back to the model's

@@ -13,12 +13,12 @@ from collections import deque
 from pathlib import Path
 from typing import Any, TextIO
 
-from replay import html, metrics
-from replay.baselines import Baselines
-from replay.prequential import Outcome, SignalOutcomes
-from replay.report import Decimator, EquityWriter, ReportSettings, SegmentedCurve, iso_utc
-from schemas.ticks import QuoteTick, TradeTick
-from streams.pipeline import Decided, Pipeline
+from tickwise.replay import html, metrics
+from tickwise.replay.baselines import Baselines
+from tickwise.replay.prequential import Outcome, SignalOutcomes
+from tickwise.replay.report import Decimator, EquityWriter, ReportSettings, SegmentedCurve, iso_utc
+from tickwise.schemas.ticks import QuoteTick, TradeTick
+from tickwise.streams.pipeline import Decided, Pipeline
 
 SCORE_BINS = 40
 MAX_PLOTTED_INSTRUMENTS = 6

@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.decisions import Decision
-from schemas.ticks import CleanTick, SourceRef
-from streams.config import TickwiseConfig
-from streams.operators.models import version_key
-from streams.pipeline import Output, Pipeline
-from streams.progress import PROGRESS_EVERY, Progress, utc_second
-from streams.sources import RawRecord
+from tickwise.schemas.decisions import Decision
+from tickwise.schemas.ticks import CleanTick, SourceRef
+from tickwise.streams.config import TickwiseConfig
+from tickwise.streams.operators.models import version_key
+from tickwise.streams.pipeline import Output, Pipeline
+from tickwise.streams.progress import PROGRESS_EVERY, Progress, utc_second
+from tickwise.streams.sources import RawRecord
 
 # The figure each task is ranked by, and whether larger is better.
 RANK_BY = {"classification": ("LogLoss", False), "regression": ("RMSE", False)}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from schemas.decisions import AuditRecord, ControlCommand
-from streams.operators.control import replay_commands
+from tickwise.schemas.decisions import AuditRecord, ControlCommand
+from tickwise.streams.operators.control import replay_commands
 
 
 def load_controls(path: str | Path) -> list[ControlCommand]:

@@ -6,7 +6,7 @@ import json
 from html import escape
 from typing import Any
 
-from replay import svg
+from tickwise.replay import svg
 
 SUMMARY_KEYS = (
     "total_return",

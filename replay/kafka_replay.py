@@ -23,19 +23,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from schemas.decisions import AUDIT_ADAPTER, AuditRecord, ControlCommand, Decision
-from schemas.ticks import CleanTick, SourceRef
-from schemas.topics import CATALOGUE, Topics
-from streams.config import load_config
-from streams.live.admin import create_topics
-from streams.live.bootstrap import resolve_bootstrap
-from streams.live.feed import publish
-from streams.live.partition import is_reinjected
-from streams.live.reader import RangeReader, RangeReadError, read_times
-from streams.operators.control import replay_commands
-from streams.pipeline import Output, Pipeline
-from streams.progress import PROGRESS_EVERY, Progress, utc_second, wants_progress
-from streams.sources import RawRecord
+from tickwise.schemas.decisions import AUDIT_ADAPTER, AuditRecord, ControlCommand, Decision
+from tickwise.schemas.ticks import CleanTick, SourceRef
+from tickwise.schemas.topics import CATALOGUE, Topics
+from tickwise.streams.config import load_config
+from tickwise.streams.live.admin import create_topics
+from tickwise.streams.live.bootstrap import resolve_bootstrap
+from tickwise.streams.live.feed import publish
+from tickwise.streams.live.partition import is_reinjected
+from tickwise.streams.live.reader import RangeReader, RangeReadError, read_times
+from tickwise.streams.operators.control import replay_commands
+from tickwise.streams.pipeline import Output, Pipeline
+from tickwise.streams.progress import PROGRESS_EVERY, Progress, utc_second, wants_progress
+from tickwise.streams.sources import RawRecord
 
 EARLIEST_MS = 0
 MAX_DETAILED = 100  # differing decisions reported field by field; the rest by id

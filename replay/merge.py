@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator
 
-from streams.sources import RawRecord
+from tickwise.streams.sources import RawRecord
 
 
 def _keyed(index: int, records: Iterable[RawRecord]) -> Iterator[tuple[int, int, int, RawRecord]]:

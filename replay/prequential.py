@@ -13,8 +13,8 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from streams.config import LabelConfig
-from streams.operators.labels import NO_DIRECTION, UP, horizon_ns, outcome_one
+from tickwise.streams.config import LabelConfig
+from tickwise.streams.operators.labels import NO_DIRECTION, UP, horizon_ns, outcome_one
 
 
 @dataclass(frozen=True, slots=True)

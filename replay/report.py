@@ -20,9 +20,9 @@ from typing import Any, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from replay import metrics
-from replay.prequential import Outcome
-from schemas.decisions import Fill
+from tickwise.replay import metrics
+from tickwise.replay.prequential import Outcome
+from tickwise.schemas.decisions import Fill
 
 NS_PER_S = 10**9
 

@@ -10,9 +10,9 @@ same commands would take them (and the audit trail records them, so ``replay-che
 
 from __future__ import annotations
 
-from replay.report import iso_utc
-from schemas.decisions import ControlCommand
-from streams.operators.control import GLOBAL
+from tickwise.replay.report import iso_utc
+from tickwise.schemas.decisions import ControlCommand
+from tickwise.streams.operators.control import GLOBAL
 
 
 def warmup_commands(first_ts_ns: int, warmup_ns: int) -> list[ControlCommand]:

@@ -1,7 +1,7 @@
 """Wire contracts: every message on a tickwise topic is one of these versioned models."""
 
-from schemas.base import Contract
-from schemas.decisions import (
+from tickwise.schemas.base import Contract
+from tickwise.schemas.decisions import (
     Action,
     Alert,
     AuditRecord,
@@ -14,9 +14,9 @@ from schemas.decisions import (
     Side,
     Signal,
 )
-from schemas.quarantine import QuarantineRecord, ReasonCode
-from schemas.ticks import TICK_ADAPTER, CleanTick, QuoteTick, SourceRef, Tick, TradeTick
-from schemas.topics import CATALOGUE, Topics, TopicSpec
+from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
+from tickwise.schemas.ticks import TICK_ADAPTER, CleanTick, QuoteTick, SourceRef, Tick, TradeTick
+from tickwise.schemas.topics import CATALOGUE, Topics, TopicSpec
 
 __all__ = [
     "CATALOGUE",

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, TypeAdapter, model_validator
 
-from schemas.base import Contract
-from schemas.ticks import Instrument, TickId, TimestampNs
+from tickwise.schemas.base import Contract
+from tickwise.schemas.ticks import Instrument, TickId, TimestampNs
 
 
 class FeatureVector(Contract):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from schemas.decisions import (
+from tickwise.schemas.decisions import (
     Alert,
     AuditRecord,
     ControlCommand,
@@ -23,8 +23,8 @@ from schemas.decisions import (
     HoldSummary,
     Signal,
 )
-from schemas.quarantine import QuarantineRecord
-from schemas.ticks import TICK_ADAPTER, CleanTick, QuoteTick, TradeTick
+from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.schemas.ticks import TICK_ADAPTER, CleanTick, QuoteTick, TradeTick
 
 SCHEMA_DIR = Path(__file__).parent / "json"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from schemas.base import Contract
-from schemas.ticks import SourceRef
+from tickwise.schemas.base import Contract
+from tickwise.schemas.ticks import SourceRef
 
 
 class ReasonCode(StrEnum):

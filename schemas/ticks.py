@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, TypeAdapter, model_validator
 
-from schemas.base import Contract
+from tickwise.schemas.base import Contract
 
 Instrument = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/\-]+$")]
 TickId = Annotated[str, Field(min_length=1, max_length=128)]

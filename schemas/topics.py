@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.base import Contract
-from schemas.decisions import (
+from tickwise.schemas.base import Contract
+from tickwise.schemas.decisions import (
     Alert,
     AuditRecord,
     ControlCommand,
@@ -19,8 +19,8 @@ from schemas.decisions import (
     HoldSummary,
     Signal,
 )
-from schemas.quarantine import QuarantineRecord
-from schemas.ticks import CleanTick, QuoteTick, TradeTick
+from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.schemas.ticks import CleanTick, QuoteTick, TradeTick
 
 DAY_MS = 24 * 3600 * 1000
 

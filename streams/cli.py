@@ -15,8 +15,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from streams.live.bootstrap import add_bootstrap_argument
-from streams.progress import add_progress_argument
+from tickwise.streams.live.bootstrap import add_bootstrap_argument
+from tickwise.streams.progress import add_progress_argument
 
 # Libraries building the parser (``tickwise --help``) must never load: each costs tenths of a
 # second; tests/unit/test_cli_startup.py holds it and benchmarks/startup.py reports on it.
@@ -92,7 +92,7 @@ class LazyHandler:
 
 
 def _broker(subparsers: Subparsers) -> None:
-    from streams.live.broker import DEFAULT_HEAP, DEFAULT_PORT, default_data_dir
+    from tickwise.streams.live.broker import DEFAULT_HEAP, DEFAULT_PORT, default_data_dir
 
     parser = subparsers.add_parser(
         "broker",
@@ -121,7 +121,7 @@ def _broker(subparsers: Subparsers) -> None:
         action="store_true",
         help="SASL/SCRAM-SHA-512 and ACLs, one principal per role (streams/live/security.py)",
     )
-    parser.set_defaults(func=LazyHandler("streams.live.broker:run_cli"))
+    parser.set_defaults(func=LazyHandler("tickwise.streams.live.broker:run_cli"))
 
 
 def _topics(subparsers: Subparsers) -> None:
@@ -132,11 +132,11 @@ def _topics(subparsers: Subparsers) -> None:
         "--partitions", type=int, default=None, help="override the catalogue's partition counts"
     )
     add_bootstrap_argument(parser)
-    parser.set_defaults(func=LazyHandler("streams.live.admin:run_cli"))
+    parser.set_defaults(func=LazyHandler("tickwise.streams.live.admin:run_cli"))
 
 
 def _feed(subparsers: Subparsers) -> None:
-    from streams.sources import add_source_arguments
+    from tickwise.streams.sources import add_source_arguments
 
     parser = subparsers.add_parser("feed", help="publish a file or a synthetic stream to ticks.raw")
     parser.add_argument("--file", nargs="+", default=None, help="CSV, JSON Lines or Parquet files")
@@ -151,7 +151,7 @@ def _feed(subparsers: Subparsers) -> None:
     add_source_arguments(parser)
     add_bootstrap_argument(parser)
     add_progress_argument(parser)
-    parser.set_defaults(func=LazyHandler("streams.live.feed:run_cli"))
+    parser.set_defaults(func=LazyHandler("tickwise.streams.live.feed:run_cli"))
 
 
 def _worker(subparsers: Subparsers) -> None:
@@ -173,7 +173,7 @@ def _worker(subparsers: Subparsers) -> None:
         "--metrics-addr", default="127.0.0.1", help="address /metrics listens on (0.0.0.0: all)"
     )
     add_bootstrap_argument(parser)
-    parser.set_defaults(func=LazyHandler("streams.live.worker:run_cli"))
+    parser.set_defaults(func=LazyHandler("tickwise.streams.live.worker:run_cli"))
 
 
 def _demo(subparsers: Subparsers) -> None:
@@ -201,11 +201,11 @@ def _demo(subparsers: Subparsers) -> None:
         "--hold", type=float, default=0.0, help="keep worker and console this many s at the end"
     )
     add_bootstrap_argument(parser)
-    parser.set_defaults(func=LazyHandler("streams.demo:run_cli"))
+    parser.set_defaults(func=LazyHandler("tickwise.streams.demo:run_cli"))
 
 
 def _backtest(subparsers: Subparsers) -> None:
-    from streams.sources import add_source_arguments
+    from tickwise.streams.sources import add_source_arguments
 
     parser = subparsers.add_parser("backtest", help="run the pipeline in-process over files")
     parser.add_argument("--data", nargs="+", default=None, help="CSV, JSON Lines or Parquet files")
@@ -241,7 +241,7 @@ def _backtest(subparsers: Subparsers) -> None:
     )
     report.add_argument("--baseline-seed", type=int, default=0, help="seed of the random baseline")
     add_progress_argument(parser)
-    parser.set_defaults(func=LazyHandler("replay.backtest:run_cli"))
+    parser.set_defaults(func=LazyHandler("tickwise.replay.backtest:run_cli"))
 
 
 def _replay(subparsers: Subparsers) -> None:
@@ -260,7 +260,7 @@ def _replay(subparsers: Subparsers) -> None:
     )
     add_bootstrap_argument(parser)
     add_progress_argument(parser)
-    parser.set_defaults(func=LazyHandler("replay.kafka_replay:run_replay_cli"))
+    parser.set_defaults(func=LazyHandler("tickwise.replay.kafka_replay:run_replay_cli"))
 
     check = subparsers.add_parser(
         "replay-check", help="re-derive a live period's decisions and compare with the audit"
@@ -278,13 +278,13 @@ def _replay(subparsers: Subparsers) -> None:
     check.add_argument("--config", default=None, help="the TOML config the worker ran with")
     add_bootstrap_argument(check)
     add_progress_argument(check)
-    check.set_defaults(func=LazyHandler("replay.kafka_replay:run_check_cli"))
+    check.set_defaults(func=LazyHandler("tickwise.replay.kafka_replay:run_check_cli"))
 
 
 def _schemas(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser("schemas", help="generate or check the JSON Schema files")
     parser.add_argument("action", choices=["generate", "check"])
-    parser.set_defaults(func=LazyHandler("schemas.generate:run_cli"))
+    parser.set_defaults(func=LazyHandler("tickwise.schemas.generate:run_cli"))
 
 
 def _quarantine(subparsers: Subparsers) -> None:
@@ -302,7 +302,7 @@ def _quarantine(subparsers: Subparsers) -> None:
     parser.add_argument("--idle", type=float, default=3.0, help="stop reading after idle s")
     add_topic_prefix_argument(parser, "topic prefix of the deployment")
     add_bootstrap_argument(parser)
-    parser.set_defaults(func=LazyHandler("streams.live.quarantine:run_cli"))
+    parser.set_defaults(func=LazyHandler("tickwise.streams.live.quarantine:run_cli"))
 
 
 def _status(subparsers: Subparsers) -> None:
@@ -312,7 +312,7 @@ def _status(subparsers: Subparsers) -> None:
     parser.add_argument("--idle", type=float, default=3.0, help="stop reading after idle s")
     parser.add_argument("--json", action="store_true", help="print JSON")
     add_bootstrap_argument(parser)
-    parser.set_defaults(func=LazyHandler("streams.live.status:run_cli"))
+    parser.set_defaults(func=LazyHandler("tickwise.streams.live.status:run_cli"))
 
 
 def _kill_switch(subparsers: Subparsers) -> None:
@@ -329,7 +329,7 @@ def _kill_switch(subparsers: Subparsers) -> None:
     )
     add_topic_prefix_argument(parser, "topic prefix of the deployment")
     add_bootstrap_argument(parser)
-    parser.set_defaults(func=LazyHandler("streams.live.control:run_cli"))
+    parser.set_defaults(func=LazyHandler("tickwise.streams.live.control:run_cli"))
 
 
 def _audit(subparsers: Subparsers) -> None:
@@ -350,11 +350,11 @@ def _audit(subparsers: Subparsers) -> None:
     parser.add_argument("--from-file", default=None, help="sink: load an audit.jsonl instead")
     parser.add_argument("--idle-exit", type=float, default=None, help="sink: stop when idle (s)")
     add_bootstrap_argument(parser)
-    parser.set_defaults(func=LazyHandler("streams.audit.cli:run_cli"))
+    parser.set_defaults(func=LazyHandler("tickwise.streams.audit.cli:run_cli"))
 
 
 def _model(subparsers: Subparsers) -> None:
-    from streams.model_cli import register
+    from tickwise.streams.model_cli import register
 
     register(subparsers)
 
@@ -381,11 +381,11 @@ def _security(subparsers: Subparsers) -> None:
     add_topic_prefix_argument(parser, "apply: topic prefix of the deployment")
     parser.add_argument("--app-id", default="tickwise", help="apply: the worker's faust app id")
     add_bootstrap_argument(parser)
-    parser.set_defaults(func=LazyHandler("streams.live.security_cli:run_cli"))
+    parser.set_defaults(func=LazyHandler("tickwise.streams.live.security_cli:run_cli"))
 
 
 def _console(subparsers: Subparsers) -> None:
-    from streams.registry import DEFAULT_ROOT
+    from tickwise.streams.registry import DEFAULT_ROOT
 
     parser = subparsers.add_parser("console", help="serve the trader and operator web console")
     parser.add_argument("--config", default=None, help="TOML config (topic prefix, P&L basis)")
@@ -400,7 +400,7 @@ def _console(subparsers: Subparsers) -> None:
     )
     parser.add_argument("--registry", default=None, help=f"model registry ({DEFAULT_ROOT})")
     add_bootstrap_argument(parser)
-    parser.set_defaults(func=LazyHandler("streams.console.server:run_cli"))
+    parser.set_defaults(func=LazyHandler("tickwise.streams.console.server:run_cli"))
 
 
 def _watch(subparsers: Subparsers) -> None:
@@ -418,7 +418,7 @@ def _watch(subparsers: Subparsers) -> None:
     parser.add_argument("--topic-prefix", default=None, help="override the config's topic prefix")
     parser.add_argument("--loglevel", default="WARNING")
     add_bootstrap_argument(parser)
-    parser.set_defaults(func=LazyHandler("streams.watch.app:run_cli"))
+    parser.set_defaults(func=LazyHandler("tickwise.streams.watch.app:run_cli"))
 
 
 # Sub-commands in the order `--help` lists them.

@@ -18,17 +18,24 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from schemas.decisions import AUDIT_ADAPTER, Alert, AuditRecord, ControlCommand, Decision, Signal
-from schemas.quarantine import QuarantineRecord
-from schemas.topics import Topics
-from streams.audit.sink import sink
-from streams.audit.store import open_store
-from streams.live.admin import create_topics
-from streams.live.broker import LocalBroker, free_port
-from streams.live.control import send_commands
-from streams.live.feed import publish
-from streams.live.tap import consumer, spawn_worker, stop_process
-from streams.sources import synthetic
+from tickwise.schemas.decisions import (
+    AUDIT_ADAPTER,
+    Alert,
+    AuditRecord,
+    ControlCommand,
+    Decision,
+    Signal,
+)
+from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.schemas.topics import Topics
+from tickwise.streams.audit.sink import sink
+from tickwise.streams.audit.store import open_store
+from tickwise.streams.live.admin import create_topics
+from tickwise.streams.live.broker import LocalBroker, free_port
+from tickwise.streams.live.control import send_commands
+from tickwise.streams.live.feed import publish
+from tickwise.streams.live.tap import consumer, spawn_worker, stop_process
+from tickwise.streams.sources import synthetic
 
 QUIET_S = 2.0  # after the last tick is validated, this long without a message: all decided
 
@@ -88,7 +95,7 @@ def run_cli(args: argparse.Namespace) -> int:
 
 def _console(bootstrap: str, prefix: str, port: int) -> subprocess.Popen[bytes] | None:
     """Start ``tickwise console`` with a one-off operator token for this demo run."""
-    from streams.console.server import spawn_console
+    from tickwise.streams.console.server import spawn_console
 
     token = secrets.token_urlsafe(16)
     try:

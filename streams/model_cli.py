@@ -18,13 +18,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from streams.live.bootstrap import add_bootstrap_argument, resolve_bootstrap
-from streams.progress import add_progress_argument, wants_progress
-from streams.registry import DEFAULT_ROOT, Registry, RegistryError
-from streams.sources import SourceError, add_source_arguments, open_sources
+from tickwise.streams.live.bootstrap import add_bootstrap_argument, resolve_bootstrap
+from tickwise.streams.progress import add_progress_argument, wants_progress
+from tickwise.streams.registry import DEFAULT_ROOT, Registry, RegistryError
+from tickwise.streams.sources import SourceError, add_source_arguments, open_sources
 
 if TYPE_CHECKING:
-    from streams.config import TickwiseConfig
+    from tickwise.streams.config import TickwiseConfig
 
 STAGE_CHOICES = ("shadow", "canary", "production", "retired")
 
@@ -37,8 +37,8 @@ def _publish(args: argparse.Namespace, command: object) -> None:
     if args.no_publish:
         print(command.to_bytes().decode())  # type: ignore[attr-defined]
         return
-    from schemas.topics import Topics
-    from streams.live.control import send_control
+    from tickwise.schemas.topics import Topics
+    from tickwise.streams.live.control import send_control
 
     topic = Topics(args.topic_prefix or "").control
     send_control(resolve_bootstrap(args), topic, command)  # type: ignore[arg-type]
@@ -61,14 +61,14 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace, config: TickwiseConfig, name: str):
-    from replay.compare import evaluate_config
+    from tickwise.replay.compare import evaluate_config
 
     records = list(open_sources(args, args.data or []))
     return evaluate_config(records, config, name, progress=wants_progress(args))
 
 
 def _register(args: argparse.Namespace) -> int:
-    from streams.config import load_config
+    from tickwise.streams.config import load_config
 
     config = load_config(args.config)
     model = config.model
@@ -113,8 +113,8 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from replay.compare import evaluate_config, table
-    from streams.config import load_config
+    from tickwise.replay.compare import evaluate_config, table
+    from tickwise.streams.config import load_config
 
     records = list(open_sources(args, args.data or []))
     results = []

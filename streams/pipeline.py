@@ -23,8 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from schemas.base import Contract
-from schemas.decisions import (
+from tickwise.schemas.base import Contract
+from tickwise.schemas.decisions import (
     Action,
     Alert,
     AppliedControl,
@@ -36,9 +36,9 @@ from schemas.decisions import (
     Order,
     Signal,
 )
-from schemas.quarantine import QuarantineRecord, ReasonCode
-from schemas.ticks import CleanTick, QuoteTick, SourceRef, TradeTick
-from schemas.topics import (
+from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
+from tickwise.schemas.ticks import CleanTick, QuoteTick, SourceRef, TradeTick
+from tickwise.schemas.topics import (
     ALERTS,
     AUDIT,
     CONTROL,
@@ -50,17 +50,17 @@ from schemas.topics import (
     TICKS_QUARANTINE,
     TopicSpec,
 )
-from streams.config import TickwiseConfig
-from streams.operators import AuditChain, FeatureEngine, ModelStage, RiskEngine, Validator
-from streams.operators.audit import Entry
-from streams.operators.control import ControlBook, control_key
-from streams.operators.decision import DecisionRule
-from streams.operators.execution import AccountView, PaperBroker
-from streams.operators.models import Applied, applied_alert
-from streams.operators.monitor import Monitor
-from streams.operators.sampling import SignalSampler
-from streams.operators.state import KeyedState
-from streams.operators.validation import quarantine
+from tickwise.streams.config import TickwiseConfig
+from tickwise.streams.operators import AuditChain, FeatureEngine, ModelStage, RiskEngine, Validator
+from tickwise.streams.operators.audit import Entry
+from tickwise.streams.operators.control import ControlBook, control_key
+from tickwise.streams.operators.decision import DecisionRule
+from tickwise.streams.operators.execution import AccountView, PaperBroker
+from tickwise.streams.operators.models import Applied, applied_alert
+from tickwise.streams.operators.monitor import Monitor
+from tickwise.streams.operators.sampling import SignalSampler
+from tickwise.streams.operators.state import KeyedState
+from tickwise.streams.operators.validation import quarantine
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the CLI parser reads DEFAULT_ROOT; pydantic loads when a command is built
-    from schemas.decisions import ControlCommand
-    from streams.config import ModelConfig
+    from tickwise.schemas.decisions import ControlCommand
+    from tickwise.streams.config import ModelConfig
 
 REGISTERED = "registered"  # a version no worker has been told about (the registry's own stage)
 DEFAULT_ROOT = Path(os.environ.get("TICKWISE_REGISTRY", "~/.local/share/tickwise/registry"))
@@ -90,7 +90,7 @@ class Registry:
     Examples
     --------
     >>> import tempfile
-    >>> from streams.config import ModelConfig
+    >>> from tickwise.streams.config import ModelConfig
     >>> reg = Registry(tempfile.mkdtemp())
     >>> v1 = reg.register(ModelConfig(), operator="ann", reason="baseline")
     >>> cmd = reg.promote(v1.key, "production", operator="ann", reason="go", now_ns=1)
@@ -183,7 +183,7 @@ class Registry:
 
     def production(self) -> ModelVersion | None:
         """The version currently in production, if any."""
-        from schemas.decisions import Stage
+        from tickwise.schemas.decisions import Stage
 
         live = [v for v in self.versions() if v.stage == Stage.PRODUCTION]
         return live[-1] if live else None
@@ -228,7 +228,7 @@ class Registry:
         command_id: str | None = None,
     ) -> ControlCommand:
         """Move ``key`` to ``stage`` and return the control command that tells the workers."""
-        from schemas.decisions import ControlCommand, Stage
+        from tickwise.schemas.decisions import ControlCommand, Stage
 
         if stage not in set(Stage):
             raise RegistryError(f"stage must be one of {[str(s) for s in Stage]}, got {stage!r}")
@@ -263,7 +263,7 @@ class Registry:
         self, operator: str, reason: str, now_ns: int, command_id: str | None = None
     ) -> ControlCommand:
         """Retire production and bring back the version it replaced; return the command."""
-        from schemas.decisions import ControlCommand, Stage
+        from tickwise.schemas.decisions import ControlCommand, Stage
 
         current = self.production()
         if current is None:

@@ -20,7 +20,7 @@ if importlib.util.find_spec("streams") is None:
     # Running from a checkout without `pip install -e .`: make the repo's packages importable.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from streams.live.broker import LocalBroker, free_port
+from tickwise.streams.live.broker import LocalBroker, free_port
 
 LOCAL_BROKER_TIMEOUT = 120.0
 

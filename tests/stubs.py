@@ -15,7 +15,7 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-from schemas.decisions import (
+from tickwise.schemas.decisions import (
     AUDIT_ADAPTER,
     AuditRecord,
     Contribution,
@@ -24,9 +24,9 @@ from schemas.decisions import (
     Side,
     Signal,
 )
-from schemas.quarantine import QuarantineRecord
-from schemas.ticks import CleanTick, QuoteTick, SourceRef, TradeTick
-from streams.config import (
+from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.schemas.ticks import CleanTick, QuoteTick, SourceRef, TradeTick
+from tickwise.streams.config import (
     AuditConfig,
     DecisionConfig,
     LabelConfig,
@@ -35,7 +35,7 @@ from streams.config import (
     TickwiseConfig,
     ValidationConfig,
 )
-from streams.operators.validation import Validator
+from tickwise.streams.operators.validation import Validator
 
 T0_NS = 1_704_205_800 * 10**9  # 2024-01-02T14:30:00Z
 # Real E-mini S&P 500 trades beside the repository (../shared/data); tests skip without them.
@@ -328,9 +328,9 @@ def audit_bodies(
     """Audit entries (topic bytes) of a synthetic run through the whole pipeline: records and
     hold summaries (a short period, for many; ``holds="each"``: a record per decision), the
     runs still open closed at the end."""
-    from streams.config import load_config
-    from streams.pipeline import Pipeline
-    from streams.sources import synthetic
+    from tickwise.streams.config import load_config
+    from tickwise.streams.pipeline import Pipeline
+    from tickwise.streams.sources import synthetic
 
     pipeline, out = (
         Pipeline(load_config(audit={"hold_summary_s": hold_summary_s, "holds": holds})),

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from streams.audit.store import HOLD_SUMMARY, Query, open_store
+from tickwise.streams.audit.store import HOLD_SUMMARY, Query, open_store
 
 
 def _query(args: argparse.Namespace) -> Query:
@@ -21,7 +21,7 @@ def _query(args: argparse.Namespace) -> Query:
 def run_cli(args: argparse.Namespace) -> int:
     """Carry out ``tickwise audit show|verify|export|sink`` and return the exit code."""
     if args.action == "sink":
-        from streams.audit.sink import run_sink
+        from tickwise.streams.audit.sink import run_sink
 
         return run_sink(args)
     store = open_store(args.store)

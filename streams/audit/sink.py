@@ -16,16 +16,16 @@ from pathlib import Path
 from confluent_kafka import Consumer
 from pydantic import ValidationError
 
-from schemas.decisions import AUDIT_ADAPTER
-from schemas.quarantine import ReasonCode
-from schemas.ticks import SourceRef
-from schemas.topics import Topics
-from streams.audit.store import AuditStore, open_store
-from streams.live.bootstrap import resolve_bootstrap
-from streams.live.feed import publish
-from streams.live.security import env_client_config
-from streams.operators.validation import quarantine
-from streams.sources import RawRecord
+from tickwise.schemas.decisions import AUDIT_ADAPTER
+from tickwise.schemas.quarantine import ReasonCode
+from tickwise.schemas.ticks import SourceRef
+from tickwise.schemas.topics import Topics
+from tickwise.streams.audit.store import AuditStore, open_store
+from tickwise.streams.live.bootstrap import resolve_bootstrap
+from tickwise.streams.live.feed import publish
+from tickwise.streams.live.security import env_client_config
+from tickwise.streams.operators.validation import quarantine
+from tickwise.streams.sources import RawRecord
 
 BATCH = 500
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from schemas.decisions import AUDIT_ADAPTER, HoldSummary
-from streams.operators.audit import Entry, HoldTally, check_link
+from tickwise.schemas.decisions import AUDIT_ADAPTER, HoldSummary
+from tickwise.streams.operators.audit import Entry, HoldTally, check_link
 
 COLUMNS = (
     "audit_id",

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from streams.console.view import ConsoleView
+from tickwise.streams.console.view import ConsoleView
 
 
 class ViewCollector:

@@ -30,17 +30,17 @@ from aiohttp import web
 from confluent_kafka import KafkaError, TopicPartition
 from pydantic import TypeAdapter, ValidationError
 
-from schemas.decisions import ControlCommand, Stage
-from schemas.ticks import Instrument
-from schemas.topics import Topics
-from streams.config import TickwiseConfig, load_config
-from streams.console.auth import USERS_ENV, AuthConfigError, User, Users, bearer
-from streams.console.metrics import ConsoleMetrics
-from streams.console.view import SPECS, ConsoleView
-from streams.live.bootstrap import resolve_bootstrap
-from streams.live.control import send_control
-from streams.live.tap import consumer
-from streams.registry import DEFAULT_ROOT, Registry, RegistryError
+from tickwise.schemas.decisions import ControlCommand, Stage
+from tickwise.schemas.ticks import Instrument
+from tickwise.schemas.topics import Topics
+from tickwise.streams.config import TickwiseConfig, load_config
+from tickwise.streams.console.auth import USERS_ENV, AuthConfigError, User, Users, bearer
+from tickwise.streams.console.metrics import ConsoleMetrics
+from tickwise.streams.console.view import SPECS, ConsoleView
+from tickwise.streams.live.bootstrap import resolve_bootstrap
+from tickwise.streams.live.control import send_control
+from tickwise.streams.live.tap import consumer
+from tickwise.streams.registry import DEFAULT_ROOT, Registry, RegistryError
 
 log = logging.getLogger(__name__)
 
@@ -313,7 +313,14 @@ def spawn_console(
     ``users`` is a ``TICKWISE_CONSOLE_USERS`` value (``name:role:token,...``), passed through
     the child's environment, never its command line.
     """
-    cmd = [sys.executable, "-m", "streams.cli", "console", "--bootstrap-servers", bootstrap]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tickwise.streams.cli",
+        "console",
+        "--bootstrap-servers",
+        bootstrap,
+    ]
     cmd += ["--topic-prefix", topic_prefix, "--port", str(port)]
     if config:
         cmd += ["--config", config]

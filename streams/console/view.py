@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.decisions import (
+from tickwise.schemas.decisions import (
     AUDIT_ADAPTER,
     Alert,
     AuditRecord,
@@ -29,10 +29,18 @@ from schemas.decisions import (
     Stage,
     TradingState,
 )
-from schemas.quarantine import QuarantineRecord
-from schemas.topics import ALERTS, AUDIT, CONTROL, DECISIONS, FILLS, SIGNALS, TICKS_QUARANTINE
-from streams.config import TickwiseConfig
-from streams.operators.monitor import Monitor
+from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.schemas.topics import (
+    ALERTS,
+    AUDIT,
+    CONTROL,
+    DECISIONS,
+    FILLS,
+    SIGNALS,
+    TICKS_QUARANTINE,
+)
+from tickwise.streams.config import TickwiseConfig
+from tickwise.streams.operators.monitor import Monitor
 
 # The topics the console reads, and how each is decoded (keyed by catalogue name).
 SPECS = (DECISIONS, SIGNALS, FILLS, ALERTS, TICKS_QUARANTINE, AUDIT, CONTROL)
@@ -76,7 +84,7 @@ def explain(signal: Signal) -> str:
 
     Examples
     --------
-    >>> from schemas.decisions import Contribution
+    >>> from tickwise.schemas.decisions import Contribution
     >>> s = Signal(signal_id="s", instrument="ES", tick_id="t", ts_event_ns=0, model_id="m",
     ...            model_version=1, score=0.7, side="BUY", confidence=0.4, n_trained=9,
     ...            explanation=[Contribution(feature="ret_1s", value=2.0, weight=0.5,

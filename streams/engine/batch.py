@@ -21,8 +21,8 @@ import orjson
 from numba import njit
 from pydantic import ValidationError
 
-from schemas.quarantine import ReasonCode
-from schemas.ticks import TICK_ADAPTER, SourceRef
+from tickwise.schemas.quarantine import ReasonCode
+from tickwise.schemas.ticks import TICK_ADAPTER, SourceRef
 
 KIND_TRADE, KIND_QUOTE = 0, 1
 # Row verdicts: 0 is clean, otherwise 1 + the reason code's position in ``ReasonCode``.
@@ -218,7 +218,7 @@ def decode(
     reinjected: np.ndarray | None = None,
 ) -> TickBatch:
     """Decode raw ``ticks.raw`` messages of one partition into columns, in bulk."""
-    from streams.operators.validation.records import schema_reason
+    from tickwise.streams.operators.validation.records import schema_reason
 
     n = len(payloads)
     instrument = np.full(n, -1, dtype=np.int32)

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from streams.config import ExecutionConfig
-from streams.engine.batch import KIND_TRADE, SymbolTable, TickBatch
-from streams.operators.units import UNIT_PER_BPS
+from tickwise.streams.config import ExecutionConfig
+from tickwise.streams.engine.batch import KIND_TRADE, SymbolTable, TickBatch
+from tickwise.streams.operators.units import UNIT_PER_BPS
 
 DAY_NS = 86_400 * 10**9
 HOUR_NS = 3_600 * 10**9

@@ -13,16 +13,16 @@ import math
 import numpy as np
 from numba import njit
 
-from streams.config import FeatureConfig
-from streams.engine.batch import KIND_TRADE, SymbolTable, TickBatch
-from streams.operators.features.engine import (
+from tickwise.streams.config import FeatureConfig
+from tickwise.streams.engine.batch import KIND_TRADE, SymbolTable, TickBatch
+from tickwise.streams.operators.features.engine import (
     CATALOGUE,
     NOISE_BPS,
     Z_BOUND,
     check_feature_set,
     horizons_of,
 )
-from streams.operators.units import BPS_PER_UNIT
+from tickwise.streams.operators.units import BPS_PER_UNIT
 
 BASE = tuple(CATALOGUE)  # the kernel's columns, in catalogue order
 # EWM statistics (weight, mean, m2) and decayed sums, by position in the state arrays

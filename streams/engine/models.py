@@ -20,12 +20,24 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from streams.config import LabelConfig, ModelConfig
-from streams.engine.batch import SymbolTable, TickBatch
-from streams.operators.labels import NO_DIRECTION, UP, direction_nb, forward_bps_nb, horizon_ns
-from streams.operators.models.linear_kernel import LOG, SQUARED, LinearState, new_state, predict_one
-from streams.operators.models.linear_kernel import _learn as learn_row
-from streams.operators.models.zoo import Z_CLIP
+from tickwise.streams.config import LabelConfig, ModelConfig
+from tickwise.streams.engine.batch import SymbolTable, TickBatch
+from tickwise.streams.operators.labels import (
+    NO_DIRECTION,
+    UP,
+    direction_nb,
+    forward_bps_nb,
+    horizon_ns,
+)
+from tickwise.streams.operators.models.linear_kernel import (
+    LOG,
+    SQUARED,
+    LinearState,
+    new_state,
+    predict_one,
+)
+from tickwise.streams.operators.models.linear_kernel import _learn as learn_row
+from tickwise.streams.operators.models.zoo import Z_CLIP
 
 START_CAPACITY = 64
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from streams.config import DecisionConfig, ExecutionConfig, RiskConfig
-from streams.engine.batch import SymbolTable
-from streams.operators.units import BPS_PER_UNIT
+from tickwise.streams.config import DecisionConfig, ExecutionConfig, RiskConfig
+from tickwise.streams.engine.batch import SymbolTable
+from tickwise.streams.operators.units import BPS_PER_UNIT
 
 NONE = np.iinfo(np.int64).min  # an absent time or day
 # intents of the decision rule
@@ -383,7 +383,7 @@ _STATE = {ACTIVE: "ACTIVE", REDUCING: "REDUCING", HALTED: "HALTED"}
 
 def rule_reasons(kernel: RiskKernel, out: np.ndarray, held: float) -> list[str]:
     """The decision rule's reason, in the words of ``DecisionRule.decide``."""
-    from streams.operators.decision import _level
+    from tickwise.streams.operators.decision import _level
 
     code = int(out[O_REASON])
     if code == R_NONE:
@@ -424,7 +424,7 @@ def check_details(
 ) -> list[tuple[str, bool, str | None, str]]:
     """Each check's (name, passed, reason code, detail) as ``RiskEngine.check`` words them;
     ``account`` is (drawdown, day P&L) when there is one."""
-    from streams.operators.risk import Reason
+    from tickwise.streams.operators.risk import Reason
 
     if out[O_HAS_CHECKS] == 0.0:
         return []

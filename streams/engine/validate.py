@@ -15,12 +15,18 @@ import numpy as np
 import orjson
 from numba import njit
 
-from schemas.quarantine import QuarantineRecord, ReasonCode
-from streams.config import ValidationConfig
-from streams.engine.batch import KIND_TRADE, R_UNKNOWN, SymbolTable, TickBatch, reason_index
-from streams.operators.units import BPS_PER_UNIT, UNIT_PER_BPS
-from streams.operators.validation.records import quarantine
-from streams.operators.validation.rules import MAD_TO_STD
+from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
+from tickwise.streams.config import ValidationConfig
+from tickwise.streams.engine.batch import (
+    KIND_TRADE,
+    R_UNKNOWN,
+    SymbolTable,
+    TickBatch,
+    reason_index,
+)
+from tickwise.streams.operators.units import BPS_PER_UNIT, UNIT_PER_BPS
+from tickwise.streams.operators.validation.records import quarantine
+from tickwise.streams.operators.validation.rules import MAD_TO_STD
 
 R_INVALID_PRICE = reason_index(ReasonCode.INVALID_PRICE)
 R_INVALID_SIZE = reason_index(ReasonCode.INVALID_SIZE)

@@ -7,9 +7,9 @@ import argparse
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from schemas.topics import ALL_TOPICS, Topics, TopicSpec
-from streams.live.bootstrap import resolve_bootstrap
-from streams.live.security import env_client_config
+from tickwise.schemas.topics import ALL_TOPICS, Topics, TopicSpec
+from tickwise.streams.live.bootstrap import resolve_bootstrap
+from tickwise.streams.live.security import env_client_config
 
 
 def create_topics(

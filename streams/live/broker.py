@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from streams.live.security import (
+from tickwise.streams.live.security import (
     ADMIN,
     CREDENTIALS_FILE,
     MECHANISM,

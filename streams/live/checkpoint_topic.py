@@ -29,16 +29,16 @@ from typing import Any
 
 from confluent_kafka import KafkaException, Producer
 
-from schemas.topics import CHECKPOINTS
-from streams.checkpoint import (
+from tickwise.schemas.topics import CHECKPOINTS
+from tickwise.streams.checkpoint import (
     Checkpoint,
     CheckpointRefused,
     CheckpointSigner,
     CheckpointWriteError,
 )
-from streams.live.admin import create_topics
-from streams.live.reader import RangeReader
-from streams.live.security import env_client_config
+from tickwise.streams.live.admin import create_topics
+from tickwise.streams.live.reader import RangeReader
+from tickwise.streams.live.security import env_client_config
 
 log = logging.getLogger(__name__)
 

@@ -19,16 +19,16 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from pydantic import ValidationError
 
-from schemas.decisions import ControlCommand
-from schemas.quarantine import QuarantineRecord, ReasonCode
-from schemas.ticks import SourceRef
-from schemas.topics import Topics
-from streams.live.bootstrap import resolve_bootstrap
-from streams.live.feed import publish
-from streams.live.tap import consumer
-from streams.operators.control import control_key
-from streams.operators.validation import quarantine
-from streams.sources import RawRecord
+from tickwise.schemas.decisions import ControlCommand
+from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
+from tickwise.schemas.ticks import SourceRef
+from tickwise.schemas.topics import Topics
+from tickwise.streams.live.bootstrap import resolve_bootstrap
+from tickwise.streams.live.feed import publish
+from tickwise.streams.live.tap import consumer
+from tickwise.streams.operators.control import control_key
+from tickwise.streams.operators.validation import quarantine
+from tickwise.streams.sources import RawRecord
 
 log = logging.getLogger(__name__)
 

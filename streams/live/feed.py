@@ -13,11 +13,11 @@ from collections.abc import Iterable
 
 from confluent_kafka import Producer
 
-from schemas.topics import Topics
-from streams.live.bootstrap import resolve_bootstrap
-from streams.live.security import env_client_config
-from streams.progress import PROGRESS_EVERY, Progress, utc_second, wants_progress
-from streams.sources import RawRecord, SourceError, open_sources
+from tickwise.schemas.topics import Topics
+from tickwise.streams.live.bootstrap import resolve_bootstrap
+from tickwise.streams.live.security import env_client_config
+from tickwise.streams.progress import PROGRESS_EVERY, Progress, utc_second, wants_progress
+from tickwise.streams.sources import RawRecord, SourceError, open_sources
 
 
 class Pacer:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from streams.operators.validation import QualityMonitor
+from tickwise.streams.operators.validation import QualityMonitor
 
 
 class QualityCollector:
@@ -167,7 +167,7 @@ class PipelineMetrics:
 
     def on_output(self, out: Any) -> None:
         """Count one pipeline output (called from the partition runner's thread)."""
-        from schemas.decisions import Decision, Signal
+        from tickwise.schemas.decisions import Decision, Signal
 
         message = out.message
         if isinstance(message, Decision):

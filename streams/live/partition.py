@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from schemas.decisions import ControlCommand
-from schemas.quarantine import REINJECTED_HEADER
-from schemas.ticks import SourceRef
-from streams.checkpoint import Checkpoint, CheckpointStore
-from streams.config import TickwiseConfig
-from streams.live.reader import RangeReader, RangeReadError
-from streams.pipeline import Output, Pipeline
+from tickwise.schemas.decisions import ControlCommand
+from tickwise.schemas.quarantine import REINJECTED_HEADER
+from tickwise.schemas.ticks import SourceRef
+from tickwise.streams.checkpoint import Checkpoint, CheckpointStore
+from tickwise.streams.config import TickwiseConfig
+from tickwise.streams.live.reader import RangeReader, RangeReadError
+from tickwise.streams.pipeline import Output, Pipeline
 
 log = logging.getLogger(__name__)
 

@@ -23,13 +23,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from schemas.quarantine import REINJECTED_HEADER, QuarantineRecord, ReasonCode
-from schemas.topics import Topics
-from streams.live.bootstrap import resolve_bootstrap
-from streams.live.feed import publish
-from streams.live.tap import consumer, messages
-from streams.operators.validation.records import raw_bytes
-from streams.sources import RawRecord
+from tickwise.schemas.quarantine import REINJECTED_HEADER, QuarantineRecord, ReasonCode
+from tickwise.schemas.topics import Topics
+from tickwise.streams.live.bootstrap import resolve_bootstrap
+from tickwise.streams.live.feed import publish
+from tickwise.streams.live.tap import consumer, messages
+from tickwise.streams.operators.validation.records import raw_bytes
+from tickwise.streams.sources import RawRecord
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Filter:
 
         Examples
         --------
-        >>> from schemas.ticks import SourceRef
+        >>> from tickwise.schemas.ticks import SourceRef
         >>> r = QuarantineRecord(reason=ReasonCode.DUPLICATE, detail="d", raw="x",
         ...     raw_encoding="utf-8", source=SourceRef(topic="t", partition=0, offset=0))
         >>> Filter(reasons=frozenset({"DUPLICATE"}))(r, 0), Filter(since_ms=5)(r, 0)

@@ -27,7 +27,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, Message, TopicPartition
 
-from streams.live.security import env_client_config
+from tickwise.streams.live.security import env_client_config
 
 log = logging.getLogger(__name__)
 

@@ -122,7 +122,7 @@ def acl_bindings(prefix: str = "", app_id: str = "tickwise") -> list[Any]:
 
     # here, not at the top: the broker launcher imports this module while `tickwise --help`
     # builds its parser, which must not load pydantic
-    from schemas.topics import Topics
+    from tickwise.schemas.topics import Topics
 
     topics = Topics(prefix)
     allow = AclPermissionType.ALLOW

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from confluent_kafka import KafkaException
 
-from streams.checkpoint import make_key_file
-from streams.live.security import (
+from tickwise.streams.checkpoint import make_key_file
+from tickwise.streams.live.security import (
     ADMIN,
     PRINCIPALS,
     apply_policy,
@@ -47,7 +47,7 @@ def check_credentials(creds: dict[str, str]) -> None:
     >>> check_credentials({"admin": "x"})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    streams.live.security_cli.CredentialsError: ...
+    tickwise.streams.live.security_cli.CredentialsError: ...
     """
     missing = [p for p in PRINCIPALS if p not in creds]
     weak = [p for p, pw in creds.items() if len(pw) < MIN_PASSWORD or PLACEHOLDER in pw.lower()]
@@ -100,7 +100,7 @@ def apply(
     bootstrap: str, creds: dict[str, str], prefix: str = "", app_id: str = "tickwise"
 ) -> tuple[dict[str, str], int]:
     """Logins, topics, then ACLs, as the admin the environment names; return topics and ACLs."""
-    from streams.live.admin import create_topics
+    from tickwise.streams.live.admin import create_topics
 
     check_credentials(creds)
     admin = env_client_config()
@@ -123,7 +123,7 @@ def run_cli(args: argparse.Namespace) -> int:
             f"({CHECKPOINT_KEY_FILE}); keep it out of git"
         )
         return 0
-    from streams.live.bootstrap import resolve_bootstrap
+    from tickwise.streams.live.bootstrap import resolve_bootstrap
 
     path = args.credentials or os.environ.get("TICKWISE_CREDENTIALS_FILE")
     if not path:

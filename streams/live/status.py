@@ -10,12 +10,12 @@ import argparse
 import json
 import time
 
-from schemas.quarantine import QuarantineRecord
-from schemas.ticks import CleanTick
-from schemas.topics import Topics
-from streams.live.bootstrap import resolve_bootstrap
-from streams.live.tap import consumer, messages
-from streams.operators.validation import QualityMonitor
+from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.schemas.ticks import CleanTick
+from tickwise.schemas.topics import Topics
+from tickwise.streams.live.bootstrap import resolve_bootstrap
+from tickwise.streams.live.tap import consumer, messages
+from tickwise.streams.operators.validation import QualityMonitor
 
 
 def quality_from_topics(

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 
 from confluent_kafka import Consumer, KafkaError, Message
 
-from streams.live.reader import consumer_settings
+from tickwise.streams.live.reader import consumer_settings
 
 
 def consumer(bootstrap: str, topics: list[str], group: str | None = None) -> Consumer:
@@ -80,7 +80,7 @@ def spawn_worker(
     cmd = [
         sys.executable,
         "-m",
-        "streams.cli",
+        "tickwise.streams.cli",
         "worker",
         "--bootstrap-servers",
         bootstrap,

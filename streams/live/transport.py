@@ -55,18 +55,18 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from schemas.quarantine import QuarantineRecord
-from schemas.topics import Topics
-from streams.checkpoint import CheckpointStore
-from streams.config import TickwiseConfig
-from streams.live.control import ControlFollower
-from streams.live.feed import publish
-from streams.live.metrics import PipelineMetrics
-from streams.live.partition import PartitionRunner
-from streams.live.reader import TRANSIENT, consumer_settings
-from streams.live.security import env_client_config
-from streams.pipeline import Output
-from streams.sources import RawRecord
+from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.schemas.topics import Topics
+from tickwise.streams.checkpoint import CheckpointStore
+from tickwise.streams.config import TickwiseConfig
+from tickwise.streams.live.control import ControlFollower
+from tickwise.streams.live.feed import publish
+from tickwise.streams.live.metrics import PipelineMetrics
+from tickwise.streams.live.partition import PartitionRunner
+from tickwise.streams.live.reader import TRANSIENT, consumer_settings
+from tickwise.streams.live.security import env_client_config
+from tickwise.streams.pipeline import Output
+from tickwise.streams.sources import RawRecord
 
 log = logging.getLogger(__name__)
 

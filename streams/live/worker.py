@@ -17,23 +17,23 @@ import sys
 import threading
 from pathlib import Path
 
-from schemas.quarantine import QuarantineRecord
-from schemas.ticks import CleanTick
-from schemas.topics import Topics
-from streams.checkpoint import (
+from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.schemas.ticks import CleanTick
+from tickwise.schemas.topics import Topics
+from tickwise.streams.checkpoint import (
     CheckpointKeyError,
     CheckpointStore,
     DirCheckpointStore,
     checkpoint_key,
 )
-from streams.config import TickwiseConfig, load_config
-from streams.live.bootstrap import resolve_bootstrap
-from streams.live.checkpoint_topic import TopicCheckpointStore
-from streams.live.metrics import PipelineMetrics, serve_metrics
-from streams.live.partition import PartitionRunner, default_checkpoint_dir
-from streams.live.transport import Transport, instance_slot, transactional_id
-from streams.operators.validation import QualityMonitor
-from streams.pipeline import Output
+from tickwise.streams.config import TickwiseConfig, load_config
+from tickwise.streams.live.bootstrap import resolve_bootstrap
+from tickwise.streams.live.checkpoint_topic import TopicCheckpointStore
+from tickwise.streams.live.metrics import PipelineMetrics, serve_metrics
+from tickwise.streams.live.partition import PartitionRunner, default_checkpoint_dir
+from tickwise.streams.live.transport import Transport, instance_slot, transactional_id
+from tickwise.streams.operators.validation import QualityMonitor
+from tickwise.streams.pipeline import Output
 
 log = logging.getLogger(__name__)
 

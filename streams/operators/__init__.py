@@ -15,28 +15,28 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from streams.operators.audit import AuditChain, verify_chain
-    from streams.operators.control import ControlBook
-    from streams.operators.execution import AccountView, PaperBroker
-    from streams.operators.features import FeatureEngine
-    from streams.operators.models import ModelStage
-    from streams.operators.monitor import Monitor
-    from streams.operators.risk import RiskEngine
-    from streams.operators.validation import Validator
+    from tickwise.streams.operators.audit import AuditChain, verify_chain
+    from tickwise.streams.operators.control import ControlBook
+    from tickwise.streams.operators.execution import AccountView, PaperBroker
+    from tickwise.streams.operators.features import FeatureEngine
+    from tickwise.streams.operators.models import ModelStage
+    from tickwise.streams.operators.monitor import Monitor
+    from tickwise.streams.operators.risk import RiskEngine
+    from tickwise.streams.operators.validation import Validator
 
 # Each exported name and the module that defines it.
 _SOURCES = MappingProxyType(
     {
-        "AccountView": "streams.operators.execution",
-        "AuditChain": "streams.operators.audit",
-        "ControlBook": "streams.operators.control",
-        "FeatureEngine": "streams.operators.features",
-        "ModelStage": "streams.operators.models",
-        "Monitor": "streams.operators.monitor",
-        "PaperBroker": "streams.operators.execution",
-        "RiskEngine": "streams.operators.risk",
-        "Validator": "streams.operators.validation",
-        "verify_chain": "streams.operators.audit",
+        "AccountView": "tickwise.streams.operators.execution",
+        "AuditChain": "tickwise.streams.operators.audit",
+        "ControlBook": "tickwise.streams.operators.control",
+        "FeatureEngine": "tickwise.streams.operators.features",
+        "ModelStage": "tickwise.streams.operators.models",
+        "Monitor": "tickwise.streams.operators.monitor",
+        "PaperBroker": "tickwise.streams.operators.execution",
+        "RiskEngine": "tickwise.streams.operators.risk",
+        "Validator": "tickwise.streams.operators.validation",
+        "verify_chain": "tickwise.streams.operators.audit",
     }
 )
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from schemas.decisions import (
+from tickwise.schemas.decisions import (
     Action,
     AppliedControl,
     AuditRecord,
@@ -29,8 +29,8 @@ from schemas.decisions import (
     Signal,
     TradingState,
 )
-from streams.config import AuditConfig
-from streams.operators.state import InstrumentStateMixin
+from tickwise.streams.config import AuditConfig
+from tickwise.streams.operators.state import InstrumentStateMixin
 
 GENESIS = "0" * 64
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from schemas.decisions import AppliedControl, AuditRecord, ControlCommand
-from streams.operators.state import InstrumentStateMixin
+from tickwise.schemas.decisions import AppliedControl, AuditRecord, ControlCommand
+from tickwise.streams.operators.state import InstrumentStateMixin
 
 GLOBAL = "global"
 KILL_COMMANDS = ("kill_switch_on", "kill_switch_off")
@@ -31,7 +31,7 @@ def control_key(cmd: ControlCommand) -> str:
 
     Examples
     --------
-    >>> from schemas.decisions import ControlCommand
+    >>> from tickwise.schemas.decisions import ControlCommand
     >>> control_key(ControlCommand(command_id="c1", command="kill_switch_on", scope="ES",
     ...                            reason="test", operator="me", ts_event_ns=0))
     'kill_switch:ES'

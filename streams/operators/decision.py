@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
-from schemas.decisions import Side
-from streams.config import DecisionConfig, ExecutionConfig
-from streams.operators.units import BPS_PER_UNIT
+from tickwise.schemas.decisions import Side
+from tickwise.streams.config import DecisionConfig, ExecutionConfig
+from tickwise.streams.operators.units import BPS_PER_UNIT
 
 Target = Literal["long", "short", "flat", "keep"]
 

@@ -15,11 +15,11 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
-from schemas.decisions import Action, Decision, Fill, Order
-from schemas.ticks import QuoteTick, TradeTick
-from streams.config import ExecutionConfig
-from streams.operators.state import InstrumentStateMixin
-from streams.operators.units import UNIT_PER_BPS
+from tickwise.schemas.decisions import Action, Decision, Fill, Order
+from tickwise.schemas.ticks import QuoteTick, TradeTick
+from tickwise.streams.config import ExecutionConfig
+from tickwise.streams.operators.state import InstrumentStateMixin
+from tickwise.streams.operators.units import UNIT_PER_BPS
 
 DAY_NS = 86_400 * 10**9
 HOUR_NS = 3_600 * 10**9
@@ -85,7 +85,7 @@ class PaperBroker(InstrumentStateMixin):
 
     Examples
     --------
-    >>> from schemas.ticks import QuoteTick
+    >>> from tickwise.schemas.ticks import QuoteTick
     >>> broker = PaperBroker(ExecutionConfig(latency_ms=0, slippage_bps=0, fee_bps=0))
     >>> q = lambda i, bid: QuoteTick(tick_id=str(i), instrument="ES", ts_event_ns=i,
     ...                              bid=bid, ask=bid + 1, bid_size=1, ask_size=1)
@@ -265,7 +265,7 @@ class PaperBroker(InstrumentStateMixin):
 
 def _decision_buy(instrument: str, ts: int, qty: float) -> Decision:
     """A minimal approved BUY decision (used by the docstring example)."""
-    from schemas.decisions import Side
+    from tickwise.schemas.decisions import Side
 
     return Decision(
         decision_id=f"dec-{ts}",

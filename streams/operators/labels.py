@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from streams.operators.units import BPS_PER_UNIT
+from tickwise.streams.operators.units import BPS_PER_UNIT
 
 UP, NO_DIRECTION, DOWN = 1, 0, -1
 

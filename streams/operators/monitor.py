@@ -27,11 +27,11 @@ from types import MappingProxyType
 
 from river import drift
 
-from schemas.decisions import Alert, ControlCommand, Fill, Severity, Side, Signal
-from streams.config import LabelConfig, MonitorConfig
-from streams.operators.execution import AccountView
-from streams.operators.labels import NO_DIRECTION, UP, horizon_ns, outcome_one
-from streams.operators.state import InstrumentStateMixin
+from tickwise.schemas.decisions import Alert, ControlCommand, Fill, Severity, Side, Signal
+from tickwise.streams.config import LabelConfig, MonitorConfig
+from tickwise.streams.operators.execution import AccountView
+from tickwise.streams.operators.labels import NO_DIRECTION, UP, horizon_ns, outcome_one
+from tickwise.streams.operators.state import InstrumentStateMixin
 
 SEVERITY = MappingProxyType(
     {
@@ -79,7 +79,7 @@ class Monitor(InstrumentStateMixin):
 
     Examples
     --------
-    >>> from streams.config import LabelConfig, MonitorConfig
+    >>> from tickwise.streams.config import LabelConfig, MonitorConfig
     >>> mon = Monitor(MonitorConfig(max_losing_streak=2), LabelConfig())
     >>> mon.on_validated("ES", clean=True, ts_event_ns=0)
     []

@@ -24,7 +24,7 @@ from enum import StrEnum
 from functools import lru_cache
 from types import MappingProxyType
 
-from schemas.decisions import (
+from tickwise.schemas.decisions import (
     Action,
     Decision,
     RiskCheckResult,
@@ -32,13 +32,13 @@ from schemas.decisions import (
     Signal,
     TradingState,
 )
-from schemas.ticks import QuoteTick, TradeTick
-from streams.config import DecisionConfig, ExecutionConfig, RiskConfig
-from streams.operators.control import ControlView
-from streams.operators.decision import DecisionRule, expected_edge_bps
-from streams.operators.execution import AccountView
-from streams.operators.state import InstrumentStateMixin
-from streams.operators.units import BPS_PER_UNIT
+from tickwise.schemas.ticks import QuoteTick, TradeTick
+from tickwise.streams.config import DecisionConfig, ExecutionConfig, RiskConfig
+from tickwise.streams.operators.control import ControlView
+from tickwise.streams.operators.decision import DecisionRule, expected_edge_bps
+from tickwise.streams.operators.execution import AccountView
+from tickwise.streams.operators.state import InstrumentStateMixin
+from tickwise.streams.operators.units import BPS_PER_UNIT
 
 NS = 1e-9
 
@@ -111,7 +111,7 @@ class RiskEngine(InstrumentStateMixin):
 
     Examples
     --------
-    >>> from schemas.decisions import Side
+    >>> from tickwise.schemas.decisions import Side
     >>> risk = RiskEngine(RiskConfig(target_size=2.0, max_position=1.0))
     >>> checks = risk.check("ES", Side.BUY)[1]
     >>> [(c.check, c.reason) for c in checks if not c.passed]

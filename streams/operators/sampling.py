@@ -8,9 +8,9 @@ publish the same signals.
 
 from __future__ import annotations
 
-from schemas.decisions import Signal
-from streams.config import SignalsConfig, parse_every
-from streams.operators.state import InstrumentStateMixin
+from tickwise.schemas.decisions import Signal
+from tickwise.streams.config import SignalsConfig, parse_every
+from tickwise.streams.operators.state import InstrumentStateMixin
 
 
 class SignalSampler(InstrumentStateMixin):

@@ -12,18 +12,18 @@ the synthetic stream, and ``options`` holds the command-line options that choose
 numba, so it is imported by name rather than from here.
 """
 
-from streams.sources.csvfile import read_csv
-from streams.sources.files import read_file, sorted_by_event_time
-from streams.sources.generator import (
+from tickwise.streams.sources.csvfile import read_csv
+from tickwise.streams.sources.files import read_file, sorted_by_event_time
+from tickwise.streams.sources.generator import (
     BAD_KINDS,
     REGIMES,
     SYNTHETIC_INSTRUMENTS,
     synthetic,
 )
-from streams.sources.jsonl import read_jsonl
-from streams.sources.options import add_source_arguments, open_sources
-from streams.sources.parquet import read_parquet
-from streams.sources.records import (
+from tickwise.streams.sources.jsonl import read_jsonl
+from tickwise.streams.sources.options import add_source_arguments, open_sources
+from tickwise.streams.sources.parquet import read_parquet
+from tickwise.streams.sources.records import (
     EPOCH_UNITS,
     ColumnMap,
     RawRecord,

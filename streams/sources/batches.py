@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit
 from pydantic_core import to_json
 
-from streams.engine.batch import (
+from tickwise.streams.engine.batch import (
     FNV_OFFSET,
     FNV_PRIME,
     INSTRUMENT_RE,
@@ -31,10 +31,10 @@ from streams.engine.batch import (
     decode,
     mid,
 )
-from streams.sources.csvfile import read_csv
-from streams.sources.jsonl import read_jsonl
-from streams.sources.parquet import read_parquet
-from streams.sources.records import EPOCH_UNITS, ColumnMap, SourceError, table_layout
+from tickwise.streams.sources.csvfile import read_csv
+from tickwise.streams.sources.jsonl import read_jsonl
+from tickwise.streams.sources.parquet import read_parquet
+from tickwise.streams.sources.records import EPOCH_UNITS, ColumnMap, SourceError, table_layout
 
 BLOCK_BYTES = 1 << 22  # about 100,000 rows of a trade file per batch
 

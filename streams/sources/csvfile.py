@@ -7,7 +7,7 @@ import gzip
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from streams.sources.records import (
+from tickwise.streams.sources.records import (
     DEFAULT_COLUMNS,
     ColumnMap,
     RawRecord,

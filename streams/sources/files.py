@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from streams.sources.csvfile import read_csv
-from streams.sources.jsonl import read_jsonl
-from streams.sources.parquet import read_parquet
-from streams.sources.records import DEFAULT_COLUMNS, ColumnMap, RawRecord
+from tickwise.streams.sources.csvfile import read_csv
+from tickwise.streams.sources.jsonl import read_jsonl
+from tickwise.streams.sources.parquet import read_parquet
+from tickwise.streams.sources.records import DEFAULT_COLUMNS, ColumnMap, RawRecord
 
 
 def read_file(path: str | Path, columns: ColumnMap = DEFAULT_COLUMNS) -> Iterator[RawRecord]:

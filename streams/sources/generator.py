@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 
 from pydantic_core import to_json
 
-from streams.sources.records import RawRecord, SourceError
+from tickwise.streams.sources.records import RawRecord, SourceError
 
 SYNTHETIC_START_NS = 1_704_205_800 * 10**9  # 2024-01-02T14:30:00Z, fixed so seeds reproduce
 SYNTHETIC_INSTRUMENTS = {"ES": (4700.0, 0.25), "NQ": (16800.0, 0.25), "CL": (72.0, 0.01)}

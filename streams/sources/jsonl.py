@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from streams.sources.records import (
+from tickwise.streams.sources.records import (
     DEFAULT_COLUMNS,
     ColumnMap,
     RawRecord,

@@ -6,9 +6,9 @@ import argparse
 from collections.abc import Iterable, Iterator
 from itertools import islice
 
-from streams.sources.files import read_file, sorted_by_event_time
-from streams.sources.generator import synthetic
-from streams.sources.records import ColumnMap, RawRecord
+from tickwise.streams.sources.files import read_file, sorted_by_event_time
+from tickwise.streams.sources.generator import synthetic
+from tickwise.streams.sources.records import ColumnMap, RawRecord
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from streams.sources.records import (
+from tickwise.streams.sources.records import (
     DEFAULT_COLUMNS,
     ColumnMap,
     RawRecord,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.decisions import Alert, Severity
+from tickwise.schemas.decisions import Alert, Severity
 
 CLEARED = "_CLEARED"
 

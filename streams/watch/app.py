@@ -33,15 +33,15 @@ import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from pydantic import ValidationError
 
-from schemas.decisions import Alert, AuditRecord, Decision, Severity
-from schemas.topics import Topics
-from streams.config import TickwiseConfig, load_config
-from streams.live.bootstrap import resolve_bootstrap
-from streams.live.security import faust_credentials
-from streams.watch.alerts import watch_alert
-from streams.watch.chain import Where, check_record
-from streams.watch.health import Alarms, feed_alerts, group_alerts, missing_audits
-from streams.watch.probe import admin_client, partition_counts, probe_group
+from tickwise.schemas.decisions import Alert, AuditRecord, Decision, Severity
+from tickwise.schemas.topics import Topics
+from tickwise.streams.config import TickwiseConfig, load_config
+from tickwise.streams.live.bootstrap import resolve_bootstrap
+from tickwise.streams.live.security import faust_credentials
+from tickwise.streams.watch.alerts import watch_alert
+from tickwise.streams.watch.chain import Where, check_record
+from tickwise.streams.watch.health import Alarms, feed_alerts, group_alerts, missing_audits
+from tickwise.streams.watch.probe import admin_client, partition_counts, probe_group
 
 log = logging.getLogger(__name__)
 

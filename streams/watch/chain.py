@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.decisions import AUDIT_ADAPTER, Alert, AuditRecord
-from streams.operators.audit import GENESIS, Entry, record_hash
-from streams.watch.alerts import watch_alert
+from tickwise.schemas.decisions import AUDIT_ADAPTER, Alert, AuditRecord
+from tickwise.streams.operators.audit import GENESIS, Entry, record_hash
+from tickwise.streams.watch.alerts import watch_alert
 
 # Sequence numbers a gap left open that a late record may still fill; beyond this many, the
 # oldest are forgotten (a record filling one of those is then reported as a fork).

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from schemas.decisions import Alert
-from streams.config import WatchConfig
-from streams.watch.alerts import CLEARED, watch_alert
+from tickwise.schemas.decisions import Alert
+from tickwise.streams.config import WatchConfig
+from tickwise.streams.watch.alerts import CLEARED, watch_alert
 
 
 @dataclass(frozen=True)

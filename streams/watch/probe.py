@@ -11,8 +11,8 @@ from typing import Any
 from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from streams.live.security import env_client_config
-from streams.watch.health import GroupHealth
+from tickwise.streams.live.security import env_client_config
+from tickwise.streams.watch.health import GroupHealth
 
 
 def admin_client(bootstrap: str) -> AdminClient:

@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from replay.controls import load_controls
-from schemas.decisions import AuditRecord, ControlCommand
-from streams.operators.audit import check_link
+from tickwise.replay.controls import load_controls
+from tickwise.schemas.decisions import AuditRecord, ControlCommand
+from tickwise.streams.operators.audit import check_link
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 V1 = {

@@ -11,16 +11,17 @@ from pathlib import Path
 
 import pytest
 
-import streams.operators as operators
+import tickwise.streams.operators as operators
 
 OPERATOR_DIR = Path(operators.__file__).parent
 REPO_ROOT = OPERATOR_DIR.parents[1]
 # Every module under streams/operators, families that grew into packages included.
 OPERATOR_FILES = sorted(OPERATOR_DIR.rglob("*.py"))
 # Dotted module names; a name is forbidden with everything under it (``faust`` covers
-# ``faust.agents``, ``streams.live`` covers ``streams.live.worker``).
+# ``faust.agents``, ``tickwise.streams.live`` covers
+# ``tickwise.streams.live.worker``).
 FORBIDDEN_MODULES = frozenset(
-    {"confluent_kafka", "faust", "aiokafka", "time", "random", "asyncio", "streams.live"}
+    {"confluent_kafka", "faust", "aiokafka", "time", "random", "asyncio", "tickwise.streams.live"}
 )
 FORBIDDEN_CALLS = frozenset(
     {"now", "utcnow", "today", "time", "time_ns", "perf_counter", "monotonic"}
@@ -31,8 +32,9 @@ MUTABLE_CONSTRUCTORS = frozenset(
 
 
 def module_name(path: Path, root: Path) -> str:
-    """Dotted name of the module at ``path``, a package's ``__init__`` named as the package."""
-    parts = path.relative_to(root).with_suffix("").parts
+    """Dotted name, as installed under the ``tickwise`` namespace, of the module at ``path`` in a
+    checkout at ``root``; a package's ``__init__`` is named as the package."""
+    parts = ("tickwise", *path.relative_to(root).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -187,13 +189,16 @@ def _fixture(root: Path, relative: str, source: str) -> Path:
     ("source", "reported"),
     [
         (
-            "from streams.live.worker import run\n",
-            {"streams.live.worker", "streams.live.worker.run"},
+            "from tickwise.streams.live.worker import run\n",
+            {"tickwise.streams.live.worker", "tickwise.streams.live.worker.run"},
         ),
-        ("import streams.live.worker\n", {"streams.live.worker"}),
-        ("from streams.live import broker\n", {"streams.live", "streams.live.broker"}),
-        ("from ...live import worker\n", {"streams.live", "streams.live.worker"}),
-        ("from ... import live\n", {"streams.live"}),
+        ("import tickwise.streams.live.worker\n", {"tickwise.streams.live.worker"}),
+        (
+            "from tickwise.streams.live import broker\n",
+            {"tickwise.streams.live", "tickwise.streams.live.broker"},
+        ),
+        ("from ...live import worker\n", {"tickwise.streams.live", "tickwise.streams.live.worker"}),
+        ("from ... import live\n", {"tickwise.streams.live"}),
         ("import faust.agents\n", {"faust.agents"}),
         ("from confluent_kafka import Consumer\n", {"confluent_kafka", "confluent_kafka.Consumer"}),
         ("from time import time_ns\n", {"time", "time.time_ns"}),
@@ -211,18 +216,23 @@ def test_forbidden_imports_are_reported(tmp_path: Path, source: str, reported: s
 
 def test_relative_imports_resolve_from_a_package_init(tmp_path: Path) -> None:
     path = _fixture(tmp_path, "streams/operators/family/__init__.py", "from ..live import tap\n")
-    assert forbidden_imports(path, tmp_path) == set()  # streams.operators.live is not the edge
+    assert (
+        forbidden_imports(path, tmp_path) == set()
+    )  # tickwise.streams.operators.live: not the edge
     path.write_text("from ...live import tap\n")
-    assert forbidden_imports(path, tmp_path) == {"streams.live", "streams.live.tap"}
+    assert forbidden_imports(path, tmp_path) == {
+        "tickwise.streams.live",
+        "tickwise.streams.live.tap",
+    }
 
 
 def test_allowed_imports_are_not_reported(tmp_path: Path) -> None:
     source = (
         "import math\nimport timeit\nimport random\n"
         "from datetime import time\n"
-        "from schemas.ticks import TradeTick\n"
-        "from streams.operators.state import InstrumentStateMixin\n"
-        "from streams.livelihood import x\n"
+        "from tickwise.schemas.ticks import TradeTick\n"
+        "from tickwise.streams.operators.state import InstrumentStateMixin\n"
+        "from tickwise.streams.livelihood import x\n"
         "from ..features import ewm\n"
         "rng = random.Random(7)\n"
     )

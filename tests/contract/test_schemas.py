@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from schemas import generate
-from schemas.base import Contract
-from schemas.decisions import (
+from tickwise.schemas import generate
+from tickwise.schemas.base import Contract
+from tickwise.schemas.decisions import (
     Action,
     Alert,
     AuditRecord,
@@ -30,9 +30,9 @@ from schemas.decisions import (
     Signal,
     TradingState,
 )
-from schemas.quarantine import QuarantineRecord, ReasonCode
-from schemas.ticks import TICK_ADAPTER, CleanTick, QuoteTick, TradeTick
-from schemas.topics import CATALOGUE, Topics
+from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
+from tickwise.schemas.ticks import TICK_ADAPTER, CleanTick, QuoteTick, TradeTick
+from tickwise.schemas.topics import CATALOGUE, Topics
 
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

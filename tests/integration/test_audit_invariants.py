@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 from stubs import audit_entries, open_at_end
 
-from schemas.decisions import AUDIT_ADAPTER, AuditRecord, HoldSummary
-from schemas.topics import Topics
-from streams.audit.sink import sink
-from streams.audit.store import SqliteAuditStore
-from streams.config import load_config
-from streams.live.admin import create_topics
-from streams.live.feed import publish
-from streams.live.tap import read_values, spawn_worker, stop_process
-from streams.sources import RawRecord, synthetic
+from tickwise.schemas.decisions import AUDIT_ADAPTER, AuditRecord, HoldSummary
+from tickwise.schemas.topics import Topics
+from tickwise.streams.audit.sink import sink
+from tickwise.streams.audit.store import SqliteAuditStore
+from tickwise.streams.config import load_config
+from tickwise.streams.live.admin import create_topics
+from tickwise.streams.live.feed import publish
+from tickwise.streams.live.tap import read_values, spawn_worker, stop_process
+from tickwise.streams.sources import RawRecord, synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -42,7 +42,7 @@ def test_every_decided_tick_is_in_the_chain_exactly_once(
         assert publish(records, kafka_bootstrap, topics.raw) == len(records)
         # the same records in-process tell what to expect: every decided tick (each HOLD its
         # own record), and the chain of the default (HOLDs summarised)
-        from replay.backtest import run_backtest
+        from tickwise.replay.backtest import run_backtest
 
         every = config.with_name("every.toml")
         every.write_text(config.read_text() + '[audit]\nholds = "each"\n')

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from stubs import audit_bodies
 
-from streams.audit.store import PostgresAuditStore, Query, open_store
-from streams.live.broker import free_port
+from tickwise.streams.audit.store import PostgresAuditStore, Query, open_store
+from tickwise.streams.live.broker import free_port
 
 psycopg = pytest.importorskip("psycopg")
 

@@ -19,8 +19,8 @@ if str(REPO) not in sys.path:  # the benchmarks are run from the repo root as mo
     sys.path.insert(0, str(REPO))
 
 from benchmarks import live  # noqa: E402
-from schemas.topics import Topics  # noqa: E402
-from streams.live.admin import create_topics  # noqa: E402
+from tickwise.schemas.topics import Topics  # noqa: E402
+from tickwise.streams.live.admin import create_topics  # noqa: E402
 
 pytestmark = pytest.mark.kafka
 

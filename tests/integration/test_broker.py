@@ -10,8 +10,8 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.cli import main
-from streams.live.broker import LocalBroker, free_port, pid_alive, port_open
+from tickwise.streams.cli import main
+from tickwise.streams.live.broker import LocalBroker, free_port, pid_alive, port_open
 
 pytestmark = pytest.mark.kafka
 

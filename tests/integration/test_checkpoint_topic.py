@@ -13,11 +13,11 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from schemas.topics import Topics
-from streams.checkpoint import Checkpoint, CheckpointRefused
-from streams.live.admin import create_topics
-from streams.live.checkpoint_topic import ID_HEADER, TopicCheckpointStore, record_key
-from streams.live.reader import RangeReader
+from tickwise.schemas.topics import Topics
+from tickwise.streams.checkpoint import Checkpoint, CheckpointRefused
+from tickwise.streams.live.admin import create_topics
+from tickwise.streams.live.checkpoint_topic import ID_HEADER, TopicCheckpointStore, record_key
+from tickwise.streams.live.reader import RangeReader
 
 pytestmark = pytest.mark.kafka
 

@@ -17,14 +17,14 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from schemas.quarantine import QuarantineRecord, ReasonCode
-from schemas.ticks import CleanTick
-from schemas.topics import Topics
-from streams.live.admin import create_topics
-from streams.live.feed import publish
-from streams.live.tap import read_values, spawn_worker, stop_process
-from streams.operators.validation.records import raw_bytes
-from streams.sources import RawRecord, synthetic
+from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
+from tickwise.schemas.ticks import CleanTick
+from tickwise.schemas.topics import Topics
+from tickwise.streams.live.admin import create_topics
+from tickwise.streams.live.feed import publish
+from tickwise.streams.live.tap import read_values, spawn_worker, stop_process
+from tickwise.streams.operators.validation.records import raw_bytes
+from tickwise.streams.sources import RawRecord, synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

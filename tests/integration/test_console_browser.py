@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from schemas.decisions import AUDIT_ADAPTER, AuditRecord
-from schemas.topics import Topics
-from streams.console.server import spawn_console
-from streams.live.admin import create_topics
-from streams.live.broker import free_port
-from streams.live.feed import publish
-from streams.live.tap import consumer, messages, spawn_worker, stop_process
-from streams.sources import synthetic
+from tickwise.schemas.decisions import AUDIT_ADAPTER, AuditRecord
+from tickwise.schemas.topics import Topics
+from tickwise.streams.console.server import spawn_console
+from tickwise.streams.live.admin import create_topics
+from tickwise.streams.live.broker import free_port
+from tickwise.streams.live.feed import publish
+from tickwise.streams.live.tap import consumer, messages, spawn_worker, stop_process
+from tickwise.streams.sources import synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from schemas.decisions import ControlCommand
-from schemas.topics import Topics
-from streams.config import ModelConfig, load_config
-from streams.console.auth import Users
-from streams.console.server import Console
-from streams.live.admin import create_topics
-from streams.live.tap import consumer, messages
-from streams.registry import Registry
+from tickwise.schemas.decisions import ControlCommand
+from tickwise.schemas.topics import Topics
+from tickwise.streams.config import ModelConfig, load_config
+from tickwise.streams.console.auth import Users
+from tickwise.streams.console.server import Console
+from tickwise.streams.live.admin import create_topics
+from tickwise.streams.live.tap import consumer, messages
+from tickwise.streams.registry import Registry
 
 pytestmark = [pytest.mark.kafka]
 

@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 from confluent_kafka import KafkaError, Message, Producer
 
-from replay.backtest import run_backtest
-from replay.kafka_replay import replay_check, replay_topic
-from schemas.decisions import AuditRecord, Decision
-from schemas.ticks import CleanTick, SourceRef
-from schemas.topics import ALERTS, AUDIT, Topics
-from streams.cli import main
-from streams.config import load_config
-from streams.live.admin import create_topics
-from streams.live.tap import read_values
-from streams.pipeline import Output, Pipeline
-from streams.sources import synthetic
+from tickwise.replay.backtest import run_backtest
+from tickwise.replay.kafka_replay import replay_check, replay_topic
+from tickwise.schemas.decisions import AuditRecord, Decision
+from tickwise.schemas.ticks import CleanTick, SourceRef
+from tickwise.schemas.topics import ALERTS, AUDIT, Topics
+from tickwise.streams.cli import main
+from tickwise.streams.config import load_config
+from tickwise.streams.live.admin import create_topics
+from tickwise.streams.live.tap import read_values
+from tickwise.streams.pipeline import Output, Pipeline
+from tickwise.streams.sources import synthetic
 
 pytestmark = pytest.mark.kafka
 

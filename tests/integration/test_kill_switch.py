@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from schemas.decisions import AUDIT_ADAPTER, Action, AuditRecord, ControlCommand, Decision
-from schemas.topics import Topics
-from streams.live.admin import create_topics
-from streams.live.control import send_commands
-from streams.live.feed import publish
-from streams.live.tap import consumer, messages, spawn_worker, stop_process
-from streams.sources import synthetic
+from tickwise.schemas.decisions import AUDIT_ADAPTER, Action, AuditRecord, ControlCommand, Decision
+from tickwise.schemas.topics import Topics
+from tickwise.streams.live.admin import create_topics
+from tickwise.streams.live.control import send_commands
+from tickwise.streams.live.feed import publish
+from tickwise.streams.live.tap import consumer, messages, spawn_worker, stop_process
+from tickwise.streams.sources import synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

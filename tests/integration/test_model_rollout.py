@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from schemas.decisions import Alert, Decision, Signal
-from schemas.topics import Topics
-from streams.config import ModelConfig
-from streams.live.admin import create_topics
-from streams.live.control import send_control
-from streams.live.feed import publish
-from streams.live.tap import consumer, messages, spawn_worker, stop_process
-from streams.registry import Registry
-from streams.sources import synthetic
+from tickwise.schemas.decisions import Alert, Decision, Signal
+from tickwise.schemas.topics import Topics
+from tickwise.streams.config import ModelConfig
+from tickwise.streams.live.admin import create_topics
+from tickwise.streams.live.control import send_control
+from tickwise.streams.live.feed import publish
+from tickwise.streams.live.tap import consumer, messages, spawn_worker, stop_process
+from tickwise.streams.registry import Registry
+from tickwise.streams.sources import synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from replay.kafka_replay import FAR_FUTURE_MS
-from schemas.decisions import AuditRecord
-from schemas.ticks import SourceRef
-from schemas.topics import AUDIT, Topics
-from streams.cli import main
-from streams.config import load_config
-from streams.live.admin import create_topics
-from streams.live.reader import read_times
-from streams.pipeline import Output, Pipeline
+from tickwise.replay.kafka_replay import FAR_FUTURE_MS
+from tickwise.schemas.decisions import AuditRecord
+from tickwise.schemas.ticks import SourceRef
+from tickwise.schemas.topics import AUDIT, Topics
+from tickwise.streams.cli import main
+from tickwise.streams.config import load_config
+from tickwise.streams.live.admin import create_topics
+from tickwise.streams.live.reader import read_times
+from tickwise.streams.pipeline import Output, Pipeline
 
 pytestmark = pytest.mark.kafka
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from schemas.topics import Topics
-from streams.cli import main
-from streams.live.admin import create_topics
-from streams.live.broker import free_port
-from streams.live.feed import publish
-from streams.live.tap import read_values, spawn_worker, stop_process
-from streams.sources import synthetic
+from tickwise.schemas.topics import Topics
+from tickwise.streams.cli import main
+from tickwise.streams.live.admin import create_topics
+from tickwise.streams.live.broker import free_port
+from tickwise.streams.live.feed import publish
+from tickwise.streams.live.tap import read_values, spawn_worker, stop_process
+from tickwise.streams.sources import synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from schemas.quarantine import QuarantineRecord, ReasonCode
-from schemas.ticks import CleanTick
-from schemas.topics import Topics
-from streams.cli import main
-from streams.live.admin import create_topics
-from streams.live.feed import publish
-from streams.live.tap import read_values, spawn_worker, stop_process
-from streams.sources import synthetic
+from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
+from tickwise.schemas.ticks import CleanTick
+from tickwise.schemas.topics import Topics
+from tickwise.streams.cli import main
+from tickwise.streams.live.admin import create_topics
+from tickwise.streams.live.feed import publish
+from tickwise.streams.live.tap import read_values, spawn_worker, stop_process
+from tickwise.streams.sources import synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

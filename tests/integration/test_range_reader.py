@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.live.reader import RangeReader, RangeReadError, read_offsets
+from tickwise.streams.live.reader import RangeReader, RangeReadError, read_offsets
 
 pytestmark = pytest.mark.kafka
 

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from schemas.quarantine import QuarantineRecord
-from schemas.ticks import CleanTick
-from schemas.topics import Topics
-from streams.cli import main
-from streams.live.admin import create_topics
-from streams.live.tap import read_values, spawn_worker, stop_process
+from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.schemas.ticks import CleanTick
+from tickwise.schemas.topics import Topics
+from tickwise.streams.cli import main
+from tickwise.streams.live.admin import create_topics
+from tickwise.streams.live.tap import read_values, spawn_worker, stop_process
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

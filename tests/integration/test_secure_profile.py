@@ -28,23 +28,23 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
-from schemas.quarantine import QuarantineRecord
-from schemas.ticks import CleanTick
-from schemas.topics import CATALOGUE, Topics
-from streams.cli import main
-from streams.live.admin import create_topics
-from streams.live.broker import SecureLocalBroker, ensure_jars, free_port
-from streams.live.feed import publish
-from streams.live.reader import RangeReader, RangeReadError
-from streams.live.security import (
+from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.schemas.ticks import CleanTick
+from tickwise.schemas.topics import CATALOGUE, Topics
+from tickwise.streams.cli import main
+from tickwise.streams.live.admin import create_topics
+from tickwise.streams.live.broker import SecureLocalBroker, ensure_jars, free_port
+from tickwise.streams.live.feed import publish
+from tickwise.streams.live.reader import RangeReader, RangeReadError
+from tickwise.streams.live.security import (
     ROLE_ACCESS,
     apply_policy,
     client_config,
     ensure_users,
 )
-from streams.live.security_cli import write_secrets
-from streams.live.tap import read_values, spawn_worker, stop_process
-from streams.sources import synthetic
+from tickwise.streams.live.security_cli import write_secrets
+from tickwise.streams.live.tap import read_values, spawn_worker, stop_process
+from tickwise.streams.sources import synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 PREFIX = "sec."

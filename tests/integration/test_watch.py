@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from schemas.decisions import Alert, AuditRecord
-from schemas.topics import Topics
-from streams.live.admin import create_topics
-from streams.live.tap import consumer, stop_process
 from tests.stubs import audit_bodies
+from tickwise.schemas.decisions import Alert, AuditRecord
+from tickwise.schemas.topics import Topics
+from tickwise.streams.live.admin import create_topics
+from tickwise.streams.live.tap import consumer, stop_process
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -59,7 +59,7 @@ class Alerts:
 
 
 def _watch(bootstrap: str, prefix: str, config: Path, log: Path) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "streams.cli", "watch", "--bootstrap-servers", bootstrap]
+    cmd = [sys.executable, "-m", "tickwise.streams.cli", "watch", "--bootstrap-servers", bootstrap]
     cmd += ["--topic-prefix", prefix, "--config", str(config), "--loglevel", "INFO"]
     return subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 

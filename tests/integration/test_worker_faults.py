@@ -14,14 +14,14 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from replay.backtest import run_backtest
-from schemas.decisions import Decision
-from schemas.topics import Topics
-from streams.config import load_config
-from streams.live.admin import create_topics
-from streams.live.feed import publish
-from streams.live.tap import read_values, spawn_worker, stop_process
-from streams.sources import synthetic
+from tickwise.replay.backtest import run_backtest
+from tickwise.schemas.decisions import Decision
+from tickwise.schemas.topics import Topics
+from tickwise.streams.config import load_config
+from tickwise.streams.live.admin import create_topics
+from tickwise.streams.live.feed import publish
+from tickwise.streams.live.tap import read_values, spawn_worker, stop_process
+from tickwise.streams.sources import synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

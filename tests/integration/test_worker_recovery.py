@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from replay.backtest import run_backtest
-from schemas.decisions import Decision
-from schemas.quarantine import QuarantineRecord
-from schemas.ticks import CleanTick
-from schemas.topics import Topics
-from streams.config import load_config
-from streams.live.admin import create_topics
-from streams.live.feed import publish
-from streams.live.tap import read_values, spawn_worker, stop_process
-from streams.sources import synthetic
+from tickwise.replay.backtest import run_backtest
+from tickwise.schemas.decisions import Decision
+from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.schemas.ticks import CleanTick
+from tickwise.schemas.topics import Topics
+from tickwise.streams.config import load_config
+from tickwise.streams.live.admin import create_topics
+from tickwise.streams.live.feed import publish
+from tickwise.streams.live.tap import read_values, spawn_worker, stop_process
+from tickwise.streams.sources import synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stubs import audit_bodies
 
-from schemas.decisions import AUDIT_ADAPTER, AuditRecord, HoldSummary
-from streams.audit.store import COLUMNS, Query, SqliteAuditStore, open_store
+from tickwise.schemas.decisions import AUDIT_ADAPTER, AuditRecord, HoldSummary
+from tickwise.streams.audit.store import COLUMNS, Query, SqliteAuditStore, open_store
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def _tamper(store: SqliteAuditStore, kind: str, row_id: int) -> None:
             (row_id,),
         )
     elif kind == "edit_and_rehash":  # change the body and recompute its own hash
-        from streams.operators.audit import record_hash
+        from tickwise.streams.operators.audit import record_hash
 
         (body,) = db.execute("SELECT body FROM audit WHERE id = ?", (row_id,)).fetchone()
         r = AUDIT_ADAPTER.validate_json(body)

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import stubs
 
-from replay.backtest import FILES, REPORT_FILES, BacktestResult, run_backtest
-from schemas.decisions import Action, AuditRecord, Decision, HoldSummary, Signal
-from schemas.quarantine import QuarantineRecord
-from streams.config import TickwiseConfig
-from streams.operators.audit import verify_chain
-from streams.sources import synthetic
+from tickwise.replay.backtest import FILES, REPORT_FILES, BacktestResult, run_backtest
+from tickwise.schemas.decisions import Action, AuditRecord, Decision, HoldSummary, Signal
+from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.streams.config import TickwiseConfig
+from tickwise.streams.operators.audit import verify_chain
+from tickwise.streams.sources import synthetic
 
 COUNT = 2500
 SEED = 7

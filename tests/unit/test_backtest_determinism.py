@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import stubs
 
-from replay.backtest import run_backtest
-from schemas.decisions import Decision
-from streams.config import load_config
-from streams.sources import ColumnMap, RawRecord, read_csv, synthetic
+from tickwise.replay.backtest import run_backtest
+from tickwise.schemas.decisions import Decision
+from tickwise.streams.config import load_config
+from tickwise.streams.sources import ColumnMap, RawRecord, read_csv, synthetic
 
 ES = (
     Path(__file__).resolve().parents[2]

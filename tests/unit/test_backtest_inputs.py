@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from replay.backtest import run_backtest
-from schemas.decisions import AUDIT_ADAPTER, Decision
-from streams.cli import main
-from streams.config import load_config
-from streams.sources import synthetic
+from tickwise.replay.backtest import run_backtest
+from tickwise.schemas.decisions import AUDIT_ADAPTER, Decision
+from tickwise.streams.cli import main
+from tickwise.streams.config import load_config
+from tickwise.streams.sources import synthetic
 
 
 def by_instrument(out: Path) -> dict[str, list[bytes]]:

@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 from reference import curve_figures, read_equity_csv
 
-from replay.backtest import run_backtest
-from replay.report import ReportSettings
-from schemas.decisions import Fill
-from streams.cli import main
-from streams.config import load_config
-from streams.sources import ColumnMap, read_csv
-from streams.sources import synthetic as synthetic_records
+from tickwise.replay.backtest import run_backtest
+from tickwise.replay.report import ReportSettings
+from tickwise.schemas.decisions import Fill
+from tickwise.streams.cli import main
+from tickwise.streams.config import load_config
+from tickwise.streams.sources import ColumnMap, read_csv
+from tickwise.streams.sources import synthetic as synthetic_records
 
 ES = (
     Path(__file__).resolve().parents[2]

@@ -10,11 +10,11 @@ from collections import defaultdict
 
 import pytest
 
-from schemas.ticks import CleanTick, SourceRef
-from streams.config import load_config
-from streams.operators.labels import LabelQueue
-from streams.pipeline import Pipeline
-from streams.sources import synthetic
+from tickwise.schemas.ticks import CleanTick, SourceRef
+from tickwise.streams.config import load_config
+from tickwise.streams.operators.labels import LabelQueue
+from tickwise.streams.pipeline import Pipeline
+from tickwise.streams.sources import synthetic
 
 SAMPLE_MS = 250.0
 

@@ -13,12 +13,12 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.decisions import ControlCommand
-from schemas.quarantine import QuarantineRecord
-from schemas.ticks import SourceRef
-from streams.config import LabelConfig, ModelConfig, TickwiseConfig
-from streams.pipeline import Pipeline
-from streams.sources import RawRecord, synthetic
+from tickwise.schemas.decisions import ControlCommand
+from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.schemas.ticks import SourceRef
+from tickwise.streams.config import LabelConfig, ModelConfig, TickwiseConfig
+from tickwise.streams.pipeline import Pipeline
+from tickwise.streams.sources import RawRecord, synthetic
 
 
 def outputs(records: list[RawRecord], config: TickwiseConfig, control: list) -> list[tuple]:

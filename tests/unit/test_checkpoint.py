@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.checkpoint import (
+from tickwise.streams.checkpoint import (
     KEY_ENV,
     KEY_FILE_ENV,
     MAGIC,
@@ -28,8 +28,8 @@ from streams.checkpoint import (
     checkpoint_key,
     default_key_file,
 )
-from streams.config import load_config
-from streams.pipeline import Pipeline
+from tickwise.streams.config import load_config
+from tickwise.streams.pipeline import Pipeline
 
 KEY = b"k" * 32
 OTHER_KEY = b"o" * 32
@@ -183,7 +183,14 @@ def test_without_a_source_each_user_gets_one_private_key_made_once(tmp_path: Pat
 def test_a_worker_with_an_unusable_key_does_not_start(tmp_path: Path) -> None:
     env = {**os.environ, KEY_ENV: "too-short-a-key"}
     proc = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "worker", "--bootstrap-servers", "127.0.0.1:9"],
+        [
+            sys.executable,
+            "-m",
+            "tickwise.streams.cli",
+            "worker",
+            "--bootstrap-servers",
+            "127.0.0.1:9",
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -198,7 +205,7 @@ def test_a_worker_with_an_unusable_key_does_not_start(tmp_path: Path) -> None:
 def test_checkpoints_go_to_the_topic_unless_a_directory_is_chosen() -> None:
     from pydantic import ValidationError
 
-    from streams.config import LiveConfig
+    from tickwise.streams.config import LiveConfig
 
     assert LiveConfig().checkpoint_store == "topic"
     assert LiveConfig(checkpoint_store="dir", checkpoint_dir="/x").checkpoint_dir == "/x"

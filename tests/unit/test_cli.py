@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import stubs
 
-from replay.backtest import FILES, REPORT_FILES
-from schemas.decisions import Decision
-from streams.cli import main
+from tickwise.replay.backtest import FILES, REPORT_FILES
+from tickwise.schemas.decisions import Decision
+from tickwise.streams.cli import main
 
 
 def test_synthetic_backtest_succeeds_and_writes_outputs(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.cli import build_parser
+from tickwise.streams.cli import build_parser
 
 # every command that took --prefix before it was renamed, with its other required words
 COMMANDS = [

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-import streams.cli
-from streams.cli import HEAVY_LIBRARIES, LazyHandler, build_parser
+from tickwise.streams.cli import HEAVY_LIBRARIES, LazyHandler, build_parser
 
 HEAVY = HEAVY_LIBRARIES
 
@@ -26,7 +23,7 @@ HEAVY = HEAVY_LIBRARIES
 # reports after each step which heavy top-level packages have been imported so far.
 PROBE = """
 import argparse, contextlib, io, json, sys
-import streams.cli as cli
+import tickwise.streams.cli as cli
 
 HEAVY = set(sys.argv[1].split(","))
 
@@ -53,15 +50,12 @@ print(json.dumps(report))
 
 
 def _run_python(code: str, *argv: str) -> str:
-    """Run ``code`` in a fresh interpreter on this checkout and return what it printed."""
-    root = str(Path(streams.cli.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    """Run ``code`` in a fresh interpreter (the installed tickwise) and return what it printed."""
     proc = subprocess.run(
         [sys.executable, "-c", code, *argv],
         capture_output=True,
         text=True,
         timeout=120,
-        env=env,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -101,24 +95,24 @@ def test_every_command_names_a_handler_that_exists() -> None:
 
 
 def test_a_lazy_handler_imports_its_module_only_when_called() -> None:
-    missing = LazyHandler("streams.no_such_module:run_cli")  # naming it imports nothing
+    missing = LazyHandler("tickwise.streams.no_such_module:run_cli")  # naming it imports nothing
     with pytest.raises(ModuleNotFoundError):
         missing(argparse.Namespace())
-    handler = LazyHandler("schemas.generate:run_cli")
-    assert repr(handler) == "LazyHandler('schemas.generate:run_cli')"
+    handler = LazyHandler("tickwise.schemas.generate:run_cli")
+    assert repr(handler) == "LazyHandler('tickwise.schemas.generate:run_cli')"
     assert handler(argparse.Namespace(action="check")) == 0
 
 
 def test_one_operator_module_loads_without_the_others() -> None:
     """``streams.operators`` re-exports lazily: a control command needs no model library."""
     code = (
-        "import sys, streams.operators.control, streams.operators.validation\n"
+        "import sys, tickwise.streams.operators.control, tickwise.streams.operators.validation\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & set(sys.argv[1].split(','))))"
     )
     assert _run_python(code, ",".join(HEAVY)).strip() == "['pydantic']"
-    import streams.operators as operators
+    import tickwise.streams.operators as operators
 
     assert set(dir(operators)) >= set(operators.__all__)
-    assert operators.FeatureEngine.__module__.startswith("streams.operators.features")
+    assert operators.FeatureEngine.__module__.startswith("tickwise.streams.operators.features")
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         _ = operators.Nope

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from replay.backtest import run_backtest
-from replay.compare import evaluate_config
-from streams.cli import main
-from streams.config import TickwiseConfig
-from streams.sources import RawRecord, synthetic
+from tickwise.replay.backtest import run_backtest
+from tickwise.replay.compare import evaluate_config
+from tickwise.streams.cli import main
+from tickwise.streams.config import TickwiseConfig
+from tickwise.streams.sources import RawRecord, synthetic
 
 SMALL = {"label": {"horizon_s": 0.5}, "model": {"warmup_labels": 5}}
 

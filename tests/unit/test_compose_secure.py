@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.checkpoint import KEY_FILE_ENV, checkpoint_key
-from streams.live.broker import SecureLocalBroker
-from streams.live.security import ADMIN, MECHANISM, PRINCIPALS, ROLE_ACCESS, acl_bindings
-from streams.live.security_cli import CredentialsError, check_credentials, write_secrets
+from tickwise.streams.checkpoint import KEY_FILE_ENV, checkpoint_key
+from tickwise.streams.live.broker import SecureLocalBroker
+from tickwise.streams.live.security import ADMIN, MECHANISM, PRINCIPALS, ROLE_ACCESS, acl_bindings
+from tickwise.streams.live.security_cli import CredentialsError, check_credentials, write_secrets
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -252,7 +252,7 @@ def test_only_the_worker_may_read_and_write_the_checkpoint_topic() -> None:
     # checkpoints are the worker's own state: it reads and writes them, and no role's job does
     from confluent_kafka.admin import AclOperation, ResourceType
 
-    from schemas.topics import Topics
+    from tickwise.schemas.topics import Topics
 
     name = Topics("desk1.").checkpoints
     granted = {

@@ -11,9 +11,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.config import TickwiseConfig
-from streams.console.auth import AuthConfigError, User, Users, bearer, hash_token
-from streams.console.server import Console
+from tickwise.streams.config import TickwiseConfig
+from tickwise.streams.console.auth import AuthConfigError, User, Users, bearer, hash_token
+from tickwise.streams.console.server import Console
 
 USERS = "alice:operator:alice-token-1,bob:viewer:bob-token-1"
 CONTROLS = ("/api/control/kill-switch", "/api/control/promote", "/api/control/rollback")
@@ -141,8 +141,8 @@ def test_the_page_and_the_state_are_served_without_login() -> None:
 
 def test_the_console_role_reads_exactly_what_the_console_shows() -> None:
     # the secure profile's ACLs for the console come from ROLE_ACCESS; they must follow SPECS
-    from streams.console.view import SPECS
-    from streams.live.security import ROLE_ACCESS
+    from tickwise.streams.console.view import SPECS
+    from tickwise.streams.live.security import ROLE_ACCESS
 
     reads, writes = ROLE_ACCESS["console"]
     assert set(reads) == {spec.name for spec in SPECS}

@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 from stubs import fast_config
 
-from schemas.decisions import (
+from tickwise.schemas.decisions import (
     Alert,
     AuditRecord,
     ControlCommand,
@@ -21,12 +21,12 @@ from schemas.decisions import (
     HoldSummary,
     Signal,
 )
-from schemas.quarantine import QuarantineRecord
-from schemas.ticks import SourceRef
-from schemas.topics import CONTROL
-from streams.console.view import CONTRACTS, KEEP_SIGNALS, ConsoleView
-from streams.pipeline import Output, Pipeline
-from streams.sources import synthetic
+from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.schemas.ticks import SourceRef
+from tickwise.schemas.topics import CONTROL
+from tickwise.streams.console.view import CONTRACTS, KEEP_SIGNALS, ConsoleView
+from tickwise.streams.pipeline import Output, Pipeline
+from tickwise.streams.sources import synthetic
 
 
 def kill(scope: str, state: str, cid: str, operator: str = "alice") -> ControlCommand:

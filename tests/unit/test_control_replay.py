@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from replay.controls import load_controls
-from schemas.decisions import ControlCommand
-from schemas.quarantine import QuarantineRecord
-from schemas.ticks import SourceRef
-from streams.config import load_config
-from streams.operators.control import replay_commands
-from streams.pipeline import Pipeline
-from streams.sources import synthetic
+from tickwise.replay.controls import load_controls
+from tickwise.schemas.decisions import ControlCommand
+from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.schemas.ticks import SourceRef
+from tickwise.streams.config import load_config
+from tickwise.streams.operators.control import replay_commands
+from tickwise.streams.pipeline import Pipeline
+from tickwise.streams.sources import synthetic
 
 
 def run(pipeline: Pipeline, records: list, switch_at: dict[int, ControlCommand]) -> list:

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from stubs import T0_NS, S, feature_vector, signal, src
 
-from schemas.decisions import Action, Decision, Side
-from schemas.ticks import QuoteTick, TradeTick
-from schemas.topics import DECISIONS
-from streams.config import (
+from tickwise.schemas.decisions import Action, Decision, Side
+from tickwise.schemas.ticks import QuoteTick, TradeTick
+from tickwise.schemas.topics import DECISIONS
+from tickwise.streams.config import (
     DecisionConfig,
     ExecutionConfig,
     LabelConfig,
@@ -26,17 +26,17 @@ from streams.config import (
     TickwiseConfig,
     load_config,
 )
-from streams.operators.decision import (
+from tickwise.streams.operators.decision import (
     DecisionRule,
     MoveEstimate,
     expected_edge_bps,
     round_trip_cost_bps,
 )
-from streams.operators.execution import AccountView
-from streams.operators.models import ModelStage
-from streams.operators.risk import RiskEngine
-from streams.pipeline import Pipeline
-from streams.sources import synthetic
+from tickwise.streams.operators.execution import AccountView
+from tickwise.streams.operators.models import ModelStage
+from tickwise.streams.operators.risk import RiskEngine
+from tickwise.streams.pipeline import Pipeline
+from tickwise.streams.sources import synthetic
 
 DATA = Path(__file__).parents[1] / "data"
 

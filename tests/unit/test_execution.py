@@ -7,10 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stubs import MS, T0_NS
 
-from schemas.decisions import Action, Decision, Side
-from schemas.ticks import QuoteTick, TradeTick
-from streams.config import ExecutionConfig
-from streams.operators.execution import DAY_NS, PaperBroker
+from tickwise.schemas.decisions import Action, Decision, Side
+from tickwise.schemas.ticks import QuoteTick, TradeTick
+from tickwise.streams.config import ExecutionConfig
+from tickwise.streams.operators.execution import DAY_NS, PaperBroker
 
 FREE = {"slippage_bps": 0.0, "fee_bps": 0.0, "half_spread_bps": 0.0}
 

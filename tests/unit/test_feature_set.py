@@ -10,9 +10,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from stubs import T0_NS, S, book_sizes
 
-from schemas.ticks import QuoteTick, TradeTick
-from streams.config import FeatureConfig
-from streams.operators.features import CATALOGUE, FeatureEngine
+from tickwise.schemas.ticks import QuoteTick, TradeTick
+from tickwise.streams.config import FeatureConfig
+from tickwise.streams.operators.features import CATALOGUE, FeatureEngine
 
 ALL = (*CATALOGUE, "ret_1s_bps", "ret_5s_bps", "ret_0.5s_bps")
 

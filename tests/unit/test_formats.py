@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stubs import write_csv
 
-from schemas.quarantine import ReasonCode
-from schemas.ticks import QuoteTick, SourceRef
-from streams.config import ValidationConfig
-from streams.operators.validation import Validator
-from streams.sources import ColumnMap, RawRecord, read_file, sorted_by_event_time
+from tickwise.schemas.quarantine import ReasonCode
+from tickwise.schemas.ticks import QuoteTick, SourceRef
+from tickwise.streams.config import ValidationConfig
+from tickwise.streams.operators.validation import Validator
+from tickwise.streams.sources import ColumnMap, RawRecord, read_file, sorted_by_event_time
 
 QUOTES = ["time", "symbol", "bid", "ask", "bid_size", "ask_size"]
 rows = st.lists(

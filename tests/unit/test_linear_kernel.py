@@ -17,16 +17,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from river import base, compose, linear_model, optim, preprocessing
 
-from schemas.ticks import TICK_ADAPTER
-from streams.config import FeatureConfig, LabelConfig, ModelConfig
-from streams.operators import FeatureEngine
-from streams.operators.models import ModelStage
-from streams.operators.models.linear import (
+from tickwise.schemas.ticks import TICK_ADAPTER
+from tickwise.streams.config import FeatureConfig, LabelConfig, ModelConfig
+from tickwise.streams.operators import FeatureEngine
+from tickwise.streams.operators.models import ModelStage
+from tickwise.streams.operators.models.linear import (
     CompiledLinear,
     CompiledLinearRegression,
     CompiledLogisticRegression,
 )
-from streams.operators.models.linear_kernel import (
+from tickwise.streams.operators.models.linear_kernel import (
     LOG,
     SQUARED,
     learn_one,
@@ -34,8 +34,8 @@ from streams.operators.models.linear_kernel import (
     predict_learn,
     predict_one,
 )
-from streams.operators.models.zoo import Z_CLIP, clip_z
-from streams.sources import synthetic
+from tickwise.streams.operators.models.zoo import Z_CLIP, clip_z
+from tickwise.streams.sources import synthetic
 
 TOL = 1e-9
 NAMES = ("a", "b", "c", "d")

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference import curve_figures, series
 
-from replay import metrics
-from replay.report import CurveAccumulator, ReportSettings
+from tickwise.replay import metrics
+from tickwise.replay.report import CurveAccumulator, ReportSettings
 
 T0 = 1_378_072_800_083_000_000  # 2013-09-01T22:00:00.083Z
 

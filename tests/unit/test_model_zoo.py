@@ -7,14 +7,14 @@ import pickle
 
 import pytest
 
-from schemas.decisions import Signal
-from schemas.quarantine import QuarantineRecord
-from schemas.ticks import SourceRef
-from streams.config import LabelConfig, ModelConfig, TickwiseConfig
-from streams.operators.models import build_estimator
-from streams.operators.models.zoo import ZOO
-from streams.pipeline import Pipeline
-from streams.sources import synthetic
+from tickwise.schemas.decisions import Signal
+from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.schemas.ticks import SourceRef
+from tickwise.streams.config import LabelConfig, ModelConfig, TickwiseConfig
+from tickwise.streams.operators.models import build_estimator
+from tickwise.streams.operators.models.zoo import ZOO
+from tickwise.streams.pipeline import Pipeline
+from tickwise.streams.sources import synthetic
 
 
 def config(task: str, kind: str) -> TickwiseConfig:

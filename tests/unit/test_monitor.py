@@ -8,9 +8,9 @@ import random
 import pytest
 from stubs import MS, T0_NS, signal
 
-from schemas.decisions import Action, Fill, Side
-from streams.config import LabelConfig, MonitorConfig
-from streams.operators.monitor import Monitor
+from tickwise.schemas.decisions import Action, Fill, Side
+from tickwise.streams.config import LabelConfig, MonitorConfig
+from tickwise.streams.operators.monitor import Monitor
 
 GAP_NS = 20 * MS
 HORIZON_S = 5.0

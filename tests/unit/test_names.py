@@ -10,11 +10,11 @@ from pathlib import Path
 
 import stubs
 
-from schemas.decisions import Decision, Side, Stage
-from streams.cli import build_parser
-from streams.config import RiskConfig
-from streams.model_cli import STAGE_CHOICES
-from streams.operators.risk import Reason, RiskEngine
+from tickwise.schemas.decisions import Decision, Side, Stage
+from tickwise.streams.cli import build_parser
+from tickwise.streams.config import RiskConfig
+from tickwise.streams.model_cli import STAGE_CHOICES
+from tickwise.streams.operators.risk import Reason, RiskEngine
 
 ROOT = Path(__file__).resolve().parents[2]
 # where a stage's string may be written: the enum, and the parser that must not import pydantic

@@ -7,13 +7,13 @@ from collections import Counter, defaultdict
 import pytest
 from stubs import threshold_rule
 
-from schemas.decisions import Action, AuditRecord, Fill
-from schemas.quarantine import QuarantineRecord
-from schemas.ticks import SourceRef
-from streams.config import load_config
-from streams.operators.audit import verify_chain
-from streams.pipeline import Decided, Pipeline
-from streams.sources import synthetic
+from tickwise.schemas.decisions import Action, AuditRecord, Fill
+from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.schemas.ticks import SourceRef
+from tickwise.streams.config import load_config
+from tickwise.streams.operators.audit import verify_chain
+from tickwise.streams.pipeline import Decided, Pipeline
+from tickwise.streams.sources import synthetic
 
 
 def run(pipeline: Pipeline, count: int = 6000, seed: int = 7) -> list[Decided]:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import pytest
 from river import compose, evaluate, metrics
 
-from schemas.ticks import TICK_ADAPTER
-from streams.config import EvaluationConfig, FeatureConfig, LabelConfig, ModelConfig
-from streams.operators import FeatureEngine
-from streams.operators.labels import NO_DIRECTION, UP, Label, horizon_ns, outcome_one
-from streams.operators.models import ModelStage, build_estimator, version_key
-from streams.operators.models.evaluation import CLASSIFIER_METRICS, REGRESSOR_METRICS
-from streams.sources import synthetic
+from tickwise.schemas.ticks import TICK_ADAPTER
+from tickwise.streams.config import EvaluationConfig, FeatureConfig, LabelConfig, ModelConfig
+from tickwise.streams.operators import FeatureEngine
+from tickwise.streams.operators.labels import NO_DIRECTION, UP, Label, horizon_ns, outcome_one
+from tickwise.streams.operators.models import ModelStage, build_estimator, version_key
+from tickwise.streams.operators.models.evaluation import CLASSIFIER_METRICS, REGRESSOR_METRICS
+from tickwise.streams.sources import synthetic
 
 H_S = 0.5
 WINDOW_S = 20.0

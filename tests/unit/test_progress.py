@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from replay.compare import evaluate_config
-from streams.cli import main
-from streams.config import load_config
-from streams.progress import Progress, utc_second
-from streams.sources import synthetic
+from tickwise.replay.compare import evaluate_config
+from tickwise.streams.cli import main
+from tickwise.streams.config import load_config
+from tickwise.streams.progress import Progress, utc_second
+from tickwise.streams.sources import synthetic
 
 
 def bar_lines(err: str, desc: str) -> list[str]:

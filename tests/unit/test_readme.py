@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli import ALIASES, build_parser
+from tickwise.streams.cli import ALIASES, build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -200,7 +200,9 @@ def help_text(argv: tuple[str, ...]) -> tuple[int, str]:
 def help_problems(argv: tuple[str, ...], options: tuple[str, ...]) -> list[str]:
     """What is wrong with ``argv``: ``--help`` fails, or the help lacks one of ``options``."""
     code, text = help_text(argv)
-    shown = " ".join(("tickwise", *argv[2:]) if argv[:2] == ("-m", "streams.cli") else argv)
+    shown = " ".join(
+        ("tickwise", *argv[2:]) if argv[:2] == ("-m", "tickwise.streams.cli") else argv
+    )
     if code != 0:
         return [f"{shown} --help exited {code}: {text.strip()[-300:]}"]
     return [
@@ -267,7 +269,7 @@ def test_every_tickwise_command_resolves_in_the_parser() -> None:
 def test_tickwise_help_runs_and_lists_every_option(
     words: tuple[str, ...], options: tuple[str, ...]
 ) -> None:
-    assert help_problems(("-m", "streams.cli", *words), options) == []
+    assert help_problems(("-m", "tickwise.streams.cli", *words), options) == []
 
 
 def test_every_make_target_exists() -> None:
@@ -319,11 +321,11 @@ def test_a_page_naming_what_does_not_exist_fails() -> None:
     # the same commands, run as a user would
     assert (
         "invalid choice: 'delete'"
-        in help_problems(("-m", "streams.cli", "topics", "delete"), ())[0]
+        in help_problems(("-m", "tickwise.streams.cli", "topics", "delete"), ())[0]
     )
-    assert help_problems(("-m", "streams.cli", "feed"), ("--no-such-option", "--synthetic")) == [
-        "tickwise feed --help does not list --no-such-option"
-    ]
+    assert help_problems(
+        ("-m", "tickwise.streams.cli", "feed"), ("--no-such-option", "--synthetic")
+    ) == ["tickwise feed --help does not list --no-such-option"]
     assert make_problems("no-such-target") != []
     assert help_problems(("-m", "benchmarks.no_such_module"), ()) != []
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli import main
-from streams.config import ModelConfig
-from streams.registry import Registry, RegistryError
+from tickwise.streams.cli import main
+from tickwise.streams.config import ModelConfig
+from tickwise.streams.registry import Registry, RegistryError
 
 
 def test_promote_and_rollback_keep_lineage_and_an_audit_trail(tmp_path: Path) -> None:

@@ -12,12 +12,12 @@ import pytest
 from pydantic import ValidationError
 from stubs import threshold_rule
 
-from replay import metrics
-from replay.backtest import run_backtest
-from replay.report import ReportSettings
-from streams.cli import main
-from streams.config import TickwiseConfig
-from streams.sources import synthetic
+from tickwise.replay import metrics
+from tickwise.replay.backtest import run_backtest
+from tickwise.replay.report import ReportSettings
+from tickwise.streams.cli import main
+from tickwise.streams.config import TickwiseConfig
+from tickwise.streams.sources import synthetic
 
 
 def test_named_and_custom_calendars_give_their_trading_periods() -> None:

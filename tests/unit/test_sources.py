@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import stubs
 
-from schemas.quarantine import QuarantineRecord, ReasonCode
-from schemas.ticks import CleanTick, QuoteTick, TradeTick
-from streams.config import ValidationConfig
-from streams.sources import ColumnMap, SourceError, TimeParser, read_csv
+from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
+from tickwise.schemas.ticks import CleanTick, QuoteTick, TradeTick
+from tickwise.streams.config import ValidationConfig
+from tickwise.streams.sources import ColumnMap, SourceError, TimeParser, read_csv
 
 ES_FILE = (
     Path(__file__).resolve().parents[2].parent

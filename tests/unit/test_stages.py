@@ -7,13 +7,13 @@ from pathlib import Path
 
 from stubs import threshold_rule
 
-from replay.backtest import run_backtest
-from schemas.decisions import Alert, ControlCommand, Decision, Signal
-from schemas.quarantine import QuarantineRecord
-from schemas.ticks import SourceRef
-from streams.config import LabelConfig, ModelConfig, TickwiseConfig
-from streams.pipeline import Decided, Pipeline
-from streams.sources import synthetic
+from tickwise.replay.backtest import run_backtest
+from tickwise.schemas.decisions import Alert, ControlCommand, Decision, Signal
+from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.schemas.ticks import SourceRef
+from tickwise.streams.config import LabelConfig, ModelConfig, TickwiseConfig
+from tickwise.streams.pipeline import Decided, Pipeline
+from tickwise.streams.sources import synthetic
 
 # the threshold rule: stage changes are seen in what each version trades, so these short
 # streams must trade on every side a model takes, whatever it costs

@@ -6,11 +6,11 @@ import pickle
 
 import pytest
 
-from schemas.quarantine import QuarantineRecord
-from schemas.ticks import SourceRef
-from streams.config import load_config
-from streams.pipeline import Pipeline
-from streams.sources import synthetic
+from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.schemas.ticks import SourceRef
+from tickwise.streams.config import load_config
+from tickwise.streams.pipeline import Pipeline
+from tickwise.streams.sources import synthetic
 
 
 def run(pipeline: Pipeline, records: list) -> list[bytes]:

@@ -8,11 +8,11 @@ from collections import Counter
 import pytest
 import stubs
 
-from schemas.quarantine import QuarantineRecord, ReasonCode
-from schemas.ticks import CleanTick
-from streams.config import TickwiseConfig
-from streams.pipeline import Pipeline
-from streams.sources import SYNTHETIC_INSTRUMENTS, synthetic
+from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
+from tickwise.schemas.ticks import CleanTick
+from tickwise.streams.config import TickwiseConfig
+from tickwise.streams.pipeline import Pipeline
+from tickwise.streams.sources import SYNTHETIC_INSTRUMENTS, synthetic
 
 
 def test_same_seed_same_stream() -> None:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from streams.checkpoint import Checkpoint, DirCheckpointStore
-from streams.config import TickwiseConfig
-from streams.live.partition import PartitionRunner, Recovery
-from streams.live.reader import RangeReadError
-from streams.live.transport import instance_slot
+from tickwise.streams.checkpoint import Checkpoint, DirCheckpointStore
+from tickwise.streams.config import TickwiseConfig
+from tickwise.streams.live.partition import PartitionRunner, Recovery
+from tickwise.streams.live.reader import RangeReadError
+from tickwise.streams.live.transport import instance_slot
 
 
 def test_live_workers_get_distinct_slots_and_a_dead_ones_slot_is_taken_again() -> None:
@@ -36,7 +36,7 @@ def test_a_slot_held_by_another_process_is_not_taken() -> None:
             sys.executable,
             "-c",
             "import sys, time\n"
-            "from streams.live.transport import instance_slot\n"
+            "from tickwise.streams.live.transport import instance_slot\n"
             f"slot, lock = instance_slot({app!r})\n"
             "print(slot, flush=True)\n"
             "time.sleep(60)\n",

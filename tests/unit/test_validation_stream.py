@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stubs import MS, T0_NS, src, trade
 
-from schemas.quarantine import QuarantineRecord, ReasonCode
-from schemas.ticks import CleanTick
-from streams.config import ValidationConfig
-from streams.operators.validation import Validator
-from streams.sources import BAD_KINDS, REGIMES, synthetic
+from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
+from tickwise.schemas.ticks import CleanTick
+from tickwise.streams.config import ValidationConfig
+from tickwise.streams.operators.validation import Validator
+from tickwise.streams.sources import BAD_KINDS, REGIMES, synthetic
 
 FULL = ValidationConfig(reject_locked_quotes=True, instruments=("ES", "NQ", "CL"))
 

@@ -9,15 +9,15 @@ from pathlib import Path
 
 from stubs import fast_config, threshold_rule
 
-from schemas.decisions import Decision, Signal
-from schemas.ticks import CleanTick, SourceRef
-from schemas.topics import CONTROL
-from streams.console.metrics import ConsoleMetrics
-from streams.console.view import CONTRACTS, ConsoleView
-from streams.live.metrics import PipelineMetrics, QualityCollector
-from streams.operators.validation import QualityMonitor
-from streams.pipeline import Output, Pipeline
-from streams.sources import synthetic
+from tickwise.schemas.decisions import Decision, Signal
+from tickwise.schemas.ticks import CleanTick, SourceRef
+from tickwise.schemas.topics import CONTROL
+from tickwise.streams.console.metrics import ConsoleMetrics
+from tickwise.streams.console.view import CONTRACTS, ConsoleView
+from tickwise.streams.live.metrics import PipelineMetrics, QualityCollector
+from tickwise.streams.operators.validation import QualityMonitor
+from tickwise.streams.pipeline import Output, Pipeline
+from tickwise.streams.sources import synthetic
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards"
 

@@ -10,7 +10,7 @@ import time
 
 BLOCKED = (
     "import time\n"
-    "from streams.live.worker import exit_after\n"
+    "from tickwise.streams.live.worker import exit_after\n"
     "exit_after(0.5, 3)\n"
     "time.sleep(60)  # a stop that never finishes\n"
 )

@@ -1,12 +1,12 @@
 """Causal per-instrument features chosen by configuration (see ``CATALOGUE``)."""
 
-from streams.operators.features.engine import (
+from tickwise.streams.operators.features.engine import (
     CATALOGUE,
     FEATURE_NAMES,
     FeatureEngine,
     check_feature_set,
 )
-from streams.operators.features.ewm import DecayedSum, EwmStats
+from tickwise.streams.operators.features.ewm import DecayedSum, EwmStats
 
 __all__ = [
     "CATALOGUE",

@@ -15,13 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from schemas.decisions import FeatureVector
-from schemas.ticks import QuoteTick, TradeTick
-from streams.config import DEFAULT_FEATURES, FeatureConfig
-from streams.operators.features.ewm import DecayedSum, EwmStats, clip, ratio
-from streams.operators.labels import horizon_ns
-from streams.operators.state import InstrumentStateMixin
-from streams.operators.units import BPS_PER_UNIT
+from tickwise.schemas.decisions import FeatureVector
+from tickwise.schemas.ticks import QuoteTick, TradeTick
+from tickwise.streams.config import DEFAULT_FEATURES, FeatureConfig
+from tickwise.streams.operators.features.ewm import DecayedSum, EwmStats, clip, ratio
+from tickwise.streams.operators.labels import horizon_ns
+from tickwise.streams.operators.state import InstrumentStateMixin
+from tickwise.streams.operators.units import BPS_PER_UNIT
 
 NS = 1e-9
 Z_BOUND = 10.0
@@ -126,7 +126,7 @@ class FeatureEngine(InstrumentStateMixin):
 
     Examples
     --------
-    >>> from schemas.ticks import TradeTick
+    >>> from tickwise.schemas.ticks import TradeTick
     >>> fe = FeatureEngine(FeatureConfig())
     >>> _ = fe.on_tick(TradeTick(tick_id="1", instrument="ES", ts_event_ns=0, price=100.0, size=1))
     >>> fv = fe.on_tick(TradeTick(tick_id="2", instrument="ES", ts_event_ns=10**9, price=101.0,

@@ -1,7 +1,7 @@
 """The model zoo, delayed-label learning, stages (shadow, canary, production) and validation."""
 
-from streams.operators.models.evaluation import Prequential
-from streams.operators.models.stage import (
+from tickwise.streams.operators.models.evaluation import Prequential
+from tickwise.streams.operators.models.stage import (
     Applied,
     Deployed,
     ModelOutput,
@@ -9,7 +9,7 @@ from streams.operators.models.stage import (
     applied_alert,
     version_key,
 )
-from streams.operators.models.zoo import build_estimator
+from tickwise.streams.operators.models.zoo import build_estimator
 
 __all__ = [
     "Applied",

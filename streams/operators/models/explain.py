@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 from river import base, tree
 
-from schemas.decisions import Contribution
-from streams.operators.models.zoo import LINEAR_KINDS, final_step, model_inputs
+from tickwise.schemas.decisions import Contribution
+from tickwise.streams.operators.models.zoo import LINEAR_KINDS, final_step, model_inputs
 
 Score = Callable[[dict[str, float]], float]
 

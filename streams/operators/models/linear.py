@@ -31,7 +31,7 @@ from typing import ClassVar
 import numpy as np
 from river import base
 
-from streams.operators.models.linear_kernel import (
+from tickwise.streams.operators.models.linear_kernel import (
     LOG,
     SQUARED,
     LinearState,

@@ -23,7 +23,7 @@ from typing import Any
 
 from river import base
 
-from schemas.decisions import (
+from tickwise.schemas.decisions import (
     Alert,
     AppliedControl,
     ControlCommand,
@@ -33,12 +33,12 @@ from schemas.decisions import (
     Signal,
     Stage,
 )
-from streams.config import DecisionConfig, EvaluationConfig, LabelConfig, ModelConfig
-from streams.operators.decision import MoveEstimate
-from streams.operators.labels import LabelQueue, horizon_ns
-from streams.operators.models.evaluation import Prequential
-from streams.operators.models.explain import explain
-from streams.operators.models.zoo import (
+from tickwise.streams.config import DecisionConfig, EvaluationConfig, LabelConfig, ModelConfig
+from tickwise.streams.operators.decision import MoveEstimate
+from tickwise.streams.operators.labels import LabelQueue, horizon_ns
+from tickwise.streams.operators.models.evaluation import Prequential
+from tickwise.streams.operators.models.explain import explain
+from tickwise.streams.operators.models.zoo import (
     LINEAR_KINDS,
     build_estimator,
     final_step,
@@ -46,7 +46,7 @@ from streams.operators.models.zoo import (
     model_inputs,
     scales_inside,
 )
-from streams.operators.state import InstrumentStateMixin
+from tickwise.streams.operators.state import InstrumentStateMixin
 
 ROLLBACK_DEPTH = 3
 
@@ -136,7 +136,7 @@ class ModelStage(InstrumentStateMixin):
 
     Examples
     --------
-    >>> from schemas.decisions import FeatureVector
+    >>> from tickwise.schemas.decisions import FeatureVector
     >>> stage = ModelStage(ModelConfig(warmup_labels=1), LabelConfig(horizon_s=1.0))
     >>> fv = lambda ms, p: FeatureVector(instrument="ES", tick_id=str(ms),
     ...                                  ts_event_ns=ms * 10**6, price=p, values={"x": p - 100})

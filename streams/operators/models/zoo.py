@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from river import base, compose, forest, linear_model, optim, preprocessing, tree
 
-from streams.config import ModelConfig
-from streams.operators.models.mlp import MLPClassifier, MLPRegressor
+from tickwise.streams.config import ModelConfig
+from tickwise.streams.operators.models.mlp import MLPClassifier, MLPRegressor
 
 Task = Literal["classification", "regression"]
 # Standardised inputs are clipped: a feature that was constant during warm-up (a zero variance
@@ -93,7 +93,7 @@ def _compiled(cfg: ModelConfig, task: Task) -> base.Estimator | None:
     if cfg.engine != "compiled":
         return None
     # imported here: numba's import (about 0.4 s) is paid only by processes that use it
-    from streams.operators.models.linear import (
+    from tickwise.streams.operators.models.linear import (
         CompiledLinearRegression,
         CompiledLogisticRegression,
     )

@@ -5,8 +5,8 @@ instrument's rules and its state), ``validator`` applies them in order with per-
 state, ``quality`` counts the verdicts per instrument.
 """
 
-from streams.operators.validation.quality import QualityMonitor
-from streams.operators.validation.records import quarantine, schema_reason
-from streams.operators.validation.validator import InstrumentState, Validator
+from tickwise.streams.operators.validation.quality import QualityMonitor
+from tickwise.streams.operators.validation.records import quarantine, schema_reason
+from tickwise.streams.operators.validation.validator import InstrumentState, Validator
 
 __all__ = ["InstrumentState", "QualityMonitor", "Validator", "quarantine", "schema_reason"]

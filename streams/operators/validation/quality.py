@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from schemas.quarantine import QuarantineRecord, ReasonCode
-from schemas.ticks import CleanTick
-from streams.operators.state import InstrumentStateMixin
+from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
+from tickwise.schemas.ticks import CleanTick
+from tickwise.streams.operators.state import InstrumentStateMixin
 
 UNKNOWN = "(unknown)"  # records that could not be read far enough to know their instrument
 LATE_REASONS = frozenset({ReasonCode.OUT_OF_ORDER, ReasonCode.STALE_TIMESTAMP})
@@ -51,7 +51,7 @@ class QualityMonitor(InstrumentStateMixin):
 
     Examples
     --------
-    >>> from schemas.ticks import SourceRef, TradeTick
+    >>> from tickwise.schemas.ticks import SourceRef, TradeTick
     >>> m = QualityMonitor(gap_s=1.0)
     >>> src = SourceRef(topic="ticks.raw", partition=0, offset=0)
     >>> for ts in (0, 10**9 // 2, 3 * 10**9):

@@ -6,8 +6,8 @@ import base64
 
 from pydantic import ValidationError
 
-from schemas.quarantine import QuarantineRecord, ReasonCode
-from schemas.ticks import SourceRef
+from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
+from tickwise.schemas.ticks import SourceRef
 
 PRICE_FIELDS = frozenset({"price", "bid", "ask"})
 SIZE_FIELDS = frozenset({"size", "bid_size", "ask_size"})

@@ -12,10 +12,10 @@ import statistics
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-from schemas.quarantine import ReasonCode
-from schemas.ticks import QuoteTick, SourceRef, TradeTick
-from streams.config import ValidationConfig
-from streams.operators.units import BPS_PER_UNIT, UNIT_PER_BPS
+from tickwise.schemas.quarantine import ReasonCode
+from tickwise.schemas.ticks import QuoteTick, SourceRef, TradeTick
+from tickwise.streams.config import ValidationConfig
+from tickwise.streams.operators.units import BPS_PER_UNIT, UNIT_PER_BPS
 
 Verdict = tuple[ReasonCode, str] | None
 MAD_TO_STD = 1.4826  # a normal distribution's std is 1.4826 times its median absolute deviation
@@ -48,7 +48,7 @@ def check_values(tick: TradeTick | QuoteTick, rules: ValidationConfig) -> Verdic
 
     Examples
     --------
-    >>> from schemas.ticks import QuoteTick
+    >>> from tickwise.schemas.ticks import QuoteTick
     >>> q = QuoteTick(tick_id="q", instrument="ES", ts_event_ns=1, bid=10.0, ask=9.5,
     ...               bid_size=1.0, ask_size=1.0)
     >>> check_values(q, ValidationConfig())

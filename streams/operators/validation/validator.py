@@ -7,12 +7,12 @@ from collections import deque
 
 from pydantic import ValidationError
 
-from schemas.quarantine import QuarantineRecord, ReasonCode
-from schemas.ticks import TICK_ADAPTER, CleanTick, QuoteTick, SourceRef, TradeTick
-from streams.config import ValidationConfig
-from streams.operators.state import InstrumentStateMixin
-from streams.operators.validation.records import quarantine, schema_reason
-from streams.operators.validation.rules import (
+from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
+from tickwise.schemas.ticks import TICK_ADAPTER, CleanTick, QuoteTick, SourceRef, TradeTick
+from tickwise.streams.config import ValidationConfig
+from tickwise.streams.operators.state import InstrumentStateMixin
+from tickwise.streams.operators.validation.records import quarantine, schema_reason
+from tickwise.streams.operators.validation.rules import (
     InstrumentState,
     check_duplicate,
     check_outlier,
@@ -43,7 +43,7 @@ class Validator(InstrumentStateMixin):
 
     Examples
     --------
-    >>> from schemas.ticks import SourceRef
+    >>> from tickwise.schemas.ticks import SourceRef
     >>> v = Validator(ValidationConfig())
     >>> src = SourceRef(topic="ticks.raw", partition=0, offset=0)
     >>> [out.reason for out in v.on_raw(b'{"kind":"trade","tick_id":"a","instrument":"ES",'

@@ -10,15 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.decisions import Action, Decision, Side
-from schemas.ticks import CleanTick, SourceRef
-from streams.config import ExecutionConfig, ValidationConfig
-from streams.engine.batch import SymbolTable, decode
-from streams.engine.execution import AVG, CASH, BatchExecution, pending_quantity
-from streams.engine.validate import BatchValidator
-from streams.operators.execution import PaperBroker
-from streams.operators.validation import Validator
-from streams.sources import synthetic
+from tickwise.schemas.decisions import Action, Decision, Side
+from tickwise.schemas.ticks import CleanTick, SourceRef
+from tickwise.streams.config import ExecutionConfig, ValidationConfig
+from tickwise.streams.engine.batch import SymbolTable, decode
+from tickwise.streams.engine.execution import AVG, CASH, BatchExecution, pending_quantity
+from tickwise.streams.engine.validate import BatchValidator
+from tickwise.streams.operators.execution import PaperBroker
+from tickwise.streams.operators.validation import Validator
+from tickwise.streams.sources import synthetic
 
 COSTLY = ExecutionConfig(
     latency_ms=30.0, multiplier=50.0, fee_per_unit=1.2, day_start_utc_hour=17, slippage_bps=0.7

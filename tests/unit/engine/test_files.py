@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stubs import ES_TRADES
 
-from streams.engine.batch import ARRAYS, SymbolTable, TickBatch, decode
-from streams.sources import ColumnMap, SourceError, read_file
-from streams.sources.batches import LazyRows, read_batches
+from tickwise.streams.engine.batch import ARRAYS, SymbolTable, TickBatch, decode
+from tickwise.streams.sources import ColumnMap, SourceError, read_file
+from tickwise.streams.sources.batches import LazyRows, read_batches
 
 
 def concat(batches: Sequence[TickBatch]) -> TickBatch:

@@ -12,15 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stubs import ES_TRADES, MS, T0_NS, S
 
-from schemas.quarantine import QuarantineRecord
-from schemas.ticks import CleanTick, SourceRef
-from streams.config import FeatureConfig, InstrumentRules, ValidationConfig
-from streams.engine.batch import SymbolTable, decode
-from streams.engine.features import BASE, BatchFeatures
-from streams.engine.validate import BatchValidator
-from streams.operators.features.engine import FeatureEngine
-from streams.operators.validation import Validator
-from streams.sources import BAD_KINDS, REGIMES, ColumnMap, read_csv, synthetic
+from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.schemas.ticks import CleanTick, SourceRef
+from tickwise.streams.config import FeatureConfig, InstrumentRules, ValidationConfig
+from tickwise.streams.engine.batch import SymbolTable, decode
+from tickwise.streams.engine.features import BASE, BatchFeatures
+from tickwise.streams.engine.validate import BatchValidator
+from tickwise.streams.operators.features.engine import FeatureEngine
+from tickwise.streams.operators.validation import Validator
+from tickwise.streams.sources import BAD_KINDS, REGIMES, ColumnMap, read_csv, synthetic
 
 ALL_FEATURES = FeatureConfig(feature_set=BASE)
 FULL = ValidationConfig(reject_locked_quotes=True, instruments=("ES", "NQ", "CL"))

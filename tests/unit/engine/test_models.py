@@ -11,16 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stubs import ES_TRADES
 
-from schemas.ticks import CleanTick, SourceRef
-from streams.config import FeatureConfig, LabelConfig, ModelConfig, ValidationConfig
-from streams.engine.batch import SymbolTable, decode
-from streams.engine.features import BatchFeatures
-from streams.engine.models import START_CAPACITY, BatchModel
-from streams.engine.validate import BatchValidator
-from streams.operators.features.engine import FeatureEngine
-from streams.operators.models import ModelStage
-from streams.operators.validation import Validator
-from streams.sources import ColumnMap, read_csv, synthetic
+from tickwise.schemas.ticks import CleanTick, SourceRef
+from tickwise.streams.config import FeatureConfig, LabelConfig, ModelConfig, ValidationConfig
+from tickwise.streams.engine.batch import SymbolTable, decode
+from tickwise.streams.engine.features import BatchFeatures
+from tickwise.streams.engine.models import START_CAPACITY, BatchModel
+from tickwise.streams.engine.validate import BatchValidator
+from tickwise.streams.operators.features.engine import FeatureEngine
+from tickwise.streams.operators.models import ModelStage
+from tickwise.streams.operators.validation import Validator
+from tickwise.streams.sources import ColumnMap, read_csv, synthetic
 
 CLASSIFY = (ModelConfig(warmup_labels=0), LabelConfig(horizon_s=2.0, dead_zone_bps=0.5))
 REGRESS = (

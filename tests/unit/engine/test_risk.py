@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from schemas.decisions import AppliedControl, ControlCommand, Side, Signal
-from schemas.ticks import CleanTick, SourceRef
-from streams.config import DecisionConfig, ExecutionConfig, RiskConfig, ValidationConfig
-from streams.engine.batch import KIND_TRADE, SymbolTable, decode
-from streams.engine.risk import (
+from tickwise.schemas.decisions import AppliedControl, ControlCommand, Side, Signal
+from tickwise.schemas.ticks import CleanTick, SourceRef
+from tickwise.streams.config import DecisionConfig, ExecutionConfig, RiskConfig, ValidationConfig
+from tickwise.streams.engine.batch import KIND_TRADE, SymbolTable, decode
+from tickwise.streams.engine.risk import (
     BUY,
     N_OUT,
     O_APPROVED,
@@ -25,13 +25,13 @@ from streams.engine.risk import (
     on_tick,
     rule_reasons,
 )
-from streams.engine.validate import BatchValidator
-from streams.operators.control import ControlView
-from streams.operators.decision import DecisionRule, expected_edge_bps
-from streams.operators.execution import AccountView
-from streams.operators.risk import RiskEngine
-from streams.operators.validation import Validator
-from streams.sources import synthetic
+from tickwise.streams.engine.validate import BatchValidator
+from tickwise.streams.operators.control import ControlView
+from tickwise.streams.operators.decision import DecisionRule, expected_edge_bps
+from tickwise.streams.operators.execution import AccountView
+from tickwise.streams.operators.risk import RiskEngine
+from tickwise.streams.operators.validation import Validator
+from tickwise.streams.sources import synthetic
 
 EXECUTION = ExecutionConfig(multiplier=50.0, fee_per_unit=0.5)
 CONFIGS = {

@@ -8,7 +8,7 @@ import itertools
 import pytest
 import stubs
 
-from schemas.decisions import (
+from tickwise.schemas.decisions import (
     AppliedControl,
     AuditRecord,
     Decision,
@@ -16,9 +16,15 @@ from schemas.decisions import (
     Side,
     Signal,
 )
-from streams.config import AuditConfig, RiskConfig
-from streams.operators.audit import GENESIS, AuditChain, check_link, record_hash, verify_chain
-from streams.operators.risk import RiskEngine
+from tickwise.streams.config import AuditConfig, RiskConfig
+from tickwise.streams.operators.audit import (
+    GENESIS,
+    AuditChain,
+    check_link,
+    record_hash,
+    verify_chain,
+)
+from tickwise.streams.operators.risk import RiskEngine
 
 SIDES = [Side.BUY, Side.FLAT, Side.SELL, Side.BUY, Side.SELL]
 EACH = AuditConfig(holds="each")

@@ -10,9 +10,9 @@ import stubs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.ticks import QuoteTick
-from streams.config import FeatureConfig
-from streams.operators.features import FEATURE_NAMES, FeatureEngine
+from tickwise.schemas.ticks import QuoteTick
+from tickwise.streams.config import FeatureConfig
+from tickwise.streams.operators.features import FEATURE_NAMES, FeatureEngine
 
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 S = stubs.S

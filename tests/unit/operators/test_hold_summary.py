@@ -6,7 +6,7 @@ import stubs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.decisions import (
+from tickwise.schemas.decisions import (
     AUDIT_ADAPTER,
     Action,
     AppliedControl,
@@ -16,8 +16,8 @@ from schemas.decisions import (
     Side,
     TradingState,
 )
-from streams.config import AuditConfig
-from streams.operators.audit import AuditChain, Entry, reason_key, seal, verify_chain
+from tickwise.streams.config import AuditConfig
+from tickwise.streams.operators.audit import AuditChain, Entry, reason_key, seal, verify_chain
 
 S = stubs.S
 STAY = "edge +0.80 bps, |edge| < cost 3.20 bps: stay flat"

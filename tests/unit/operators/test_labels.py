@@ -13,10 +13,10 @@ import stubs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replay.prequential import SignalOutcomes
-from schemas.decisions import Side
-from streams.config import LabelConfig, ModelConfig, MonitorConfig, TickwiseConfig
-from streams.operators.labels import (
+from tickwise.replay.prequential import SignalOutcomes
+from tickwise.schemas.decisions import Side
+from tickwise.streams.config import LabelConfig, ModelConfig, MonitorConfig, TickwiseConfig
+from tickwise.streams.operators.labels import (
     DOWN,
     NO_DIRECTION,
     UP,
@@ -26,9 +26,9 @@ from streams.operators.labels import (
     outcome,
     outcome_one,
 )
-from streams.operators.models import ModelStage, version_key
-from streams.operators.monitor import Monitor
-from streams.pipeline import Pipeline
+from tickwise.streams.operators.models import ModelStage, version_key
+from tickwise.streams.operators.monitor import Monitor
+from tickwise.streams.pipeline import Pipeline
 
 PROPERTY = settings(max_examples=200, deadline=None)
 prices = st.floats(min_value=1e-4, max_value=1e7, allow_nan=False, allow_infinity=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.operators.units import BPS_PER_UNIT, UNIT_PER_BPS
+from tickwise.streams.operators.units import BPS_PER_UNIT, UNIT_PER_BPS
 
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = ("streams", "replay", "schemas")
@@ -52,4 +52,6 @@ def test_no_module_spells_its_own_bps_conversion() -> None:
         for path in sorted((ROOT / package).rglob("*.py"))
         if path != UNITS and (found := offences(path.read_text()))
     }
-    assert bad == {}, f"import BPS_PER_UNIT / UNIT_PER_BPS from streams.operators.units: {bad}"
+    assert bad == {}, (
+        f"import BPS_PER_UNIT / UNIT_PER_BPS from tickwise.streams.operators.units: {bad}"
+    )

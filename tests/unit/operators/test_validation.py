@@ -9,9 +9,9 @@ import stubs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.quarantine import QuarantineRecord, ReasonCode
-from schemas.ticks import CleanTick, QuoteTick, TradeTick
-from streams.config import ValidationConfig
+from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
+from tickwise.schemas.ticks import CleanTick, QuoteTick, TradeTick
+from tickwise.streams.config import ValidationConfig
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SMALL = ValidationConfig(max_message_bytes=256)

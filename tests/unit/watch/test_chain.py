@@ -9,9 +9,9 @@ from functools import cache
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.decisions import AuditRecord, Severity
-from streams.watch.chain import Where, check_record
 from tests.stubs import audit_bodies
+from tickwise.schemas.decisions import AuditRecord, Severity
+from tickwise.streams.watch.chain import Where, check_record
 
 
 @cache
@@ -99,7 +99,7 @@ def test_a_second_record_for_a_seen_seq_is_a_fork_and_an_exact_copy_a_duplicate(
 
 def test_a_rehashed_alteration_breaks_the_next_link() -> None:
     # Whoever alters a record and seals it again still cannot make the next one link to it.
-    from streams.operators.audit import seal
+    from tickwise.streams.operators.audit import seal
 
     bodies = _one_instrument()[:8]
     record = AuditRecord.model_validate_json(bodies[3])

@@ -3,12 +3,12 @@ ends; staleness is per instrument; a decision is reported missing once, after it
 
 from __future__ import annotations
 
-from schemas.decisions import AuditRecord, Severity
-from streams.config import TickwiseConfig, WatchConfig
-from streams.watch.app import Trail
-from streams.watch.chain import Where
-from streams.watch.health import Alarms, GroupHealth, feed_alerts, group_alerts
 from tests.stubs import audit_bodies
+from tickwise.schemas.decisions import AuditRecord, Severity
+from tickwise.streams.config import TickwiseConfig, WatchConfig
+from tickwise.streams.watch.app import Trail
+from tickwise.streams.watch.chain import Where
+from tickwise.streams.watch.health import Alarms, GroupHealth, feed_alerts, group_alerts
 
 CONFIG = WatchConfig(stale_after_s=5.0, audit_deadline_s=2.0, max_lag=100)
 
