@@ -1,4 +1,5 @@
-"""Replay speed and memory: ``tickwise backtest`` against backtrader on the same real ES trades.
+"""Replay speed and memory: ``tickwise backtest`` against backtrader and NautilusTrader on the
+same real ES trades.
 
     python -m benchmarks.replay                  # all 200,000 trades
     python -m benchmarks.replay --limit 20000    # a quick run
@@ -16,6 +17,10 @@ last output written:
 * backtrader: ``GenericCSVData`` over the same rows (decompressed beforehand, untimed), one bar
   per trade (open = high = low = close = the trade price), running a 20/100 simple moving
   average crossover with a commission, the usual first strategy of its users.
+* NautilusTrader: the same crossover as a Python ``Strategy`` with two ``SimpleMovingAverage``
+  indicators on every ``TradeTick`` (pandas reads the CSV; ticks built by its wrangler), an
+  ES-like futures contract in a netting margin account on a simulated venue; the time inside
+  ``BacktestEngine.run()`` is reported as well.
 
 Both wall-clock and CPU seconds (``process_time`` of the child) are reported: on a shared
 machine the CPU figure is the steadier one.
@@ -135,16 +140,141 @@ def backtrader_child(data: Path, limit: int | None, _config: str | None) -> dict
     }
 
 
-CHILDREN = {"tickwise": tickwise_child, "backtrader": backtrader_child}
+def nautilus_child(data: Path, limit: int | None, _config: str | None) -> dict[str, object]:
+    """Run an SMA crossover in NautilusTrader on every trade tick of the same file; time it.
+
+    The strategy is a Python ``Strategy`` with two ``SimpleMovingAverage`` indicators updated
+    on every ``TradeTick``, trading to a target of +1/-1 on a cross, on an ES-like
+    ``FuturesContract`` (tick 0.25, multiplier 50) in a netting margin account of a simulated
+    CME venue that fills market orders against the trades. Whole process (CSV parsing and the
+    ticks built included) and inside ``BacktestEngine.run()`` are both reported.
+    """
+    from decimal import Decimal
+
+    import pandas as pd
+    from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
+    from nautilus_trader.config import LoggingConfig
+    from nautilus_trader.indicators.averages import SimpleMovingAverage
+    from nautilus_trader.model.currencies import USD
+    from nautilus_trader.model.enums import AccountType, AssetClass, OmsType, OrderSide
+    from nautilus_trader.model.identifiers import InstrumentId, Symbol, TraderId, Venue
+    from nautilus_trader.model.instruments import FuturesContract
+    from nautilus_trader.model.objects import Money, Price, Quantity
+    from nautilus_trader.persistence.wranglers import TradeTickDataWrangler
+    from nautilus_trader.trading.strategy import Strategy
+
+    started, cpu = time.perf_counter(), time.process_time()  # after the imports, as the others
+    venue = Venue("GLBX")
+    es = FuturesContract(
+        instrument_id=InstrumentId(Symbol("ESU3"), venue),
+        raw_symbol=Symbol("ESU3"),
+        asset_class=AssetClass.INDEX,
+        currency=USD,
+        price_precision=2,
+        price_increment=Price.from_str("0.25"),
+        multiplier=Quantity.from_int(50),
+        lot_size=Quantity.from_int(1),
+        underlying="ES",
+        activation_ns=pd.Timestamp("2011-09-01", tz="UTC").value,
+        expiration_ns=pd.Timestamp("2013-09-20", tz="UTC").value,
+        ts_event=0,
+        ts_init=0,
+        margin_init=Decimal("0.05"),
+        margin_maint=Decimal("0.05"),
+        maker_fee=Decimal(0),
+        taker_fee=Decimal(0),
+        exchange="XCME",
+    )
+
+    class SmaCross(Strategy):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fast, self.slow = SimpleMovingAverage(20), SimpleMovingAverage(100)
+            self.side = 0
+            self.one = Quantity.from_int(1)
+            self.two = Quantity.from_int(2)
+
+        def on_start(self) -> None:
+            self.subscribe_trade_ticks(es.id)
+
+        def on_trade_tick(self, tick) -> None:  # type: ignore[no-untyped-def]
+            price = tick.price.as_double()
+            self.fast.update_raw(price)
+            self.slow.update_raw(price)
+            if not self.slow.initialized:
+                return
+            side = (self.fast.value > self.slow.value) - (self.fast.value < self.slow.value)
+            if side and side != self.side:
+                qty = self.one if self.side == 0 else self.two  # to the target of +1 or -1
+                order_side = OrderSide.BUY if side > 0 else OrderSide.SELL
+                self.submit_order(self.order_factory.market(es.id, order_side, qty))
+                self.side = side
+
+    frame = pd.read_csv(data, nrows=limit)
+    frame = pd.DataFrame(
+        {
+            "price": frame["Price"].to_numpy(float),
+            "quantity": frame["Volume"].to_numpy(float),
+            "trade_id": [str(i) for i in range(len(frame))],
+        },
+        index=pd.DatetimeIndex(pd.to_datetime(frame["DateTime"]).dt.tz_localize(TZ)).tz_convert(
+            "UTC"
+        ),
+    )
+    ticks = TradeTickDataWrangler(es).process(frame)
+    engine = BacktestEngine(
+        BacktestEngineConfig(
+            trader_id=TraderId("BENCH-001"), logging=LoggingConfig(bypass_logging=True)
+        )
+    )
+    engine.add_venue(
+        venue=venue,
+        oms_type=OmsType.NETTING,
+        account_type=AccountType.MARGIN,
+        base_currency=USD,
+        starting_balances=[Money(1_000_000, USD)],
+        trade_execution=True,
+    )
+    engine.add_instrument(es)
+    engine.add_data(ticks)
+    strategy = SmaCross()
+    engine.add_strategy(strategy)
+    run_started, run_cpu = time.perf_counter(), time.process_time()
+    engine.run()
+    run_seconds = time.perf_counter() - run_started
+    run_cpu = time.process_time() - run_cpu
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    orders = len(engine.cache.orders())
+    engine.dispose()
+    n = len(ticks)
+    import nautilus_trader
+
+    return {
+        "ticks": n,
+        "strategy": "SMA crossover 20/100",
+        "nautilus_trader": nautilus_trader.__version__,
+        "orders": orders,
+        "seconds": round(seconds, 3),
+        "ticks_per_s": round(n / seconds),
+        "cpu_s": round(cpu, 3),
+        "ticks_per_cpu_s": round(n / cpu),
+        "in_engine_ticks_per_s": round(n / run_seconds),
+        "in_engine_ticks_per_cpu_s": round(n / run_cpu),
+    }
+
+
+CHILDREN = {
+    "tickwise": tickwise_child,
+    "backtrader": backtrader_child,
+    "nautilus": nautilus_child,
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ES_TRADES, help="the ES trades .csv.gz")
     parser.add_argument("--limit", type=int, default=None, help="first N trades only (quick)")
-    parser.add_argument(
-        "--no-backtrader", action="store_true", help="measure tickwise alone (no peer)"
-    )
+    parser.add_argument("--no-peers", action="store_true", help="tickwise alone, no peer")
     parser.add_argument("--repeat", type=int, default=1, help="runs per side; the median counts")
     parser.add_argument("--timeout", type=float, default=1800.0, help="per child, seconds")
     parser.add_argument("--out", default=str(RESULTS / "replay.json"))
@@ -162,15 +292,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no data at {args.data} (see ../shared/data/README.md)", file=sys.stderr)
         return 2
     sides = ["tickwise"]
-    skipped = None
-    if args.no_backtrader:
-        skipped = "--no-backtrader"
-    elif importlib.util.find_spec("backtrader") is None:
-        skipped = "backtrader is not installed (pip install -e '.[bench]')"
-    else:
-        sides.append("backtrader")
-    if skipped:
-        print(f"backtrader part skipped: {skipped}")
+    skipped: dict[str, str] = {}
+    for side, module in (("backtrader", "backtrader"), ("nautilus", "nautilus_trader")):
+        if args.no_peers:
+            skipped[side] = "--no-peers"
+        elif importlib.util.find_spec(module) is None:
+            skipped[side] = f"{module} is not installed (pip install -e '.[bench]')"
+        else:
+            sides.append(side)
+    for side, why in skipped.items():
+        print(f"{side} part skipped: {why}")
     rows, runs = [], []
     for side in sides:
         child = ["benchmarks.replay", "--child", side, "--data", str(args.data)]
@@ -189,13 +320,18 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(sorted(tries, key=lambda r: r["ticks_per_s"])[len(tries) // 2])
     cols = ["side", "ticks", "seconds", "ticks_per_s", "cpu_s", "ticks_per_cpu_s", "peak_rss_mb"]
     print(table(rows, cols))
-    results: dict[str, object] = {"rows": rows, "runs": runs, "backtrader_skipped": skipped}
-    if len(rows) == 2:
-        # Wall clock is what the issue asks for; CPU time is steadier on a shared machine.
+    results: dict[str, object] = {"rows": rows, "runs": runs, "skipped": skipped}
+    # Wall clock is what the issue asks for; CPU time is steadier on a shared machine.
+    for peer in rows[1:]:
         for key in ("ticks_per_s", "ticks_per_cpu_s"):
-            ratio = rows[0][key] / rows[1][key]  # type: ignore[operator]
-            results[f"ratio_tickwise_over_backtrader_{key}"] = round(ratio, 3)
-            print(f"tickwise / backtrader ({key}): {ratio:.2f}x (target >= 15x)")
+            ratio = rows[0][key] / peer[key]  # type: ignore[operator]
+            results[f"ratio_tickwise_over_{peer['side']}_{key}"] = round(ratio, 3)
+            print(f"tickwise / {peer['side']} ({key}): {ratio:.2f}x")
+        if "in_engine_ticks_per_s" in peer:
+            print(
+                f"{peer['side']} inside its engine: {peer['in_engine_ticks_per_s']:,} ticks/s, "
+                f"{peer['in_engine_ticks_per_cpu_s']:,} ticks per CPU second"
+            )
     print(f"tickwise: {rows[0]['ticks_per_s']:,} ticks/s (target >= 250,000)")
     write_results(args.out, command_line(), results)
     return 0

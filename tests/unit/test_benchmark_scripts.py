@@ -32,10 +32,11 @@ def _run(*args: str) -> str:
 
 
 @pytest.mark.skipif(not ES_TRADES.exists(), reason=f"real ES trades absent at {ES_TRADES}")
-def test_replay_without_backtrader_says_so_and_writes_json(tmp_path: Path) -> None:
+def test_replay_without_peers_says_so_and_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "replay.json"
-    stdout = _run("benchmarks.replay", "--limit", "400", "--no-backtrader", "--out", str(out))
-    assert "backtrader part skipped" in stdout
+    stdout = _run("benchmarks.replay", "--limit", "400", "--no-peers", "--out", str(out))
+    assert "backtrader part skipped: --no-peers" in stdout
+    assert "nautilus part skipped: --no-peers" in stdout
     result = json.loads(out.read_text())
     (row,) = result["results"]["rows"]
     assert row["side"] == "tickwise" and row["ticks"] == 400 and row["model"] == "logistic"
