@@ -12,12 +12,15 @@ benchmark starts and stops itself. Every run uses its own topic prefix.
    ticks over the span from the first to the last committed output. The worker's start-up
    (group join, recovery reads) happens before the first output and is reported separately,
    not counted.
-2. **Ceiling.** In the same run, on the same broker, a bare confluent-kafka loop consumes the
+2. **Peer.** In the same run, Quix Streams (the Kafka-native Python library) over the same
+   preloaded ticks with exactly-once and per-instrument event-time EWMA features in its state
+   store, one output per tick, measured from its outputs' timestamps the same way.
+3. **Ceiling.** In the same run, on the same broker, a bare confluent-kafka loop consumes the
    same preloaded ticks in batches and produces each one unchanged to a topic of its own;
    measured the same way. The worker writes five or more messages per tick (clean tick,
    features, signal, decision, audit), the pass-through one, in the ratio's favour of the
    ceiling; that is the point of a ceiling.
-3. **Latency.** A fresh worker is warmed up with unpaced ticks; then a child process offers
+4. **Latency.** A fresh worker is warmed up with unpaced ticks; then a child process offers
    ticks at each ``--rates`` value for ``--seconds`` each with ``tickwise feed``'s publisher. A
    tick's start is the wall-clock time it was *due* by the schedule (so a feed that falls behind
    counts against the pipeline, not hidden: no coordinated omission); its end is when a
@@ -33,6 +36,7 @@ benchmark starts and stops itself. Every run uses its own topic prefix.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -237,6 +241,73 @@ def pass_through(bootstrap: str, source: str, ticks: int, timeout: float) -> dic
     # Wall clock here, until every message is acknowledged: the loop produces faster than
     # CreateTime (ms) could resolve, so timestamps would overstate the ceiling.
     return {"ticks": moved, "seconds": round(seconds, 3), "ticks_per_s": round(moved / seconds)}
+
+
+def quix_child(args: argparse.Namespace) -> int:
+    """The Kafka-native peer: a Quix Streams app over the same preloaded ticks, with
+    exactly-once, per-instrument event-time EWMA features of the mid or trade price in its
+    state store (three decays, ``exp(-dt/tau)`` per tick) and one JSON output per tick.
+
+    It does far less than the worker (no validation, model, risk or audit) and writes one
+    message per tick where the worker writes five or more: a floor for what a Python stream
+    library costs per message, not a like-for-like pipeline.
+    """
+    from quixstreams import Application, State
+
+    taus_ns = (1e9, 10e9, 60e9)
+
+    def features(tick: dict[str, Any], state: State) -> dict[str, Any]:
+        price = tick.get("price")
+        if price is None:
+            price = (tick["bid"] + tick["ask"]) / 2
+        ts = tick["ts_event_ns"]
+        last = state.get("last")
+        means = state.get("means") or [price] * len(taus_ns)
+        if last is not None:
+            dt = max(ts - last, 0)
+            means = [
+                m + (1 - math.exp(-dt / tau)) * (price - m)
+                for m, tau in zip(means, taus_ns, strict=True)
+            ]
+        state.set("last", ts)
+        state.set("means", means)
+        return {"tick_id": tick["tick_id"], "ts_event_ns": ts, "ewm": means}
+
+    with tempfile.TemporaryDirectory(prefix="tickwise-bench-quix-") as state_dir:
+        app = Application(
+            broker_address=args.bootstrap_servers,
+            consumer_group=f"bench-quix-{uuid.uuid4().hex[:6]}",
+            auto_offset_reset="earliest",
+            processing_guarantee="exactly-once",
+            state_dir=state_dir,
+        )
+        source = app.topic(args.topic, value_deserializer="json")
+        sink = app.topic(f"{args.topic}.quix", value_serializer="json")
+        app.dataframe(source).apply(features, stateful=True).to_topic(sink)
+        app.run(count=args.count, timeout=args.drain_timeout)
+    return 0
+
+
+def quix_peer(bootstrap: str, source: str, ticks: int, timeout: float) -> dict[str, Any]:
+    """Run ``quix_child`` in its own interpreter over ``source``; time its committed outputs."""
+    started = time.perf_counter()
+    cmd = [sys.executable, "-m", "benchmarks.live", "--child-quix", "--topic", source]
+    cmd += ["--count", str(ticks), "--bootstrap-servers", bootstrap, "--drain-timeout", "30"]
+    subprocess.run(cmd, cwd=REPO, check=True, timeout=timeout, stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - started
+    times = [ms for _, ms in output_times(bootstrap, [f"{source}.quix"])[f"{source}.quix"]]
+    if len(times) < ticks:
+        raise RuntimeError(f"Quix Streams wrote {len(times)} outputs for {ticks} ticks")
+    rate, first, last = span_rate(times, len(times))
+    import quixstreams
+
+    return {
+        "ticks": len(times),
+        "seconds": round((last - first) / 1000, 2),
+        "ticks_per_s": round(rate),
+        "process_s": round(seconds, 1),
+        "quixstreams": quixstreams.__version__,
+    }
 
 
 # --- latency ---------------------------------------------------------------------------------
@@ -452,11 +523,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=1200.0, help="throughput phase, s")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--no-peers", action="store_true", help="no Quix Streams run")
     parser.add_argument("--out", default=str(RESULTS / "live.json"))
     add_bootstrap_argument(parser)
     add_config_argument(parser)
     # the paced feed child of the latency phase
     parser.add_argument("--child-feed", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-quix", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--skip", type=int, help=argparse.SUPPRESS)
@@ -469,6 +542,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child_feed:
         return feed_child(args)
+    if args.child_quix:
+        return quix_child(args)
     rates = [int(r) for r in args.rates.split(",") if r]
     results: dict[str, Any] = {}
     with broker_for(args.bootstrap_servers) as bootstrap:
@@ -481,6 +556,13 @@ def main(argv: list[str] | None = None) -> int:
                 {"path": "tickwise worker", **tp},
                 {"path": "bare pass-through", **ceiling},
             ]
+            if args.no_peers or importlib.util.find_spec("quixstreams") is None:
+                print("Quix Streams part skipped: --no-peers or not installed ('.[bench]')")
+            else:
+                quix = quix_peer(bootstrap, source, args.ticks, args.timeout)
+                rows.append({"path": "Quix Streams, EWMA features, exactly-once", **quix})
+                results["quix"] = quix
+                print(f"worker / Quix Streams: {tp['ticks_per_s'] / quix['ticks_per_s']:.3f}")
             print(table(rows, ["path", "ticks", "seconds", "ticks_per_s", "startup_s"]))
             print(f"worker / ceiling: {ratio:.3f} (target: >= 50,000 ticks/s per worker)")
             results |= {
