@@ -54,17 +54,24 @@ def is_loopback(host: str) -> bool:
     if not host:
         return False
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return _loopback_address(host)
     except ValueError:
         pass
     try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError):
         return False
-    addresses = {info[4][0] for info in infos}
-    return bool(addresses) and all(
-        ipaddress.ip_address(a.split("%", 1)[0]).is_loopback for a in addresses
-    )
+    addresses = {str(info[4][0]) for info in infos}
+    return bool(addresses) and all(_loopback_address(a) for a in addresses)
+
+
+def _loopback_address(text: str) -> bool:
+    """Loopback for an address literal; an IPv4-mapped IPv6 address by its IPv4 part (Python
+    before 3.13 calls ``::ffff:127.0.0.1`` not loopback, yet only loopback traffic reaches it)."""
+    address = ipaddress.ip_address(text.split("%", 1)[0])  # drop an IPv6 zone id
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
 
 
 def check_listen(

@@ -93,9 +93,19 @@ def test_the_page_loads_without_a_token_and_shows_no_data() -> None:
 # --- where the console may listen -------------------------------------------------------------
 
 
-@given(st.ip_addresses())
-def test_a_literal_address_is_loopback_exactly_when_ip_says_so(address: object) -> None:
-    assert is_loopback(str(address)) == ipaddress.ip_address(str(address)).is_loopback
+@given(st.integers(0, 2**32 - 1))
+def test_an_ipv4_literal_is_loopback_exactly_in_127_0_0_0_8(n: int) -> None:
+    v4 = ipaddress.IPv4Address(n)
+    expected = n >> 24 == 127
+    assert is_loopback(str(v4)) == expected
+    assert is_loopback(f"::ffff:{v4}") == expected  # the same address, IPv4-mapped
+
+
+@given(st.integers(0, 2**128 - 1))
+def test_an_ipv6_literal_is_loopback_only_as_1_or_a_mapped_loopback(n: int) -> None:
+    v6 = ipaddress.IPv6Address(n)
+    mapped_loopback = n >> 32 == 0xFFFF and (n >> 24) & 0xFF == 127
+    assert is_loopback(str(v6)) == (n == 1 or mapped_loopback)
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "", "192.0.2.10", "no-such-host.invalid"])
