@@ -390,8 +390,17 @@ def _console(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser("console", help="serve the trader and operator web console")
     parser.add_argument("--config", default=None, help="TOML config (topic prefix, P&L basis)")
     parser.add_argument("--topic-prefix", default=None, help="override the config's topic prefix")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (off loopback: TLS or --insecure)"
+    )
     parser.add_argument("--port", type=int, default=8321)
+    parser.add_argument("--tls-cert", default=None, help="PEM certificate (chain): serve HTTPS")
+    parser.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow plain HTTP on a non-loopback address (only behind a TLS-terminating proxy)",
+    )
     parser.add_argument(
         "--users",
         default=None,

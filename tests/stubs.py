@@ -10,6 +10,8 @@ import base64
 import csv
 import gzip
 import json
+import shutil
+import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -341,3 +343,22 @@ def audit_bodies(
         if isinstance(verdict, CleanTick):
             out += [wire for _, wire in pipeline.decide(verdict).audit_entries]
     return out + [wire for _, wire in pipeline.audit.close_runs()]
+
+
+def self_signed_cert(directory: Path) -> tuple[str, str]:
+    """A throwaway certificate and key (PEM) for 127.0.0.1 and localhost, made by ``openssl``.
+
+    A client trusts it by taking the certificate itself as its CA file, or chromium by
+    ``--ignore-certificate-errors``.
+    """
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeError("the openssl command is needed to make the test certificate")
+    cert, key = directory / "console-cert.pem", directory / "console-key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return str(cert), str(key)

@@ -2,10 +2,13 @@
 
 One Kafka consumer task reads the deployment's topics into a ``ConsoleView``; a broadcaster
 pushes its snapshot to every open page with server-sent events (at most ``PUSH_S`` apart, only
-when something changed), so a browser never polls and nothing is read from a database. Control
-endpoints take a bearer token, refuse anonymous (401) and viewer (403) requests, and publish a
-``ControlCommand`` on the ``control`` topic whose operator is the authenticated user; workers
-apply it and their audit records name that operator. aiohttp is already installed as faust's
+when something changed), so a browser never polls and nothing is read from a database. Every
+endpoint that shows the desk (state, events, metrics) takes a bearer token of a viewer or
+better and refuses anonymous requests (401); only the page and its static assets load without
+one. Control endpoints also refuse viewers (403) and publish a ``ControlCommand`` on the
+``control`` topic whose operator is the authenticated user; workers apply it and their audit
+records name that operator. Where the console may listen, and with which TLS, is
+``doors.check_listen``'s decision. aiohttp is already installed as faust's
 web layer, so the console adds no dependency; the page is plain HTML and JavaScript shipped in
 the package, with nothing fetched from the internet.
 """
@@ -18,6 +21,7 @@ import contextlib
 import json
 import logging
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -35,6 +39,7 @@ from tickwise.schemas.ticks import Instrument
 from tickwise.schemas.topics import Topics
 from tickwise.streams.config import TickwiseConfig, load_config
 from tickwise.streams.console.auth import USERS_ENV, AuthConfigError, User, Users, bearer
+from tickwise.streams.console.doors import DoorError, check_listen, is_loopback
 from tickwise.streams.console.metrics import ConsoleMetrics
 from tickwise.streams.console.view import SPECS, ConsoleView
 from tickwise.streams.live.bootstrap import resolve_bootstrap
@@ -126,9 +131,11 @@ class Console:
         return web.FileResponse(STATIC / "index.html")
 
     async def state(self, request: web.Request) -> web.Response:
+        self._user(request, control=False)
         return web.json_response(self.view.snapshot())
 
     async def events(self, request: web.Request) -> web.StreamResponse:
+        self._user(request, control=False)
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",
@@ -160,7 +167,7 @@ class Console:
         user = self.users.authenticate(bearer(request.headers.get("Authorization")))
         if user is None:
             raise web.HTTPUnauthorized(
-                text=json.dumps({"error": "log in with an operator token"}),
+                text=json.dumps({"error": "log in with a viewer or operator token"}),
                 content_type="application/json",
                 headers={"WWW-Authenticate": 'Bearer realm="tickwise"'},
             )
@@ -250,6 +257,7 @@ class Console:
             ) from exc
 
     async def prometheus(self, request: web.Request) -> web.Response:
+        self._user(request, control=False)  # it shows P&L and halts per instrument
         body, content_type = self.metrics.render()
         return web.Response(body=body, headers={"Content-Type": content_type})
 
@@ -307,11 +315,16 @@ def spawn_console(
     config: str | None = None,
     log_path: str | None = None,
     ready_timeout: float = 30.0,
+    tls: tuple[str, str] | None = None,
+    host: str = "127.0.0.1",
+    insecure: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """Start ``tickwise console`` as its own process and wait until it serves.
+    """Start ``tickwise console`` as its own process and wait until it serves its page.
 
     ``users`` is a ``TICKWISE_CONSOLE_USERS`` value (``name:role:token,...``), passed through
-    the child's environment, never its command line.
+    the child's environment, never its command line. ``tls`` is a (certificate, key) pair of
+    PEM files; the readiness probe trusts that certificate and no other, so it must name
+    127.0.0.1 when ``host`` is a wildcard.
     """
     cmd = [
         sys.executable,
@@ -321,27 +334,39 @@ def spawn_console(
         "--bootstrap-servers",
         bootstrap,
     ]
-    cmd += ["--topic-prefix", topic_prefix, "--port", str(port)]
+    cmd += ["--topic-prefix", topic_prefix, "--host", host, "--port", str(port)]
     if config:
         cmd += ["--config", config]
+    if tls:
+        cmd += ["--tls-cert", tls[0], "--tls-key", tls[1]]
+    if insecure:
+        cmd.append("--insecure")
     env = {**os.environ, USERS_ENV: users}
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    probe_host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    url = f"{'https' if tls else 'http'}://{probe_host}:{port}/"
+    context = ssl.create_default_context(cafile=tls[0]) if tls else None
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"tickwise console exited with {proc.returncode} (log: {log_path})")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state", timeout=1):
+            with urllib.request.urlopen(url, timeout=1, context=context):
                 return proc
         except OSError:
             time.sleep(0.2)
     proc.kill()
-    raise RuntimeError(f"tickwise console did not serve on port {port} within {ready_timeout} s")
+    raise RuntimeError(f"tickwise console did not serve on {url} within {ready_timeout} s")
 
 
 def run_cli(args: argparse.Namespace) -> int:
     """Carry out ``tickwise console``: serve until stopped."""
+    try:
+        context = check_listen(args.host, args.tls_cert, args.tls_key, args.insecure)
+    except DoorError as exc:
+        print(f"tickwise console: {exc}", file=sys.stderr)
+        return 2
     config = load_config(args.config, topic_prefix=args.topic_prefix)
     try:
         users = Users.load(args.users)
@@ -350,12 +375,18 @@ def run_cli(args: argparse.Namespace) -> int:
         return 2
     console = Console(resolve_bootstrap(args), config, users, args.registry or DEFAULT_ROOT)
     if not len(users):
-        print("tickwise console: no users configured: read-only (see --users)")
-    print(f"tickwise console on http://{args.host}:{args.port}/ (topics '{config.topic_prefix}')")
+        print("tickwise console: no users configured: nobody can read or control (see --users)")
+    scheme = "https" if context else "http"
+    if context is None and not is_loopback(args.host):
+        print("tickwise console: --insecure: plain HTTP off loopback, tokens travel in clear")
+    print(
+        f"tickwise console on {scheme}://{args.host}:{args.port}/ (topics '{config.topic_prefix}')"
+    )
     web.run_app(
         console.app(),
         host=args.host,
         port=args.port,
+        ssl_context=context,
         print=None,
         access_log=None,
         shutdown_timeout=2.0,  # open pages hold event streams: do not wait a minute for them

@@ -1,9 +1,11 @@
 """The console in a real browser against a running pipeline on the real broker.
 
 Headless Chromium from Debian's packages, driven through Debian's chromedriver by selenium (no
-driver or browser download). The page must show signals as the worker emits them; an operator
-logs in, pulls the global kill switch with a reason, and the page shows every instrument HALTED
-and the audit records that applied the switch, naming that operator.
+driver or browser download). The console serves HTTPS with a throwaway self-signed certificate
+(chromium is told to accept it). Before a login the page shows no data; a viewer's token shows
+signals as the worker emits them but no controls; an operator logs in, pulls the global kill
+switch with a reason, and the page shows every instrument HALTED and the audit records that
+applied the switch, naming that operator.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from stubs import self_signed_cert
 
 from tickwise.schemas.decisions import AUDIT_ADAPTER, AuditRecord
 from tickwise.schemas.topics import Topics
@@ -51,6 +54,7 @@ def browser():
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
         options.add_argument(arg)
+    options.add_argument("--ignore-certificate-errors")  # the test's own self-signed certificate
     options.add_argument("--window-size=1400,1500")
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
@@ -77,9 +81,11 @@ def test_console_shows_signals_and_an_operator_halts_trading_from_the_page(
     feeder.start()
     port = free_port()
     users = f"alice:operator:{OPERATOR_TOKEN},bob:viewer:{VIEWER_TOKEN}"
+    tls = self_signed_cert(tmp_path)
     console = spawn_console(
-        kafka_bootstrap, topic_prefix, port, users, str(config), str(tmp_path / "console.log")
-    )
+        kafka_bootstrap, topic_prefix, port, users, str(config), str(tmp_path / "console.log"),
+        tls=tls,
+    )  # fmt: skip
     driver = None
     try:
         driver = browser()
@@ -88,15 +94,35 @@ def test_console_shows_signals_and_an_operator_halts_trading_from_the_page(
         wait = WebDriverWait(
             driver, WAIT_S, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException]
         )
-        driver.get(f"http://127.0.0.1:{port}/")
-        # signals appear, pushed by the server, with their explanations
+        driver.get(f"https://127.0.0.1:{port}/")
+        assert driver.execute_script("return window.isSecureContext && location.protocol") == (
+            "https:"
+        )
+        # anonymous: the page asks for a token and shows nothing of the desk
+        wait.until(lambda d: d.find_element(By.ID, "conn").text == "logged out")
+        assert "not logged in" in driver.find_element(By.ID, "whoami").text
+        assert (
+            driver.execute_async_script("fetch('/api/state').then((r) => arguments[0](r.status))")
+            == 401
+        )
+        assert not driver.find_elements(By.CSS_SELECTOR, "#instruments tbody tr")
+
+        # a viewer: signals appear, pushed by the server, with their explanations; no controls
+        driver.find_element(By.ID, "login-token").send_keys(VIEWER_TOKEN)
+        driver.find_element(By.ID, "login-button").click()
+        wait.until(lambda d: d.find_element(By.ID, "whoami").text == "bob (viewer)")
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#signals tr.signal")) >= 3)
         explanation = wait.until(
             lambda d: d.find_element(By.CSS_SELECTOR, "#signals tr.signal td.expl").text
         )
         assert "pushed" in explanation
+        assert driver.find_element(By.ID, "conn").text == "live"
         assert driver.find_element(By.ID, "control-fields").get_property("disabled")
 
+        # logging out blanks the page; the operator logs in
+        driver.find_element(By.ID, "logout-button").click()
+        wait.until(lambda d: d.find_element(By.ID, "conn").text == "logged out")
+        assert not driver.find_elements(By.CSS_SELECTOR, "#signals tr.signal")
         driver.find_element(By.ID, "login-token").send_keys(OPERATOR_TOKEN)
         driver.find_element(By.ID, "login-button").click()
         wait.until(lambda d: d.find_element(By.ID, "whoami").text == "alice (operator)")

@@ -132,10 +132,11 @@ def test_whoami_names_the_user_of_the_token() -> None:
     assert call(users, "GET", "/api/whoami", None)[0] == 401
 
 
-def test_the_page_and_the_state_are_served_without_login() -> None:
+def test_the_page_loads_without_login_but_the_state_does_not() -> None:
     users = Users.from_env_value(USERS)
     assert call(users, "GET", "/", None)[0] == 200
-    status, state = call(users, "GET", "/api/state", None)
+    assert call(users, "GET", "/api/state", None)[0] == 401
+    status, state = call(users, "GET", "/api/state", "bob-token-1")
     assert status == 200 and state["instruments"] == {}
 
 

@@ -1,11 +1,14 @@
 // tickwise console: renders the state the server pushes (server-sent events) and sends
-// operator controls with the bearer token the user typed. Text from topics is only ever set
-// with textContent, never parsed as HTML.
+// operator controls. Reading and controlling both need the bearer token the user typed (a
+// viewer's or an operator's); the page itself shows nothing until one is accepted. Text from
+// topics is only ever set with textContent, never parsed as HTML.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const RETRY_MS = 2000;
 let token = sessionStorage.getItem("tickwise-token") || "";
 let state = null;
+let stream = null; // AbortController of the open event stream
 
 function fmt(x, digits = 2) {
   if (x === null || x === undefined) return "–";
@@ -104,11 +107,63 @@ function render(s) {
   }
 }
 
-function connect() {
-  const source = new EventSource("/api/events");
-  source.addEventListener("state", (e) => render(JSON.parse(e.data)));
-  source.onopen = () => { $("conn").textContent = "live"; $("conn").className = "badge ok"; };
-  source.onerror = () => { $("conn").textContent = "reconnecting…"; $("conn").className = "badge off"; };
+function conn(text, ok) {
+  $("conn").textContent = text;
+  $("conn").className = "badge " + (ok ? "ok" : "off");
+}
+
+// One server-sent event block ("event: state" and "data: ..." lines).
+function onEvent(block) {
+  let type = "message";
+  const data = [];
+  for (const line of block.split("\n")) {
+    if (line.startsWith(":")) continue; // keep-alive comment
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "event") type = value;
+    else if (field === "data") data.push(value);
+  }
+  if (type === "state" && data.length) render(JSON.parse(data.join("\n")));
+}
+
+// The event stream, read with fetch rather than EventSource: EventSource cannot send an
+// Authorization header, and a fetch carries the same bearer token as every other call, so the
+// token never goes into a URL or a cookie. Reconnects after RETRY_MS while logged in.
+async function follow() {
+  if (stream) stream.abort();
+  const ctl = new AbortController();
+  stream = ctl;
+  while (token && !ctl.signal.aborted) {
+    try {
+      const response = await fetch("/api/events", {
+        headers: { "Authorization": "Bearer " + token }, signal: ctl.signal, cache: "no-store",
+      });
+      if (response.status === 401 || response.status === 403) {
+        logout("the console refused the token: log in again");
+        return;
+      }
+      if (!response.ok) throw new Error(response.status + " " + response.statusText);
+      conn("live", true);
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          onEvent(buffer.slice(0, end));
+          buffer = buffer.slice(end + 2);
+        }
+      }
+    } catch (err) {
+      if (ctl.signal.aborted) return;
+    }
+    conn("reconnecting…", false);
+    await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+  }
 }
 
 async function api(path, body) {
@@ -131,19 +186,28 @@ async function login(newToken) {
     $("whoami").dataset.role = me.role;
     $("control-fields").disabled = me.role !== "operator";
     $("login-token").hidden = true; $("login-button").hidden = true; $("logout-button").hidden = false;
+    follow();
   } catch (err) {
-    token = "";
-    sessionStorage.removeItem("tickwise-token");
-    $("whoami").textContent = "login failed: " + err.message;
-    $("control-fields").disabled = true;
+    logout("login failed: " + err.message);
   }
 }
 
-function logout() {
+// Forget the token, stop the stream and blank the page: what it showed needed the token.
+function logout(message) {
   token = "";
   sessionStorage.removeItem("tickwise-token");
-  $("whoami").textContent = "viewer (not logged in)";
+  if (stream) stream.abort();
+  stream = null;
+  if (state) {
+    if (message) sessionStorage.setItem("tickwise-notice", message);
+    location.reload();
+    return;
+  }
+  $("whoami").textContent = message || sessionStorage.getItem("tickwise-notice")
+    || "not logged in: a viewer or operator token shows the desk";
+  sessionStorage.removeItem("tickwise-notice");
   $("control-fields").disabled = true;
+  conn("logged out", false);
   $("login-token").hidden = false; $("login-button").hidden = false; $("logout-button").hidden = true;
 }
 
@@ -160,10 +224,9 @@ async function control(path, body) {
 
 $("login-button").onclick = () => login($("login-token").value);
 $("login-token").onkeydown = (e) => { if (e.key === "Enter") login($("login-token").value); };
-$("logout-button").onclick = logout;
+$("logout-button").onclick = () => logout();
 $("ks-on").onclick = () => control("/api/control/kill-switch", { state: "on", scope: $("ks-scope").value });
 $("ks-off").onclick = () => control("/api/control/kill-switch", { state: "off", scope: $("ks-scope").value });
 $("promote").onclick = () => control("/api/control/promote", { model: $("model-key").value, stage: $("model-stage").value });
 $("rollback").onclick = () => control("/api/control/rollback", {});
-if (token) login(token);
-connect();
+if (token) login(token); else logout();
