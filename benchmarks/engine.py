@@ -66,8 +66,7 @@ def warm_up() -> None:
     batch = decode(payloads, symbols, "t", 0, np.arange(50), 16_384)
     verdict, _ = BatchValidator(config.validation, symbols).run(batch)
     emit, vectors = BatchFeatures(config.features, symbols).run(batch, verdict == 0)
-    n_features = len(config.features.feature_set)
-    BatchModel(config.model, config.label, n_features, symbols).run(
+    BatchModel(config.model, config.label, config.features.feature_set, symbols).run(
         batch, verdict == 0, emit, vectors
     )
     if ES_TRADES.exists():
@@ -115,8 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         symbols = SymbolTable(["ES"])
         validator = BatchValidator(config.validation, symbols)
         features = BatchFeatures(config.features, symbols)
-        n_features = len(config.features.feature_set)
-        model = BatchModel(config.model, config.label, n_features, symbols)
+        model = BatchModel(config.model, config.label, config.features.feature_set, symbols)
         v_s = f_s = m_s = 0.0
         for batch in batches:
             t = time.process_time()
