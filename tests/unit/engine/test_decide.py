@@ -4,6 +4,7 @@ and any split of the stream into batches gives the same outputs and state."""
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass, field
 from itertools import islice, pairwise
 
@@ -26,11 +27,9 @@ from tickwise.streams.config import (
     RiskConfig,
     TickwiseConfig,
 )
+from tickwise.streams.engine import run
 from tickwise.streams.engine.batch import SymbolTable, decode
 from tickwise.streams.engine.decide import BatchDecide
-from tickwise.streams.engine.features import BatchFeatures
-from tickwise.streams.engine.models import BatchModel
-from tickwise.streams.engine.validate import BatchValidator
 from tickwise.streams.pipeline import Pipeline
 from tickwise.streams.sources import ColumnMap, read_csv, synthetic
 
@@ -106,7 +105,9 @@ def commands_for(payloads: list[bytes], instrument: str) -> list[ControlCommand]
     ]
 
 
-def oracle(config: TickwiseConfig, payloads: list[bytes], commands: list[ControlCommand]):
+def oracle(
+    config: TickwiseConfig, payloads: list[bytes], commands: list[ControlCommand]
+) -> Outputs:
     pipeline = Pipeline(config)
     for c in commands:
         pipeline.on_control(c)
@@ -130,33 +131,27 @@ def oracle(config: TickwiseConfig, payloads: list[bytes], commands: list[Control
 
 
 class Engine:
+    """``streams.engine.run.Engine`` with what it published so far, as bytes."""
+
     def __init__(self, config: TickwiseConfig, commands: list[ControlCommand]) -> None:
-        self.symbols = SymbolTable()
-        self.validator = BatchValidator(config.validation, self.symbols)
-        self.features = BatchFeatures(config.features, self.symbols)
-        self.model = BatchModel(
-            config.model, config.label, config.features.feature_set, self.symbols, config.decision
-        )
-        self.decide = BatchDecide(config, self.symbols)
-        self.decide.on_control(commands)
+        self.engine = run.Engine(config, commands=commands)
+        self.decide = self.engine.decide
+        self.symbols = self.engine.symbols
         self.out = Outputs()
 
     def run(self, payloads: list[bytes], start: int) -> None:
         offsets = np.arange(start, start + len(payloads))
-        batch = decode(payloads, self.symbols, "t", 0, offsets, 16_384)
-        verdict, _ = self.validator.run(batch)
-        clean = verdict == 0
-        emit, vectors = self.features.run(batch, clean)
-        scored = self.model.run(batch, clean, emit, vectors)
-        cols = self.decide.run(batch, clean, emit, scored)
-        r = self.decide.render(batch, cols, vectors, scored)
+        self.take(self.engine.run(decode(payloads, self.symbols, "t", 0, offsets, 16_384)))
+
+    def take(self, output: run.BatchOutput) -> None:
+        r = output.decided
         self.out.decisions += [d.to_bytes() for d in r.decisions]
         self.out.orders += [o.to_bytes() for o in r.orders]
         self.out.fills += [f.to_bytes() for f in r.fills]
         self.out.audit += [wire for _, wire in r.audit]
 
     def finish(self) -> Outputs:
-        self.out.audit += [wire for _, wire in self.decide.finish()]
+        self.take(run.BatchOutput({}, self.engine.finish()))
         return self.out
 
 
@@ -206,6 +201,23 @@ def test_real_es_trades_decide_as_the_pipeline() -> None:
         got = engine_run(config, payloads, commands, cuts=range(0, 15_000, 4_096)).out
         assert_same(got, want)
         assert len(want.audit) > 10
+
+
+def test_a_file_runs_through_the_engine_as_through_the_pipeline(tmp_path) -> None:
+    if not ES_TRADES.exists():
+        pytest.skip(f"real ES trades not found at {ES_TRADES}")
+    path = tmp_path / "es.csv"
+    with gzip.open(ES_TRADES, "rt") as src:
+        path.write_text("".join(islice(src, 6_001)))
+    columns = ColumnMap(symbol="ES", tz="America/Chicago")
+    rows = list(read_csv(path, columns))
+    config = CONFIGS["threshold, limits"]
+    want = oracle(config, [r.payload for r in rows], [])
+    engine = Engine(config, [])
+    for output in run.run_file(path, columns, config):
+        engine.take(output)
+    assert_same(engine.out, want)
+    assert len(want.fills) > 10
 
 
 PAYLOADS = [r.payload for r in synthetic(9, 1_500, bad_rate=0.03, regime="volatile")]
