@@ -8,6 +8,9 @@ seconds with the best of ``--repeat`` runs, after imports and a warm-up batch:
 - ``read``: pyarrow's CSV reader into tick batches, no JSON (``streams.sources.batches``);
 - ``validate``, ``features`` and ``model`` (labels and the compiled logistic regression): the
   numba kernels over those batches, state carried across;
+- ``decide``: the fused decide kernel (fills, risk, control, the decision rule, execution)
+  over the model's scores, and apart from it the rendering of its columns into the decisions,
+  orders, fills and audit entries the pipeline publishes (``streams.engine.decide``);
 - ``decode_json``: the bulk decoder over the same rows as the JSON a feed publishes (the live
   worker's floor per message before any rule runs).
 
@@ -31,6 +34,7 @@ import numpy as np
 from benchmarks.common import ES_TRADES, add_config_argument, command_line, table, write_results
 from tickwise.streams.config import load_config
 from tickwise.streams.engine.batch import SymbolTable, TickBatch, decode
+from tickwise.streams.engine.decide import BatchDecide
 from tickwise.streams.engine.features import BatchFeatures
 from tickwise.streams.engine.models import BatchModel
 from tickwise.streams.engine.validate import BatchValidator
@@ -66,10 +70,11 @@ def warm_up() -> None:
     batch = decode(payloads, symbols, "t", 0, np.arange(50), 16_384)
     verdict, _ = BatchValidator(config.validation, symbols).run(batch)
     emit, vectors = BatchFeatures(config.features, symbols).run(batch, verdict == 0)
-    n_features = len(config.features.feature_set)
-    BatchModel(config.model, config.label, n_features, symbols).run(
+    scored = BatchModel(config.model, config.label, config.features.feature_set, symbols).run(
         batch, verdict == 0, emit, vectors
     )
+    decide = BatchDecide(config, symbols)
+    decide.render(batch, decide.run(batch, verdict == 0, emit, scored), vectors, scored)
     if ES_TRADES.exists():
         next(read_batches(ES_TRADES, ES_COLUMNS, SymbolTable(), 16_384, block_bytes=1 << 12))
 
@@ -111,29 +116,36 @@ def main(argv: list[str] | None = None) -> int:
     read_s, batches = _cpu(read, args.repeat)
     ticks = sum(len(b) for b in batches)
 
-    def kernels() -> tuple[float, float, float]:
+    def kernels() -> tuple[float, ...]:
         symbols = SymbolTable(["ES"])
         validator = BatchValidator(config.validation, symbols)
         features = BatchFeatures(config.features, symbols)
-        n_features = len(config.features.feature_set)
-        model = BatchModel(config.model, config.label, n_features, symbols)
-        v_s = f_s = m_s = 0.0
+        model = BatchModel(
+            config.model, config.label, config.features.feature_set, symbols, config.decision
+        )
+        decide = BatchDecide(config, symbols)
+        times = [0.0] * 5
         for batch in batches:
-            t = time.process_time()
+            t = [time.process_time()]
             verdict, _ = validator.run(batch)
-            t2 = time.process_time()
+            t.append(time.process_time())
             emit, vectors = features.run(batch, verdict == 0)
-            t3 = time.process_time()
-            model.run(batch, verdict == 0, emit, vectors)
-            v_s += t2 - t
-            f_s += t3 - t2
-            m_s += time.process_time() - t3
-        return v_s, f_s, m_s
+            t.append(time.process_time())
+            scored = model.run(batch, verdict == 0, emit, vectors)
+            t.append(time.process_time())
+            cols = decide.run(batch, verdict == 0, emit, scored)
+            t.append(time.process_time())
+            decide.render(batch, cols, vectors, scored)
+            t.append(time.process_time())
+            for n in range(5):
+                times[n] += t[n + 1] - t[n]
+        decide.finish()
+        return tuple(times)
 
     runs = [kernels() for _ in range(args.repeat)]
-    validate_s = min(r[0] for r in runs)
-    features_s = min(r[1] for r in runs)
-    model_s = min(r[2] for r in runs)
+    validate_s, features_s, model_s, decide_s, render_s = (
+        min(r[n] for r in runs) for n in range(5)
+    )
     payloads = [r.payload for r in read_csv(path, ES_COLUMNS)]
     decode_s, _ = _cpu(
         lambda: decode(payloads, SymbolTable(), "t", 0, np.arange(len(payloads)), 16_384),
@@ -147,6 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         {
             "stage": "read + validate + features + model",
             "cpu_s": read_s + validate_s + features_s + model_s,
+        },
+        {"stage": "decide kernel", "cpu_s": decide_s},
+        {"stage": "render decisions, orders, fills, audit", "cpu_s": render_s},
+        {
+            "stage": "read + validate + features + model + decide + render",
+            "cpu_s": read_s + validate_s + features_s + model_s + decide_s + render_s,
         },
         {"stage": "decode_json (wire bytes -> batch)", "cpu_s": decode_s},
     ]

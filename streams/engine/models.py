@@ -7,20 +7,26 @@ model; then a row that carries a feature vector is scored, its raw feature means
 explanation's baseline) and it joins the label queue, and any row's price becomes the latest.
 Labels never see a price after their horizon, so nothing looks ahead.
 
+Each matured label also moves the typical absolute move over the horizon (the decision rule's
+``MoveEstimate``), and each score comes with its explanation (``explain_linear``'s top terms of
+weight times standardised input), both as the per-tick stage computes them at that score.
+
 One model version per instrument (the configured one, a row of the learner's arrays each);
-model promotions and rollbacks stay with the per-tick stage until the decide kernel carries
-stages. The label queue of an instrument is a ring that doubles when a horizon holds more
-rows than it has room for: the kernel stops before the row that needs room and resumes there.
+deployments (shadow, canary, rollback stacks) stay with the per-tick stage. The label queue
+of an instrument is a ring that doubles when a horizon holds more rows than it has room for:
+the kernel stops before the row that needs room and resumes there.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
-from tickwise.streams.config import LabelConfig, ModelConfig
+from tickwise.streams.config import DecisionConfig, LabelConfig, ModelConfig
 from tickwise.streams.engine.batch import SymbolTable, TickBatch
 from tickwise.streams.operators.labels import (
     NO_DIRECTION,
@@ -35,11 +41,13 @@ from tickwise.streams.operators.models.linear_kernel import (
     LinearState,
     new_state,
     predict_one,
+    transform_one,
 )
 from tickwise.streams.operators.models.linear_kernel import _learn as learn_row
 from tickwise.streams.operators.models.zoo import Z_CLIP
 
 START_CAPACITY = 64
+NO_TIME = np.iinfo(np.int64).min
 
 
 @dataclass(slots=True)
@@ -49,6 +57,50 @@ class ModelColumns:
     score: np.ndarray  # P(up) for classification, the forecast in bps for regression
     n_trained: np.ndarray  # int64 labels learned before the score
     n_dead_zone: np.ndarray  # int64 labels in the dead zone so far (not learned)
+    move_bps: np.ndarray  # typical |forward return| over the horizon at the score, NaN before one
+    # the explanation: top-k (weight x standardised input) terms, column -1 past the features
+    explain_feature: np.ndarray  # int64 [vector, top_k] column of the vector
+    explain_weight: np.ndarray  # [vector, top_k]
+    explain_contribution: np.ndarray  # [vector, top_k]
+
+
+@njit(cache=True)
+def _move_add(move, move_last, k, ts, move_bps, tau_ns) -> None:  # pragma: no cover - compiled
+    """``MoveEstimate.add`` on instrument ``k``'s (total, weight)."""
+    if move_last[k] != NO_TIME:
+        gap = ts - move_last[k]
+        decay = math.exp(-(gap if gap > 0 else 0) / tau_ns)
+        move[k, 0] *= decay
+        move[k, 1] *= decay
+    move[k, 0] += move_bps
+    move[k, 1] += 1.0
+    if move_last[k] == NO_TIME or ts > move_last[k]:
+        move_last[k] = ts
+
+
+@njit(cache=True)
+def _top_terms(terms, name_rank, weights, counts, k, ex_f, ex_w, ex_c) -> None:  # pragma: no cover
+    """The largest ``|term|`` first, ties by feature name, as ``explain_linear`` sorts."""
+    ex_f[:] = -1
+    for t in range(ex_f.shape[0]):
+        best = -1
+        for f in range(terms.shape[0]):
+            taken = False
+            for u in range(t):
+                taken = taken or ex_f[u] == f
+            if taken:
+                continue
+            if (
+                best < 0
+                or abs(terms[f]) > abs(terms[best])
+                or (abs(terms[f]) == abs(terms[best]) and name_rank[f] < name_rank[best])
+            ):
+                best = f
+        if best < 0:
+            return
+        ex_f[t] = best
+        ex_w[t] = weights[k, best] if counts[k, best] > 0 else 0.0
+        ex_c[t] = terms[best]
 
 
 @njit(cache=True)
@@ -57,11 +109,13 @@ def _model_rows(
     horizon, dead_zone, regression,
     started, last_price, q_ts, q_price, q_x, q_head, q_len, x_count, x_mean,
     hyper, weights, intercept, counts, means, variances, n_trained, n_dead,
-    start_row, start_vec, score, trained, dead,
+    move_tau_ns, move, move_last, name_rank,
+    start_row, start_vec, score, trained, dead, move_out, ex_f, ex_w, ex_c,
 ):  # pragma: no cover - compiled  # fmt: skip
     """Rows from ``start_row`` on; returns the row that needs a larger queue, or -1."""
     cap = q_ts.shape[1]
     z = np.empty(X.shape[1])
+    terms = np.empty(X.shape[1])
     j = start_vec
     for i in range(start_row, inst.size):
         if not clean[i]:
@@ -81,6 +135,8 @@ def _model_rows(
                     sign = direction_nb(forward, dead_zone)
                     y = 1.0 if sign == UP else 0.0
                     learn = sign != NO_DIRECTION
+                _move_add(move, move_last, k, q_ts[k, h], abs(forward) if learn else 0.0,
+                          move_tau_ns)  # fmt: skip
                 if learn:
                     learn_row(hyper, weights, intercept, counts, means, variances, k,
                               q_x[k, h], y, z)  # fmt: skip
@@ -98,6 +154,11 @@ def _model_rows(
             score[j] = predict_one(hyper, weights, intercept, means, variances, k, x)
             trained[j] = n_trained[k]
             dead[j] = n_dead[k]
+            move_out[j] = move[k, 0] / move[k, 1] if move[k, 1] > 0.0 else np.nan
+            transform_one(hyper, weights, intercept, means, variances, k, x, z)
+            for f in range(x.shape[0]):
+                terms[f] = (weights[k, f] if counts[k, f] > 0 else 0.0) * z[f]
+            _top_terms(terms, name_rank, weights, counts, k, ex_f[j], ex_w[j], ex_c[j])
             tail = (q_head[k] + q_len[k]) % cap
             q_ts[k, tail] = ts[i]
             q_price[k, tail] = price[i]
@@ -114,8 +175,15 @@ class BatchModel:
     mature, state carried across batches."""
 
     def __init__(
-        self, model: ModelConfig, label: LabelConfig, n_features: int, symbols: SymbolTable
+        self,
+        model: ModelConfig,
+        label: LabelConfig,
+        features: Sequence[str],
+        symbols: SymbolTable,
+        decision: DecisionConfig | None = None,
     ) -> None:
+        """``features``: the names of the vectors' columns, in order (they break ties between
+        equal explanation terms); ``decision`` gives the move estimate's time constant."""
         if model.kind not in ("logistic", "linear") or model.engine != "compiled":
             raise NotImplementedError(
                 f"the columnar engine runs the compiled linear learners only, not {model.kind!r}"
@@ -126,7 +194,10 @@ class BatchModel:
         self.model, self.label, self.symbols = model, label, symbols
         self.horizon = horizon_ns(label.horizon_s)
         self.regression = regression
+        n_features = len(features)
         self.n_features = n_features
+        self.move_tau_ns = (decision or DecisionConfig()).move_tau_s * 1e9
+        self.name_rank = np.argsort(np.argsort(np.array(features, dtype=object))).astype(np.int64)
         self.learner: LinearState = self._fresh(0)
         self.started = np.zeros(0, np.bool_)
         self.last_price = np.zeros(0)
@@ -139,6 +210,8 @@ class BatchModel:
         self.x_mean = np.zeros((0, n_features))
         self.n_trained = np.zeros(0, np.int64)
         self.n_dead = np.zeros(0, np.int64)
+        self.move = np.zeros((0, 2))  # MoveEstimate's (total, weight) per instrument
+        self.move_last = np.zeros(0, np.int64)
 
     def _fresh(self, n: int) -> LinearState:
         return new_state(
@@ -159,9 +232,10 @@ class BatchModel:
             *(np.concatenate([a, b]) for a, b in zip(self.learner, fresh, strict=True))
         )
         for name in ("started", "last_price", "q_ts", "q_price", "q_x", "q_head", "q_len",
-                     "x_count", "x_mean", "n_trained", "n_dead"):  # fmt: skip
+                     "x_count", "x_mean", "n_trained", "n_dead", "move", "move_last"):  # fmt: skip
             a = getattr(self, name)
-            setattr(self, name, np.concatenate([a, np.zeros((extra, *a.shape[1:]), a.dtype)]))
+            fill = NO_TIME if name == "move_last" else 0
+            setattr(self, name, np.concatenate([a, np.full((extra, *a.shape[1:]), fill, a.dtype)]))
 
     def _grow(self) -> None:
         """Double every ring, laying each instrument's pending labels out from slot 0."""
@@ -181,8 +255,11 @@ class BatchModel:
         """Score the rows that carry a vector (``vectors``, in row order) and learn what
         matured on the way."""
         self._sync()
-        n = vectors.shape[0]
-        out = ModelColumns(np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64))
+        n, top = vectors.shape[0], min(self.model.top_k_explain, self.n_features)
+        out = ModelColumns(
+            np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n),
+            np.empty((n, top), np.int64), np.zeros((n, top)), np.zeros((n, top)),
+        )  # fmt: skip
         X = np.ascontiguousarray(vectors, dtype=np.float64)
         row = vec = 0
         while True:
@@ -193,7 +270,9 @@ class BatchModel:
                 self.started, self.last_price, self.q_ts, self.q_price, self.q_x,
                 self.q_head, self.q_len, self.x_count, self.x_mean,
                 s.hyper, s.weights, s.intercept, s.counts, s.means, s.variances,
-                self.n_trained, self.n_dead, row, vec, out.score, out.n_trained, out.n_dead_zone,
+                self.n_trained, self.n_dead, self.move_tau_ns, self.move, self.move_last,
+                self.name_rank, row, vec, out.score, out.n_trained, out.n_dead_zone,
+                out.move_bps, out.explain_feature, out.explain_weight, out.explain_contribution,
             )  # fmt: skip
             if stop < 0:
                 return out
@@ -204,7 +283,7 @@ class BatchModel:
     def state_arrays(self) -> list[np.ndarray]:
         """Every array of the state (what a checkpoint carries; what invariance compares)."""
         rest = [self.started, self.last_price, self.q_head, self.q_len, self.x_count]
-        rest += [self.x_mean, self.n_trained, self.n_dead]
+        rest += [self.x_mean, self.n_trained, self.n_dead, self.move, self.move_last]
         return [*self.learner, *rest, *self._pending()]
 
     def _pending(self) -> list[np.ndarray]:

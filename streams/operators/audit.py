@@ -183,8 +183,6 @@ class AuditChain(InstrumentStateMixin):
         exactly one record.
         """
         chain = self._chain(decision.instrument)
-        chain.decided_ticks += 1
-        out: list[tuple[Entry, bytes]] = []
         plain_hold = (
             decision.action is Action.HOLD
             and order is None
@@ -194,33 +192,20 @@ class AuditChain(InstrumentStateMixin):
             and not chain.unaudited_controls
             and trading_state is chain.trading_state
         )
-        chain.trading_state = trading_state
         if plain_hold and self.config.holds == "summary":
-            period = decision.ts_event_ns // self.period_ns
-            run = chain.run
-            if run is not None and (
-                run.period != period
-                or run.model_id != decision.model_id
-                or run.model_version != decision.model_version
-                or run.position != decision.position_before
-            ):
-                out.append(self._close(decision.instrument, chain))
-                run = None
-            if run is None:
-                run = chain.run = _HoldRun(
-                    decision.model_id,
-                    decision.model_version,
-                    period,
-                    decision.ts_event_ns,
-                    decision.tick_id,
-                    decision.position_before,
-                    trading_state,
-                )
-            run.to_ts_ns, run.last_tick_id = decision.ts_event_ns, decision.tick_id
-            run.holds += 1
-            run.decided_ticks = chain.decided_ticks
-            run.reasons[reason_key(decision.reasons)] += 1
-            return out
+            return self.count_hold(
+                decision.instrument,
+                decision.model_id,
+                decision.model_version,
+                decision.ts_event_ns,
+                decision.tick_id,
+                decision.position_before,
+                trading_state,
+                reason_key(decision.reasons),
+            )
+        chain.decided_ticks += 1
+        chain.trading_state = trading_state
+        out: list[tuple[Entry, bytes]] = []
         if chain.run is not None:
             out.append(self._close(decision.instrument, chain))
         seq, prev = chain.seq + 1, chain.head
@@ -245,6 +230,53 @@ class AuditChain(InstrumentStateMixin):
         chain.seq, chain.head, chain.unaudited_fills = seq, record.hash, []
         chain.unaudited_controls = ()
         out.append((record, wire))
+        return out
+
+    def count_hold(
+        self,
+        instrument: str,
+        model_id: str,
+        model_version: int,
+        ts_event_ns: int,
+        tick_id: str,
+        position: float,
+        trading_state: TradingState,
+        reasons: str,
+    ) -> list[tuple[Entry, bytes]]:
+        """Count a plain HOLD into the instrument's run under ``holds = "summary"`` (``reasons``
+        is its ``reason_key``); what it appends: the summary of the run it ended, if any.
+
+        Why apart from ``on_decision``: the columnar engine knows a HOLD is plain from its
+        columns and counts it without building the decision; it must be plain against this
+        chain too (nothing held back for the next record, the same trading state).
+        """
+        chain = self._chain(instrument)
+        if (
+            chain.unaudited_fills
+            or chain.unaudited_controls
+            or trading_state is not chain.trading_state
+        ):
+            raise ValueError(f"a HOLD of {instrument} at {ts_event_ns} has something to record")
+        chain.decided_ticks += 1
+        out: list[tuple[Entry, bytes]] = []
+        period = ts_event_ns // self.period_ns
+        run = chain.run
+        if run is not None and (
+            run.period != period
+            or run.model_id != model_id
+            or run.model_version != model_version
+            or run.position != position
+        ):
+            out.append(self._close(instrument, chain))
+            run = None
+        if run is None:
+            run = chain.run = _HoldRun(
+                model_id, model_version, period, ts_event_ns, tick_id, position, trading_state
+            )
+        run.to_ts_ns, run.last_tick_id = ts_event_ns, tick_id
+        run.holds += 1
+        run.decided_ticks = chain.decided_ticks
+        run.reasons[reasons] += 1
         return out
 
     def close_runs(self) -> list[tuple[Entry, bytes]]:

@@ -57,7 +57,7 @@ class Engine:
         self.symbols = SymbolTable()
         self.validator = BatchValidator(ValidationConfig(), self.symbols)
         self.features = BatchFeatures(fc, self.symbols)
-        self.model = BatchModel(model, label, len(fc.feature_set), self.symbols)
+        self.model = BatchModel(model, label, fc.feature_set, self.symbols)
 
     def run(self, payloads: list[bytes], start: int) -> tuple[np.ndarray, np.ndarray]:
         offsets = np.arange(start, start + len(payloads))
@@ -120,6 +120,6 @@ def test_any_split_gives_the_same_scores_and_state(cuts: list[int]) -> None:
 
 def test_the_engine_refuses_models_it_does_not_compile() -> None:
     with pytest.raises(NotImplementedError, match="hoeffding_tree"):
-        BatchModel(ModelConfig(kind="hoeffding_tree"), LabelConfig(), 8, SymbolTable())
+        BatchModel(ModelConfig(kind="hoeffding_tree"), LabelConfig(), ("x",), SymbolTable())
     with pytest.raises(NotImplementedError):
-        BatchModel(ModelConfig(engine="river"), LabelConfig(), 8, SymbolTable())
+        BatchModel(ModelConfig(engine="river"), LabelConfig(), ("x",), SymbolTable())

@@ -1,0 +1,718 @@
+"""The back half over a batch: fills, risk, control and the decision of every decided row, in one
+kernel; then the decisions, orders, fills and audit entries rendered from its columns.
+
+``Pipeline.decide`` per clean tick, as one ``@njit`` pass over the rows in order (what risk
+decides feeds back into later rows: positions, throttles, fills), with all state in arrays a
+row per instrument:
+
+1. fills due at the row and the marks (``execution.on_tick``), risk's market state
+   (``risk.on_tick``); *the monitor's tick and fill scoring slots in here*;
+2. on a row that carries a vector: the model stage's commands due at it (``promote`` and
+   ``rollback`` of the configured version, which only say so in the audit); then, when the
+   model is warm (a routed signal), the control view at the row's event time (the command in
+   force per key, first applications marked), ``risk.evaluate`` with the decision rule, and
+   ``execution.submit`` of an approved order; *the monitor's signal and account scoring, and
+   its policies (which add commands from the next row on), slot in after the decision*.
+
+Commands (``ControlCommand``) enter between batches, in arrival order: the control book's
+newest command per key wins among those effective at the row, so arrival order, not effective
+time, settles a tie. Texts come afterwards from the numbers (``risk.rule_reasons``,
+``risk.check_details``), and Python objects only for what is published: a decision that does
+something, an order, a fill, an audit entry. A plain HOLD under ``[audit] holds = "summary"``
+is counted into its run from the columns (``AuditChain.count_hold``) and never built.
+
+Until the monitor is a kernel, the engine decides as the per-tick pipeline does as long as the
+monitor raises no alert (its policies would change controls the kernel does not see).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+
+from tickwise.schemas.decisions import (
+    Action,
+    AppliedControl,
+    AuditRecord,
+    Contribution,
+    ControlCommand,
+    Decision,
+    FeatureVector,
+    Fill,
+    Order,
+    RiskCheckResult,
+    Side,
+    Signal,
+    Stage,
+    TradingState,
+)
+from tickwise.streams.config import TickwiseConfig
+from tickwise.streams.engine import execution as ex
+from tickwise.streams.engine import risk as rk
+from tickwise.streams.engine.batch import KIND_TRADE, SymbolTable, TickBatch
+from tickwise.streams.engine.execution import BatchExecution, FillColumns
+from tickwise.streams.engine.models import ModelColumns
+from tickwise.streams.engine.risk import RiskKernel
+from tickwise.streams.operators.audit import AuditChain, Entry, reason_key
+from tickwise.streams.operators.control import GLOBAL, KILL_COMMANDS, STAGE_COMMANDS
+from tickwise.streams.operators.models.stage import Applied, version_key
+from tickwise.streams.operators.risk import _shared_check
+
+NONE = rk.NONE  # an unset effective time: always in force
+# command kinds, by code in ``c_kind``
+KILL_ON, KILL_OFF, DEMOTE, PROMOTE = range(4)
+_KINDS = {"kill_switch_on": KILL_ON, "kill_switch_off": KILL_OFF, "demote": DEMOTE}
+_KINDS["promote"] = PROMOTE
+N_KEYS = 6  # the control view's keys, in ``ControlBook.view``'s order
+# ``c_model``: which model a stage command names
+MODEL_OURS, MODEL_ANY, MODEL_OTHER = range(3)
+# what an applied-control mark is (``e_what``)
+E_STAGE, E_VIEW = range(2)
+# stop reasons of the kernel (bits): a ring or the events buffer needs room
+FULL_RISK, FULL_ORDERS, FULL_EVENTS = 1, 2, 4
+# cursor positions: where the kernel is in the batch and its outputs
+C_ROW, C_VEC, C_DEC, C_FILL, C_EVENT = range(5)
+_ACTIONS = (Action.HOLD, Action.BUY, Action.SELL)
+_SIDES = (Side.BUY, Side.SELL, Side.FLAT)
+_STATES = (TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED)
+
+
+@dataclass(slots=True)
+class DecideColumns:
+    """What the kernel decided in a batch.
+
+    Decisions, a row each in row order (the rows with a routed signal): ``row`` and ``vec``
+    (the model columns' index), the signal's ``score``/``side``/``confidence`` (risk's side
+    codes), ``held`` (position filled plus in flight before), the account's ``drawdown`` and
+    ``day_pnl`` (check texts), risk's numbers ``out`` (``risk.O_*`` and one column per check),
+    ``order`` (order number, -1: none), ``halted_by``/``demoted_by`` (command index, -1),
+    ``plain`` (a HOLD with nothing to record) and ``state_changed`` (the trading state differs
+    from the instrument's last decision).
+
+    Applied controls, in the order applied: ``e_row``, ``e_what`` (``E_STAGE``: the model
+    stage's command; ``E_VIEW``: the control view's first application), ``e_cmd``.
+    Fills: ``fills`` (``execution.FillColumns``; ``order_id`` is the order number).
+    """
+
+    row: np.ndarray
+    vec: np.ndarray
+    score: np.ndarray
+    side: np.ndarray
+    confidence: np.ndarray
+    held: np.ndarray
+    drawdown: np.ndarray
+    day_pnl: np.ndarray
+    out: np.ndarray
+    order: np.ndarray
+    halted_by: np.ndarray
+    demoted_by: np.ndarray
+    plain: np.ndarray
+    state_changed: np.ndarray
+    e_row: np.ndarray
+    e_what: np.ndarray
+    e_cmd: np.ndarray
+    fills: FillColumns
+
+
+DECISION_COLUMNS = DecideColumns.__slots__[:14]
+EVENT_COLUMNS = ("e_row", "e_what", "e_cmd")
+
+
+@njit(cache=True)
+def _decide(
+    clean, emit, inst, kind, ts, price, bid, ask,
+    m_score, m_trained, m_move,
+    # execution state and settings
+    x_started, acct, x_ts, x_day, n_fills, o_due, o_ts, o_buy, o_qty, o_id, o_head, o_len,
+    x_cfg, day_offset_ns, latency_ns,
+    # risk state and settings
+    mkt, last_ts, lim, dd_stop, daily_stop, held_since, r_orders, r_head, r_len,
+    mult, rule_edge, cost_args, entry_mult, exit_mult, min_hold_ns, windows,
+    # the model's signal
+    regression, band, warmup,
+    # commands: control view (all) and model stage (promote, rollback)
+    c_kind, c_scope, c_model, c_eff, applied,
+    mc_scope, mc_eff, mc_next,
+    # what the audit chain holds back per instrument, and its last trading state
+    pend_fills, pend_controls, chain_state, next_order,
+    # outputs
+    d_row, d_vec, d_score, d_side, d_conf, d_held, d_dd, d_pnl, d_out, d_order, d_halted,
+    d_demoted, d_plain, d_changed,
+    e_row, e_what, e_cmd,
+    f_row, f_id, f_price, f_fee, f_qty, f_buy, f_pos, f_cash, f_realized,
+    cursor,
+):  # pragma: no cover - compiled  # fmt: skip
+    """Rows from ``cursor[C_ROW]`` on; returns 0 when done, or ``FULL_*`` bits with the cursor
+    at the row that needs room (nothing of it done yet)."""
+    r_cap, o_cap, e_cap = r_orders.shape[1], o_due.shape[1], e_row.shape[0]
+    n_mc = mc_scope.shape[0]
+    best = np.empty(N_KEYS, np.int64)
+    n_out = np.empty(1, np.int64)
+    for i in range(cursor[C_ROW], inst.size):
+        if not clean[i]:
+            continue
+        k = inst[i]
+        full = 0
+        if r_len[k] == r_cap:
+            full |= FULL_RISK
+        if o_len[k] == o_cap:
+            full |= FULL_ORDERS
+        if cursor[C_EVENT] + n_mc + N_KEYS > e_cap:
+            full |= FULL_EVENTS
+        if full:
+            cursor[C_ROW] = i
+            return full
+        # 1. fills and marks, the market risk reads (monitor: on_tick, on_fill)
+        n_out[0] = cursor[C_FILL]
+        trade = kind[i] == KIND_TRADE
+        ex.on_tick(
+            x_started, acct, x_ts, x_day, n_fills, o_due, o_ts, o_buy, o_qty, o_id, o_head,
+            o_len, x_cfg, day_offset_ns, k, ts[i], trade, price[i], bid[i], ask[i],
+            f_row, f_id, f_price, f_fee, f_qty, f_buy, f_pos, f_cash, f_realized, n_out, i,
+        )  # fmt: skip
+        row_fills = n_out[0] - cursor[C_FILL]
+        cursor[C_FILL] = n_out[0]
+        rk.on_tick(mkt, last_ts, lim, k, ts[i], trade, price[i], bid[i], ask[i])
+        if not emit[i]:
+            pend_fills[k] += row_fills
+            continue
+        # 2. the model stage's commands due at this row, in arrival order
+        j = cursor[C_VEC]
+        cursor[C_VEC] = j + 1
+        row_controls = 0
+        while mc_next[k] < n_mc:
+            c = mc_next[k]
+            if mc_scope[c] != -1 and mc_scope[c] != k:
+                mc_next[k] = c + 1
+                continue
+            if mc_eff[c] != NONE and ts[i] < mc_eff[c]:
+                break
+            e = cursor[C_EVENT]
+            e_row[e], e_what[e], e_cmd[e] = i, E_STAGE, c
+            cursor[C_EVENT] = e + 1
+            row_controls += 1
+            mc_next[k] = c + 1
+        if m_trained[j] < warmup:  # no routed signal: nothing decided
+            pend_fills[k] += row_fills
+            pend_controls[k] += row_controls
+            continue
+        score = m_score[j]
+        if regression:
+            if not math.isfinite(score):
+                score = 0.0
+            edge = score
+            den = abs(score) + band
+            conf = abs(score) / (den if den != 0.0 else 1.0)
+            expected = score
+        else:
+            edge = score - 0.5
+            conf = abs(edge) * 2.0
+            expected = (2.0 * score - 1.0) * m_move[j]
+        conf = conf if conf < 1.0 else 1.0
+        side = rk.BUY if edge > band else rk.SELL if edge < -band else rk.SIDE_FLAT
+        # the account after this row's fills
+        position = acct[k, ex.POSITION]
+        pending = ex.pending_quantity(o_buy, o_qty, o_head, o_len, k)
+        eq = ex.equity(acct, k, x_cfg[ex.MULT])
+        peak = eq if np.isnan(acct[k, ex.PEAK]) else acct[k, ex.PEAK]
+        day_start = eq if np.isnan(acct[k, ex.DAY_START]) else acct[k, ex.DAY_START]
+        trading_day = x_day[k] if x_day[k] != ex.NO_DAY else 0
+        # the control view at the row's event time: the newest command in force per key
+        best[:] = -1
+        for c in range(c_kind.shape[0]):
+            if c_eff[c] != NONE and c_eff[c] > ts[i]:
+                continue
+            kill = c_kind[c] == KILL_ON or c_kind[c] == KILL_OFF
+            if c_scope[c] != -1 and c_scope[c] != k:
+                continue
+            here = 0 if c_scope[c] == -1 else 1
+            if kill:
+                best[here] = c
+            elif c_model[c] == MODEL_OURS:
+                best[2 + here] = c
+            elif c_model[c] == MODEL_ANY:
+                best[4 + here] = c
+        halted = demoted = -1
+        cleared = False
+        for s in range(N_KEYS):
+            c = best[s]
+            if c < 0:
+                continue
+            if c_kind[c] == KILL_ON and halted < 0:
+                halted = c
+            if c_kind[c] == DEMOTE and demoted < 0:
+                demoted = c
+            if applied[k, s] != c:
+                applied[k, s] = c
+                e = cursor[C_EVENT]
+                e_row[e], e_what[e], e_cmd[e] = i, E_VIEW, c
+                cursor[C_EVENT] = e + 1
+                row_controls += 1
+                cleared = cleared or c_kind[c] == KILL_OFF
+        d = cursor[C_DEC]
+        out = d_out[d]
+        out[:] = 0.0
+        rk.evaluate(
+            mkt, lim, dd_stop, daily_stop, held_since, r_orders, r_head, r_len,
+            mult, rule_edge, cost_args, entry_mult, exit_mult, min_hold_ns, windows,
+            k, side, expected, conf, 1.0, ts[i], price[i],
+            position, pending, eq, peak - eq, eq - day_start, trading_day, True,
+            halted >= 0, demoted >= 0, cleared, out,
+        )  # fmt: skip
+        delta = out[rk.O_DELTA]
+        order = -1
+        if out[rk.O_APPROVED] == 1.0 and delta != 0.0:
+            order = next_order[0]
+            next_order[0] = order + 1
+            ex.submit(
+                x_started, acct, x_cfg, o_due, o_ts, o_buy, o_qty, o_id, o_head, o_len,
+                k, ts[i], latency_ns, delta > 0.0, abs(delta), order,
+            )  # fmt: skip
+        state = int(out[rk.O_STATE])
+        plain = (
+            delta == 0.0
+            and row_fills == 0
+            and pend_fills[k] == 0
+            and row_controls == 0
+            and pend_controls[k] == 0
+            and state == chain_state[k]
+        )
+        d_row[d], d_vec[d], d_score[d], d_side[d], d_conf[d] = i, j, score, side, conf
+        d_held[d], d_dd[d], d_pnl[d] = position + pending, peak - eq, eq - day_start
+        d_order[d], d_halted[d], d_demoted[d] = order, halted, demoted
+        d_plain[d], d_changed[d] = plain, state != chain_state[k]
+        chain_state[k] = state
+        if not plain:
+            pend_fills[k] = 0
+            pend_controls[k] = 0
+        cursor[C_DEC] = d + 1
+        # (monitor: on_signal, on_account, then its policies)
+    cursor[C_ROW] = inst.size
+    return 0
+
+
+@dataclass
+class Rendered:
+    """The per-tick path's objects for a batch: what the decide stage publishes."""
+
+    decisions: list[Decision] = field(default_factory=list)  # those with an audit record
+    orders: list[Order] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
+    audit: list[tuple[Entry, bytes]] = field(default_factory=list)
+    applied: list[Applied] = field(default_factory=list)  # model stage commands applied
+
+
+class BatchDecide:
+    """The decide stage over batches, for one partition's instruments, with its audit chain."""
+
+    def __init__(self, config: TickwiseConfig, symbols: SymbolTable) -> None:
+        if config.label.task == "regression" and config.model.kind != "linear":
+            raise ValueError(f"model kind {config.model.kind!r} does not do regression")
+        self.config, self.symbols = config, symbols
+        self.model = config.model
+        self.risk = RiskKernel(
+            config.risk, config.execution, config.decision, config.label.horizon_s, symbols
+        )
+        self.execution = BatchExecution(config.execution, symbols)
+        self.audit = AuditChain(config.audit)
+        self.regression = config.label.task == "regression"
+        self.band = self.model.threshold_bps if self.regression else self.model.threshold
+        self.key = version_key(self.model.model_id, self.model.model_version)
+        self.names = list(config.features.feature_set)
+        self.commands: list[ControlCommand] = []  # what the control view reads
+        self.model_commands: list[ControlCommand] = []  # what the model stage applies
+        self._seen: set[str] = set()
+        self._arrays = _command_arrays([], [], symbols, self.model.model_id)
+        self.applied = np.zeros((0, N_KEYS), np.int64)
+        self.mc_next = np.zeros(0, np.int64)
+        self.pend_fills = np.zeros(0, np.int64)
+        self.pend_controls = np.zeros(0, np.int64)
+        self.chain_state = np.zeros(0, np.int64)
+        self.next_order = np.zeros(1, np.int64)
+        self.events_capacity = 64
+        self.pending_orders: dict[int, Order] = {}  # by order number, until filled
+        self._reason_keys: dict[tuple[int, bool, bool, bool], str] = {}
+
+    # --- commands ------------------------------------------------------------------------
+
+    def on_control(self, commands: Iterable[ControlCommand]) -> None:
+        """Take operator commands (between batches), as ``Pipeline.on_control`` does."""
+        for cmd in commands:
+            if cmd.command_id in self._seen:
+                continue
+            if cmd.command in ("promote", "rollback"):
+                self._check_model_command(cmd)
+                self.model_commands.append(cmd)
+            if cmd.command in KILL_COMMANDS + STAGE_COMMANDS:
+                self.commands.append(cmd)
+            self._seen.add(cmd.command_id)
+        self._arrays = _command_arrays(
+            self.commands, self.model_commands, self.symbols, self.model.model_id
+        )
+
+    def _check_model_command(self, cmd: ControlCommand) -> None:
+        """Refuse what would change the deployment: the engine runs one version."""
+        key = version_key(cmd.model_id or "", cmd.model_version or 0)
+        if cmd.command == "rollback":
+            return  # nothing to roll back to: one version, in production
+        if key != self.key:
+            if cmd.model_spec is not None:
+                raise NotImplementedError(
+                    f"the columnar engine runs one model version; {cmd.command_id} deploys {key}"
+                )
+            return  # an unknown version, ignored
+        if (
+            cmd.stage not in (None, Stage.PRODUCTION)
+            or cmd.instruments
+            or cmd.capital_fraction is not None
+        ):
+            raise NotImplementedError(
+                f"the columnar engine has no shadow or canary stages ({cmd.command_id})"
+            )
+
+    def _model_detail(self, cmd: ControlCommand) -> str:
+        """What ``ModelStage._apply`` says the command did to the one version."""
+        if cmd.command == "rollback":
+            return "nothing to roll back to"
+        key = version_key(cmd.model_id or "", cmd.model_version or 0)
+        if key != self.key:
+            return f"unknown version {key}: ignored"
+        return f"{key} -> {Stage.PRODUCTION}"
+
+    # --- the kernel ----------------------------------------------------------------------
+
+    def _sync(self) -> None:
+        self.risk.sync()
+        self.execution.state.grow(len(self.symbols))
+        extra = len(self.symbols) - self.mc_next.size
+        if extra > 0:
+            self.applied = np.concatenate([self.applied, np.full((extra, N_KEYS), -1, np.int64)])
+            for name in ("mc_next", "pend_fills", "pend_controls", "chain_state"):
+                a = getattr(self, name)
+                setattr(self, name, np.concatenate([a, np.zeros(extra, np.int64)]))
+
+    def run(
+        self, batch: TickBatch, clean: np.ndarray, emit: np.ndarray, model: ModelColumns
+    ) -> DecideColumns:
+        """Decide every clean row of ``batch`` (``emit``: the rows with a vector, scored in
+        ``model``), carrying the state across batches."""
+        self._sync()
+        n_vec = model.score.size
+        x, r = self.execution.state, self.risk.state
+        fill_bound = int(x.o_len.sum()) + n_vec
+        fills = FillColumns(
+            np.empty(fill_bound, np.int64), np.empty(fill_bound, np.int64),
+            np.empty(fill_bound), np.empty(fill_bound), np.empty(fill_bound),
+            np.empty(fill_bound, np.bool_), np.empty(fill_bound), np.empty(fill_bound),
+            np.empty(fill_bound),
+        )  # fmt: skip
+        d = [
+            np.empty(n_vec, np.int64), np.empty(n_vec, np.int64), np.empty(n_vec),
+            np.empty(n_vec, np.int8), np.empty(n_vec), np.empty(n_vec), np.empty(n_vec),
+            np.empty(n_vec), np.empty((n_vec, rk.N_OUT)), np.empty(n_vec, np.int64),
+            np.empty(n_vec, np.int64), np.empty(n_vec, np.int64), np.empty(n_vec, np.bool_),
+            np.empty(n_vec, np.bool_),
+        ]  # fmt: skip
+        events = [np.empty(self.events_capacity, np.int64) for _ in EVENT_COLUMNS]
+        cursor = np.zeros(5, np.int64)
+        c = self._arrays
+        ks, rule = self.risk, self.config.decision
+        while True:
+            full = _decide(
+                clean, emit, batch.instrument, batch.kind, batch.ts, batch.price, batch.bid,
+                batch.ask, model.score, model.n_trained, model.move_bps,
+                x.started, x.acct, x.ts, x.day, x.n_fills, x.o_due, x.o_ts, x.o_buy, x.o_qty,
+                x.o_id, x.o_head, x.o_len, self.execution.cfg, self.execution.day_offset_ns,
+                self.execution.latency_ns,
+                r.mkt, r.last_ts, ks.lim, r.drawdown_stop, r.daily_stop_day, r.held_since,
+                r.orders, r.orders_head, r.orders_len, ks.mult, ks.rule_edge, ks.cost_args,
+                rule.entry_cost_multiple, rule.exit_cost_multiple, ks.min_hold_ns, ks.windows,
+                self.regression, self.band, self.model.warmup_labels,
+                c["kind"], c["scope"], c["model"], c["eff"], self.applied,
+                c["mc_scope"], c["mc_eff"], self.mc_next,
+                self.pend_fills, self.pend_controls, self.chain_state, self.next_order,
+                *d, *events,
+                fills.row, fills.order_id, fills.price, fills.fee, fills.quantity, fills.buy,
+                fills.position_after, fills.cash_after, fills.realized_pnl_after,
+                cursor,
+            )  # fmt: skip
+            if not full:
+                break
+            if full & FULL_RISK:
+                self.risk.widen()
+            if full & FULL_ORDERS:
+                x.widen()
+            if full & FULL_EVENTS:
+                self.events_capacity *= 2
+                wider = [np.empty(self.events_capacity, np.int64) for _ in EVENT_COLUMNS]
+                for old, new in zip(events, wider, strict=True):
+                    new[: old.size] = old
+                events = wider
+        n_d, n_f, n_e = int(cursor[C_DEC]), int(cursor[C_FILL]), int(cursor[C_EVENT])
+        return DecideColumns(
+            *(a[:n_d] for a in d),
+            *(a[:n_e] for a in events),
+            FillColumns(*(getattr(fills, name)[:n_f] for name in FillColumns.__slots__)),
+        )
+
+    def state_arrays(self) -> list[np.ndarray]:
+        """Every array of the state, rings laid out oldest first (what invariance compares)."""
+        x, r = self.execution.state, self.risk.state
+        out = [x.started, x.acct, x.ts, x.day, x.n_fills, x.o_len, self.next_order]
+        out += [r.mkt, r.last_ts, r.drawdown_stop, r.daily_stop_day, r.held_since, r.orders_len]
+        for k in range(x.o_len.size):
+            for ring, head, size in (
+                (x.o_due, x.o_head, x.o_len), (x.o_qty, x.o_head, x.o_len),
+                (x.o_id, x.o_head, x.o_len), (x.o_buy, x.o_head, x.o_len),
+                (r.orders, r.orders_head, r.orders_len),
+            ):  # fmt: skip
+                cap = ring.shape[1]
+                out.append(ring[k, (head[k] + np.arange(size[k])) % cap])
+        out += [self.applied, self.mc_next, self.pend_fills, self.pend_controls]
+        return [*out, self.chain_state]
+
+    # --- rendering -----------------------------------------------------------------------
+
+    def render(
+        self, batch: TickBatch, cols: DecideColumns, vectors: np.ndarray, model: ModelColumns
+    ) -> Rendered:
+        """The per-tick path's decisions, orders, fills and audit entries for ``cols``."""
+        out = Rendered()
+        names, instrument_names = self.names, self.symbols.names
+        model_id, version = self.model.model_id, self.model.model_version
+        summary = self.config.audit.holds == "summary"
+        f, e = cols.fills, cols
+        fill_rows, event_rows = f.row.tolist(), e.e_row.tolist()
+        rows = sorted({*fill_rows, *event_rows, *cols.row.tolist()})
+        decided = dict(zip(cols.row.tolist(), range(cols.row.size), strict=True))
+        fi = ei = 0
+        d_plain, d_held, d_out = cols.plain.tolist(), cols.held.tolist(), cols.out
+        ts_all, inst_all = batch.ts, batch.instrument
+        for i in rows:
+            name = instrument_names[int(inst_all[i])]
+            ts = int(ts_all[i])
+            tick_id = batch.tick_ids[i]
+            assert tick_id is not None
+            fills: list[Fill] = []
+            while fi < len(fill_rows) and fill_rows[fi] == i:
+                fills.append(self._fill(f, fi, tick_id, ts, float(batch.price[i])))
+                fi += 1
+            out.fills += fills
+            controls: list[AppliedControl] = []
+            while ei < len(event_rows) and event_rows[ei] == i:
+                controls.append(self._applied(e, ei, name, tick_id, ts, out))
+                ei += 1
+            d = decided.get(i)
+            if d is None:  # no decision: fills and stage changes wait for the next record
+                self.audit.hold_fills(name, fills)
+                self.audit.hold_controls(name, controls)
+                continue
+            held = d_held[d]
+            row_out = d_out[d]
+            state = _STATES[int(row_out[rk.O_STATE])]
+            if d_plain[d] and summary:
+                out.audit += self.audit.count_hold(
+                    name, model_id, version, ts, tick_id, held, state,
+                    self._reason_key(row_out, held),
+                )  # fmt: skip
+                continue
+            signal = self._signal(cols, d, model, vectors, name, tick_id, ts)
+            decision, checks, order = self._decision(cols, d, signal, float(batch.price[i]))
+            if order is not None:
+                out.orders.append(order)
+            price = float(batch.price[i])
+            features = FeatureVector(
+                instrument=name, tick_id=tick_id, ts_event_ns=ts, price=price,
+                values=dict(zip(names, vectors[int(cols.vec[d])].tolist(), strict=True)),
+            )  # fmt: skip
+            entries = self.audit.on_decision(
+                features, signal, checks, decision, order=order, fills=fills,
+                trading_state=state, controls=controls,
+            )  # fmt: skip
+            out.audit += entries
+            out.decisions += [x.decision for x, _ in entries if isinstance(x, AuditRecord)]
+        return out
+
+    def finish(self) -> list[tuple[Entry, bytes]]:
+        """At the end of a finite input: a summary of each run of holds still open."""
+        return self.audit.close_runs()
+
+    def _reason_key(self, row_out: np.ndarray, held: float) -> str:
+        cost, edge = float(row_out[rk.O_COST]), float(row_out[rk.O_EDGE])
+        key = (int(row_out[rk.O_REASON]), held > 0.0, math.isfinite(cost), math.isfinite(edge))
+        text = self._reason_keys.get(key)
+        if text is None:
+            text = reason_key(rk.rule_reasons(self.risk, row_out, held))
+            if key[2] and key[3]:  # finite numbers all read as '#': one key per reason
+                self._reason_keys[key] = text
+        return text
+
+    def _fill(self, f: FillColumns, n: int, tick_id: str, ts: int, reference: float) -> Fill:
+        order = self.pending_orders.pop(int(f.order_id[n]))
+        return Fill(
+            fill_id=f"fill-{order.order_id}",
+            order_id=order.order_id,
+            decision_id=order.decision_id,
+            instrument=order.instrument,
+            tick_id=tick_id,
+            ts_event_ns=ts,
+            order_ts_event_ns=order.ts_event_ns,
+            side=order.side,
+            quantity=float(f.quantity[n]),
+            price=float(f.price[n]),
+            reference_price=reference,
+            fee=float(f.fee[n]),
+            position_after=float(f.position_after[n]),
+            cash_after=float(f.cash_after[n]),
+            realized_pnl_after=float(f.realized_pnl_after[n]),
+            model_id=order.model_id,
+            model_version=order.model_version,
+        )
+
+    def _applied(
+        self, e: DecideColumns, n: int, instrument: str, tick_id: str, ts: int, out: Rendered
+    ) -> AppliedControl:
+        c = int(e.e_cmd[n])
+        if int(e.e_what[n]) == E_STAGE:
+            cmd = self.model_commands[c]
+            applied = Applied(
+                cmd.command_id, cmd.command, instrument, tick_id, ts, self._model_detail(cmd),
+                cmd.operator, cmd.scope, cmd.reason, cmd.model_id,
+            )  # fmt: skip
+            out.applied.append(applied)
+            return applied.audited()
+        cmd = self.commands[c]
+        return AppliedControl(
+            command_id=cmd.command_id,
+            command=cmd.command,
+            scope=cmd.scope,
+            reason=cmd.reason,
+            applied_ts_event_ns=ts,
+            model_id=cmd.model_id,
+            operator=cmd.operator,
+        )
+
+    def _signal(
+        self,
+        cols: DecideColumns,
+        d: int,
+        model: ModelColumns,
+        vectors: np.ndarray,
+        instrument: str,
+        tick_id: str,
+        ts: int,
+    ) -> Signal:
+        j = int(cols.vec[d])
+        cfg = self.model
+        x = vectors[j]
+        explanation = [
+            Contribution(
+                feature=self.names[fc],
+                value=float(x[fc]),
+                weight=float(model.explain_weight[j, t]),
+                contribution=float(model.explain_contribution[j, t]),
+            )
+            for t, fc in enumerate(model.explain_feature[j].tolist())
+            if fc >= 0
+        ]
+        return Signal(
+            signal_id=f"sig-{tick_id}-{cfg.model_id}-v{cfg.model_version}",
+            instrument=instrument,
+            tick_id=tick_id,
+            ts_event_ns=ts,
+            model_id=cfg.model_id,
+            model_version=cfg.model_version,
+            score=float(cols.score[d]),
+            side=_SIDES[int(cols.side[d])],
+            confidence=float(cols.confidence[d]),
+            n_trained=int(model.n_trained[j]),
+            explanation=explanation,
+            task="regression" if self.regression else "classification",
+            stage=Stage.PRODUCTION,
+            capital_fraction=1.0,
+        )
+
+    def _decision(
+        self, cols: DecideColumns, d: int, signal: Signal, price: float
+    ) -> tuple[Decision, list[RiskCheckResult], Order | None]:
+        row_out = cols.out[d]
+        held = float(cols.held[d])
+        halted, demoted = int(cols.halted_by[d]), int(cols.demoted_by[d])
+        rows = rk.check_details(
+            self.risk, signal.instrument, row_out, held,
+            (float(cols.drawdown[d]), float(cols.day_pnl[d])), signal.model_id,
+            self.commands[halted] if halted >= 0 else None,
+            self.commands[demoted] if demoted >= 0 else None,
+        )  # fmt: skip
+        checks = [_shared_check(*r) for r in rows]
+        delta = float(row_out[rk.O_DELTA])
+        approved = row_out[rk.O_APPROVED] == 1.0
+        action = Action.BUY if delta > 0 else Action.SELL if delta < 0 else Action.HOLD
+        decision = Decision(
+            decision_id=f"dec-{signal.tick_id}-{signal.model_id}-v{signal.model_version}",
+            signal_id=signal.signal_id,
+            instrument=signal.instrument,
+            tick_id=signal.tick_id,
+            ts_event_ns=signal.ts_event_ns,
+            model_id=signal.model_id,
+            model_version=signal.model_version,
+            score=signal.score,
+            side=signal.side,
+            action=action,
+            quantity=abs(delta),
+            price=price,
+            approved=approved,
+            reject_reasons=[c.reason for c in checks if c.reason is not None],
+            position_before=held,
+            position_after=held + delta if approved else held,
+            reasons=rk.rule_reasons(self.risk, row_out, held),
+        )
+        order = None
+        number = int(cols.order[d])
+        if number >= 0:
+            order = Order(
+                order_id=f"ord-{decision.decision_id}",
+                decision_id=decision.decision_id,
+                instrument=decision.instrument,
+                ts_event_ns=decision.ts_event_ns,
+                due_ts_event_ns=decision.ts_event_ns + self.execution.latency_ns,
+                side=action,
+                quantity=decision.quantity,
+                model_id=decision.model_id,
+                model_version=decision.model_version,
+            )
+            self.pending_orders[number] = order
+        return decision, checks, order
+
+
+def _command_arrays(
+    commands: Sequence[ControlCommand],
+    model_commands: Sequence[ControlCommand],
+    symbols: SymbolTable,
+    model_id: str,
+) -> dict[str, np.ndarray]:
+    """The commands as the kernel reads them, in arrival order."""
+
+    def scope(cmd: ControlCommand) -> int:
+        return -1 if cmd.scope == GLOBAL else symbols.index(cmd.scope)
+
+    def eff(cmd: ControlCommand) -> int:
+        return NONE if cmd.effective_ts_event_ns is None else cmd.effective_ts_event_ns
+
+    def which(cmd: ControlCommand) -> int:
+        if cmd.model_id is None:
+            return MODEL_ANY
+        return MODEL_OURS if cmd.model_id == model_id else MODEL_OTHER
+
+    return {
+        "kind": np.array([_KINDS[c.command] for c in commands], np.int64),
+        "scope": np.array([scope(c) for c in commands], np.int64),
+        "model": np.array([which(c) for c in commands], np.int64),
+        "eff": np.array([eff(c) for c in commands], np.int64),
+        "mc_scope": np.array([scope(c) for c in model_commands], np.int64),
+        "mc_eff": np.array([eff(c) for c in model_commands], np.int64),
+    }
