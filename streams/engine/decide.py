@@ -18,8 +18,9 @@ Commands (``ControlCommand``) enter between batches, in arrival order: the contr
 newest command per key wins among those effective at the row, so arrival order, not effective
 time, settles a tie. Texts come afterwards from the numbers (``risk.rule_reasons``,
 ``risk.check_details``), and Python objects only for what is published: a decision that does
-something, an order, a fill, an audit entry. A plain HOLD under ``[audit] holds = "summary"``
-is counted into its run from the columns (``AuditChain.count_hold``) and never built.
+something, an order, a fill, an audit entry. Plain HOLDs under ``[audit] holds = "summary"``
+are cut into stretches from the columns (``hold_stretches``), and each stretch is counted into
+its run by one call (``AuditChain.count_holds``): no HOLD is built or visited one by one.
 
 Until the monitor is a kernel, the engine decides as the per-tick pipeline does as long as the
 monitor raises no alert (its policies would change controls the kernel does not see).
@@ -28,6 +29,7 @@ monitor raises no alert (its policies would change controls the kernel does not 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -79,6 +81,8 @@ C_ROW, C_VEC, C_DEC, C_FILL, C_EVENT = range(5)
 _ACTIONS = (Action.HOLD, Action.BUY, Action.SELL)
 _SIDES = (Side.BUY, Side.SELL, Side.FLAT)
 _STATES = (TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED)
+# a plain HOLD's reason as a number: the rule's reason code, long or not, cost and edge finite
+_N_CODES = 8 * (rk.R_KEEP + 1)
 
 
 @dataclass(slots=True)
@@ -295,6 +299,51 @@ def _decide(
     return 0
 
 
+@dataclass(slots=True)
+class HoldStretches:
+    """The plain HOLDs among a batch's decisions, in stretches: consecutive plain HOLDs of one
+    instrument (no other decision of it between them), one event-time period and one position.
+
+    ``stretch``: each decision's stretch (-1: not a plain HOLD); ``first_of``: the decisions
+    that open one; ``last``: each stretch's last decision; ``reasons``: each stretch's HOLDs by
+    their ``reason_key``.
+    """
+
+    stretch: np.ndarray
+    first_of: np.ndarray
+    last: np.ndarray
+    reasons: list[Counter[str]] = field(default_factory=list)
+
+
+def hold_stretches(
+    instrument: np.ndarray, period: np.ndarray, held: np.ndarray, plain: np.ndarray
+) -> HoldStretches:
+    """Cut the plain HOLDs of decisions in row order into stretches (``reasons`` left empty).
+
+    Nothing a run of holds is cut by (another decision of the instrument, a new period, a new
+    position) happens inside a stretch, so each is counted by one ``AuditChain.count_holds``.
+
+    Examples
+    --------
+    >>> s = hold_stretches(np.array([0, 1, 0, 0, 0]), np.array([7, 7, 7, 8, 8]),
+    ...                    np.zeros(5), np.array([True, True, True, True, False]))
+    >>> s.stretch.tolist(), s.first_of.tolist(), s.last.tolist()
+    ([0, 2, 0, 1, -1], [True, True, False, True, False], [2, 3, 1])
+    """
+    order = np.argsort(instrument, kind="stable")
+    k, p, h, q = instrument[order], period[order], held[order], plain[order]
+    goes_on = np.zeros(order.size, np.bool_)
+    goes_on[1:] = q[1:] & q[:-1] & (k[1:] == k[:-1]) & (p[1:] == p[:-1]) & (h[1:] == h[:-1])
+    opens = q & ~goes_on
+    closes = q.copy()
+    closes[:-1] &= ~goes_on[1:]
+    stretch = np.empty(order.size, np.int64)
+    stretch[order] = np.where(q, np.cumsum(opens) - 1, -1)
+    first_of = np.empty(order.size, np.bool_)
+    first_of[order] = opens
+    return HoldStretches(stretch, first_of, order[closes])
+
+
 @dataclass
 class Rendered:
     """The per-tick path's objects for a batch: what the decide stage publishes."""
@@ -480,15 +529,24 @@ class BatchDecide:
     def render(
         self, batch: TickBatch, cols: DecideColumns, vectors: np.ndarray, model: ModelColumns
     ) -> Rendered:
-        """The per-tick path's decisions, orders, fills and audit entries for ``cols``."""
+        """The per-tick path's decisions, orders, fills and audit entries for ``cols``.
+
+        Python visits only the rows with something to publish or hold back (a fill, an
+        applied control, a decision other than a plain HOLD) and, under ``holds = "summary"``,
+        the first HOLD of each stretch of plain HOLDs, which counts the whole stretch.
+        """
         out = Rendered()
         names, instrument_names = self.names, self.symbols.names
         model_id, version = self.model.model_id, self.model.model_version
-        summary = self.config.audit.holds == "summary"
         f, e = cols.fills, cols
+        if self.config.audit.holds == "summary":
+            holds = self._hold_stretches(batch, cols)
+            visit = np.flatnonzero(~cols.plain | holds.first_of)
+        else:
+            holds, visit = None, np.arange(cols.row.size)
+        decided = dict(zip(cols.row[visit].tolist(), visit.tolist(), strict=True))
         fill_rows, event_rows = f.row.tolist(), e.e_row.tolist()
-        rows = sorted({*fill_rows, *event_rows, *cols.row.tolist()})
-        decided = dict(zip(cols.row.tolist(), range(cols.row.size), strict=True))
+        rows = sorted({*fill_rows, *event_rows, *decided})
         fi = ei = 0
         d_plain, d_held, d_out = cols.plain.tolist(), cols.held.tolist(), cols.out
         ts_all, inst_all = batch.ts, batch.instrument
@@ -514,10 +572,13 @@ class BatchDecide:
             held = d_held[d]
             row_out = d_out[d]
             state = _STATES[int(row_out[rk.O_STATE])]
-            if d_plain[d] and summary:
-                out.audit += self.audit.count_hold(
-                    name, model_id, version, ts, tick_id, held, state,
-                    self._reason_key(row_out, held),
+            if holds is not None and d_plain[d]:
+                last = int(cols.row[holds.last[holds.stretch[d]]])
+                last_tick_id = batch.tick_ids[last]
+                assert last_tick_id is not None
+                out.audit += self.audit.count_holds(
+                    name, model_id, version, (ts, tick_id), (int(ts_all[last]), last_tick_id),
+                    held, state, holds.reasons[holds.stretch[d]],
                 )  # fmt: skip
                 continue
             signal = self._signal(cols, d, model, vectors, name, tick_id, ts)
@@ -536,6 +597,32 @@ class BatchDecide:
             out.audit += entries
             out.decisions += [x.decision for x, _ in entries if isinstance(x, AuditRecord)]
         return out
+
+    def _hold_stretches(self, batch: TickBatch, cols: DecideColumns) -> HoldStretches:
+        """The batch's plain HOLDs in stretches, each what one ``count_holds`` call counts."""
+        rows = cols.row
+        period = batch.ts[rows] // self.audit.period_ns
+        stretches = hold_stretches(batch.instrument[rows], period, cols.held, cols.plain)
+        stretch, plain = stretches.stretch, cols.plain
+        reasons: list[Counter[str]] = [Counter() for _ in range(stretches.last.size)]
+        out, held = cols.out, cols.held
+        code = (
+            out[:, rk.O_REASON].astype(np.int64) * 8
+            + (held > 0.0) * 4
+            + np.isfinite(out[:, rk.O_COST]) * 2
+            + np.isfinite(out[:, rk.O_EDGE])
+        )
+        finite = plain & (code & 3 == 3)
+        at = np.flatnonzero(finite)
+        keys, first, counts = np.unique(
+            stretch[at] * _N_CODES + code[at], return_index=True, return_counts=True
+        )
+        for key, d, n in zip(keys.tolist(), at[first].tolist(), counts.tolist(), strict=True):
+            reasons[key // _N_CODES][self._reason_key(out[d], float(held[d]))] += n
+        for d in np.flatnonzero(plain & ~finite).tolist():  # texts that keep their numbers
+            reasons[stretch[d]][self._reason_key(out[d], float(held[d]))] += 1
+        stretches.reasons = reasons
+        return stretches
 
     def finish(self) -> list[tuple[Entry, bytes]]:
         """At the end of a finite input: a summary of each run of holds still open."""

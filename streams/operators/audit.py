@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -193,15 +193,16 @@ class AuditChain(InstrumentStateMixin):
             and trading_state is chain.trading_state
         )
         if plain_hold and self.config.holds == "summary":
-            return self.count_hold(
+            end = (decision.ts_event_ns, decision.tick_id)
+            return self.count_holds(
                 decision.instrument,
                 decision.model_id,
                 decision.model_version,
-                decision.ts_event_ns,
-                decision.tick_id,
+                end,
+                end,
                 decision.position_before,
                 trading_state,
-                reason_key(decision.reasons),
+                {reason_key(decision.reasons): 1},
             )
         chain.decided_ticks += 1
         chain.trading_state = trading_state
@@ -232,34 +233,41 @@ class AuditChain(InstrumentStateMixin):
         out.append((record, wire))
         return out
 
-    def count_hold(
+    def count_holds(
         self,
         instrument: str,
         model_id: str,
         model_version: int,
-        ts_event_ns: int,
-        tick_id: str,
+        first: tuple[int, str],
+        last: tuple[int, str],
         position: float,
         trading_state: TradingState,
-        reasons: str,
+        reasons: Mapping[str, int],
     ) -> list[tuple[Entry, bytes]]:
-        """Count a plain HOLD into the instrument's run under ``holds = "summary"`` (``reasons``
-        is its ``reason_key``); what it appends: the summary of the run it ended, if any.
+        """Count plain HOLDs into the instrument's run under ``holds = "summary"``: those from
+        ``first`` to ``last`` (event time and tick id of each end), one event-time period, no
+        other decision of the instrument between them, ``reasons`` their number by
+        ``reason_key``. What it appends: the summary of the run it ended, if any.
 
-        Why apart from ``on_decision``: the columnar engine knows a HOLD is plain from its
-        columns and counts it without building the decision; it must be plain against this
-        chain too (nothing held back for the next record, the same trading state).
+        Why a stretch at once: the columnar engine knows which HOLDs are plain from its columns
+        and counts a stretch of them without building a decision or visiting each; within one,
+        nothing a run is cut by can change. The HOLDs must be plain against this chain too
+        (nothing held back for the next record, the same trading state).
         """
         chain = self._chain(instrument)
+        (from_ts, first_tick_id), (to_ts, last_tick_id) = first, last
+        period = from_ts // self.period_ns
         if (
             chain.unaudited_fills
             or chain.unaudited_controls
             or trading_state is not chain.trading_state
         ):
-            raise ValueError(f"a HOLD of {instrument} at {ts_event_ns} has something to record")
-        chain.decided_ticks += 1
+            raise ValueError(f"a HOLD of {instrument} at {from_ts} has something to record")
+        if to_ts // self.period_ns != period:
+            raise ValueError(f"HOLDs of {instrument} from {from_ts} to {to_ts} span periods")
+        holds = sum(reasons.values())
+        chain.decided_ticks += holds
         out: list[tuple[Entry, bytes]] = []
-        period = ts_event_ns // self.period_ns
         run = chain.run
         if run is not None and (
             run.period != period
@@ -271,12 +279,12 @@ class AuditChain(InstrumentStateMixin):
             run = None
         if run is None:
             run = chain.run = _HoldRun(
-                model_id, model_version, period, ts_event_ns, tick_id, position, trading_state
+                model_id, model_version, period, from_ts, first_tick_id, position, trading_state
             )
-        run.to_ts_ns, run.last_tick_id = ts_event_ns, tick_id
-        run.holds += 1
+        run.to_ts_ns, run.last_tick_id = to_ts, last_tick_id
+        run.holds += holds
         run.decided_ticks = chain.decided_ticks
-        run.reasons[reasons] += 1
+        run.reasons.update(reasons)
         return out
 
     def close_runs(self) -> list[tuple[Entry, bytes]]:

@@ -38,6 +38,9 @@ QUIET = MonitorConfig(max_losing_streak=10**9, max_quarantine_rate=1.0, drift_gr
 BASE = TickwiseConfig(monitor=QUIET, model=ModelConfig(warmup_labels=20))
 CONFIGS = {
     "edge": BASE,
+    "edge, short hold summaries": BASE.model_copy(
+        update={"audit": AuditConfig(hold_summary_s=1.5)}  # runs of holds cut within batches
+    ),
     "edge, cheap entry, each hold": BASE.model_copy(
         update={
             "decision": DecisionConfig(entry_cost_multiple=0.05, min_hold_s=1.0),
@@ -228,6 +231,7 @@ SPLIT_CONFIG = CONFIGS["threshold, limits"].model_copy(
         "label": LabelConfig(horizon_s=1.0),
         "risk": RiskConfig(sizing="vol_target", vol_target=20.0, lot_size=0.1, max_orders=0),
         "execution": ExecutionConfig(latency_ms=900.0),
+        "audit": AuditConfig(hold_summary_s=0.5),
     }
 )
 COMMANDS = commands_for(PAYLOADS, "NQ")
