@@ -1,7 +1,7 @@
 """The back half over a batch: fills, risk, control and the decision of every decided row, in one
 kernel; then the decisions, orders, fills and audit entries rendered from its columns.
 
-``Pipeline.decide`` per clean tick, as one ``@njit`` pass over the rows in order (what risk
+``Pipeline.decide`` per clean tick, as one compiled pass over the rows in order (what risk
 decides feeds back into later rows: positions, throttles, fills), with all state in arrays a
 row per instrument:
 
@@ -34,7 +34,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit
 
 from tickwise.schemas.decisions import (
     Action,
@@ -57,6 +56,7 @@ from tickwise.streams.engine import execution as ex
 from tickwise.streams.engine import risk as rk
 from tickwise.streams.engine.batch import KIND_TRADE, SymbolTable, TickBatch
 from tickwise.streams.engine.execution import BatchExecution, FillColumns
+from tickwise.streams.engine.jit import kernel
 from tickwise.streams.engine.models import ModelColumns
 from tickwise.streams.engine.risk import RiskKernel
 from tickwise.streams.operators.audit import AuditChain, Entry, reason_key
@@ -126,7 +126,7 @@ DECISION_COLUMNS = DecideColumns.__slots__[:14]
 EVENT_COLUMNS = ("e_row", "e_what", "e_cmd")
 
 
-@njit(cache=True)
+@kernel()
 def _decide(
     clean, emit, inst, kind, ts, price, bid, ask,
     m_score, m_trained, m_move,
@@ -149,13 +149,13 @@ def _decide(
     e_row, e_what, e_cmd,
     f_row, f_id, f_price, f_fee, f_qty, f_buy, f_pos, f_cash, f_realized,
     cursor,
+    # scratch: the command in force per key, the fill count (the kernel allocates nothing)
+    best, n_out,
 ):  # pragma: no cover - compiled  # fmt: skip
     """Rows from ``cursor[C_ROW]`` on; returns 0 when done, or ``FULL_*`` bits with the cursor
     at the row that needs room (nothing of it done yet)."""
     r_cap, o_cap, e_cap = r_orders.shape[1], o_due.shape[1], e_row.shape[0]
     n_mc = mc_scope.shape[0]
-    best = np.empty(N_KEYS, np.int64)
-    n_out = np.empty(1, np.int64)
     for i in range(cursor[C_ROW], inst.size):
         if not clean[i]:
             continue
@@ -487,7 +487,7 @@ class BatchDecide:
                 *d, *events,
                 fills.row, fills.order_id, fills.price, fills.fee, fills.quantity, fills.buy,
                 fills.position_after, fills.cash_after, fills.realized_pnl_after,
-                cursor,
+                cursor, np.empty(N_KEYS, np.int64), np.empty(1, np.int64),
             )  # fmt: skip
             if not full:
                 break

@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from tickwise.streams.config import ExecutionConfig
 from tickwise.streams.engine.batch import KIND_TRADE, SymbolTable, TickBatch
+from tickwise.streams.engine.jit import kernel
 from tickwise.streams.operators.units import UNIT_PER_BPS
 
 DAY_NS = 86_400 * 10**9
@@ -79,14 +79,14 @@ class ExecutionState:
         self.o_head[:] = 0
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def equity(acct, k, mult):  # pragma: no cover - compiled
     if not acct[k, POSITION]:
         return acct[k, CASH]
     return acct[k, CASH] + acct[k, POSITION] * acct[k, MARK] * mult
 
 
-@njit(cache=True)
+@kernel()
 def open_account(started, acct, cfg, k) -> None:  # pragma: no cover - compiled
     if not started[k]:
         started[k] = True
@@ -97,7 +97,7 @@ def open_account(started, acct, cfg, k) -> None:  # pragma: no cover - compiled
         acct[k, DAY_START] = np.nan
 
 
-@njit(cache=True)
+@kernel()
 def _book(acct, k, signed_qty, price, mult) -> None:  # pragma: no cover - compiled
     pos = acct[k, POSITION]
     new = pos + signed_qty
@@ -114,7 +114,7 @@ def _book(acct, k, signed_qty, price, mult) -> None:  # pragma: no cover - compi
     acct[k, POSITION] = new
 
 
-@njit(cache=True)
+@kernel()
 def on_tick(
     st_started, acct, st_ts, st_day, n_fills, o_due, o_ts, o_buy, o_qty, o_id, o_head, o_len,
     cfg, day_offset_ns, k, ts, trade, ref, bid, ask,
@@ -164,7 +164,7 @@ def on_tick(
         acct[k, DAY_START] = eq
 
 
-@njit(cache=True)
+@kernel()
 def submit(
     st_started, acct, cfg, o_due, o_ts, o_buy, o_qty, o_id, o_head, o_len,
     k, ts, latency_ns, buy, qty, order_id,
@@ -181,7 +181,7 @@ def submit(
     return True
 
 
-@njit(cache=True)
+@kernel()
 def pending_quantity(o_buy, o_qty, o_head, o_len, k) -> float:  # pragma: no cover - compiled
     """Signed quantity sent but not filled, summed oldest first as the per-tick broker does."""
     cap = o_buy.shape[1]
@@ -192,7 +192,7 @@ def pending_quantity(o_buy, o_qty, o_head, o_len, k) -> float:  # pragma: no cov
     return total
 
 
-@njit(cache=True)
+@kernel()
 def _run(
     clean, inst, kind, ts, price, bid, ask,
     sub_row, sub_buy, sub_qty, sub_id, start_sub, resumed,

@@ -15,10 +15,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from tickwise.streams.config import DecisionConfig, ExecutionConfig, RiskConfig
 from tickwise.streams.engine.batch import SymbolTable
+from tickwise.streams.engine.jit import kernel
 from tickwise.streams.operators.units import BPS_PER_UNIT
 
 NONE = np.iinfo(np.int64).min  # an absent time or day
@@ -75,7 +75,7 @@ class RiskState:
     orders_len: np.ndarray
 
 
-@njit(cache=True)
+@kernel()
 def on_tick(mkt, last_ts, lim, k, ts, trade, ref, bid, ask) -> None:  # pragma: no cover
     """Track the market the collar and the volatility estimate use (every clean tick)."""
     if last_ts[k] != NONE and mkt[k, M_REF] > 0.0 and ref > 0.0:
@@ -99,14 +99,14 @@ def on_tick(mkt, last_ts, lim, k, ts, trade, ref, bid, ask) -> None:  # pragma: 
         last_ts[k] = ts
 
 
-@njit(cache=True)
+@kernel()
 def _variance_per_s(mkt, k) -> float:  # pragma: no cover - compiled
     if mkt[k, M_VAR_WEIGHT] <= 0.0:
         return 0.0
     return mkt[k, M_VAR_SUM] / mkt[k, M_VAR_WEIGHT]
 
 
-@njit(cache=True)
+@kernel()
 def _target(
     mkt, lim, mult, k, side, confidence, price, equity, held, fraction, flatten
 ):  # pragma: no cover - compiled  # fmt: skip
@@ -138,7 +138,7 @@ def _target(
     return size if side == BUY else -size
 
 
-@njit(cache=True)
+@kernel()
 def _rule(rule_edge, cost_args, entry_mult, exit_mult, min_hold_ns, side, edge, ts, held,
           held_since, price, half_spread, out):  # pragma: no cover  # fmt: skip
     """The decision rule: an intent, with its reason's code and numbers in ``out``."""
@@ -184,7 +184,7 @@ def _rule(rule_edge, cost_args, entry_mult, exit_mult, min_hold_ns, side, edge, 
     return KEEP
 
 
-@njit(cache=True)
+@kernel()
 def evaluate(
     mkt, lim, st_dd, st_daily, st_held_since, orders, orders_head, orders_len,
     mult, rule_edge, cost_args, entry_mult, exit_mult, min_hold_ns, windows,
