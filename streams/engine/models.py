@@ -24,10 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from tickwise.streams.config import DecisionConfig, LabelConfig, ModelConfig
 from tickwise.streams.engine.batch import SymbolTable, TickBatch
+from tickwise.streams.engine.jit import kernel
 from tickwise.streams.operators.labels import (
     NO_DIRECTION,
     UP,
@@ -64,7 +64,7 @@ class ModelColumns:
     explain_contribution: np.ndarray  # [vector, top_k]
 
 
-@njit(cache=True)
+@kernel()
 def _move_add(move, move_last, k, ts, move_bps, tau_ns) -> None:  # pragma: no cover - compiled
     """``MoveEstimate.add`` on instrument ``k``'s (total, weight)."""
     if move_last[k] != NO_TIME:
@@ -78,7 +78,7 @@ def _move_add(move, move_last, k, ts, move_bps, tau_ns) -> None:  # pragma: no c
         move_last[k] = ts
 
 
-@njit(cache=True)
+@kernel()
 def _top_terms(terms, name_rank, weights, counts, k, ex_f, ex_w, ex_c) -> None:  # pragma: no cover
     """The largest ``|term|`` first, ties by feature name, as ``explain_linear`` sorts."""
     ex_f[:] = -1
@@ -103,7 +103,7 @@ def _top_terms(terms, name_rank, weights, counts, k, ex_f, ex_w, ex_c) -> None: 
         ex_c[t] = terms[best]
 
 
-@njit(cache=True)
+@kernel()
 def _model_rows(
     clean, emit, inst, ts, price, X,
     horizon, dead_zone, regression,
@@ -111,11 +111,10 @@ def _model_rows(
     hyper, weights, intercept, counts, means, variances, n_trained, n_dead,
     move_tau_ns, move, move_last, name_rank,
     start_row, start_vec, score, trained, dead, move_out, ex_f, ex_w, ex_c,
+    z, terms,  # scratch: a row's standardised inputs and explanation terms
 ):  # pragma: no cover - compiled  # fmt: skip
     """Rows from ``start_row`` on; returns the row that needs a larger queue, or -1."""
     cap = q_ts.shape[1]
-    z = np.empty(X.shape[1])
-    terms = np.empty(X.shape[1])
     j = start_vec
     for i in range(start_row, inst.size):
         if not clean[i]:
@@ -162,7 +161,8 @@ def _model_rows(
             tail = (q_head[k] + q_len[k]) % cap
             q_ts[k, tail] = ts[i]
             q_price[k, tail] = price[i]
-            q_x[k, tail] = x
+            for f in range(x.shape[0]):  # a slice assignment would allocate
+                q_x[k, tail, f] = x[f]
             q_len[k] += 1
             j += 1
         if started[k]:
@@ -273,6 +273,7 @@ class BatchModel:
                 self.n_trained, self.n_dead, self.move_tau_ns, self.move, self.move_last,
                 self.name_rank, row, vec, out.score, out.n_trained, out.n_dead_zone,
                 out.move_bps, out.explain_feature, out.explain_weight, out.explain_contribution,
+                np.empty(self.n_features), np.empty(self.n_features),
             )  # fmt: skip
             if stop < 0:
                 return out
