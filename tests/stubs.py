@@ -10,10 +10,12 @@ import base64
 import csv
 import gzip
 import json
+import urllib.request
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 
 from tickwise.schemas.decisions import (
     AUDIT_ADAPTER,
@@ -341,3 +343,17 @@ def audit_bodies(
         if isinstance(verdict, CleanTick):
             out += [wire for _, wire in pipeline.decide(verdict).audit_entries]
     return out + [wire for _, wire in pipeline.audit.close_runs()]
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(port: int) -> Samples:
+    """Every sample a ``/metrics`` endpoint on 127.0.0.1 serves: (name, sorted labels) -> value."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }

@@ -30,9 +30,10 @@ PROVIDES = {
     "postgresql": "root/usr/lib/postgresql/15/bin/initdb",
     "chromium": "root/usr/bin/chromium",
     "chromium-driver": "root/usr/bin/chromedriver",
+    "prometheus": "bin/promtool",
 }
 BASE = ("openjdk-17-jre-headless", "maven", "python3", "make")
-TEST_PACKAGES = ("postgresql", "chromium", "chromium-driver")
+TEST_PACKAGES = ("postgresql", "chromium", "chromium-driver", "prometheus")
 
 
 class FakeMachine:
@@ -104,7 +105,7 @@ def test_check_names_what_is_missing_and_the_exact_command(tmp_path: Path) -> No
         assert f"  {package} " in result.stderr
     assert "maven" not in result.stderr and "openjdk" not in result.stderr
     assert (
-        "  apt-get update && apt-get install -y postgresql chromium chromium-driver\n"
+        "  apt-get update && apt-get install -y postgresql chromium chromium-driver prometheus\n"
         in result.stderr
     )
     assert fake.calls("apt-get") == [], "--check installs nothing"
@@ -115,7 +116,7 @@ def test_not_root_prints_the_command_with_sudo_and_stops(tmp_path: Path) -> None
     result = fake.run(str(PROVISION), "test")
     assert result.returncode == 1
     assert (
-        "  sudo apt-get update && sudo apt-get install -y chromium chromium-driver\n"
+        "  sudo apt-get update && sudo apt-get install -y chromium chromium-driver prometheus\n"
         in result.stderr
     )
     assert "postgresql" not in result.stderr
@@ -160,7 +161,8 @@ def test_root_installs_what_is_missing_noninteractively(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert fake.calls("apt-get") == [
         "apt-get update -qq DEBIAN_FRONTEND=noninteractive",
-        "apt-get install -y -qq postgresql chromium chromium-driver DEBIAN_FRONTEND=noninteractive",
+        "apt-get install -y -qq postgresql chromium chromium-driver prometheus "
+        "DEBIAN_FRONTEND=noninteractive",
     ]
     assert fake.run(str(PROVISION), "--check", "test").returncode == 0
 
@@ -170,8 +172,9 @@ def test_root_fails_when_apt_get_leaves_something_missing(tmp_path: Path) -> Non
     fake.stub("apt-get", "exit 0")  # "succeeds" and installs nothing
     result = fake.run(str(PROVISION), "test")
     assert result.returncode == 1
-    assert "still missing after apt-get install: postgresql chromium chromium-driver" in (
-        result.stderr
+    assert (
+        "still missing after apt-get install: postgresql chromium chromium-driver prometheus"
+        in result.stderr
     )
 
 
@@ -191,7 +194,8 @@ def test_ci_run_provisions_before_make_then_validates_compose_and_runs_make_test
     installs = fake.calls("apt-get")
     assert installs == [
         "apt-get update -qq DEBIAN_FRONTEND=noninteractive",
-        "apt-get install -y -qq make maven postgresql chromium chromium-driver docker-compose "
+        "apt-get install -y -qq make maven postgresql chromium chromium-driver prometheus "
+        "docker-compose "
         "DEBIAN_FRONTEND=noninteractive",
     ]
     assert fake.calls("make") == ["make test CI=true"]
