@@ -1,6 +1,7 @@
 """``tickwise watch`` on a real broker: tampered audit records fed to a side topic raise their
-alerts within 5 s naming the offsets, a feed that stops is stale for that instrument only, and
-its /metrics show what it found and the kill switches in force."""
+alerts within 5 s naming the offsets, a feed that stops is stale for that instrument only, a
+SIGKILLed worker is down and behind until it is restarted, and its /metrics show what it found
+and the kill switches in force."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ from tickwise.schemas.topics import Topics
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.broker import free_port
 from tickwise.streams.live.control import send_control
-from tickwise.streams.live.tap import consumer, stop_process
+from tickwise.streams.live.feed import publish
+from tickwise.streams.live.tap import consumer, spawn_worker, stop_process
+from tickwise.streams.sources import synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -272,3 +275,63 @@ def test_metrics_show_kill_switches_and_chain_heads(
     checked = value(samples, "tickwise_watch_checked_total", topic=topics.audit)
     assert checked == len(bodies) + 1  # and the probe that is no record
     assert value(samples, ALERTS, code="AUDIT_UNREADABLE", severity="CRITICAL") == 1
+
+
+def test_a_sigkilled_worker_is_down_and_behind_until_it_restarts(
+    watch: Callable[[str], Watched], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    app_id = f"watched-{uuid.uuid4().hex[:8]}"
+    section = (
+        f'stale_after_s = 600.0\ncheck_interval_s = 0.5\nmax_lag = 100\nworker_group = "{app_id}"\n'
+    )
+    watched = watch(section)
+    topics, alerts = watched.topics, watched.alerts
+    records = list(synthetic(seed=16, count=3000))
+
+    def start(n: int) -> subprocess.Popen[bytes]:
+        return spawn_worker(
+            kafka_bootstrap,
+            topic_prefix,
+            app_id,
+            log_path=str(tmp_path / f"worker{n}.log"),
+            checkpoint_dir=str(tmp_path / "checkpoints"),
+        )
+
+    # before any worker: the group has no member and every published tick is its backlog
+    assert publish(records[:1500], kafka_bootstrap, topics.raw) == 1500
+    alerts.wait("WORKER_DOWN", 60, text=app_id)
+    alerts.wait("WORKER_LAG", 60, text=app_id)
+    first = start(1)
+    try:
+        alerts.wait("WORKER_DOWN_CLEARED", 180, text=app_id)
+        alerts.wait("WORKER_LAG_CLEARED", 240, text=app_id)  # it took its backlog
+        killed = time.time()
+        first.kill()
+        first.wait(30)
+    finally:
+        stop_process(first)
+    # while it is dead, the feed goes on: down once its session times out, and behind
+    assert publish(records[1500:], kafka_bootstrap, topics.raw) == 1500
+    down = alerts.wait("WORKER_DOWN", 120, since=killed, text=app_id)
+    assert down.severity.value == "CRITICAL" and "has no member" in down.detail
+    lag = alerts.wait("WORKER_LAG", 120, since=killed, text=app_id)
+    assert "messages behind on ticks.raw" in lag.detail
+    samples = watched.metrics_until(
+        lambda m: value(m, "tickwise_watch_worker_members", group=app_id) == 0, 30
+    )
+    assert value(samples, "tickwise_watch_worker_lag_messages", group=app_id) > 100  # type: ignore[operator]
+
+    restarted = time.time()
+    second = start(2)
+    try:
+        alerts.wait("WORKER_DOWN_CLEARED", 180, since=restarted, text=app_id)
+        alerts.wait("WORKER_LAG_CLEARED", 240, since=restarted, text=app_id)
+        samples = watched.metrics_until(
+            lambda m: (value(m, "tickwise_watch_worker_members", group=app_id) or 0) >= 1, 30
+        )
+        # while it runs: down and cleared as often as the worker went and came, no more
+        codes = [a.code for _, a in alerts.seen if a.code.startswith("WORKER_DOWN")]
+    finally:
+        stop_process(second)
+    assert value(samples, "tickwise_watch_worker_lag_messages", group=app_id) <= 100  # type: ignore[operator]
+    assert codes == ["WORKER_DOWN", "WORKER_DOWN_CLEARED"] * 2
