@@ -44,7 +44,13 @@ from tickwise.streams.live.security import faust_credentials
 from tickwise.streams.operators.control import KILL_COMMANDS
 from tickwise.streams.watch.alerts import watch_alert
 from tickwise.streams.watch.chain import Where, check_record
-from tickwise.streams.watch.health import Alarms, feed_alerts, group_alerts, missing_audits
+from tickwise.streams.watch.health import (
+    Alarms,
+    feed_alerts,
+    group_alerts,
+    in_session,
+    missing_audits,
+)
 from tickwise.streams.watch.metrics import WatchMetrics
 from tickwise.streams.watch.probe import admin_client, partition_counts, probe_group
 
@@ -251,7 +257,7 @@ def build_app(
         alerts += group_alerts(alarms, health, time.time(), watch)
         await send(alerts)
         stale = {subject for code, subject in alarms.firing() if code == "FEED_STALE"}
-        metrics.on_feeds(last_seen, stale, now)
+        metrics.on_feeds(last_seen, in_session(last_seen, now, watch), stale, now)
         metrics.on_group(health, watch.max_lag)
         metrics.on_heads(dict(tables["heads"].items()))
         metrics.on_kill_switches(dict(tables["kill_switches"].items()))

@@ -22,6 +22,7 @@ METRIC_NAMES = frozenset(
         "tickwise_watch_checked_total",
         "tickwise_watch_feed_age_seconds",
         "tickwise_watch_feed_stale",
+        "tickwise_watch_feed_in_session",
         "tickwise_watch_worker_members",
         "tickwise_watch_worker_lag_messages",
         "tickwise_watch_worker_lag_limit_messages",
@@ -59,6 +60,12 @@ class WatchMetrics:
         self.feed_age = Gauge(
             "tickwise_watch_feed_age_seconds",
             "Wall seconds since the instrument's last tick on ticks.raw (1 s resolution).",
+            inst,
+            registry=reg,
+        )
+        self.feed_in_session = Gauge(
+            "tickwise_watch_feed_in_session",
+            "1 while the instrument's session hours ([watch] session) are open, else 0.",
             inst,
             registry=reg,
         )
@@ -118,10 +125,19 @@ class WatchMetrics:
     def on_checked(self, topic: str) -> None:
         self.checked.labels(topic).inc()
 
-    def on_feeds(self, last_seen: Mapping[str, float], stale: set[str], now: float) -> None:
-        """Each instrument's age and staleness as of ``now`` (wall s)."""
+    def on_feeds(
+        self,
+        last_seen: Mapping[str, float],
+        in_session: Mapping[str, bool],
+        stale: set[str],
+        now: float,
+    ) -> None:
+        """Each watched instrument's session and staleness, and the age of its last tick, as of
+        ``now`` (wall s); ``in_session`` names every instrument watched."""
         for instrument, seen in last_seen.items():
             self.feed_age.labels(instrument).set(max(0.0, now - seen))
+        for instrument, open_now in in_session.items():
+            self.feed_in_session.labels(instrument).set(int(open_now))
             self.feed_stale.labels(instrument).set(int(instrument in stale))
 
     def on_group(self, health: GroupHealth | Exception, max_lag: int) -> None:

@@ -26,7 +26,7 @@ def value(metrics: WatchMetrics, name: str, **labels: str) -> float | None:
 
 def test_every_declared_name_is_exported_and_nothing_else() -> None:
     metrics = WatchMetrics()
-    metrics.on_feeds({"ES": 1.0}, set(), 2.0)
+    metrics.on_feeds({"ES": 1.0}, {"ES": True}, set(), 2.0)
     metrics.on_group(GroupHealth("tickwise", "STABLE", 1, 0), 10)
     metrics.on_heads({"ES": {"seq": 3}})
     metrics.on_kill_switches({"global": False})
@@ -53,12 +53,17 @@ def test_every_alert_code_is_counted_from_zero() -> None:
 
 def test_feeds_show_age_and_staleness_per_instrument() -> None:
     metrics = WatchMetrics()
-    metrics.on_feeds({"ES": 100.0, "NQ": 108.0}, {"ES"}, 110.0)
+    sessions = {"ES": True, "NQ": True, "CL": False}
+    metrics.on_feeds({"ES": 100.0, "NQ": 108.0}, sessions, {"ES"}, 110.0)
     assert value(metrics, "tickwise_watch_feed_age_seconds", instrument="ES") == 10.0
     assert value(metrics, "tickwise_watch_feed_age_seconds", instrument="NQ") == 2.0
     assert value(metrics, "tickwise_watch_feed_stale", instrument="ES") == 1
     assert value(metrics, "tickwise_watch_feed_stale", instrument="NQ") == 0
-    metrics.on_feeds({"ES": 111.0, "NQ": 108.0}, set(), 111.5)
+    # an instrument watched for its own session hours, never seen: no age, its session shown
+    assert value(metrics, "tickwise_watch_feed_age_seconds", instrument="CL") is None
+    assert value(metrics, "tickwise_watch_feed_in_session", instrument="CL") == 0
+    assert value(metrics, "tickwise_watch_feed_in_session", instrument="ES") == 1
+    metrics.on_feeds({"ES": 111.0, "NQ": 108.0}, {"ES": True, "NQ": True}, set(), 111.5)
     assert value(metrics, "tickwise_watch_feed_stale", instrument="ES") == 0
 
 
