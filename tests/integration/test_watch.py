@@ -1,7 +1,7 @@
 """``tickwise watch`` on a real broker: tampered audit records fed to a side topic raise their
-alerts within 5 s naming the offsets, a feed that stops is stale for that instrument only, a
-SIGKILLed worker is down and behind until it is restarted, and its /metrics show what it found
-and the kill switches in force."""
+alerts within 5 s naming the offsets, a feed that stops is stale for that instrument only (and
+not at all outside its session hours), a SIGKILLed worker is down and behind until it is
+restarted, and its /metrics show what it found and the kill switches in force."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from tickwise.streams.live.control import send_control
 from tickwise.streams.live.feed import publish
 from tickwise.streams.live.tap import consumer, spawn_worker, stop_process
 from tickwise.streams.sources import synthetic
+from tickwise.streams.watch.sessions import DAYS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -199,7 +201,11 @@ def test_a_feed_that_stops_is_stale_for_that_instrument_only(
     watch: Callable[[str], Watched],
 ) -> None:
     section = 'stale_after_s = 2.0\ncheck_interval_s = 0.5\nmax_lag = 10\nworker_group = "nobody-'
-    watched = watch(section + f'{uuid.uuid4().hex}"\n')
+    # CL's market is closed for the next two hours: its silence is no staleness
+    opens = datetime.now(UTC) + timedelta(hours=2)
+    closed = f'[watch.sessions.CL]\ntimezone = "UTC"\nopen = "{opens:%H:%M}"\n'
+    closed += f'close = "{opens + timedelta(hours=1):%H:%M}"\ndays = {list(DAYS)}\n'
+    watched = watch(section + f'{uuid.uuid4().hex}"\n' + closed)
     topics, alerts, producer = watched.topics, watched.alerts, watched.producer
     start = time.time()
 
@@ -208,6 +214,7 @@ def test_a_feed_that_stops_is_stale_for_that_instrument_only(
             producer.produce(topics.raw, key=instrument.encode(), value=b"{}")
         producer.flush()
 
+    tick("CL")
     while time.time() - start < 3:
         tick("ES", "NQ")
         time.sleep(0.2)
@@ -219,7 +226,9 @@ def test_a_feed_that_stops_is_stale_for_that_instrument_only(
     assert stale.instrument == "ES" and "ES: no tick" in stale.detail
     assert [a.instrument for _, a in alerts.seen if a.code == "FEED_STALE"] == ["ES"]
     samples = watched.metrics_until(lambda m: value(m, STALE, instrument="ES") == 1, 30)
-    assert value(samples, STALE, instrument="NQ") == 0
+    assert value(samples, STALE, instrument="NQ") == value(samples, STALE, instrument="CL") == 0
+    assert value(samples, "tickwise_watch_feed_in_session", instrument="CL") == 0
+    assert value(samples, "tickwise_watch_feed_in_session", instrument="ES") == 1
     assert value(samples, AGE, instrument="ES") > value(samples, AGE, instrument="NQ")  # type: ignore[operator]
     tick("ES")
     cleared = alerts.wait("FEED_STALE_CLEARED", 5, since=stopped)
