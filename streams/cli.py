@@ -166,14 +166,19 @@ def _worker(subparsers: Subparsers) -> None:
         "not in the checkpoint topic",
     )
     parser.add_argument("--loglevel", default="WARNING")
+    add_metrics_arguments(parser)
+    add_bootstrap_argument(parser)
+    parser.set_defaults(func=LazyHandler("tickwise.streams.live.worker:run_cli"))
+
+
+def add_metrics_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--metrics-port`` and ``--metrics-addr``, alike for every process that serves /metrics."""
     parser.add_argument(
         "--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port"
     )
     parser.add_argument(
         "--metrics-addr", default="127.0.0.1", help="address /metrics listens on (0.0.0.0: all)"
     )
-    add_bootstrap_argument(parser)
-    parser.set_defaults(func=LazyHandler("tickwise.streams.live.worker:run_cli"))
 
 
 def _demo(subparsers: Subparsers) -> None:
@@ -426,6 +431,7 @@ def _watch(subparsers: Subparsers) -> None:
     parser.add_argument("--config", default=None, help="TOML config ([watch] thresholds)")
     parser.add_argument("--topic-prefix", default=None, help="override the config's topic prefix")
     parser.add_argument("--loglevel", default="WARNING")
+    add_metrics_arguments(parser)
     add_bootstrap_argument(parser)
     parser.set_defaults(func=LazyHandler("tickwise.streams.watch.app:run_cli"))
 

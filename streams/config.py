@@ -7,10 +7,11 @@ config type and one loader, and neither path has options the other lacks.
 from __future__ import annotations
 
 import tomllib
+from datetime import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Frozen(BaseModel):
@@ -422,6 +423,45 @@ class EvaluationConfig(Frozen):
     window_s: float = Field(default=300.0, gt=0.0, description="Rolling window, event seconds.")
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class SessionHours(Frozen):
+    """A market's weekly sessions in its exchange's time zone; the defaults are CME Globex's
+    equity index hours (Sunday to Thursday 17:00 to 16:00 the next day, Chicago time).
+
+    A session opens on each of ``days`` at ``open`` and closes at ``close``: the same day when
+    ``close`` is after ``open``, else the next day.
+    """
+
+    timezone: str = Field(default="America/Chicago", description="IANA name of the zone")
+    days: tuple[Weekday, ...] = Field(
+        default=("sun", "mon", "tue", "wed", "thu"),
+        min_length=1,
+        description="The days a session opens on.",
+    )
+    open: time = time(17, 0)
+    close: time = time(16, 0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r}") from exc
+        return name
+
+    @field_validator("open", "close")
+    @classmethod
+    def _naive(cls, value: time) -> time:
+        if value.tzinfo is not None:
+            raise ValueError("give the time without a zone; the zone is `timezone`")
+        return value
+
+
 class WatchConfig(Frozen):
     """``tickwise watch``: the wall-clock checks the event-time pipeline cannot make itself."""
 
@@ -439,6 +479,19 @@ class WatchConfig(Frozen):
         default=None, description="The workers' consumer group; unset: the config's app_id."
     )
     group_id: str = Field(default="tickwise-watch", min_length=1, description="Its own group.")
+    session: SessionHours | None = Field(
+        default=None,
+        description="FEED_STALE only while this session is open; unset: at any hour.",
+    )
+    sessions: dict[str, SessionHours] = Field(
+        default_factory=dict,
+        description="Per instrument, in place of ``session``; an instrument named here is "
+        "watched from its session's open even before its first tick.",
+    )
+
+    def session_for(self, instrument: str) -> SessionHours | None:
+        """The hours the instrument's feed is expected to tick in (None: always)."""
+        return self.sessions.get(instrument, self.session)
 
 
 class TickwiseConfig(Frozen):

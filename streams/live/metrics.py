@@ -76,10 +76,20 @@ def serve_metrics(
 
     ``registry`` (e.g. a ``PipelineMetrics.registry``) gets the quality figures added to it.
     """
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import CollectorRegistry
 
     registry = registry if registry is not None else CollectorRegistry()
     registry.register(QualityCollector(monitor))  # type: ignore[arg-type]
+    return serve_registry(registry, port, addr)
+
+
+def serve_registry(registry: Any, port: int, addr: str = "127.0.0.1") -> Any:
+    """Serve ``registry`` at ``/metrics`` on ``addr:port`` from a daemon thread; return it.
+
+    The one way tickwise's processes without a web server of their own expose metrics.
+    """
+    from prometheus_client import start_http_server
+
     start_http_server(port, addr=addr, registry=registry)
     return registry
 

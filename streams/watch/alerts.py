@@ -23,6 +23,7 @@ CODES: dict[str, Severity] = {
     "AUDIT_UNREADABLE": Severity.CRITICAL,  # a message on the audit topic that is no record
     "AUDIT_MISSING": Severity.CRITICAL,  # a decision without its audit record in time
     "DECISION_UNREADABLE": Severity.CRITICAL,  # a message on the decisions topic that is none
+    "CONTROL_UNREADABLE": Severity.WARNING,  # a message on the control topic that is none
     # the wall clock
     "FEED_STALE": Severity.WARNING,  # no tick of an instrument for stale_after_s
     "WORKER_LAG": Severity.WARNING,  # the workers' backlog on ticks.raw above max_lag
