@@ -2,16 +2,16 @@
 
 ``Engine.run`` takes one partition's batch (a block of a file in replay, what one consume call
 returned live) and gives back what the per-tick pipeline would publish for it: quarantine
-records, decisions, orders, fills and audit entries; ``run_file`` chains it behind the file
-reader for a whole file. A config the engine cannot serve yet raises ``NotImplementedError``
-when the engine is built (see docs/ENGINE.md for what is still per tick).
+records, decisions, orders, fills and audit entries (``replay.engine.run_file`` chains it
+behind the file reader for a whole file). A config the engine cannot serve yet raises
+``NotImplementedError`` when the engine is built (see docs/ENGINE.md for what is still per
+tick).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from tickwise.schemas.decisions import ControlCommand
 from tickwise.schemas.quarantine import QuarantineRecord
@@ -21,8 +21,6 @@ from tickwise.streams.engine.decide import BatchDecide, Rendered
 from tickwise.streams.engine.features import BatchFeatures
 from tickwise.streams.engine.models import BatchModel
 from tickwise.streams.engine.validate import BatchValidator
-from tickwise.streams.sources import ColumnMap
-from tickwise.streams.sources.batches import read_batches
 
 
 @dataclass(slots=True)
@@ -68,17 +66,3 @@ class Engine:
     def finish(self) -> Rendered:
         """At the end of a finite input: the summaries of the runs of holds still open."""
         return Rendered(audit=self.decide.finish())
-
-
-def run_file(
-    path: str | Path,
-    columns: ColumnMap,
-    config: TickwiseConfig,
-    commands: Iterable[ControlCommand] = (),
-) -> Iterator[BatchOutput]:
-    """A whole file through the engine, a batch at a time, then the end-of-input summaries."""
-    engine = Engine(config, commands=commands)
-    max_bytes = config.validation.max_message_bytes
-    for batch in read_batches(path, columns, engine.symbols, max_bytes):
-        yield engine.run(batch)
-    yield BatchOutput({}, engine.finish())
