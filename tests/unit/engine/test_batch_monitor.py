@@ -271,6 +271,49 @@ def test_real_es_trades_with_signals_equal_the_monitor() -> None:
     assert codes  # the real stream raises alerts to compare
 
 
+@st.composite
+def small_streams(draw: st.DrawFn) -> tuple[list[Row], LabelConfig]:
+    """Short streams over few prices and steps, so every branch is near: moves inside the dead
+    zone and none at all, late and equal times, fills that realize nothing, blocks of one."""
+    ts = {"ES": T0_NS, "NQ": T0_NS}
+    realized = {"ES": 0.0, "NQ": 0.0}
+    rows = []
+    for _ in range(draw(st.integers(1, 200))):
+        name = draw(st.sampled_from(["ES", "ES", "NQ", None]))
+        if name is None or draw(st.integers(0, 4)) == 0:
+            rows.append(Row(name, False, 0))
+            continue
+        ts[name] += draw(st.sampled_from([-5 * MS, 0, 10 * MS, 60 * MS, 200 * MS]))
+        row = Row(name, True, ts[name], draw(st.sampled_from([100.0, 100.01, 100.1, 99.9])))
+        for model in draw(st.lists(st.sampled_from(["a", "b"]), max_size=2)):
+            realized[name] += draw(st.sampled_from([0.0, -1.0, 2.0]))
+            row.fills.append((model, realized[name], draw(st.sampled_from([0.0, 0.5]))))
+        if draw(st.integers(0, 3)) > 0:
+            model = draw(st.sampled_from(["a", "b"]))
+            score = draw(st.sampled_from([0.2, 0.5, 0.8]))
+            side = draw(st.sampled_from(list(Side)))
+            pnl = draw(st.sampled_from([0.0, -0.5, -2.0, 3.0]))
+            row.decisions.append((model, score, side, row.price, pnl, row.ts))
+        rows.append(row)
+    return rows, LabelConfig(horizon_s=0.1, dead_zone_bps=draw(st.sampled_from([0.0, 5.0])))
+
+
+TINY = MonitorConfig(
+    accuracy_window=10, min_accuracy=0.6, drift_block_s=0.05, drift_grace=0, drift_delta=0.5,
+    drift_min_increase=0.0, max_losing_streak=1, max_loss=1.0, quarantine_window=10,
+    max_quarantine_rate=0.2,
+    policies={"MODEL_DRIFT": "halt_instrument", "LOW_ACCURACY": "demote",
+              "LOSING_STREAK": "global_kill", "DATA_QUALITY": "halt_instrument"},
+)  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(small_streams())
+def test_short_streams_equal_the_monitor(stream: tuple[list[Row], LabelConfig]) -> None:
+    rows, label = stream
+    assert_equal(rows, TINY, label)
+
+
 # --- batch invariance -----------------------------------------------------------------------
 
 ROWS = mixed(7, 4_000)
