@@ -4,7 +4,9 @@ Three inputs, its own consumer group (``[watch] group_id`` behind the topic pref
 - ``audit`` and ``decisions`` in one agent, so each record meets its chain's head and each
   decision its audit record (``chain.check_record``, ``Trail``);
 - the keys of ``ticks.raw``, for the wall time each instrument last ticked;
-- a timer that checks the deadlines, the feeds and the workers' group (``health``).
+- a timer that checks the deadlines, the feeds and the workers' group (``health``);
+- ``audit`` again, in an agent of its own, for the trading windows and their anomalies
+  (``trading``), whose policies publish on ``control``.
 
 State lives in faust tables backed by changelog topics: the chain heads, the decisions awaiting
 their audit record, the last tick per instrument, and the offset each input partition was
@@ -42,6 +44,7 @@ from tickwise.streams.watch.alerts import watch_alert
 from tickwise.streams.watch.chain import Where, check_record
 from tickwise.streams.watch.health import Alarms, feed_alerts, group_alerts, missing_audits
 from tickwise.streams.watch.probe import admin_client, partition_counts, probe_group
+from tickwise.streams.watch.trading import add_trading
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +205,9 @@ def build_app(
             now = time.time()
             if instrument and now - feeds.get(instrument, 0.0) >= FEED_RESOLUTION_S:
                 feeds[instrument] = now
+
+    # trading anomalies: windows of the audit trail, policies on the control topic (trading.py)
+    tables.update(add_trading(app, config, topics, trail_parts, send))
 
     worker_group = watch.worker_group or config.app_id
 
