@@ -128,13 +128,13 @@ class Engine:
         else:
             intent = cols.out[:, rk.O_DELTA] != 0.0
             chosen_mask = intent.copy()
-            if self.sample_ns is not None:
+            others = np.flatnonzero(~intent)
+            if self.sample_ns is not None and others.size:
                 n = len(self.symbols)
                 if self.sampled.size < n:
                     grown = np.full(n, np.iinfo(np.int64).min, np.int64)
                     grown[: self.sampled.size] = self.sampled
                     self.sampled = grown
-                others = np.flatnonzero(~intent)
                 inst = batch.instrument[rows[others]].astype(np.int64)
                 period = batch.ts[rows[others]] // self.sample_ns
                 order = np.argsort(inst, kind="stable")
