@@ -117,6 +117,13 @@ def run_engine_backtest(
         )
         bar = stack.enter_context(Progress(progress, "backtest"))
 
+        def fields() -> dict[str, object]:
+            return {
+                "decisions": result.decisions,
+                "event_time": utc_second(collector.last_ts_ns),
+                "equity": f"{collector.equity:,.2f}",
+            }
+
         def write(output: BatchOutput) -> None:
             r = output.decided
             quarantined = [output.quarantined[row] for row in sorted(output.quarantined)]
@@ -143,15 +150,10 @@ def run_engine_backtest(
             result.clean += len(batch) - len(output.quarantined)
             write(output)
             collector.on_batch(_decided(batch, output, classification))
-            bar.update(
-                result.ticks,
-                decisions=result.decisions,
-                event_time=utc_second(collector.last_ts_ns),
-                equity=f"{collector.equity:,.2f}",
-            )
+            bar.update(result.ticks, **fields())
         write(BatchOutput({}, engine.finish()))
         collector.finish()
-        bar.close(result.ticks, decisions=result.decisions)
+        bar.close(result.ticks, **fields())
     result.seconds = time.perf_counter() - started
     (out / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
     run = {k: v for k, v in result.summary().items() if k not in ("seconds", "ticks_per_second")}
