@@ -341,7 +341,7 @@ def render_command(alert: Alert, effect: int) -> ControlCommand | None:
     )
 
 
-DONE, STOP_GROW, STOP_ADWIN = range(3)
+DONE, STOP_GROW, STOP_ADWIN, STOP_POLICY = range(4)
 START_CAPACITY = 64
 
 
@@ -355,7 +355,10 @@ def _run(
 ):  # pragma: no cover - compiled  # fmt: skip
     """Rows from ``start_row`` on, in ``Pipeline``'s order; returns (stop, row, fill, decision).
 
-    ``resumed``: the start row stopped in ``on_tick`` and has had its ``on_validated``.
+    ``resumed``: the start row has had its ``on_validated`` (it stopped in ``on_tick``, or for
+    the policy of its verdict's alert). ``STOP_POLICY``: an alert asked its policy for a
+    command, which ``Pipeline`` applies at once: after the verdict (row returned: that row,
+    resume it), or after the row (row returned: the next one).
     """
     f, d = start_fill, start_dec
     for i in range(start_row, inst.size):
@@ -369,7 +372,10 @@ def _run(
             if not signal_room(ist, p_ts, k, need):
                 return STOP_GROW, i, f, d
             when = ts[i] if clean[i] else NONE
+            before = n_out[0]
             on_validated(ist, q, icfg, fcfg, a_int, a_num, n_out, i, k, clean[i], when)
+            if n_out[0] > before and a_int[before, A_EFFECT] != E_NONE:
+                return STOP_POLICY, i, f, d
         if not clean[i]:
             continue
         if not on_tick(
@@ -407,6 +413,11 @@ def _run(
             on_account(ist, mst, icfg, fcfg, a_int, a_num, n_out, i, k, m, d_account_ts[d],
                        d_net_pnl[d])  # fmt: skip
             d += 1
+        j = n_out[0] - 1
+        while j >= 0 and a_int[j, A_ROW] == i and a_int[j, A_CODE] != DATA_QUALITY:
+            if a_int[j, A_EFFECT] != E_NONE:
+                return STOP_POLICY, i + 1, f, d
+            j -= 1
     return DONE, -1, f, d
 
 
@@ -446,6 +457,8 @@ class MonitorOutput:
     a_num: np.ndarray
     alerts: list[Alert]
     commands: list[ControlCommand]  # of the alerts whose policy issues one, in alert order
+    # where a run stopped for a policy: (row to go on from, whether its verdict was seen)
+    stopped_at: tuple[int, bool] | None = None
 
 
 class BatchMonitor:
@@ -525,6 +538,23 @@ class BatchMonitor:
 
     def run(self, ev: MonitorEvents) -> MonitorOutput:
         """Every event of the batch in order; alerts and commands as ``Monitor`` gives them."""
+        out = self.run_until_policy(ev)
+        while out.stopped_at is not None:
+            more = self.run_until_policy(ev, *out.stopped_at)
+            out = MonitorOutput(
+                np.concatenate([out.a_int, more.a_int]),
+                np.concatenate([out.a_num, more.a_num]),
+                out.alerts + more.alerts,
+                out.commands + more.commands,
+                more.stopped_at,
+            )
+        return out
+
+    def run_until_policy(
+        self, ev: MonitorEvents, row: int = 0, resumed: bool = False
+    ) -> MonitorOutput:
+        """The events from ``row`` on (``resumed``: its verdict already seen), up to the first
+        alert whose policy issues a command (``stopped_at``: where to go on from)."""
         self.sync()
         for rows in (ev.fill_row, ev.dec_row):
             if rows.size and (
@@ -535,8 +565,9 @@ class BatchMonitor:
         bound += ev.fill_row.size + ev.dec_row.size + ev.inst.size
         a_int, a_num = np.zeros((bound, N_AI), np.int64), np.zeros((bound, 2))
         n_out = np.zeros(1, np.int64)
-        row = fill = dec = 0
-        resumed = False
+        fill = int(np.searchsorted(ev.fill_row, row))
+        dec = int(np.searchsorted(ev.dec_row, row))
+        stopped_at: tuple[int, bool] | None = None
         while True:
             stop, row, fill, dec = _run(
                 ev.inst, ev.clean, ev.ts, ev.price, ev.fill_row, ev.fill_slot, ev.fill_realized,
@@ -547,6 +578,9 @@ class BatchMonitor:
                 n_out, row, fill, dec, resumed,
             )  # fmt: skip
             if stop == DONE:
+                break
+            if stop == STOP_POLICY:
+                stopped_at = (row, bool(n_out[0]) and int(a_int[n_out[0] - 1, A_ROW]) == row)
                 break
             if stop == STOP_GROW:
                 self.widen()
@@ -562,7 +596,7 @@ class BatchMonitor:
             for alert, effect in zip(alerts, a_int[:, A_EFFECT].tolist(), strict=True)
             if (c := render_command(alert, effect)) is not None
         ]
-        return MonitorOutput(a_int, a_num, alerts, commands)
+        return MonitorOutput(a_int, a_num, alerts, commands, stopped_at)
 
     def stats(self, instrument: str) -> dict[str, object]:
         """``Monitor.stats`` from the arrays."""

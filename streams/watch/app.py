@@ -6,7 +6,9 @@ Four inputs, its own consumer group (``[watch] group_id`` behind the topic prefi
 - the keys of ``ticks.raw``, for the wall time each instrument last ticked;
 - ``control``, for the kill switches in force (shown as metrics);
 - a timer that checks the deadlines, the feeds and the workers' group (``health``), and sets
-  the Prometheus gauges from what it found (``metrics``).
+  the Prometheus gauges from what it found (``metrics``);
+- ``audit`` again, in an agent of its own, for the trading windows and their anomalies
+  (``trading``), whose policies publish on ``control``.
 
 State lives in faust tables backed by changelog topics: the chain heads, the decisions awaiting
 their audit record, the last tick per instrument, the kill switches, and the offset each input
@@ -53,6 +55,7 @@ from tickwise.streams.watch.health import (
 )
 from tickwise.streams.watch.metrics import WatchMetrics
 from tickwise.streams.watch.probe import admin_client, partition_counts, probe_group
+from tickwise.streams.watch.trading import add_trading
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +244,9 @@ def build_app(
                 continue
             if command.command in KILL_COMMANDS:
                 switches[command.scope] = command.command == "kill_switch_on"
+
+    # trading anomalies: windows of the audit trail, policies on the control topic (trading.py)
+    tables.update(add_trading(app, config, topics, trail_parts, send))
 
     worker_group = watch.worker_group or config.app_id
 
