@@ -245,8 +245,15 @@ def _backtest(subparsers: Subparsers) -> None:
         help="event time from the first tick in which nothing trades, e.g. 2h (a kill switch)",
     )
     report.add_argument("--baseline-seed", type=int, default=0, help="seed of the random baseline")
+    parser.add_argument(
+        "--engine",
+        choices=("auto", "columnar", "per-tick"),
+        default="auto",
+        help="columnar: batches through the compiled kernels; per-tick: one tick at a time; "
+        "auto (default): columnar unless the config needs what only per-tick has (same outputs)",
+    )
     add_progress_argument(parser)
-    parser.set_defaults(func=LazyHandler("tickwise.replay.backtest:run_cli"))
+    parser.set_defaults(func=LazyHandler("tickwise.replay.command:run_cli"))
 
 
 def _replay(subparsers: Subparsers) -> None:

@@ -12,12 +12,10 @@ import gzip
 import json
 import shutil
 import subprocess
-import urllib.request
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from hypothesis import strategies as st
-from prometheus_client.parser import text_string_to_metric_families
 
 from tickwise.schemas.decisions import (
     AUDIT_ADAPTER,
@@ -389,17 +387,3 @@ def self_signed_cert(directory: Path) -> tuple[str, str]:
         check=True, capture_output=True,
     )  # fmt: skip
     return str(cert), str(key)
-
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def scrape(port: int) -> Samples:
-    """Every sample a ``/metrics`` endpoint on 127.0.0.1 serves: (name, sorted labels) -> value."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }

@@ -18,7 +18,7 @@ command, and goes on from there. Policies are rare, so the batch is mostly decid
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,8 +57,12 @@ class Engine:
         config: TickwiseConfig,
         symbols: SymbolTable | None = None,
         commands: Iterable[ControlCommand] = (),
+        on_first_tick: Callable[[int], Iterable[ControlCommand]] | None = None,
     ) -> None:
+        """``on_first_tick``: called once with the event time of the first clean tick, before
+        it is decided; the commands it returns are taken (a backtest's warm-up)."""
         self.config = config
+        self.on_first_tick = on_first_tick
         self.symbols = symbols if symbols is not None else SymbolTable()
         self.validator = BatchValidator(config.validation, self.symbols)
         self.features = BatchFeatures(config.features, self.symbols)
@@ -79,6 +83,9 @@ class Engine:
         """One batch through every stage."""
         verdict, aux = self.validator.run(batch)
         clean = verdict == 0
+        if self.on_first_tick is not None and clean.any():
+            first, self.on_first_tick = self.on_first_tick, None
+            self.decide.on_control(first(int(batch.ts[int(np.argmax(clean))])))
         emit, vectors = self.features.run(batch, clean)
         scored = self.model.run(batch, clean, emit, vectors)
         out = BatchOutput(self.validator.records(batch, verdict, aux), Rendered())

@@ -94,6 +94,32 @@ def serve_registry(registry: Any, port: int, addr: str = "127.0.0.1") -> Any:
     return registry
 
 
+# Every sample of a /metrics page: (name, sorted labels) -> value.
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def parse_samples(text: str) -> Samples:
+    """Every sample of a ``/metrics`` page's text, by name and sorted labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def scrape(port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> Samples:
+    """Every sample ``/metrics`` on ``host:port`` serves; raises ``OSError`` if none answers.
+
+    How the demo and the tests read a process's figures the way Prometheus would.
+    """
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=timeout) as response:
+        return parse_samples(response.read().decode())
+
+
 # Wall-clock seconds from a raw tick's produce time to the commit of its outputs.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.stubs import scrape
 from tickwise.schemas.topics import Topics
 from tickwise.streams.cli import main
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.broker import free_port
 from tickwise.streams.live.feed import publish
+from tickwise.streams.live.metrics import scrape
 from tickwise.streams.live.tap import read_values, spawn_worker, stop_process
 from tickwise.streams.sources import synthetic
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -19,14 +18,15 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from tests.stubs import Samples, audit_bodies, scrape
+from tests.stubs import audit_bodies
 from tickwise.schemas.decisions import Alert, AuditRecord, ControlCommand
 from tickwise.schemas.topics import Topics
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.broker import free_port
 from tickwise.streams.live.control import send_control
 from tickwise.streams.live.feed import publish
-from tickwise.streams.live.tap import consumer, spawn_worker, stop_process
+from tickwise.streams.live.metrics import Samples, scrape
+from tickwise.streams.live.tap import consumer, spawn_watch, spawn_worker, stop_process
 from tickwise.streams.sources import synthetic
 from tickwise.streams.watch.sessions import DAYS
 
@@ -74,15 +74,6 @@ class Alerts:
         self._c.close()
 
 
-def _watch(
-    bootstrap: str, prefix: str, config: Path, log: Path, metrics_port: int
-) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "tickwise.streams.cli", "watch", "--bootstrap-servers", bootstrap]
-    cmd += ["--topic-prefix", prefix, "--config", str(config), "--loglevel", "INFO"]
-    cmd += ["--metrics-port", str(metrics_port)]
-    return subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-
-
 @dataclass
 class Watched:
     """A running watchtower: its topics, its alerts as read, a producer, its /metrics port."""
@@ -118,7 +109,8 @@ def watch(
         alerts = Alerts(kafka_bootstrap, topics.alerts)
         producer = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 0})
         port = free_port()
-        proc = _watch(kafka_bootstrap, topic_prefix, config, tmp_path / "watch.log", port)
+        log = str(tmp_path / "watch.log")
+        proc = spawn_watch(kafka_bootstrap, topic_prefix, str(config), port, log, "INFO")
         running.append((proc, alerts))
         # ready once it has read something: a message that is no audit record
         producer.produce(topics.audit, key=b"probe", value=b"not a record")

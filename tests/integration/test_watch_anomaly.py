@@ -12,14 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_watch import Alerts, _watch
+from tests.integration.test_watch import Alerts
 from tests.stubs import squeezed_feed
 from tickwise.replay.kafka_replay import replay_check
 from tickwise.schemas.decisions import AUDIT_ADAPTER, AuditRecord, ControlCommand, Decision
 from tickwise.schemas.topics import Topics
 from tickwise.streams.live.admin import create_topics
+from tickwise.streams.live.broker import free_port
 from tickwise.streams.live.feed import publish
-from tickwise.streams.live.tap import consumer, messages, spawn_worker, stop_process
+from tickwise.streams.live.tap import consumer, messages, spawn_watch, spawn_worker, stop_process
 from tickwise.streams.pipeline import Output
 from tickwise.streams.watch.probe import admin_client, probe_group
 
@@ -83,7 +84,9 @@ def test_an_order_rate_burst_halts_the_instrument_and_replays_exactly(
     config.write_text(CONFIG)
     alerts = Alerts(kafka_bootstrap, topics.alerts)
     processes.append(alerts)
-    processes.append(_watch(kafka_bootstrap, topic_prefix, config, tmp_path / "watch.log"))
+    log = str(tmp_path / "watch.log")
+    watch = spawn_watch(kafka_bootstrap, topic_prefix, str(config), free_port(), log, "INFO")
+    processes.append(watch)
     worker_log = tmp_path / "worker.log"
     app_id = f"burst-{uuid.uuid4().hex[:8]}"
     worker = spawn_worker(kafka_bootstrap, topic_prefix, app_id, str(config), str(worker_log))
