@@ -67,7 +67,12 @@ class Engine:
         self.validator = BatchValidator(config.validation, self.symbols)
         self.features = BatchFeatures(config.features, self.symbols)
         self.model = BatchModel(
-            config.model, config.label, config.features.feature_set, self.symbols, config.decision
+            config.model,
+            config.label,
+            config.features.feature_set,
+            self.symbols,
+            config.decision,
+            config.evaluation,
         )
         self.decide = BatchDecide(config, self.symbols)
         self.decide.on_control(commands)

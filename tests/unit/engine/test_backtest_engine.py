@@ -15,7 +15,13 @@ from stubs import ES_TRADES
 from tickwise.replay.backtest import FILES, run_backtest
 from tickwise.replay.engine import record_batches, run_engine_backtest
 from tickwise.replay.report import ReportSettings
-from tickwise.streams.config import DecisionConfig, MonitorConfig, SignalsConfig, TickwiseConfig
+from tickwise.streams.config import (
+    DecisionConfig,
+    EvaluationConfig,
+    MonitorConfig,
+    SignalsConfig,
+    TickwiseConfig,
+)
 from tickwise.streams.sources import ColumnMap, RawRecord, read_file, synthetic
 from tickwise.streams.sources.batches import read_batches
 
@@ -24,6 +30,7 @@ TRADING = BASE.model_copy(
     update={
         "decision": DecisionConfig(rule="threshold"),
         "signals": SignalsConfig(every="5 s"),
+        "evaluation": EvaluationConfig(window_s=20.0),
         "monitor": MonitorConfig(
             max_losing_streak=3, policies={**MonitorConfig().policies, "LOSING_STREAK": "demote"}
         ),
