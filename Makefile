@@ -60,7 +60,7 @@ compose-secrets: $(STAMP)
 	$(BIN)/tickwise security secrets --dir secrets
 
 compose-secure: compose-secrets
-	docker compose --profile secure up --build worker-secure feed-secure
+	docker compose --profile secure up --build worker-secure watch-secure feed-secure
 
 # Benchmarks (docs/BENCHMARKS.md): `make bench` is the quick pass of them all (~8 min on a busy
 # 2-core machine); the per-benchmark targets run the full sizes. Results go to benchmarks/results/.

@@ -9,21 +9,15 @@ pipeline and never changes what it decides.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 
 from tickwise.replay.collector import BacktestCollector
-from tickwise.replay.controls import load_controls
-from tickwise.replay.merge import merge_in_time
-from tickwise.replay.metrics import period_ns
 from tickwise.replay.report import ReportSettings
 from tickwise.replay.warmup import warmup_commands
 from tickwise.schemas.base import Contract
@@ -31,10 +25,10 @@ from tickwise.schemas.decisions import ControlCommand, Decision, HoldSummary, Si
 from tickwise.schemas.quarantine import QuarantineRecord
 from tickwise.schemas.ticks import CleanTick, QuoteTick, SourceRef, TradeTick
 from tickwise.schemas.topics import ALERTS, AUDIT, DECISIONS, FILLS, SIGNALS, TICKS_QUARANTINE
-from tickwise.streams.config import TickwiseConfig, load_config
+from tickwise.streams.config import TickwiseConfig
 from tickwise.streams.pipeline import Decided, Output, Pipeline
-from tickwise.streams.progress import PROGRESS_EVERY, Progress, utc_second, wants_progress
-from tickwise.streams.sources import RawRecord, SourceError, open_sources
+from tickwise.streams.progress import PROGRESS_EVERY, Progress, utc_second
+from tickwise.streams.sources import RawRecord
 
 # Topic -> file: each line exactly as the message is on that topic.
 FILES = {
@@ -174,46 +168,3 @@ def run_backtest(
     run = {k: v for k, v in result.summary().items() if k not in ("seconds", "ticks_per_second")}
     result.report = collector.write(out, run)
     return result
-
-
-def _records(args: argparse.Namespace) -> Iterator[RawRecord]:
-    """The input records; several files are merged in event time (see ``replay.merge``)."""
-    if args.synthetic or len(args.data or []) <= 1:
-        return open_sources(args, args.data or [])
-    merged = merge_in_time([open_sources(args, [path]) for path in args.data])
-    return islice(merged, args.count) if args.count is not None else merged
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """Carry out ``tickwise backtest`` and return the exit code."""
-    if not args.synthetic and not args.data:
-        print("tickwise backtest: give --data PATH [PATH ...] or --synthetic", file=sys.stderr)
-        return 2
-    config = load_config(args.config)
-    controls = load_controls(args.controls) if args.controls else []
-    try:
-        settings = ReportSettings(
-            returns_period=args.returns_period,
-            periods_per_year=args.periods_per_year,
-            calendar=args.calendar,
-            walk_forward=args.walk_forward or None,
-            seed=args.baseline_seed,
-        )
-        settings.ppy()  # refuse a bad returns period before reading any data
-        result = run_backtest(
-            _records(args),
-            config,
-            Path(args.out),
-            controls,
-            settings=settings,
-            progress=wants_progress(args),
-            warmup_ns=period_ns(args.warmup) if args.warmup else 0,
-        )
-    except (SourceError, FileNotFoundError, ValueError) as exc:
-        print(f"tickwise backtest: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(result.summary(), indent=2))
-    headline = ("total_return", "sharpe", "max_drawdown", "n_trades", "hit_rate", "exposure")
-    print(json.dumps({k: result.report.get(k) for k in headline}))
-    print(f"wrote {', '.join((*FILES.values(), *REPORT_FILES))} to {args.out}")
-    return 0

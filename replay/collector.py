@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -18,6 +19,7 @@ from tickwise.replay.baselines import Baselines
 from tickwise.replay.prequential import Outcome, SignalOutcomes
 from tickwise.replay.report import Decimator, EquityWriter, ReportSettings, SegmentedCurve, iso_utc
 from tickwise.schemas.ticks import QuoteTick, TradeTick
+from tickwise.streams.config import TickwiseConfig
 from tickwise.streams.pipeline import Decided, Pipeline
 
 SCORE_BINS = 40
@@ -174,60 +176,107 @@ class BacktestCollector:
 
     def report(self, run_summary: dict[str, Any]) -> dict[str, Any]:
         """The content of ``report.json``."""
-        whole = self.curve.whole.figures()
-        model_metrics = getattr(self.pipeline.model, "metrics", None)
-        prequential: dict[str, Any] = {
-            "accuracy": whole.pop("model_accuracy"),
-            "log_loss": whole.pop("model_log_loss"),
-            "n_outcomes": whole.pop("n_outcomes"),
-            "horizon_s": self.pipeline.config.label.horizon_s,
-        }
-        if callable(model_metrics):  # the model stage's prequential figures, per instrument
-            prequential["model"] = {i: model_metrics(i) for i in sorted(self.instruments)}
         monitor = getattr(self.pipeline, "monitor", None)
-        if monitor is not None:  # the live monitor's view at the end (rolling window, drifts)
-            prequential["monitor"] = {i: monitor.stats(i) for i in sorted(self.instruments)}
-        baselines = self.baselines.figures()
-        for figures in baselines.values():
-            for key in ("model_accuracy", "model_log_loss", "n_outcomes"):
-                figures.pop(key)
-        baselines["random"]["seed"] = self.settings.seed
-        return {
-            **whole,
-            "returns_period": self.settings.returns_period,
-            "periods_per_year": self.settings.ppy(),
-            "calendar": self.settings.calendar,
-            "min_ratio_returns": metrics.MIN_RATIO_PERIODS,
-            "initial_capital": self.capital,
-            "prequential": prequential,
-            "warmup": {
-                "end": iso_utc(self.warmup_end_ns) if self.warmup_end_ns is not None else None,
-                "ticks": self.ticks_in_warmup,
-                "until": iso_utc(self.warmup_until_ns) if self.warmup_until_ns else None,
-                "model_warmup_labels": self.pipeline.config.model.warmup_labels,
-            },
-            "walk_forward": {
-                "period": self.settings.walk_forward,
-                "segments": self.curve.segments(),
-            },
-            "baselines": baselines,
-            "signals": {
-                "score_bins": SCORE_BINS,
-                "score_counts": self.score_counts,
-            },
-            "run": {**run_summary, "late_ticks_marked_at_latest_time": self.late_ticks},
-            "definitions": DEFINITIONS,
-        }
+        model_metrics = getattr(self.pipeline.model, "metrics", None)
+        return report_content(
+            self.pipeline.config,
+            self.settings,
+            run_summary,
+            whole=self.curve.whole.figures(),
+            segments=self.curve.segments(),
+            baselines=self.baselines.figures(),
+            score_counts=self.score_counts,
+            instruments=self.instruments,
+            warmup=(self.warmup_end_ns, self.warmup_until_ns, self.ticks_in_warmup),
+            late_ticks=self.late_ticks,
+            model_metrics=model_metrics if callable(model_metrics) else None,
+            monitor_stats=monitor.stats if monitor is not None else None,
+        )
 
     def write(self, out: Path, run_summary: dict[str, Any]) -> dict[str, Any]:
         """Write ``report.json`` and ``report.html`` into ``out``; return the report."""
         report = self.report(run_summary)
-        (out / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
-        page = html.render(
-            report,
-            {name: d.points() for name, d in self.plots.items()},
-            {name: d.points() for name, d in sorted(self.positions.items())},
-            {name: d.points() for name, d in self.baselines.plots.items()},
-        )
-        (out / "report.html").write_text(page)
+        write_report(out, report, self.plots, self.positions, self.baselines.plots)
         return report
+
+
+def report_content(
+    config: TickwiseConfig,
+    settings: ReportSettings,
+    run_summary: dict[str, Any],
+    *,
+    whole: dict[str, Any],
+    segments: list[dict[str, Any]],
+    baselines: dict[str, dict[str, Any]],
+    score_counts: list[int],
+    instruments: Iterable[str],
+    warmup: tuple[int | None, int | None, int],
+    late_ticks: int,
+    model_metrics: Callable[[str], Any] | None,
+    monitor_stats: Callable[[str], Any] | None,
+) -> dict[str, Any]:
+    """The content of ``report.json`` from a collector's figures, whichever collector kept them.
+
+    ``warmup``: the end of the warm-up, the event time it was asked to last until, and the
+    ticks before its end; ``model_metrics`` and ``monitor_stats``: the model stage's and the
+    monitor's figures per instrument at the end, when the run has them.
+    """
+    warmup_end_ns, warmup_until_ns, ticks_in_warmup = warmup
+    prequential: dict[str, Any] = {
+        "accuracy": whole.pop("model_accuracy"),
+        "log_loss": whole.pop("model_log_loss"),
+        "n_outcomes": whole.pop("n_outcomes"),
+        "horizon_s": config.label.horizon_s,
+    }
+    if model_metrics is not None:  # the model stage's prequential figures, per instrument
+        prequential["model"] = {i: model_metrics(i) for i in sorted(instruments)}
+    if monitor_stats is not None:  # the live monitor's view at the end (rolling window, drifts)
+        prequential["monitor"] = {i: monitor_stats(i) for i in sorted(instruments)}
+    for figures in baselines.values():
+        for key in ("model_accuracy", "model_log_loss", "n_outcomes"):
+            figures.pop(key)
+    baselines["random"]["seed"] = settings.seed
+    return {
+        **whole,
+        "returns_period": settings.returns_period,
+        "periods_per_year": settings.ppy(),
+        "calendar": settings.calendar,
+        "min_ratio_returns": metrics.MIN_RATIO_PERIODS,
+        "initial_capital": config.execution.initial_cash,
+        "prequential": prequential,
+        "warmup": {
+            "end": iso_utc(warmup_end_ns) if warmup_end_ns is not None else None,
+            "ticks": ticks_in_warmup,
+            "until": iso_utc(warmup_until_ns) if warmup_until_ns else None,
+            "model_warmup_labels": config.model.warmup_labels,
+        },
+        "walk_forward": {
+            "period": settings.walk_forward,
+            "segments": segments,
+        },
+        "baselines": baselines,
+        "signals": {
+            "score_bins": SCORE_BINS,
+            "score_counts": score_counts,
+        },
+        "run": {**run_summary, "late_ticks_marked_at_latest_time": late_ticks},
+        "definitions": DEFINITIONS,
+    }
+
+
+def write_report(
+    out: Path,
+    report: dict[str, Any],
+    plots: dict[str, Decimator],
+    positions: dict[str, Decimator],
+    baseline_plots: dict[str, Decimator],
+) -> None:
+    """Write ``report.json`` and ``report.html`` into ``out``."""
+    (out / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+    page = html.render(
+        report,
+        {name: d.points() for name, d in plots.items()},
+        {name: d.points() for name, d in sorted(positions.items())},
+        {name: d.points() for name, d in baseline_plots.items()},
+    )
+    (out / "report.html").write_text(page)

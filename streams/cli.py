@@ -166,14 +166,19 @@ def _worker(subparsers: Subparsers) -> None:
         "not in the checkpoint topic",
     )
     parser.add_argument("--loglevel", default="WARNING")
+    add_metrics_arguments(parser)
+    add_bootstrap_argument(parser)
+    parser.set_defaults(func=LazyHandler("tickwise.streams.live.worker:run_cli"))
+
+
+def add_metrics_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--metrics-port`` and ``--metrics-addr``, alike for every process that serves /metrics."""
     parser.add_argument(
         "--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port"
     )
     parser.add_argument(
         "--metrics-addr", default="127.0.0.1", help="address /metrics listens on (0.0.0.0: all)"
     )
-    add_bootstrap_argument(parser)
-    parser.set_defaults(func=LazyHandler("tickwise.streams.live.worker:run_cli"))
 
 
 def _demo(subparsers: Subparsers) -> None:
@@ -240,8 +245,15 @@ def _backtest(subparsers: Subparsers) -> None:
         help="event time from the first tick in which nothing trades, e.g. 2h (a kill switch)",
     )
     report.add_argument("--baseline-seed", type=int, default=0, help="seed of the random baseline")
+    parser.add_argument(
+        "--engine",
+        choices=("auto", "columnar", "per-tick"),
+        default="auto",
+        help="columnar: batches through the compiled kernels; per-tick: one tick at a time; "
+        "auto (default): columnar unless the config needs what only per-tick has (same outputs)",
+    )
     add_progress_argument(parser)
-    parser.set_defaults(func=LazyHandler("tickwise.replay.backtest:run_cli"))
+    parser.set_defaults(func=LazyHandler("tickwise.replay.command:run_cli"))
 
 
 def _replay(subparsers: Subparsers) -> None:
@@ -426,6 +438,7 @@ def _watch(subparsers: Subparsers) -> None:
     parser.add_argument("--config", default=None, help="TOML config ([watch] thresholds)")
     parser.add_argument("--topic-prefix", default=None, help="override the config's topic prefix")
     parser.add_argument("--loglevel", default="WARNING")
+    add_metrics_arguments(parser)
     add_bootstrap_argument(parser)
     parser.set_defaults(func=LazyHandler("tickwise.streams.watch.app:run_cli"))
 

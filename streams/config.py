@@ -7,10 +7,11 @@ config type and one loader, and neither path has options the other lacks.
 from __future__ import annotations
 
 import tomllib
+from datetime import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Frozen(BaseModel):
@@ -303,6 +304,10 @@ class ExecutionConfig(Frozen):
     )
 
 
+# What may answer an alert: nothing more, a model moved to shadow, one instrument or all halted.
+Policy = Literal["alert", "demote", "halt_instrument", "global_kill"]
+
+
 class MonitorConfig(Frozen):
     """What the monitor watches and which policy answers each alert code."""
 
@@ -318,7 +323,7 @@ class MonitorConfig(Frozen):
     max_loss: float | None = Field(default=None, gt=0.0, description="Net P&L below -max_loss.")
     quarantine_window: int = Field(default=1000, ge=10)
     max_quarantine_rate: float = Field(default=0.05, gt=0.0, le=1.0)
-    policies: dict[str, Literal["alert", "demote", "halt_instrument", "global_kill"]] = Field(
+    policies: dict[str, Policy] = Field(
         default_factory=lambda: {
             "MODEL_DRIFT": "demote",
             "LOW_ACCURACY": "alert",
@@ -422,8 +427,105 @@ class EvaluationConfig(Frozen):
     window_s: float = Field(default=300.0, gt=0.0, description="Rolling window, event seconds.")
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class SessionHours(Frozen):
+    """A market's weekly sessions in its exchange's time zone; the defaults are CME Globex's
+    equity index hours (Sunday to Thursday 17:00 to 16:00 the next day, Chicago time).
+
+    A session opens on each of ``days`` at ``open`` and closes at ``close``: the same day when
+    ``close`` is after ``open``, else the next day.
+    """
+
+    timezone: str = Field(default="America/Chicago", description="IANA name of the zone")
+    days: tuple[Weekday, ...] = Field(
+        default=("sun", "mon", "tue", "wed", "thu"),
+        min_length=1,
+        description="The days a session opens on.",
+    )
+    open: time = time(17, 0)
+    close: time = time(16, 0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r}") from exc
+        return name
+
+    @field_validator("open", "close")
+    @classmethod
+    def _naive(cls, value: time) -> time:
+        if value.tzinfo is not None:
+            raise ValueError("give the time without a zone; the zone is `timezone`")
+        return value
+
+
+class AnomalyConfig(Frozen):
+    """The watchtower's trading anomalies: windows of event time per instrument and model version,
+    each closed window compared with the key's trailing ones by a robust z-score.
+
+    The defaults suit a desk's futures book: minute windows, half an hour of history before
+    anything is judged, and a burst only when it is six robust deviations out and at least
+    ``burst_min_orders`` order intents. A burst halts its instrument; silence and a P&L drop
+    alert a person (the monitor's ``PNL_LOSS`` is the absolute loss limit).
+    """
+
+    window_s: float = Field(
+        default=60.0, gt=0.0, description="Tumbling window the detectors judge, event time."
+    )
+    hop_size_s: float = Field(default=300.0, gt=0.0, description="Hopping window: its length.")
+    hop_step_s: float = Field(default=60.0, gt=0.0, description="Hopping window: how often.")
+    history: int = Field(default=60, ge=3, description="Closed windows kept per key and spec.")
+    min_history: int = Field(
+        default=30, ge=3, description="Closed tumbling windows a key needs before it is judged."
+    )
+    burst_z: float = Field(default=6.0, gt=0.0, description="ORDER_BURST: robust z of intents.")
+    burst_min_orders: int = Field(
+        default=20, ge=1, description="ORDER_BURST: never for fewer order intents than this."
+    )
+    silent_min_median: float = Field(
+        default=5.0,
+        gt=0.0,
+        description="SILENT_MODEL: the trailing median of intents a silent window breaks with.",
+    )
+    silent_min_ticks: int = Field(
+        default=100, ge=1, description="SILENT_MODEL: decided ticks the silent window must have."
+    )
+    pnl_drop_z: float = Field(
+        default=6.0, gt=0.0, description="PNL_DROP: robust z of the window's marked P&L change."
+    )
+    policies: dict[str, Policy] = Field(
+        default_factory=lambda: {
+            "ORDER_BURST": "halt_instrument",
+            "SILENT_MODEL": "alert",
+            "PNL_DROP": "alert",
+        }
+    )
+
+    @model_validator(mode="after")
+    def _check_windows(self) -> AnomalyConfig:
+        if self.hop_step_s > self.hop_size_s:
+            raise ValueError(
+                f"watch.anomaly.hop_step_s ({self.hop_step_s}) must not exceed hop_size_s "
+                f"({self.hop_size_s}): events between windows would count nowhere"
+            )
+        if self.min_history > self.history:
+            raise ValueError(
+                f"watch.anomaly.min_history ({self.min_history}) exceeds history "
+                f"({self.history}): no key would ever be judged"
+            )
+        return self
+
+
 class WatchConfig(Frozen):
-    """``tickwise watch``: the wall-clock checks the event-time pipeline cannot make itself."""
+    """``tickwise watch``: the wall-clock checks the event-time pipeline cannot make itself,
+    and the trading anomalies it finds in event-time windows (``anomaly``)."""
 
     stale_after_s: float = Field(
         default=30.0, gt=0.0, description="FEED_STALE: no tick on ticks.raw for this long."
@@ -439,6 +541,21 @@ class WatchConfig(Frozen):
         default=None, description="The workers' consumer group; unset: the config's app_id."
     )
     group_id: str = Field(default="tickwise-watch", min_length=1, description="Its own group.")
+    session: SessionHours | None = Field(
+        default=None,
+        description="FEED_STALE only while this session is open; unset: at any hour.",
+    )
+    sessions: dict[str, SessionHours] = Field(
+        default_factory=dict,
+        description="Per instrument, in place of ``session``; an instrument named here is "
+        "watched from its session's open even before its first tick.",
+    )
+
+    def session_for(self, instrument: str) -> SessionHours | None:
+        """The hours the instrument's feed is expected to tick in (None: always)."""
+        return self.sessions.get(instrument, self.session)
+
+    anomaly: AnomalyConfig = AnomalyConfig()
 
 
 class TickwiseConfig(Frozen):

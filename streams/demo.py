@@ -1,13 +1,16 @@
 """``tickwise demo``: the whole live path on a real broker, watched from the outside.
 
-Starts a local broker unless one is configured, creates the topics, runs a worker process and a
-synthetic feed (with a few bad ticks), prints a live summary read back from the topics, then
-shuts everything down. Exits non-zero if no decision came out or a tick went missing.
+Starts a local broker unless one is configured, creates the topics, runs a worker process, the
+watchtower (``tickwise watch``, a process of its own) and a synthetic feed (with a few bad ticks),
+prints a live summary read back from the topics and the watchtower's ``/metrics``, then shuts
+everything down. Exits non-zero if no decision came out, a tick went missing, or the watchtower
+did not find every audit record linked to its chain.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import subprocess
@@ -16,6 +19,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from tickwise.schemas.decisions import (
@@ -24,6 +28,7 @@ from tickwise.schemas.decisions import (
     AuditRecord,
     ControlCommand,
     Decision,
+    Severity,
     Signal,
 )
 from tickwise.schemas.quarantine import QuarantineRecord
@@ -34,10 +39,18 @@ from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.broker import LocalBroker, free_port
 from tickwise.streams.live.control import send_commands
 from tickwise.streams.live.feed import publish
-from tickwise.streams.live.tap import consumer, spawn_worker, stop_process
+from tickwise.streams.live.metrics import Samples, scrape
+from tickwise.streams.live.tap import consumer, spawn_watch, spawn_worker, stop_process
 from tickwise.streams.sources import synthetic
+from tickwise.streams.watch.alerts import CODES
 
 QUIET_S = 2.0  # after the last tick is validated, this long without a message: all decided
+# The watchtower's alerts that say the audit trail does not hold (a duplicate is only a warning).
+TRAIL_CODES = frozenset(
+    code
+    for code, severity in CODES.items()
+    if code.startswith(("AUDIT_", "DECISION_")) and severity is Severity.CRITICAL
+)
 
 
 def _explain(signal: Signal | None) -> str:
@@ -62,11 +75,18 @@ def run_cli(args: argparse.Namespace) -> int:
         prefix = ""
     topics = Topics(prefix)
     worker = None
+    tower: Watchtower | None = None
     console = None
     try:
         create_topics(bootstrap, prefix)
-        print(f"broker {bootstrap}; topics created; starting the worker ...", flush=True)
-        worker = spawn_worker(bootstrap, prefix, f"tickwise-demo-{run_id}")
+        print(
+            f"broker {bootstrap}; topics created (prefix {prefix!r}); "
+            "starting the worker and the watchtower ...",
+            flush=True,
+        )
+        app_id = f"tickwise-demo-{run_id}"
+        worker = spawn_worker(bootstrap, prefix, app_id)
+        tower = Watchtower.start(bootstrap, prefix, app_id)
         if args.console_port:
             console = _console(bootstrap, prefix, args.console_port)
         count = int(args.rate * args.seconds)
@@ -75,7 +95,7 @@ def run_cli(args: argparse.Namespace) -> int:
             target=publish, args=(records, bootstrap, topics.raw, args.rate), daemon=True
         )
         limit = args.seconds + args.drain_timeout
-        code = _watch(bootstrap, topics, feed, limit, count, args.kill_after)
+        code = _watch(bootstrap, topics, feed, limit, count, args.kill_after, tower)
         if console is not None and args.hold > 0:
             print(f"console kept open for {args.hold:.0f} s (Ctrl-C ends the demo) ...", flush=True)
             try:
@@ -86,11 +106,140 @@ def run_cli(args: argparse.Namespace) -> int:
     finally:
         if console is not None:
             stop_process(console)
+        if tower is not None:  # before the worker, which it would report down
+            stop_process(tower.proc)
         if worker is not None:
             stop_process(worker)
         if broker is not None:
             broker.stop()
             print("local broker stopped", flush=True)
+
+
+@dataclass(frozen=True)
+class WatchFigures:
+    """What the watchtower's ``/metrics`` says: messages checked per topic, each audit chain's
+    head, the alerts it sent (by code and severity), the kill switches it saw, and the wall time
+    of its last look (when it last set the gauges: the heads and the switches)."""
+
+    checked: dict[str, int]
+    heads: dict[str, int]
+    alerts: dict[tuple[str, str], int]
+    kill_switches: dict[str, bool]
+    last_look: float = 0.0
+
+    @classmethod
+    def of(cls, samples: Samples) -> WatchFigures:
+        """Read the figures out of one scrape of ``tickwise watch --metrics-port``."""
+        checked: dict[str, int] = {}
+        heads: dict[str, int] = {}
+        alerts: dict[tuple[str, str], int] = {}
+        switches: dict[str, bool] = {}
+        last_look = 0.0
+        for (name, labels), value in samples.items():
+            label = dict(labels)
+            if name == "tickwise_watch_checked_total":
+                checked[label["topic"]] = int(value)
+            elif name == "tickwise_watch_audit_chain_head_seq":
+                heads[label["instrument"]] = int(value)
+            elif name == "tickwise_watch_alerts_total" and value > 0:
+                alerts[(label["code"], label["severity"])] = int(value)
+            elif name == "tickwise_watch_kill_switch":
+                switches[label["scope"]] = value > 0
+            elif name == "tickwise_watch_last_look_timestamp_seconds":
+                last_look = value
+        return cls(checked, heads, alerts, switches, last_look)
+
+
+@dataclass(frozen=True)
+class Watchtower:
+    """``tickwise watch`` run by the demo: its process, its ``/metrics`` port and its log."""
+
+    proc: subprocess.Popen[bytes]
+    metrics_port: int
+    log: Path
+
+    @classmethod
+    def start(cls, bootstrap: str, prefix: str, worker_group: str) -> Watchtower:
+        """Start the watchtower beside the worker: its own process and consumer group, told
+        which group the worker is so it can watch its members and lag."""
+        workdir = Path(tempfile.mkdtemp(prefix="tickwise-demo-watch-"))
+        config = workdir / "watch.toml"
+        config.write_text(f"[watch]\nworker_group = {json.dumps(worker_group)}\n")
+        port = free_port()
+        log = workdir / "watch.log"
+        proc = spawn_watch(bootstrap, prefix, str(config), port, str(log))
+        print(f"watchtower: /metrics on http://127.0.0.1:{port}/metrics, log {log}", flush=True)
+        return cls(proc, port, log)
+
+    def figures(self) -> WatchFigures | None:
+        """Its figures now, or None while its metrics server does not answer yet."""
+        try:
+            return WatchFigures.of(scrape(self.metrics_port, timeout=2.0))
+        except OSError:
+            return None
+
+    def caught_up(self, wanted: dict[str, int], timeout: float) -> WatchFigures | None:
+        """Wait until it has checked ``wanted`` messages of each topic and looked once since (or
+        ``timeout`` s, or it exits); return its last figures."""
+        deadline = time.monotonic() + timeout
+        figures = self.figures()
+        checked_at: float | None = None  # wall time it was first seen to have checked them all
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if figures is not None:
+                if checked_at is None and all(
+                    figures.checked.get(t, 0) >= n for t, n in wanted.items()
+                ):
+                    checked_at = time.time()
+                if checked_at is not None and figures.last_look > checked_at:
+                    break
+            time.sleep(0.5)
+            figures = self.figures()
+        return figures
+
+
+def watch_summary(
+    figures: WatchFigures | None,
+    wanted: dict[str, int],
+    store_heads: dict[str, int],
+    breaks: list[Alert],
+) -> tuple[list[str], bool]:
+    """The summary's watchtower lines, and whether its live check held: every audit record and
+    decision checked, no alert of a broken trail, the same chain heads as the audit store's.
+
+    ``wanted``: the messages of each topic the demo read (``audit`` and ``decisions`` by their
+    full names, so in that order); ``breaks``: the trail alerts read from the alerts topic, for
+    their details (topic, partition, offsets, ids).
+    """
+    if figures is None:
+        return ["watchtower: no figures (its /metrics never answered; see its log)"], False
+    done = ", ".join(f"{figures.checked.get(t, 0)} of {n} on {t}" for t, n in wanted.items())
+    lines = [f"watchtower: checked {done} as they arrived"]
+    heads = ", ".join(f"{i} seq {n}" for i, n in sorted(figures.heads.items())) or "none"
+    agree = figures.heads == store_heads
+    lines.append(
+        f"  chain heads: {heads} "
+        + ("(the audit store's verify agrees)" if agree else f"(the audit store has {store_heads})")
+    )
+    caught_up = all(figures.checked.get(t, 0) >= n for t, n in wanted.items())
+    broken = {key: n for key, n in figures.alerts.items() if key[0] in TRAIL_CODES}
+    if broken:
+        codes = ", ".join(f"{code}={n}" for (code, _), n in sorted(broken.items()))
+        lines.append(f"  audit chain: BROKEN ({codes})")
+        lines += [f"    {a.code}: {a.detail}" for a in breaks[:10]]
+    elif not caught_up:
+        lines.append("  audit chain: not checked to the end (the watchtower fell behind)")
+    else:
+        lines.append("  audit chain: intact")
+    raised = ", ".join(
+        f"{code}={n} ({severity})" for (code, severity), n in sorted(figures.alerts.items())
+    )
+    lines.append(f"  alerts it raised: {raised or 'none'}")
+    if figures.kill_switches:
+        seen = ", ".join(
+            f"{s} {'on' if on else 'off'}" for s, on in sorted(figures.kill_switches.items())
+        )
+        lines.append(f"  kill switches it saw on the control topic: {seen}")
+    return lines, caught_up and not broken and agree
 
 
 def _console(bootstrap: str, prefix: str, port: int) -> subprocess.Popen[bytes] | None:
@@ -130,6 +279,7 @@ def _watch(
     limit: float,
     sent: int,
     kill_after: int,
+    tower: Watchtower,
 ) -> int:
     names = {
         topics.raw: "raw",
@@ -148,6 +298,7 @@ def _watch(
     signals: dict[str, Signal] = {}
     approved = 0
     alerts: Counter[str] = Counter()
+    breaks: list[Alert] = []  # the watchtower's alerts of a broken trail, with their details
     killed_at: int | None = None  # decisions seen when the kill switch was pulled
     refused_by_kill = 0
     start = time.monotonic()
@@ -171,7 +322,10 @@ def _watch(
                     approved += last_decision.approved
                     refused_by_kill += "KILL_SWITCH" in last_decision.reject_reasons
                 elif kind == "alerts":
-                    alerts[Alert.model_validate_json(msg.value()).code] += 1
+                    alert = Alert.model_validate_json(msg.value())
+                    alerts[alert.code] += 1
+                    if alert.code in TRAIL_CODES:
+                        breaks.append(alert)
             if kill_after and killed_at is None and counts["clean"] >= kill_after:
                 killed_at = counts["clean"]
                 _kill_switch(bootstrap, topics)
@@ -183,7 +337,7 @@ def _watch(
                     f"[{now - start:5.1f}s] raw {counts['raw']:>6} | clean {counts['clean']:>6} "
                     f"| quarantined {counts['quarantined']:>4} | signals {counts['signals']:>6} "
                     f"| decisions {counts['decisions']:>6} (approved {approved}) "
-                    f"| fills {counts['fills']:>5}",
+                    f"| fills {counts['fills']:>5} | watchtower {_checked(tower)}",
                     flush=True,
                 )
                 if last_decision is not None:
@@ -219,13 +373,33 @@ def _watch(
     if counts["decisions"] == 0:
         print("demo FAILED: no decision came out")
         return 1
-    _audit_store(bootstrap, topics)
+    read, store_heads = _audit_store(bootstrap, topics)
+    wanted = {topics.audit: read, topics.decisions: counts["decisions"]}
+    figures = tower.caught_up(wanted, limit)
+    lines, held = watch_summary(figures, wanted, store_heads, breaks)
+    print("\n".join(lines))
+    if not held:
+        if tower.proc.poll() is not None:
+            print(f"the watchtower exited ({tower.proc.returncode}); the end of its log:")
+            print(tower.log.read_text(errors="replace")[-2000:])
+        print("demo FAILED: the watchtower's live audit check did not hold")
+        return 1
     print(f"demo OK: {counts['decisions']} decisions flowed through Kafka")
     return 0
 
 
-def _audit_store(bootstrap: str, topics: Topics) -> None:
-    """Sink the audit topic into an SQLite store, verify its hash chains, count the refusals."""
+def _checked(tower: Watchtower) -> str:
+    """The progress line's word on the watchtower: messages checked and alerts sent so far."""
+    figures = tower.figures()
+    if figures is None:
+        return "starting"
+    sent = sum(figures.alerts.values())
+    return f"checked {sum(figures.checked.values()):>6} alerts {sent}"
+
+
+def _audit_store(bootstrap: str, topics: Topics) -> tuple[int, dict[str, int]]:
+    """Sink the audit topic into an SQLite store, verify its hash chains, count the refusals;
+    return the messages read and each chain's head sequence number."""
     path = Path(tempfile.mkdtemp(prefix="tickwise-demo-audit-")) / "audit.db"
     store = open_store(f"sqlite:///{path}")
     try:
@@ -243,3 +417,4 @@ def _audit_store(bootstrap: str, topics: Topics) -> None:
         )
     finally:
         store.close()
+    return read, {instrument: seq for instrument, (seq, _) in heads.items()}

@@ -38,6 +38,7 @@ from tickwise.streams.config import (
     ValidationConfig,
 )
 from tickwise.streams.operators.validation import Validator
+from tickwise.streams.sources import RawRecord
 
 T0_NS = 1_704_205_800 * 10**9  # 2024-01-02T14:30:00Z
 # Real E-mini S&P 500 trades beside the repository (../shared/data); tests skip without them.
@@ -322,6 +323,30 @@ class OneVerdictValidator(Validator):
         verdicts = super().on_raw(raw, source, reinjected)
         assert len(verdicts) == 1, verdicts
         return verdicts[0]
+
+
+def squeezed_feed(
+    seed: int, count: int, start: int, stop: int, factor: int, instrument: str = "ES"
+) -> list[RawRecord]:
+    """A synthetic feed of one instrument whose records ``[start, stop)`` come ``factor`` times
+    faster in event time (the later ones shifted to follow): the same trading at a faster pace,
+    an order-rate burst per event-time window."""
+    from tickwise.streams.sources import synthetic
+
+    out: list[RawRecord] = []
+    origin = shift = 0
+    for i, rec in enumerate(synthetic(seed=seed, count=count, instruments=[instrument])):
+        msg = json.loads(rec.payload)
+        ts = msg["ts_event_ns"]
+        if i == start:
+            origin = ts
+        if start <= i < stop:
+            squeezed = origin + (ts - origin) // factor
+            shift = ts - squeezed
+        msg["ts_event_ns"] = ts - shift
+        payload = json.dumps(msg, separators=(",", ":")).encode()
+        out.append(RawRecord(rec.key, payload, rec.origin, rec.index, ts - shift))
+    return out
 
 
 def audit_bodies(

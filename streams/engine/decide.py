@@ -94,8 +94,9 @@ class DecideColumns:
     codes), ``held`` (position filled plus in flight before), the account's ``drawdown`` and
     ``day_pnl`` (check texts), risk's numbers ``out`` (``risk.O_*`` and one column per check),
     ``order`` (order number, -1: none), ``halted_by``/``demoted_by`` (command index, -1),
-    ``plain`` (a HOLD with nothing to record) and ``state_changed`` (the trading state differs
-    from the instrument's last decision).
+    ``plain`` (a HOLD with nothing to record), ``state_changed`` (the trading state differs
+    from the instrument's last decision), and the account the decision left as the monitor
+    reads it: ``net_pnl`` (``AccountView.net_pnl``) at ``account_ts``.
 
     Applied controls, in the order applied: ``e_row``, ``e_what`` (``E_STAGE``: the model
     stage's command; ``E_VIEW``: the control view's first application), ``e_cmd``.
@@ -116,13 +117,16 @@ class DecideColumns:
     demoted_by: np.ndarray
     plain: np.ndarray
     state_changed: np.ndarray
+    net_pnl: np.ndarray
+    account_ts: np.ndarray
     e_row: np.ndarray
     e_what: np.ndarray
     e_cmd: np.ndarray
     fills: FillColumns
+    equity: np.ndarray  # per row of the batch: the instrument's equity after it (NaN: not run)
 
 
-DECISION_COLUMNS = DecideColumns.__slots__[:14]
+DECISION_COLUMNS = DecideColumns.__slots__[:16]
 EVENT_COLUMNS = ("e_row", "e_what", "e_cmd")
 
 
@@ -145,18 +149,18 @@ def _decide(
     pend_fills, pend_controls, chain_state, next_order,
     # outputs
     d_row, d_vec, d_score, d_side, d_conf, d_held, d_dd, d_pnl, d_out, d_order, d_halted,
-    d_demoted, d_plain, d_changed,
+    d_demoted, d_plain, d_changed, d_net, d_acct_ts,
     e_row, e_what, e_cmd,
     f_row, f_id, f_price, f_fee, f_qty, f_buy, f_pos, f_cash, f_realized,
-    cursor,
+    r_equity, stop, cursor,
     # scratch: the command in force per key, the fill count (the kernel allocates nothing)
     best, n_out,
 ):  # pragma: no cover - compiled  # fmt: skip
-    """Rows from ``cursor[C_ROW]`` on; returns 0 when done, or ``FULL_*`` bits with the cursor
-    at the row that needs room (nothing of it done yet)."""
+    """Rows ``cursor[C_ROW]`` to ``stop``; returns 0 when done, or ``FULL_*`` bits with the
+    cursor at the row that needs room (nothing of it done yet)."""
     r_cap, o_cap, e_cap = r_orders.shape[1], o_due.shape[1], e_row.shape[0]
     n_mc = mc_scope.shape[0]
-    for i in range(cursor[C_ROW], inst.size):
+    for i in range(cursor[C_ROW], stop):
         if not clean[i]:
             continue
         k = inst[i]
@@ -181,6 +185,7 @@ def _decide(
         row_fills = n_out[0] - cursor[C_FILL]
         cursor[C_FILL] = n_out[0]
         rk.on_tick(mkt, last_ts, lim, k, ts[i], trade, price[i], bid[i], ask[i])
+        r_equity[i] = ex.equity(acct, k, x_cfg[ex.MULT])  # nothing below moves it
         if not emit[i]:
             pend_fills[k] += row_fills
             continue
@@ -289,13 +294,19 @@ def _decide(
         d_held[d], d_dd[d], d_pnl[d] = position + pending, peak - eq, eq - day_start
         d_order[d], d_halted[d], d_demoted[d] = order, halted, demoted
         d_plain[d], d_changed[d] = plain, state != chain_state[k]
+        unrealized = 0.0
+        if acct[k, ex.POSITION]:
+            mark_gain = acct[k, ex.MARK] - acct[k, ex.AVG]
+            unrealized = acct[k, ex.POSITION] * mark_gain * x_cfg[ex.MULT]
+        d_net[d] = acct[k, ex.REALIZED] + unrealized - acct[k, ex.FEES]
+        d_acct_ts[d] = x_ts[k]
         chain_state[k] = state
         if not plain:
             pend_fills[k] = 0
             pend_controls[k] = 0
         cursor[C_DEC] = d + 1
-        # (monitor: on_signal, on_account, then its policies)
-    cursor[C_ROW] = inst.size
+        # (monitor: on_signal, on_account, then its policies: Engine.run, after the kernel)
+    cursor[C_ROW] = stop
     return 0
 
 
@@ -388,6 +399,11 @@ class BatchDecide:
 
     # --- commands ------------------------------------------------------------------------
 
+    @property
+    def seen(self) -> frozenset[str]:
+        """The ids of the commands taken so far (``ControlBook`` ignores one seen before)."""
+        return frozenset(self._seen)
+
     def on_control(self, commands: Iterable[ControlCommand]) -> None:
         """Take operator commands (between batches), as ``Pipeline.on_control`` does."""
         for cmd in commands:
@@ -445,11 +461,18 @@ class BatchDecide:
                 setattr(self, name, np.concatenate([a, np.zeros(extra, np.int64)]))
 
     def run(
-        self, batch: TickBatch, clean: np.ndarray, emit: np.ndarray, model: ModelColumns
+        self,
+        batch: TickBatch,
+        clean: np.ndarray,
+        emit: np.ndarray,
+        model: ModelColumns,
+        start: int = 0,
+        stop: int | None = None,
     ) -> DecideColumns:
-        """Decide every clean row of ``batch`` (``emit``: the rows with a vector, scored in
-        ``model``), carrying the state across batches."""
+        """Decide the clean rows ``start:stop`` of ``batch`` (``emit``: the rows with a vector,
+        scored in ``model``), carrying the state across batches and row ranges."""
         self._sync()
+        stop = len(batch) if stop is None else stop
         n_vec = model.score.size
         x, r = self.execution.state, self.risk.state
         fill_bound = int(x.o_len.sum()) + n_vec
@@ -464,10 +487,13 @@ class BatchDecide:
             np.empty(n_vec, np.int8), np.empty(n_vec), np.empty(n_vec), np.empty(n_vec),
             np.empty(n_vec), np.empty((n_vec, rk.N_OUT)), np.empty(n_vec, np.int64),
             np.empty(n_vec, np.int64), np.empty(n_vec, np.int64), np.empty(n_vec, np.bool_),
-            np.empty(n_vec, np.bool_),
+            np.empty(n_vec, np.bool_), np.empty(n_vec), np.empty(n_vec, np.int64),
         ]  # fmt: skip
         events = [np.empty(self.events_capacity, np.int64) for _ in EVENT_COLUMNS]
+        equity = np.full(len(batch), np.nan)
         cursor = np.zeros(5, np.int64)
+        cursor[C_ROW] = start
+        cursor[C_VEC] = np.count_nonzero(emit[:start] & clean[:start])
         c = self._arrays
         ks, rule = self.risk, self.config.decision
         while True:
@@ -487,7 +513,7 @@ class BatchDecide:
                 *d, *events,
                 fills.row, fills.order_id, fills.price, fills.fee, fills.quantity, fills.buy,
                 fills.position_after, fills.cash_after, fills.realized_pnl_after,
-                cursor, np.empty(N_KEYS, np.int64), np.empty(1, np.int64),
+                equity, stop, cursor, np.empty(N_KEYS, np.int64), np.empty(1, np.int64),
             )  # fmt: skip
             if not full:
                 break
@@ -506,7 +532,26 @@ class BatchDecide:
             *(a[:n_d] for a in d),
             *(a[:n_e] for a in events),
             FillColumns(*(getattr(fills, name)[:n_f] for name in FillColumns.__slots__)),
+            equity,
         )
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """A copy of the kernel's state, for ``restore``: the engine runs a batch ahead of the
+        monitor and goes back when a policy of the monitor changes control mid-batch."""
+        x, r = self.execution.state, self.risk.state
+        snap = {f"x.{name}": getattr(x, name).copy() for name in x.__slots__}
+        snap |= {f"r.{name}": getattr(r, name).copy() for name in r.__slots__}
+        for name in ("applied", "mc_next", "pend_fills", "pend_controls", "chain_state"):
+            snap[name] = getattr(self, name).copy()
+        snap["next_order"] = self.next_order.copy()
+        return snap
+
+    def restore(self, snap: dict[str, np.ndarray]) -> None:
+        """Back to the state ``snapshot`` took (arrays replaced, so widened rings go too)."""
+        x, r = self.execution.state, self.risk.state
+        for key, value in snap.items():
+            owner, _, name = key.rpartition(".")
+            setattr({"x": x, "r": r, "": self}[owner], name, value.copy())
 
     def state_arrays(self) -> list[np.ndarray]:
         """Every array of the state, rings laid out oldest first (what invariance compares)."""

@@ -10,10 +10,14 @@ Labels never see a price after their horizon, so nothing looks ahead.
 Each matured label also moves the typical absolute move over the horizon (the decision rule's
 ``MoveEstimate``), and each score comes with its explanation (``explain_linear``'s top terms of
 weight times standardised input), both as the per-tick stage computes them at that score.
+Each label learned is first scored against the prediction kept with it in the queue, as
+``Prequential`` does (``streams.engine.prequential``): ``metrics`` reports what
+``ModelStage.metrics`` reports.
 
 One model version per instrument (the configured one, a row of the learner's arrays each);
 deployments (shadow, canary, rollback stacks) stay with the per-tick stage. The label queue
-of an instrument is a ring that doubles when a horizon holds more rows than it has room for:
+of an instrument is a ring that doubles when a horizon holds more rows than it has room for,
+and so is its prequential window (when the labels that may mature at a row would not fit):
 the kernel stops before the row that needs room and resumes there.
 """
 
@@ -22,12 +26,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from tickwise.streams.config import DecisionConfig, LabelConfig, ModelConfig
+from tickwise.schemas.decisions import Stage
+from tickwise.streams.config import DecisionConfig, EvaluationConfig, LabelConfig, ModelConfig
+from tickwise.streams.engine import prequential
 from tickwise.streams.engine.batch import SymbolTable, TickBatch
 from tickwise.streams.engine.jit import kernel
+from tickwise.streams.engine.prequential import N_COUNTS, score_label
 from tickwise.streams.operators.labels import (
     NO_DIRECTION,
     UP,
@@ -44,6 +52,7 @@ from tickwise.streams.operators.models.linear_kernel import (
     transform_one,
 )
 from tickwise.streams.operators.models.linear_kernel import _learn as learn_row
+from tickwise.streams.operators.models.stage import version_key
 from tickwise.streams.operators.models.zoo import Z_CLIP
 
 START_CAPACITY = 64
@@ -107,20 +116,23 @@ def _top_terms(terms, name_rank, weights, counts, k, ex_f, ex_w, ex_c) -> None: 
 def _model_rows(
     clean, emit, inst, ts, price, X,
     horizon, dead_zone, regression,
-    started, last_price, q_ts, q_price, q_x, q_head, q_len, x_count, x_mean,
+    started, last_price, q_ts, q_price, q_x, q_pred, q_head, q_len, x_count, x_mean,
     hyper, weights, intercept, counts, means, variances, n_trained, n_dead,
     move_tau_ns, move, move_last, name_rank,
+    pq_counts, pq_means, w_ts, w_y, w_pred, w_head, w_len, window_ns, two,
     start_row, start_vec, score, trained, dead, move_out, ex_f, ex_w, ex_c,
     z, terms,  # scratch: a row's standardised inputs and explanation terms
 ):  # pragma: no cover - compiled  # fmt: skip
-    """Rows from ``start_row`` on; returns the row that needs a larger queue, or -1."""
+    """Rows from ``start_row`` on; returns the row that needs a larger queue or window, or
+    -1."""
     cap = q_ts.shape[1]
+    w_cap = w_ts.shape[1]
     j = start_vec
     for i in range(start_row, inst.size):
         if not clean[i]:
             continue
         k = inst[i]
-        if emit[i] and q_len[k] == cap:
+        if (emit[i] and q_len[k] == cap) or w_len[k] + q_len[k] > w_cap:
             return i
         if started[k]:  # labels whose horizon ended before this row mature first
             t = ts[i]
@@ -137,6 +149,10 @@ def _model_rows(
                 _move_add(move, move_last, k, q_ts[k, h], abs(forward) if learn else 0.0,
                           move_tau_ns)  # fmt: skip
                 if learn:
+                    p = q_pred[k, h]
+                    if not regression or math.isfinite(p):  # as ModelStage: no guess, no score
+                        score_label(pq_counts, pq_means, w_ts, w_y, w_pred, w_head, w_len,
+                                    k, q_ts[k, h], y, p, regression, window_ns, two)  # fmt: skip
                     learn_row(hyper, weights, intercept, counts, means, variances, k,
                               q_x[k, h], y, z)  # fmt: skip
                     n_trained[k] += 1
@@ -163,6 +179,7 @@ def _model_rows(
             q_price[k, tail] = price[i]
             for f in range(x.shape[0]):  # a slice assignment would allocate
                 q_x[k, tail, f] = x[f]
+            q_pred[k, tail] = score[j]
             q_len[k] += 1
             j += 1
         if started[k]:
@@ -181,9 +198,11 @@ class BatchModel:
         features: Sequence[str],
         symbols: SymbolTable,
         decision: DecisionConfig | None = None,
+        evaluation: EvaluationConfig | None = None,
     ) -> None:
         """``features``: the names of the vectors' columns, in order (they break ties between
-        equal explanation terms); ``decision`` gives the move estimate's time constant."""
+        equal explanation terms); ``decision`` gives the move estimate's time constant and
+        ``evaluation`` the prequential window."""
         if model.kind not in ("logistic", "linear") or model.engine != "compiled":
             raise NotImplementedError(
                 f"the columnar engine runs the compiled linear learners only, not {model.kind!r}"
@@ -197,6 +216,7 @@ class BatchModel:
         n_features = len(features)
         self.n_features = n_features
         self.move_tau_ns = (decision or DecisionConfig()).move_tau_s * 1e9
+        self.window_ns = int((evaluation or EvaluationConfig()).window_s * 1e9)  # as Prequential
         self.name_rank = np.argsort(np.argsort(np.array(features, dtype=object))).astype(np.int64)
         self.learner: LinearState = self._fresh(0)
         self.started = np.zeros(0, np.bool_)
@@ -204,6 +224,7 @@ class BatchModel:
         self.q_ts = np.zeros((0, START_CAPACITY), np.int64)
         self.q_price = np.zeros((0, START_CAPACITY))
         self.q_x = np.zeros((0, START_CAPACITY, n_features))
+        self.q_pred = np.zeros((0, START_CAPACITY))  # the score each queued label was given
         self.q_head = np.zeros(0, np.int64)
         self.q_len = np.zeros(0, np.int64)
         self.x_count = np.zeros(0, np.int64)
@@ -212,6 +233,13 @@ class BatchModel:
         self.n_dead = np.zeros(0, np.int64)
         self.move = np.zeros((0, 2))  # MoveEstimate's (total, weight) per instrument
         self.move_last = np.zeros(0, np.int64)
+        self.pq_counts = np.zeros((0, N_COUNTS), np.int64)  # the prequential figures' sums
+        self.pq_means = np.zeros((0, 4))
+        self.w_ts = np.zeros((0, START_CAPACITY), np.int64)  # the window's scored labels
+        self.w_y = np.zeros((0, START_CAPACITY))
+        self.w_pred = np.zeros((0, START_CAPACITY))
+        self.w_head = np.zeros(0, np.int64)
+        self.w_len = np.zeros(0, np.int64)
 
     def _fresh(self, n: int) -> LinearState:
         return new_state(
@@ -231,23 +259,29 @@ class BatchModel:
         self.learner = LinearState(
             *(np.concatenate([a, b]) for a, b in zip(self.learner, fresh, strict=True))
         )
-        for name in ("started", "last_price", "q_ts", "q_price", "q_x", "q_head", "q_len",
-                     "x_count", "x_mean", "n_trained", "n_dead", "move", "move_last"):  # fmt: skip
+        for name in ("started", "last_price", "q_ts", "q_price", "q_x", "q_pred", "q_head",
+                     "q_len", "x_count", "x_mean", "n_trained", "n_dead", "move", "move_last",
+                     "pq_counts", "pq_means", "w_ts", "w_y", "w_pred", "w_head",
+                     "w_len"):  # fmt: skip
             a = getattr(self, name)
             fill = NO_TIME if name == "move_last" else 0
             setattr(self, name, np.concatenate([a, np.full((extra, *a.shape[1:]), fill, a.dtype)]))
 
-    def _grow(self) -> None:
-        """Double every ring, laying each instrument's pending labels out from slot 0."""
-        cap = self.q_ts.shape[1]
-        order = (self.q_head[:, None] + np.arange(cap)[None, :]) % cap
+    def _grow(self, names: tuple[str, ...], head: np.ndarray, need: int) -> None:
+        """Double the rings ``names`` until they hold ``need`` labels, laying each instrument's
+        labels out from slot 0."""
+        cap = getattr(self, names[0]).shape[1]
+        wider = cap
+        while wider < need:
+            wider *= 2
+        order = (head[:, None] + np.arange(cap)[None, :]) % cap
         rows = np.arange(order.shape[0])[:, None]
-        for name in ("q_ts", "q_price", "q_x"):
+        for name in names:
             a = getattr(self, name)[rows, order]
-            wide = np.zeros((a.shape[0], 2 * cap, *a.shape[2:]), a.dtype)
+            wide = np.zeros((a.shape[0], wider, *a.shape[2:]), a.dtype)
             wide[:, :cap] = a
             setattr(self, name, wide)
-        self.q_head[:] = 0
+        head[:] = 0
 
     def run(
         self, batch: TickBatch, clean: np.ndarray, emit: np.ndarray, vectors: np.ndarray
@@ -267,33 +301,64 @@ class BatchModel:
             stop = _model_rows(
                 clean, emit, batch.instrument, batch.ts, batch.price, X,
                 self.horizon, self.label.dead_zone_bps, self.regression,
-                self.started, self.last_price, self.q_ts, self.q_price, self.q_x,
+                self.started, self.last_price, self.q_ts, self.q_price, self.q_x, self.q_pred,
                 self.q_head, self.q_len, self.x_count, self.x_mean,
                 s.hyper, s.weights, s.intercept, s.counts, s.means, s.variances,
                 self.n_trained, self.n_dead, self.move_tau_ns, self.move, self.move_last,
-                self.name_rank, row, vec, out.score, out.n_trained, out.n_dead_zone,
-                out.move_bps, out.explain_feature, out.explain_weight, out.explain_contribution,
+                self.name_rank, self.pq_counts, self.pq_means, self.w_ts, self.w_y,
+                self.w_pred, self.w_head, self.w_len, self.window_ns, 2.0, row, vec,
+                out.score, out.n_trained, out.n_dead_zone, out.move_bps,
+                out.explain_feature, out.explain_weight, out.explain_contribution,
                 np.empty(self.n_features), np.empty(self.n_features),
             )  # fmt: skip
             if stop < 0:
                 return out
             vec += int(np.count_nonzero(emit[row:stop] & clean[row:stop]))
             row = stop
-            self._grow()
+            k = batch.instrument[stop]
+            q_cap, pending = self.q_ts.shape[1], int(self.q_len[k])
+            if emit[stop] and pending == q_cap:
+                self._grow(("q_ts", "q_price", "q_x", "q_pred"), self.q_head, q_cap + 1)
+            need = int(self.w_len[k]) + pending  # every pending label might mature at this row
+            if need > self.w_ts.shape[1]:
+                self._grow(("w_ts", "w_y", "w_pred"), self.w_head, need)
 
     def state_arrays(self) -> list[np.ndarray]:
         """Every array of the state (what a checkpoint carries; what invariance compares)."""
         rest = [self.started, self.last_price, self.q_head, self.q_len, self.x_count]
         rest += [self.x_mean, self.n_trained, self.n_dead, self.move, self.move_last]
-        return [*self.learner, *rest, *self._pending()]
+        rest += [self.pq_counts, self.pq_means, self.w_len]
+        queued = self._in_order(("q_ts", "q_price", "q_x", "q_pred"), self.q_head, self.q_len)
+        window = self._in_order(("w_ts", "w_y", "w_pred"), self.w_head, self.w_len)
+        return [*self.learner, *rest, *queued, *window]
 
-    def _pending(self) -> list[np.ndarray]:
-        """The queued labels in order, whatever the ring's capacity and head."""
-        out = []
-        for name in ("q_ts", "q_price", "q_x"):
-            a = getattr(self, name)
-            cap = a.shape[1]
-            out += [
-                a[k, (self.q_head[k] + np.arange(self.q_len[k])) % cap] for k in range(a.shape[0])
-            ]
-        return out
+    def _in_order(self, names: tuple[str, ...], head: np.ndarray, length: np.ndarray) -> list:
+        """The labels of the rings ``names`` in order, whatever their capacity and head."""
+        return [
+            _ring(getattr(self, name), head, length, k) for name in names for k in range(head.size)
+        ]
+
+    def metrics(self, instrument: str) -> dict[str, dict[str, Any]]:
+        """What ``ModelStage.metrics`` reports for the one version on ``instrument`` (nothing
+        before its first score): its stage, labels learned and prequential figures, overall
+        and over the window of label event time."""
+        if instrument not in self.symbols.names:
+            return {}
+        k = self.symbols.index(instrument)
+        if k >= self.started.size or not self.started[k]:
+            return {}
+        ys = _ring(self.w_y, self.w_head, self.w_len, k)
+        predictions = _ring(self.w_pred, self.w_head, self.w_len, k)
+        report = {
+            "n": int(self.pq_counts[k, prequential.N]),
+            "overall": prequential.overall(self.regression, self.pq_counts[k], self.pq_means[k]),
+            "window_n": int(self.w_len[k]),
+            "window": prequential.window(self.regression, ys, predictions),
+        }
+        key = version_key(self.model.model_id, self.model.model_version)
+        return {key: {"stage": Stage.PRODUCTION, "n_trained": int(self.n_trained[k]), **report}}
+
+
+def _ring(a: np.ndarray, head: np.ndarray, length: np.ndarray, k: int) -> np.ndarray:
+    """Instrument ``k``'s labels in ring ``a``, oldest first."""
+    return a[k, (head[k] + np.arange(length[k])) % a.shape[1]]

@@ -1,37 +1,52 @@
-"""The whole engine over batches: validate, features, model and decide, state carried across.
+"""The whole engine over batches: validate, features, model, decide and monitor, state carried
+across.
 
 ``Engine.run`` takes one partition's batch (a block of a file in replay, what one consume call
 returned live) and gives back what the per-tick pipeline would publish for it: quarantine
-records, decisions, orders, fills and audit entries; ``run_file`` chains it behind the file
-reader for a whole file. A config the engine cannot serve yet raises ``NotImplementedError``
-when the engine is built (see docs/ENGINE.md for what is still per tick).
+records, signals, decisions, orders, fills, audit entries, the monitor's alerts and the
+commands its policies issued (``replay.engine`` chains it behind the file reader). A config the
+engine cannot serve yet raises ``NotImplementedError`` when the engine is built (see
+docs/ENGINE.md for what is still per tick).
+
+The monitor runs as a pass of its own after the decide kernel, over the same rows: nothing the
+decide kernel computes depends on it, except through a policy's command (demote, halt, kill),
+which ``Pipeline`` applies at once. So the decide kernel runs the batch ahead; when the
+monitor's pass stops at an alert whose policy issues a command, the decide state goes back to
+where the batch (or the last such stop) began, decides again up to that row, takes the
+command, and goes on from there. Policies are rare, so the batch is mostly decided once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
-from tickwise.schemas.decisions import ControlCommand
+import numpy as np
+
+from tickwise.schemas.decisions import Alert, ControlCommand, Signal
 from tickwise.schemas.quarantine import QuarantineRecord
-from tickwise.streams.config import TickwiseConfig
+from tickwise.streams.config import TickwiseConfig, parse_every
+from tickwise.streams.engine import risk as rk
 from tickwise.streams.engine.batch import SymbolTable, TickBatch
-from tickwise.streams.engine.decide import BatchDecide, Rendered
+from tickwise.streams.engine.decide import E_STAGE, BatchDecide, DecideColumns, Rendered
 from tickwise.streams.engine.features import BatchFeatures
-from tickwise.streams.engine.models import BatchModel
+from tickwise.streams.engine.models import BatchModel, ModelColumns
+from tickwise.streams.engine.monitor import BatchMonitor, MonitorEvents
 from tickwise.streams.engine.validate import BatchValidator
-from tickwise.streams.sources import ColumnMap
-from tickwise.streams.sources.batches import read_batches
+from tickwise.streams.operators.models import applied_alert
 
 
 @dataclass(slots=True)
 class BatchOutput:
-    """What one batch gave rise to: the refused rows' records (by row) and the decide stage's
-    objects."""
+    """What one batch gave rise to, each list in the order the per-tick path publishes it."""
 
     quarantined: dict[int, QuarantineRecord]
     decided: Rendered
+    signals: list[Signal] = field(default_factory=list)  # published (``[signals] every``)
+    alerts: list[Alert] = field(default_factory=list)  # the monitor's, then stage changes'
+    commands: list[ControlCommand] = field(default_factory=list)  # policies' (control topic)
+    # the decide kernel's columns over the batch, one per stretch between policy commands
+    parts: list[DecideColumns] = field(default_factory=list)
 
 
 class Engine:
@@ -42,43 +57,147 @@ class Engine:
         config: TickwiseConfig,
         symbols: SymbolTable | None = None,
         commands: Iterable[ControlCommand] = (),
+        on_first_tick: Callable[[int], Iterable[ControlCommand]] | None = None,
     ) -> None:
+        """``on_first_tick``: called once with the event time of the first clean tick, before
+        it is decided; the commands it returns are taken (a backtest's warm-up)."""
         self.config = config
+        self.on_first_tick = on_first_tick
         self.symbols = symbols if symbols is not None else SymbolTable()
         self.validator = BatchValidator(config.validation, self.symbols)
         self.features = BatchFeatures(config.features, self.symbols)
         self.model = BatchModel(
-            config.model, config.label, config.features.feature_set, self.symbols, config.decision
+            config.model,
+            config.label,
+            config.features.feature_set,
+            self.symbols,
+            config.decision,
+            config.evaluation,
         )
         self.decide = BatchDecide(config, self.symbols)
         self.decide.on_control(commands)
+        self.models = SymbolTable([config.model.model_id])  # the monitor's model slots
+        self.monitor = BatchMonitor(config.monitor, config.label, self.symbols, self.models)
+        every = config.signals.every
+        period_s = parse_every(every)
+        self.sample_ns = None if period_s is None else round(period_s * 1e9)
+        self.every_signal = every == "decision"
+        self.sampled = np.zeros(0, np.int64)  # per instrument: period of its last sampled signal
 
     def run(self, batch: TickBatch) -> BatchOutput:
         """One batch through every stage."""
         verdict, aux = self.validator.run(batch)
         clean = verdict == 0
+        if self.on_first_tick is not None and clean.any():
+            first, self.on_first_tick = self.on_first_tick, None
+            self.decide.on_control(first(int(batch.ts[int(np.argmax(clean))])))
         emit, vectors = self.features.run(batch, clean)
         scored = self.model.run(batch, clean, emit, vectors)
-        cols = self.decide.run(batch, clean, emit, scored)
-        return BatchOutput(
-            self.validator.records(batch, verdict, aux),
-            self.decide.render(batch, cols, vectors, scored),
-        )
+        out = BatchOutput(self.validator.records(batch, verdict, aux), Rendered())
+        inst = batch.instrument.astype(np.int64)
+        start, seen = 0, False
+        while True:
+            snapshot = self.decide.snapshot()
+            cols = self.decide.run(batch, clean, emit, scored, start)
+            mon = self.monitor.run_until_policy(_events(batch, inst, clean, cols), start, seen)
+            if mon.stopped_at is not None:  # decide again, up to where the command applies
+                self.decide.restore(snapshot)
+                cols = self.decide.run(batch, clean, emit, scored, start, mon.stopped_at[0])
+            part = self.decide.render(batch, cols, vectors, scored)
+            out.decided.decisions += part.decisions
+            out.decided.orders += part.orders
+            out.decided.fills += part.fills
+            out.decided.audit += part.audit
+            out.decided.applied += part.applied
+            out.signals += self._published(batch, cols, scored, vectors)
+            out.alerts += _alerts_in_row_order(mon.a_int, mon.alerts, cols, part)
+            out.parts.append(cols)
+            if mon.stopped_at is None:
+                return out
+            fresh = [c for c in mon.commands if c.command_id not in self.decide.seen]
+            self.decide.on_control(fresh)
+            out.commands += fresh
+            start, seen = mon.stopped_at
 
     def finish(self) -> Rendered:
         """At the end of a finite input: the summaries of the runs of holds still open."""
         return Rendered(audit=self.decide.finish())
 
+    def monitor_stats(self, instrument: str) -> dict[str, object]:
+        """``Monitor.stats`` for the report."""
+        return self.monitor.stats(instrument)
 
-def run_file(
-    path: str | Path,
-    columns: ColumnMap,
-    config: TickwiseConfig,
-    commands: Iterable[ControlCommand] = (),
-) -> Iterator[BatchOutput]:
-    """A whole file through the engine, a batch at a time, then the end-of-input summaries."""
-    engine = Engine(config, commands=commands)
-    max_bytes = config.validation.max_message_bytes
-    for batch in read_batches(path, columns, engine.symbols, max_bytes):
-        yield engine.run(batch)
-    yield BatchOutput({}, engine.finish())
+    def _published(
+        self, batch: TickBatch, cols: DecideColumns, model: ModelColumns, vectors: np.ndarray
+    ) -> list[Signal]:
+        """The signals ``SignalSampler`` publishes: every one (``decision``), those of order
+        intents, and (a period) the first other one of each instrument in each period."""
+        rows = cols.row
+        if rows.size == 0:
+            return []
+        if self.every_signal:
+            chosen = np.arange(rows.size)
+        else:
+            intent = cols.out[:, rk.O_DELTA] != 0.0
+            chosen_mask = intent.copy()
+            others = np.flatnonzero(~intent)
+            if self.sample_ns is not None and others.size:
+                n = len(self.symbols)
+                if self.sampled.size < n:
+                    grown = np.full(n, np.iinfo(np.int64).min, np.int64)
+                    grown[: self.sampled.size] = self.sampled
+                    self.sampled = grown
+                inst = batch.instrument[rows[others]].astype(np.int64)
+                period = batch.ts[rows[others]] // self.sample_ns
+                order = np.argsort(inst, kind="stable")
+                inst_o, period_o = inst[order], period[order]
+                first = np.ones(order.size, np.bool_)
+                first[1:] = inst_o[1:] != inst_o[:-1]
+                before = np.empty_like(period_o)
+                before[1:] = period_o[:-1]
+                before[first] = self.sampled[inst_o[first]]
+                new = period_o != before
+                chosen_mask[others[order[new]]] = True
+                last = np.flatnonzero(np.r_[inst_o[1:] != inst_o[:-1], True])
+                self.sampled[inst_o[last]] = period_o[last]
+            chosen = np.flatnonzero(chosen_mask)
+        names, out = self.symbols.names, []
+        for d in chosen.tolist():
+            i = int(rows[d])
+            name, tick_id = names[int(batch.instrument[i])], batch.tick_ids[i]
+            ts = int(batch.ts[i])
+            out.append(self.decide._signal(cols, d, model, vectors, name, tick_id, ts))
+        return out
+
+
+def _events(
+    batch: TickBatch, inst: np.ndarray, clean: np.ndarray, cols: DecideColumns
+) -> MonitorEvents:
+    """What the monitor sees of the rows ``cols`` decided: verdicts, fills, decisions."""
+    f = cols.fills
+    n_f, n_d = f.row.size, cols.row.size
+    return MonitorEvents(
+        inst, clean, batch.ts, batch.price,
+        f.row, np.zeros(n_f, np.int64), f.realized_pnl_after, f.fee,
+        cols.row, np.zeros(n_d, np.int64), cols.score, cols.side.astype(np.int64),
+        batch.price[cols.row], cols.net_pnl, cols.account_ts,
+    )  # fmt: skip
+
+
+def _alerts_in_row_order(
+    a_int: np.ndarray, alerts: list[Alert], cols: DecideColumns, part: Rendered
+) -> list[Alert]:
+    """The monitor's alerts and the model stage's applied commands as ``Pipeline`` publishes
+    them: a row's monitor alerts, then its stage changes."""
+    if not part.applied:
+        return alerts
+    stage_rows = cols.e_row[cols.e_what == E_STAGE].tolist()
+    alert_rows = a_int[:, 0].tolist()  # monitor.A_ROW
+    out: list[Alert] = []
+    j = 0
+    for row, applied in zip(stage_rows, part.applied, strict=True):
+        while j < len(alerts) and alert_rows[j] <= row:
+            out.append(alerts[j])
+            j += 1
+        out.append(applied_alert(applied))
+    return out + alerts[j:]

@@ -76,12 +76,48 @@ def serve_metrics(
 
     ``registry`` (e.g. a ``PipelineMetrics.registry``) gets the quality figures added to it.
     """
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import CollectorRegistry
 
     registry = registry if registry is not None else CollectorRegistry()
     registry.register(QualityCollector(monitor))  # type: ignore[arg-type]
+    return serve_registry(registry, port, addr)
+
+
+def serve_registry(registry: Any, port: int, addr: str = "127.0.0.1") -> Any:
+    """Serve ``registry`` at ``/metrics`` on ``addr:port`` from a daemon thread; return it.
+
+    The one way tickwise's processes without a web server of their own expose metrics.
+    """
+    from prometheus_client import start_http_server
+
     start_http_server(port, addr=addr, registry=registry)
     return registry
+
+
+# Every sample of a /metrics page: (name, sorted labels) -> value.
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def parse_samples(text: str) -> Samples:
+    """Every sample of a ``/metrics`` page's text, by name and sorted labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def scrape(port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> Samples:
+    """Every sample ``/metrics`` on ``host:port`` serves; raises ``OSError`` if none answers.
+
+    How the demo and the tests read a process's figures the way Prometheus would.
+    """
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=timeout) as response:
+        return parse_samples(response.read().decode())
 
 
 # Wall-clock seconds from a raw tick's produce time to the commit of its outputs.

@@ -41,11 +41,18 @@ ROLE_ACCESS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("decisions", "signals", "fills", "alerts", "ticks.quarantine", "audit", "control"),
         ("control",),
     ),
+    # tickwise watch: the audit trail and the decisions it checks, the raw ticks' keys (feed
+    # staleness) and the control topic (the kill switches in force); it writes its alerts, and
+    # on control the commands its anomaly policies issue (halt an instrument or the book)
+    "watch": (("ticks.raw", "decisions", "audit", "control"), ("alerts", "control")),
 }
 # The validator reads its own outputs: restart recovery rebuilds its state from their tails.
 WORKER_ROLES = ("validator", "features", "model", "risk", "audit")
 # Topics only the worker reads and writes: its own state, which no role's job touches.
 WORKER_STATE = ("checkpoints",)
+# The watchtower's faust app id and group, ``[watch] group_id``'s default behind the topic prefix;
+# its tables' changelogs and faust's leader topic are named "<app id>-...".
+WATCH_APP = "tickwise-watch"
 # Every login a deployment needs: the super user, one per role, and the worker's.
 PRINCIPALS = (ADMIN, *ROLE_ACCESS, "worker")
 
@@ -187,6 +194,32 @@ def acl_bindings(prefix: str = "", app_id: str = "tickwise") -> list[Any]:
                 restype, name, ResourcePatternType.PREFIXED, worker, "*", AclOperation.ALL, allow
             )
         )
+    # The watchtower's own topics (its tables' changelogs, faust's leader topic), which faust
+    # creates; and a look at the workers' group (members, committed offsets), nothing more
+    watch = "User:watch"
+    for op in (AclOperation.CREATE, AclOperation.READ, AclOperation.WRITE, AclOperation.DESCRIBE):
+        out.append(
+            AclBinding(
+                ResourceType.TOPIC,
+                f"{topics.prefix}{WATCH_APP}-",
+                ResourcePatternType.PREFIXED,
+                watch,
+                "*",
+                op,
+                allow,
+            )
+        )
+    out.append(
+        AclBinding(
+            ResourceType.GROUP,
+            app_id,
+            ResourcePatternType.LITERAL,
+            watch,
+            "*",
+            AclOperation.DESCRIBE,
+            allow,
+        )
+    )
     return out
 
 

@@ -102,6 +102,23 @@ def spawn_worker(
     )
 
 
+def spawn_watch(
+    bootstrap: str,
+    topic_prefix: str,
+    config: str,
+    metrics_port: int,
+    log_path: str,
+    loglevel: str = "WARNING",
+) -> subprocess.Popen[bytes]:
+    """Start ``tickwise watch`` as its own process beside the workers, its ``/metrics`` on
+    loopback at ``metrics_port``; ``config`` names its ``[watch]`` section (the workers' group)."""
+    cmd = [sys.executable, "-m", "tickwise.streams.cli", "watch", "--bootstrap-servers", bootstrap]
+    cmd += ["--topic-prefix", topic_prefix, "--config", config, "--loglevel", loglevel]
+    cmd += ["--metrics-port", str(metrics_port)]
+    out = open(log_path, "wb")  # noqa: SIM115
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+
+
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
     """SIGTERM (a clean faust shutdown commits offsets), then SIGKILL if it hangs."""
     if proc.poll() is None:

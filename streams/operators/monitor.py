@@ -28,7 +28,7 @@ from types import MappingProxyType
 from river import drift
 
 from tickwise.schemas.decisions import Alert, ControlCommand, Fill, Severity, Side, Signal
-from tickwise.streams.config import LabelConfig, MonitorConfig
+from tickwise.streams.config import LabelConfig, MonitorConfig, Policy
 from tickwise.streams.operators.execution import AccountView
 from tickwise.streams.operators.labels import NO_DIRECTION, UP, horizon_ns, outcome_one
 from tickwise.streams.operators.state import InstrumentStateMixin
@@ -42,6 +42,40 @@ SEVERITY = MappingProxyType(
         "DATA_QUALITY": Severity.WARNING,
     }
 )
+
+
+def policy_command(
+    alert: Alert, policy: Policy, operator: str, id_prefix: str
+) -> ControlCommand | None:
+    """The command a policy answers an alert with, effective from the alert's event time.
+
+    The command's id is the alert's behind ``id_prefix``, so the same alert, derived
+    again in a replay or re-sent after a restart, is the same command and applies once.
+
+    Examples
+    --------
+    >>> alert = Alert(alert_id="a1", ts_event_ns=7, severity=Severity.CRITICAL,
+    ...               code="PNL_LOSS", detail="down", instrument="ES")
+    >>> cmd = policy_command(alert, "halt_instrument", "monitor", "mon-")
+    >>> cmd.command, cmd.scope, cmd.effective_ts_event_ns, cmd.command_id
+    ('kill_switch_on', 'ES', 7, 'mon-a1')
+    >>> policy_command(alert, "alert", "monitor", "mon-") is None
+    True
+    """
+    if policy == "alert":
+        return None
+    command = "demote" if policy == "demote" else "kill_switch_on"
+    scope = "global" if policy == "global_kill" else (alert.instrument or "global")
+    return ControlCommand(
+        command_id=f"{id_prefix}{alert.alert_id}",
+        command=command,  # type: ignore[arg-type]
+        scope=scope,
+        reason=f"{alert.code}: {alert.detail}",
+        operator=operator,
+        ts_event_ns=alert.ts_event_ns,
+        model_id=alert.model_id if command == "demote" else None,
+        effective_ts_event_ns=alert.ts_event_ns,
+    )
 
 
 @dataclass
@@ -79,7 +113,7 @@ class Monitor(InstrumentStateMixin):
 
     Examples
     --------
-    >>> from tickwise.streams.config import LabelConfig, MonitorConfig
+    >>> from tickwise.streams.config import LabelConfig, MonitorConfig, Policy
     >>> mon = Monitor(MonitorConfig(max_losing_streak=2), LabelConfig())
     >>> mon.on_validated("ES", clean=True, ts_event_ns=0)
     []
@@ -202,20 +236,7 @@ class Monitor(InstrumentStateMixin):
     def act(self, alert: Alert) -> ControlCommand | None:
         """The command a policy asks for (None for ``alert`` only)."""
         policy = self.config.policies.get(alert.code, "alert")
-        if policy == "alert":
-            return None
-        command = "demote" if policy == "demote" else "kill_switch_on"
-        scope = "global" if policy == "global_kill" else (alert.instrument or "global")
-        return ControlCommand(
-            command_id=f"mon-{alert.alert_id}",
-            command=command,  # type: ignore[arg-type]
-            scope=scope,
-            reason=f"{alert.code}: {alert.detail}",
-            operator="monitor",
-            ts_event_ns=alert.ts_event_ns,
-            model_id=alert.model_id if command == "demote" else None,
-            effective_ts_event_ns=alert.ts_event_ns,
-        )
+        return policy_command(alert, policy, "monitor", "mon-")
 
     def stats(self, instrument: str) -> dict[str, object]:
         """A summary per model (accuracy, outcomes, trades, streaks, drifts) for reports."""

@@ -49,7 +49,16 @@ def open_sources(args: argparse.Namespace, paths: Iterable[str]) -> Iterator[Raw
         return synthetic(
             args.seed, count, bad_rate=args.bad_rate, regime=args.regime, bad_kinds=kinds
         )
-    columns = ColumnMap(
+    columns = column_map(args)
+    records: Iterator[RawRecord] = (rec for path in paths for rec in read_file(path, columns))
+    if getattr(args, "sort", False):
+        records = iter(sorted_by_event_time(records))
+    return islice(records, args.count) if args.count is not None else records
+
+
+def column_map(args: argparse.Namespace) -> ColumnMap:
+    """Which columns of a file hold what, as the options say."""
+    return ColumnMap(
         time_col=args.time_col,
         price_col=args.price_col,
         size_col=args.size_col,
@@ -62,7 +71,3 @@ def open_sources(args: argparse.Namespace, paths: Iterable[str]) -> Iterator[Raw
         time_format=args.time_format,
         tz=args.tz,
     )
-    records: Iterator[RawRecord] = (rec for path in paths for rec in read_file(path, columns))
-    if getattr(args, "sort", False):
-        records = iter(sorted_by_event_time(records))
-    return islice(records, args.count) if args.count is not None else records

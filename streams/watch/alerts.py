@@ -23,14 +23,20 @@ CODES: dict[str, Severity] = {
     "AUDIT_UNREADABLE": Severity.CRITICAL,  # a message on the audit topic that is no record
     "AUDIT_MISSING": Severity.CRITICAL,  # a decision without its audit record in time
     "DECISION_UNREADABLE": Severity.CRITICAL,  # a message on the decisions topic that is none
+    "CONTROL_UNREADABLE": Severity.WARNING,  # a message on the control topic that is none
     # the wall clock
     "FEED_STALE": Severity.WARNING,  # no tick of an instrument for stale_after_s
     "WORKER_LAG": Severity.WARNING,  # the workers' backlog on ticks.raw above max_lag
     "WORKER_DOWN": Severity.CRITICAL,  # no member in the workers' consumer group
     "BROKER_UNREACHABLE": Severity.CRITICAL,  # the broker did not answer the watchtower
+    # trading anomalies: a closed event-time window against the key's trailing ones (anomaly)
+    "ORDER_BURST": Severity.CRITICAL,  # order intents far above the trailing median
+    "SILENT_MODEL": Severity.WARNING,  # ticks decided but no intent, where the model traded
+    "PNL_DROP": Severity.WARNING,  # marked P&L change far below the trailing windows'
 }
 LASTING = ("FEED_STALE", "WORKER_LAG", "WORKER_DOWN", "BROKER_UNREACHABLE")
-CODES.update({code + CLEARED: Severity.INFO for code in LASTING})
+TRADING = ("ORDER_BURST", "SILENT_MODEL", "PNL_DROP")
+CODES.update({code + CLEARED: Severity.INFO for code in LASTING + TRADING})
 
 
 def watch_alert(

@@ -1,16 +1,20 @@
 """``tickwise watch``: the faust app that feeds the watchtower's checks and keeps their state.
 
-Three inputs, its own consumer group (``[watch] group_id`` behind the topic prefix):
+Four inputs, its own consumer group (``[watch] group_id`` behind the topic prefix):
 - ``audit`` and ``decisions`` in one agent, so each record meets its chain's head and each
   decision its audit record (``chain.check_record``, ``Trail``);
 - the keys of ``ticks.raw``, for the wall time each instrument last ticked;
-- a timer that checks the deadlines, the feeds and the workers' group (``health``).
+- ``control``, for the kill switches in force (shown as metrics);
+- a timer that checks the deadlines, the feeds and the workers' group (``health``), and sets
+  the Prometheus gauges from what it found (``metrics``);
+- ``audit`` again, in an agent of its own, for the trading windows and their anomalies
+  (``trading``), whose policies publish on ``control``.
 
 State lives in faust tables backed by changelog topics: the chain heads, the decisions awaiting
-their audit record, the last tick per instrument, and the offset each input partition was
-checked up to. A restarted watchtower reads the changelogs, not the audit topic, and a message
-re-delivered after a restart (faust commits offsets after the tables moved on) is recognised by
-its offset and not checked twice.
+their audit record, the last tick per instrument, the kill switches, and the offset each input
+partition was checked up to. A restarted watchtower reads the changelogs, not the audit topic,
+and a message re-delivered after a restart (faust commits offsets after the tables moved on) is
+recognised by its offset and not checked twice.
 
 It reads ``read_committed``, like every other reader of the workers' output: records of a
 transaction the worker aborted and then wrote again must not look like a fork.
@@ -33,15 +37,25 @@ import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from pydantic import ValidationError
 
-from tickwise.schemas.decisions import Alert, AuditRecord, Decision, Severity
+from tickwise.schemas.decisions import Alert, AuditRecord, ControlCommand, Decision, Severity
 from tickwise.schemas.topics import Topics
 from tickwise.streams.config import TickwiseConfig, load_config
 from tickwise.streams.live.bootstrap import resolve_bootstrap
+from tickwise.streams.live.metrics import serve_registry
 from tickwise.streams.live.security import faust_credentials
+from tickwise.streams.operators.control import KILL_COMMANDS
 from tickwise.streams.watch.alerts import watch_alert
 from tickwise.streams.watch.chain import Where, check_record
-from tickwise.streams.watch.health import Alarms, feed_alerts, group_alerts, missing_audits
+from tickwise.streams.watch.health import (
+    Alarms,
+    feed_alerts,
+    group_alerts,
+    in_session,
+    missing_audits,
+)
+from tickwise.streams.watch.metrics import WatchMetrics
 from tickwise.streams.watch.probe import admin_client, partition_counts, probe_group
+from tickwise.streams.watch.trading import add_trading
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +133,21 @@ class Trail:
 
 
 def build_app(
-    config: TickwiseConfig, bootstrap: str, store: str = "memory://"
+    config: TickwiseConfig,
+    bootstrap: str,
+    store: str = "memory://",
+    metrics: WatchMetrics | None = None,
 ) -> tuple[faust.App, dict[str, Any]]:
-    """The watchtower's faust app; also returns its tables by name (for tests and views)."""
+    """The watchtower's faust app; also returns its tables by name (for tests and views).
+
+    ``metrics``: the gauges and counters it keeps up to date (a registry of its own if unset).
+    """
     topics = Topics(config.topic_prefix)
     watch = config.watch
+    metrics = metrics if metrics is not None else WatchMetrics()
     admin = admin_client(bootstrap)
-    counts = partition_counts(admin, [topics.audit, topics.decisions, topics.raw, topics.alerts])
+    inputs = [topics.audit, topics.decisions, topics.raw, topics.control, topics.alerts]
+    counts = partition_counts(admin, inputs)
     if counts[topics.audit] != counts[topics.decisions]:
         raise RuntimeError(
             f"{topics.audit} has {counts[topics.audit]} partitions and {topics.decisions} "
@@ -160,6 +182,7 @@ def build_app(
         "pending": table("pending-decisions", trail_parts),
         "checked": table("checked-offsets", trail_parts),
         "feeds": table("feed-last-tick", raw_parts),
+        "kill_switches": table("kill-switches", counts[topics.control]),
     }
     trail = Trail(config, tables["heads"], tables["pending"])
     alarms = Alarms()
@@ -171,6 +194,7 @@ def build_app(
             log.log(level, "%s %s", alert.code, alert.detail)
             key = (alert.instrument or alert.code).encode()
             await alerts_topic.send(key=key, value=alert.to_bytes())
+        metrics.on_alerts(alerts)
 
     trail_topic = app.topic(topics.audit, topics.decisions, value_serializer="raw")
 
@@ -190,6 +214,7 @@ def build_app(
             else:
                 alerts = trail.on_decision(value, where, time.time())
             checked[mark] = msg.offset
+            metrics.on_checked(msg.topic)
             await send(alerts)
 
     raw_topic = app.topic(topics.raw, value_serializer="raw", key_serializer="raw")
@@ -203,19 +228,46 @@ def build_app(
             if instrument and now - feeds.get(instrument, 0.0) >= FEED_RESOLUTION_S:
                 feeds[instrument] = now
 
+    control_topic = app.topic(topics.control, value_serializer="raw", key_serializer="raw")
+
+    @app.agent(control_topic)
+    async def note_controls(stream: Any) -> None:
+        switches = tables["kill_switches"]
+        async for event in stream.events():
+            msg = event.message
+            try:
+                command = ControlCommand.model_validate_json(event.value or b"")
+            except ValidationError as exc:
+                where = Where(msg.topic, msg.partition, msg.offset)
+                detail = f"{where}: not a control command ({exc.error_count()} errors)"
+                await send([watch_alert("CONTROL_UNREADABLE", detail, where, time.time_ns())])
+                continue
+            if command.command in KILL_COMMANDS:
+                switches[command.scope] = command.command == "kill_switch_on"
+
+    # trading anomalies: windows of the audit trail, policies on the control topic (trading.py)
+    tables.update(add_trading(app, config, topics, trail_parts, send))
+
     worker_group = watch.worker_group or config.app_id
 
     @app.timer(interval=watch.check_interval_s)
     async def look() -> None:
         now = time.time()
         alerts = trail.overdue(now)
-        alerts += feed_alerts(alarms, dict(tables["feeds"].items()), now, watch)
+        last_seen = dict(tables["feeds"].items())
+        alerts += feed_alerts(alarms, last_seen, now, watch)
         try:
             health: Any = await asyncio.to_thread(probe_group, admin, worker_group, topics.raw)
         except Exception as exc:  # any failure to get an answer is the broker's unreachability
             health = exc
         alerts += group_alerts(alarms, health, time.time(), watch)
         await send(alerts)
+        stale = {subject for code, subject in alarms.firing() if code == "FEED_STALE"}
+        metrics.on_feeds(last_seen, in_session(last_seen, now, watch), stale, now)
+        metrics.on_group(health, watch.max_lag)
+        metrics.on_heads(dict(tables["heads"].items()))
+        metrics.on_kill_switches(dict(tables["kill_switches"].items()))
+        metrics.on_look(now)
 
     return app, tables
 
@@ -226,7 +278,10 @@ def run_cli(args: argparse.Namespace) -> int:
         level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = load_config(args.config, topic_prefix=args.topic_prefix)
-    app, _ = build_app(config, resolve_bootstrap(args))
+    metrics = WatchMetrics()
+    if args.metrics_port:
+        serve_registry(metrics.registry, args.metrics_port, args.metrics_addr)
+    app, _ = build_app(config, resolve_bootstrap(args), metrics=metrics)
     worker = faust.Worker(app, loglevel=args.loglevel.lower(), quiet=True)
     worker.execute_from_commandline()
     return 0

@@ -1,5 +1,5 @@
-"""The wall-clock checks: feeds that went quiet, decisions never audited, workers down or behind,
-a broker that does not answer.
+"""The wall-clock checks: feeds that went quiet in their session hours, decisions never audited,
+workers down or behind, a broker that does not answer.
 
 Each condition is an alarm with a code and a subject (an instrument, a group, a decision). An
 alarm raises its alert once when the condition starts and a ``<CODE>_CLEARED`` alert (INFO) when
@@ -9,12 +9,14 @@ second while it lasts. Nothing here reads the clock: the caller passes ``now``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from tickwise.schemas.decisions import Alert
 from tickwise.streams.config import WatchConfig
 from tickwise.streams.watch.alerts import CLEARED, watch_alert
+from tickwise.streams.watch.sessions import session_start
 
 
 @dataclass(frozen=True)
@@ -58,19 +60,41 @@ class Alarms:
         return sorted(self.on)
 
 
+def in_session(last_seen: Mapping[str, float], now: float, config: WatchConfig) -> dict[str, bool]:
+    """Whether each watched instrument's session is open: those seen, and those with hours of
+    their own (``[watch.sessions]``), which are watched before their first tick."""
+    watched = sorted(set(last_seen) | set(config.sessions))
+    return {i: session_start(config.session_for(i), now) is not None for i in watched}
+
+
 def feed_alerts(
     alarms: Alarms, last_seen: Mapping[str, float], now: float, config: WatchConfig
 ) -> list[Alert]:
-    """FEED_STALE for each instrument silent for ``stale_after_s`` (``last_seen``: wall s)."""
+    """FEED_STALE for each instrument silent for ``stale_after_s`` of its session.
+
+    ``last_seen``: wall s of each instrument's last tick. Silence counts from the later of the
+    last tick and the session's open, so a closed market is never stale and one that opens
+    gets ``stale_after_s`` for its first tick; a stale feed whose session closes is cleared.
+    """
     out: list[Alert] = []
-    for instrument, seen in sorted(last_seen.items()):
-        quiet = now - seen
-        stale = quiet >= config.stale_after_s
-        detail = (
-            f"{instrument}: no tick on ticks.raw for {quiet:.1f} s (limit {config.stale_after_s} s)"
-            if stale
-            else f"{instrument}: ticks again after a silence"
-        )
+    limit = config.stale_after_s
+    for instrument in in_session(last_seen, now, config):
+        seen = last_seen.get(instrument, -math.inf)
+        opened = session_start(config.session_for(instrument), now)
+        if opened is None:
+            stale, detail = False, f"{instrument}: its session is closed"
+        else:
+            quiet = now - max(seen, opened)
+            stale = quiet >= limit
+            if not stale:
+                detail = f"{instrument}: ticks again after a silence"
+            elif opened > seen:
+                detail = (
+                    f"{instrument}: no tick on ticks.raw since its session opened {quiet:.1f} s "
+                    f"ago (limit {limit} s)"
+                )
+            else:
+                detail = f"{instrument}: no tick on ticks.raw for {quiet:.1f} s (limit {limit} s)"
         out += alarms.update("FEED_STALE", instrument, stale, detail, int(now * 1e9), instrument)
     return out
 

@@ -4,33 +4,22 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tickwise.schemas.topics import Topics
 from tickwise.streams.cli import main
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.broker import free_port
 from tickwise.streams.live.feed import publish
+from tickwise.streams.live.metrics import scrape
 from tickwise.streams.live.tap import read_values, spawn_worker, stop_process
 from tickwise.streams.sources import synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 def test_metrics_endpoint_and_status_count_what_was_fed(

@@ -43,7 +43,7 @@ from tickwise.streams.live.security import (
     ensure_users,
 )
 from tickwise.streams.live.security_cli import write_secrets
-from tickwise.streams.live.tap import read_values, spawn_worker, stop_process
+from tickwise.streams.live.tap import read_values, spawn_watch, spawn_worker, stop_process
 from tickwise.streams.sources import synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -413,3 +413,53 @@ def test_the_compose_broker_with_security_init_enforces_the_policy(
         assert produce(bootstrap, feed, NAMES, "") == {"ticks.raw"}, "kept across a restart"
     finally:
         _stop(proc)
+
+
+def test_the_watchtower_runs_with_its_own_login(
+    secure: tuple[str, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tickwise watch` logs in as the watch role: it reads the audit trail with its own group,
+    creates its changelogs, looks at the workers' group (no worker: WORKER_DOWN, not
+    BROKER_UNREACHABLE) and its alerts land on the alerts topic."""
+    bootstrap, credentials = secure
+    prefix = "sec5."
+    admin = client_config("admin", credentials["admin"])
+    create_topics(bootstrap, prefix, client_config=admin)
+    apply_policy(bootstrap, admin, prefix)
+    deadline = time.monotonic() + 60
+    # the audit role's message, no audit record: the watchtower must read it and say so
+    while not produce(bootstrap, client_config("audit", credentials["audit"]), ["audit"], prefix):
+        assert time.monotonic() < deadline, "the ACLs of the prefix never applied"
+        time.sleep(1)
+    config = tmp_path / "watch.toml"
+    config.write_text('[watch]\nworker_group = "tickwise"\nstale_after_s = 600.0\n')
+    monkeypatch.setenv("TICKWISE_SASL_USERNAME", "watch")
+    monkeypatch.setenv("TICKWISE_SASL_PASSWORD", credentials["watch"])
+    log = tmp_path / "watch.log"
+    watch = spawn_watch(bootstrap, prefix, str(config), free_port(), str(log), "INFO")
+    alerts: dict[str, str] = {}
+    reader = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"{prefix}tickwise-reader-test",
+            "enable.auto.commit": False,
+            **client_config("reader", credentials["reader"]),
+        }
+    )
+    reader.assign([TopicPartition(f"{prefix}alerts", 0, OFFSET_BEGINNING)])
+    try:
+        deadline = time.monotonic() + 150
+        while not {"AUDIT_UNREADABLE", "WORKER_DOWN"} <= set(alerts):
+            assert time.monotonic() < deadline, (alerts, log.read_text()[-3000:])
+            assert watch.poll() is None, log.read_text()[-3000:]
+            msg = reader.poll(0.5)
+            if msg is not None and msg.error() is None:
+                alert = json.loads(msg.value() or b"{}")
+                alerts[alert["code"]] = alert["detail"]
+    finally:
+        reader.close()
+        stop_process(watch)
+    assert "BROKER_UNREACHABLE" not in alerts, alerts
+    assert f"{prefix}audit" in alerts["AUDIT_UNREADABLE"]
+    listed = AdminClient({"bootstrap.servers": bootstrap, **admin}).list_topics(timeout=10)
+    assert f"{prefix}tickwise-watch-chain-heads-changelog" in listed.topics

@@ -20,8 +20,16 @@ import pytest
 import yaml
 
 from tickwise.streams.checkpoint import KEY_FILE_ENV, checkpoint_key
+from tickwise.streams.config import WatchConfig
 from tickwise.streams.live.broker import SecureLocalBroker
-from tickwise.streams.live.security import ADMIN, MECHANISM, PRINCIPALS, ROLE_ACCESS, acl_bindings
+from tickwise.streams.live.security import (
+    ADMIN,
+    MECHANISM,
+    PRINCIPALS,
+    ROLE_ACCESS,
+    WATCH_APP,
+    acl_bindings,
+)
 from tickwise.streams.live.security_cli import CredentialsError, check_credentials, write_secrets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +38,7 @@ KAFKA_DIR = ROOT / "docker" / "kafka-secure"
 BOOTSTRAP = "kafka-secure:19092"
 CHECKPOINT_SECRET = "tickwise_checkpoint_key"
 # what each tickwise sub-command run in the profile must log in as
-COMMAND_PRINCIPAL = {"worker": "worker", "feed": "feed", "security": ADMIN}
+COMMAND_PRINCIPAL = {"worker": "worker", "feed": "feed", "watch": "watch", "security": ADMIN}
 
 
 def compose() -> dict[str, Any]:
@@ -263,3 +271,37 @@ def test_only_the_worker_may_read_and_write_the_checkpoint_topic() -> None:
     worker = {("User:worker", op) for op in (AclOperation.READ, AclOperation.WRITE)}
     assert worker <= granted
     assert {principal for principal, _ in granted} == {"User:worker"}
+
+
+def test_the_watchtower_gets_what_it_reads_and_writes_only_alerts_and_control() -> None:
+    from confluent_kafka.admin import AclOperation, ResourcePatternType, ResourceType
+
+    from tickwise.schemas.topics import Topics
+
+    topics = Topics("desk1.")
+    granted = {
+        (b.restype, b.name, b.resource_pattern_type, b.operation)
+        for b in acl_bindings("desk1.", "tickwise-desk1")
+        if b.principal == "User:watch"
+    }
+    topic, group = ResourceType.TOPIC, ResourceType.GROUP
+    literal, prefixed = ResourcePatternType.LITERAL, ResourcePatternType.PREFIXED
+    read, write = AclOperation.READ, AclOperation.WRITE
+
+    def on(op: AclOperation, restype: ResourceType = topic) -> set[str]:
+        return {name for t, name, _, o in granted if t == restype and o == op}
+
+    # what app.py consumes, and what it sends (alerts; control for the anomaly policies)
+    own = f"desk1.{WATCH_APP}-"
+    assert on(read) == {topics.raw, topics.decisions, topics.audit, topics.control, own}
+    assert on(write) == {topics.alerts, topics.control, own}
+    # faust creates its changelogs and leader topic under its app id, and nothing else
+    assert on(AclOperation.CREATE) == {own}
+    assert (topic, own, prefixed, AclOperation.CREATE) in granted
+    assert WatchConfig().group_id == WATCH_APP, "the app id the ACLs name"
+    # its own consumer group; the workers' group it may only describe (members, offsets)
+    assert (group, f"desk1.{WATCH_APP}", prefixed, read) in granted
+    assert on(AclOperation.DESCRIBE, group) == {"tickwise-desk1"}
+    assert (group, "tickwise-desk1", literal, AclOperation.DESCRIBE) in granted
+    assert not any(o == AclOperation.ALL for *_, o in granted)
+    assert not on(read, group) - {f"desk1.{WATCH_APP}"}

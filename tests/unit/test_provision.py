@@ -31,9 +31,10 @@ PROVIDES = {
     "chromium": "root/usr/bin/chromium",
     "chromium-driver": "root/usr/bin/chromedriver",
     "openssl": "root/usr/bin/openssl",
+    "prometheus": "bin/promtool",
 }
 BASE = ("openjdk-17-jre-headless", "maven", "python3", "make")
-TEST_PACKAGES = ("postgresql", "chromium", "chromium-driver", "openssl")
+TEST_PACKAGES = ("postgresql", "chromium", "chromium-driver", "openssl", "prometheus")
 
 
 class FakeMachine:
@@ -105,8 +106,8 @@ def test_check_names_what_is_missing_and_the_exact_command(tmp_path: Path) -> No
         assert f"  {package} " in result.stderr
     assert "maven" not in result.stderr and "openjdk" not in result.stderr
     assert (
-        "  apt-get update && apt-get install -y postgresql chromium chromium-driver openssl\n"
-        in result.stderr
+        "  apt-get update && apt-get install -y"
+        " postgresql chromium chromium-driver openssl prometheus\n" in result.stderr
     )
     assert fake.calls("apt-get") == [], "--check installs nothing"
 
@@ -116,8 +117,8 @@ def test_not_root_prints_the_command_with_sudo_and_stops(tmp_path: Path) -> None
     result = fake.run(str(PROVISION), "test")
     assert result.returncode == 1
     assert (
-        "  sudo apt-get update && sudo apt-get install -y chromium chromium-driver openssl\n"
-        in result.stderr
+        "  sudo apt-get update && sudo apt-get install -y"
+        " chromium chromium-driver openssl prometheus\n" in result.stderr
     )
     assert "postgresql" not in result.stderr
     assert fake.calls("apt-get") == []
@@ -161,7 +162,7 @@ def test_root_installs_what_is_missing_noninteractively(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert fake.calls("apt-get") == [
         "apt-get update -qq DEBIAN_FRONTEND=noninteractive",
-        "apt-get install -y -qq postgresql chromium chromium-driver openssl "
+        "apt-get install -y -qq postgresql chromium chromium-driver openssl prometheus "
         "DEBIAN_FRONTEND=noninteractive",
     ]
     assert fake.run(str(PROVISION), "--check", "test").returncode == 0
@@ -172,8 +173,9 @@ def test_root_fails_when_apt_get_leaves_something_missing(tmp_path: Path) -> Non
     fake.stub("apt-get", "exit 0")  # "succeeds" and installs nothing
     result = fake.run(str(PROVISION), "test")
     assert result.returncode == 1
-    assert "still missing after apt-get install: postgresql chromium chromium-driver openssl" in (
-        result.stderr
+    assert (
+        "still missing after apt-get install:"
+        " postgresql chromium chromium-driver openssl prometheus" in (result.stderr)
     )
 
 
@@ -193,7 +195,7 @@ def test_ci_run_provisions_before_make_then_validates_compose_and_runs_make_test
     installs = fake.calls("apt-get")
     assert installs == [
         "apt-get update -qq DEBIAN_FRONTEND=noninteractive",
-        "apt-get install -y -qq make maven postgresql chromium chromium-driver openssl "
+        "apt-get install -y -qq make maven postgresql chromium chromium-driver openssl prometheus "
         "docker-compose DEBIAN_FRONTEND=noninteractive",
     ]
     assert fake.calls("make") == ["make test CI=true"]

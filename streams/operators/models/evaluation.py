@@ -10,6 +10,7 @@ event time (the window holds the last ``window_s`` seconds of *label* timestamps
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 from river import metrics
@@ -25,6 +26,25 @@ def _fresh(names: tuple[str, ...]) -> dict[str, metrics.base.Metric]:
 def predicted_label(proba: dict[Any, float]) -> Any:
     """river's ``predict_one`` for a classifier: the most probable class (None before any)."""
     return max(proba, key=proba.get) if proba else None
+
+
+def _feed(task: str, ms: dict[str, metrics.base.Metric], y: Any, pred: Any) -> None:
+    if task == "classification":
+        label = predicted_label(pred)
+        for name, metric in ms.items():
+            metric.update(y, pred if name == "LogLoss" else label)
+    else:
+        for metric in ms.values():
+            metric.update(y, pred)
+
+
+def figures(task: str, labels: Iterable[tuple[Any, Any]]) -> dict[str, float]:
+    """The task's figures over ``(y, prediction)`` pairs in order, by fresh river metrics: the
+    rolling window's report, which the compiled engine's window shares."""
+    ms = _fresh(CLASSIFIER_METRICS if task == "classification" else REGRESSOR_METRICS)
+    for y, pred in labels:
+        _feed(task, ms, y, pred)
+    return {k: m.get() for k, m in ms.items()}
 
 
 class Prequential:
@@ -47,19 +67,10 @@ class Prequential:
         self.window: deque[tuple[int, Any, Any]] = deque()
         self.n = 0
 
-    def _feed(self, ms: dict[str, metrics.base.Metric], y: Any, pred: Any) -> None:
-        if self.task == "classification":
-            label = predicted_label(pred)
-            for name, metric in ms.items():
-                metric.update(y, pred if name == "LogLoss" else label)
-        else:
-            for metric in ms.values():
-                metric.update(y, pred)
-
     def update(self, ts_ns: int, y: Any, prediction: Any) -> None:
         """Score one matured label against the prediction made when its tick arrived."""
         self.n += 1
-        self._feed(self.overall, y, prediction)
+        _feed(self.task, self.overall, y, prediction)
         self.window.append((ts_ns, y, prediction))
         cutoff = ts_ns - self.window_ns
         while self.window and self.window[0][0] <= cutoff:
@@ -67,12 +78,9 @@ class Prequential:
 
     def report(self) -> dict[str, Any]:
         """Figures overall and over the rolling window (recomputed from the window's labels)."""
-        rolling = _fresh(self.names)
-        for _, y, pred in self.window:
-            self._feed(rolling, y, pred)
         return {
             "n": self.n,
             "overall": {k: m.get() for k, m in self.overall.items()},
             "window_n": len(self.window),
-            "window": {k: m.get() for k, m in rolling.items()},
+            "window": figures(self.task, ((y, pred) for _, y, pred in self.window)),
         }

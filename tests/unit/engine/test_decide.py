@@ -14,6 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from stubs import ES_TRADES
 
+from tickwise.replay.engine import run_file
 from tickwise.schemas.decisions import ControlCommand
 from tickwise.schemas.ticks import SourceRef
 from tickwise.schemas.topics import ALERTS, AUDIT, CONTROL, DECISIONS, FILLS
@@ -217,7 +218,7 @@ def test_a_file_runs_through_the_engine_as_through_the_pipeline(tmp_path) -> Non
     config = CONFIGS["threshold, limits"]
     want = oracle(config, [r.payload for r in rows], [])
     engine = Engine(config, [])
-    for output in run.run_file(path, columns, config):
+    for output in run_file(path, columns, config):
         engine.take(output)
     assert_same(engine.out, want)
     assert len(want.fills) > 10

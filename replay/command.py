@@ -1,0 +1,105 @@
+"""``tickwise backtest``: the options, the input, and which runner decides.
+
+Both runners write the same files for the same input (``replay.engine`` is held byte for byte
+to ``replay.backtest``); the columnar engine is the fast one. ``--engine auto`` takes it unless
+the config or a command needs what only the per-tick pipeline has yet (river's model zoo,
+reordering ticks, shadow and canary stages: docs/ENGINE.md), and says so on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+from pathlib import Path
+
+from tickwise.replay.backtest import FILES, REPORT_FILES, BacktestResult, run_backtest
+from tickwise.replay.controls import load_controls
+from tickwise.replay.engine import record_batches, run_engine_backtest
+from tickwise.replay.merge import merge_in_time
+from tickwise.replay.metrics import period_ns
+from tickwise.replay.report import ReportSettings
+from tickwise.schemas.decisions import ControlCommand
+from tickwise.streams.config import TickwiseConfig, load_config
+from tickwise.streams.engine.batch import SymbolTable, TickBatch
+from tickwise.streams.progress import wants_progress
+from tickwise.streams.sources import RawRecord, SourceError, open_sources
+from tickwise.streams.sources.batches import read_batches
+from tickwise.streams.sources.options import column_map
+
+
+def _records(args: argparse.Namespace) -> Iterator[RawRecord]:
+    """The input records; several files are merged in event time (see ``replay.merge``)."""
+    if args.synthetic or len(args.data or []) <= 1:
+        return open_sources(args, args.data or [])
+    merged = merge_in_time([open_sources(args, [path]) for path in args.data])
+    return islice(merged, args.count) if args.count is not None else merged
+
+
+def batch_source(
+    args: argparse.Namespace, config: TickwiseConfig
+) -> Callable[[SymbolTable], Iterator[TickBatch]]:
+    """The input as batches against a symbol table: one file by blocks of columns, anything
+    else (the synthetic feed, files merged in time, sorted or cut) by the bulk decoder."""
+    max_bytes = config.validation.max_message_bytes
+    one_file = not args.synthetic and len(args.data or []) == 1
+    if one_file and not getattr(args, "sort", False) and args.count is None:
+        path, columns = args.data[0], column_map(args)
+        return lambda symbols: read_batches(path, columns, symbols, max_bytes)
+    return lambda symbols: record_batches(_records(args), symbols, max_bytes)
+
+
+def backtest(
+    args: argparse.Namespace,
+    config: TickwiseConfig,
+    controls: Iterable[ControlCommand],
+    settings: ReportSettings,
+) -> BacktestResult:
+    """Run the backtest on the runner ``--engine`` asks for."""
+    controls = list(controls)
+    out = Path(args.out)
+    progress = wants_progress(args)
+    warmup_ns = period_ns(args.warmup) if args.warmup else 0
+    engine = getattr(args, "engine", "auto")
+    if engine != "per-tick":
+        try:
+            return run_engine_backtest(
+                batch_source(args, config), config, out, controls, settings, progress, warmup_ns
+            )
+        except NotImplementedError as exc:
+            if engine == "columnar":
+                raise
+            print(f"tickwise backtest: runs per tick: {exc}", file=sys.stderr)
+    return run_backtest(_records(args), config, out, controls, settings, progress, warmup_ns)
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Carry out ``tickwise backtest`` and return the exit code."""
+    if not args.synthetic and not args.data:
+        print("tickwise backtest: give --data PATH [PATH ...] or --synthetic", file=sys.stderr)
+        return 2
+    config = load_config(args.config)
+    controls = load_controls(args.controls) if args.controls else []
+    try:
+        settings = ReportSettings(
+            returns_period=args.returns_period,
+            periods_per_year=args.periods_per_year,
+            calendar=args.calendar,
+            walk_forward=args.walk_forward or None,
+            seed=args.baseline_seed,
+        )
+        settings.ppy()  # refuse a bad returns period before reading any data
+        result = backtest(args, config, controls, settings)
+    except NotImplementedError as exc:
+        print(f"tickwise backtest: --engine columnar cannot run this: {exc}", file=sys.stderr)
+        return 2
+    except (SourceError, FileNotFoundError, ValueError) as exc:
+        print(f"tickwise backtest: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result.summary(), indent=2))
+    headline = ("total_return", "sharpe", "max_drawdown", "n_trades", "hit_rate", "exposure")
+    print(json.dumps({k: result.report.get(k) for k in headline}))
+    print(f"wrote {', '.join((*FILES.values(), *REPORT_FILES))} to {args.out}")
+    return 0

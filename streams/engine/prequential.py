@@ -1,0 +1,120 @@
+"""Prequential figures of the compiled learner, kept inside the model kernel.
+
+The kernel scores each matured label it learns against the prediction made when the label's
+tick was scored, exactly as ``Prequential.update`` does, with river's arithmetic in river's
+order so the figures are the same floats:
+
+* classification: the confusion counts behind ``Accuracy``, ``Precision``, ``Recall`` and
+  ``F1`` (river keeps them as sums of 1.0, which integers hold exactly) and ``LogLoss``'s
+  running mean (the probability clamped to ``[1e-15, 1 - 1e-15]``, then ``stats.Mean``'s
+  ``n += 1; mean += (1 / n) * (loss - mean)``);
+* regression: the running means of ``MAE`` and ``MSE`` (``RMSE`` is the latter's root).
+
+State per instrument, row ``k`` of each array:
+
+* ``counts`` int64 ``(K, N_COUNTS)``: the columns ``N`` (labels scored), ``CORRECT``,
+  ``SAID_UP`` (predicted up), ``WENT_UP`` (went up) and ``BOTH_UP``;
+* ``means`` float64 ``(K, 4)``: ``stats.Mean``'s ``(n, mean)`` of the first figure
+  (``LogLoss`` or ``MAE``) in columns 0 and 1, of ``MSE`` in columns 2 and 3;
+* the rolling window, a ring of the scored labels ``(ts, y, prediction)`` with ``head`` and
+  ``length``, from which ``report`` recomputes the window's figures with river's own metrics.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from tickwise.streams.operators.models.evaluation import (
+    CLASSIFIER_METRICS,
+    REGRESSOR_METRICS,
+    figures,
+)
+from tickwise.streams.operators.models.linear_kernel import _libm_pow
+
+N, CORRECT, SAID_UP, WENT_UP, BOTH_UP = range(5)
+N_COUNTS = 5
+P_MIN = 1e-15
+P_MAX = 1 - 1e-15  # river's clamp bounds, as Python folds them
+
+
+@njit(cache=True)
+def _mean_add(means, k, col, x) -> None:  # pragma: no cover - compiled
+    """``stats.Mean.update(x)`` on the (n, mean) pair at ``means[k, col:col + 2]``."""
+    means[k, col] += 1.0
+    means[k, col + 1] += (1.0 / means[k, col]) * (x - means[k, col + 1])
+
+
+@njit(cache=True)
+def score_label(
+    counts, means, w_ts, w_y, w_pred, w_head, w_len,
+    k, ts, y, prediction, regression, window_ns, two,
+):  # pragma: no cover - compiled  # fmt: skip
+    """``Prequential.update(ts, y, prediction)`` on instrument ``k``: the overall figures move
+    and the label joins the window, whose labels at or before ``ts - window_ns`` leave it.
+
+    ``y`` is 1.0 (up) or 0.0 and ``prediction`` P(up) for classification. ``two`` is 2.0,
+    passed in as data: ``MSE`` squares by Python's ``d ** 2``, libm's ``pow``, which rounds
+    differently from ``d * d`` about once in 1,200 values, and LLVM rewrites ``pow(d, 2.0)``
+    into ``d * d`` when it sees the constant. The window ring must have room for one more.
+    """
+    counts[k, N] += 1
+    if regression:
+        d = y - prediction
+        _mean_add(means, k, 0, abs(d))
+        _mean_add(means, k, 2, _libm_pow(d, two))
+    else:
+        said_up = prediction > 1.0 - prediction  # max({False: 1 - p, True: p}, key=get)
+        went_up = y == 1.0
+        counts[k, CORRECT] += said_up == went_up
+        counts[k, SAID_UP] += said_up
+        counts[k, WENT_UP] += went_up
+        counts[k, BOTH_UP] += said_up and went_up
+        p = P_MAX if prediction > P_MAX else prediction  # Python's min, then max: NaN stays
+        p = P_MIN if p < P_MIN else p
+        _mean_add(means, k, 0, -math.log(p) if went_up else -math.log(1 - p))
+    cap = w_ts.shape[1]
+    tail = (w_head[k] + w_len[k]) % cap
+    w_ts[k, tail] = ts
+    w_y[k, tail] = y
+    w_pred[k, tail] = prediction
+    w_len[k] += 1
+    cutoff = ts - window_ns
+    while w_len[k] > 0 and w_ts[k, w_head[k]] <= cutoff:
+        w_head[k] = (w_head[k] + 1) % cap
+        w_len[k] -= 1
+
+
+def _ratio(a: float, b: float) -> float:
+    try:
+        return a / b
+    except ZeroDivisionError:
+        return 0.0
+
+
+def overall(regression: bool, counts: np.ndarray, means: np.ndarray) -> dict[str, float]:
+    """The overall figures of one instrument (its rows of ``counts`` and ``means``), as each
+    river metric's ``get`` computes them from the same sums."""
+    if regression:
+        mae, mse = float(means[1]), float(means[3])
+        return dict(zip(REGRESSOR_METRICS, (mae, mse**0.5), strict=True))
+    n, correct, said_up, went_up, both_up = (float(c) for c in counts)
+    precision = _ratio(both_up, both_up + (said_up - both_up))
+    recall = _ratio(both_up, both_up + (went_up - both_up))
+    b2 = 1.0**2
+    f1 = _ratio((1 + b2) * precision * recall, b2 * precision + recall)
+    values = (_ratio(correct, n), precision, recall, f1, float(means[1]))
+    return dict(zip(CLASSIFIER_METRICS, values, strict=True))
+
+
+def window(regression: bool, ys: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    """The window's figures, from its labels in order, by river's own metrics."""
+    labels = zip(ys.tolist(), predictions.tolist(), strict=True)
+    if regression:
+        pairs: Any = labels
+    else:  # as the compiled classifier's predict_proba_one
+        pairs = ((y == 1.0, {False: 1.0 - p, True: p}) for y, p in labels)
+    return figures("regression" if regression else "classification", pairs)
