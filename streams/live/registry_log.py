@@ -22,22 +22,36 @@ from tickwise.streams.sources import RawRecord
 
 
 def last_published(bootstrap: str, topic: str, timeout: float = 30.0) -> RegistryEntry | None:
-    """The topic's last entry (its single partition's), or None when it is empty."""
+    """The topic's last entry, or None when it is empty.
+
+    The chain's one key puts every entry on one partition; which one depends on the partition
+    count a deployment chose, so the last message of each is read and the furthest entry wins.
+    """
     c = Consumer(consumer_settings(bootstrap, f"tickwise-registry-{time.time_ns()}"))
     try:
-        low, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=timeout)
-        if high <= low:
+        meta = c.list_topics(topic, timeout=timeout).topics[topic]
+        if meta.error is not None:
+            raise RuntimeError(f"{topic}: {meta.error}")
+        ends = []
+        for p in sorted(meta.partitions):
+            low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+            if high > low:
+                ends.append(TopicPartition(topic, p, high - 1))
+        if not ends:
             return None
-        c.assign([TopicPartition(topic, 0, high - 1)])
+        c.assign(ends)
+        last: list[RegistryEntry] = []
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while len(last) < len(ends):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{topic}: its last messages were not read within {timeout} s")
             msg = c.poll(0.5)
             if msg is None:
                 continue
             if msg.error():
                 raise RuntimeError(f"{topic}: {msg.error()}")
-            return RegistryEntry.model_validate_json(msg.value() or b"")
-        raise RuntimeError(f"{topic}: its last message was not read within {timeout} s")
+            last.append(RegistryEntry.model_validate_json(msg.value() or b""))
+        return max(last, key=lambda e: e.seq)
     finally:
         c.close()
 
