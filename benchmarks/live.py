@@ -64,7 +64,7 @@ from benchmarks.common import (
 )
 from tickwise.schemas.decisions import Decision
 from tickwise.schemas.ticks import SourceRef
-from tickwise.schemas.topics import CATALOGUE, CONTROL, Topics
+from tickwise.schemas.topics import CATALOGUE, CONTROL, REGISTRY, Topics
 from tickwise.streams.config import load_config
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.bootstrap import add_bootstrap_argument
@@ -120,9 +120,14 @@ def output_times(
 
 
 def output_topics(prefix: str) -> list[str]:
-    """Every catalogue topic a worker writes to (all but ``ticks.raw`` and ``control``)."""
+    """Every catalogue topic a worker writes to (all but ``ticks.raw``, ``control`` and
+    ``registry``)."""
     topics = Topics(prefix)
-    return [topics.name(s) for s in CATALOGUE if s.name != "ticks.raw" and s is not CONTROL]
+    return [
+        topics.name(s)
+        for s in CATALOGUE
+        if s.name != "ticks.raw" and s is not CONTROL and s is not REGISTRY
+    ]
 
 
 def committed_offset(bootstrap: str, group: str, topic: str, partitions: int) -> int:

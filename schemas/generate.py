@@ -24,6 +24,7 @@ from tickwise.schemas.decisions import (
     Signal,
 )
 from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.schemas.registry import RegistryEntry
 from tickwise.schemas.ticks import TICK_ADAPTER, CleanTick, QuoteTick, TradeTick
 
 SCHEMA_DIR = Path(__file__).parent / "json"
@@ -41,6 +42,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "alert": Alert,
     "control_command": ControlCommand,
     "fill": Fill,
+    "registry_entry": RegistryEntry,
 }
 
 

@@ -20,6 +20,7 @@ from tickwise.schemas.decisions import (
     Signal,
 )
 from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.schemas.registry import RegistryEntry
 from tickwise.schemas.ticks import CleanTick, QuoteTick, TradeTick
 
 DAY_MS = 24 * 3600 * 1000
@@ -131,6 +132,18 @@ CONTROL = TopicSpec(
     "Operator commands (kill switch, model stages); compacted so state survives restarts.",
 )
 
+# Not on ``control``: that topic is compacted by scope (older links of a chain would go) and
+# every worker reads it, while registering a version tells the workers nothing.
+REGISTRY = TopicSpec(
+    "registry",
+    "the chain's name (one chain)",
+    (RegistryEntry,),
+    1,
+    -1,
+    "delete",
+    "The model registry's log: every registration and stage change, hash-chained; kept forever.",
+)
+
 FILLS = TopicSpec(
     "fills",
     "instrument",
@@ -166,6 +179,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     ALERTS,
     CONTROL,
     FILLS,
+    REGISTRY,
 )
 
 # Every topic a deployment needs: the catalogue's contracts and the workers' internal ones.
@@ -221,6 +235,10 @@ class Topics:
     @property
     def fills(self) -> str:
         return self.name(FILLS)
+
+    @property
+    def registry(self) -> str:
+        return self.name(REGISTRY)
 
     @property
     def checkpoints(self) -> str:

@@ -1,8 +1,11 @@
 """``tickwise model``: the registry (list, show, register), rollout (promote, rollback), compare.
 
 ``promote`` and ``rollback`` record the change in the registry with who asked and why, then
-publish the matching ``ControlCommand`` on the ``control`` topic; every worker applies it at
-each instrument's next tick, without a restart.
+publish the registry's log on the ``registry`` topic (the entries it lacks) and the matching
+``ControlCommand`` on the ``control`` topic; every worker applies it at each instrument's next
+tick, without a restart. ``verify`` checks the log's hash chain as stored: it lives here, not
+under ``tickwise audit verify``, because it reads the registry's directory (``--registry``),
+while ``audit verify`` reads the audit store the sink fills from the ``audit`` topic.
 
 Configs and the evaluation are imported when a command runs: the ``tickwise`` parser imports this
 module for ``model``'s arguments and must not load pydantic or river.
@@ -39,10 +42,13 @@ def _publish(args: argparse.Namespace, command: object) -> None:
         return
     from tickwise.schemas.topics import Topics
     from tickwise.streams.live.control import send_control
+    from tickwise.streams.live.registry_log import publish_log
 
-    topic = Topics(args.topic_prefix or "").control
-    send_control(resolve_bootstrap(args), topic, command)  # type: ignore[arg-type]
-    print(f"published {command.command_id} to {topic}")  # type: ignore[attr-defined]
+    topics, bootstrap = Topics(args.topic_prefix or ""), resolve_bootstrap(args)
+    n = publish_log(_registry(args), bootstrap, topics.registry)
+    print(f"published {n} registry entries to {topics.registry}")
+    send_control(bootstrap, topics.control, command)  # type: ignore[arg-type]
+    print(f"published {command.command_id} to {topics.control}")  # type: ignore[attr-defined]
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -58,6 +64,18 @@ def _show(args: argparse.Namespace) -> int:
 
     print(json.dumps(asdict(_registry(args).get(args.key)), indent=2, sort_keys=True))
     return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    problems, head = registry.verify()
+    for problem in problems:
+        print(f"FAIL {problem}")
+    if head is not None:
+        print(f"head: seq {head[0]} hash {head[1]}")
+    verdict = "FAILED" if problems else "OK"
+    print(f"{verdict}: {len(registry.log_lines())} registry entries, {len(problems)} problems")
+    return 1 if problems else 0
 
 
 def _evaluate(args: argparse.Namespace, config: TickwiseConfig, name: str):
@@ -159,6 +177,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     command("list", _list, "list model versions and their stages")
     show = command("show", _show, "show one version (MODEL_ID:vN)")
     show.add_argument("key")
+    command("verify", _verify, "check the hash chain of the registry's log")
 
     reg = command("register", _register, "register a model version from a config")
     reg.add_argument("--config", required=True, help="TOML config whose [model] is registered")

@@ -6,6 +6,11 @@ A local directory (configurable; a shared mount for several workers' operators):
     <root>/versions/<model_id>/v<version>.pkl    optional trained state from a training run
     <root>/audit.jsonl                           every registration and stage change: who, why
 
+``audit.jsonl`` is a hash chain (``schemas.registry.RegistryEntry``, sealed and checked as the
+audit trail is): ``verify`` finds an entry altered, dropped or put out of order, and
+``streams.live.registry_log`` publishes the entries on the ``registry`` topic, where the
+watchtower checks them as they come.
+
 Files are written atomically (temporary file, then rename). The registry is the operators'
 book of record; workers never read it. They learn about stage changes from ``control``
 commands, which carry the version's model config, so a worker needs no shared filesystem and
@@ -24,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the CLI parser reads DEFAULT_ROOT; pydantic loads when a command is built
     from tickwise.schemas.decisions import ControlCommand
+    from tickwise.schemas.registry import RegistryEntry
     from tickwise.streams.config import ModelConfig
 
 REGISTERED = "registered"  # a version no worker has been told about (the registry's own stage)
@@ -108,12 +114,49 @@ class Registry:
         body = json.dumps(asdict(mv), indent=2, sort_keys=True).encode()
         _atomic_write(self._path(mv.model_id, mv.version), body)
 
-    def _audit(self, entry: dict[str, Any]) -> None:
+    def log_lines(self) -> list[bytes]:
+        """The log's entries as stored, oldest first (what is hashed and published)."""
+        path = self.root / "audit.jsonl"
+        if not path.exists():
+            return []
+        return [line for line in path.read_bytes().splitlines() if line.strip()]
+
+    def _audit(self, **fields: Any) -> RegistryEntry:
+        """Append the next link of the chain, sealed, and return it."""
+        from tickwise.schemas.registry import RegistryEntry
+        from tickwise.streams.operators.audit import GENESIS, seal
+
+        lines = self.log_lines()
+        seq, prev = 0, GENESIS
+        if lines:
+            last = RegistryEntry.model_validate_json(lines[-1])
+            seq, prev = last.seq + 1, last.hash
+        unsigned = RegistryEntry(audit_id=f"reg-{seq}", seq=seq, prev_hash=prev, hash="", **fields)
+        entry, wire = seal(unsigned)
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / "audit.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry, sort_keys=True) + "\n")
+        with open(self.root / "audit.jsonl", "ab") as fh:
+            fh.write(wire + b"\n")
             fh.flush()
             os.fsync(fh.fileno())
+        return entry
+
+    def verify(self) -> tuple[list[str], tuple[int, str] | None]:
+        """Check the log's chain as stored; return (problems, its head: seq and hash)."""
+        from pydantic import ValidationError
+
+        from tickwise.schemas.registry import REGISTRY_CHAIN, RegistryEntry
+        from tickwise.streams.operators.audit import check_link
+
+        problems: list[str] = []
+        heads: dict[str, tuple[int, str]] = {}
+        for n, line in enumerate(self.log_lines(), 1):
+            try:
+                entry = RegistryEntry.model_validate_json(line)
+            except ValidationError as exc:
+                problems.append(f"line {n}: not a registry entry ({exc.error_count()} errors)")
+                continue
+            problems += check_link(entry, heads, line)
+        return problems, heads.get(REGISTRY_CHAIN)
 
     def versions(self) -> list[ModelVersion]:
         """Every registered version, by model id then version."""
@@ -130,12 +173,11 @@ class Registry:
             raise RegistryError(f"no model version {key} in {self.root}")
         return ModelVersion(**json.loads(path.read_text()))
 
-    def audit_trail(self) -> list[dict[str, Any]]:
-        """Every registry event, oldest first."""
-        path = self.root / "audit.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    def audit_trail(self) -> list[RegistryEntry]:
+        """Every registry change, oldest first."""
+        from tickwise.schemas.registry import RegistryEntry
+
+        return [RegistryEntry.model_validate_json(line) for line in self.log_lines()]
 
     def register(
         self,
@@ -170,14 +212,14 @@ class Registry:
             _atomic_write(self._path(mv.model_id, version, ".pkl"), pickle.dumps(state))
         self._save(mv)
         self._audit(
-            {
-                "event": "register",
-                "model": mv.key,
-                "operator": operator,
-                "reason": reason,
-                "parent": parent,
-                "ts_ns": now_ns,
-            }
+            event="register",
+            model_id=mv.model_id,
+            model_version=mv.version,
+            to_stage=REGISTERED,
+            operator=operator,
+            reason=reason,
+            parent=parent,
+            ts_event_ns=now_ns,
         )
         return mv
 
@@ -202,16 +244,15 @@ class Registry:
             }
         )
         self._audit(
-            {
-                "event": "stage",
-                "model": mv.key,
-                "from": mv.stage,
-                "to": stage,
-                "operator": operator,
-                "reason": reason,
-                "ts_ns": now_ns,
-                "command_id": command_id,
-            }
+            event="stage",
+            model_id=mv.model_id,
+            model_version=mv.version,
+            from_stage=str(mv.stage),
+            to_stage=str(stage),
+            operator=operator,
+            reason=reason,
+            ts_event_ns=now_ns,
+            command_id=command_id,
         )
         mv.stage = stage
         self._save(mv)

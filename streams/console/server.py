@@ -44,6 +44,7 @@ from tickwise.streams.console.metrics import ConsoleMetrics
 from tickwise.streams.console.view import SPECS, ConsoleView
 from tickwise.streams.live.bootstrap import resolve_bootstrap
 from tickwise.streams.live.control import send_control
+from tickwise.streams.live.registry_log import publish_log
 from tickwise.streams.live.tap import consumer
 from tickwise.streams.registry import DEFAULT_ROOT, Registry, RegistryError
 
@@ -246,11 +247,16 @@ class Console:
         return await self._send(command, user)
 
     async def _registry_call(self, method: str, *args: Any) -> ControlCommand:
-        """Promote and rollback go through the registry, as ``tickwise model`` does."""
+        """Promote and rollback go through the registry, and its log onto its topic, as
+        ``tickwise model`` does."""
         registry = Registry(self.registry_root)
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(None, getattr(registry, method), *args)
+            command = await loop.run_in_executor(None, getattr(registry, method), *args)
+            await loop.run_in_executor(
+                None, publish_log, registry, self.bootstrap, self.topics.registry
+            )
+            return command
         except (RegistryError, FileNotFoundError, KeyError) as exc:
             raise web.HTTPConflict(
                 text=json.dumps({"error": f"{method}: {exc}"}), content_type="application/json"

@@ -34,17 +34,27 @@ ROLE_ACCESS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "model": (("features",), ("signals",)),
     "risk": (("signals", "control"), ("decisions", "fills", "alerts", "control")),
     "audit": (("features", "signals", "decisions"), ("audit",)),
-    "reader": (("features", "signals", "decisions", "audit", "alerts", "fills"), ()),
+    "reader": (("features", "signals", "decisions", "audit", "alerts", "fills", "registry"), ()),
     # tickwise console: reads what it shows (streams.console.view.SPECS); writes only the
-    # operators' commands
+    # operators' commands, and the registry's log they change (its last entry read first)
     "console": (
-        ("decisions", "signals", "fills", "alerts", "ticks.quarantine", "audit", "control"),
-        ("control",),
+        (
+            "decisions",
+            "signals",
+            "fills",
+            "alerts",
+            "ticks.quarantine",
+            "audit",
+            "control",
+            "registry",
+        ),
+        ("control", "registry"),
     ),
     # tickwise watch: the audit trail and the decisions it checks, the raw ticks' keys (feed
-    # staleness) and the control topic (the kill switches in force); it writes its alerts, and
-    # on control the commands its anomaly policies issue (halt an instrument or the book)
-    "watch": (("ticks.raw", "decisions", "audit", "control"), ("alerts", "control")),
+    # staleness), the control topic (the kill switches in force) and the registry's log; it
+    # writes its alerts, and on control the commands its anomaly policies issue (halt an
+    # instrument or the book)
+    "watch": (("ticks.raw", "decisions", "audit", "control", "registry"), ("alerts", "control")),
 }
 # The validator reads its own outputs: restart recovery rebuilds its state from their tails.
 WORKER_ROLES = ("validator", "features", "model", "risk", "audit")

@@ -29,6 +29,7 @@ from tickwise.schemas.decisions import (
     Signal,
     TradingState,
 )
+from tickwise.schemas.registry import REGISTRY_CHAIN, RegistryEntry
 from tickwise.streams.config import AuditConfig
 from tickwise.streams.operators.state import InstrumentStateMixin
 
@@ -43,10 +44,17 @@ _SIGNED_TAIL = re.compile(rb',"hash":"[0-9a-f]{64}"\}\Z')
 
 
 Entry = AuditRecord | HoldSummary
-E = TypeVar("E", AuditRecord, HoldSummary)
+# Every hash-chained message: the audit trail's entries and the model registry's log.
+Linked = AuditRecord | HoldSummary | RegistryEntry
+E = TypeVar("E", AuditRecord, HoldSummary, RegistryEntry)
 
 
-def record_hash(record: Entry, stored: bytes | None = None) -> str:
+def chain_of(record: Linked) -> str:
+    """The chain a record links into: its instrument's, or the registry's one."""
+    return REGISTRY_CHAIN if isinstance(record, RegistryEntry) else record.instrument
+
+
+def record_hash(record: Linked, stored: bytes | None = None) -> str:
     """SHA-256 of the record's canonical JSON without its own hash (``prev_hash`` included).
 
     Given the bytes the record was ``stored`` as, hash those (minus the signed tail ``seal``
@@ -326,21 +334,22 @@ class AuditChain(InstrumentStateMixin):
 
 
 def check_link(
-    record: Entry, heads: dict[str, tuple[int, str]], stored: bytes | None = None
+    record: Linked, heads: dict[str, tuple[int, str]], stored: bytes | None = None
 ) -> list[str]:
-    """Problems of one record against its instrument's chain so far; advances ``heads``.
+    """Problems of one record against its chain so far (``chain_of``); advances ``heads``.
 
     ``stored``: the bytes the record was read from, when the caller has them (see
     ``record_hash``)."""
     problems: list[str] = []
-    last_seq, prev = heads.get(record.instrument, (-1, GENESIS))
+    key = chain_of(record)
+    last_seq, prev = heads.get(key, (-1, GENESIS))
     if record.seq != last_seq + 1:
         problems.append(f"{record.audit_id}: seq {record.seq} follows {last_seq}")
     if record.prev_hash != prev:
         problems.append(f"{record.audit_id}: prev_hash does not match the previous record")
     if record_hash(record, stored) != record.hash:
         problems.append(f"{record.audit_id}: hash does not match its content")
-    heads[record.instrument] = (record.seq, record.hash)
+    heads[key] = (record.seq, record.hash)
     return problems
 
 

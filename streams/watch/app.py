@@ -5,12 +5,15 @@ Four inputs, its own consumer group (``[watch] group_id`` behind the topic prefi
   decision its audit record (``chain.check_record``, ``Trail``);
 - the keys of ``ticks.raw``, for the wall time each instrument last ticked;
 - ``control``, for the kill switches in force (shown as metrics);
+- ``registry``, the model registry's log, a hash chain checked as the audit trail is
+  (``chain.check_registry``);
 - a timer that checks the deadlines, the feeds and the workers' group (``health``), and sets
   the Prometheus gauges from what it found (``metrics``);
 - ``audit`` again, in an agent of its own, for the trading windows and their anomalies
   (``trading``), whose policies publish on ``control``.
 
-State lives in faust tables backed by changelog topics: the chain heads, the decisions awaiting
+State lives in faust tables backed by changelog topics: the chain heads (the registry's
+in a table of its own, co-partitioned with its topic), the decisions awaiting
 their audit record, the last tick per instrument, the kill switches, and the offset each input
 partition was checked up to. A restarted watchtower reads the changelogs, not the audit topic,
 and a message re-delivered after a restart (faust commits offsets after the tables moved on) is
@@ -45,7 +48,7 @@ from tickwise.streams.live.metrics import serve_registry
 from tickwise.streams.live.security import faust_credentials
 from tickwise.streams.operators.control import KILL_COMMANDS
 from tickwise.streams.watch.alerts import watch_alert
-from tickwise.streams.watch.chain import Where, check_record
+from tickwise.streams.watch.chain import Where, check_record, check_registry
 from tickwise.streams.watch.health import (
     Alarms,
     feed_alerts,
@@ -146,7 +149,14 @@ def build_app(
     watch = config.watch
     metrics = metrics if metrics is not None else WatchMetrics()
     admin = admin_client(bootstrap)
-    inputs = [topics.audit, topics.decisions, topics.raw, topics.control, topics.alerts]
+    inputs = [
+        topics.audit,
+        topics.decisions,
+        topics.raw,
+        topics.control,
+        topics.alerts,
+        topics.registry,
+    ]
     counts = partition_counts(admin, inputs)
     if counts[topics.audit] != counts[topics.decisions]:
         raise RuntimeError(
@@ -183,6 +193,8 @@ def build_app(
         "checked": table("checked-offsets", trail_parts),
         "feeds": table("feed-last-tick", raw_parts),
         "kill_switches": table("kill-switches", counts[topics.control]),
+        "registry_heads": table("registry-heads", counts[topics.registry]),
+        "registry_checked": table("registry-checked-offsets", counts[topics.registry]),
     }
     trail = Trail(config, tables["heads"], tables["pending"])
     alarms = Alarms()
@@ -214,6 +226,22 @@ def build_app(
             else:
                 alerts = trail.on_decision(value, where, time.time())
             checked[mark] = msg.offset
+            metrics.on_checked(msg.topic)
+            await send(alerts)
+
+    registry_topic = app.topic(topics.registry, value_serializer="raw")
+
+    @app.agent(registry_topic)
+    async def check_registry_log(stream: Any) -> None:
+        heads, checked = tables["registry_heads"], tables["registry_checked"]
+        async for event in stream.events():
+            msg = event.message
+            done = checked.get(str(msg.partition))
+            if done is not None and msg.offset <= done:
+                continue  # checked before a restart
+            where = Where(msg.topic, msg.partition, msg.offset)
+            alerts, _ = check_registry(event.value or b"", where, heads, time.time_ns())
+            checked[str(msg.partition)] = msg.offset
             metrics.on_checked(msg.topic)
             await send(alerts)
 

@@ -1,4 +1,7 @@
-"""The live audit check: each record against the head of its instrument's chain.
+"""The live audit check: each record against the head of its chain.
+
+Two kinds of chain are checked the same way, with the same alerts: each instrument's audit
+trail (``check_record``) and the model registry's log (``check_registry``).
 
 The hash itself is checked by ``streams.operators.audit.record_hash``, the function the worker
 seals records with and ``tickwise audit verify`` checks them with. What is added here is what a
@@ -15,7 +18,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from tickwise.schemas.decisions import AUDIT_ADAPTER, Alert, AuditRecord
-from tickwise.streams.operators.audit import GENESIS, Entry, record_hash
+from tickwise.schemas.registry import RegistryEntry
+from tickwise.streams.operators.audit import GENESIS, Entry, Linked, chain_of, record_hash
 from tickwise.streams.watch.alerts import watch_alert
 
 # Sequence numbers a gap left open that a late record may still fill; beyond this many, the
@@ -46,24 +50,52 @@ def check_record(
     """Check one message of the audit topic against the head of its instrument's chain.
 
     ``heads``: instrument -> head (JSON-able; the watchtower's table), updated here. Returns
-    the alerts and the record or hold summary (None when the message is neither). A head moves
-    forward only: after a gap it moves to the record past the gap; a late or forked record
-    leaves it.
+    the alerts and the record or hold summary (None when the message is neither).
     """
     try:
         record = AUDIT_ADAPTER.validate_json(raw)
     except ValidationError as exc:
         detail = f"{where}: not an audit record ({exc.error_count()} errors)"
         return [watch_alert("AUDIT_UNREADABLE", detail, where, now_ns)], None
-    known = heads.get(record.instrument)
-    head = dict(known) if known is not None else genesis_head()
-    last = f"{head['audit_id']} at {head['at']}" if head["audit_id"] else "the chain's start"
     what = (
         f"decision {record.decision.decision_id}"
         if isinstance(record, AuditRecord)
         else f"{record.holds} holds"
     )
     this = f"{record.audit_id} ({what}) at {where}"
+    return link_alerts(record, raw, this, where, heads, now_ns, record.instrument), record
+
+
+def check_registry(
+    raw: bytes, where: Where, heads: MutableMapping[str, Any], now_ns: int
+) -> tuple[list[Alert], RegistryEntry | None]:
+    """Check one message of the ``registry`` topic against the head of the registry's chain,
+    as ``check_record`` checks the audit trail (same alerts, same head)."""
+    try:
+        entry = RegistryEntry.model_validate_json(raw)
+    except ValidationError as exc:
+        detail = f"{where}: not a registry entry ({exc.error_count()} errors)"
+        return [watch_alert("AUDIT_UNREADABLE", detail, where, now_ns)], None
+    this = f"{entry.audit_id} ({entry.event} {entry.model} to {entry.to_stage}) at {where}"
+    return link_alerts(entry, raw, this, where, heads, now_ns), entry
+
+
+def link_alerts(
+    record: Linked,
+    raw: bytes,
+    this: str,
+    where: Where,
+    heads: MutableMapping[str, Any],
+    now_ns: int,
+    instrument: str | None = None,
+) -> list[Alert]:
+    """The alerts of one record (described as ``this``) against its chain's head; moves the
+    head forward only: after a gap to the record past the gap; a late or forked record
+    leaves it."""
+    key = chain_of(record)
+    known = heads.get(key)
+    head = dict(known) if known is not None else genesis_head()
+    last = f"{head['audit_id']} at {head['at']}" if head["audit_id"] else "the chain's start"
     alerts: list[tuple[str, str]] = []
     expected = head["seq"] + 1
     advance = True
@@ -99,9 +131,8 @@ def check_record(
     if advance:
         head.update(seq=record.seq, hash=record.hash, audit_id=record.audit_id, at=str(where))
     if head != known:
-        heads[record.instrument] = head
-    out = [
-        watch_alert(code, d, f"{where}-{i}" if i else where, now_ns, record.instrument)
+        heads[key] = head
+    return [
+        watch_alert(code, d, f"{where}-{i}" if i else where, now_ns, instrument)
         for i, (code, d) in enumerate(alerts)
     ]
-    return out, record

@@ -31,6 +31,7 @@ from tickwise.schemas.decisions import (
     TradingState,
 )
 from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
+from tickwise.schemas.registry import RegistryEntry
 from tickwise.schemas.ticks import TICK_ADAPTER, CleanTick, QuoteTick, TradeTick
 from tickwise.schemas.topics import CATALOGUE, Topics
 
@@ -169,6 +170,21 @@ def _samples() -> dict[type[BaseModel], BaseModel]:
             operator="me",
             ts_event_ns=0,
         ),
+        RegistryEntry: RegistryEntry(
+            audit_id="reg-1",
+            seq=1,
+            ts_event_ns=5,
+            event="stage",
+            model_id="logreg",
+            model_version=2,
+            from_stage="registered",
+            to_stage="production",
+            operator="ann",
+            reason="better",
+            command_id="promote-logreg-v2-production-5",
+            prev_hash="f" * 64,
+            hash="e" * 64,
+        ),
     }
 
 
@@ -262,6 +278,7 @@ def test_topic_names_are_exactly_the_catalogue() -> None:
         "alerts",
         "control",
         "fills",
+        "registry",
     ]
 
 
@@ -294,15 +311,17 @@ def test_topics_resolve_names_behind_a_prefix() -> None:
         topics.alerts,
         topics.control,
         topics.fills,
+        topics.registry,
     ]
     assert resolved == [f"desk1.{spec.name}" for spec in CATALOGUE]
     assert Topics().decisions == "decisions"
 
 
-def test_control_topic_is_compacted_and_audit_kept_forever() -> None:
+def test_control_topic_is_compacted_and_the_chains_kept_forever() -> None:
     by_name = {spec.name: spec for spec in CATALOGUE}
     assert by_name["control"].configs()["cleanup.policy"] == "compact"
-    assert by_name["audit"].configs()["retention.ms"] == "-1"
+    for chained in ("audit", "registry"):  # compaction or retention would break their chains
+        assert by_name[chained].configs() == {"cleanup.policy": "delete", "retention.ms": "-1"}
 
 
 # --- round trips --------------------------------------------------------------------------
@@ -454,6 +473,23 @@ STRATEGIES: dict[type[BaseModel], st.SearchStrategy] = {
         ts_event_ns=ts,
         model_id=st.none() | texts,
         model_version=st.none() | st.integers(min_value=1, max_value=100),
+    ),
+    RegistryEntry: st.builds(
+        RegistryEntry,
+        audit_id=texts,
+        seq=st.integers(min_value=0, max_value=10**9),
+        ts_event_ns=ts,
+        event=st.sampled_from(["register", "stage"]),
+        model_id=st.text(min_size=1, max_size=30),
+        model_version=st.integers(min_value=1, max_value=100),
+        from_stage=st.none() | texts,
+        to_stage=texts,
+        operator=st.text(min_size=1, max_size=30),
+        reason=texts,
+        parent=st.none() | texts,
+        command_id=st.none() | texts,
+        prev_hash=texts,
+        hash=texts,
     ),
 }
 

@@ -85,5 +85,5 @@ def test_controls_reach_the_topic_as_the_authenticated_operator(
     assert [c.command_id for c in sent] == [body["command_id"] for s, body in results if s == 202]
     assert sent[1].model_id == v2.model_id and sent[1].model_version == v2.version
     assert sent[2].model_version == v1.version  # rolled back to the version v2 replaced
-    history = [(e["model"], e["operator"]) for e in registry.audit_trail() if e["event"] == "stage"]
+    history = [(e.model, e.operator) for e in registry.audit_trail() if e.event == "stage"]
     assert (v2.key, "alice") in history

@@ -106,7 +106,7 @@ def test_promote_and_rollback_switch_live_decisions(
     cmds = (shadow.command_id, promote.command_id, rollback.command_id)
     assert applied == {(c + ":", i) for c in cmds for i in ("ES", "NQ", "CL")}
     trail = registry.audit_trail()
-    assert [(e["model"], e["to"], e["operator"]) for e in trail if e["event"] == "stage"][-2:] == [
+    assert [(e.model, e.to_stage, e.operator) for e in trail if e.event == "stage"][-2:] == [
         (tree.key, "retired", "bob"),
         ("logreg:v1", "production", "bob"),
     ]

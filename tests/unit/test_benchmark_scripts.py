@@ -123,9 +123,9 @@ def test_span_rate_counts_ticks_over_the_output_span() -> None:
     assert (first, last) == (1_000, 3_000) and rate == pytest.approx(250.0)
 
 
-def test_output_topics_exclude_the_input_and_control() -> None:
+def test_output_topics_exclude_the_input_control_and_the_registry() -> None:
     names = live.output_topics("p.")
-    assert "p.ticks.raw" not in names and "p.control" not in names
+    assert not {"p.ticks.raw", "p.control", "p.registry"} & set(names)
     assert {"p.ticks.clean", "p.decisions", "p.audit"} <= set(names)
 
 

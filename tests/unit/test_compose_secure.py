@@ -293,7 +293,8 @@ def test_the_watchtower_gets_what_it_reads_and_writes_only_alerts_and_control() 
 
     # what app.py consumes, and what it sends (alerts; control for the anomaly policies)
     own = f"desk1.{WATCH_APP}-"
-    assert on(read) == {topics.raw, topics.decisions, topics.audit, topics.control, own}
+    consumed = {topics.raw, topics.decisions, topics.audit, topics.control, topics.registry}
+    assert on(read) == consumed | {own}
     assert on(write) == {topics.alerts, topics.control, own}
     # faust creates its changelogs and leader topic under its app id, and nothing else
     assert on(AclOperation.CREATE) == {own}

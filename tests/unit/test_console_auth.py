@@ -146,5 +146,6 @@ def test_the_console_role_reads_exactly_what_the_console_shows() -> None:
     from tickwise.streams.live.security import ROLE_ACCESS
 
     reads, writes = ROLE_ACCESS["console"]
-    assert set(reads) == {spec.name for spec in SPECS}
-    assert writes == ("control",)
+    # and the registry's log, whose last entry it reads before publishing what follows it
+    assert set(reads) == {spec.name for spec in SPECS} | {"registry"}
+    assert writes == ("control", "registry")

@@ -29,9 +29,7 @@ def test_promote_and_rollback_keep_lineage_and_an_audit_trail(tmp_path: Path) ->
     assert (back.command, back.model_id, back.model_version) == ("rollback", "logreg", 1)
     assert [v.stage for v in reg.versions()] == ["production", "retired"]
     stages = [
-        (e["model"], e["to"], e["operator"], e["reason"])
-        for e in reg.audit_trail()
-        if e["event"] == "stage"
+        (e.model, e.to_stage, e.operator, e.reason) for e in reg.audit_trail() if e.event == "stage"
     ]
     assert stages[-2:] == [
         ("logreg:v2", "retired", "carol", "slippage"),
