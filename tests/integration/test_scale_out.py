@@ -11,18 +11,12 @@ import signal
 import threading
 import time
 import uuid
-from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+from stubs import backtested, exactly_once_problems, live_outputs
 
-from tickwise.replay.backtest import run_backtest
-from tickwise.schemas.decisions import Decision
-from tickwise.schemas.quarantine import QuarantineRecord
-from tickwise.schemas.ticks import CleanTick
-from tickwise.schemas.topics import Topics
 from tickwise.streams.checkpoint import KEY_ENV, KEY_FILE_ENV
-from tickwise.streams.config import load_config
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.feed import publish
 from tickwise.streams.live.tap import read_values, spawn_worker, stop_process
@@ -64,25 +58,18 @@ def wait_for_log(path: Path, text: str, count: int = 1, timeout: float = 90.0) -
 def test_partitions_move_between_workers_sharing_no_directory(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    records = list(synthetic(seed=31, count=6000, instruments=INSTRUMENTS, bad_rate=0.02))
-    config_file = tmp_path / "tickwise.toml"
-    # every decided tick a decision message (holds each), so the comparison with the backtest
-    # covers every decision, not only the order intents summarised holds leave on the topic
-    config_file.write_text(
-        '[live]\ncheckpoint_interval_s = 0.5\n[audit]\nholds = "each"\n'
-        '[signals]\nevery = "decision"\n'
+    run = backtested(
+        tmp_path,
+        topic_prefix,
+        list(synthetic(seed=31, count=6000, instruments=INSTRUMENTS, bad_rate=0.02)),
     )
-    config = load_config(config_file, topic_prefix=topic_prefix)
-    expected = run_backtest(records, config, tmp_path / "bt")
-    replay = (tmp_path / "bt" / "decisions.jsonl").read_bytes().splitlines()
-
-    topics = Topics(topic_prefix)
+    topics = run.topics
     create_topics(kafka_bootstrap, topic_prefix, partitions=3)
     app_id = f"scale-{uuid.uuid4().hex[:8]}"
     key = secrets.token_hex(32)  # one key for the cluster, handed to each host
     homes = {name: tmp_path / f"host-{name}" for name in "ab"}
 
-    def start(host: str, run: int):
+    def start(host: str, n: int):
         home = homes[host]
         home.mkdir(exist_ok=True)
         env = {
@@ -92,12 +79,12 @@ def test_partitions_move_between_workers_sharing_no_directory(
             KEY_ENV: key,
             KEY_FILE_ENV: "",
         }
-        log = tmp_path / f"worker-{host}{run}.log"
+        log = tmp_path / f"worker-{host}{n}.log"
         proc = spawn_worker(
             kafka_bootstrap,
             topic_prefix,
             app_id,
-            config=str(config_file),
+            config=str(run.config_file),
             log_path=str(log),
             extra_args=["--loglevel", "INFO"],
             env=env,
@@ -106,7 +93,7 @@ def test_partitions_move_between_workers_sharing_no_directory(
 
     fed: list[int] = []
     feed = threading.Thread(
-        target=lambda: fed.append(publish(records, kafka_bootstrap, topics.raw, rate=RATE))
+        target=lambda: fed.append(publish(run.records, kafka_bootstrap, topics.raw, rate=RATE))
     )
     a, a_log = start("a", 1)
     b = None
@@ -132,33 +119,14 @@ def test_partitions_move_between_workers_sharing_no_directory(
         assert moved_with_state(b_log.read_text(errors="replace")), "b took a partition with state"
         assert feed.is_alive(), "the ticks must still be flowing after both rebalances"
         feed.join(120)
-        assert fed == [len(records)]
-        decisions = read_values(kafka_bootstrap, topics.decisions, len(replay), 240)
-        time.sleep(3)  # anything extra (a duplicate) would arrive now
-        decisions = read_values(kafka_bootstrap, topics.decisions, len(replay) + 1000, 20)
-        clean = read_values(kafka_bootstrap, topics.clean, expected.clean + 1000, 20)
-        quarantine = read_values(kafka_bootstrap, topics.quarantine, len(records), 20)
+        assert fed == [len(run.records)]
+        out = live_outputs(kafka_bootstrap, run)
     finally:
         feed.join(120)
         for proc in (a, b):
             if proc is not None:
                 stop_process(proc)
 
-    # no duplicate: every decision and every clean tick exactly once
-    ids = Counter(Decision.model_validate_json(v).decision_id for _, v in decisions)
-    assert [i for i, n in ids.items() if n > 1] == []
-    ticks = Counter(CleanTick.model_validate_json(v).tick.tick_id for _, v in clean)
-    assert [t for t, n in ticks.items() if n > 1] == []
-    # nothing lost: raw = clean + quarantined, and the decisions are the backtest's
-    assert len(clean) == expected.clean
-    assert len(clean) + len(quarantine) == len(records)
-    reasons = sorted(QuarantineRecord.model_validate_json(v).reason.value for _, v in quarantine)
-    assert reasons == sorted(r.injected for r in records if r.injected)
-    live, offline = defaultdict(list), defaultdict(list)
-    for _, v in decisions:
-        live[Decision.model_validate_json(v).instrument].append(v)
-    for v in replay:
-        offline[Decision.model_validate_json(v).instrument].append(v)
-    assert dict(live) == dict(offline)
+    assert exactly_once_problems(run, out) == []
     # and no host kept a checkpoint of its own: the topic was the only shared state
     assert [p for home in homes.values() for p in home.rglob("*.ckpt")] == []
