@@ -1,19 +1,25 @@
-"""Two workers on one group, each on a host of its own, while ticks flow: one stops, then starts
-again (a rebalance each time). Partitions move between them with their state, through the
-checkpoint topic alone (they share no directory), and every decision is the backtest's, with no
-tick lost or handled twice."""
+"""Two workers on one group while ticks flow, with the partitions moving between them.
+
+Each on a host of its own, one stops, then starts again (a rebalance each time): partitions move
+with their state through the checkpoint topic alone (they share no directory). And one killed
+with SIGKILL in the middle of a rebalance, then started again. Every decision is the backtest's,
+with no tick lost or handled twice.
+"""
 
 from __future__ import annotations
 
 import re
 import secrets
 import signal
+import subprocess
 import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+from confluent_kafka import ConsumerGroupState
+from confluent_kafka.admin import AdminClient
 from stubs import backtested, exactly_once_problems, live_outputs
 
 from tickwise.streams.checkpoint import KEY_ENV, KEY_FILE_ENV
@@ -41,6 +47,12 @@ def moved_with_state(log: str) -> list[int]:
     handled = [(p, how) for p, how, c in taken if c > 0]
     assert all(how != "no checkpoint" for _, how in handled), log[-3000:]
     return [p for p, _ in handled]
+
+
+def group_state(admin: AdminClient, group: str) -> ConsumerGroupState:
+    """The consumer group's state as its coordinator reports it."""
+    future = admin.describe_consumer_groups([group], request_timeout=10)[group]
+    return future.result(15).state
 
 
 def wait_for_log(path: Path, text: str, count: int = 1, timeout: float = 90.0) -> str:
@@ -130,3 +142,86 @@ def test_partitions_move_between_workers_sharing_no_directory(
     assert exactly_once_problems(run, out) == []
     # and no host kept a checkpoint of its own: the topic was the only shared state
     assert [p for home in homes.values() for p in home.rglob("*.ckpt")] == []
+
+
+REBALANCING = (ConsumerGroupState.PREPARING_REBALANCING, ConsumerGroupState.COMPLETING_REBALANCING)
+
+
+@pytest.mark.timeout(900)  # about two minutes; more under load
+def test_sigkill_during_a_rebalance_loses_and_duplicates_nothing(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    run = backtested(
+        tmp_path,
+        topic_prefix,
+        list(synthetic(seed=33, count=6000, instruments=INSTRUMENTS, bad_rate=0.02)),
+    )
+    topics = run.topics
+    create_topics(kafka_bootstrap, topic_prefix, partitions=3)
+    app_id = f"rebalance-kill-{uuid.uuid4().hex[:8]}"
+    home = tmp_path / "host"
+    home.mkdir()
+    # one host: the restarted worker takes the killed one's slot, so its transactional id,
+    # and fences what the killed one left open
+    env = {"HOME": str(home), "XDG_CACHE_HOME": "", "XDG_CONFIG_HOME": ""}
+    env |= {KEY_ENV: secrets.token_hex(32), KEY_FILE_ENV: ""}
+
+    def start(name: str) -> tuple[subprocess.Popen[bytes], Path]:
+        log = tmp_path / f"worker-{name}.log"
+        proc = spawn_worker(
+            kafka_bootstrap,
+            topic_prefix,
+            app_id,
+            config=str(run.config_file),
+            log_path=str(log),
+            extra_args=["--loglevel", "INFO"],
+            env=env,
+        )
+        return proc, log
+
+    preload = 1000
+    assert publish(run.records[:preload], kafka_bootstrap, topics.raw) == preload
+    fed: list[int] = []
+    feed = threading.Thread(
+        target=lambda: fed.append(
+            publish(run.records[preload:], kafka_bootstrap, topics.raw, rate=RATE)
+        )
+    )
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        a, a_log = start("a")
+        workers.append(a)
+        wait_for_log(a_log, "without emitting", count=3)  # a takes all three partitions
+        feed.start()
+        assert read_values(kafka_bootstrap, topics.decisions, 1, 60), "a decides"
+        assert group_state(admin, app_id) == ConsumerGroupState.STABLE
+        b, b_log = start("b")
+        workers.append(b)
+        # b joins: kill a the moment the coordinator says the group is rebalancing, while a
+        # is handing partitions over (cooperative: it keeps some, gives up others)
+        deadline, caught = time.monotonic() + 120, None
+        while caught is None and time.monotonic() < deadline and b.poll() is None:
+            state = group_state(admin, app_id)
+            if state in REBALANCING:
+                a.kill()
+                caught = state
+        a.wait(30)
+        assert caught is not None, f"never caught the group rebalancing:\n{b_log.read_text()}"
+        assert feed.is_alive(), "the ticks must still be flowing through the rebalance"
+        # recovery: a starts again; b and it share the partitions, each from its checkpoint
+        again, again_log = start("a-again")
+        workers.append(again)
+        feed.join(180)
+        assert fed == [len(run.records) - preload]
+        out = live_outputs(kafka_bootstrap, run)
+        assert b.poll() is None and again.poll() is None, "the survivors must ride through"
+    finally:
+        feed.join(180)
+        for proc in workers:
+            stop_process(proc)
+
+    assert exactly_once_problems(run, out) == []
+    # the partitions a had handled went on from a checkpoint, not from nothing
+    logs = b_log.read_text(errors="replace") + again_log.read_text(errors="replace")
+    assert moved_with_state(logs), logs[-3000:]
