@@ -12,8 +12,12 @@ import gzip
 import json
 import shutil
 import subprocess
+import time
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hypothesis import strategies as st
 
@@ -21,6 +25,7 @@ from tickwise.schemas.decisions import (
     AUDIT_ADAPTER,
     AuditRecord,
     Contribution,
+    Decision,
     FeatureVector,
     HoldSummary,
     Side,
@@ -28,6 +33,7 @@ from tickwise.schemas.decisions import (
 )
 from tickwise.schemas.quarantine import QuarantineRecord
 from tickwise.schemas.ticks import CleanTick, QuoteTick, SourceRef, TradeTick
+from tickwise.schemas.topics import Topics
 from tickwise.streams.config import (
     AuditConfig,
     DecisionConfig,
@@ -36,9 +42,13 @@ from tickwise.streams.config import (
     SignalsConfig,
     TickwiseConfig,
     ValidationConfig,
+    load_config,
 )
 from tickwise.streams.operators.validation import Validator
 from tickwise.streams.sources import RawRecord
+
+if TYPE_CHECKING:
+    from tickwise.replay.backtest import BacktestResult
 
 T0_NS = 1_704_205_800 * 10**9  # 2024-01-02T14:30:00Z
 # Real E-mini S&P 500 trades beside the repository (../shared/data); tests skip without them.
@@ -387,3 +397,106 @@ def self_signed_cert(directory: Path) -> tuple[str, str]:
         check=True, capture_output=True,
     )  # fmt: skip
     return str(cert), str(key)
+
+
+# --- live runs against the backtest (the Kafka fault, recovery and scale-out tests) ----------
+
+# Every decided tick a decision message (holds each, a signal per decision), so a comparison
+# with the backtest covers every decision, not only the order intents summarised holds leave on
+# the topic; checkpoints often, so a worker killed mid-stream leaves one behind.
+EVERY_DECISION_TOML = (
+    '[live]\ncheckpoint_interval_s = 0.5\n[audit]\nholds = "each"\n[signals]\nevery = "decision"\n'
+)
+
+
+@dataclass
+class Backtested:
+    """A live run's input and what an uninterrupted run of it (the backtest) decided."""
+
+    records: list[RawRecord]
+    config_file: Path  # the worker's --config
+    topics: Topics
+    expected: BacktestResult
+    replay: list[bytes]  # the backtest's decisions, as the decisions topic carries them
+
+
+@dataclass
+class LiveOutputs:
+    """What the output topics hold after a live run (read_committed, as any consumer sees)."""
+
+    decisions: list[tuple[bytes | None, bytes]]
+    clean: list[tuple[bytes | None, bytes]]
+    quarantine: list[tuple[bytes | None, bytes]]
+
+
+def backtested(workdir: Path, topic_prefix: str, records: list[RawRecord]) -> Backtested:
+    """Write the every-decision config under ``workdir`` and backtest ``records`` with it.
+
+    The topics are the caller's to create and feed: runs differ in how the ticks arrive.
+    """
+    from tickwise.replay.backtest import run_backtest
+
+    config_file = workdir / "tickwise.toml"
+    config_file.write_text(EVERY_DECISION_TOML)
+    config = load_config(config_file, topic_prefix=topic_prefix)
+    expected = run_backtest(records, config, workdir / "bt")
+    replay = (workdir / "bt" / "decisions.jsonl").read_bytes().splitlines()
+    return Backtested(records, config_file, Topics(topic_prefix), expected, replay)
+
+
+def live_outputs(bootstrap: str, run: Backtested, timeout: float = 240.0) -> LiveOutputs:
+    """The output topics once every expected decision is out (or ``timeout`` passed), read
+    again a moment later so that anything extra (a duplicate) is there too."""
+    from tickwise.streams.live.tap import read_values
+
+    topics = run.topics
+    read_values(bootstrap, topics.decisions, len(run.replay), timeout)
+    time.sleep(3)  # a duplicate would arrive now
+    return LiveOutputs(
+        decisions=read_values(bootstrap, topics.decisions, len(run.replay) + 1000, 20),
+        clean=read_values(bootstrap, topics.clean, run.expected.clean + 1000, 30),
+        quarantine=read_values(bootstrap, topics.quarantine, len(run.records), 30),
+    )
+
+
+def exactly_once_problems(run: Backtested, out: LiveOutputs) -> list[str]:
+    """How the live outputs break exactly-once against the backtest; empty when they do not.
+
+    Nothing twice (decisions, clean ticks), nothing lost (raw = clean + quarantined, each bad
+    tick quarantined for its injected reason), and every decision the backtest's, in order,
+    per instrument.
+    """
+    problems: list[str] = []
+    ids = Counter(Decision.model_validate_json(v).decision_id for _, v in out.decisions)
+    doubled = [i for i, n in ids.items() if n > 1]
+    if doubled:
+        problems.append(f"{len(doubled)} decisions duplicated, e.g. {doubled[:3]}")
+    ticks = Counter(CleanTick.model_validate_json(v).tick.tick_id for _, v in out.clean)
+    doubled = [t for t, n in ticks.items() if n > 1]
+    if doubled:
+        problems.append(f"{len(doubled)} clean ticks emitted twice, e.g. {doubled[:3]}")
+    if len(out.clean) != run.expected.clean:
+        problems.append(f"{len(out.clean)} clean ticks, the backtest has {run.expected.clean}")
+    if len(out.clean) + len(out.quarantine) != len(run.records):
+        problems.append(
+            f"raw {len(run.records)} != clean {len(out.clean)} + quarantined {len(out.quarantine)}"
+        )
+    reasons = sorted(
+        QuarantineRecord.model_validate_json(v).reason.value for _, v in out.quarantine
+    )
+    if reasons != sorted(r.injected for r in run.records if r.injected):
+        problems.append("quarantine reasons differ from the injected faults")
+    live: dict[str, list[bytes]] = defaultdict(list)
+    offline: dict[str, list[bytes]] = defaultdict(list)
+    for _, v in out.decisions:
+        live[Decision.model_validate_json(v).instrument].append(v)
+    for v in run.replay:
+        offline[Decision.model_validate_json(v).instrument].append(v)
+    differ = sum(
+        sum(a != b for a, b in zip(live[k], offline[k], strict=False))
+        + abs(len(live[k]) - len(offline[k]))
+        for k in set(live) | set(offline)
+    )
+    if differ:
+        problems.append(f"{differ} of {len(run.replay)} decisions differ from the backtest's")
+    return problems

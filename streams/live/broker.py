@@ -1,4 +1,5 @@
-"""A local Apache Kafka broker without Docker: one KRaft node (broker and controller) on 127.0.0.1.
+"""A local Apache Kafka broker without Docker: one KRaft node (broker and controller) on 127.0.0.1,
+or a small cluster of them (``LocalCluster``) where a test needs a partition leader to move.
 
 Why: tests, the demo and developers need a real broker, and the machines this project runs on have
 Java and Maven but no Docker engine. Kafka's jars come from Maven Central once and are cached under
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -242,8 +244,10 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _broker_answers(bootstrap: str, timeout: float, client: dict[str, str] | None = None) -> bool:
-    """Tell whether an AdminClient at ``bootstrap`` sees our node in the cluster metadata.
+def _broker_answers(
+    bootstrap: str, timeout: float, client: dict[str, str] | None = None, node_id: int = NODE_ID
+) -> bool:
+    """Tell whether an AdminClient at ``bootstrap`` sees node ``node_id`` in the cluster metadata.
 
     An open port comes too early: the broker accepts connections before it has joined the quorum.
     """
@@ -259,7 +263,7 @@ def _broker_answers(bootstrap: str, timeout: float, client: dict[str, str] | Non
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException:
         return False
-    return NODE_ID in metadata.brokers
+    return node_id in metadata.brokers
 
 
 def _tail(path: Path, offset: int = 0, lines: int = 40) -> str:
@@ -279,6 +283,8 @@ class LocalBroker:
     Several instances may share a data dir (say, the CLI's ``start`` and a later ``stop``): the
     pid and state files there, not the Python object, say whether the broker runs.
     """
+
+    node_id = NODE_ID
 
     def __init__(
         self,
@@ -354,17 +360,15 @@ class LocalBroker:
         state = self._state()
         if not state or not self.is_running():
             return False
-        return _broker_answers(str(state["bootstrap"]), timeout, self.client_config())
+        return _broker_answers(str(state["bootstrap"]), timeout, self.client_config(), self.node_id)
 
     def client_config(self) -> dict[str, str]:
         """Extra client settings a probe needs to talk to this broker (none: PLAINTEXT)."""
         return {}
 
-    def _write_configs(self, controller_port: int) -> Path:
-        logs = self.data_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        settings = {
+    def _settings(self, controller_port: int) -> dict[str, object]:
+        """The node's server.properties: one combined broker and controller."""
+        return {
             "process.roles": "broker,controller",
             "node.id": NODE_ID,
             "controller.quorum.voters": f"{NODE_ID}@{HOST}:{controller_port}",
@@ -386,6 +390,12 @@ class LocalBroker:
             "share.coordinator.state.topic.num.partitions": 1,
             "group.initial.rebalance.delay.ms": 0,
         }
+
+    def _write_configs(self, controller_port: int) -> Path:
+        logs = self.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        settings = self._settings(controller_port)
         props = self.data_dir / PROPS_FILE
         lines = ["# Written by tickwise (streams/live/broker.py); rewritten on every start."]
         lines += [f"{key}={value}" for key, value in settings.items()]
@@ -422,7 +432,7 @@ class LocalBroker:
             return
         cmd = [
             java, "-Xmx256m", *self._jvm_logging_options(), "-cp", f"{libs}/*",
-            "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props),
+            "kafka.tools.StorageTool", "format", "-t", self._cluster_id(), "-c", str(props),
             *self._format_options(),
         ]  # fmt: skip
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -433,6 +443,17 @@ class LocalBroker:
     def _format_options(self) -> list[str]:
         """Extra ``StorageTool format`` arguments (the secure profile adds SCRAM credentials)."""
         return []
+
+    def _cluster_id(self) -> str:
+        """The id the storage is formatted with (a new one: this node is a cluster of its own)."""
+        return _cluster_id()
+
+    def _controller_port(self) -> int:
+        """The controller listener's port: any free one other than the client port."""
+        controller_port = free_port()
+        while controller_port == self.port:
+            controller_port = free_port()
+        return controller_port
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -454,10 +475,7 @@ class LocalBroker:
                 )
             libs = ensure_jars(self.version)
             java = _java()
-            controller_port = free_port()
-            while controller_port == self.port:
-                controller_port = free_port()
-            props = self._write_configs(controller_port)
+            props = self._write_configs(self._controller_port())
             self._format_storage(java, libs, props)
             deadline = time.monotonic() + timeout
             self._launch(java, libs, props)
@@ -520,7 +538,9 @@ class LocalBroker:
                     f"the Kafka broker exited while starting; its log says:\n{self._log_tails()}"
                 )
             left = deadline - time.monotonic()
-            if _broker_answers(bootstrap, max(0.5, min(2.0, left)), self.client_config()):
+            if _broker_answers(
+                bootstrap, max(0.5, min(2.0, left)), self.client_config(), self.node_id
+            ):
                 return
             if time.monotonic() >= deadline:
                 waited = f" after {timeout:.0f} s" if timeout is not None else ""
@@ -574,6 +594,108 @@ class LocalBroker:
         (self.data_dir / STATE_FILE).unlink(missing_ok=True)
 
     def __enter__(self) -> LocalBroker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ClusterNode(LocalBroker):
+    """One node (broker and controller) of a ``LocalCluster``: its node id, a fixed controller
+    port the other voters know, the cluster's id, and internal topics replicated ``replicas``
+    times."""
+
+    def __init__(
+        self,
+        node_id: int,
+        port: int,
+        controller_port: int,
+        voters: str,
+        cluster_id: str,
+        data_dir: Path,
+        heap: str = MIN_HEAP,
+        replicas: int = 3,
+    ) -> None:
+        super().__init__(port=port, data_dir=data_dir, heap=heap)
+        self.node_id = node_id
+        self.controller_port = controller_port
+        self.voters = voters
+        self.cluster = cluster_id
+        self.replicas = replicas
+
+    def _settings(self, controller_port: int) -> dict[str, object]:
+        min_isr = max(1, self.replicas - 1)  # one node may be down and writes still commit
+        return {
+            **super()._settings(controller_port),
+            "node.id": self.node_id,
+            "controller.quorum.voters": self.voters,
+            "default.replication.factor": self.replicas,
+            "offsets.topic.replication.factor": self.replicas,
+            "transaction.state.log.replication.factor": self.replicas,
+            "transaction.state.log.min.isr": min_isr,
+            "share.coordinator.state.topic.replication.factor": self.replicas,
+            "share.coordinator.state.topic.min.isr": min_isr,
+        }
+
+    def _cluster_id(self) -> str:
+        return self.cluster
+
+    def _controller_port(self) -> int:
+        return self.controller_port
+
+
+class LocalCluster:
+    """``size`` KRaft nodes on 127.0.0.1, each a broker and a controller, in ``data_dir``.
+
+    Why: a single node cannot move a partition's leadership. Tests of a leader change (a node
+    stopped, a preferred-leader election) need replicas on other nodes and a quorum that
+    outlives one of them.
+    """
+
+    def __init__(self, data_dir: Path, size: int = 3, heap: str = MIN_HEAP) -> None:
+        ports: list[int] = []
+        while len(ports) < 2 * size:
+            port = free_port()
+            if port not in ports:
+                ports.append(port)
+        cluster_id = _cluster_id()
+        ids = range(1, size + 1)
+        voters = ",".join(f"{i}@{HOST}:{ports[size + i - 1]}" for i in ids)
+        self.nodes = {
+            i: ClusterNode(
+                i,
+                ports[i - 1],
+                ports[size + i - 1],
+                voters,
+                cluster_id,
+                Path(data_dir) / f"node{i}",
+                heap,
+                replicas=min(3, size),
+            )
+            for i in ids
+        }
+
+    @property
+    def bootstrap(self) -> str:
+        """Every node's client address, so a client reaches the cluster while one is down."""
+        return ",".join(f"{HOST}:{node.port}" for node in self.nodes.values())
+
+    def start(self, timeout: float = 180.0) -> str:
+        """Start every node at once (none answers before a quorum of them runs)."""
+        with ThreadPoolExecutor(len(self.nodes)) as pool:
+            for started in [pool.submit(n.start, timeout) for n in self.nodes.values()]:
+                started.result()
+        return self.bootstrap
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop every node that runs, all at once: stopped one by one, the last ones lose their
+        quorum and wait out ``timeout`` for a controlled shutdown that cannot happen."""
+        with ThreadPoolExecutor(len(self.nodes)) as pool:
+            for stopped in [pool.submit(n.stop, timeout) for n in self.nodes.values()]:
+                stopped.result()
+
+    def __enter__(self) -> LocalCluster:
         self.start()
         return self
 

@@ -38,7 +38,7 @@ from tickwise.streams.checkpoint import (
 )
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.reader import RangeReader
-from tickwise.streams.live.security import env_client_config
+from tickwise.streams.live.transport import ProducerWedged, Watchdog, transactional_producer
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,8 @@ class TopicCheckpointStore:
         self.part_bytes = part_bytes
         self._signer = CheckpointSigner(key)
         self._producer: Producer | None = None
+        self._watchdog = Watchdog()
+        self._abandoned: list[tuple[Producer, Watchdog]] = []  # wedged: kept, never freed
         self._partitions: int | None = None
         self._parts: dict[tuple[str, int], int] = {}  # parts the latest checkpoint of each had
 
@@ -127,9 +129,9 @@ class TopicCheckpointStore:
             try:
                 self._write(topic, partition, checkpoint.offset, data)
                 return
-            except KafkaException as exc:
-                error = exc.args[0]
-                self._after_failure(error)
+            except (KafkaException, ProducerWedged) as exc:
+                error = exc.args[0] if isinstance(exc, KafkaException) else exc
+                self._after_failure(exc)
                 if time.monotonic() > deadline:
                     raise CheckpointWriteError(
                         f"{topic} partition {partition}: checkpoint at offset {checkpoint.offset} "
@@ -160,7 +162,8 @@ class TopicCheckpointStore:
         manifest = Manifest(ckpt_id, len(parts), len(data), offset)
         key = record_key(self.app_id, topic, partition, "manifest")
         self._produce(producer, key, manifest.encode(), target, headers)
-        producer.commit_transaction(CALL_TIMEOUT_S)
+        # bounded: a commit can block past its timeout when the broker restarts under it
+        self._watchdog.call(lambda: producer.commit_transaction(CALL_TIMEOUT_S), "commit")
         self._parts[(topic, partition)] = len(parts)
 
     def _produce(
@@ -180,35 +183,39 @@ class TopicCheckpointStore:
             except BufferError:  # the local queue is full: let deliveries drain it
                 producer.poll(RETRY_S)
 
-    def _after_failure(self, error: Any) -> None:
+    def _after_failure(self, exc: KafkaException | ProducerWedged) -> None:
         producer = self._producer
         if producer is None:
             return
-        if error.fatal():  # fenced by a newer writer of this id, or broken: start anew
+        if isinstance(exc, ProducerWedged):
+            self._abandon(producer)
+            return
+        if exc.args[0].fatal():  # fenced by a newer writer of this id, or broken: start anew
             self._producer = None
             return
         try:
-            producer.abort_transaction(CALL_TIMEOUT_S)
-        except KafkaException as exc:  # none open, or the broker is away: a new producer next
-            log.debug("abort after a failed checkpoint write: %s", exc)
+            self._watchdog.call(lambda: producer.abort_transaction(CALL_TIMEOUT_S), "abort")
+        except KafkaException as again:  # none open, or the broker is away: a new producer next
+            log.debug("abort after a failed checkpoint write: %s", again)
             self._producer = None
+        except ProducerWedged:
+            self._abandon(producer)
+
+    def _abandon(self, producer: Producer) -> None:
+        """Give up on a producer whose call never returned; its successor fences it."""
+        self._abandoned.append((producer, self._watchdog))
+        self._watchdog = Watchdog()
+        self._producer = None
 
     def _new_producer(self) -> Producer:
-        producer = Producer(
-            {
-                **env_client_config(),
-                "bootstrap.servers": self.bootstrap,
-                "transactional.id": self.transactional_id,
-                "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 5,
-                "compression.type": "lz4",
-            }
+        self._producer = transactional_producer(
+            self.bootstrap,
+            self.transactional_id,
+            TRANSACTION_TIMEOUT_MS,
+            CALL_TIMEOUT_S,
+            settings={"linger.ms": 5},
         )
-        producer.init_transactions(CALL_TIMEOUT_S)  # fences this id's predecessor
-        self._producer = producer
-        return producer
+        return self._producer
 
     # -- read ---------------------------------------------------------------------------------
 

@@ -127,6 +127,66 @@ def transactional_id(app_id: str, slot: int) -> str:
     return f"{app_id}.{socket.gethostname()}.{slot}"
 
 
+def transactional_producer(
+    bootstrap: str,
+    txn_id: str,
+    transaction_timeout_ms: int,
+    init_timeout_s: float,
+    wait: Callable[[str], None] | None = None,
+    settings: dict[str, Any] | None = None,
+) -> Producer:
+    """An idempotent producer of ``txn_id`` with its transactions initialised.
+
+    Initialising fences the id's predecessor and aborts a transaction it left open, so a
+    restarted writer never commits beside a zombie. ``wait`` is called between attempts while
+    the broker is away; without it a failed attempt raises (the caller retries). ``settings``
+    add to or replace the defaults (lz4, a 1 ms linger).
+    """
+    producer = Producer(
+        {
+            **env_client_config(),
+            "bootstrap.servers": bootstrap,
+            "transactional.id": txn_id,
+            "transaction.timeout.ms": transaction_timeout_ms,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 1,
+            "compression.type": "lz4",
+            **(settings or {}),
+        }
+    )
+    while True:
+        try:
+            producer.init_transactions(init_timeout_s)
+            return producer
+        except KafkaException as exc:
+            if wait is None or not exc.args[0].retriable():
+                raise
+            wait(f"init transactions: {exc}")
+
+
+class Watchdog:
+    """Blocking producer calls on a thread of their own, given up on (``ProducerWedged``) when
+    still blocked ``limit`` s after they started; the caller then abandons the producer."""
+
+    def __init__(self, limit: float = WEDGED_S) -> None:
+        self.limit = limit
+        self._calls = ThreadPoolExecutor(1, thread_name_prefix="tickwise-txn")
+
+    def call(self, call: Callable[[], Any], what: str) -> Any:
+        """``call()``'s result, or ``ProducerWedged`` after ``limit`` s (it may still return
+        later, on its own thread, which is why a wedged producer is kept, never freed)."""
+        future = self._calls.submit(call)
+        try:
+            return future.result(self.limit)
+        except FutureTimeout:
+            raise ProducerWedged(f"{what} still blocked after {self.limit:g} s") from None
+
+    def shutdown(self) -> None:
+        """Let the thread go once its call returns; a wedged one is not waited for."""
+        self._calls.shutdown(wait=False)
+
+
 def _transient(error: KafkaError) -> bool:
     return error.code() in TRANSIENT or (error.retriable() and not error.fatal())
 
@@ -163,8 +223,8 @@ class Transport:
         self._warned_at = 0.0
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
-        self._calls = ThreadPoolExecutor(1, thread_name_prefix="tickwise-txn")
-        self._abandoned: list[tuple[Producer, ThreadPoolExecutor]] = []  # kept, never freed
+        self._watchdog = Watchdog()
+        self._abandoned: list[tuple[Producer, Watchdog]] = []  # kept, never freed
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -224,7 +284,7 @@ class Transport:
         producer, self._producer = self._producer, None
         if producer is not None:
             producer.flush(5)
-        self._calls.shutdown(wait=False)
+        self._watchdog.shutdown()
         self.follower.stop()
 
     # -- rebalance ----------------------------------------------------------------------------
@@ -450,19 +510,15 @@ class Transport:
 
     def _bounded(self, call: Callable[[], Any], what: str) -> Any:
         """Run a blocking producer call on the producer's own thread, for ``WEDGED_S`` at most."""
-        future = self._calls.submit(call)
-        try:
-            return future.result(WEDGED_S)
-        except FutureTimeout:
-            raise ProducerWedged(f"{what} still blocked after {WEDGED_S:g} s") from None
+        return self._watchdog.call(call, what)
 
     def _replace_producer(self, why: str) -> None:
         log.warning("%s; replacing the transactional producer", why)
         self._in_transaction = False
         if self._producer is not None:
             # a call may still block inside it: keep both alive rather than free them under it
-            self._abandoned.append((self._producer, self._calls))
-            self._calls = ThreadPoolExecutor(1, thread_name_prefix="tickwise-txn")
+            self._abandoned.append((self._producer, self._watchdog))
+            self._watchdog = Watchdog()
         self._producer = self._new_producer()
 
     def _transaction_failed(self, exc: KafkaException | ProducerWedged) -> None:
@@ -539,27 +595,14 @@ class Transport:
     # -- helpers ------------------------------------------------------------------------------
 
     def _new_producer(self) -> Producer:
-        producer = Producer(
-            {
-                **env_client_config(),
-                "bootstrap.servers": self.bootstrap,
-                "transactional.id": self.transactional_id,
-                "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 1,
-                "compression.type": "lz4",
-                "queue.buffering.max.messages": 1_000_000,
-            }
+        producer = transactional_producer(
+            self.bootstrap,
+            self.transactional_id,
+            TRANSACTION_TIMEOUT_MS,
+            CALL_TIMEOUT_S * 3,
+            wait=self._wait,
+            settings={"queue.buffering.max.messages": 1_000_000},
         )
-        while True:
-            try:
-                producer.init_transactions(CALL_TIMEOUT_S * 3)  # fences this slot's predecessor
-                break
-            except KafkaException as exc:
-                if not exc.args[0].retriable():
-                    raise
-                self._wait(f"init transactions: {exc}")
         while True:
             try:
                 metadata = producer.list_topics(timeout=CALL_TIMEOUT_S)

@@ -10,17 +10,12 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tickwise.replay.backtest import run_backtest
-from tickwise.schemas.decisions import Decision
-from tickwise.schemas.quarantine import QuarantineRecord
-from tickwise.schemas.ticks import CleanTick
-from tickwise.schemas.topics import Topics
-from tickwise.streams.config import load_config
+from stubs import backtested, exactly_once_problems, live_outputs
+
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.broker import LocalBroker, free_port
 from tickwise.streams.live.feed import publish
@@ -56,24 +51,14 @@ def sigkill_then_broker_restart(
     """
     started = time.monotonic()
     workdir.mkdir(parents=True, exist_ok=True)
-    records = list(synthetic(seed=seed, count=count, bad_rate=0.02))
-    config_file = workdir / "tickwise.toml"
-    # every decided tick a decision message (holds each), so the comparison with the backtest
-    # covers every decision, not only the order intents summarised holds leave on the topic
-    config_file.write_text(
-        '[live]\ncheckpoint_interval_s = 0.5\n[audit]\nholds = "each"\n'
-        '[signals]\nevery = "decision"\n'
-    )
     prefix = f"f{uuid.uuid4().hex[:6]}."
-    config = load_config(config_file, topic_prefix=prefix)
-    expected = run_backtest(records, config, workdir / "bt")
-    replay = (workdir / "bt" / "decisions.jsonl").read_bytes().splitlines()
+    run = backtested(workdir, prefix, list(synthetic(seed=seed, count=count, bad_rate=0.02)))
+    records, replay, topics = run.records, run.replay, run.topics
     problems: list[str] = []
 
     broker = LocalBroker(port=free_port(), data_dir=workdir / "kafka", heap="512m")
     bootstrap = broker.start(timeout=BROKER_START_S)
     note(f"private broker on {bootstrap}")
-    topics = Topics(prefix)
     app_id = f"faults-{uuid.uuid4().hex[:6]}"
     workers = []
     try:
@@ -96,7 +81,7 @@ def sigkill_then_broker_restart(
                 bootstrap,
                 prefix,
                 app_id,
-                config=str(config_file),
+                config=str(run.config_file),
                 log_path=str(workdir / f"worker{n}.log"),
                 checkpoint_dir=str(workdir / "checkpoints"),
                 extra_args=["--loglevel", "INFO"],
@@ -123,11 +108,7 @@ def sigkill_then_broker_restart(
         feeder.join(300)
         if feed_errors or feeder.is_alive():
             problems.append(f"the feed did not finish: {feed_errors[:1]!r}")
-        decisions = read_values(bootstrap, topics.decisions, len(replay), 300)
-        time.sleep(3)  # a duplicate would arrive now
-        decisions = read_values(bootstrap, topics.decisions, len(replay) + 1000, 20)
-        clean = read_values(bootstrap, topics.clean, expected.clean + 1000, 30)
-        quarantine = read_values(bootstrap, topics.quarantine, len(records), 30)
+        out = live_outputs(bootstrap, run, timeout=300)
         if second.poll() is not None:
             problems.append(f"worker 2 exited with {second.returncode} (it must ride through)")
     finally:
@@ -135,32 +116,8 @@ def sigkill_then_broker_restart(
             stop_process(worker)
         broker.stop()
 
-    ids = Counter(Decision.model_validate_json(v).decision_id for _, v in decisions)
-    doubled = [i for i, n in ids.items() if n > 1]
-    if doubled:
-        problems.append(f"{len(doubled)} decisions duplicated, e.g. {doubled[:3]}")
-    ticks = Counter(CleanTick.model_validate_json(v).tick.tick_id for _, v in clean)
-    if any(n > 1 for n in ticks.values()):
-        problems.append("a clean tick was emitted twice")
-    if len(clean) + len(quarantine) != len(records):
-        problems.append(f"raw {len(records)} != clean {len(clean)} + quarantined {len(quarantine)}")
-    reasons = sorted(QuarantineRecord.model_validate_json(v).reason.value for _, v in quarantine)
-    if reasons != sorted(r.injected for r in records if r.injected):
-        problems.append("quarantine reasons differ from the injected faults")
-    live: dict[str, list[bytes]] = defaultdict(list)
-    offline: dict[str, list[bytes]] = defaultdict(list)
-    for _, v in decisions:
-        live[Decision.model_validate_json(v).instrument].append(v)
-    for v in replay:
-        offline[Decision.model_validate_json(v).instrument].append(v)
-    differ = sum(
-        sum(a != b for a, b in zip(live[k], offline[k], strict=False))
-        + abs(len(live[k]) - len(offline[k]))
-        for k in set(live) | set(offline)
-    )
-    if differ:
-        problems.append(f"{differ} of {len(replay)} decisions differ from the backtest's")
+    problems += exactly_once_problems(run, out)
     recovered = (workdir / "worker2.log").read_text(errors="replace")
     if "committed offset" not in recovered or "replayed offsets" not in recovered:
         problems.append("worker 2 did not log its recovery at INFO")
-    return Outcome(len(decisions), len(replay), problems, time.monotonic() - started)
+    return Outcome(len(out.decisions), len(replay), problems, time.monotonic() - started)

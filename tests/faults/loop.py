@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for its stubs module
 from fault_scenario import sigkill_then_broker_restart
 
 

@@ -1,28 +1,28 @@
-"""Two workers on one group, each on a host of its own, while ticks flow: one stops, then starts
-again (a rebalance each time). Partitions move between them with their state, through the
-checkpoint topic alone (they share no directory), and every decision is the backtest's, with no
-tick lost or handled twice."""
+"""Two workers on one group while ticks flow, with the partitions moving between them.
+
+Each on a host of its own, one stops, then starts again (a rebalance each time): partitions move
+with their state through the checkpoint topic alone (they share no directory). And one killed
+with SIGKILL in the middle of a rebalance, then started again. Every decision is the backtest's,
+with no tick lost or handled twice.
+"""
 
 from __future__ import annotations
 
 import re
 import secrets
 import signal
+import subprocess
 import threading
 import time
 import uuid
-from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+from confluent_kafka import ConsumerGroupState
+from confluent_kafka.admin import AdminClient
+from stubs import backtested, exactly_once_problems, live_outputs
 
-from tickwise.replay.backtest import run_backtest
-from tickwise.schemas.decisions import Decision
-from tickwise.schemas.quarantine import QuarantineRecord
-from tickwise.schemas.ticks import CleanTick
-from tickwise.schemas.topics import Topics
 from tickwise.streams.checkpoint import KEY_ENV, KEY_FILE_ENV
-from tickwise.streams.config import load_config
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.feed import publish
 from tickwise.streams.live.tap import read_values, spawn_worker, stop_process
@@ -49,6 +49,12 @@ def moved_with_state(log: str) -> list[int]:
     return [p for p, _ in handled]
 
 
+def group_state(admin: AdminClient, group: str) -> ConsumerGroupState:
+    """The consumer group's state as its coordinator reports it."""
+    future = admin.describe_consumer_groups([group], request_timeout=10)[group]
+    return future.result(15).state
+
+
 def wait_for_log(path: Path, text: str, count: int = 1, timeout: float = 90.0) -> str:
     """The log once ``text`` appears in it ``count`` times; fails after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -64,25 +70,18 @@ def wait_for_log(path: Path, text: str, count: int = 1, timeout: float = 90.0) -
 def test_partitions_move_between_workers_sharing_no_directory(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    records = list(synthetic(seed=31, count=6000, instruments=INSTRUMENTS, bad_rate=0.02))
-    config_file = tmp_path / "tickwise.toml"
-    # every decided tick a decision message (holds each), so the comparison with the backtest
-    # covers every decision, not only the order intents summarised holds leave on the topic
-    config_file.write_text(
-        '[live]\ncheckpoint_interval_s = 0.5\n[audit]\nholds = "each"\n'
-        '[signals]\nevery = "decision"\n'
+    run = backtested(
+        tmp_path,
+        topic_prefix,
+        list(synthetic(seed=31, count=6000, instruments=INSTRUMENTS, bad_rate=0.02)),
     )
-    config = load_config(config_file, topic_prefix=topic_prefix)
-    expected = run_backtest(records, config, tmp_path / "bt")
-    replay = (tmp_path / "bt" / "decisions.jsonl").read_bytes().splitlines()
-
-    topics = Topics(topic_prefix)
+    topics = run.topics
     create_topics(kafka_bootstrap, topic_prefix, partitions=3)
     app_id = f"scale-{uuid.uuid4().hex[:8]}"
     key = secrets.token_hex(32)  # one key for the cluster, handed to each host
     homes = {name: tmp_path / f"host-{name}" for name in "ab"}
 
-    def start(host: str, run: int):
+    def start(host: str, n: int):
         home = homes[host]
         home.mkdir(exist_ok=True)
         env = {
@@ -92,12 +91,12 @@ def test_partitions_move_between_workers_sharing_no_directory(
             KEY_ENV: key,
             KEY_FILE_ENV: "",
         }
-        log = tmp_path / f"worker-{host}{run}.log"
+        log = tmp_path / f"worker-{host}{n}.log"
         proc = spawn_worker(
             kafka_bootstrap,
             topic_prefix,
             app_id,
-            config=str(config_file),
+            config=str(run.config_file),
             log_path=str(log),
             extra_args=["--loglevel", "INFO"],
             env=env,
@@ -106,7 +105,7 @@ def test_partitions_move_between_workers_sharing_no_directory(
 
     fed: list[int] = []
     feed = threading.Thread(
-        target=lambda: fed.append(publish(records, kafka_bootstrap, topics.raw, rate=RATE))
+        target=lambda: fed.append(publish(run.records, kafka_bootstrap, topics.raw, rate=RATE))
     )
     a, a_log = start("a", 1)
     b = None
@@ -132,33 +131,97 @@ def test_partitions_move_between_workers_sharing_no_directory(
         assert moved_with_state(b_log.read_text(errors="replace")), "b took a partition with state"
         assert feed.is_alive(), "the ticks must still be flowing after both rebalances"
         feed.join(120)
-        assert fed == [len(records)]
-        decisions = read_values(kafka_bootstrap, topics.decisions, len(replay), 240)
-        time.sleep(3)  # anything extra (a duplicate) would arrive now
-        decisions = read_values(kafka_bootstrap, topics.decisions, len(replay) + 1000, 20)
-        clean = read_values(kafka_bootstrap, topics.clean, expected.clean + 1000, 20)
-        quarantine = read_values(kafka_bootstrap, topics.quarantine, len(records), 20)
+        assert fed == [len(run.records)]
+        out = live_outputs(kafka_bootstrap, run)
     finally:
         feed.join(120)
         for proc in (a, b):
             if proc is not None:
                 stop_process(proc)
 
-    # no duplicate: every decision and every clean tick exactly once
-    ids = Counter(Decision.model_validate_json(v).decision_id for _, v in decisions)
-    assert [i for i, n in ids.items() if n > 1] == []
-    ticks = Counter(CleanTick.model_validate_json(v).tick.tick_id for _, v in clean)
-    assert [t for t, n in ticks.items() if n > 1] == []
-    # nothing lost: raw = clean + quarantined, and the decisions are the backtest's
-    assert len(clean) == expected.clean
-    assert len(clean) + len(quarantine) == len(records)
-    reasons = sorted(QuarantineRecord.model_validate_json(v).reason.value for _, v in quarantine)
-    assert reasons == sorted(r.injected for r in records if r.injected)
-    live, offline = defaultdict(list), defaultdict(list)
-    for _, v in decisions:
-        live[Decision.model_validate_json(v).instrument].append(v)
-    for v in replay:
-        offline[Decision.model_validate_json(v).instrument].append(v)
-    assert dict(live) == dict(offline)
+    assert exactly_once_problems(run, out) == []
     # and no host kept a checkpoint of its own: the topic was the only shared state
     assert [p for home in homes.values() for p in home.rglob("*.ckpt")] == []
+
+
+REBALANCING = (ConsumerGroupState.PREPARING_REBALANCING, ConsumerGroupState.COMPLETING_REBALANCING)
+
+
+@pytest.mark.timeout(900)  # about two minutes; more under load
+def test_sigkill_during_a_rebalance_loses_and_duplicates_nothing(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    run = backtested(
+        tmp_path,
+        topic_prefix,
+        list(synthetic(seed=33, count=6000, instruments=INSTRUMENTS, bad_rate=0.02)),
+    )
+    topics = run.topics
+    create_topics(kafka_bootstrap, topic_prefix, partitions=3)
+    app_id = f"rebalance-kill-{uuid.uuid4().hex[:8]}"
+    home = tmp_path / "host"
+    home.mkdir()
+    # one host: the restarted worker takes the killed one's slot, so its transactional id,
+    # and fences what the killed one left open
+    env = {"HOME": str(home), "XDG_CACHE_HOME": "", "XDG_CONFIG_HOME": ""}
+    env |= {KEY_ENV: secrets.token_hex(32), KEY_FILE_ENV: ""}
+
+    def start(name: str) -> tuple[subprocess.Popen[bytes], Path]:
+        log = tmp_path / f"worker-{name}.log"
+        proc = spawn_worker(
+            kafka_bootstrap,
+            topic_prefix,
+            app_id,
+            config=str(run.config_file),
+            log_path=str(log),
+            extra_args=["--loglevel", "INFO"],
+            env=env,
+        )
+        return proc, log
+
+    preload = 1000
+    assert publish(run.records[:preload], kafka_bootstrap, topics.raw) == preload
+    fed: list[int] = []
+    feed = threading.Thread(
+        target=lambda: fed.append(
+            publish(run.records[preload:], kafka_bootstrap, topics.raw, rate=RATE)
+        )
+    )
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        a, a_log = start("a")
+        workers.append(a)
+        wait_for_log(a_log, "without emitting", count=3)  # a takes all three partitions
+        feed.start()
+        assert read_values(kafka_bootstrap, topics.decisions, 1, 60), "a decides"
+        assert group_state(admin, app_id) == ConsumerGroupState.STABLE
+        b, b_log = start("b")
+        workers.append(b)
+        # b joins: kill a the moment the coordinator says the group is rebalancing, while a
+        # is handing partitions over (cooperative: it keeps some, gives up others)
+        deadline, caught = time.monotonic() + 120, None
+        while caught is None and time.monotonic() < deadline and b.poll() is None:
+            state = group_state(admin, app_id)
+            if state in REBALANCING:
+                a.kill()
+                caught = state
+        a.wait(30)
+        assert caught is not None, f"never caught the group rebalancing:\n{b_log.read_text()}"
+        assert feed.is_alive(), "the ticks must still be flowing through the rebalance"
+        # recovery: a starts again; b and it share the partitions, each from its checkpoint
+        again, again_log = start("a-again")
+        workers.append(again)
+        feed.join(180)
+        assert fed == [len(run.records) - preload]
+        out = live_outputs(kafka_bootstrap, run)
+        assert b.poll() is None and again.poll() is None, "the survivors must ride through"
+    finally:
+        feed.join(180)
+        for proc in workers:
+            stop_process(proc)
+
+    assert exactly_once_problems(run, out) == []
+    # the partitions a had handled went on from a checkpoint, not from nothing
+    logs = b_log.read_text(errors="replace") + again_log.read_text(errors="replace")
+    assert moved_with_state(logs), logs[-3000:]

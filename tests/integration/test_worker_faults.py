@@ -7,17 +7,14 @@ import os
 import signal
 import time
 import uuid
-from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
+from stubs import backtested, exactly_once_problems, live_outputs
 
-from tickwise.replay.backtest import run_backtest
-from tickwise.schemas.decisions import Decision
 from tickwise.schemas.topics import Topics
-from tickwise.streams.config import load_config
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.feed import publish
 from tickwise.streams.live.tap import read_values, spawn_worker, stop_process
@@ -53,20 +50,10 @@ def open_transaction(bootstrap: str, topic: str, partitions: int) -> bool:
 def test_sigkill_with_a_transaction_open_loses_and_duplicates_nothing(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    records = list(synthetic(seed=51, count=9000, bad_rate=0.02))
-    config_file = tmp_path / "tickwise.toml"
-    # every decided tick a decision message (holds each), so the comparison with the backtest
-    # covers every decision, not only the order intents summarised holds leave on the topic
-    config_file.write_text(
-        '[live]\ncheckpoint_interval_s = 0.5\n[audit]\nholds = "each"\n'
-        '[signals]\nevery = "decision"\n'
-    )
-    config = load_config(config_file, topic_prefix=topic_prefix)
-    expected = run_backtest(records, config, tmp_path / "bt")
-    replay = (tmp_path / "bt" / "decisions.jsonl").read_bytes().splitlines()
-    topics = Topics(topic_prefix)
+    run = backtested(tmp_path, topic_prefix, list(synthetic(seed=51, count=9000, bad_rate=0.02)))
+    topics = run.topics
     create_topics(kafka_bootstrap, topic_prefix, partitions=3)
-    assert publish(records, kafka_bootstrap, topics.raw) == len(records)
+    assert publish(run.records, kafka_bootstrap, topics.raw) == len(run.records)
     app_id = f"txn-kill-{uuid.uuid4().hex[:8]}"
 
     def start(n: int):
@@ -74,7 +61,7 @@ def test_sigkill_with_a_transaction_open_loses_and_duplicates_nothing(
             kafka_bootstrap,
             topic_prefix,
             app_id,
-            config=str(config_file),
+            config=str(run.config_file),
             log_path=str(tmp_path / f"worker{n}.log"),
             checkpoint_dir=str(tmp_path / "checkpoints"),
             extra_args=["--loglevel", "INFO"],
@@ -83,7 +70,7 @@ def test_sigkill_with_a_transaction_open_loses_and_duplicates_nothing(
     first = start(1)
     killed_open = False
     try:
-        assert len(read_values(kafka_bootstrap, topics.decisions, len(replay) // 4, 180)) > 0
+        assert len(read_values(kafka_bootstrap, topics.decisions, len(run.replay) // 4, 180)) > 0
         # freeze the worker, and kill it only if the broker holds a transaction of it open
         for _ in range(200):
             os.kill(first.pid, signal.SIGSTOP)
@@ -102,24 +89,11 @@ def test_sigkill_with_a_transaction_open_loses_and_duplicates_nothing(
 
     second = start(2)
     try:
-        decisions = read_values(kafka_bootstrap, topics.decisions, len(replay), 240)
-        time.sleep(3)  # a duplicate would arrive now
-        decisions = read_values(kafka_bootstrap, topics.decisions, len(replay) + 1000, 20)
-        clean = read_values(kafka_bootstrap, topics.clean, expected.clean + 1000, 20)
-        quarantine = read_values(kafka_bootstrap, topics.quarantine, len(records), 20)
+        out = live_outputs(kafka_bootstrap, run)
     finally:
         stop_process(second)
 
-    ids = Counter(Decision.model_validate_json(v).decision_id for _, v in decisions)
-    assert [i for i, n in ids.items() if n > 1] == []
-    assert len(clean) == expected.clean
-    assert len(clean) + len(quarantine) == len(records)
-    live, offline = defaultdict(list), defaultdict(list)
-    for _, v in decisions:
-        live[Decision.model_validate_json(v).instrument].append(v)
-    for v in replay:
-        offline[Decision.model_validate_json(v).instrument].append(v)
-    assert dict(live) == dict(offline)
+    assert exactly_once_problems(run, out) == []
     log = (tmp_path / "worker2.log").read_text(errors="replace")
     # recovery says at INFO what it did, per partition
     for p in range(3):

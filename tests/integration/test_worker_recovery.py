@@ -6,19 +6,13 @@ from __future__ import annotations
 import os
 import pickle
 import signal
-import time
 import uuid
-from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+from stubs import backtested, exactly_once_problems, live_outputs
 
-from tickwise.replay.backtest import run_backtest
-from tickwise.schemas.decisions import Decision
-from tickwise.schemas.quarantine import QuarantineRecord
-from tickwise.schemas.ticks import CleanTick
 from tickwise.schemas.topics import Topics
-from tickwise.streams.config import load_config
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.feed import publish
 from tickwise.streams.live.tap import read_values, spawn_worker, stop_process
@@ -41,21 +35,9 @@ class MakesMarker:
 def test_sigkill_and_restart_lose_and_duplicate_nothing(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, checkpoints: bool
 ) -> None:
-    records = list(synthetic(seed=21, count=6000, bad_rate=0.02))
-    config_file = tmp_path / "tickwise.toml"
-    # every decided tick a decision message (holds each), so the comparison with the backtest
-    # covers every decision, not only the order intents summarised holds leave on the topic
-    config_file.write_text(
-        '[live]\ncheckpoint_interval_s = 0.5\n[audit]\nholds = "each"\n'
-        '[signals]\nevery = "decision"\n'
-    )
-    config = load_config(config_file, topic_prefix=topic_prefix)
-    expected = run_backtest(records, config, tmp_path / "bt")
-    replay = (tmp_path / "bt" / "decisions.jsonl").read_bytes().splitlines()
-
-    topics = Topics(topic_prefix)
+    run = backtested(tmp_path, topic_prefix, list(synthetic(seed=21, count=6000, bad_rate=0.02)))
     create_topics(kafka_bootstrap, topic_prefix, partitions=3)
-    assert publish(records, kafka_bootstrap, topics.raw) == len(records)
+    assert publish(run.records, kafka_bootstrap, run.topics.raw) == len(run.records)
     app_id = f"recovery-{uuid.uuid4().hex[:8]}"
     ckpt = tmp_path / "checkpoints"
 
@@ -64,7 +46,7 @@ def test_sigkill_and_restart_lose_and_duplicate_nothing(
             kafka_bootstrap,
             topic_prefix,
             app_id,
-            config=str(config_file),
+            config=str(run.config_file),
             log_path=str(tmp_path / f"worker{n}.log"),
             checkpoint_dir=str(ckpt),
             extra_args=["--loglevel", "INFO"],
@@ -73,8 +55,8 @@ def test_sigkill_and_restart_lose_and_duplicate_nothing(
     first = start(1)
     try:
         # kill it mid-stream: once a third of the decisions are out, well before the end
-        third = len(replay) // 3
-        assert len(read_values(kafka_bootstrap, topics.decisions, third, 180)) >= third
+        third = len(run.replay) // 3
+        assert len(read_values(kafka_bootstrap, run.topics.decisions, third, 180)) >= third
         first.send_signal(signal.SIGKILL)
         first.wait(30)
     finally:
@@ -82,35 +64,16 @@ def test_sigkill_and_restart_lose_and_duplicate_nothing(
     if not checkpoints:
         for path in ckpt.glob("*.ckpt"):
             path.unlink()
-    elif checkpoints:
+    else:
         assert list(ckpt.glob("*.ckpt")), "the first worker should have checkpointed"
 
     second = start(2)
     try:
-        decisions = read_values(kafka_bootstrap, topics.decisions, len(replay), 240)
-        time.sleep(3)  # anything extra (a duplicate) would arrive now
-        decisions = read_values(kafka_bootstrap, topics.decisions, len(replay) + 1000, 20)
-        clean = read_values(kafka_bootstrap, topics.clean, expected.clean + 1000, 20)
-        quarantine = read_values(kafka_bootstrap, topics.quarantine, len(records), 20)
+        out = live_outputs(kafka_bootstrap, run)
     finally:
         stop_process(second)
 
-    # no duplicate: every decision and every clean tick exactly once
-    ids = Counter(Decision.model_validate_json(v).decision_id for _, v in decisions)
-    assert [i for i, n in ids.items() if n > 1] == []
-    ticks = Counter(CleanTick.model_validate_json(v).tick.tick_id for _, v in clean)
-    assert [t for t, n in ticks.items() if n > 1] == []
-    # nothing lost: raw = clean + quarantined, and the decisions are the backtest's
-    assert len(clean) + len(quarantine) == len(records)
-    assert len(clean) == expected.clean
-    reasons = sorted(QuarantineRecord.model_validate_json(v).reason.value for _, v in quarantine)
-    assert reasons == sorted(r.injected for r in records if r.injected)
-    live, offline = defaultdict(list), defaultdict(list)
-    for _, v in decisions:
-        live[Decision.model_validate_json(v).instrument].append(v)
-    for v in replay:
-        offline[Decision.model_validate_json(v).instrument].append(v)
-    assert dict(live) == dict(offline)
+    assert exactly_once_problems(run, out) == []
     # recovery says at INFO what it did: where it started, what it replayed, where it goes on
     log = (tmp_path / "worker2.log").read_text(errors="replace")
     used = "checkpoint at offset" if checkpoints else "no checkpoint"

@@ -1,10 +1,12 @@
 """The parts of the live transport that need no broker: the host slot that names a worker's
-transactional id, and the checks recovery makes before it reads a byte from Kafka."""
+transactional id, the watchdog on blocking producer calls, and the checks recovery makes before
+it reads a byte from Kafka."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from tickwise.streams.checkpoint import Checkpoint, DirCheckpointStore
 from tickwise.streams.config import TickwiseConfig
 from tickwise.streams.live.partition import PartitionRunner, Recovery
 from tickwise.streams.live.reader import RangeReadError
-from tickwise.streams.live.transport import instance_slot
+from tickwise.streams.live.transport import ProducerWedged, Watchdog, instance_slot
 
 
 def test_live_workers_get_distinct_slots_and_a_dead_ones_slot_is_taken_again() -> None:
@@ -36,7 +38,7 @@ def test_a_slot_held_by_another_process_is_not_taken() -> None:
             sys.executable,
             "-c",
             "import sys, time\n"
-            "from tickwise.streams.live.transport import instance_slot\n"
+            "from tickwise.streams.live.transport import ProducerWedged, Watchdog, instance_slot\n"
             f"slot, lock = instance_slot({app!r})\n"
             "print(slot, flush=True)\n"
             "time.sleep(60)\n",
@@ -55,6 +57,16 @@ def test_a_slot_held_by_another_process_is_not_taken() -> None:
     slot, lock = instance_slot(app)
     assert slot == 0, "the killed holder's slot must be free again"
     lock.close()
+
+
+def test_the_watchdog_returns_a_calls_result_and_gives_up_on_one_that_never_returns() -> None:
+    watchdog = Watchdog(limit=0.5)
+    assert watchdog.call(lambda: 42, "answer") == 42
+    release = threading.Event()
+    with pytest.raises(ProducerWedged, match=r"commit still blocked after 0\.5 s"):
+        watchdog.call(release.wait, "commit")  # blocks until released: a wedged client call
+    release.set()
+    watchdog.shutdown()
 
 
 def test_a_checkpoint_ahead_of_the_committed_offset_is_refused(tmp_path: Path) -> None:
