@@ -130,7 +130,10 @@ class BacktestCollector:
         # the snapshot taken after this tick's decision, else a fresh one (same equity)
         account = decided.account or self.pipeline.execution.account(inst)
         self._pnl[inst] = account.equity - self.capital
-        equity = self.capital + sum(self._pnl.values())
+        total = 0.0  # left to right, as the report's kernel adds (sum() compensates from 3.12)
+        for pnl in self._pnl.values():
+            total += pnl
+        equity = self.capital + total
         holding = any(p != 0.0 for p in self._pos.values())
         if self._last_equity == (equity, holding):
             return
