@@ -62,7 +62,7 @@ from tickwise.streams.engine.risk import RiskKernel
 from tickwise.streams.operators.audit import AuditChain, Entry, reason_key
 from tickwise.streams.operators.control import GLOBAL, KILL_COMMANDS, STAGE_COMMANDS
 from tickwise.streams.operators.models.stage import Applied, version_key
-from tickwise.streams.operators.risk import _shared_check
+from tickwise.streams.operators.risk import _shared_check, decision_of
 
 NONE = rk.NONE  # an unset effective time: always in force
 # command kinds, by code in ``c_kind``
@@ -782,27 +782,9 @@ class BatchDecide:
         )  # fmt: skip
         checks = [_shared_check(*r) for r in rows]
         delta = float(row_out[rk.O_DELTA])
-        approved = row_out[rk.O_APPROVED] == 1.0
-        action = Action.BUY if delta > 0 else Action.SELL if delta < 0 else Action.HOLD
-        decision = Decision(
-            decision_id=f"dec-{signal.tick_id}-{signal.model_id}-v{signal.model_version}",
-            signal_id=signal.signal_id,
-            instrument=signal.instrument,
-            tick_id=signal.tick_id,
-            ts_event_ns=signal.ts_event_ns,
-            model_id=signal.model_id,
-            model_version=signal.model_version,
-            score=signal.score,
-            side=signal.side,
-            action=action,
-            quantity=abs(delta),
-            price=price,
-            approved=approved,
-            reject_reasons=[c.reason for c in checks if c.reason is not None],
-            position_before=held,
-            position_after=held + delta if approved else held,
-            reasons=rk.rule_reasons(self.risk, row_out, held),
-        )
+        approved = bool(row_out[rk.O_APPROVED] == 1.0)
+        reasons = rk.rule_reasons(self.risk, row_out, held)
+        decision = decision_of(signal, delta, approved, price, held, checks, reasons)
         order = None
         number = int(cols.order[d])
         if number >= 0:
@@ -812,7 +794,7 @@ class BatchDecide:
                 instrument=decision.instrument,
                 ts_event_ns=decision.ts_event_ns,
                 due_ts_event_ns=decision.ts_event_ns + self.execution.latency_ns,
-                side=action,
+                side=decision.action,
                 quantity=decision.quantity,
                 model_id=decision.model_id,
                 model_version=decision.model_version,

@@ -379,12 +379,6 @@ class RiskEngine(InstrumentStateMixin):
             intent.target == "flat",
         )
         approved = all(c.passed for c in checks)
-        if delta > 0:
-            action = Action.BUY
-        elif delta < 0:
-            action = Action.SELL
-        else:
-            action = Action.HOLD
         if approved and delta != 0.0:
             st.order_times.append(signal.ts_event_ns)
             after = held + delta
@@ -392,23 +386,39 @@ class RiskEngine(InstrumentStateMixin):
                 st.held_since_ns = None
             elif held == 0.0 or (after > 0.0) != (held > 0.0):
                 st.held_since_ns = signal.ts_event_ns
-        decision = Decision(
-            decision_id=f"dec-{signal.tick_id}-{signal.model_id}-v{signal.model_version}",
-            signal_id=signal.signal_id,
-            instrument=signal.instrument,
-            tick_id=signal.tick_id,
-            ts_event_ns=signal.ts_event_ns,
-            model_id=signal.model_id,
-            model_version=signal.model_version,
-            score=signal.score,
-            side=signal.side,
-            action=action,
-            quantity=abs(delta),
-            price=price,
-            approved=approved,
-            reject_reasons=[c.reason for c in checks if c.reason is not None],
-            position_before=held,
-            position_after=held + delta if approved else held,
-            reasons=list(intent.reasons),
-        )
+        decision = decision_of(signal, delta, approved, price, held, checks, list(intent.reasons))
         return RiskVerdict(decision, checks, state)
+
+
+def decision_of(
+    signal: Signal,
+    delta: float,
+    approved: bool,
+    price: float,
+    held: float,
+    checks: list[RiskCheckResult],
+    reasons: list[str],
+) -> Decision:
+    """The decision a risk verdict records, built one way for the per-tick engine and the
+    columnar one: ``delta`` is the order risk sized (0: a HOLD), ``held`` the position filled
+    plus in flight before it."""
+    action = Action.BUY if delta > 0 else Action.SELL if delta < 0 else Action.HOLD
+    return Decision(
+        decision_id=f"dec-{signal.tick_id}-{signal.model_id}-v{signal.model_version}",
+        signal_id=signal.signal_id,
+        instrument=signal.instrument,
+        tick_id=signal.tick_id,
+        ts_event_ns=signal.ts_event_ns,
+        model_id=signal.model_id,
+        model_version=signal.model_version,
+        score=signal.score,
+        side=signal.side,
+        action=action,
+        quantity=abs(delta),
+        price=price,
+        approved=approved,
+        reject_reasons=[c.reason for c in checks if c.reason is not None],
+        position_before=held,
+        position_after=held + delta if approved else held,
+        reasons=reasons,
+    )
