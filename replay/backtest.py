@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from tickwise.replay.collector import BacktestCollector
 from tickwise.replay.report import ReportSettings
@@ -86,6 +87,31 @@ class BacktestResult:
         }
 
 
+class RunView(Protocol):
+    """What the progress bar reads of a report collector, per tick or columnar."""
+
+    @property
+    def last_ts_ns(self) -> int | None: ...
+
+    @property
+    def equity(self) -> float: ...
+
+
+def progress_fields(result: BacktestResult, collector: RunView) -> dict[str, object]:
+    """The progress bar's figures of a backtest, whichever runner."""
+    return {
+        "decisions": result.decisions,
+        "event_time": utc_second(collector.last_ts_ns),
+        "equity": f"{collector.equity:,.2f}",
+    }
+
+
+def write_summary(out: Path, result: BacktestResult) -> dict[str, object]:
+    """Write ``summary.json``; return the run's figures the report carries (its speed apart)."""
+    (out / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
+    return {k: v for k, v in result.summary().items() if k not in ("seconds", "ticks_per_second")}
+
+
 class _ReportObserver:
     """Feeds the report collector around each decision; starts the warm-up at the first tick.
 
@@ -139,13 +165,6 @@ def run_backtest(
         pipeline.observer = _ReportObserver(pipeline, collector, warmup_ns)
         bar = stack.enter_context(Progress(progress, "backtest"))
 
-        def fields() -> dict[str, object]:
-            return {
-                "decisions": result.decisions,
-                "event_time": utc_second(collector.last_ts_ns),
-                "equity": f"{collector.equity:,.2f}",
-            }
-
         def write(output: Output) -> None:
             result.count(output.message)
             fh = files.get(output.topic.name)
@@ -155,16 +174,14 @@ def run_backtest(
         for rec in records:
             result.ticks += 1
             if result.ticks % PROGRESS_EVERY == 0:
-                bar.update(result.ticks, **fields())
+                bar.update(result.ticks, **progress_fields(result, collector))
             source = SourceRef(topic=f"file:{rec.origin}", partition=0, offset=rec.index)
             for output in pipeline.process(rec.payload, source):
                 write(output)
         for output in pipeline.finish():
             write(output)
         collector.finish()
-        bar.close(result.ticks, **fields())
+        bar.close(result.ticks, **progress_fields(result, collector))
     result.seconds = time.perf_counter() - started
-    (out / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
-    run = {k: v for k, v in result.summary().items() if k not in ("seconds", "ticks_per_second")}
-    result.report = collector.write(out, run)
+    result.report = collector.write(out, write_summary(out, result))
     return result

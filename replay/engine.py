@@ -11,7 +11,6 @@ bulk decoder over chunks of records.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tickwise.replay.backtest import FILES, BacktestResult
+from tickwise.replay.backtest import FILES, BacktestResult, progress_fields, write_summary
 from tickwise.replay.columnar import ColumnarCollector, DecidedColumns
 from tickwise.replay.report import ReportSettings
 from tickwise.replay.warmup import warmup_commands
@@ -30,7 +29,7 @@ from tickwise.streams.config import TickwiseConfig
 from tickwise.streams.engine.batch import SymbolTable, TickBatch, decode
 from tickwise.streams.engine.execution import FillColumns
 from tickwise.streams.engine.run import BatchOutput, Engine
-from tickwise.streams.progress import Progress, utc_second
+from tickwise.streams.progress import Progress
 from tickwise.streams.sources import ColumnMap, RawRecord
 from tickwise.streams.sources.batches import read_batches
 
@@ -117,13 +116,6 @@ def run_engine_backtest(
         )
         bar = stack.enter_context(Progress(progress, "backtest"))
 
-        def fields() -> dict[str, object]:
-            return {
-                "decisions": result.decisions,
-                "event_time": utc_second(collector.last_ts_ns),
-                "equity": f"{collector.equity:,.2f}",
-            }
-
         def write(output: BatchOutput) -> None:
             r = output.decided
             quarantined = [output.quarantined[row] for row in sorted(output.quarantined)]
@@ -150,15 +142,13 @@ def run_engine_backtest(
             result.clean += len(batch) - len(output.quarantined)
             write(output)
             collector.on_batch(_decided(batch, output, classification))
-            bar.update(result.ticks, **fields())
+            bar.update(result.ticks, **progress_fields(result, collector))
         write(BatchOutput({}, engine.finish()))
         collector.finish()
-        bar.close(result.ticks, **fields())
+        bar.close(result.ticks, **progress_fields(result, collector))
     result.seconds = time.perf_counter() - started
-    (out / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
-    run = {k: v for k, v in result.summary().items() if k not in ("seconds", "ticks_per_second")}
-    metrics = getattr(engine.model, "metrics", None)
-    result.report = collector.write(out, run, metrics, engine.monitor_stats)
+    run = write_summary(out, result)
+    result.report = collector.write(out, run, engine.model.metrics, engine.monitor_stats)
     return result
 
 
