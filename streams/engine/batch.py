@@ -22,7 +22,7 @@ from numba import njit
 from pydantic import ValidationError
 
 from tickwise.schemas.quarantine import ReasonCode
-from tickwise.schemas.ticks import TICK_ADAPTER, SourceRef
+from tickwise.schemas.ticks import TICK_ADAPTER, CleanTick, SourceRef
 
 KIND_TRADE, KIND_QUOTE = 0, 1
 # Row verdicts: 0 is clean, otherwise 1 + the reason code's position in ``ReasonCode``.
@@ -146,6 +146,11 @@ class TickBatch:
     partition: int
     offsets: np.ndarray  # int64
     detail: dict[int, str] = field(default_factory=dict)
+    # each row's message as decoded (None where refused), kept on request: the live worker
+    # renders the clean ticks it publishes from them
+    messages: list[dict | None] | None = None
+    # each row's sequence number as the contract reads it ("" when none): refusals quote it
+    seq_texts: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.payloads)
@@ -216,6 +221,7 @@ def decode(
     offsets: np.ndarray | Sequence[int],
     max_message_bytes: int,
     reinjected: np.ndarray | None = None,
+    keep_messages: bool = False,
 ) -> TickBatch:
     """Decode raw ``ticks.raw`` messages of one partition into columns, in bulk."""
     from tickwise.streams.operators.validation.records import schema_reason
@@ -230,6 +236,7 @@ def decode(
     tick_ids: list[str | None] = [None] * n
     seq_texts: list[str] = [""] * n
     detail: dict[int, str] = {}
+    messages: list[dict | None] | None = [None] * n if keep_messages else None
     loads, index = orjson.loads, symbols.index
     for i, raw in enumerate(payloads):
         if len(raw) > max_message_bytes:
@@ -248,6 +255,8 @@ def decode(
                 verdict[i] = reason_index(reason)
                 detail[i] = text
                 continue
+        if messages is not None:
+            messages[i] = msg
         instrument[i] = index(msg["instrument"])
         tick_ids[i] = msg["tick_id"]
         ts[i] = msg["ts_event_ns"]
@@ -289,4 +298,51 @@ def decode(
         partition=partition,
         offsets=np.asarray(offsets, dtype=np.int64),
         detail=detail,
+        messages=messages,
+        seq_texts=seq_texts,
     )
+
+
+def _canonical(msg: dict) -> dict:
+    """A decoded tick as its contract serialises it: every field, in order, numbers as
+    floats where the contract says float."""
+    get = msg.get
+    if msg["kind"] == "trade":
+        return {
+            "schema_version": 1, "kind": "trade", "tick_id": msg["tick_id"],
+            "instrument": msg["instrument"], "ts_event_ns": msg["ts_event_ns"],
+            "price": float(msg["price"]), "size": float(msg["size"]),
+            "seq": get("seq"), "ts_recv_ns": get("ts_recv_ns"),
+        }  # fmt: skip
+    bid_size, ask_size = get("bid_size"), get("ask_size")
+    return {
+        "schema_version": get("schema_version", 2), "kind": "quote",
+        "tick_id": msg["tick_id"], "instrument": msg["instrument"],
+        "ts_event_ns": msg["ts_event_ns"], "bid": float(msg["bid"]), "ask": float(msg["ask"]),
+        "bid_size": None if bid_size is None else float(bid_size),
+        "ask_size": None if ask_size is None else float(ask_size),
+        "seq": get("seq"), "ts_recv_ns": get("ts_recv_ns"),
+    }  # fmt: skip
+
+
+def clean_tick_bytes(batch: TickBatch, rows: Sequence[int]) -> list[bytes]:
+    """The ``CleanTick`` of each of ``rows``, as the exact bytes its contract would encode
+    (``tests/unit/engine/test_clean_ticks.py``), without building the contract per tick.
+
+    Needs the batch decoded with ``keep_messages``.
+    """
+    messages = batch.messages
+    if messages is None:
+        raise ValueError("clean ticks are rendered from a batch decoded with keep_messages")
+    dumps, topic, partition, offsets = orjson.dumps, batch.topic, batch.partition, batch.offsets
+    out = []
+    for row in rows:
+        msg = messages[row]
+        assert msg is not None
+        source = {"topic": topic, "partition": partition, "offset": int(offsets[row])}
+        clean = {"schema_version": 1, "tick": _canonical(msg), "source": source}
+        try:
+            out.append(dumps(clean))
+        except TypeError:  # a sequence number past 64 bits: the contract's own encoder
+            out.append(CleanTick.model_validate(clean).to_bytes())
+    return out

@@ -581,7 +581,7 @@ class BatchDecide:
         the first HOLD of each stretch of plain HOLDs, which counts the whole stretch.
         """
         out = Rendered()
-        names, instrument_names = self.names, self.symbols.names
+        instrument_names = self.symbols.names
         model_id, version = self.model.model_id, self.model.model_version
         f, e = cols.fills, cols
         if self.config.audit.holds == "summary":
@@ -630,11 +630,8 @@ class BatchDecide:
             decision, checks, order = self._decision(cols, d, signal, float(batch.price[i]))
             if order is not None:
                 out.orders.append(order)
-            price = float(batch.price[i])
-            features = FeatureVector(
-                instrument=name, tick_id=tick_id, ts_event_ns=ts, price=price,
-                values=dict(zip(names, vectors[int(cols.vec[d])].tolist(), strict=True)),
-            )  # fmt: skip
+            vector = vectors[int(cols.vec[d])]
+            features = self._features(vector, name, tick_id, ts, float(batch.price[i]))
             entries = self.audit.on_decision(
                 features, signal, checks, decision, order=order, fills=fills,
                 trading_state=state, controls=controls,
@@ -727,6 +724,16 @@ class BatchDecide:
             model_id=cmd.model_id,
             operator=cmd.operator,
         )
+
+    def _features(
+        self, vector: np.ndarray, instrument: str, tick_id: str, ts: int, price: float
+    ) -> FeatureVector:
+        """The feature vector a row was scored on (its audit record; live, the ``features``
+        topic)."""
+        return FeatureVector(
+            instrument=instrument, tick_id=tick_id, ts_event_ns=ts, price=price,
+            values=dict(zip(self.names, vector.tolist(), strict=True)),
+        )  # fmt: skip
 
     def _signal(
         self,

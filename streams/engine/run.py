@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tickwise.schemas.decisions import Alert, ControlCommand, Signal
+from tickwise.schemas.decisions import Alert, ControlCommand, FeatureVector, Signal
 from tickwise.schemas.quarantine import QuarantineRecord
 from tickwise.streams.config import TickwiseConfig, parse_every
 from tickwise.streams.engine import risk as rk
-from tickwise.streams.engine.batch import SymbolTable, TickBatch
+from tickwise.streams.engine.batch import SymbolTable, TickBatch, clean_tick_bytes
 from tickwise.streams.engine.decide import E_STAGE, BatchDecide, DecideColumns, Rendered
 from tickwise.streams.engine.features import BatchFeatures
 from tickwise.streams.engine.models import BatchModel, ModelColumns
@@ -47,6 +47,10 @@ class BatchOutput:
     commands: list[ControlCommand] = field(default_factory=list)  # policies' (control topic)
     # the decide kernel's columns over the batch, one per stretch between policy commands
     parts: list[DecideColumns] = field(default_factory=list)
+    # live only (``Engine(live=True)``): each clean tick's ``CleanTick`` bytes with its
+    # instrument, and the feature vectors published with the signals
+    clean: list[tuple[str, bytes]] = field(default_factory=list)
+    features: list[FeatureVector] = field(default_factory=list)
 
 
 class Engine:
@@ -58,10 +62,14 @@ class Engine:
         symbols: SymbolTable | None = None,
         commands: Iterable[ControlCommand] = (),
         on_first_tick: Callable[[int], Iterable[ControlCommand]] | None = None,
+        live: bool = False,
     ) -> None:
         """``on_first_tick``: called once with the event time of the first clean tick, before
-        it is decided; the commands it returns are taken (a backtest's warm-up)."""
+        it is decided; the commands it returns are taken (a backtest's warm-up). ``live``:
+        also give the topics only a worker publishes (``ticks.clean``, ``features``); its
+        batches must be decoded with ``keep_messages``."""
         self.config = config
+        self.live = live
         self.on_first_tick = on_first_tick
         self.symbols = symbols if symbols is not None else SymbolTable()
         self.validator = BatchValidator(config.validation, self.symbols)
@@ -94,6 +102,8 @@ class Engine:
         emit, vectors = self.features.run(batch, clean)
         scored = self.model.run(batch, clean, emit, vectors)
         out = BatchOutput(self.validator.records(batch, verdict, aux), Rendered())
+        if self.live:
+            self._live_topics(batch, clean, emit, vectors, out)
         inst = batch.instrument.astype(np.int64)
         start, seen = 0, False
         while True:
@@ -109,7 +119,7 @@ class Engine:
             out.decided.fills += part.fills
             out.decided.audit += part.audit
             out.decided.applied += part.applied
-            out.signals += self._published(batch, cols, scored, vectors)
+            self._publish(batch, cols, scored, vectors, out)
             out.alerts += _alerts_in_row_order(mon.a_int, mon.alerts, cols, part)
             out.parts.append(cols)
             if mon.stopped_at is None:
@@ -119,6 +129,29 @@ class Engine:
             out.commands += fresh
             start, seen = mon.stopped_at
 
+    def _live_topics(
+        self,
+        batch: TickBatch,
+        clean: np.ndarray,
+        emit: np.ndarray,
+        vectors: np.ndarray,
+        out: BatchOutput,
+    ) -> None:
+        """``ticks.clean``, and under ``[signals] every = "decision"`` the feature vector of
+        every row that has one (sampled, they go with the published signals)."""
+        names, inst_of, tick_ids = self.symbols.names, batch.instrument, batch.tick_ids
+        rows = np.flatnonzero(clean).tolist()
+        keys = [names[int(inst_of[i])] for i in rows]
+        out.clean = list(zip(keys, clean_tick_bytes(batch, rows), strict=True))
+        if not self.every_signal:
+            return
+        features = self.decide._features
+        for j, i in enumerate(np.flatnonzero(emit).tolist()):
+            tick_id = tick_ids[i]
+            assert tick_id is not None
+            name, ts, price = names[int(inst_of[i])], int(batch.ts[i]), float(batch.price[i])
+            out.features.append(features(vectors[j], name, tick_id, ts, price))
+
     def finish(self) -> Rendered:
         """At the end of a finite input: the summaries of the runs of holds still open."""
         return Rendered(audit=self.decide.finish())
@@ -127,14 +160,20 @@ class Engine:
         """``Monitor.stats`` for the report."""
         return self.monitor.stats(instrument)
 
-    def _published(
-        self, batch: TickBatch, cols: DecideColumns, model: ModelColumns, vectors: np.ndarray
-    ) -> list[Signal]:
+    def _publish(
+        self,
+        batch: TickBatch,
+        cols: DecideColumns,
+        model: ModelColumns,
+        vectors: np.ndarray,
+        out: BatchOutput,
+    ) -> None:
         """The signals ``SignalSampler`` publishes: every one (``decision``), those of order
-        intents, and (a period) the first other one of each instrument in each period."""
+        intents, and (a period) the first other one of each instrument in each period; live,
+        each with the feature vector it was scored on."""
         rows = cols.row
         if rows.size == 0:
-            return []
+            return
         if self.every_signal:
             chosen = np.arange(rows.size)
         else:
@@ -161,13 +200,17 @@ class Engine:
                 last = np.flatnonzero(np.r_[inst_o[1:] != inst_o[:-1], True])
                 self.sampled[inst_o[last]] = period_o[last]
             chosen = np.flatnonzero(chosen_mask)
-        names, out = self.symbols.names, []
+        names, decide = self.symbols.names, self.decide
         for d in chosen.tolist():
             i = int(rows[d])
             name, tick_id = names[int(batch.instrument[i])], batch.tick_ids[i]
+            assert tick_id is not None
             ts = int(batch.ts[i])
-            out.append(self.decide._signal(cols, d, model, vectors, name, tick_id, ts))
-        return out
+            out.signals.append(decide._signal(cols, d, model, vectors, name, tick_id, ts))
+            if self.live and not self.every_signal:
+                vector = vectors[int(cols.vec[d])]
+                price = float(batch.price[i])
+                out.features.append(decide._features(vector, name, tick_id, ts, price))
 
 
 def _events(

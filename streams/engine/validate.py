@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import orjson
 from numba import njit
 
 from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
@@ -521,5 +520,5 @@ def _size(value: float) -> object:
 
 
 def _seq_text(b: TickBatch, i: int) -> str:
-    """The sequence number as the message wrote it (only a refused row ever asks)."""
-    return str(orjson.loads(b.payloads[i])["seq"])
+    """The sequence number as the contract read it (only a refused row ever asks)."""
+    return b.seq_texts[i]

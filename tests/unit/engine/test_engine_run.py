@@ -19,8 +19,10 @@ from tickwise.schemas.topics import (
     AUDIT,
     CONTROL,
     DECISIONS,
+    FEATURES,
     FILLS,
     SIGNALS,
+    TICKS_CLEAN,
     TICKS_QUARANTINE,
 )
 from tickwise.streams.config import (
@@ -34,7 +36,17 @@ from tickwise.streams.engine.run import Engine
 from tickwise.streams.pipeline import Pipeline
 from tickwise.streams.sources import synthetic
 
-TOPICS = (TICKS_QUARANTINE, SIGNALS, DECISIONS, AUDIT, FILLS, ALERTS, CONTROL)
+TOPICS = (
+    TICKS_CLEAN,
+    TICKS_QUARANTINE,
+    FEATURES,
+    SIGNALS,
+    DECISIONS,
+    AUDIT,
+    FILLS,
+    ALERTS,
+    CONTROL,
+)
 BASE = TickwiseConfig()
 THRESHOLD = BASE.model_copy(update={"decision": DecisionConfig(rule="threshold")})
 CONFIGS = {
@@ -90,12 +102,14 @@ def pipeline_outputs(config: TickwiseConfig, raws: list[bytes]) -> dict[str, lis
 def engine_outputs(
     config: TickwiseConfig, raws: list[bytes], cuts: tuple[int, ...] = ()
 ) -> tuple[dict[str, list[bytes]], Engine]:
-    engine = Engine(config)
+    engine = Engine(config, live=True)
     out: dict[str, list[bytes]] = defaultdict(list)
     bounds = [0, *sorted({c for c in cuts if 0 < c < len(raws)}), len(raws)]
     for a, b in pairwise(bounds):
-        batch = decode(raws[a:b], engine.symbols, "t", 0, np.arange(a, b), 16_384)
+        batch = decode(raws[a:b], engine.symbols, "t", 0, np.arange(a, b), 16_384, None, True)
         o = engine.run(batch)
+        out[TICKS_CLEAN.name] += [wire for _, wire in o.clean]
+        out[FEATURES.name] += [f.to_bytes() for f in o.features]
         out[TICKS_QUARANTINE.name] += [o.quarantined[r].to_bytes() for r in sorted(o.quarantined)]
         out[SIGNALS.name] += [s.to_bytes() for s in o.signals]
         out[DECISIONS.name] += [d.to_bytes() for d in o.decided.decisions]

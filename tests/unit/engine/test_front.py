@@ -15,7 +15,7 @@ from stubs import ES_TRADES, MS, T0_NS, S
 from tickwise.schemas.quarantine import QuarantineRecord
 from tickwise.schemas.ticks import CleanTick, SourceRef
 from tickwise.streams.config import FeatureConfig, InstrumentRules, ValidationConfig
-from tickwise.streams.engine.batch import SymbolTable, decode
+from tickwise.streams.engine.batch import SymbolTable, TickBatch, clean_tick_bytes, decode
 from tickwise.streams.engine.features import BASE, BatchFeatures
 from tickwise.streams.engine.validate import BatchValidator
 from tickwise.streams.operators.features.engine import FeatureEngine
@@ -63,12 +63,19 @@ class Engine:
     def run(
         self, payloads: list[bytes], start: int
     ) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray]:
+        verdict, records, emit, vectors, _ = self.run_batch(payloads, start)
+        return verdict, records, emit, vectors
+
+    def run_batch(
+        self, payloads: list[bytes], start: int
+    ) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray, TickBatch]:
         offsets = np.arange(start, start + len(payloads))
-        batch = decode(payloads, self.symbols, "ticks.raw", 0, offsets, self.vc.max_message_bytes)
+        max_bytes = self.vc.max_message_bytes
+        batch = decode(payloads, self.symbols, "ticks.raw", 0, offsets, max_bytes, None, True)
         verdict, aux = self.validator.run(batch)
         records = self.validator.records(batch, verdict, aux)
         emit, vectors = self.features.run(batch, verdict == 0)
-        return verdict, records, emit, vectors
+        return verdict, records, emit, vectors, batch
 
     def state_bytes(self) -> bytes:
         s, f = self.validator.state, self.features
@@ -97,8 +104,10 @@ def run_split(payloads: list[bytes], cuts: list[int], vc: ValidationConfig, fc: 
 
 
 def assert_equals_oracle(payloads: list[bytes], vc: ValidationConfig, fc: FeatureConfig) -> None:
+    """Verdicts, quarantine records, the clean ticks' bytes (what a worker publishes on
+    ``ticks.clean``) and feature vectors all equal the per-message operators'."""
     verdicts, vectors = oracle(payloads, vc, fc)
-    verdict, records, emit, vecs = Engine(vc, fc).run(payloads, 0)
+    verdict, records, emit, vecs, batch = Engine(vc, fc).run_batch(payloads, 0)
     clean_vectors = iter(vectors)
     rows = iter(vecs)
     for i, expected in enumerate(verdicts):
@@ -106,6 +115,7 @@ def assert_equals_oracle(payloads: list[bytes], vc: ValidationConfig, fc: Featur
             assert records.get(i) == expected, (i, payloads[i])
             continue
         assert verdict[i] == 0, (i, payloads[i], records.get(i))
+        assert clean_tick_bytes(batch, [i]) == [expected.to_bytes()], payloads[i]
         want = next(clean_vectors)
         assert emit[i] == (want is not None)
         if want is not None:
@@ -138,7 +148,9 @@ def _message(draw: st.DrawFn, i: int) -> bytes:
         "ts_event_ns": ts,
     }
     if draw(st.booleans()):
-        msg["seq"] = draw(st.integers(0, 8))
+        msg["seq"] = draw(st.integers(0, 8) | st.sampled_from([-3, 2**63 + 5, 2**70]))
+    if draw(st.integers(0, 5)) == 0:
+        msg["ts_recv_ns"] = ts + draw(st.integers(0, 10**9))
     price = draw(st.sampled_from([100.0, 100.01, 99.99, 101.0, 98.0, 130.0, 100.0, -1.0]))
     if draw(st.integers(0, 3)) == 0:
         spread = draw(st.sampled_from([0.0, 0.01, -0.01]))
