@@ -412,6 +412,13 @@ class LiveConfig(Frozen):
         "~/.config/tickwise/checkpoint.key.",
     )
     checkpoint_interval_s: float = Field(default=10.0, gt=0.0)
+    engine: Literal["auto", "columnar", "per-tick"] = Field(
+        default="auto",
+        description="What decides each partition: 'columnar' (the batch engine, "
+        "docs/ENGINE.md), 'per-tick' (the per-message pipeline: river's zoo, the reorder policy, "
+        "ret_<H>s_bps features, shadow and canary rollouts), or 'auto' (the columnar engine "
+        "when it serves the config, else per tick). A backtest of a live run takes the same.",
+    )
 
     @model_validator(mode="after")
     def _dir_only_for_the_dir_store(self) -> LiveConfig:

@@ -69,12 +69,17 @@ class Output:
 
     topic: TopicSpec
     key: str | None
-    message: Contract
+    # None only beside ``wire``: a message encoded in bulk, never built as a model (the
+    # columnar engine's clean ticks)
+    message: Contract | None
     wire: bytes | None = None  # the message's bytes when its operator already encoded it
 
     def encoded(self) -> bytes:
         """The exact bytes to put on the topic (live) or write to its file (replay)."""
-        return self.wire if self.wire is not None else self.message.to_bytes()
+        if self.wire is not None:
+            return self.wire
+        assert self.message is not None
+        return self.message.to_bytes()
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,8 @@ rebuilds it deterministically:
   committed), through the one range reader, which fails loud when the log no longer holds them;
 * continue from ``C``.
 
-``PartitionRunner.process`` is the one seam the columnar engine replaces: a batch of raw
-messages of one partition in, the outputs out.
+What decides is the partition's state (``streams.live.state``): the columnar engine, a whole
+batch of raw messages at a time, or the per-tick pipeline, one message at a time.
 """
 
 from __future__ import annotations
@@ -24,15 +24,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from tickwise.schemas.decisions import ControlCommand
 from tickwise.schemas.quarantine import REINJECTED_HEADER
 from tickwise.schemas.ticks import SourceRef
 from tickwise.streams.checkpoint import Checkpoint, CheckpointStore
 from tickwise.streams.config import TickwiseConfig
 from tickwise.streams.live.reader import RangeReader, RangeReadError
-from tickwise.streams.pipeline import Output, Pipeline
+from tickwise.streams.live.state import EngineState, PartitionState, new_state
+from tickwise.streams.operators.validation import QualityMonitor
+from tickwise.streams.pipeline import Output
 
 log = logging.getLogger(__name__)
+
+PER_TICK_CHUNK = 25  # messages the per-tick pipeline decides between two looks for a command
 
 
 class RawMessage(Protocol):
@@ -95,7 +101,7 @@ def retained_from(bootstrap: str, topic: str, partition: int, start: int) -> Non
 
 
 class PartitionRunner:
-    """The pipeline, checkpoints and recovery of one ``ticks.raw`` partition."""
+    """The state, checkpoints and recovery of one ``ticks.raw`` partition."""
 
     def __init__(
         self,
@@ -105,14 +111,16 @@ class PartitionRunner:
         partition: int,
         store: CheckpointStore,
         observe: Callable[[Output], None] | None = None,
+        quality: QualityMonitor | None = None,
     ) -> None:
         self.config = config
         self.bootstrap = bootstrap
         self.raw_topic = raw_topic
         self.partition = partition
         self.store = store
-        self.observe = observe  # live-only figures (data quality); never changes an output
-        self.pipeline = Pipeline(config)
+        self.observe = observe  # live-only figures (counters); never changes an output
+        self.quality = quality  # live-only data-quality figures
+        self.state: PartitionState = new_state(config)
         self.next_offset = 0  # first raw offset whose outputs are not committed
         self._checkpointed = -1
         self._last_checkpoint = time.monotonic()
@@ -124,7 +132,7 @@ class PartitionRunner:
         ``CheckpointRefused`` for a checkpoint whose signature does not hold.
         """
         checkpoint = self.store.load(self.raw_topic, self.partition)
-        self.pipeline = Pipeline(self.config)
+        self.state = new_state(self.config)
         start = 0
         if checkpoint is not None:
             if checkpoint.offset >= committed:
@@ -133,18 +141,30 @@ class PartitionRunner:
                     f"{checkpoint.offset}, past the committed offset {committed}; it belongs to "
                     "another deployment of this topic (remove it to rebuild from the log)"
                 )
-            self.pipeline = checkpoint.state
+            if type(checkpoint.state) is not type(self.state):
+                raise RangeReadError(
+                    f"{self.raw_topic} partition {self.partition}: the checkpoint holds "
+                    f"{_kind(checkpoint.state)} state and [live] engine = "
+                    f"'{self.config.live.engine}' decides {_kind(self.state)}; set [live] engine "
+                    "to the checkpoint's, or remove the checkpoint to rebuild from the log"
+                )
+            self.state = checkpoint.state
             start = checkpoint.offset + 1
         retained_from(self.bootstrap, self.raw_topic, self.partition, start)
         replayed = 0
         if committed > start:
             with RangeReader(self.bootstrap) as reader:
+                pending: list[RawMessage] = []
                 for _, msg in reader.read(self.raw_topic, {self.partition: (start, committed)}):
                     if msg is not None:
-                        self._process_one(msg)
+                        pending.append(msg)
                         replayed += 1
+                    if len(pending) >= EngineState.chunk:
+                        self._decide(pending)
+                        pending = []
+                self._decide(pending)
         # a worker restarted under a new config rebuilt its state under the checkpoint's
-        self.pipeline = self.pipeline.reconfigured(self.config)
+        self.state = self.state.reconfigured(self.config)
         self.next_offset = committed
         self._checkpointed = checkpoint.offset if checkpoint is not None else -1
         self._last_checkpoint = time.monotonic()
@@ -158,25 +178,43 @@ class PartitionRunner:
         log.info("%s: %s", self.raw_topic, recovery)
         return recovery
 
+    @property
+    def chunk(self) -> int:
+        """Raw messages worth deciding in one call: a consume call's batch for the engine;
+        for the per-tick pipeline few, so a waiting command is looked for often."""
+        return EngineState.chunk if isinstance(self.state, EngineState) else PER_TICK_CHUNK
+
     def process(self, batch: Sequence[RawMessage]) -> list[Output]:
         """Every output of a batch of this partition's raw messages, in order."""
-        outputs: list[Output] = []
-        for msg in batch:
-            outputs += self._process_one(msg)
+        outputs = self._decide(batch, self.quality)
         if self.observe is not None:
             for out in outputs:
                 self.observe(out)
         return outputs
 
-    def _process_one(self, msg: RawMessage) -> list[Output]:
-        offset = msg.offset()
-        assert offset is not None
-        source = SourceRef(topic=self.raw_topic, partition=self.partition, offset=offset)
-        return self.pipeline.process(msg.value() or b"", source, is_reinjected(msg.headers()))
+    def _decide(
+        self, batch: Sequence[RawMessage], quality: QualityMonitor | None = None
+    ) -> list[Output]:
+        if not batch:
+            return []
+        state = self.state
+        if isinstance(state, EngineState):
+            offsets = np.fromiter((m.offset() for m in batch), np.int64, len(batch))
+            flags = np.fromiter((is_reinjected(m.headers()) for m in batch), np.bool_, len(batch))
+            raws = [m.value() or b"" for m in batch]
+            return state.process(raws, self.raw_topic, self.partition, offsets, flags, quality)
+        outputs: list[Output] = []
+        for msg in batch:
+            offset = msg.offset()
+            assert offset is not None
+            source = SourceRef(topic=self.raw_topic, partition=self.partition, offset=offset)
+            outputs += state.process(msg.value() or b"", source, is_reinjected(msg.headers()))
+        return outputs
 
     def on_control(self, command: ControlCommand) -> bool:
-        """Apply an operator command here; False if the pipeline had it already."""
-        return self.pipeline.on_control(command)
+        """Apply an operator command here; False if the state had it already.
+        ``state.CommandRefused`` for one it cannot carry out."""
+        return self.state.on_control(command)
 
     def committed(self, next_offset: int) -> None:
         """The outputs of every offset before ``next_offset`` are committed."""
@@ -192,10 +230,14 @@ class PartitionRunner:
         last = self.next_offset - 1
         if not (force or (due and last > self._checkpointed)):
             return False
-        self.store.save(self.raw_topic, self.partition, Checkpoint(last, self.pipeline))
+        self.store.save(self.raw_topic, self.partition, Checkpoint(last, self.state))
         self._checkpointed = last
         self._last_checkpoint = time.monotonic()
         return True
+
+
+def _kind(state: object) -> str:
+    return "columnar-engine" if isinstance(state, EngineState) else "per-tick"
 
 
 def default_checkpoint_dir(app_id: str) -> Path:

@@ -13,9 +13,10 @@ The loop, on one thread:
    goes on: a recovery replays up to that point, then applies the command where it applied);
 2. take a batch: whatever the consumer holds, or wait at most ``POLL_S`` for the first
    message, so a lone tick is not held back and a burst comes in batches of ``BATCH_MAX``;
-3. process it per partition in chunks of ``CHUNK`` messages inside one transaction, which
-   closes early when a command waits or after ``TXN_MAX_S``; commit outputs and the offsets
-   of what was processed; the rest of the batch goes into the next transaction.
+3. process it per partition in chunks (a partition's whole batch for the columnar engine, a
+   few messages for the per-tick pipeline: ``PartitionRunner.chunk``) inside one transaction,
+   which closes early when a command waits or after ``TXN_MAX_S``; commit outputs and the
+   offsets of what was processed; the rest of the batch goes into the next transaction.
 
 No transaction is ever open while the consumer is polled, so a rebalance callback always finds
 every output of a revoked partition committed; it checkpoints the partition and lets it go.
@@ -55,6 +56,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from tickwise.schemas.decisions import Alert, ControlCommand, Severity
 from tickwise.schemas.quarantine import QuarantineRecord
 from tickwise.schemas.topics import Topics
 from tickwise.streams.checkpoint import CheckpointStore
@@ -65,6 +67,8 @@ from tickwise.streams.live.metrics import PipelineMetrics
 from tickwise.streams.live.partition import PartitionRunner
 from tickwise.streams.live.reader import TRANSIENT, consumer_settings
 from tickwise.streams.live.security import env_client_config
+from tickwise.streams.live.state import CommandRefused
+from tickwise.streams.operators.validation import QualityMonitor
 from tickwise.streams.pipeline import Output
 from tickwise.streams.sources import RawRecord
 
@@ -72,7 +76,6 @@ log = logging.getLogger(__name__)
 
 BATCH_MAX = 500  # messages one consume call takes at most
 POLL_S = 0.1  # longest wait for a batch's first message; commands apply at least this often
-CHUNK = 25  # messages of one partition processed between two looks for a waiting command
 TXN_MAX_S = 0.1  # a transaction takes no further chunk after this long
 RETRY_S = 0.5  # pause between two attempts while the broker is away
 CALL_TIMEOUT_S = 10.0  # one blocking client call; a timeout is retried, not fatal
@@ -203,11 +206,14 @@ class Transport:
         observe: Callable[[Output], None] | None = None,
         metrics: PipelineMetrics | None = None,
         slot: tuple[int, IO[str]] | None = None,
+        quality: QualityMonitor | None = None,
     ) -> None:
         self.config = config
         self.bootstrap = bootstrap
         self.store = store
         self.observe = observe
+        self.quality = quality
+        self._refused: set[str] = set()  # ids of commands a partition's state refused
         self.metrics = metrics
         self.topics = Topics(config.topic_prefix)
         self.raw_topic = self.topics.raw
@@ -337,10 +343,16 @@ class Transport:
 
     def _take_over(self, partition: int, committed: int) -> PartitionRunner:
         runner = PartitionRunner(
-            self.config, self.bootstrap, self.raw_topic, partition, self.store, self.observe
+            self.config,
+            self.bootstrap,
+            self.raw_topic,
+            partition,
+            self.store,
+            self.observe,
+            self.quality,
         )
         self._recover(runner, committed)
-        applied = [runner.on_control(command) for command in self.follower.known()]
+        applied = [self._control(runner, command) for command in self.follower.known()]
         if any(applied):
             runner.checkpoint(0.0, force=True)
         return runner
@@ -427,7 +439,8 @@ class Transport:
             if runner is None:
                 continue  # revoked meanwhile: its new owner reads these
             fresh = [m for m in messages if (m.offset() or 0) >= runner.next_offset]
-            chunks += [(partition, fresh[i : i + CHUNK]) for i in range(0, len(fresh), CHUNK)]
+            size = runner.chunk
+            chunks += [(partition, fresh[i : i + size]) for i in range(0, len(fresh), size)]
         done = 0
         try:
             while done < len(chunks) and not self._stop.is_set():
@@ -581,8 +594,40 @@ class Transport:
         if not commands:
             return
         for runner in self.runners.values():
-            if any([runner.on_control(command) for command in commands]):
+            if any([self._control(runner, command) for command in commands]):
                 runner.checkpoint(0.0, force=True)
+
+    def _control(self, runner: PartitionRunner, command: ControlCommand) -> bool:
+        """Apply one command to one partition; a command its state cannot carry out is left
+        unapplied there, loudly (and again identically by a recovery)."""
+        try:
+            return runner.on_control(command)
+        except CommandRefused as exc:
+            if command.command_id not in self._refused:
+                self._refused.add(command.command_id)
+                self._refuse(command, str(exc))
+            return False
+
+    def _refuse(self, command: ControlCommand, why: str) -> None:
+        """Say, in the log and on the alerts topic, that a command was not applied."""
+        log.error("command %s not applied: %s", command.command_id, why)
+        alert = Alert(
+            alert_id=f"refused-{command.command_id}",
+            ts_event_ns=command.ts_event_ns,
+            severity=Severity.CRITICAL,
+            code="COMMAND_REFUSED",
+            detail=f"{command.command} {command.command_id} not applied: {why}",
+            instrument=None if command.scope == "global" else command.scope,
+            model_id=command.model_id,
+        )
+        try:
+            publish(
+                [RawRecord(command.command_id, alert.to_bytes(), "control", 0)],
+                self.bootstrap,
+                self.topics.alerts,
+            )
+        except Exception as exc:  # the log line stands; the broker may be away
+            log.warning("could not publish the COMMAND_REFUSED alert: %r", exc)
 
     def _on_bad_command(self, record: QuarantineRecord) -> None:
         source = record.source

@@ -1,8 +1,9 @@
 """``tickwise worker``: ``ticks.raw`` to every output topic, exactly once, through Kafka's own
 transactions (``streams.live.transport``).
 
-Each assigned raw partition gets a ``PartitionRunner`` (``streams.live.partition``) that calls
-``Pipeline.process`` -- the very call the backtest makes -- and the transport commits each
+Each assigned raw partition gets a ``PartitionRunner`` (``streams.live.partition``) that feeds
+the columnar engine a batch at a time -- the very engine the backtest runs (``[live] engine``
+falls back per tick for what the engine does not serve) -- and the transport commits each
 batch's outputs with its input offsets in one transaction. faust is not on this path; it runs
 the independent watchtower (``streams.watch``).
 """
@@ -81,14 +82,14 @@ def build_transport(
         store = topic_store
     monitor = QualityMonitor()
     runners: dict[int, PartitionRunner] = {}
-    counters = PipelineMetrics(lambda: [r.pipeline.monitor for r in list(runners.values())])
+    counters = PipelineMetrics(lambda: [r.state.monitor for r in list(runners.values())])
 
     def observe(out: Output) -> None:
         if isinstance(out.message, CleanTick | QuarantineRecord):
             monitor.on_verdict(out.message)
         counters.on_output(out)
 
-    transport = Transport(config, bootstrap, store, observe, counters, slot)
+    transport = Transport(config, bootstrap, store, observe, counters, slot, monitor)
     transport.runners = runners
     if metrics_port:
         serve_metrics(monitor, metrics_port, metrics_addr, counters.registry)

@@ -3,7 +3,8 @@
 A real ``tickwise worker`` process decides a synthetic stream in three batches. Between
 batches the registry issues stage changes that travel on ``control``; decisions of each batch
 must come from the version the registry put in production, and after ``rollback`` the next
-decisions come from the previous version again.
+decisions come from the previous version again. A worker on the columnar engine, which runs
+one version, refuses such a rollout loudly and goes on deciding with the version it has.
 """
 
 from __future__ import annotations
@@ -27,12 +28,20 @@ from tickwise.streams.sources import synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-CONFIG = """
+ENGINE_CONFIG = """
 [model]
 warmup_labels = 10
 [label]
 horizon_s = 0.3
 """
+# the columnar engine runs one version: rolling out another needs the per-tick pipeline
+CONFIG = (
+    ENGINE_CONFIG
+    + """
+[live]
+engine = "per-tick"
+"""
+)
 SETTLE_S = 4.0  # the worker polls control every 0.5 s; leave room for a busy machine
 
 
@@ -110,3 +119,43 @@ def test_promote_and_rollback_switch_live_decisions(
         (tree.key, "retired", "bob"),
         ("logreg:v1", "production", "bob"),
     ]
+
+
+def test_a_columnar_worker_refuses_a_rollout_loudly(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    topics = Topics(topic_prefix)
+    create_topics(kafka_bootstrap, topic_prefix, partitions=1)
+    (tmp_path / "t.toml").write_text(ENGINE_CONFIG)
+    registry = Registry(tmp_path / "registry")
+    base = registry.register(ModelConfig(warmup_labels=10), "ops", "baseline")
+    tree = registry.register(
+        ModelConfig(model_id="tree", kind="hoeffding_tree", warmup_labels=10),
+        "quant",
+        "a tree",
+        parent=base.key,
+    )
+    registry.promote(base.key, "production", "ops", "initial", 1)
+    worker = spawn_worker(
+        kafka_bootstrap,
+        topic_prefix,
+        f"refuse-{uuid.uuid4().hex[:8]}",
+        config=str(tmp_path / "t.toml"),
+        log_path=str(tmp_path / "worker.log"),
+    )
+    try:
+        shadow = registry.promote(tree.key, "shadow", "quant", "watch it", 2)
+        send_control(kafka_bootstrap, topics.control, shadow)
+        time.sleep(SETTLE_S)
+        publish(list(synthetic(seed=8, count=1500)), kafka_bootstrap, topics.raw)
+        decisions = [
+            Decision.model_validate_json(v) for v in read_all(kafka_bootstrap, topics.decisions)
+        ]
+        alerts = [Alert.model_validate_json(v) for v in read_all(kafka_bootstrap, topics.alerts)]
+    finally:
+        stop_process(worker)
+    refused = [a for a in alerts if a.code == "COMMAND_REFUSED"]
+    assert len(refused) == 1 and shadow.command_id in refused[0].detail
+    assert "per-tick" in refused[0].detail and refused[0].severity == "CRITICAL"
+    assert decisions and {d.model_id for d in decisions} == {"logreg"}
+    assert "not applied" in (tmp_path / "worker.log").read_text()

@@ -71,8 +71,16 @@ class QualityMonitor(InstrumentStateMixin):
             figures = self._figures(verdict.instrument or UNKNOWN)
             figures.rejected[verdict.reason.value] += 1
             return
-        ts = verdict.tick.ts_event_ns
-        figures = self._figures(verdict.tick.instrument)
+        self.on_accepted(verdict.tick.instrument, verdict.tick.ts_event_ns)
+
+    def on_accepted_many(self, instruments: list[str], ts: list[int]) -> None:
+        """Count clean ticks, in order, from columns (the columnar engine's verdicts)."""
+        for instrument, t in zip(instruments, ts, strict=True):
+            self.on_accepted(instrument, t)
+
+    def on_accepted(self, instrument: str, ts: int) -> None:
+        """Count one clean tick of ``instrument`` at event time ``ts``."""
+        figures = self._figures(instrument)
         figures.accepted += 1
         if figures.last_ns >= 0 and ts - figures.last_ns > self.gap_ns:
             figures.gaps += 1

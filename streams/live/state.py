@@ -1,0 +1,173 @@
+"""What decides one raw partition in a worker: the columnar engine, or the per-tick pipeline
+where the engine cannot serve the config (``[live] engine``).
+
+``EngineState`` gives, for a batch of raw messages, the outputs ``Pipeline.process`` gives for
+them one by one, topic by topic and byte for byte (``tests/unit/engine/test_engine_run.py``
+holds the engine to the pipeline; ``tests/unit/test_partition_state.py`` this adapter). Both
+kinds pickle whole into a partition's checkpoint, so a partition moves to a worker on another
+host with its state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from tickwise.schemas.decisions import ControlCommand
+from tickwise.schemas.topics import (
+    ALERTS,
+    AUDIT,
+    CONTROL,
+    DECISIONS,
+    FEATURES,
+    FILLS,
+    SIGNALS,
+    TICKS_CLEAN,
+    TICKS_QUARANTINE,
+)
+from tickwise.streams.config import TickwiseConfig
+from tickwise.streams.engine.batch import decode
+from tickwise.streams.engine.monitor import M_EXISTS, M_H_LEN, M_H_SUM
+from tickwise.streams.engine.run import Engine
+from tickwise.streams.operators.control import control_key
+from tickwise.streams.operators.validation import QualityMonitor
+from tickwise.streams.pipeline import Output, Pipeline
+
+log = logging.getLogger(__name__)
+
+# Config sections a running state does not depend on: a worker restarted with only these
+# changed carries its state on as it is.
+STATELESS_SECTIONS = frozenset({"app_id", "topic_prefix", "live", "watch", "data"})
+
+
+class CommandRefused(ValueError):
+    """An operator command the partition's state cannot carry out (it is not applied)."""
+
+
+class EngineAccuracy:
+    """The engine monitor's rolling accuracy, read (never written) from another thread: what
+    ``metrics.AccuracyCollector`` asks of a monitor."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def instruments(self) -> list[str]:
+        """Instruments the engine has seen."""
+        return list(self.engine.symbols.names)
+
+    def stats(self, instrument: str) -> dict[str, object]:
+        """Each model's accuracy for ``instrument`` (None before its first outcome)."""
+        monitor = self.engine.monitor
+        mst, names = monitor.mst, monitor.models.names  # one reference each: a consistent pair
+        k = self.engine.symbols.names.index(instrument)
+        models: dict[str, dict[str, object]] = {}
+        if k < mst.shape[0]:
+            for m, name in enumerate(names[: mst.shape[1]]):
+                row = mst[k, m]
+                if row[M_EXISTS]:
+                    n = int(row[M_H_LEN])
+                    models[name] = {"accuracy": int(row[M_H_SUM]) / n if n else None}
+        return {"models": models}
+
+
+class EngineState:
+    """The columnar engine as one partition's state."""
+
+    chunk = 5_000  # raw messages decided per call: a consume call's batch, whole
+
+    def __init__(self, config: TickwiseConfig) -> None:
+        self.config = config
+        self.engine = Engine(config, live=True)  # NotImplementedError: a config it cannot serve
+
+    @property
+    def monitor(self) -> EngineAccuracy:
+        """The rolling accuracy the worker's /metrics exposes."""
+        return EngineAccuracy(self.engine)
+
+    def process(
+        self,
+        raws: Sequence[bytes],
+        topic: str,
+        partition: int,
+        offsets: np.ndarray,
+        reinjected: np.ndarray,
+        quality: QualityMonitor | None = None,
+    ) -> list[Output]:
+        """Every output of a batch of one partition's raw messages, in each topic's order."""
+        engine = self.engine
+        max_bytes = self.config.validation.max_message_bytes
+        batch = decode(raws, engine.symbols, topic, partition, offsets, max_bytes, reinjected, True)
+        o = engine.run(batch)
+        quarantined = [o.quarantined[row] for row in sorted(o.quarantined)]
+        if quality is not None:
+            names, clean = engine.symbols.names, batch.verdict == 0
+            clean[list(o.quarantined)] = False
+            rows = np.flatnonzero(clean)
+            quality.on_accepted_many(
+                [names[i] for i in batch.instrument[rows].tolist()], batch.ts[rows].tolist()
+            )
+        r = o.decided
+        out = [Output(TICKS_CLEAN, key, None, wire) for key, wire in o.clean]
+        out += [Output(TICKS_QUARANTINE, q.instrument, q) for q in quarantined]
+        out += [Output(FEATURES, f.instrument, f) for f in o.features]
+        out += [Output(SIGNALS, s.instrument, s) for s in o.signals]
+        out += [Output(DECISIONS, d.instrument, d) for d in r.decisions]
+        out += [Output(AUDIT, e.instrument, e, wire) for e, wire in r.audit]
+        out += [Output(FILLS, f.instrument, f) for f in r.fills]
+        out += [Output(ALERTS, a.instrument or a.model_id, a) for a in o.alerts]
+        out += [Output(CONTROL, control_key(c), c) for c in o.commands]
+        return out
+
+    def on_control(self, command: ControlCommand) -> bool:
+        """Take an operator command; False if it was taken before. ``CommandRefused`` for one
+        the engine cannot carry out (deploying a second model version, shadow or canary)."""
+        decide = self.engine.decide
+        if command.command_id in decide.seen:
+            return False
+        try:
+            decide.on_control([command])
+        except NotImplementedError as exc:
+            per_tick = "a worker with [live] engine = 'per-tick' runs it"
+            raise CommandRefused(f"{exc}; {per_tick}") from exc
+        return True
+
+    def reconfigured(self, config: TickwiseConfig) -> EngineState:
+        """This state under ``config``, when nothing it depends on changed.
+
+        A changed operator section (validation, features, model, risk, ...) raises
+        ``ValueError``: the engine's state arrays are laid out for the config they were built
+        under, and a guess would decide differently from a backtest of either config.
+        """
+        old = self.config
+        changed = sorted(
+            name
+            for name in type(config).model_fields
+            if name not in STATELESS_SECTIONS and getattr(config, name) != getattr(old, name)
+        )
+        if changed:
+            raise ValueError(
+                f"the checkpointed engine state was built under another [{'], ['.join(changed)}] "
+                "config; the columnar engine cannot carry it over: run the new config under a new "
+                "app_id (its state is rebuilt from the log) or restore the old sections"
+            )
+        self.config = config
+        return self
+
+
+PartitionState = EngineState | Pipeline
+
+
+def new_state(config: TickwiseConfig) -> PartitionState:
+    """A fresh state for one partition under ``config``, as ``[live] engine`` chooses."""
+    choice = config.live.engine
+    if choice == "per-tick":
+        return Pipeline(config)
+    try:
+        return EngineState(config)
+    except NotImplementedError as exc:
+        if choice == "columnar":
+            raise
+        log.info("deciding per tick: %s", exc)
+        return Pipeline(config)

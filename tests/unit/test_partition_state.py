@@ -1,0 +1,165 @@
+"""A worker partition's state (``streams.live.state``): the columnar engine fed batches gives the
+per-tick pipeline's outputs topic by topic, key and bytes, with operator commands taken between
+batches; it pickles into a checkpoint and goes on exactly; it refuses what it cannot do, loudly."""
+
+from __future__ import annotations
+
+import pickle
+from collections import defaultdict
+from itertools import pairwise
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tickwise.schemas.decisions import ControlCommand, Stage
+from tickwise.schemas.ticks import SourceRef
+from tickwise.streams.config import (
+    DecisionConfig,
+    LiveConfig,
+    MonitorConfig,
+    RiskConfig,
+    TickwiseConfig,
+    load_config,
+)
+from tickwise.streams.live.state import CommandRefused, EngineState, new_state
+from tickwise.streams.operators.validation import QualityMonitor
+from tickwise.streams.pipeline import Output, Pipeline
+from tickwise.streams.sources import synthetic
+
+CONFIG = TickwiseConfig(
+    decision=DecisionConfig(rule="threshold"),
+    monitor=MonitorConfig(
+        max_losing_streak=3,
+        min_accuracy=0.55,
+        accuracy_window=50,
+        policies={"LOSING_STREAK": "halt_instrument", "LOW_ACCURACY": "demote"},
+    ),
+)
+N = 5_000
+
+
+def command(cid: str, what: str, scope: str = "global", **extra: object) -> ControlCommand:
+    return ControlCommand(
+        command_id=cid, command=what, scope=scope, reason="test", operator="op",
+        ts_event_ns=1, **extra,
+    )  # fmt: skip
+
+
+# operator commands, by the raw offset before which they are taken
+COMMANDS = {2_000: command("k-on", "kill_switch_on"), 2_600: command("k-off", "kill_switch_off")}
+
+
+def raws(seed: int = 3) -> list[bytes]:
+    return [r.payload for r in synthetic(seed, N, bad_rate=0.03, regime="volatile")]
+
+
+def by_topic(outputs: list[Output]) -> dict[str, list[tuple[str | None, bytes]]]:
+    out: dict[str, list[tuple[str | None, bytes]]] = defaultdict(list)
+    for o in outputs:
+        out[o.topic.name].append((o.key, o.encoded()))
+    return out
+
+
+def per_tick(payloads: list[bytes]) -> dict[str, list[tuple[str | None, bytes]]]:
+    pipeline = Pipeline(CONFIG)
+    outputs: list[Output] = []
+    for i, raw in enumerate(payloads):
+        if i in COMMANDS:
+            pipeline.on_control(COMMANDS[i])
+        outputs += pipeline.process(raw, SourceRef(topic="ticks.raw", partition=2, offset=i))
+    return by_topic(outputs)
+
+
+def columnar(
+    payloads: list[bytes], cuts: list[int], state: EngineState | None = None, start: int = 0
+) -> tuple[list[Output], EngineState]:
+    state = state or EngineState(CONFIG)
+    inside = (c for c in (*cuts, *COMMANDS) if start < c < len(payloads))
+    bounds = [*sorted({start, *inside}), len(payloads)]
+    outputs: list[Output] = []
+    for a, b in pairwise(bounds):
+        if a in COMMANDS:
+            assert state.on_control(COMMANDS[a])
+        offsets = np.arange(a, b)
+        flags = np.zeros(b - a, np.bool_)
+        outputs += state.process(payloads[a:b], "ticks.raw", 2, offsets, flags)
+    return outputs, state
+
+
+@pytest.fixture(scope="module")
+def stream() -> tuple[list[bytes], dict[str, list[tuple[str | None, bytes]]]]:
+    payloads = raws()
+    return payloads, per_tick(payloads)
+
+
+def test_the_engine_state_publishes_what_the_pipeline_publishes(stream) -> None:
+    payloads, want = stream
+    got = by_topic(columnar(payloads, [700, 701, 4_000])[0])
+    assert set(got) == set(want)
+    for topic, messages in want.items():
+        assert got[topic] == messages, topic
+    assert len(want["ticks.clean"]) > 0.9 * N and want["decisions"] and want["alerts"]
+    kill = [m for _, m in want["decisions"] if b"KILL_SWITCH" in m]
+    assert kill, "the kill switch refused orders between its two commands"
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.lists(st.integers(1, N - 1), max_size=6), st.integers(100, N - 100))
+def test_a_pickled_state_goes_on_like_an_uninterrupted_one(cuts: list[int], at: int) -> None:
+    """What a checkpoint carries: the state after ``at`` raw messages, moved to another host."""
+    payloads = raws(4)
+    whole, _ = columnar(payloads, cuts)
+    first, state = columnar(payloads[:at], cuts)
+    moved = pickle.loads(pickle.dumps(state))
+    rest, _ = columnar(payloads, cuts, moved, start=at)
+    assert by_topic(first + rest) == by_topic(whole)
+
+
+def test_quality_figures_count_what_the_pipeline_counts(stream) -> None:
+    payloads, _ = stream
+    engine_quality, pipeline_quality = QualityMonitor(), QualityMonitor()
+    state, pipeline = EngineState(CONFIG), Pipeline(CONFIG)
+    outputs = state.process(
+        payloads, "ticks.raw", 0, np.arange(N), np.zeros(N, np.bool_), engine_quality
+    )
+    for o in outputs:
+        if o.topic.name == "ticks.quarantine":
+            engine_quality.on_verdict(o.message)
+    for i, raw in enumerate(payloads):
+        for o in pipeline.process(raw, SourceRef(topic="ticks.raw", partition=0, offset=i)):
+            if o.topic.name in ("ticks.clean", "ticks.quarantine"):
+                pipeline_quality.on_verdict(o.message)
+    assert engine_quality.figures() == pipeline_quality.figures()
+
+
+def test_commands_taken_once_and_refused_loudly() -> None:
+    state = EngineState(CONFIG)
+    assert state.on_control(COMMANDS[2_000]) and not state.on_control(COMMANDS[2_000])
+    canary = command(
+        "c1", "promote", model_id="logreg", model_version=1, stage=Stage.CANARY, instruments=["ES"]
+    )
+    with pytest.raises(CommandRefused, match="per-tick"):
+        state.on_control(canary)
+
+
+def test_a_restart_under_a_changed_config() -> None:
+    """Sections the state does not depend on change freely; others stop the take-over."""
+    state = EngineState(CONFIG)
+    renamed = CONFIG.model_copy(update={"app_id": "other", "live": LiveConfig(engine="columnar")})
+    assert state.reconfigured(renamed) is state and state.config == renamed
+    tighter = CONFIG.model_copy(update={"risk": RiskConfig(max_position=1.0)})
+    with pytest.raises(ValueError, match=r"\[risk\]"):
+        state.reconfigured(tighter)
+
+
+def test_the_engine_setting_picks_the_state() -> None:
+    zoo = load_config(model={"kind": "hoeffding_tree"})
+    assert isinstance(new_state(CONFIG), EngineState)
+    assert isinstance(new_state(zoo), Pipeline)  # auto: the engine has no river zoo
+    per_tick = CONFIG.model_copy(update={"live": LiveConfig(engine="per-tick")})
+    assert isinstance(new_state(per_tick), Pipeline)
+    forced = zoo.model_copy(update={"live": LiveConfig(engine="columnar")})
+    with pytest.raises(NotImplementedError):
+        new_state(forced)
