@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
+
+from tickwise.schemas.decisions import Decision, Signal
 from tickwise.streams.operators.validation import QualityMonitor
 
 
@@ -155,6 +158,38 @@ class AccuracyCollector:
         yield gauge
 
 
+class BatchHistogram:
+    """A Prometheus histogram filled a batch of observations at a time.
+
+    Why: ``prometheus_client.Histogram.observe`` takes a lock and walks the buckets once per
+    value, about a microsecond; a worker observes every tick it commits.
+    """
+
+    def __init__(self, name: str, documentation: str, buckets: tuple[float, ...]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.bounds = np.array(buckets, dtype=np.float64)
+        self.counts = np.zeros(len(buckets) + 1, dtype=np.int64)  # the last: above every bound
+        self.total = 0.0
+
+    def observe_many(self, values: np.ndarray) -> None:
+        """Count each value in the first bucket whose upper bound holds it."""
+        if values.size:
+            at = np.searchsorted(self.bounds, values, side="left")
+            self.counts += np.bincount(at, minlength=self.counts.size)
+            self.total += float(values.sum())
+
+    def collect(self) -> Iterator[Any]:
+        """Yield the histogram family (called on every scrape, from the metrics thread)."""
+        from prometheus_client.core import HistogramMetricFamily
+
+        cumulative = np.cumsum(self.counts).tolist()
+        bounds = [*(repr(float(b)) for b in self.bounds), "+Inf"]
+        family = HistogramMetricFamily(self.name, self.documentation)
+        family.add_metric([], list(zip(bounds, cumulative, strict=True)), self.total)
+        yield family
+
+
 class PipelineMetrics:
     """What the worker emits and how fast: counted from each output as it is produced.
 
@@ -164,7 +199,7 @@ class PipelineMetrics:
     """
 
     def __init__(self, monitors: Callable[[], list[Any]] | None = None) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client import CollectorRegistry, Counter, Gauge
 
         self.registry = CollectorRegistry()
         reg = self.registry
@@ -186,12 +221,12 @@ class PipelineMetrics:
             ["instrument", "reason"],
             registry=reg,
         )
-        self.latency = Histogram(
+        self.latency = BatchHistogram(
             "tickwise_tick_to_decision_seconds",
             "Wall clock from a raw tick's Kafka timestamp to the commit of its outputs.",
-            buckets=LATENCY_BUCKETS,
-            registry=reg,
+            LATENCY_BUCKETS,
         )
+        reg.register(self.latency)  # type: ignore[arg-type]
         self.lag = Gauge(
             "tickwise_consumer_lag",
             "Raw messages behind the end of each assigned ticks.raw partition.",
@@ -203,8 +238,6 @@ class PipelineMetrics:
 
     def on_output(self, out: Any) -> None:
         """Count one pipeline output (called from the partition runner's thread)."""
-        from tickwise.schemas.decisions import Decision, Signal
-
         message = out.message
         if isinstance(message, Decision):
             self.decisions.labels(
@@ -220,8 +253,7 @@ class PipelineMetrics:
     ) -> None:
         """Record a committed batch: its size, each tick's latency and the partition's lag."""
         self.ticks_in.labels(str(partition)).inc(len(produced_s))
-        for ts in produced_s:
-            if ts > 0:
-                self.latency.observe(max(0.0, committed_s - ts))
+        stamps = np.asarray(produced_s, dtype=np.float64)
+        self.latency.observe_many(np.maximum(0.0, committed_s - stamps[stamps > 0]))
         if lag is not None:
             self.lag.labels(str(partition)).set(lag)

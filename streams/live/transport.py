@@ -74,7 +74,7 @@ from tickwise.streams.sources import RawRecord
 
 log = logging.getLogger(__name__)
 
-BATCH_MAX = 500  # messages one consume call takes at most
+BATCH_MAX = 5_000  # messages one consume call takes at most (and one transaction, mostly)
 POLL_S = 0.1  # longest wait for a batch's first message; commands apply at least this often
 TXN_MAX_S = 0.1  # a transaction takes no further chunk after this long
 RETRY_S = 0.5  # pause between two attempts while the broker is away

@@ -85,8 +85,11 @@ def build_transport(
     counters = PipelineMetrics(lambda: [r.state.monitor for r in list(runners.values())])
 
     def observe(out: Output) -> None:
-        if isinstance(out.message, CleanTick | QuarantineRecord):
-            monitor.on_verdict(out.message)
+        message = out.message
+        if message is None:  # a clean tick the engine encoded in bulk (counted by ``monitor``)
+            return
+        if isinstance(message, CleanTick | QuarantineRecord):
+            monitor.on_verdict(message)
         counters.on_output(out)
 
     transport = Transport(config, bootstrap, store, observe, counters, slot, monitor)
