@@ -38,8 +38,6 @@ from tickwise.schemas.decisions import ControlCommand, Stage
 from tickwise.schemas.ticks import Instrument
 from tickwise.schemas.topics import Topics
 from tickwise.streams.config import TickwiseConfig, load_config
-from tickwise.streams.console.auth import USERS_ENV, AuthConfigError, User, Users, bearer
-from tickwise.streams.console.doors import DoorError, check_listen, is_loopback
 from tickwise.streams.console.metrics import ConsoleMetrics
 from tickwise.streams.console.view import SPECS, ConsoleView
 from tickwise.streams.live.bootstrap import resolve_bootstrap
@@ -47,6 +45,8 @@ from tickwise.streams.live.control import send_control
 from tickwise.streams.live.registry_log import publish_log
 from tickwise.streams.live.tap import consumer
 from tickwise.streams.registry import DEFAULT_ROOT, Registry, RegistryError
+from tickwise.streams.web.auth import USERS_ENV, AuthConfigError, User, Users, bearer
+from tickwise.streams.web.doors import DoorError, check_listen, is_loopback
 
 log = logging.getLogger(__name__)
 
