@@ -425,6 +425,22 @@ def _console(subparsers: Subparsers) -> None:
     parser.add_argument("--port", type=int, default=8321)
     _add_doors(parser, "--host")
     parser.add_argument("--registry", default=None, help=f"model registry ({DEFAULT_ROOT})")
+    tower = parser.add_argument_group(
+        "watchtower", "take health, windows and charts from tickwise watch --web-port"
+    )
+    tower.add_argument(
+        "--watch-url",
+        default=None,
+        help="the watchtower's views, e.g. http://127.0.0.1:8322 (token: $TICKWISE_WATCH_TOKEN); "
+        "unset: the console reads its topics from their first offset",
+    )
+    tower.add_argument("--watch-ca", default=None, help="PEM CA to trust for an https --watch-url")
+    tower.add_argument(
+        "--tail",
+        type=int,
+        default=500,
+        help="with --watch-url: messages per partition read back from each topic's end",
+    )
     add_bootstrap_argument(parser)
     parser.set_defaults(func=LazyHandler("tickwise.streams.console.server:run_cli"))
 

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 
-from confluent_kafka import Consumer, KafkaError, Message
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from tickwise.streams.live.reader import consumer_settings
 from tickwise.streams.web.auth import USERS_ENV
@@ -30,6 +30,28 @@ def consumer(bootstrap: str, topics: list[str], group: str | None = None) -> Con
         )
     )
     c.subscribe(topics)
+    return c
+
+
+def tail_consumer(
+    bootstrap: str, topics: list[str], group: str, last: int | None = None
+) -> Consumer:
+    """A read-only consumer from the ``last`` messages of each partition (None: from the
+    earliest), that never commits and reports each partition's end (``_PARTITION_EOF``), so
+    its reader knows when it has read what was there when it started."""
+    c = Consumer(
+        consumer_settings(
+            bootstrap, group, **{"auto.offset.reset": "earliest", "enable.partition.eof": True}
+        )
+    )
+
+    def from_the_tail(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            tp.offset = max(low, high - last) if last is not None else low
+        consumer.assign(partitions)
+
+    c.subscribe(topics, on_assign=from_the_tail)
     return c
 
 
