@@ -13,7 +13,8 @@ from tickwise.streams.config import AnomalyConfig, LabelConfig
 from tickwise.streams.console.charts import SERIES, instrument_series, lag_series
 from tickwise.streams.console.view import ConsoleView
 from tickwise.streams.console.watch import TOKEN_ENV, WatchSource, WatchURLError
-from tickwise.streams.watch.views import windows_json
+from tickwise.streams.watch.health import GroupHealth
+from tickwise.streams.watch.views import HealthBoard, windows_json
 from tickwise.streams.watch.windows import TUMBLING, Windows
 
 CONFIG = AnomalyConfig(window_s=0.5, hop_size_s=1.5, hop_step_s=0.5, history=1000)
@@ -95,6 +96,14 @@ def test_the_watchtowers_accounts_and_switches_stand_beside_the_console_tail(
     }  # fmt: skip
     assert snap["watch"]["charts"] == instrument_series(windows)
     assert "lag_history" not in snap["watch"]["health"]
+    # the lag series ends at the lag the health shows, both from one look
+    board = HealthBoard()
+    for i, lag in enumerate((10, 250, 12_722)):
+        board.on_look(float(i), GroupHealth("g", "STABLE", 1, lag, {0: lag}), 5, {}, {}, [], {}, {})
+    view.on_watch("http://t:1", board.snapshot(), windows, None)
+    lag = view.snapshot()["watch"]
+    assert lag["lag"] == {"t": [0.0, 1.0, 2.0], "lag": [10, 250, 12_722]}
+    assert lag["health"]["workers"]["lag"] == 12_722
     # a failed read keeps the last answers and says why
     view.on_watch("http://t:1", None, None, "ClientConnectorError: refused")
     again = view.snapshot()["watch"]
