@@ -5,7 +5,10 @@ reads and pushes ``snapshot()`` to browsers, and the unit tests feed it messages
 keeps a small, bounded view per instrument (last price, position, P&L, risk state, the latest
 signals with their explanations), per model (stage, rolling accuracy, scored by the monitor's
 own rule) and for the desk (alerts, data quality by reason, rejections by reason, controls and
-the audit records that applied them, with the operator who asked).
+the audit records that applied them, with the operator who asked). Beside a watchtower it also
+keeps the last answers of its views (``on_watch``): each instrument's account over the whole
+trail stands in for what the console's tail of the topics shows, and the page gets the chart
+series of the windows (``charts``).
 """
 
 from __future__ import annotations

@@ -10,7 +10,9 @@ Four inputs, its own consumer group (``[watch] group_id`` behind the topic prefi
 - a timer that checks the deadlines, the feeds and the workers' group (``health``), and sets
   the Prometheus gauges from what it found (``metrics``);
 - ``audit`` again, in an agent of its own, for the trading windows and their anomalies
-  (``trading``), whose policies publish on ``control``.
+  (``trading``), whose policies publish on ``control``;
+- with ``--web-port``, faust's web server with two views (``views``): the last look's health and
+  the windows table, as JSON for the console, behind the console's doors.
 
 State lives in faust tables backed by changelog topics: the chain heads (the registry's
 in a table of its own, co-partitioned with its topic), the decisions awaiting

@@ -5,15 +5,21 @@ instrument refused."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.stubs import audit_bodies
+from tests.stubs import audit_bodies, self_signed_cert
 from tickwise.schemas.decisions import AUDIT_ADAPTER, AuditRecord, HoldSummary
 from tickwise.streams.config import AnomalyConfig, LabelConfig
+from tickwise.streams.live.broker import free_port
 from tickwise.streams.watch.health import GroupHealth
 from tickwise.streams.watch.views import (
     LAG_LOOKS,
@@ -24,8 +30,10 @@ from tickwise.streams.watch.views import (
     windows_json,
 )
 from tickwise.streams.watch.windows import HOPPING, TUMBLING, Windows
+from tickwise.streams.web.auth import USERS_ENV
 
 CONFIG = AnomalyConfig(window_s=0.5, hop_size_s=1.5, hop_step_s=0.5, history=1000, min_history=3)
+NO_BROKER = "127.0.0.1:1"
 INSTRUMENT = re.compile(r"^[A-Za-z0-9._:/\-]{1,64}$")
 
 
@@ -137,3 +145,40 @@ def test_a_query_parameter_the_views_do_not_know_is_refused(query: dict[str, str
     if query:
         with pytest.raises(BadQuery, match="unknown query parameter"):
             instrument_of(query)
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "tickwise.streams.cli", *args, "--bootstrap-servers", NO_BROKER]
+    return subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_the_watchtower_refuses_its_views_on_doors_the_console_refuses(tmp_path: Path) -> None:
+    """Each refusal exits 2 before the watchtower binds or reaches a broker."""
+    port = free_port()
+    plain = cli("watch", "--web-port", str(port), "--web-host", "0.0.0.0")
+    assert plain.returncode == 2 and "refusing to serve plain HTTP on 0.0.0.0" in plain.stderr
+    assert not listening(port)
+    cert, _ = self_signed_cert(tmp_path)
+    half = cli("watch", "--web-port", str(port), "--tls-cert", cert)
+    assert half.returncode == 2 and "--tls-key" in half.stderr
+    short = cli("watch", "--web-port", str(port), env={USERS_ENV: "bob:viewer:short"})
+    assert short.returncode == 2 and "shorter than" in short.stderr
+    assert not listening(port)
+
+
+def test_the_console_refuses_a_watch_url_it_cannot_read() -> None:
+    for url in ("ftp://tower:8322", "http://tower:8322/watch/health"):
+        result = cli("console", "--port", str(free_port()), "--watch-url", url)
+        assert result.returncode == 2 and "--watch-url" in result.stderr, result.stderr
