@@ -396,16 +396,11 @@ def _security(subparsers: Subparsers) -> None:
     parser.set_defaults(func=LazyHandler("tickwise.streams.live.security_cli:run_cli"))
 
 
-def _console(subparsers: Subparsers) -> None:
-    from tickwise.streams.registry import DEFAULT_ROOT
-
-    parser = subparsers.add_parser("console", help="serve the trader and operator web console")
-    parser.add_argument("--config", default=None, help="TOML config (topic prefix, P&L basis)")
-    parser.add_argument("--topic-prefix", default=None, help="override the config's topic prefix")
+def _add_doors(parser: argparse._ActionsContainer, host: str) -> None:
+    """Where a web server may listen, its TLS and its users (the console's and the views')."""
     parser.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (off loopback: TLS or --insecure)"
+        host, default="127.0.0.1", help="address to listen on (off loopback: TLS or --insecure)"
     )
-    parser.add_argument("--port", type=int, default=8321)
     parser.add_argument("--tls-cert", default=None, help="PEM certificate (chain): serve HTTPS")
     parser.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
     parser.add_argument(
@@ -419,7 +414,33 @@ def _console(subparsers: Subparsers) -> None:
         help="TOML users file ([users.<name>] role, token or token_sha256); "
         "else $TICKWISE_CONSOLE_USERS_FILE or $TICKWISE_CONSOLE_USERS (name:role:token,...)",
     )
+
+
+def _console(subparsers: Subparsers) -> None:
+    from tickwise.streams.registry import DEFAULT_ROOT
+
+    parser = subparsers.add_parser("console", help="serve the trader and operator web console")
+    parser.add_argument("--config", default=None, help="TOML config (topic prefix, P&L basis)")
+    parser.add_argument("--topic-prefix", default=None, help="override the config's topic prefix")
+    parser.add_argument("--port", type=int, default=8321)
+    _add_doors(parser, "--host")
     parser.add_argument("--registry", default=None, help=f"model registry ({DEFAULT_ROOT})")
+    tower = parser.add_argument_group(
+        "watchtower", "take health, windows and charts from tickwise watch --web-port"
+    )
+    tower.add_argument(
+        "--watch-url",
+        default=None,
+        help="the watchtower's views, e.g. http://127.0.0.1:8322 (token: $TICKWISE_WATCH_TOKEN); "
+        "unset: the console reads its topics from their first offset",
+    )
+    tower.add_argument("--watch-ca", default=None, help="PEM CA to trust for an https --watch-url")
+    tower.add_argument(
+        "--tail",
+        type=int,
+        default=500,
+        help="with --watch-url: messages per partition read back from each topic's end",
+    )
     add_bootstrap_argument(parser)
     parser.set_defaults(func=LazyHandler("tickwise.streams.console.server:run_cli"))
 
@@ -439,6 +460,11 @@ def _watch(subparsers: Subparsers) -> None:
     parser.add_argument("--topic-prefix", default=None, help="override the config's topic prefix")
     parser.add_argument("--loglevel", default="WARNING")
     add_metrics_arguments(parser)
+    views = parser.add_argument_group(
+        "web views", "/watch/health and /watch/windows as JSON, for the console (a viewer token)"
+    )
+    views.add_argument("--web-port", type=int, default=0, help="serve the views here (0: none)")
+    _add_doors(views, "--web-host")
     add_bootstrap_argument(parser)
     parser.set_defaults(func=LazyHandler("tickwise.streams.watch.app:run_cli"))
 

@@ -86,9 +86,11 @@ def run_cli(args: argparse.Namespace) -> int:
         )
         app_id = f"tickwise-demo-{run_id}"
         worker = spawn_worker(bootstrap, prefix, app_id)
-        tower = Watchtower.start(bootstrap, prefix, app_id)
+        token = secrets.token_urlsafe(16)  # the console's operator, who reads the views too
+        users = f"demo-operator:operator:{token}" if args.console_port else ""
+        tower = Watchtower.start(bootstrap, prefix, app_id, users)
         if args.console_port:
-            console = _console(bootstrap, prefix, args.console_port)
+            console = _console(bootstrap, prefix, args.console_port, token, tower.web_url)
         count = int(args.rate * args.seconds)
         records = synthetic(args.seed, count, bad_rate=args.bad_rate)
         feed = threading.Thread(
@@ -157,19 +159,24 @@ class Watchtower:
     proc: subprocess.Popen[bytes]
     metrics_port: int
     log: Path
+    web_url: str | None = None
 
     @classmethod
-    def start(cls, bootstrap: str, prefix: str, worker_group: str) -> Watchtower:
+    def start(cls, bootstrap: str, prefix: str, worker_group: str, users: str = "") -> Watchtower:
         """Start the watchtower beside the worker: its own process and consumer group, told
-        which group the worker is so it can watch its members and lag."""
+        which group the worker is so it can watch its members and lag; with ``users`` (a
+        ``TICKWISE_CONSOLE_USERS`` value) it serves its views to them on loopback."""
         workdir = Path(tempfile.mkdtemp(prefix="tickwise-demo-watch-"))
         config = workdir / "watch.toml"
         config.write_text(f"[watch]\nworker_group = {json.dumps(worker_group)}\n")
         port = free_port()
         log = workdir / "watch.log"
-        proc = spawn_watch(bootstrap, prefix, str(config), port, str(log))
+        web_port = free_port() if users else 0
+        proc = spawn_watch(
+            bootstrap, prefix, str(config), port, str(log), web_port=web_port, users=users
+        )
         print(f"watchtower: /metrics on http://127.0.0.1:{port}/metrics, log {log}", flush=True)
-        return cls(proc, port, log)
+        return cls(proc, port, log, f"http://127.0.0.1:{web_port}" if web_port else None)
 
     def figures(self) -> WatchFigures | None:
         """Its figures now, or None while its metrics server does not answer yet."""
@@ -242,13 +249,22 @@ def watch_summary(
     return lines, caught_up and not broken and agree
 
 
-def _console(bootstrap: str, prefix: str, port: int) -> subprocess.Popen[bytes] | None:
-    """Start ``tickwise console`` with a one-off operator token for this demo run."""
+def _console(
+    bootstrap: str, prefix: str, port: int, token: str, watch_url: str | None
+) -> subprocess.Popen[bytes] | None:
+    """Start ``tickwise console`` with a one-off operator token for this demo run, reading the
+    watchtower's views (with the same token) and the tail of its topics."""
     from tickwise.streams.console.server import spawn_console
 
-    token = secrets.token_urlsafe(16)
     try:
-        proc = spawn_console(bootstrap, prefix, port, f"demo-operator:operator:{token}")
+        proc = spawn_console(
+            bootstrap,
+            prefix,
+            port,
+            f"demo-operator:operator:{token}",
+            watch_url=watch_url,
+            watch_token=token,
+        )
     except RuntimeError as exc:
         print(f"console not started ({exc}); the demo goes on without it", flush=True)
         return None

@@ -1,6 +1,10 @@
 """``tickwise console``: the trader and operator web page, served by aiohttp.
 
-One Kafka consumer task reads the deployment's topics into a ``ConsoleView``; a broadcaster
+One Kafka consumer task reads the deployment's topics into a ``ConsoleView``: from their first
+offset when the console stands alone, or only their last ``--tail`` messages per partition when
+it is pointed at a watchtower (``--watch-url``), whose views give the health, the trading
+windows and the accounts over the whole trail (``watch``); so a console opened after a week of
+trading reads what it reads on the first day. A broadcaster
 pushes its snapshot to every open page with server-sent events (at most ``PUSH_S`` apart, only
 when something changed), so a browser never polls and nothing is read from a database. Every
 endpoint that shows the desk (state, events, metrics) takes a bearer token of a viewer or
@@ -38,15 +42,17 @@ from tickwise.schemas.decisions import ControlCommand, Stage
 from tickwise.schemas.ticks import Instrument
 from tickwise.schemas.topics import Topics
 from tickwise.streams.config import TickwiseConfig, load_config
-from tickwise.streams.console.auth import USERS_ENV, AuthConfigError, User, Users, bearer
-from tickwise.streams.console.doors import DoorError, check_listen, is_loopback
 from tickwise.streams.console.metrics import ConsoleMetrics
 from tickwise.streams.console.view import SPECS, ConsoleView
+from tickwise.streams.console.watch import TOKEN_ENV as WATCH_TOKEN_ENV
+from tickwise.streams.console.watch import WatchSource, WatchURLError, follow
 from tickwise.streams.live.bootstrap import resolve_bootstrap
 from tickwise.streams.live.control import send_control
 from tickwise.streams.live.registry_log import publish_log
-from tickwise.streams.live.tap import consumer
+from tickwise.streams.live.tap import tail_consumer
 from tickwise.streams.registry import DEFAULT_ROOT, Registry, RegistryError
+from tickwise.streams.web.auth import USERS_ENV, AuthConfigError, User, Users, bearer
+from tickwise.streams.web.doors import DoorError, check_listen, is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +61,7 @@ PUSH_S = 0.25  # at most four pushes a second per page
 HEARTBEAT_S = 15.0
 BATCH = 1000
 LAG_EVERY_S = 5.0
+TAIL = 500  # messages per partition a console beside a watchtower reads back
 _INSTRUMENT = TypeAdapter(Instrument)
 
 
@@ -67,7 +74,11 @@ class Console:
         config: TickwiseConfig,
         users: Users,
         registry_root: str | Path = DEFAULT_ROOT,
+        watch: WatchSource | None = None,
+        tail: int = TAIL,
     ) -> None:
+        self.watch = watch
+        self.tail = tail if watch is not None else None  # alone, it reads the whole topics
         self.bootstrap = bootstrap
         self.config = config
         self.users = users
@@ -81,19 +92,25 @@ class Console:
 
     # --- Kafka -> view ----------------------------------------------------------------------
 
-    async def consume(self) -> None:
-        """Read every console topic from the start, then follow; runs until cancelled."""
+    async def consume(self, read_up: asyncio.Event) -> None:
+        """Read every console topic from the start (or the tail, beside a watchtower), then
+        follow; set ``read_up`` once each partition's end was reached. Runs until cancelled."""
         loop = asyncio.get_running_loop()
         # a group under the console role's prefix, which the secure profile's ACLs allow
         group = f"{self.topics.prefix}tickwise-console-{uuid.uuid4().hex[:8]}"
-        c = await loop.run_in_executor(None, consumer, self.bootstrap, list(self.names), group)
+        c = await loop.run_in_executor(
+            None, tail_consumer, self.bootstrap, list(self.names), group, self.tail
+        )
         next_lag = 0.0
+        ended: set[tuple[str, int]] = set()
         try:
             while True:
                 batch = await loop.run_in_executor(None, c.consume, BATCH, 0.2)
                 for msg in batch:
                     if msg.error():
-                        if msg.error().code() != KafkaError._PARTITION_EOF:
+                        if msg.error().code() == KafkaError._PARTITION_EOF:
+                            ended.add((msg.topic(), msg.partition()))
+                        else:
                             log.error("console consumer: %s", msg.error())
                         continue
                     name = self.names[msg.topic()]
@@ -104,13 +121,26 @@ class Console:
                             msg.partition(),
                             msg.offset(),
                         )
+                if not read_up.is_set():
+                    parts = await loop.run_in_executor(None, c.assignment)
+                    if parts and all((tp.topic, tp.partition) in ended for tp in parts):
+                        read_up.set()
                 if time.monotonic() >= next_lag:
                     next_lag = time.monotonic() + LAG_EVERY_S
                     lag = await loop.run_in_executor(None, _lag, c)
                     self.metrics.set_lag({self.names[t]: n for t, n in lag.items()})
-                    self.ready.set()
         finally:
             await loop.run_in_executor(None, c.close)
+
+    async def become_ready(self, read_up: asyncio.Event, watched: asyncio.Event) -> None:
+        """Ready once the topics are read up to where they ended and, beside a watchtower,
+        its views answered once (or failed to: the page then shows why)."""
+        await read_up.wait()
+        if self.watch is not None:
+            await watched.wait()
+        self.view.on_ready()
+        self.ready.set()
+        log.info("console: ready, %s messages read", sum(self.view.counts.values()))
 
     async def broadcast(self) -> None:
         """Push the snapshot to every page when it changed, at most every ``PUSH_S``."""
@@ -285,7 +315,14 @@ class Console:
         return app
 
     async def _background(self, app: web.Application) -> Any:
-        tasks = [asyncio.create_task(self.consume()), asyncio.create_task(self.broadcast())]
+        read_up, watched = asyncio.Event(), asyncio.Event()
+        tasks = [
+            asyncio.create_task(self.consume(read_up)),
+            asyncio.create_task(self.broadcast()),
+            asyncio.create_task(self.become_ready(read_up, watched)),
+        ]
+        if self.watch is not None:
+            tasks.append(asyncio.create_task(follow(self.watch, self.view.on_watch, watched)))
         yield
         for task in tasks:
             task.cancel()
@@ -324,13 +361,17 @@ def spawn_console(
     tls: tuple[str, str] | None = None,
     host: str = "127.0.0.1",
     insecure: bool = False,
+    watch_url: str | None = None,
+    watch_token: str | None = None,
+    tail: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``tickwise console`` as its own process and wait until it serves its page.
 
     ``users`` is a ``TICKWISE_CONSOLE_USERS`` value (``name:role:token,...``), passed through
     the child's environment, never its command line. ``tls`` is a (certificate, key) pair of
     PEM files; the readiness probe trusts that certificate and no other, so it must name
-    127.0.0.1 when ``host`` is a wildcard.
+    127.0.0.1 when ``host`` is a wildcard. ``watch_url``: the watchtower's views, read with
+    ``watch_token`` (through the environment too); ``tail``: messages per partition read back.
     """
     cmd = [
         sys.executable,
@@ -347,7 +388,13 @@ def spawn_console(
         cmd += ["--tls-cert", tls[0], "--tls-key", tls[1]]
     if insecure:
         cmd.append("--insecure")
+    if watch_url:
+        cmd += ["--watch-url", watch_url]
+    if tail is not None:
+        cmd += ["--tail", str(tail)]
     env = {**os.environ, USERS_ENV: users}
+    if watch_token:
+        env[WATCH_TOKEN_ENV] = watch_token
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     probe_host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
@@ -379,14 +426,27 @@ def run_cli(args: argparse.Namespace) -> int:
     except AuthConfigError as exc:
         print(f"tickwise console: {exc}")
         return 2
-    console = Console(resolve_bootstrap(args), config, users, args.registry or DEFAULT_ROOT)
+    try:
+        watch = WatchSource.of(args.watch_url, args.watch_ca) if args.watch_url else None
+    except WatchURLError as exc:
+        print(f"tickwise console: {exc}", file=sys.stderr)
+        return 2
+    console = Console(
+        resolve_bootstrap(args), config, users, args.registry or DEFAULT_ROOT, watch, args.tail
+    )
     if not len(users):
         print("tickwise console: no users configured: nobody can read or control (see --users)")
     scheme = "https" if context else "http"
     if context is None and not is_loopback(args.host):
         print("tickwise console: --insecure: plain HTTP off loopback, tokens travel in clear")
+    source = (
+        f"the watchtower at {watch.url} and the last {args.tail} messages of each partition"
+        if watch
+        else "the topics from their first offset"
+    )
     print(
-        f"tickwise console on {scheme}://{args.host}:{args.port}/ (topics '{config.topic_prefix}')"
+        f"tickwise console on {scheme}://{args.host}:{args.port}/ (topics '{config.topic_prefix}'; "
+        f"reads {source})"
     )
     web.run_app(
         console.app(),

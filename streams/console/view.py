@@ -5,14 +5,17 @@ reads and pushes ``snapshot()`` to browsers, and the unit tests feed it messages
 keeps a small, bounded view per instrument (last price, position, P&L, risk state, the latest
 signals with their explanations), per model (stage, rolling accuracy, scored by the monitor's
 own rule) and for the desk (alerts, data quality by reason, rejections by reason, controls and
-the audit records that applied them, with the operator who asked).
+the audit records that applied them, with the operator who asked). Beside a watchtower it also
+keeps the last answers of its views (``on_watch``): each instrument's account over the whole
+trail stands in for what the console's tail of the topics shows, and the page gets the chart
+series of the windows (``charts``).
 """
 
 from __future__ import annotations
 
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -40,6 +43,7 @@ from tickwise.schemas.topics import (
     TICKS_QUARANTINE,
 )
 from tickwise.streams.config import TickwiseConfig
+from tickwise.streams.console.charts import instrument_series, lag_series
 from tickwise.streams.operators.monitor import Monitor
 
 # The topics the console reads, and how each is decoded (keyed by catalogue name).
@@ -137,6 +141,9 @@ class ConsoleView:
         self.counts: Counter[str] = Counter()
         self.undecodable: Counter[str] = Counter()
         self.version = 0  # bumped on every change, so the server pushes only when it moved
+        self.ready = False  # the server's word: what it must read first is read
+        # the watchtower's views, when the console is pointed at one (None: topics alone)
+        self.watch: dict[str, Any] | None = None
         # a signal is scored at its own tick's price, which its decision carries
         self._signals: OrderedDict[str, Signal] = OrderedDict()
         self._prices: OrderedDict[str, float] = OrderedDict()
@@ -317,6 +324,38 @@ class ConsoleView:
                 "ts_event_ns": c.ts_event_ns,
             }
 
+    def on_ready(self) -> None:
+        self.ready = True
+        self.version += 1
+
+    def on_watch(
+        self,
+        url: str,
+        health: dict[str, Any] | None,
+        windows: dict[str, Any] | None,
+        error: str | None,
+    ) -> None:
+        """Take what the watchtower's views answered; a failed read keeps the last answers and
+        shows the error beside them."""
+        last = self.watch or {}
+        self.watch = {
+            "url": url,
+            "health": health if health is not None else last.get("health"),
+            "windows": windows if windows is not None else last.get("windows"),
+            "error": error,
+        }
+        self.version += 1
+
+    def _accounts(self) -> dict[str, dict[str, Any]]:
+        """Each instrument's account as the watchtower keeps it over the whole trail: that of
+        its key (model version) that moved last."""
+        windows = (self.watch or {}).get("windows") or {}
+        out: dict[str, dict[str, Any]] = {}
+        for key in sorted(windows.get("keys", []), key=lambda k: k.get("latest_ns") or 0):
+            if key["account"]["cash"] is not None:
+                out[key["instrument"]] = key["account"]
+        return out
+
     # --- what the page gets ---------------------------------------------------------------
 
     def pnl(self, view: InstrumentView) -> float | None:
@@ -350,7 +389,18 @@ class ConsoleView:
     def snapshot(self) -> dict[str, Any]:
         """Everything the page shows, as JSON-ready data."""
         instruments = {}
-        for name, v in sorted(self.instruments.items()):
+        accounts = self._accounts()
+        for name in sorted(set(self.instruments) | set(accounts)):
+            v = self.instruments.get(name) or InstrumentView()
+            account = accounts.get(name)
+            if account is not None:  # the watchtower read the whole trail; the console its tail
+                v = replace(
+                    v,
+                    position=account["position"],
+                    cash=account["cash"],
+                    realized_pnl=account["realized_pnl"] or 0.0,
+                    last_price=account["price"] if v.last_price is None else v.last_price,
+                )
             quality = {r: n for (i, r), n in self.quality_by_instrument.items() if i == name}
             instruments[name] = {
                 "last_price": v.last_price,
@@ -379,9 +429,37 @@ class ConsoleView:
             "rejections": dict(self.rejections.most_common()),
             "alerts": list(self.alerts),
             "alert_counts": dict(self.alert_counts.most_common()),
-            "kill_switches": dict(sorted(self.kill_switches.items())),
+            "kill_switches": self._kill_switches(),
             "controls": list(self.controls),
             "audit": list(self.audit),
             "counts": dict(self.counts),
             "undecodable": dict(self.undecodable),
+            "ready": self.ready,
+            "watch": self._watch_snapshot(),
+        }
+
+    def _kill_switches(self) -> dict[str, dict[str, Any]]:
+        """The switches from the control commands read, and those the watchtower holds in
+        force that the console's tail of the control topic no longer reaches."""
+        health = ((self.watch or {}).get("health")) or {}
+        out = dict(self.kill_switches)
+        for scope, on in (health.get("kill_switches") or {}).items():
+            if scope not in out:
+                out[scope] = {"on": on, "operator": None, "reason": None, "ts_event_ns": None}
+        return dict(sorted(out.items()))
+
+    def _watch_snapshot(self) -> dict[str, Any] | None:
+        """The watchtower's health and the chart series of its windows (the page draws these,
+        not the windows themselves, so each push stays small)."""
+        if self.watch is None:
+            return None
+        health = self.watch["health"]
+        windows = self.watch["windows"]
+        return {
+            "url": self.watch["url"],
+            "error": self.watch["error"],
+            "health": {k: v for k, v in health.items() if k != "lag_history"} if health else None,
+            "lag": lag_series(health) if health else None,
+            "charts": instrument_series(windows) if windows else {},
+            "tumbling_s": windows.get("tumbling_s") if windows else None,
         }

@@ -14,9 +14,10 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 
-from confluent_kafka import Consumer, KafkaError, Message
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from tickwise.streams.live.reader import consumer_settings
+from tickwise.streams.web.auth import USERS_ENV
 
 
 def consumer(bootstrap: str, topics: list[str], group: str | None = None) -> Consumer:
@@ -29,6 +30,28 @@ def consumer(bootstrap: str, topics: list[str], group: str | None = None) -> Con
         )
     )
     c.subscribe(topics)
+    return c
+
+
+def tail_consumer(
+    bootstrap: str, topics: list[str], group: str, last: int | None = None
+) -> Consumer:
+    """A read-only consumer from the ``last`` messages of each partition (None: from the
+    earliest), that never commits and reports each partition's end (``_PARTITION_EOF``), so
+    its reader knows when it has read what was there when it started."""
+    c = Consumer(
+        consumer_settings(
+            bootstrap, group, **{"auto.offset.reset": "earliest", "enable.partition.eof": True}
+        )
+    )
+
+    def from_the_tail(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            tp.offset = max(low, high - last) if last is not None else low
+        consumer.assign(partitions)
+
+    c.subscribe(topics, on_assign=from_the_tail)
     return c
 
 
@@ -109,14 +132,23 @@ def spawn_watch(
     metrics_port: int,
     log_path: str,
     loglevel: str = "WARNING",
+    web_port: int = 0,
+    users: str = "",
 ) -> subprocess.Popen[bytes]:
     """Start ``tickwise watch`` as its own process beside the workers, its ``/metrics`` on
-    loopback at ``metrics_port``; ``config`` names its ``[watch]`` section (the workers' group)."""
+    loopback at ``metrics_port``; ``config`` names its ``[watch]`` section (the workers' group).
+
+    ``web_port``: serve its views there, on loopback, to the ``users`` given as a
+    ``TICKWISE_CONSOLE_USERS`` value (through the environment, never the command line)."""
     cmd = [sys.executable, "-m", "tickwise.streams.cli", "watch", "--bootstrap-servers", bootstrap]
     cmd += ["--topic-prefix", topic_prefix, "--config", config, "--loglevel", loglevel]
     cmd += ["--metrics-port", str(metrics_port)]
+    env = dict(os.environ)
+    if web_port:
+        cmd += ["--web-port", str(web_port)]
+        env[USERS_ENV] = users
     out = open(log_path, "wb")  # noqa: SIM115
-    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> int:

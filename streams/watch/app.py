@@ -10,7 +10,9 @@ Four inputs, its own consumer group (``[watch] group_id`` behind the topic prefi
 - a timer that checks the deadlines, the feeds and the workers' group (``health``), and sets
   the Prometheus gauges from what it found (``metrics``);
 - ``audit`` again, in an agent of its own, for the trading windows and their anomalies
-  (``trading``), whose policies publish on ``control``.
+  (``trading``), whose policies publish on ``control``;
+- with ``--web-port``, faust's web server with two views (``views``): the last look's health and
+  the windows table, as JSON for the console, behind the console's doors.
 
 State lives in faust tables backed by changelog topics: the chain heads (the registry's
 in a table of its own, co-partitioned with its topic), the decisions awaiting
@@ -29,6 +31,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import sys
 import tempfile
 import time
 from collections.abc import MutableMapping
@@ -59,6 +62,9 @@ from tickwise.streams.watch.health import (
 from tickwise.streams.watch.metrics import WatchMetrics
 from tickwise.streams.watch.probe import admin_client, partition_counts, probe_group
 from tickwise.streams.watch.trading import add_trading
+from tickwise.streams.watch.views import HealthBoard, WebDoor, add_views
+from tickwise.streams.web.auth import AuthConfigError, Users
+from tickwise.streams.web.doors import DoorError, check_listen
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +146,12 @@ def build_app(
     bootstrap: str,
     store: str = "memory://",
     metrics: WatchMetrics | None = None,
+    web: WebDoor | None = None,
 ) -> tuple[faust.App, dict[str, Any]]:
     """The watchtower's faust app; also returns its tables by name (for tests and views).
 
-    ``metrics``: the gauges and counters it keeps up to date (a registry of its own if unset).
+    ``metrics``: the gauges and counters it keeps up to date (a registry of its own if unset);
+    ``web``: where to serve the health and windows views (``views``; unset: no web server).
     """
     topics = Topics(config.topic_prefix)
     watch = config.watch
@@ -173,7 +181,7 @@ def build_app(
         datadir=str(datadir / app_id),
         key_serializer="raw",
         value_serializer="raw",
-        web_enabled=False,
+        **(web.settings() if web is not None else {"web_enabled": False}),
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,
         broker_session_timeout=10,
@@ -198,6 +206,7 @@ def build_app(
     }
     trail = Trail(config, tables["heads"], tables["pending"])
     alarms = Alarms()
+    board = HealthBoard()
     alerts_topic = app.topic(topics.alerts, value_serializer="raw", key_serializer="raw")
 
     async def send(alerts: list[Alert]) -> None:
@@ -275,6 +284,8 @@ def build_app(
 
     # trading anomalies: windows of the audit trail, policies on the control topic (trading.py)
     tables.update(add_trading(app, config, topics, trail_parts, send))
+    if web is not None:
+        add_views(app, board, tables["windows"], watch.anomaly, web.users)
 
     worker_group = watch.worker_group or config.app_id
 
@@ -291,11 +302,16 @@ def build_app(
         alerts += group_alerts(alarms, health, time.time(), watch)
         await send(alerts)
         stale = {subject for code, subject in alarms.firing() if code == "FEED_STALE"}
-        metrics.on_feeds(last_seen, in_session(last_seen, now, watch), stale, now)
+        sessions = in_session(last_seen, now, watch)
+        heads, switches = dict(tables["heads"].items()), dict(tables["kill_switches"].items())
+        metrics.on_feeds(last_seen, sessions, stale, now)
         metrics.on_group(health, watch.max_lag)
-        metrics.on_heads(dict(tables["heads"].items()))
-        metrics.on_kill_switches(dict(tables["kill_switches"].items()))
+        metrics.on_heads(heads)
+        metrics.on_kill_switches(switches)
         metrics.on_look(now)
+        board.on_look(
+            now, health, watch.max_lag, last_seen, sessions, alarms.firing(), heads, switches
+        )
 
     return app, tables
 
@@ -306,10 +322,21 @@ def run_cli(args: argparse.Namespace) -> int:
         level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = load_config(args.config, topic_prefix=args.topic_prefix)
+    web = None
+    if args.web_port:
+        try:
+            context = check_listen(args.web_host, args.tls_cert, args.tls_key, args.insecure)
+            users = Users.load(args.users)
+        except (DoorError, AuthConfigError) as exc:
+            print(f"tickwise watch: {exc}", file=sys.stderr)
+            return 2
+        if not len(users):
+            print("tickwise watch: no users configured: the views answer 401 (see --users)")
+        web = WebDoor(args.web_port, users, args.web_host, context)
     metrics = WatchMetrics()
     if args.metrics_port:
         serve_registry(metrics.registry, args.metrics_port, args.metrics_addr)
-    app, _ = build_app(config, resolve_bootstrap(args), metrics=metrics)
+    app, _ = build_app(config, resolve_bootstrap(args), metrics=metrics, web=web)
     worker = faust.Worker(app, loglevel=args.loglevel.lower(), quiet=True)
     worker.execute_from_commandline()
     return 0

@@ -75,8 +75,8 @@ def key_of(instrument: str, model_id: str, model_version: int) -> str:
     return f"{instrument}|{model_id}|v{model_version}"
 
 
-def empty_counts(start_ns: int, end_ns: int) -> Counts:
-    """A window nothing has happened in yet."""
+def empty_counts(start_ns: int, end_ns: int, position: float = 0.0) -> Counts:
+    """A window nothing has happened in yet; ``position``: the account's as it opens."""
     return {
         "start_ns": start_ns,
         "end_ns": end_ns,
@@ -89,6 +89,7 @@ def empty_counts(start_ns: int, end_ns: int) -> Counts:
         "marked_pnl": 0.0,  # change of cash + position x last price over the window
         "outcomes": 0,
         "hits": 0,
+        "position": position,  # the account's position at the window's last fill (or open)
     }
 
 
@@ -222,7 +223,9 @@ class Windows:
             for start in spec.starts(ts):
                 counts = windows.get(str(start))
                 if counts is None:
-                    counts = windows[str(start)] = empty_counts(start, start + spec.size_ns)
+                    counts = windows[str(start)] = empty_counts(
+                        start, start + spec.size_ns, st["position"]
+                    )
                 update(counts)
 
     def _fills(self, st: State, fills: list[Fill]) -> None:
@@ -234,9 +237,12 @@ class Windows:
             if first:
                 st["mark"] = None  # the account is known from here: its level is no P&L
 
-            def filled(c: Counts, realized: float = realized) -> None:
+            def filled(
+                c: Counts, realized: float = realized, position: float = fill.position_after
+            ) -> None:
                 c["fills"] += 1
                 c["realized_pnl"] += realized
+                c["position"] = position
 
             self._count(st, st["latest_ns"], filled)
             self._mark(st, fill.reference_price)

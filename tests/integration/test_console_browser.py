@@ -2,8 +2,10 @@
 
 Headless Chromium from Debian's packages, driven through Debian's chromedriver by selenium (no
 driver or browser download). The console serves HTTPS with a throwaway self-signed certificate
-(chromium is told to accept it). Before a login the page shows no data; a viewer's token shows
-signals as the worker emits them but no controls; an operator logs in, pulls the global kill
+(chromium is told to accept it) and reads the watchtower's views beside the pipeline. Before a
+login the page shows no data; a viewer's token shows signals as the worker emits them, the
+watchtower's health and its charts drawn from the windows (uPlot, from the package), but no
+controls; an operator logs in, pulls the global kill
 switch with a reason, and the page shows every instrument HALTED and the audit records that
 applied the switch, naming that operator.
 """
@@ -26,7 +28,13 @@ from tickwise.streams.console.server import spawn_console
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.broker import free_port
 from tickwise.streams.live.feed import publish
-from tickwise.streams.live.tap import consumer, messages, spawn_worker, stop_process
+from tickwise.streams.live.tap import (
+    consumer,
+    messages,
+    spawn_watch,
+    spawn_worker,
+    stop_process,
+)
 from tickwise.streams.sources import synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -39,7 +47,10 @@ warmup_labels = 5
 [label]
 horizon_s = 0.5
 """
+# windows short enough for a run of a few minutes of event time to fill several
+WINDOWS = "[watch.anomaly]\nwindow_s = 5.0\nhop_size_s = 15.0\nhop_step_s = 5.0\n"
 OPERATOR_TOKEN = "op-" + uuid.uuid4().hex
+WATCH_TOKEN = "watch-" + uuid.uuid4().hex
 VIEWER_TOKEN = "view-" + uuid.uuid4().hex
 WAIT_S = 60
 
@@ -70,9 +81,17 @@ def test_console_shows_signals_and_an_operator_halts_trading_from_the_page(
     create_topics(kafka_bootstrap, topic_prefix, partitions=3)
     config = tmp_path / "tickwise.toml"
     config.write_text(CONFIG)
+    app_id = f"console-{uuid.uuid4().hex[:8]}"
     worker = spawn_worker(
-        kafka_bootstrap, topic_prefix, f"console-{uuid.uuid4().hex[:8]}", str(config),
+        kafka_bootstrap, topic_prefix, app_id, str(config),
         str(tmp_path / "worker.log"), str(tmp_path / "checkpoints"),
+    )  # fmt: skip
+    watch_config = tmp_path / "watch.toml"
+    watch_config.write_text(CONFIG + f'[watch]\nworker_group = "{app_id}"\n' + WINDOWS)
+    watch_port = free_port()
+    tower = spawn_watch(
+        kafka_bootstrap, topic_prefix, str(watch_config), free_port(),
+        str(tmp_path / "watch.log"), web_port=watch_port, users=f"console:viewer:{WATCH_TOKEN}",
     )  # fmt: skip
     records = list(synthetic(seed=5, count=24_000, bad_rate=0.01))
     feeder = threading.Thread(
@@ -84,7 +103,7 @@ def test_console_shows_signals_and_an_operator_halts_trading_from_the_page(
     tls = self_signed_cert(tmp_path)
     console = spawn_console(
         kafka_bootstrap, topic_prefix, port, users, str(config), str(tmp_path / "console.log"),
-        tls=tls,
+        tls=tls, watch_url=f"http://127.0.0.1:{watch_port}", watch_token=WATCH_TOKEN,
     )  # fmt: skip
     driver = None
     try:
@@ -119,6 +138,21 @@ def test_console_shows_signals_and_an_operator_halts_trading_from_the_page(
         assert driver.find_element(By.ID, "conn").text == "live"
         assert driver.find_element(By.ID, "control-fields").get_property("disabled")
 
+        # the watchtower's health and its charts, drawn on canvases with the windows' data
+        wait.until(lambda d: f"workers {app_id}" in d.find_element(By.ID, "health").text)
+        points = "return Object.fromEntries(Object.entries(window.tickwiseCharts || {})" + (
+            ".map(([k, c]) => [k, c.data[0].length]))"
+        )
+        drawn = wait.until(lambda d: (lambda n: len(n) == 5 and min(n.values()) >= 2 and n)(
+            d.execute_script(points)
+        ))  # fmt: skip
+        assert set(drawn) == {"pnl", "position", "orders", "accuracy", "lag"}
+        canvases = driver.find_elements(By.CSS_SELECTOR, "#charts div[data-chart] canvas")
+        assert len(canvases) == 5 and all(c.size["width"] > 300 for c in canvases)
+        orders = driver.execute_script("return tickwiseCharts.orders.data[1]")
+        assert sum(orders) > 0  # the windows counted the worker's orders
+        driver.save_screenshot(str(tmp_path / "charts.png"))
+
         # logging out blanks the page; the operator logs in
         driver.find_element(By.ID, "logout-button").click()
         wait.until(lambda d: d.find_element(By.ID, "conn").text == "logged out")
@@ -151,6 +185,7 @@ def test_console_shows_signals_and_an_operator_halts_trading_from_the_page(
         if driver is not None:
             driver.quit()
         stop_process(console)
+        stop_process(tower)
         stop_process(worker)
 
     # the workers' audit trail itself names the authenticated operator
@@ -168,3 +203,4 @@ def test_console_shows_signals_and_an_operator_halts_trading_from_the_page(
     assert {operator for _, operator in applied} == {"alice"} and len(applied) == 3
     if os.environ.get("TICKWISE_KEEP_SCREENSHOT"):
         shutil.copy(tmp_path / "console.png", os.environ["TICKWISE_KEEP_SCREENSHOT"])
+        shutil.copy(tmp_path / "charts.png", os.environ["TICKWISE_KEEP_SCREENSHOT"] + ".charts.png")

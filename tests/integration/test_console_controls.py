@@ -12,11 +12,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from tickwise.schemas.decisions import ControlCommand
 from tickwise.schemas.topics import Topics
 from tickwise.streams.config import ModelConfig, load_config
-from tickwise.streams.console.auth import Users
 from tickwise.streams.console.server import Console
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.tap import consumer, messages
 from tickwise.streams.registry import Registry
+from tickwise.streams.web.auth import Users
 
 pytestmark = [pytest.mark.kafka]
 

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tickwise.streams.config import TickwiseConfig
-from tickwise.streams.console.auth import AuthConfigError, User, Users, bearer, hash_token
 from tickwise.streams.console.server import Console
+from tickwise.streams.web.auth import AuthConfigError, User, Users, bearer, hash_token
 
 USERS = "alice:operator:alice-token-1,bob:viewer:bob-token-1"
 CONTROLS = ("/api/control/kill-switch", "/api/control/promote", "/api/control/rollback")

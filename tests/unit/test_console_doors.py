@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 from stubs import self_signed_cert
 
 from tickwise.streams.config import TickwiseConfig
-from tickwise.streams.console.auth import Users
-from tickwise.streams.console.doors import MIN_TLS, DoorError, check_listen, is_loopback
 from tickwise.streams.console.server import Console, spawn_console
 from tickwise.streams.live.broker import free_port
 from tickwise.streams.live.tap import stop_process
+from tickwise.streams.web.auth import Users
+from tickwise.streams.web.doors import MIN_TLS, DoorError, check_listen, is_loopback
 
 USERS = "alice:operator:alice-token-1,bob:viewer:bob-token-1"
 READS = ("/api/state", "/api/events", "/metrics")

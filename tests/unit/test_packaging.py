@@ -9,6 +9,7 @@ become ``tickwise.streams``, ``tickwise.schemas`` and ``tickwise.replay``. PyPI 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,6 +85,21 @@ def test_the_wheel_holds_only_the_namespace_with_its_data(wheel: Path) -> None:
     assert "tickwise/__init__.py" not in names  # a namespace: other distributions may add to it
     assert "tickwise/schemas/json/clean_tick.schema.json" in names
     assert any(name.startswith("tickwise/streams/console/static/") for name in names)
+    # the charting library ships inside the package, with its licence beside it
+    uplot = "tickwise/streams/console/static/uplot/"
+    for name in ("uPlot.iife.min.js", "uPlot.min.css", "LICENSE"):
+        assert uplot + name in names, name
+
+
+def test_the_page_loads_nothing_from_outside_the_console() -> None:
+    """Every script and stylesheet the page names is served by the console from the package."""
+    static = REPO_ROOT / "streams" / "console" / "static"
+    page = (static / "index.html").read_text()
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert "/static/uplot/uPlot.iife.min.js" in assets
+    for asset in assets:
+        assert asset.startswith("/static/") and (static / asset.removeprefix("/static/")).is_file()
+    assert "MIT" in (static / "uplot" / "LICENSE").read_text()
 
 
 @pytest.mark.slow

@@ -100,11 +100,94 @@ function render(s) {
   ks.className = "badge " + (g && g.on ? "HALTED" : "ok");
   const c = s.counts;
   $("counts").textContent = `signals ${c.signals || 0} · decisions ${c.decisions || 0} · fills ${c.fills || 0} · audit ${c.audit || 0} · quarantined ${c["ticks.quarantine"] || 0}`;
+  renderWatch(s.watch);
   const scope = $("ks-scope");
   const have = new Set(Array.from(scope.options).map((o) => o.value));
   for (const name of names) {
     if (!have.has(name)) scope.add(new Option(name, name));
   }
+}
+
+// Charts of the watchtower's windows (uPlot, shipped in /static/uplot/): one per figure, for
+// the instrument chosen, and the workers' lag over the watchtower's recent looks. The series
+// come ready-made in the pushed state (state.watch.charts, state.watch.lag): the page only
+// hands them to uPlot. window.tickwiseCharts names the charts drawn, for a look from devtools.
+const CHARTS = [
+  { id: "pnl", title: "P&L over the windows", series: [["pnl", "marked", "#1f6feb"], ["realized_pnl", "realized", "#8250df"]] },
+  { id: "position", title: "position at each window's end", series: [["position", "position", "#1b7a35"]], stepped: true },
+  { id: "orders", title: "orders and refusals per window", series: [["orders", "orders", "#1f6feb"], ["refusals", "refusals", "#b42318"]], bars: true, fromZero: true },
+  { id: "accuracy", title: "model accuracy per window", series: [["accuracy", "accuracy", "#7a5b00"]], range: [0, 1] },
+  { id: "lag", title: "workers' lag on ticks.raw (messages)", series: [["lag", "lag", "#9b1c1c"]], lag: true, fromZero: true },
+];
+const drawn = {};
+window.tickwiseCharts = drawn;
+
+function chartData(spec, w, instrument) {
+  const cols = spec.lag ? w.lag : (w.charts || {})[instrument];
+  if (!cols) return null;
+  return [cols.t, ...spec.series.map(([key]) => cols[key])];
+}
+
+function chartOptions(spec, width) {
+  const paths = spec.bars && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.6, 40] })
+    : spec.stepped && uPlot.paths.stepped ? uPlot.paths.stepped({ align: 1 }) : undefined;
+  return {
+    title: spec.title, width, height: 190,
+    scales: {
+      x: { time: true },
+      // counts from zero, accuracy on 0..1, the rest around their data; recomputed on each update
+      y: spec.range ? { range: () => spec.range }
+        : spec.fromZero ? { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } : { auto: true },
+    },
+    axes: [{}, { size: 64 }], // room for "10,000" beside the y axis
+    series: [{}, ...spec.series.map(([, label, color]) => ({
+      label, stroke: color, width: 1.5, paths, fill: spec.bars ? color + "55" : undefined,
+      points: { show: false }, spanGaps: false,
+    }))],
+  };
+}
+
+function renderCharts(w) {
+  const select = $("chart-instrument");
+  const names = Object.keys(w.charts || {});
+  const have = new Set(Array.from(select.options).map((o) => o.value));
+  for (const name of names) if (!have.has(name)) select.add(new Option(name, name));
+  const instrument = select.value || names[0];
+  $("chart-note").textContent = w.tumbling_s ? `tumbling windows of ${w.tumbling_s} s, event time; lag by wall time` : "";
+  const box = $("charts");
+  for (const spec of CHARTS) {
+    let div = box.querySelector(`div[data-chart="${spec.id}"]`);
+    if (!div) { // every chart's place, in the order above, before any has data
+      div = document.createElement("div");
+      div.className = "chart";
+      div.dataset.chart = spec.id;
+      box.append(div);
+    }
+    const data = chartData(spec, w, instrument);
+    if (!data) continue;
+    if (drawn[spec.id]) drawn[spec.id].setData(data);
+    else drawn[spec.id] = new uPlot(chartOptions(spec, Math.max(380, div.clientWidth || 420)), data, div);
+  }
+}
+
+function renderWatch(w) {
+  if (!w) return;
+  $("watch-source").textContent = w.error ? `${w.url}: ${w.error}` : `from ${w.url}`;
+  $("watch-source").className = w.error ? "badge off" : "muted";
+  const h = w.health;
+  if (h && h.last_look) {
+    const k = h.workers;
+    const stale = Object.entries(h.feeds || {}).filter(([, f]) => f.stale).map(([n]) => n);
+    const firing = (h.firing || []).map((f) => `${f.code} ${f.subject}`);
+    $("health").textContent = [
+      k ? `workers ${k.group}: ${k.members} member(s), lag ${k.lag} (limit ${k.max_lag})` : "workers: unknown",
+      `broker ${h.broker.reachable ? "reachable" : "UNREACHABLE"}`,
+      `stale feeds: ${stale.join(", ") || "none"}`,
+      `alarms on: ${firing.join(", ") || "none"}`,
+      `last look ${new Date(h.last_look * 1000).toISOString().slice(11, 19)} UTC`,
+    ].join("  ·  ");
+  }
+  renderCharts(w);
 }
 
 function conn(text, ok) {
@@ -229,4 +312,5 @@ $("ks-on").onclick = () => control("/api/control/kill-switch", { state: "on", sc
 $("ks-off").onclick = () => control("/api/control/kill-switch", { state: "off", scope: $("ks-scope").value });
 $("promote").onclick = () => control("/api/control/promote", { model: $("model-key").value, stage: $("model-stage").value });
 $("rollback").onclick = () => control("/api/control/rollback", {});
+$("chart-instrument").onchange = () => { if (state && state.watch) renderCharts(state.watch); };
 if (token) login(token); else logout();
