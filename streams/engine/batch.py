@@ -22,7 +22,7 @@ from numba import njit
 from pydantic import ValidationError
 
 from tickwise.schemas.quarantine import ReasonCode
-from tickwise.schemas.ticks import TICK_ADAPTER, CleanTick, SourceRef
+from tickwise.schemas.ticks import TICK_ADAPTER, SourceRef
 
 KIND_TRADE, KIND_QUOTE = 0, 1
 # Row verdicts: 0 is clean, otherwise 1 + the reason code's position in ``ReasonCode``.
@@ -327,22 +327,28 @@ def _canonical(msg: dict) -> dict:
 
 def clean_tick_bytes(batch: TickBatch, rows: Sequence[int]) -> list[bytes]:
     """The ``CleanTick`` of each of ``rows``, as the exact bytes its contract would encode
-    (``tests/unit/engine/test_clean_ticks.py``), without building the contract per tick.
+    (``tests/unit/engine/test_front.py``), without building the contract per tick.
 
     Needs the batch decoded with ``keep_messages``.
     """
     messages = batch.messages
     if messages is None:
         raise ValueError("clean ticks are rendered from a batch decoded with keep_messages")
-    dumps, topic, partition, offsets = orjson.dumps, batch.topic, batch.partition, batch.offsets
+    dumps, offsets = orjson.dumps, batch.offsets.tolist()
+    # the envelope around each tick, its fields in the contract's order
+    head = b'{"schema_version":1,"tick":'
+    source = (
+        b',"source":{"topic":'
+        + dumps(batch.topic)
+        + b',"partition":%d,"offset":' % (batch.partition)
+    )
     out = []
     for row in rows:
         msg = messages[row]
         assert msg is not None
-        source = {"topic": topic, "partition": partition, "offset": int(offsets[row])}
-        clean = {"schema_version": 1, "tick": _canonical(msg), "source": source}
         try:
-            out.append(dumps(clean))
+            tick = dumps(_canonical(msg))
         except TypeError:  # a sequence number past 64 bits: the contract's own encoder
-            out.append(CleanTick.model_validate(clean).to_bytes())
+            tick = TICK_ADAPTER.dump_json(TICK_ADAPTER.validate_python(_canonical(msg)))
+        out.append(b"".join((head, tick, source, b"%d}}" % offsets[row])))
     return out
