@@ -31,6 +31,7 @@ from tickwise.streams.config import TickwiseConfig
 from tickwise.streams.engine.batch import decode
 from tickwise.streams.engine.monitor import M_EXISTS, M_H_LEN, M_H_SUM
 from tickwise.streams.engine.run import Engine
+from tickwise.streams.engine.validate import BatchValidator
 from tickwise.streams.operators.control import control_key
 from tickwise.streams.operators.validation import QualityMonitor
 from tickwise.streams.pipeline import Output, Pipeline
@@ -134,11 +135,15 @@ class EngineState:
         return True
 
     def reconfigured(self, config: TickwiseConfig) -> EngineState:
-        """This state under ``config``, when nothing it depends on changed.
+        """This state under ``config``: the state carried over where the engine's layout
+        allows it, else ``ValueError`` naming what changed.
 
-        A changed operator section (validation, features, model, risk, ...) raises
-        ``ValueError``: the engine's state arrays are laid out for the config they were built
-        under, and a guess would decide differently from a backtest of either config.
+        Sections nothing decides by (``STATELESS_SECTIONS``) change freely. A changed
+        ``[validation]`` (an instrument allowed, a limit moved: the fix before re-injecting
+        quarantined ticks) keeps the validator's state and takes the new rules, as long as its
+        windows keep their sizes. Any other changed section stops the take-over: features,
+        learners, risk and monitor state are laid out for the config they were built under,
+        and a guess would decide differently from a backtest of either config.
         """
         old = self.config
         changed = sorted(
@@ -146,15 +151,33 @@ class EngineState:
             for name in type(config).model_fields
             if name not in STATELESS_SECTIONS and getattr(config, name) != getattr(old, name)
         )
-        if changed:
+        if changed == ["validation"]:
+            self._revalidate(config)
+        elif changed:
             raise ValueError(
                 f"the checkpointed engine state was built under another [{'], ['.join(changed)}] "
-                "config; the columnar engine cannot carry it over: run the new config under a new "
-                "app_id (its state is rebuilt from the log) or restore the old sections"
+                "config; the columnar engine carries a changed [validation] over, nothing else: "
+                "run the new config under a new app_id (its state is rebuilt from the log) or "
+                "restore the old sections"
             )
         self.config = config
+        self.engine.config = config
         return self
 
+    def _revalidate(self, config: TickwiseConfig) -> None:
+        engine = self.engine
+        before = engine.validator
+        after = BatchValidator(config.validation, engine.symbols)
+        old_shape = (before.state.moves.shape[1], before.state.ids.shape[2])
+        new_shape = (after.state.moves.shape[1], after.state.ids.shape[2])
+        if old_shape != new_shape:
+            raise ValueError(
+                "the new [validation] changes the outlier or duplicate windows (ring sizes "
+                f"{old_shape} -> {new_shape}); the checkpointed validator state cannot carry "
+                "over: run it under a new app_id (its state is rebuilt from the log)"
+            )
+        after.state = before.state
+        engine.validator = after
 
 PartitionState = EngineState | Pipeline
 

@@ -21,6 +21,7 @@ from tickwise.streams.config import (
     MonitorConfig,
     RiskConfig,
     TickwiseConfig,
+    ValidationConfig,
     load_config,
 )
 from tickwise.streams.live.state import CommandRefused, EngineState, new_state
@@ -152,6 +153,33 @@ def test_a_restart_under_a_changed_config() -> None:
     tighter = CONFIG.model_copy(update={"risk": RiskConfig(max_position=1.0)})
     with pytest.raises(ValueError, match=r"\[risk\]"):
         state.reconfigured(tighter)
+
+
+def test_a_validation_fix_keeps_the_state_and_takes_the_new_rules() -> None:
+    """The fix before re-injecting quarantined ticks: CL allowed from now on, and the ticks
+    seen before are still known (the last one again is a duplicate)."""
+    narrow = CONFIG.model_copy(update={"validation": ValidationConfig(instruments=("ES", "NQ"))})
+    wide = CONFIG.model_copy(
+        update={"validation": ValidationConfig(instruments=("ES", "NQ", "CL"))}
+    )
+    records = list(synthetic(5, 1_500))
+    payloads = [r.payload for r in records]
+    state = EngineState(narrow)
+    first = state.process(payloads, "ticks.raw", 0, np.arange(1_500), np.zeros(1_500, np.bool_))
+    refused = [o.message for o in first if o.topic.name == "ticks.quarantine"]
+    assert any(q.reason.value == "UNKNOWN_INSTRUMENT" and q.instrument == "CL" for q in refused)
+    state = pickle.loads(pickle.dumps(state)).reconfigured(wide)
+    last_es = next(r.payload for r in reversed(records) if r.key == "ES" and r.injected is None)
+    cl = next(r for r in records if r.key == "CL" and r.injected is None)
+    again = state.process(
+        [last_es, cl.payload], "ticks.raw", 0, np.arange(1_500, 1_502), np.zeros(2, np.bool_)
+    )
+    quarantined = [o.message for o in again if o.topic.name == "ticks.quarantine"]
+    clean = [o.key for o in again if o.topic.name == "ticks.clean"]
+    assert [q.reason.value for q in quarantined] == ["DUPLICATE"] and clean == ["CL"]
+    resized = CONFIG.model_copy(update={"validation": ValidationConfig(dedup_window=7)})
+    with pytest.raises(ValueError, match="windows"):
+        EngineState(CONFIG).reconfigured(resized)
 
 
 def test_the_engine_setting_picks_the_state() -> None:
