@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from tickwise.streams.config import FeatureConfig
 from tickwise.streams.engine.batch import KIND_TRADE, SymbolTable, TickBatch
+from tickwise.streams.engine.jit import kernel
 from tickwise.streams.operators.features.engine import (
     CATALOGUE,
     NOISE_BPS,
@@ -32,24 +32,24 @@ RV, SIGNED_VOL, VOLUME, TICKS, UP, DOWN = range(6)
 S_FIRST, S_LAST, S_SPREAD, S_IMB, S_MICRO, S_MID, S_TRADE, S_SIGN = range(8)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _pymax(a: float, b: float) -> float:  # pragma: no cover - compiled
     """Python's ``max(a, b)``: ``a`` unless ``b`` is larger (keeps the sign of a zero)."""
     return b if b > a else a
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _clip(x: float, bound: float) -> float:  # pragma: no cover - compiled
     m = x if x < bound else bound
     return m if m > -bound else -bound
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _ratio(num: float, den: float, tiny: float) -> float:  # pragma: no cover - compiled
     return num / den if abs(den) > tiny else 0.0
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _ewm_add(ewm, k, s, x, decay) -> None:  # pragma: no cover - compiled
     w = ewm[k, s, 0] * decay + 1.0
     mean = ewm[k, s, 1]
@@ -60,7 +60,7 @@ def _ewm_add(ewm, k, s, x, decay) -> None:  # pragma: no cover - compiled
     ewm[k, s, 2] = ewm[k, s, 2] * decay + delta * (x - mean)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _std(ewm, k, s) -> float:  # pragma: no cover - compiled
     w = ewm[k, s, 0]
     if w <= 0.0:
@@ -68,7 +68,7 @@ def _std(ewm, k, s) -> float:  # pragma: no cover - compiled
     return math.sqrt(_pymax(ewm[k, s, 2] / w, 0.0))
 
 
-@njit(cache=True)
+@kernel()
 def _features(
     clean, inst, kind, ts, price, size, bid, ask, bid_size, ask_size,
     taus, intensity_tau, sample_ns,

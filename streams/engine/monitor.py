@@ -27,12 +27,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 from river import drift
 
 from tickwise.schemas.decisions import Alert, ControlCommand
 from tickwise.streams.config import LabelConfig, MonitorConfig
 from tickwise.streams.engine.batch import SymbolTable
+from tickwise.streams.engine.jit import kernel
 from tickwise.streams.engine.risk import BUY, NONE, SIDE_FLAT
 from tickwise.streams.operators.labels import NO_DIRECTION, UP, direction_nb, forward_bps_nb
 from tickwise.streams.operators.labels import horizon_ns as to_ns
@@ -72,7 +72,7 @@ ADW_STATE, ADW_INST, ADW_SLOT = range(3)
 ADW_X, ADW_FIRE, ADW_OLD, ADW_EST = range(4)
 
 
-@njit(cache=True)
+@kernel()
 def _emit(ist, icfg, a_int, a_num, n_out, row, code, k, m, ts, n, x, y) -> None:  # pragma: no cover
     ist[k, I_ALERTS] += 1
     j = n_out[0]
@@ -83,7 +83,7 @@ def _emit(ist, icfg, a_int, a_num, n_out, row, code, k, m, ts, n, x, y) -> None:
     n_out[0] = j + 1
 
 
-@njit(cache=True)
+@kernel()
 def _arm(mst, k, m, column, firing) -> bool:  # pragma: no cover - compiled
     """Alert once when a condition starts; re-arm when it clears."""
     mst[k, m, M_EXISTS] = 1
@@ -92,7 +92,7 @@ def _arm(mst, k, m, column, firing) -> bool:  # pragma: no cover - compiled
     return firing and armed
 
 
-@njit(cache=True)
+@kernel()
 def on_tick(
     ist, fst, mst, m_err, hits, p_ts, p_slot, p_side, p_price, p_score, icfg, fcfg,
     adw_i, adw_f, a_int, a_num, n_out, row, k, ts, price,
@@ -163,13 +163,13 @@ def on_tick(
     return True
 
 
-@njit(cache=True)
+@kernel()
 def signal_room(ist, p_ts, k, n) -> bool:  # pragma: no cover - compiled
     """Whether instrument ``k``'s pending ring has room for ``n`` more signals."""
     return ist[k, I_P_LEN] + n <= p_ts.shape[1]
 
 
-@njit(cache=True)
+@kernel()
 def on_signal(
     ist, mst, p_ts, p_slot, p_side, p_price, p_score, k, m, ts, price, score, side
 ) -> bool:  # pragma: no cover - compiled  # fmt: skip
@@ -187,7 +187,7 @@ def on_signal(
     return True
 
 
-@njit(cache=True)
+@kernel()
 def on_fill(
     ist, fst, mst, icfg, a_int, a_num, n_out, row, k, m, ts, realized_after, fee
 ) -> None:  # pragma: no cover - compiled  # fmt: skip
@@ -207,7 +207,7 @@ def on_fill(
         _emit(ist, icfg, a_int, a_num, n_out, row, LOSING_STREAK, k, m, ts, streak, 0.0, 0.0)
 
 
-@njit(cache=True)
+@kernel()
 def on_account(
     ist, mst, icfg, fcfg, a_int, a_num, n_out, row, k, m, ts, net_pnl
 ) -> None:  # pragma: no cover - compiled  # fmt: skip
@@ -220,7 +220,7 @@ def on_account(
         _emit(ist, icfg, a_int, a_num, n_out, row, PNL_LOSS, k, m, ts, 0, net_pnl, 0.0)
 
 
-@njit(cache=True)
+@kernel()
 def on_validated(
     ist, q, icfg, fcfg, a_int, a_num, n_out, row, k, clean, ts
 ) -> None:  # pragma: no cover - compiled  # fmt: skip
@@ -345,7 +345,7 @@ DONE, STOP_GROW, STOP_ADWIN, STOP_POLICY = range(4)
 START_CAPACITY = 64
 
 
-@njit(cache=True)
+@kernel()
 def _run(
     inst, clean, ts, price,
     f_row, f_slot, f_realized, f_fee,
