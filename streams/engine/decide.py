@@ -594,15 +594,18 @@ class BatchDecide:
         rows = sorted({*fill_rows, *event_rows, *decided})
         fi = ei = 0
         d_plain, d_held, d_out = cols.plain.tolist(), cols.held.tolist(), cols.out
-        ts_all, inst_all = batch.ts, batch.instrument
-        for i in rows:
-            name = instrument_names[int(inst_all[i])]
-            ts = int(ts_all[i])
+        ts_all = batch.ts
+        at = np.array(rows, np.int64)  # the visited rows' columns as Python numbers at once
+        row_ts, row_price = ts_all[at].tolist(), batch.price[at].tolist()
+        for i, k, ts, price in zip(
+            rows, batch.instrument[at].tolist(), row_ts, row_price, strict=True
+        ):
+            name = instrument_names[k]
             tick_id = batch.tick_ids[i]
             assert tick_id is not None
             fills: list[Fill] = []
             while fi < len(fill_rows) and fill_rows[fi] == i:
-                fills.append(self._fill(f, fi, tick_id, ts, float(batch.price[i])))
+                fills.append(self._fill(f, fi, tick_id, ts, price))
                 fi += 1
             out.fills += fills
             controls: list[AppliedControl] = []
@@ -627,10 +630,9 @@ class BatchDecide:
                 )  # fmt: skip
                 continue
             signal = self._signal(cols, d, model, vectors, name, tick_id, ts)
-            decision, checks, order = self._decision(cols, d, signal, float(batch.price[i]))
+            decision, checks, order = self._decision(cols, d, signal, price)
             if order is not None:
                 out.orders.append(order)
-            price = float(batch.price[i])
             features = FeatureVector(
                 instrument=name, tick_id=tick_id, ts_event_ns=ts, price=price,
                 values=dict(zip(names, vectors[int(cols.vec[d])].tolist(), strict=True)),
@@ -740,13 +742,12 @@ class BatchDecide:
     ) -> Signal:
         j = int(cols.vec[d])
         cfg = self.model
-        x = vectors[j]
+        x = vectors[j].tolist()  # Python floats at once: a numpy scalar a field is dear
+        weights = model.explain_weight[j].tolist()
+        terms = model.explain_contribution[j].tolist()
         explanation = [
             Contribution(
-                feature=self.names[fc],
-                value=float(x[fc]),
-                weight=float(model.explain_weight[j, t]),
-                contribution=float(model.explain_contribution[j, t]),
+                feature=self.names[fc], value=x[fc], weight=weights[t], contribution=terms[t]
             )
             for t, fc in enumerate(model.explain_feature[j].tolist())
             if fc >= 0
