@@ -556,11 +556,6 @@ class BatchMonitor:
         """The events from ``row`` on (``resumed``: its verdict already seen), up to the first
         alert whose policy issues a command (``stopped_at``: where to go on from)."""
         self.sync()
-        for rows in (ev.fill_row, ev.dec_row):
-            if rows.size and (
-                np.any(np.diff(rows) < 0) or not np.all(ev.clean[rows] & (ev.inst[rows] >= 0))
-            ):
-                raise ValueError("fills and decisions belong to clean rows, in row order")
         bound = 2 * (int(self.ist[:, I_P_LEN].sum()) + ev.dec_row.size)
         bound += ev.fill_row.size + ev.dec_row.size + ev.inst.size
         a_int, a_num = np.zeros((bound, N_AI), np.int64), np.zeros((bound, 2))
@@ -578,6 +573,10 @@ class BatchMonitor:
                 n_out, row, fill, dec, resumed,
             )  # fmt: skip
             if stop == DONE:
+                # the pass takes a row's fills and decisions at that clean row, in row order:
+                # one it left behind names another row, or came out of order
+                if fill != ev.fill_row.size or dec != ev.dec_row.size:
+                    raise ValueError("fills and decisions belong to clean rows, in row order")
                 break
             if stop == STOP_POLICY:
                 stopped_at = (row, bool(n_out[0]) and int(a_int[n_out[0] - 1, A_ROW]) == row)

@@ -347,3 +347,25 @@ def test_any_split_gives_the_same_alerts_and_state(cuts: list[int]) -> None:
         assert (other.width, other.total, other.variance, other.n_detections) == (
             adwin.width, adwin.total, adwin.variance, adwin.n_detections,
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("where", ["quarantined row", "no instrument", "out of order"])
+def test_events_that_do_not_belong_to_clean_rows_in_order_are_refused(where: str) -> None:
+    """A fill or decision the pass cannot take at its clean row, in row order, is an error."""
+    d = ("m", 0.7, Side.BUY, 100.0, 0.0, T0_NS)
+    rows = [Row("ES", True, T0_NS + i * MS, 100.0) for i in range(4)]
+    if where == "quarantined row":
+        rows[2] = Row("ES", False, T0_NS, decisions=[d])
+    elif where == "no instrument":
+        rows[2] = Row(None, False, T0_NS, fills=[("m", 0.0, 0.0)])
+    else:
+        rows[1].decisions.append(d)
+        rows[3].decisions.append(d)
+    symbols, models = SymbolTable(), SymbolTable()
+    ev = events(rows, symbols, models)
+    ev.dec_row[:] = ev.dec_row[::-1].copy()  # rows 3, 1 when out of order
+    mon = BatchMonitor(MonitorConfig(), LabelConfig(), symbols, models)
+    with pytest.raises(ValueError, match="belong to clean rows, in row order"):
+        mon.run(ev)
+    rows_ok = [Row("ES", True, T0_NS + i * MS, 100.0, decisions=[d]) for i in range(4)]
+    assert mon.run(events(rows_ok, symbols, models)).stopped_at is None  # in order: taken
