@@ -18,6 +18,7 @@ from stubs import ES_TRADES, MS, T0_NS
 
 from tickwise.schemas.decisions import Action, Fill, Side, Signal
 from tickwise.streams.config import LabelConfig, MonitorConfig, ValidationConfig
+from tickwise.streams.engine import monitor as engine_monitor
 from tickwise.streams.engine.batch import SymbolTable, decode
 from tickwise.streams.engine.monitor import A_ROW, BatchMonitor, MonitorEvents
 from tickwise.streams.engine.risk import BUY, SELL, SIDE_FLAT
@@ -233,6 +234,15 @@ def test_streaks_losses_quality_and_policies_equal_the_monitor(seed: int) -> Non
     codes = assert_equal(mixed(seed, 12_000), MIXED_CONFIG, MIXED_LABEL)
     assert set(codes) == {"MODEL_DRIFT", "LOW_ACCURACY", "LOSING_STREAK", "PNL_LOSS",
                           "DATA_QUALITY"}  # fmt: skip
+
+
+@pytest.mark.parametrize("queue", [1, 3])
+def test_a_short_adwin_queue_changes_nothing(queue: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passes stopped by a full queue of closed blocks, and passes run again for an alarm
+    found after them, give the monitor's alerts and commands all the same."""
+    monkeypatch.setattr(engine_monitor, "ADWIN_QUEUE", queue)
+    codes = assert_equal(mixed(2, 12_000), MIXED_CONFIG, MIXED_LABEL)
+    assert "MODEL_DRIFT" in codes
 
 
 def test_defaults_without_max_loss_or_min_accuracy_equal_the_monitor() -> None:
