@@ -67,7 +67,7 @@ from tickwise.streams.engine.batch import KIND_TRADE, SymbolTable
 from tickwise.streams.engine.execution import BatchExecution, FillColumns
 from tickwise.streams.operators.labels import horizon_ns
 
-WORDS_BLOCK = 4096  # 32-bit outputs of the random baseline's generator drawn at a time
+WORDS_BLOCK = 1 << 16  # 32-bit outputs of the random baseline's generator drawn at a time (256 KiB)
 
 
 @dataclass(frozen=True, slots=True)

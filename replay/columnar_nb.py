@@ -15,12 +15,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from tickwise.replay.metrics import NS_PER_DAY
 from tickwise.streams.engine.execution import POSITION, pending_quantity, submit
 from tickwise.streams.engine.execution import equity as account_equity
 from tickwise.streams.engine.execution import on_tick as broker_on_tick
+from tickwise.streams.engine.jit import kernel
 from tickwise.streams.operators.labels import direction_nb, forward_bps_nb
 
 # the curves kept live: the run's, the two baselines', the open walk-forward segment's
@@ -52,7 +52,7 @@ RUNS_PER_ROW = 4
 WORDS_PER_DECISION = 130  # two for random(), then getrandbits(2) until below 2: 2^-128 to run out
 
 
-@njit(cache=True)
+@kernel()
 def _resample(cf, ci, rv, rc, c, ts, value, period) -> bool:  # pragma: no cover - compiled
     """``metrics.Resampler.add``; False when time went back."""
     if ci[c, RS_N] < 0:  # the first observation
@@ -73,7 +73,7 @@ def _resample(cf, ci, rv, rc, c, ts, value, period) -> bool:  # pragma: no cover
     return True
 
 
-@njit(cache=True)
+@kernel()
 def on_equity(cf, ci, rv, rc, c, ts, equity, holding, period):  # pragma: no cover - compiled
     """``CurveAccumulator.on_equity``: the drawdown, and False when time went back."""
     if not ci[c, ON]:
@@ -95,7 +95,7 @@ def on_equity(cf, ci, rv, rc, c, ts, equity, holding, period):  # pragma: no cov
     return dd, ok
 
 
-@njit(cache=True)
+@kernel()
 def fresh_curve(cf, ci, tr, c) -> None:  # pragma: no cover - compiled
     """A ``CurveAccumulator`` as constructed, and no round trips under way."""
     cf[c, :] = 0.0
@@ -108,7 +108,7 @@ def fresh_curve(cf, ci, tr, c) -> None:  # pragma: no cover - compiled
     tr[c, :, :] = 0.0
 
 
-@njit(cache=True)
+@kernel()
 def on_fill(
     cf, ci, tr, c, k, qty, price, fee, ref, realized, after, before, mult
 ):  # pragma: no cover - compiled
@@ -127,7 +127,7 @@ def on_fill(
         tr[c, k, 1] = 0.0
 
 
-@njit(cache=True)
+@kernel()
 def _route(
     g, p, cf, ci, rv, rc, tr, kf, ki, kseg, koff, kv, kc, ts
 ) -> int:  # pragma: no cover - compiled
@@ -147,8 +147,10 @@ def _route(
     last, holding = cf[SEGMENT, LAST], ci[SEGMENT, HOLDING]
     if had:  # close the open segment: keep its scalars and runs for the report
         s = g[N_CLOSED]
-        kf[s, :] = cf[SEGMENT, :]
-        ki[s, :] = ci[SEGMENT, :]
+        for j in range(N_CF):  # a slice copy would allocate (the arrays might overlap)
+            kf[s, j] = cf[SEGMENT, j]
+        for j in range(N_CI):
+            ki[s, j] = ci[SEGMENT, j]
         kseg[s] = g[SEG_INDEX]
         koff[s] = g[CLOSED_RUNS]
         for j in range(max(ci[SEGMENT, RS_N], 0)):
@@ -164,7 +166,7 @@ def _route(
     return SEGMENT
 
 
-@njit(cache=True)
+@kernel()
 def _sum_pnl(pnl, order, n) -> float:  # pragma: no cover - compiled
     """``sum(pnl.values())`` in insertion order, as CPython 3.11 adds floats."""
     total = 0.0
@@ -173,7 +175,7 @@ def _sum_pnl(pnl, order, n) -> float:  # pragma: no cover - compiled
     return total
 
 
-@njit(cache=True)
+@kernel()
 def _random(words, g) -> float:  # pragma: no cover - compiled
     """``random.Random.random`` from two of its 32-bit outputs."""
     a = words[g[WORD]] >> np.uint32(5)
@@ -182,7 +184,7 @@ def _random(words, g) -> float:  # pragma: no cover - compiled
     return (a * 67108864.0 + b) * (1.0 / 9007199254740992.0)
 
 
-@njit(cache=True)
+@kernel()
 def _below_two(words, g) -> int:  # pragma: no cover - compiled
     """``random.Random._randbelow(2)``: ``getrandbits(2)`` until below 2; -1 when out of words."""
     while g[WORD] < g[N_WORDS]:
@@ -193,7 +195,7 @@ def _below_two(words, g) -> int:  # pragma: no cover - compiled
     return -1
 
 
-@njit(cache=True)
+@kernel()
 def rows(
     clean,
     ts,
@@ -500,7 +502,7 @@ def rows(
     return -1, f, DONE
 
 
-@njit(cache=True)
+@kernel()
 def point(
     g,
     gf,
@@ -538,7 +540,7 @@ def point(
     return ok
 
 
-@njit(cache=True)
+@kernel()
 def finish(
     g, gf, p, cf, ci, rv, rc, tr, kf, ki, kseg, koff, kv, kc, e_ts, e_val, e_dd, e_inst, counts
 ) -> bool:  # pragma: no cover - compiled

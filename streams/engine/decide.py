@@ -366,6 +366,30 @@ class Rendered:
     applied: list[Applied] = field(default_factory=list)  # model stage commands applied
 
 
+@dataclass(slots=True)
+class _Buffers:
+    """A run's output columns (``DecideColumns`` before they are cut to what was decided)."""
+
+    decisions: list[np.ndarray]
+    events: list[np.ndarray]
+    fills: FillColumns
+    equity: np.ndarray
+
+
+@dataclass(slots=True)
+class _LastRun:
+    """What a run to the end of a batch leaves for a run that goes back into it: the batch,
+    row and model columns it ran over, the snapshot taken before it, its marks (row, cursor,
+    state) and its buffers."""
+
+    batch: TickBatch
+    start: int
+    model: ModelColumns
+    snapshot: dict[str, np.ndarray] | None
+    marks: list[tuple[int, np.ndarray, dict[str, np.ndarray]]]
+    buffers: _Buffers
+
+
 class BatchDecide:
     """The decide stage over batches, for one partition's instruments, with its audit chain."""
 
@@ -396,6 +420,11 @@ class BatchDecide:
         self.events_capacity = 64
         self.pending_orders: dict[int, Order] = {}  # by order number, until filled
         self._reason_keys: dict[tuple[int, bool, bool, bool], str] = {}
+        # the last run's buffers and marks (see ``run``): what a run to a row after going back
+        # to the snapshot taken before that run takes up again
+        self._last: _LastRun | None = None
+        self._snapshot: dict[str, np.ndarray] | None = None  # the one ``snapshot`` took last
+        self._restored: dict[str, np.ndarray] | None = None  # the one ``restore`` went back to
 
     # --- commands ------------------------------------------------------------------------
 
@@ -406,6 +435,7 @@ class BatchDecide:
 
     def on_control(self, commands: Iterable[ControlCommand]) -> None:
         """Take operator commands (between batches), as ``Pipeline.on_control`` does."""
+        self._last = None  # a run decided under other commands cannot be taken up again
         for cmd in commands:
             if cmd.command_id in self._seen:
                 continue
@@ -470,12 +500,65 @@ class BatchDecide:
         stop: int | None = None,
     ) -> DecideColumns:
         """Decide the clean rows ``start:stop`` of ``batch`` (``emit``: the rows with a vector,
-        scored in ``model``), carrying the state across batches and row ranges."""
+        scored in ``model``), carrying the state across batches and row ranges.
+
+        A run to the end of the batch keeps a mark of the state every ``MARK_EVERY`` rows. When
+        ``restore`` has gone back to the snapshot taken just before it and the same rows are
+        decided again up to ``stop`` (the monitor stopped there for a policy's command), the
+        run goes back to the last mark at or before ``stop`` instead and decides from there:
+        the rows before it would come out the same, and their columns are still in the
+        buffers."""
         self._sync()
+        last, self._last = self._last, None
+        anchor, self._snapshot = self._snapshot, None  # the state this run starts from
+        resume = (
+            last is not None
+            and stop is not None
+            and last.snapshot is not None
+            and self._restored is last.snapshot
+            and last.batch is batch
+            and last.start == start
+            and last.model is model
+        )
         stop = len(batch) if stop is None else stop
-        n_vec = model.score.size
-        x, r = self.execution.state, self.risk.state
-        fill_bound = int(x.o_len.sum()) + n_vec
+        if resume:
+            assert last is not None
+            mark = max((m for m in last.marks if m[0] <= stop), key=lambda m: m[0])
+            self.restore(mark[2])
+            buffers, cursor = last.buffers, mark[1].copy()
+            buffers.equity[mark[0] :] = np.nan  # rows after ``stop`` are not decided now
+        else:
+            buffers = self._buffers(len(batch), model.score.size)
+            cursor = np.zeros(5, np.int64)
+            cursor[C_ROW] = start
+            cursor[C_VEC] = np.count_nonzero(emit[:start] & clean[:start])
+        self._restored = None
+        marks: list[tuple[int, np.ndarray, dict[str, np.ndarray]]] = []
+        full_run = not resume and stop == len(batch)
+        row = int(cursor[C_ROW])
+        while True:
+            if full_run:
+                marks.append((row, cursor.copy(), self.snapshot(keep=False)))
+            row = min(row + self.MARK_EVERY, stop) if full_run else stop
+            self._decide_to(batch, clean, emit, model, buffers, cursor, row)
+            if row >= stop:
+                break
+        if full_run:
+            self._last = _LastRun(batch, start, model, anchor, marks, buffers)
+        n_d, n_f, n_e = int(cursor[C_DEC]), int(cursor[C_FILL]), int(cursor[C_EVENT])
+        fills, events = buffers.fills, buffers.events
+        return DecideColumns(
+            *(a[:n_d] for a in buffers.decisions),
+            *(a[:n_e] for a in events),
+            FillColumns(*(getattr(fills, name)[:n_f] for name in FillColumns.__slots__)),
+            buffers.equity,
+        )
+
+    MARK_EVERY = 16_384  # rows between the marks of a run (see ``run``)
+
+    def _buffers(self, n_rows: int, n_vec: int) -> _Buffers:
+        """Output columns with room for every decision and fill a batch can make."""
+        fill_bound = int(self.execution.state.o_len.sum()) + n_vec
         fills = FillColumns(
             np.empty(fill_bound, np.int64), np.empty(fill_bound, np.int64),
             np.empty(fill_bound), np.empty(fill_bound), np.empty(fill_bound),
@@ -490,12 +573,23 @@ class BatchDecide:
             np.empty(n_vec, np.bool_), np.empty(n_vec), np.empty(n_vec, np.int64),
         ]  # fmt: skip
         events = [np.empty(self.events_capacity, np.int64) for _ in EVENT_COLUMNS]
-        equity = np.full(len(batch), np.nan)
-        cursor = np.zeros(5, np.int64)
-        cursor[C_ROW] = start
-        cursor[C_VEC] = np.count_nonzero(emit[:start] & clean[:start])
+        return _Buffers(d, events, fills, np.full(n_rows, np.nan))
+
+    def _decide_to(
+        self,
+        batch: TickBatch,
+        clean: np.ndarray,
+        emit: np.ndarray,
+        model: ModelColumns,
+        buffers: _Buffers,
+        cursor: np.ndarray,
+        stop: int,
+    ) -> None:
+        """The kernel from ``cursor`` to row ``stop``, growing rings and buffers as it asks."""
+        x, r = self.execution.state, self.risk.state
         c = self._arrays
         ks, rule = self.risk, self.config.decision
+        fills = buffers.fills
         while True:
             full = _decide(
                 clean, emit, batch.instrument, batch.kind, batch.ts, batch.price, batch.bid,
@@ -510,13 +604,13 @@ class BatchDecide:
                 c["kind"], c["scope"], c["model"], c["eff"], self.applied,
                 c["mc_scope"], c["mc_eff"], self.mc_next,
                 self.pend_fills, self.pend_controls, self.chain_state, self.next_order,
-                *d, *events,
+                *buffers.decisions, *buffers.events,
                 fills.row, fills.order_id, fills.price, fills.fee, fills.quantity, fills.buy,
                 fills.position_after, fills.cash_after, fills.realized_pnl_after,
-                equity, stop, cursor, np.empty(N_KEYS, np.int64), np.empty(1, np.int64),
+                buffers.equity, stop, cursor, np.empty(N_KEYS, np.int64), np.empty(1, np.int64),
             )  # fmt: skip
             if not full:
-                break
+                return
             if full & FULL_RISK:
                 self.risk.widen()
             if full & FULL_ORDERS:
@@ -524,26 +618,22 @@ class BatchDecide:
             if full & FULL_EVENTS:
                 self.events_capacity *= 2
                 wider = [np.empty(self.events_capacity, np.int64) for _ in EVENT_COLUMNS]
-                for old, new in zip(events, wider, strict=True):
+                for old, new in zip(buffers.events, wider, strict=True):
                     new[: old.size] = old
-                events = wider
-        n_d, n_f, n_e = int(cursor[C_DEC]), int(cursor[C_FILL]), int(cursor[C_EVENT])
-        return DecideColumns(
-            *(a[:n_d] for a in d),
-            *(a[:n_e] for a in events),
-            FillColumns(*(getattr(fills, name)[:n_f] for name in FillColumns.__slots__)),
-            equity,
-        )
+                buffers.events = wider
 
-    def snapshot(self) -> dict[str, np.ndarray]:
+    def snapshot(self, keep: bool = True) -> dict[str, np.ndarray]:
         """A copy of the kernel's state, for ``restore``: the engine runs a batch ahead of the
-        monitor and goes back when a policy of the monitor changes control mid-batch."""
+        monitor and goes back when a policy of the monitor changes control mid-batch
+        (``keep``: the one the next run starts from, which ``run`` can take up again)."""
         x, r = self.execution.state, self.risk.state
         snap = {f"x.{name}": getattr(x, name).copy() for name in x.__slots__}
         snap |= {f"r.{name}": getattr(r, name).copy() for name in r.__slots__}
         for name in ("applied", "mc_next", "pend_fills", "pend_controls", "chain_state"):
             snap[name] = getattr(self, name).copy()
         snap["next_order"] = self.next_order.copy()
+        if keep:
+            self._snapshot = snap
         return snap
 
     def restore(self, snap: dict[str, np.ndarray]) -> None:
@@ -552,6 +642,7 @@ class BatchDecide:
         for key, value in snap.items():
             owner, _, name = key.rpartition(".")
             setattr({"x": x, "r": r, "": self}[owner], name, value.copy())
+        self._restored, self._snapshot = snap, None
 
     def state_arrays(self) -> list[np.ndarray]:
         """Every array of the state, rings laid out oldest first (what invariance compares)."""
@@ -594,15 +685,18 @@ class BatchDecide:
         rows = sorted({*fill_rows, *event_rows, *decided})
         fi = ei = 0
         d_plain, d_held, d_out = cols.plain.tolist(), cols.held.tolist(), cols.out
-        ts_all, inst_all = batch.ts, batch.instrument
-        for i in rows:
-            name = instrument_names[int(inst_all[i])]
-            ts = int(ts_all[i])
+        ts_all = batch.ts
+        at = np.array(rows, np.int64)  # the visited rows' columns as Python numbers at once
+        row_ts, row_price = ts_all[at].tolist(), batch.price[at].tolist()
+        for i, k, ts, price in zip(
+            rows, batch.instrument[at].tolist(), row_ts, row_price, strict=True
+        ):
+            name = instrument_names[k]
             tick_id = batch.tick_ids[i]
             assert tick_id is not None
             fills: list[Fill] = []
             while fi < len(fill_rows) and fill_rows[fi] == i:
-                fills.append(self._fill(f, fi, tick_id, ts, float(batch.price[i])))
+                fills.append(self._fill(f, fi, tick_id, ts, price))
                 fi += 1
             out.fills += fills
             controls: list[AppliedControl] = []
@@ -627,11 +721,11 @@ class BatchDecide:
                 )  # fmt: skip
                 continue
             signal = self._signal(cols, d, model, vectors, name, tick_id, ts)
-            decision, checks, order = self._decision(cols, d, signal, float(batch.price[i]))
+            decision, checks, order = self._decision(cols, d, signal, price)
             if order is not None:
                 out.orders.append(order)
             vector = vectors[int(cols.vec[d])]
-            features = self._features(vector, name, tick_id, ts, float(batch.price[i]))
+            features = self._features(vector, name, tick_id, ts, price)
             entries = self.audit.on_decision(
                 features, signal, checks, decision, order=order, fills=fills,
                 trading_state=state, controls=controls,
@@ -747,13 +841,12 @@ class BatchDecide:
     ) -> Signal:
         j = int(cols.vec[d])
         cfg = self.model
-        x = vectors[j]
+        x = vectors[j].tolist()  # Python floats at once: a numpy scalar a field is dear
+        weights = model.explain_weight[j].tolist()
+        terms = model.explain_contribution[j].tolist()
         explanation = [
             Contribution(
-                feature=self.names[fc],
-                value=float(x[fc]),
-                weight=float(model.explain_weight[j, t]),
-                contribution=float(model.explain_contribution[j, t]),
+                feature=self.names[fc], value=x[fc], weight=weights[t], contribution=terms[t]
             )
             for t, fc in enumerate(model.explain_feature[j].tolist())
             if fc >= 0

@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from tickwise.streams.config import FeatureConfig
 from tickwise.streams.engine.batch import KIND_TRADE, SymbolTable, TickBatch
+from tickwise.streams.engine.jit import kernel
 from tickwise.streams.operators.features.engine import (
     CATALOGUE,
     NOISE_BPS,
@@ -32,24 +32,24 @@ RV, SIGNED_VOL, VOLUME, TICKS, UP, DOWN = range(6)
 S_FIRST, S_LAST, S_SPREAD, S_IMB, S_MICRO, S_MID, S_TRADE, S_SIGN = range(8)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _pymax(a: float, b: float) -> float:  # pragma: no cover - compiled
     """Python's ``max(a, b)``: ``a`` unless ``b`` is larger (keeps the sign of a zero)."""
     return b if b > a else a
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _clip(x: float, bound: float) -> float:  # pragma: no cover - compiled
     m = x if x < bound else bound
     return m if m > -bound else -bound
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _ratio(num: float, den: float, tiny: float) -> float:  # pragma: no cover - compiled
     return num / den if abs(den) > tiny else 0.0
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _ewm_add(ewm, k, s, x, decay) -> None:  # pragma: no cover - compiled
     w = ewm[k, s, 0] * decay + 1.0
     mean = ewm[k, s, 1]
@@ -60,7 +60,7 @@ def _ewm_add(ewm, k, s, x, decay) -> None:  # pragma: no cover - compiled
     ewm[k, s, 2] = ewm[k, s, 2] * decay + delta * (x - mean)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _std(ewm, k, s) -> float:  # pragma: no cover - compiled
     w = ewm[k, s, 0]
     if w <= 0.0:
@@ -68,12 +68,12 @@ def _std(ewm, k, s) -> float:  # pragma: no cover - compiled
     return math.sqrt(_pymax(ewm[k, s, 2] / w, 0.0))
 
 
-@njit(cache=True)
+@kernel()
 def _features(
     clean, inst, kind, ts, price, size, bid, ask, bid_size, ask_size,
     taus, intensity_tau, sample_ns,
     started, last_ts, last_bucket, scal, ewm, sums,
-    emit, out,
+    emit, out, columns, full,
 ):  # pragma: no cover - compiled  # fmt: skip
     j = 0
     for i in range(inst.size):
@@ -145,27 +145,29 @@ def _features(
         vol = _std(ewm, k, VOL)
         up, down = sums[k, UP], sums[k, DOWN]
         lp_mean = ewm[k, LOG_PRICE, 1]
-        out[j, 0] = ret
-        out[j, 1] = ewm[k, FAST, 1]
-        out[j, 2] = ewm[k, SLOW, 1]
-        out[j, 3] = vol
-        out[j, 4] = sums[k, RV]
-        out[j, 5] = _clip(_ratio(ret, vol, 1e-12), Z_BOUND)
-        out[j, 6] = _clip(_ratio(log_price - lp_mean, _std(ewm, k, LOG_PRICE), 1e-12), Z_BOUND)
-        out[j, 7] = log_price - lp_mean
-        out[j, 8] = scal[k, S_SPREAD]
-        out[j, 9] = scal[k, S_IMB]
-        out[j, 10] = scal[k, S_MICRO]
-        out[j, 11] = sums[k, SIGNED_VOL]
-        out[j, 12] = _clip(_ratio(sums[k, SIGNED_VOL], sums[k, VOLUME], 1e-12), 1.0)
+        full[0] = ret
+        full[1] = ewm[k, FAST, 1]
+        full[2] = ewm[k, SLOW, 1]
+        full[3] = vol
+        full[4] = sums[k, RV]
+        full[5] = _clip(_ratio(ret, vol, 1e-12), Z_BOUND)
+        full[6] = _clip(_ratio(log_price - lp_mean, _std(ewm, k, LOG_PRICE), 1e-12), Z_BOUND)
+        full[7] = log_price - lp_mean
+        full[8] = scal[k, S_SPREAD]
+        full[9] = scal[k, S_IMB]
+        full[10] = scal[k, S_MICRO]
+        full[11] = sums[k, SIGNED_VOL]
+        full[12] = _clip(_ratio(sums[k, SIGNED_VOL], sums[k, VOLUME], 1e-12), 1.0)
         if trade:
             z = _ratio(math.log1p(size[i]) - ewm[k, LOG_SIZE, 1], _std(ewm, k, LOG_SIZE), 1e-12)
-            out[j, 13] = _clip(z, Z_BOUND)
+            full[13] = _clip(z, Z_BOUND)
         else:
-            out[j, 13] = 0.0
-        out[j, 14] = sums[k, TICKS] / intensity_tau
-        out[j, 15] = _clip(_ratio(up - down, up + down, NOISE_BPS), 1.0)
-        out[j, 16] = math.log1p(dt_s)
+            full[13] = 0.0
+        full[14] = sums[k, TICKS] / intensity_tau
+        full[15] = _clip(_ratio(up - down, up + down, NOISE_BPS), 1.0)
+        full[16] = math.log1p(dt_s)
+        for c in range(columns.size):  # the configured features, in their order
+            out[j, c] = full[columns[c]]
         j += 1
     return j
 
@@ -211,12 +213,12 @@ class BatchFeatures:
         self._sync()
         n = len(batch)
         emit = np.zeros(n, np.bool_)
-        out = np.empty((int(clean.sum()), len(BASE)))
+        out = np.empty((int(clean.sum()), self.columns.size))
         b = batch
         count = _features(
             clean, b.instrument, b.kind, b.ts, b.price, b.size, b.bid, b.ask, b.bid_size,
             b.ask_size, self.taus, self.config.intensity_tau_s, self.sample_ns,
             self.started, self.last_ts, self.last_bucket, self.scal, self.ewm, self.sums,
-            emit, out,
+            emit, out, self.columns, np.empty(len(BASE)),
         )  # fmt: skip
-        return emit, out[:count][:, self.columns]
+        return emit, out[:count]

@@ -47,9 +47,9 @@ from tickwise.streams.operators.models.linear_kernel import (
     LOG,
     SQUARED,
     LinearState,
+    _libm_pow,
     new_state,
-    predict_one,
-    transform_one,
+    score_scaled,
 )
 from tickwise.streams.operators.models.linear_kernel import _learn as learn_row
 from tickwise.streams.operators.models.stage import version_key
@@ -122,6 +122,7 @@ def _model_rows(
     pq_counts, pq_means, w_ts, w_y, w_pred, w_head, w_len, window_ns, two,
     start_row, start_vec, score, trained, dead, move_out, ex_f, ex_w, ex_c,
     z, terms,  # scratch: a row's standardised inputs and explanation terms
+    sd, sd_known,  # scratch: inputs' scales per instrument (variances ** 0.5), whether known
 ):  # pragma: no cover - compiled  # fmt: skip
     """Rows from ``start_row`` on; returns the row that needs a larger queue or window, or
     -1."""
@@ -154,7 +155,10 @@ def _model_rows(
                         score_label(pq_counts, pq_means, w_ts, w_y, w_pred, w_head, w_len,
                                     k, q_ts[k, h], y, p, regression, window_ns, two)  # fmt: skip
                     learn_row(hyper, weights, intercept, counts, means, variances, k,
-                              q_x[k, h], y, z)  # fmt: skip
+                              q_x[k, h], y, z, sd[k])  # fmt: skip
+                    for f in range(z.shape[0]):  # the scales it took, of the variances now
+                        if not math.isnan(q_x[k, h, f]):
+                            sd_known[k, f] = True
                     n_trained[k] += 1
                 else:
                     n_dead[k] += 1
@@ -166,11 +170,14 @@ def _model_rows(
             x_count[k] += 1
             for f in range(x.shape[0]):
                 x_mean[k, f] += (x[f] - x_mean[k, f]) / x_count[k]
-            score[j] = predict_one(hyper, weights, intercept, means, variances, k, x)
+            for f in range(x.shape[0]):
+                if not sd_known[k, f]:
+                    sd[k, f] = _libm_pow(variances[k, f], 0.5)
+                    sd_known[k, f] = True
+            score[j] = score_scaled(hyper, weights, intercept, means, sd[k], k, x, z)
             trained[j] = n_trained[k]
             dead[j] = n_dead[k]
             move_out[j] = move[k, 0] / move[k, 1] if move[k, 1] > 0.0 else np.nan
-            transform_one(hyper, weights, intercept, means, variances, k, x, z)
             for f in range(x.shape[0]):
                 terms[f] = (weights[k, f] if counts[k, f] > 0 else 0.0) * z[f]
             _top_terms(terms, name_rank, weights, counts, k, ex_f[j], ex_w[j], ex_c[j])
@@ -295,6 +302,8 @@ class BatchModel:
             np.empty((n, top), np.int64), np.zeros((n, top)), np.zeros((n, top)),
         )  # fmt: skip
         X = np.ascontiguousarray(vectors, dtype=np.float64)
+        sd = np.empty((len(self.symbols), self.n_features))
+        sd_known = np.zeros(sd.shape, np.bool_)  # taken afresh each batch: nothing to carry
         row = vec = 0
         while True:
             s = self.learner
@@ -309,7 +318,7 @@ class BatchModel:
                 self.w_pred, self.w_head, self.w_len, self.window_ns, 2.0, row, vec,
                 out.score, out.n_trained, out.n_dead_zone, out.move_bps,
                 out.explain_feature, out.explain_weight, out.explain_contribution,
-                np.empty(self.n_features), np.empty(self.n_features),
+                np.empty(self.n_features), np.empty(self.n_features), sd, sd_known,
             )  # fmt: skip
             if stop < 0:
                 return out

@@ -4,10 +4,13 @@ fused decide kernel (docs/ENGINE.md) to call per row.
 Outcome scoring (the one outcome rule of ``streams.operators.labels``), accuracy windows,
 losing streaks, the P&L alert and the quarantine rate are arithmetic on state arrays indexed
 by instrument and model slot. ADWIN stays river's, in Python: it takes one value per block of
-event time, so when a block closes ``on_tick`` stops before the outcome that closed it and
-leaves the block's mean error in ``adw_f``; Python feeds ADWIN (``feed_adwin``, the
-per-tick monitor's rule to the letter) and the caller calls ``on_tick`` again at the same row,
-which takes the answer and goes on. Nothing before the stop is done twice.
+event time. When a block closes, ``on_tick`` queues the block's mean error in ``aq_*`` and
+goes on as if ADWIN raised no alarm, which is nearly always its answer; after the pass Python
+feeds the queued blocks to ADWIN in order (``feed_adwin``, the per-tick monitor's rule to the
+letter). If one alarms, ``BatchMonitor`` puts the state back as the pass found it and runs it
+again with the answers up to that block known (``ADW_KNOWN``), so the alarm's alert comes out
+at its row, and ADWIN is fed each block once. When the queue is full ``on_tick`` stops before
+the outcome that closed the block and the caller calls it again at the same row.
 
 Alerts come out as rows of numbers (code, instrument, model slot, event time, the
 instrument's alert number, the figures the text needs, and the command their policy asks
@@ -27,12 +30,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 from river import drift
 
 from tickwise.schemas.decisions import Alert, ControlCommand
 from tickwise.streams.config import LabelConfig, MonitorConfig
 from tickwise.streams.engine.batch import SymbolTable
+from tickwise.streams.engine.jit import kernel
 from tickwise.streams.engine.risk import BUY, NONE, SIDE_FLAT
 from tickwise.streams.operators.labels import NO_DIRECTION, UP, direction_nb, forward_bps_nb
 from tickwise.streams.operators.labels import horizon_ns as to_ns
@@ -66,13 +69,14 @@ FC_DEAD_ZONE, FC_MIN_ACCURACY, FC_MAX_LOSS, FC_MAX_Q_RATE = range(4)
 A_ROW, A_CODE, A_INST, A_SLOT, A_TS, A_SEQ, A_N, A_EFFECT = range(8)
 N_AI = 8
 A_X, A_Y = range(2)
-# the exchange with ADWIN: ``adw_i`` = [state, instrument, slot], ``adw_f`` = [x, fire, old, est]
-ADW_IDLE, ADW_ASKED, ADW_ANSWERED = range(3)
-ADW_STATE, ADW_INST, ADW_SLOT = range(3)
-ADW_X, ADW_FIRE, ADW_OLD, ADW_EST = range(4)
+# the exchange with ADWIN: ``adw_i`` = [blocks closed in this pass, of which answered before];
+# the queue, a block a row: ``aq_km`` = [instrument, slot], ``aq_f`` = [x, fire, old, est]
+ADW_N, ADW_KNOWN = range(2)
+AQ_X, AQ_FIRE, AQ_OLD, AQ_EST = range(4)
+ADWIN_QUEUE = 1024  # blocks a pass may close before Python answers them
 
 
-@njit(cache=True)
+@kernel()
 def _emit(ist, icfg, a_int, a_num, n_out, row, code, k, m, ts, n, x, y) -> None:  # pragma: no cover
     ist[k, I_ALERTS] += 1
     j = n_out[0]
@@ -83,7 +87,7 @@ def _emit(ist, icfg, a_int, a_num, n_out, row, code, k, m, ts, n, x, y) -> None:
     n_out[0] = j + 1
 
 
-@njit(cache=True)
+@kernel()
 def _arm(mst, k, m, column, firing) -> bool:  # pragma: no cover - compiled
     """Alert once when a condition starts; re-arm when it clears."""
     mst[k, m, M_EXISTS] = 1
@@ -92,15 +96,15 @@ def _arm(mst, k, m, column, firing) -> bool:  # pragma: no cover - compiled
     return firing and armed
 
 
-@njit(cache=True)
+@kernel()
 def on_tick(
     ist, fst, mst, m_err, hits, p_ts, p_slot, p_side, p_price, p_score, icfg, fcfg,
-    adw_i, adw_f, a_int, a_num, n_out, row, k, ts, price,
+    adw_i, aq_km, aq_f, a_int, a_num, n_out, row, k, ts, price,
 ) -> bool:  # pragma: no cover - compiled  # fmt: skip
     """Score every signal of instrument ``k`` whose horizon has passed, then take the price.
 
-    False: stopped before an outcome that closes an ADWIN block (``adw_i``/``adw_f`` say
-    which and its value); feed ADWIN and call again at the same row.
+    False: stopped before an outcome that closes an ADWIN block, the queue being full;
+    answer the queue and call again at the same row.
     """
     cap = p_ts.shape[1]
     window = hits.shape[2]
@@ -116,12 +120,16 @@ def on_tick(
         if sign != NO_DIRECTION:
             start = mst[k, m, M_BLOCK_START]
             if start != NONE and sig_ts >= start + block:
-                if adw_i[ADW_STATE] != ADW_ANSWERED:
-                    adw_i[ADW_STATE], adw_i[ADW_INST], adw_i[ADW_SLOT] = ADW_ASKED, k, m
-                    adw_f[ADW_X] = m_err[k, m] / mst[k, m, M_BLOCK_N]
+                a = adw_i[ADW_N]
+                if a == aq_km.shape[0]:
                     return False
-                adw_i[ADW_STATE] = ADW_IDLE
-                fire = adw_f[ADW_FIRE] != 0.0
+                if a < adw_i[ADW_KNOWN]:  # answered after an earlier pass over these rows
+                    fire = aq_f[a, AQ_FIRE] != 0.0
+                else:  # asked; no alarm until Python says otherwise
+                    aq_km[a, 0], aq_km[a, 1] = k, m
+                    aq_f[a, AQ_X] = m_err[k, m] / mst[k, m, M_BLOCK_N]
+                    fire = False
+                adw_i[ADW_N] = a + 1
                 mst[k, m, M_BLOCK_START] = sig_ts
                 m_err[k, m] = 0.0
                 mst[k, m, M_BLOCK_N] = 0
@@ -136,8 +144,9 @@ def on_tick(
         mst[k, m, M_OUTCOMES] += 1
         if fire:
             mst[k, m, M_DRIFTS] += 1
+            a = adw_i[ADW_N] - 1
             _emit(ist, icfg, a_int, a_num, n_out, row, MODEL_DRIFT, k, m, sig_ts, 0,
-                  adw_f[ADW_OLD], adw_f[ADW_EST])  # fmt: skip
+                  aq_f[a, AQ_OLD], aq_f[a, AQ_EST])  # fmt: skip
         m_err[k, m] += 1.0 if (p_score[k, h] > 0.5) != up else 0.0
         mst[k, m, M_BLOCK_N] += 1
         side = p_side[k, h]
@@ -163,13 +172,13 @@ def on_tick(
     return True
 
 
-@njit(cache=True)
+@kernel()
 def signal_room(ist, p_ts, k, n) -> bool:  # pragma: no cover - compiled
     """Whether instrument ``k``'s pending ring has room for ``n`` more signals."""
     return ist[k, I_P_LEN] + n <= p_ts.shape[1]
 
 
-@njit(cache=True)
+@kernel()
 def on_signal(
     ist, mst, p_ts, p_slot, p_side, p_price, p_score, k, m, ts, price, score, side
 ) -> bool:  # pragma: no cover - compiled  # fmt: skip
@@ -187,7 +196,7 @@ def on_signal(
     return True
 
 
-@njit(cache=True)
+@kernel()
 def on_fill(
     ist, fst, mst, icfg, a_int, a_num, n_out, row, k, m, ts, realized_after, fee
 ) -> None:  # pragma: no cover - compiled  # fmt: skip
@@ -207,7 +216,7 @@ def on_fill(
         _emit(ist, icfg, a_int, a_num, n_out, row, LOSING_STREAK, k, m, ts, streak, 0.0, 0.0)
 
 
-@njit(cache=True)
+@kernel()
 def on_account(
     ist, mst, icfg, fcfg, a_int, a_num, n_out, row, k, m, ts, net_pnl
 ) -> None:  # pragma: no cover - compiled  # fmt: skip
@@ -220,7 +229,7 @@ def on_account(
         _emit(ist, icfg, a_int, a_num, n_out, row, PNL_LOSS, k, m, ts, 0, net_pnl, 0.0)
 
 
-@njit(cache=True)
+@kernel()
 def on_validated(
     ist, q, icfg, fcfg, a_int, a_num, n_out, row, k, clean, ts
 ) -> None:  # pragma: no cover - compiled  # fmt: skip
@@ -345,13 +354,13 @@ DONE, STOP_GROW, STOP_ADWIN, STOP_POLICY = range(4)
 START_CAPACITY = 64
 
 
-@njit(cache=True)
+@kernel()
 def _run(
     inst, clean, ts, price,
     f_row, f_slot, f_realized, f_fee,
     d_row, d_slot, d_score, d_side, d_price, d_net_pnl, d_account_ts,
     ist, fst, mst, m_err, hits, q, p_ts, p_slot, p_side, p_price, p_score, icfg, fcfg,
-    adw_i, adw_f, a_int, a_num, n_out, start_row, start_fill, start_dec, resumed,
+    adw_i, aq_km, aq_f, a_int, a_num, n_out, start_row, start_fill, start_dec, resumed,
 ):  # pragma: no cover - compiled  # fmt: skip
     """Rows from ``start_row`` on, in ``Pipeline``'s order; returns (stop, row, fill, decision).
 
@@ -392,7 +401,8 @@ def _run(
             icfg,
             fcfg,
             adw_i,
-            adw_f,
+            aq_km,
+            aq_f,
             a_int,
             a_num,
             n_out,
@@ -462,7 +472,7 @@ class MonitorOutput:
 
 
 class BatchMonitor:
-    """The monitor over batches of events, ADWIN fed at each block the kernel stops at."""
+    """The monitor over batches of events, ADWIN fed the blocks each pass closed."""
 
     def __init__(
         self, config: MonitorConfig, label: LabelConfig, symbols: SymbolTable, models: SymbolTable
@@ -470,8 +480,9 @@ class BatchMonitor:
         self.config, self.symbols, self.models = config, symbols, models
         self.icfg, self.fcfg = settings_of(config, label)
         self.adwins: dict[tuple[int, int], drift.ADWIN] = {}
-        self.adw_i = np.zeros(3, np.int64)
-        self.adw_f = np.zeros(4)
+        self.adw_i = np.zeros(2, np.int64)
+        self.aq_km = np.zeros((ADWIN_QUEUE, 2), np.int64)
+        self.aq_f = np.zeros((ADWIN_QUEUE, 4))
         self.ist = np.zeros((0, N_IST), np.int64)
         self.fst = np.zeros((0, N_FST))
         self.mst = np.zeros((0, 0, N_MST), np.int64)
@@ -528,13 +539,18 @@ class BatchMonitor:
             )
         return adwin
 
-    def answer(self) -> None:
-        """Feed the block the kernel stopped at to its ADWIN and leave the answer for it."""
-        k, m = int(self.adw_i[ADW_INST]), int(self.adw_i[ADW_SLOT])
-        x = float(self.adw_f[ADW_X])
-        fire, old, est = feed_adwin(self._adwin(k, m), x, self.config.drift_min_increase)
-        self.adw_f[ADW_FIRE], self.adw_f[ADW_OLD], self.adw_f[ADW_EST] = float(fire), old, est
-        self.adw_i[ADW_STATE] = ADW_ANSWERED
+    def answer(self) -> int:
+        """Feed the blocks the last pass closed and took no alarm for to their ADWINs, in
+        order, up to the first that alarms; returns its place in the queue, or -1."""
+        known, n = int(self.adw_i[ADW_KNOWN]), int(self.adw_i[ADW_N])
+        km, f = self.aq_km[known:n].tolist(), self.aq_f[known:n, AQ_X].tolist()
+        for a, ((k, m), x) in enumerate(zip(km, f, strict=True), start=known):
+            fire, old, est = feed_adwin(self._adwin(k, m), x, self.config.drift_min_increase)
+            if fire:
+                self.aq_f[a, AQ_FIRE], self.aq_f[a, AQ_OLD], self.aq_f[a, AQ_EST] = 1.0, old, est
+                return a
+            self.aq_f[a, AQ_FIRE] = 0.0
+        return -1
 
     def run(self, ev: MonitorEvents) -> MonitorOutput:
         """Every event of the batch in order; alerts and commands as ``Monitor`` gives them."""
@@ -556,11 +572,6 @@ class BatchMonitor:
         """The events from ``row`` on (``resumed``: its verdict already seen), up to the first
         alert whose policy issues a command (``stopped_at``: where to go on from)."""
         self.sync()
-        for rows in (ev.fill_row, ev.dec_row):
-            if rows.size and (
-                np.any(np.diff(rows) < 0) or not np.all(ev.clean[rows] & (ev.inst[rows] >= 0))
-            ):
-                raise ValueError("fills and decisions belong to clean rows, in row order")
         bound = 2 * (int(self.ist[:, I_P_LEN].sum()) + ev.dec_row.size)
         bound += ev.fill_row.size + ev.dec_row.size + ev.inst.size
         a_int, a_num = np.zeros((bound, N_AI), np.int64), np.zeros((bound, 2))
@@ -568,26 +579,39 @@ class BatchMonitor:
         fill = int(np.searchsorted(ev.fill_row, row))
         dec = int(np.searchsorted(ev.dec_row, row))
         stopped_at: tuple[int, bool] | None = None
+        self.adw_i[:] = 0
+        pass_from = None  # where the pass began and the state it found, to go back to
         while True:
+            if pass_from is None:
+                pass_from = (row, fill, dec, resumed, int(n_out[0]), self._state_copy())
             stop, row, fill, dec = _run(
                 ev.inst, ev.clean, ev.ts, ev.price, ev.fill_row, ev.fill_slot, ev.fill_realized,
                 ev.fill_fee, ev.dec_row, ev.dec_slot, ev.dec_score, ev.dec_side, ev.dec_price,
                 ev.dec_net_pnl, ev.dec_account_ts, self.ist, self.fst, self.mst, self.m_err,
                 self.hits, self.q, self.p_ts, self.p_slot, self.p_side, self.p_price,
-                self.p_score, self.icfg, self.fcfg, self.adw_i, self.adw_f, a_int, a_num,
-                n_out, row, fill, dec, resumed,
+                self.p_score, self.icfg, self.fcfg, self.adw_i, self.aq_km, self.aq_f, a_int,
+                a_num, n_out, row, fill, dec, resumed,
             )  # fmt: skip
+            alarm = self.answer()
+            if alarm >= 0:  # the pass went on without this alarm: again, with it
+                row, fill, dec, resumed, n_out[0], state = pass_from
+                self._restore(state)
+                self.adw_i[ADW_N], self.adw_i[ADW_KNOWN] = 0, alarm + 1
+                continue
+            pass_from = None
+            self.adw_i[:] = 0
             if stop == DONE:
+                # the pass takes a row's fills and decisions at that clean row, in row order:
+                # one it left behind names another row, or came out of order
+                if fill != ev.fill_row.size or dec != ev.dec_row.size:
+                    raise ValueError("fills and decisions belong to clean rows, in row order")
                 break
             if stop == STOP_POLICY:
                 stopped_at = (row, bool(n_out[0]) and int(a_int[n_out[0] - 1, A_ROW]) == row)
                 break
+            resumed = stop == STOP_ADWIN  # the queue was full: the same row again
             if stop == STOP_GROW:
                 self.widen()
-                resumed = False
-            else:
-                self.answer()
-                resumed = True
         n = int(n_out[0])
         a_int, a_num = a_int[:n], a_num[:n]
         alerts = render_alerts(self.config, a_int, a_num, self.symbols.names, self.models.names)
@@ -624,6 +648,13 @@ class BatchMonitor:
             "quarantine_rate": int(self.ist[k, I_Q_BAD]) / n_q if n_q else 0.0,
             "models": dict(sorted(models.items())),
         }
+
+    def _state_copy(self) -> list[np.ndarray]:
+        return [a.copy() for a in self.state_arrays()]
+
+    def _restore(self, state: list[np.ndarray]) -> None:
+        for a, saved in zip(self.state_arrays(), state, strict=True):
+            a[...] = saved
 
     def state_arrays(self) -> list[np.ndarray]:
         """Every array of the state (what a checkpoint carries; what invariance compares)."""

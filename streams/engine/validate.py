@@ -23,6 +23,7 @@ from tickwise.streams.engine.batch import (
     TickBatch,
     reason_index,
 )
+from tickwise.streams.engine.jit import kernel
 from tickwise.streams.operators.units import BPS_PER_UNIT, UNIT_PER_BPS
 from tickwise.streams.operators.validation.records import quarantine
 from tickwise.streams.operators.validation.rules import MAD_TO_STD
@@ -146,9 +147,11 @@ class ValidationState:
         for name in ("ids", "ids_len", "ids_head"):
             setattr(self, name, pad(getattr(self, name), 0))
 
-    def reserve(self, rows: int) -> None:
-        """Keep the id table at most half full after ``rows`` more insertions."""
-        need = int(self.table_size[0]) + 2 * rows
+    def reserve(self, rows: int, most: int) -> None:
+        """Keep the id table at most half full after ``rows`` more insertions, or with
+        ``most`` keys, the most it can hold: a table sized by the batch instead would sit in
+        memory far from the cache for a window of a few thousand ids."""
+        need = min(int(self.table_size[0]) + 2 * rows, most)
         cap = self.table_keys.size
         if 2 * need <= cap:
             return
@@ -159,7 +162,7 @@ class ValidationState:
         self.table_keys, self.table_used = keys, used
 
 
-@njit(cache=True)
+@kernel()
 def _mix(instrument: int, tag: int, h: np.uint64) -> np.uint64:  # pragma: no cover - compiled
     """splitmix64 of the id hash with its instrument and kind (id or seq): the table key."""
     z = h + np.uint64(2 * instrument + tag + 1) * GOLDEN
@@ -168,7 +171,7 @@ def _mix(instrument: int, tag: int, h: np.uint64) -> np.uint64:  # pragma: no co
     return z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True)
+@kernel()
 def _contains(keys: np.ndarray, used: np.ndarray, key: np.uint64) -> bool:  # pragma: no cover
     mask = np.uint64(keys.size - 1)
     i = key & mask
@@ -179,7 +182,7 @@ def _contains(keys: np.ndarray, used: np.ndarray, key: np.uint64) -> bool:  # pr
     return False
 
 
-@njit(cache=True)
+@kernel()
 def _insert(
     keys: np.ndarray, used: np.ndarray, size: np.ndarray, key: np.uint64
 ) -> None:  # pragma: no cover
@@ -194,7 +197,7 @@ def _insert(
     size[0] += 1
 
 
-@njit(cache=True)
+@kernel()
 def _delete(
     keys: np.ndarray, used: np.ndarray, size: np.ndarray, key: np.uint64
 ) -> None:  # pragma: no cover
@@ -227,7 +230,7 @@ def _rehash(old_keys, old_used, keys, used) -> None:  # pragma: no cover - compi
             _insert(keys, used, size, old_keys[i])
 
 
-@njit(cache=True)
+@kernel()
 def _remember(st_ids, st_len, st_head, keys, used, size, k, tag, key, window):  # pragma: no cover
     cap = st_ids.shape[2]
     head = st_head[k, tag]
@@ -241,28 +244,54 @@ def _remember(st_ids, st_len, st_head, keys, used, size, k, tag, key, window):  
         _delete(keys, used, size, oldest)
 
 
-@njit(cache=True)
-def _median(values: np.ndarray) -> float:  # pragma: no cover - compiled
-    """``statistics.median``: the middle value, or the mean of the two middle values."""
-    data = np.sort(values)
-    n = data.size
+@kernel()
+def _sift(a, root, end) -> None:  # pragma: no cover - compiled
+    """Move ``a[root]`` down the max-heap ``a[:end]`` to its place."""
+    while True:
+        child = 2 * root + 1
+        if child >= end:
+            return
+        if child + 1 < end and a[child] < a[child + 1]:
+            child += 1
+        if not a[root] < a[child]:
+            return
+        a[root], a[child] = a[child], a[root]
+        root = child
+
+
+@kernel()
+def _median(a, n) -> float:  # pragma: no cover - compiled
+    """``statistics.median`` of ``a[:n]``: the middle value, or the mean of the two middle
+    values; sorts ``a[:n]`` in place (a heap sort, which needs no stack)."""
+    for root in range(n // 2 - 1, -1, -1):
+        _sift(a, root, n)
+    for end in range(n - 1, 0, -1):
+        a[0], a[end] = a[end], a[0]
+        _sift(a, 0, end)
     if n % 2 == 1:
-        return data[n // 2]
-    return (data[n // 2 - 1] + data[n // 2]) / 2
+        return a[n // 2]
+    return (a[n // 2 - 1] + a[n // 2]) / 2
 
 
-@njit(cache=True)
-def _jump_limit(moves, count, k_out, floor):  # pragma: no cover - compiled
+@kernel()
+def _jump_limit(moves, k, head, count, k_out, floor, window):  # pragma: no cover - compiled
+    """The outlier limit over instrument ``k``'s last ``count`` moves (a ring ending before
+    ``head``), never below ``floor``; ``window``: scratch of the ring's size."""
     if count < 2:
         return floor
-    window = moves[:count]
-    centre = _median(window)
-    mad = _median(np.abs(window - centre))
+    cap = moves.shape[1]
+    start = (head - count + cap) % cap
+    for j in range(count):
+        window[j] = moves[k, (start + j) % cap]
+    centre = _median(window, count)
+    for j in range(count):  # the deviations of the same moves, in another order
+        window[j] = abs(window[j] - centre)
+    mad = _median(window, count)
     limit = k_out * MAD_TO_STD * mad
     return limit if limit >= floor else floor
 
 
-@njit(cache=True)
+@kernel()
 def _validate(
     inst, kind, ts, price, size, bid, ask, bid_size, ask_size,
     id_key, seq_key, has_seq, reinjected, verdict_in,
@@ -270,7 +299,7 @@ def _validate(
     outlier_k, floor_bps, outlier_window, outlier_confirm, reject_locked, allowed,
     watermark, last_price, moves, moves_len, moves_head, pend_price, pend_count,
     pend_time, pend_time_count, ids, ids_len, ids_head, keys, used, size_,
-    verdict, aux,
+    verdict, aux, scratch,
 ):  # pragma: no cover - compiled  # fmt: skip
     n = inst.size
     for i in range(n):
@@ -371,13 +400,9 @@ def _validate(
             move = np.log(p) - np.log(last)
             floor = floor_bps[k] * UNIT_PER_BPS
             if abs(move) > floor:
-                count_moves = moves_len[k]
-                cap = moves.shape[1]
-                window_moves = np.empty(count_moves)
-                start = (moves_head[k] - count_moves + cap) % cap
-                for j in range(count_moves):
-                    window_moves[j] = moves[k, (start + j) % cap]
-                limit = _jump_limit(window_moves, count_moves, outlier_k[k], floor)
+                limit = _jump_limit(
+                    moves, k, moves_head[k], moves_len[k], outlier_k[k], floor, scratch
+                )
                 if abs(move) > limit:
                     agreeing = pend_count[k] > 0 and abs(np.log(p) - np.log(pend_price[k])) <= limit
                     count = pend_count[k] + 1 if agreeing else 1
@@ -436,7 +461,9 @@ class BatchValidator:
         """Verdict per row (0: clean; see ``batch.REASONS``) and the numbers its detail cites."""
         self._sync()
         n = len(batch)
-        self.state.reserve(2 * n)
+        # each (instrument, id or sequence) ring keeps at most its window, plus the key written
+        # before the oldest leaves
+        self.state.reserve(2 * n, 2 * int(self.rules.dedup_window.sum()) + 1)
         verdict = np.zeros(n, np.uint8)
         aux = np.zeros((n, 4))
         r, s = self.rules, self.state
@@ -450,7 +477,7 @@ class BatchValidator:
             s.watermark, s.last_price, s.moves, s.moves_len, s.moves_head, s.pend_price,
             s.pend_count, s.pend_time, s.pend_time_count, s.ids, s.ids_len, s.ids_head,
             s.table_keys, s.table_used, s.table_size,
-            verdict, aux,
+            verdict, aux, np.empty(s.moves.shape[1]),
         )  # fmt: skip
         return verdict, aux
 

@@ -33,6 +33,8 @@ from tickwise.streams.operators.models.linear_kernel import (
     new_state,
     predict_learn,
     predict_one,
+    score_scaled,
+    transform_one,
 )
 from tickwise.streams.operators.models.zoo import Z_CLIP, clip_z
 from tickwise.streams.sources import synthetic
@@ -194,6 +196,17 @@ def test_batches_equal_row_calls_and_river_whatever_the_boundaries(
         if predict[i]:
             p = predict_one(*rowwise.predictor(), model[i], X[i])
             assert p == whole_out[i] or (math.isnan(p) and math.isnan(whole_out[i]))
+            # the engine's one pass from the scales equals predict_one and transform_one
+            var = rowwise.variances[model[i]].tolist()
+            sd = np.array([math.pow(v, 0.5) if v >= 0.0 else math.nan for v in var])
+            z, want = np.empty(len(NAMES)), np.empty(len(NAMES))
+            st_ = rowwise
+            q = score_scaled(
+                st_.hyper, st_.weights, st_.intercept, st_.means, sd, model[i], X[i], z
+            )
+            transform_one(*rowwise.predictor(), model[i], X[i], want)
+            assert np.array([q]).tobytes() == np.array([p]).tobytes()
+            assert z.tobytes() == want.tobytes()
         if learn[i]:
             learn_one(*rowwise.learner(), model[i], X[i], y[i])
     assert all(a.tobytes() == b.tobytes() for a, b in zip(rowwise, whole, strict=True))

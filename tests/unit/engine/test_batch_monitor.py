@@ -18,6 +18,7 @@ from stubs import ES_TRADES, MS, T0_NS
 
 from tickwise.schemas.decisions import Action, Fill, Side, Signal
 from tickwise.streams.config import LabelConfig, MonitorConfig, ValidationConfig
+from tickwise.streams.engine import monitor as engine_monitor
 from tickwise.streams.engine.batch import SymbolTable, decode
 from tickwise.streams.engine.monitor import A_ROW, BatchMonitor, MonitorEvents
 from tickwise.streams.engine.risk import BUY, SELL, SIDE_FLAT
@@ -235,6 +236,15 @@ def test_streaks_losses_quality_and_policies_equal_the_monitor(seed: int) -> Non
                           "DATA_QUALITY"}  # fmt: skip
 
 
+@pytest.mark.parametrize("queue", [1, 3])
+def test_a_short_adwin_queue_changes_nothing(queue: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passes stopped by a full queue of closed blocks, and passes run again for an alarm
+    found after them, give the monitor's alerts and commands all the same."""
+    monkeypatch.setattr(engine_monitor, "ADWIN_QUEUE", queue)
+    codes = assert_equal(mixed(2, 12_000), MIXED_CONFIG, MIXED_LABEL)
+    assert "MODEL_DRIFT" in codes
+
+
 def test_defaults_without_max_loss_or_min_accuracy_equal_the_monitor() -> None:
     codes = assert_equal(mixed(4, 6_000), MonitorConfig(), LabelConfig())
     assert "DATA_QUALITY" in codes
@@ -347,3 +357,25 @@ def test_any_split_gives_the_same_alerts_and_state(cuts: list[int]) -> None:
         assert (other.width, other.total, other.variance, other.n_detections) == (
             adwin.width, adwin.total, adwin.variance, adwin.n_detections,
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("where", ["quarantined row", "no instrument", "out of order"])
+def test_events_that_do_not_belong_to_clean_rows_in_order_are_refused(where: str) -> None:
+    """A fill or decision the pass cannot take at its clean row, in row order, is an error."""
+    d = ("m", 0.7, Side.BUY, 100.0, 0.0, T0_NS)
+    rows = [Row("ES", True, T0_NS + i * MS, 100.0) for i in range(4)]
+    if where == "quarantined row":
+        rows[2] = Row("ES", False, T0_NS, decisions=[d])
+    elif where == "no instrument":
+        rows[2] = Row(None, False, T0_NS, fills=[("m", 0.0, 0.0)])
+    else:
+        rows[1].decisions.append(d)
+        rows[3].decisions.append(d)
+    symbols, models = SymbolTable(), SymbolTable()
+    ev = events(rows, symbols, models)
+    ev.dec_row[:] = ev.dec_row[::-1].copy()  # rows 3, 1 when out of order
+    mon = BatchMonitor(MonitorConfig(), LabelConfig(), symbols, models)
+    with pytest.raises(ValueError, match="belong to clean rows, in row order"):
+        mon.run(ev)
+    rows_ok = [Row("ES", True, T0_NS + i * MS, 100.0, decisions=[d]) for i in range(4)]
+    assert mon.run(events(rows_ok, symbols, models)).stopped_at is None  # in order: taken

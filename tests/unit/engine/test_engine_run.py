@@ -32,6 +32,7 @@ from tickwise.streams.config import (
     TickwiseConfig,
 )
 from tickwise.streams.engine.batch import decode
+from tickwise.streams.engine.decide import C_ROW, BatchDecide
 from tickwise.streams.engine.run import Engine
 from tickwise.streams.pipeline import Pipeline
 from tickwise.streams.sources import synthetic
@@ -156,3 +157,27 @@ def test_any_split_into_batches_publishes_the_same(cuts: list[int]) -> None:
         assert np.array_equal(x, y)
     for x, y in zip(engine_a.decide.state_arrays(), engine_b.decide.state_arrays(), strict=True):
         assert np.array_equal(x, y, equal_nan=True)
+
+
+def test_going_back_for_a_policy_resumes_from_a_mark(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the monitor stops a batch for a policy's command, the decide stage goes back to
+    its last mark before that row, not to the batch's start; what it publishes is the same."""
+    config, raws = CONFIGS["policies that act"], payloads()
+    want = pipeline_outputs(config, raws)
+    decide_to = BatchDecide._decide_to
+    decided = []
+
+    def counting(self, batch, clean, emit, model, buffers, cursor, stop):  # type: ignore[no-untyped-def]
+        decided.append(stop - int(cursor[C_ROW]))
+        return decide_to(self, batch, clean, emit, model, buffers, cursor, stop)
+
+    monkeypatch.setattr(BatchDecide, "_decide_to", counting)
+    rows = {}
+    for every in (10**9, 97):
+        monkeypatch.setattr(BatchDecide, "MARK_EVERY", every)
+        decided.clear()
+        got, _ = engine_outputs(config, raws, cuts=(4_500,))
+        assert_same(got, want)
+        rows[every] = sum(decided)
+    assert len(want[CONTROL.name]) >= 2  # the monitor stopped batches for commands
+    assert rows[97] < rows[10**9] - 1_000  # without marks, each stop decides its prefix again

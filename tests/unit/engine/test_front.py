@@ -4,6 +4,7 @@ oracle), and batch invariance: any split of a stream into batches gives the same
 from __future__ import annotations
 
 import json
+import statistics
 from itertools import islice, pairwise
 
 import numpy as np
@@ -17,7 +18,7 @@ from tickwise.schemas.ticks import CleanTick, SourceRef
 from tickwise.streams.config import FeatureConfig, InstrumentRules, ValidationConfig
 from tickwise.streams.engine.batch import SymbolTable, TickBatch, clean_tick_bytes, decode
 from tickwise.streams.engine.features import BASE, BatchFeatures
-from tickwise.streams.engine.validate import BatchValidator
+from tickwise.streams.engine.validate import BatchValidator, _median
 from tickwise.streams.operators.features.engine import FeatureEngine
 from tickwise.streams.operators.validation import Validator
 from tickwise.streams.sources import BAD_KINDS, REGIMES, ColumnMap, read_csv, synthetic
@@ -205,6 +206,21 @@ def test_real_es_trades_equal_the_per_message_operators() -> None:
     rows = read_csv(ES_TRADES, ColumnMap(symbol="ES", tz="America/Chicago"))
     payloads = [r.payload for r in islice(rows, 20_000)]
     assert_equals_oracle(payloads, ValidationConfig(), ALL_FEATURES)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([-2.5, -1.0, -0.0, 0.0, 1e-9, 0.5, 3.0]) | st.floats(-1, 1),
+        min_size=1,
+        max_size=300,
+    )
+)
+def test_the_kernels_median_is_statistics_median(values: list[float]) -> None:
+    """The outlier rule's median (a heap sort in place, no allocation) is the oracle's."""
+    a = np.array([*values, 99.0])  # a value past n stays where it is
+    assert _median(a, len(values)) == statistics.median(values)
+    assert a[: len(values)].tolist() == sorted(values) and a[-1] == 99.0
 
 
 def test_the_id_table_grows_and_forgets_exactly() -> None:
