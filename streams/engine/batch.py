@@ -39,7 +39,8 @@ R_OVERSIZED = reason_index(ReasonCode.OVERSIZED)
 R_UNKNOWN = reason_index(ReasonCode.UNKNOWN_INSTRUMENT)
 R_MALFORMED = reason_index(ReasonCode.MALFORMED_JSON)
 
-INSTRUMENT_RE = re.compile(r"^[A-Za-z0-9._:/\-]+$")
+# the contract's instrument pattern, matched whole (``fullmatch``: ``$`` would let "ES\n" by)
+INSTRUMENT_RE = re.compile(r"[A-Za-z0-9._:/\-]+")
 _TRADE_KEYS = frozenset(
     {"schema_version", "kind", "tick_id", "instrument", "ts_event_ns", "price", "size"}
     | {"seq", "ts_recv_ns"}
@@ -197,7 +198,7 @@ def _fast(msg: object) -> bool:
         and 1 <= len(tick_id) <= 128
         and type(instrument) is str
         and 1 <= len(instrument) <= 64
-        and INSTRUMENT_RE.match(instrument) is not None
+        and INSTRUMENT_RE.fullmatch(instrument) is not None
         and type(ts) is int
         and 0 <= ts < _TS_LIMIT
         and (msg.get("seq") is None or type(msg.get("seq")) is int)

@@ -235,7 +235,7 @@ def _block(block: Any, layout: _Layout, origin: str, first: int, symbols: Symbol
         encoded = pc.dictionary_encode(symbol)
         names = encoded.dictionary.to_pylist()
         codes = encoded.indices.to_numpy().astype(np.int32)
-    if not all(INSTRUMENT_RE.match(s) is not None and len(s) <= 64 for s in names):
+    if not all(INSTRUMENT_RE.fullmatch(s) is not None and len(s) <= 64 for s in names):
         raise _Fallback  # a symbol the contract refuses
     # registered only now, so a block that falls back leaves the symbol table as it was
     instrument = np.array([symbols.index(s) for s in names], np.int32)[codes]

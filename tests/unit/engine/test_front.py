@@ -200,6 +200,18 @@ def test_any_split_into_batches_gives_the_same_bytes(
         assert other[4] == whole[4]
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(min_size=0, max_size=70), min_size=1, max_size=5))
+def test_any_instrument_name_gets_the_contracts_verdict(names: list[str]) -> None:
+    """Names the contract's pattern refuses ("ES\\n", spaces, 65 characters) are refused alike."""
+    payloads = [
+        json.dumps({"kind": "trade", "tick_id": f"n{i}", "instrument": name,
+                    "ts_event_ns": T0_NS + i * MS, "price": 100.0, "size": 1.0}).encode()
+        for i, name in enumerate([*names, "ES\n", "E S", "x" * 65])
+    ]  # fmt: skip
+    assert_equals_oracle(payloads, ValidationConfig(), ALL_FEATURES)
+
+
 def test_real_es_trades_equal_the_per_message_operators() -> None:
     if not ES_TRADES.exists():
         pytest.skip(f"real ES trades not found at {ES_TRADES}")
