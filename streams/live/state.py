@@ -106,9 +106,7 @@ class EngineState:
             names, clean = engine.symbols.names, batch.verdict == 0
             clean[list(o.quarantined)] = False
             rows = np.flatnonzero(clean)
-            quality.on_accepted_many(
-                [names[i] for i in batch.instrument[rows].tolist()], batch.ts[rows].tolist()
-            )
+            quality.on_accepted_many(names, batch.instrument[rows], batch.ts[rows])
         r = o.decided
         out = [Output(TICKS_CLEAN, key, None, wire) for key, wire in o.clean]
         out += [Output(TICKS_QUARANTINE, q.instrument, q) for q in quarantined]
@@ -178,6 +176,7 @@ class EngineState:
             )
         after.state = before.state
         engine.validator = after
+
 
 PartitionState = EngineState | Pipeline
 

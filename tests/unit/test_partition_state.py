@@ -191,3 +191,26 @@ def test_the_engine_setting_picks_the_state() -> None:
     forced = zoo.model_copy(update={"live": LiveConfig(engine="columnar")})
     with pytest.raises(NotImplementedError):
         new_state(forced)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.integers(0, 50) | st.just(10**10)), max_size=40),
+    st.integers(1, 40),
+)
+def test_quality_counted_from_columns_equals_tick_by_tick(
+    ticks: list[tuple[int, int]], cut: int
+) -> None:
+    """Gaps, lateness and watermarks counted a batch at a time, any split, tick by tick's."""
+    names = ["ES", "NQ", "CL", "6E"]
+    by_tick, by_batch = QualityMonitor(gap_s=1e-8), QualityMonitor(gap_s=1e-8)
+    for k, ts in ticks:
+        by_tick.on_accepted(names[k], ts)
+    inst = np.array([k for k, _ in ticks], np.int32)
+    ts = np.array([t for _, t in ticks], np.int64)
+    for part in (slice(0, cut), slice(cut, None)):
+        by_batch.on_accepted_many(names, inst[part], ts[part])
+    assert by_batch.figures() == by_tick.figures()
+    assert {n: vars(f) for n, f in by_batch._state.items()} == {
+        n: vars(f) for n, f in by_tick._state.items()
+    }
