@@ -117,9 +117,10 @@ class PartitionRunner:
         self._checkpointed = -1
         self._last_checkpoint = time.monotonic()
 
-    def recover(self, committed: int) -> Recovery:
+    def recover(self, committed: int, progress: Callable[[], None] | None = None) -> Recovery:
         """Rebuild the state that goes with the committed offset; emit nothing.
 
+        ``progress`` is called once a replayed message (a long replay is not a hung worker).
         Raises ``RangeReadError`` when the log no longer holds what must be replayed, and
         ``CheckpointRefused`` for a checkpoint whose signature does not hold.
         """
@@ -143,6 +144,8 @@ class PartitionRunner:
                     if msg is not None:
                         self._process_one(msg)
                         replayed += 1
+                    if progress is not None:
+                        progress()
         # a worker restarted under a new config rebuilt its state under the checkpoint's
         self.pipeline = self.pipeline.reconfigured(self.config)
         self.next_offset = committed
