@@ -79,7 +79,10 @@ def test_the_worker_rides_through_two_leader_changes(tmp_path: Path) -> None:
     try:
         bootstrap = cluster.start(CLUSTER_START_S)
         admin = AdminClient({"bootstrap.servers": bootstrap})
-        create_topics(bootstrap, prefix, partitions=3, replication_factor=3)
+        create_topics(bootstrap, prefix, partitions=3)  # three copies: one per node
+        for topic in (raw, run.topics.checkpoints):
+            replicas = admin.list_topics(topic, timeout=15).topics[topic].partitions.values()
+            assert [len(p.replicas) for p in replicas] == [3, 3, 3], topic
         # the creation is acknowledged a moment before every node's metadata has the topic
         wait_until(
             lambda: (
