@@ -533,7 +533,9 @@ class Transport:
                 producer.produce(topic, out.encoded(), key, partition=target)
                 return
             except BufferError:  # the local queue is full while the broker is away
+                self._warn("the producer's queue is full (waiting for the broker)")
                 producer.poll(RETRY_S)
+                self._hang.beat()
 
     def _retrying(self, call: Callable[[], Any], what: str) -> None:
         """Run a transactional call, again while it fails retriably (the broker is away)."""
@@ -630,6 +632,8 @@ class Transport:
                 f"nothing committed for {self._stall.idle_s():.0f} s and the broker does not "
                 "answer (waiting for the broker)"
             )
+            # a broker away is waited out, not a stall: once it answers, a full STALL_S to commit
+            self._stall.progressed(reset=False)
             return
         complaint = self._stall.stalled(waiting)
         if complaint is not None:
