@@ -12,19 +12,37 @@ from tickwise.streams.live.bootstrap import resolve_bootstrap
 from tickwise.streams.live.security import env_client_config
 
 
+def default_replication(brokers: int) -> int:
+    """Three copies of each partition, or one per broker on a smaller cluster.
+
+    Why three: a partition (a checkpoint included) then survives one broker lost while a
+    second is down for maintenance; more copies cost writes and buy little.
+
+    >>> [default_replication(n) for n in (1, 2, 3, 5)]
+    [1, 2, 3, 3]
+    """
+    return max(1, min(3, brokers))
+
+
 def create_topics(
     bootstrap: str,
     prefix: str = "",
     partitions: int | None = None,
-    replication_factor: int = 1,
+    replication_factor: int | None = None,
     timeout: float = 30.0,
     client_config: dict[str, str] | None = None,
     specs: tuple[TopicSpec, ...] = ALL_TOPICS,
 ) -> dict[str, str]:
     """Create every topic of the catalogue (and the workers' checkpoint topic) that does not
-    exist; return name -> 'created' | 'exists'."""
+    exist; return name -> 'created' | 'exists'.
+
+    ``replication_factor`` defaults to ``default_replication`` of the cluster's size.
+    """
     settings = client_config if client_config is not None else env_client_config()
     admin = AdminClient({"bootstrap.servers": bootstrap, **settings})
+    if replication_factor is None:
+        brokers = len(admin.list_topics(timeout=timeout).brokers)
+        replication_factor = default_replication(brokers)
     topics = Topics(prefix)
     wanted = [
         NewTopic(

@@ -125,9 +125,10 @@ class PartitionRunner:
         self._checkpointed = -1
         self._last_checkpoint = time.monotonic()
 
-    def recover(self, committed: int) -> Recovery:
+    def recover(self, committed: int, progress: Callable[[], None] | None = None) -> Recovery:
         """Rebuild the state that goes with the committed offset; emit nothing.
 
+        ``progress`` is called once a replayed message (a long replay is not a hung worker).
         Raises ``RangeReadError`` when the log no longer holds what must be replayed, and
         ``CheckpointRefused`` for a checkpoint whose signature does not hold.
         """
@@ -162,6 +163,8 @@ class PartitionRunner:
                     if len(pending) >= EngineState.chunk:
                         self._decide(pending)
                         pending = []
+                    if progress is not None:
+                        progress()
                 self._decide(pending)
         # a worker restarted under a new config rebuilt its state under the checkpoint's
         self.state = self.state.reconfigured(self.config)

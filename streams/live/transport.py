@@ -63,6 +63,7 @@ from tickwise.streams.checkpoint import CheckpointStore
 from tickwise.streams.config import TickwiseConfig
 from tickwise.streams.live.control import ControlFollower
 from tickwise.streams.live.feed import publish
+from tickwise.streams.live.liveness import HangWatch, StallWatch, WorkerStalled
 from tickwise.streams.live.metrics import PipelineMetrics
 from tickwise.streams.live.partition import PartitionRunner
 from tickwise.streams.live.reader import TRANSIENT, consumer_settings
@@ -83,6 +84,14 @@ SEEK_ATTEMPTS = 20
 WEDGED_S = 45.0  # a transactional call still blocked after this is given up on
 TRANSACTION_TIMEOUT_MS = 60_000
 SESSION_TIMEOUT_MS = 10_000  # how long a SIGKILLed worker keeps its partitions
+STALL_S = 60.0  # input waiting this long with nothing committed: the consumer is replaced
+STALL_LOOK_S = 5.0  # while stalled, the input is looked at no more often than this
+RESTARTS_MAX = 3  # new consumers in a row that bring no commit: the worker stops
+CLOSE_S = 30.0  # a consumer's close, given up on after this
+SHUTDOWN_CLOSE_S = 120.0  # the last close checkpoints every partition: it gets longer
+# The loop stuck in one step this long ends the process. Each step's calls are bounded well
+# below (a checkpoint save retries for 120 s at most), and recovery beats once a message.
+HANG_S = 300.0
 
 
 class TakeOverError(RuntimeError):
@@ -194,6 +203,23 @@ def _transient(error: KafkaError) -> bool:
     return error.code() in TRANSIENT or (error.retriable() and not error.fatal())
 
 
+def _close_consumer(consumer: Consumer, timeout: float) -> bool:
+    """Close ``consumer`` on a thread of its own; False if it had not closed after ``timeout``
+    (a close waits on the group coordinator, which may be away or wedged)."""
+    closed = threading.Event()
+
+    def close() -> None:
+        try:
+            consumer.close()
+        except (KafkaException, RuntimeError) as exc:
+            log.warning("closing a consumer: %r", exc)
+        finally:
+            closed.set()
+
+    threading.Thread(target=close, name="tickwise-close", daemon=True).start()
+    return closed.wait(timeout)
+
+
 class Transport:
     """One worker process: a group consumer on ``ticks.raw``, one transactional producer, and a
     ``PartitionRunner`` per assigned partition."""
@@ -231,6 +257,10 @@ class Transport:
         self._producer: Producer | None = None
         self._watchdog = Watchdog()
         self._abandoned: list[tuple[Producer, Watchdog]] = []  # kept, never freed
+        self._stall = StallWatch(STALL_S, RESTARTS_MAX)
+        self._looked_at = 0.0
+        self._group_seen: dict[int, int] = {}
+        self._hang = HangWatch(HANG_S, "the worker's loop")
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -248,7 +278,25 @@ class Transport:
                 self.follower.stop()
                 return
         self._producer = self._new_producer()
-        self._consumer = Consumer(
+        self._hang.start()
+        self._consumer = self._new_consumer()
+        try:
+            while not self._stop.is_set():
+                self._hang.beat()
+                if self.follower.failure is not None:
+                    raise self.follower.failure
+                self._apply_controls()
+                batch = self._consume()
+                if batch:
+                    self._handle(batch)
+                self._watch_progress()
+        finally:
+            self._hang.stop()
+            self._close()
+
+    def _new_consumer(self) -> Consumer:
+        """The group consumer on ``ticks.raw``, subscribed; partitions come in ``_on_assign``."""
+        consumer = Consumer(
             consumer_settings(
                 self.bootstrap,
                 self.config.app_id,
@@ -263,30 +311,19 @@ class Transport:
                 },
             )
         )
-        self._consumer.subscribe(
+        consumer.subscribe(
             [self.raw_topic],
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
-        try:
-            while not self._stop.is_set():
-                if self.follower.failure is not None:
-                    raise self.follower.failure
-                self._apply_controls()
-                batch = self._consume()
-                if batch:
-                    self._handle(batch)
-        finally:
-            self._close()
+        return consumer
 
     def _close(self) -> None:
         consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            try:
-                consumer.close()  # revokes every partition: each is checkpointed
-            except (KafkaException, RuntimeError) as exc:
-                log.warning("closing the consumer: %r", exc)
+        # closing revokes every partition: each is checkpointed
+        if consumer is not None and not _close_consumer(consumer, SHUTDOWN_CLOSE_S):
+            log.warning("the consumer did not close within %g s; left behind", SHUTDOWN_CLOSE_S)
         producer, self._producer = self._producer, None
         if producer is not None:
             producer.flush(5)
@@ -303,6 +340,7 @@ class Transport:
                 self.runners[tp.partition] = self._take_over(tp.partition, committed[tp.partition])
                 assign.append(TopicPartition(tp.topic, tp.partition, committed[tp.partition]))
             consumer.incremental_assign(assign)
+            self._stall.progressed(reset=False)  # give the new partitions time to commit
         except BaseException as exc:  # raised by run() after consume returns
             self._failure = exc
 
@@ -360,7 +398,7 @@ class Transport:
     def _recover(self, runner: PartitionRunner, committed: int) -> None:
         while True:
             try:
-                runner.recover(committed)
+                runner.recover(committed, progress=self._hang.beat)
                 return
             except KafkaException as exc:  # the broker is away: wait for it
                 if not _transient(exc.args[0]):
@@ -482,6 +520,7 @@ class Transport:
             )
             self._retrying(lambda: producer.commit_transaction(CALL_TIMEOUT_S), "commit")
             self._in_transaction = self._dirty = False
+            self._stall.progressed()
         except (KafkaException, ProducerWedged) as exc:
             self._transaction_failed(exc)
             raise Rewind from exc
@@ -507,7 +546,9 @@ class Transport:
                 producer.produce(topic, out.encoded(), key, partition=target)
                 return
             except BufferError:  # the local queue is full while the broker is away
+                self._warn("the producer's queue is full (waiting for the broker)")
                 producer.poll(RETRY_S)
+                self._hang.beat()
 
     def _retrying(self, call: Callable[[], Any], what: str) -> None:
         """Run a transactional call, again while it fails retriably (the broker is away)."""
@@ -584,6 +625,98 @@ class Transport:
                     self._wait(f"partition {partition}: seek to {offset}: {exc}")
             log.warning("partition %s: rewound to committed offset %s", partition, offset)
         self._dirty = False
+
+    # -- liveness -----------------------------------------------------------------------------
+
+    def _watch_progress(self) -> None:
+        """Replace the consumer when input waits and nothing was committed for ``STALL_S``.
+
+        Why: after a broker restart that outlived the session, a consumer can report its
+        partitions lost and never get them back, silently. A new consumer joins the group
+        afresh; its partitions are rebuilt from their checkpoints and committed offsets.
+        """
+        now = time.monotonic()
+        if not self._stall.due() or now - self._looked_at < STALL_LOOK_S:
+            return
+        self._looked_at = now
+        waiting = self._waiting()
+        if waiting is None:
+            self._warn(
+                f"nothing committed for {self._stall.idle_s():.0f} s and the broker does not "
+                "answer (waiting for the broker)"
+            )
+            # a broker away is waited out, not a stall: once it answers, a full STALL_S to commit
+            self._stall.progressed(reset=False)
+            return
+        complaint = self._stall.stalled(waiting)
+        if complaint is not None:
+            self._replace_consumer(complaint)
+
+    def _waiting(self) -> dict[int, int] | None:
+        """Messages of ``ticks.raw`` waiting, per partition; None if the broker does not answer.
+
+        Owning partitions: what waits past each one's committed offset. Owning none: what waits
+        past the group's committed offsets, or nothing when they moved since the last look
+        (another worker is at work).
+        """
+        consumer = self._consumer
+        assert consumer is not None
+        try:
+            if self.runners:
+                waiting = {}
+                for partition, runner in list(self.runners.items()):
+                    _, high = consumer.get_watermark_offsets(
+                        TopicPartition(self.raw_topic, partition), timeout=CALL_TIMEOUT_S
+                    )
+                    waiting[partition] = high - runner.next_offset
+                return waiting
+            settings = {"isolation.level": "read_committed"}
+            asking = Consumer(consumer_settings(self.bootstrap, self.config.app_id, **settings))
+            try:
+                topic = asking.list_topics(self.raw_topic, timeout=CALL_TIMEOUT_S)
+                tps = [
+                    TopicPartition(self.raw_topic, p)
+                    for p in topic.topics[self.raw_topic].partitions
+                ]
+                committed = asking.committed(tps, timeout=CALL_TIMEOUT_S)
+                if any(tp.error is not None for tp in committed):
+                    return None
+                offsets = {tp.partition: max(tp.offset, 0) for tp in committed}
+                if offsets != self._group_seen:
+                    self._group_seen = offsets
+                    return {}
+                waiting = {}
+                for partition, offset in offsets.items():
+                    _, high = asking.get_watermark_offsets(
+                        TopicPartition(self.raw_topic, partition), timeout=CALL_TIMEOUT_S
+                    )
+                    waiting[partition] = high - offset
+                return waiting
+            finally:
+                _close_consumer(asking, CLOSE_S)
+        except KafkaException:
+            return None
+
+    def _replace_consumer(self, why: str) -> None:
+        """Leave the group and join it again with a new consumer, loudly; the partitions are
+        rebuilt when they are assigned. Raises ``WorkerStalled`` if the old one will not close
+        (its member could go on holding partitions no one processes)."""
+        log.error(
+            "%s: replacing the consumer (%d of %d in a row)",
+            why,
+            self._stall.restarts,
+            RESTARTS_MAX,
+        )
+        self._abort_if_open("consumer replaced")
+        self.runners.clear()  # not checkpointed: the state rebuilt on assignment is the same
+        self._dirty = False
+        old, self._consumer = self._consumer, None
+        if old is not None and not _close_consumer(old, CLOSE_S):
+            raise WorkerStalled(
+                f"{why}; the consumer did not close within {CLOSE_S:g} s, so it may hold on to "
+                "its partitions; stopping"
+            )
+        self._consumer = self._new_consumer()
 
     # -- control ------------------------------------------------------------------------------
 
@@ -676,6 +809,7 @@ class Transport:
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"stopping: {why}"))
         self._warn(f"{why} (waiting for the broker)")
         time.sleep(RETRY_S)
+        self._hang.beat()
 
     def _warn(self, text: str) -> None:
         now = time.monotonic()

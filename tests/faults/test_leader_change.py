@@ -40,6 +40,12 @@ def leaders(admin: AdminClient, topic: str) -> dict[int, int]:
     return {p: meta.leader for p, meta in metadata.topics[topic].partitions.items()}
 
 
+def copies(admin: AdminClient, topic: str) -> list[int]:
+    """How many replicas each partition has, in partition order."""
+    metadata = admin.list_topics(topic, timeout=15)
+    return [len(meta.replicas) for _, meta in sorted(metadata.topics[topic].partitions.items())]
+
+
 def preferred(admin: AdminClient, topic: str) -> dict[int, int]:
     """Each partition's preferred leader: the first of its replicas."""
     metadata = admin.list_topics(topic, timeout=15)
@@ -79,7 +85,7 @@ def test_the_worker_rides_through_two_leader_changes(tmp_path: Path) -> None:
     try:
         bootstrap = cluster.start(CLUSTER_START_S)
         admin = AdminClient({"bootstrap.servers": bootstrap})
-        create_topics(bootstrap, prefix, partitions=3, replication_factor=3)
+        create_topics(bootstrap, prefix, partitions=3)  # three copies by default: one per node
         # the creation is acknowledged a moment before every node's metadata has the topic
         wait_until(
             lambda: (
@@ -87,6 +93,11 @@ def test_the_worker_rides_through_two_leader_changes(tmp_path: Path) -> None:
             ),
             f"{raw} has a leader for each partition",
         )
+        for topic in (raw, run.topics.checkpoints):
+            wait_until(
+                lambda topic=topic: copies(admin, topic) == [3, 3, 3],
+                f"{topic} has three copies of each partition",
+            )
         first = leaders(admin, raw)
         assert first == preferred(admin, raw), "a new topic's leaders are its preferred ones"
         preload = 1000
