@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tickwise.replay.collector import BacktestCollector
 from tickwise.replay.report import ReportSettings
@@ -27,9 +27,11 @@ from tickwise.schemas.quarantine import QuarantineRecord
 from tickwise.schemas.ticks import CleanTick, QuoteTick, SourceRef, TradeTick
 from tickwise.schemas.topics import ALERTS, AUDIT, DECISIONS, FILLS, SIGNALS, TICKS_QUARANTINE
 from tickwise.streams.config import TickwiseConfig
-from tickwise.streams.pipeline import Decided, Output, Pipeline
 from tickwise.streams.progress import PROGRESS_EVERY, Progress, utc_second
 from tickwise.streams.sources import RawRecord
+
+if TYPE_CHECKING:
+    from tickwise.streams.pipeline import Decided, Output, Pipeline
 
 # Topic -> file: each line exactly as the message is on that topic.
 FILES = {
@@ -150,6 +152,8 @@ def run_backtest(
     ``report.json`` and ``report.html`` are measured as ``settings`` says (``replay.collector``);
     ``warmup_ns`` of event time from the first tick trade nothing (``replay.warmup``).
     """
+    from tickwise.streams.pipeline import Pipeline  # river's zoo, loaded only on this runner
+
     out.mkdir(parents=True, exist_ok=True)
     pipeline = Pipeline(config)
     for command in controls:

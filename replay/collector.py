@@ -12,7 +12,7 @@ import json
 from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tickwise.replay import html, metrics
 from tickwise.replay.baselines import Baselines
@@ -20,7 +20,9 @@ from tickwise.replay.prequential import Outcome, SignalOutcomes
 from tickwise.replay.report import Decimator, EquityWriter, ReportSettings, SegmentedCurve, iso_utc
 from tickwise.schemas.ticks import QuoteTick, TradeTick
 from tickwise.streams.config import TickwiseConfig
-from tickwise.streams.pipeline import Decided, Pipeline
+
+if TYPE_CHECKING:  # the per-tick pipeline loads river's zoo: only its runner imports it
+    from tickwise.streams.pipeline import Decided, Pipeline
 
 SCORE_BINS = 40
 MAX_PLOTTED_INSTRUMENTS = 6

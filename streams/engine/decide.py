@@ -61,7 +61,7 @@ from tickwise.streams.engine.models import ModelColumns
 from tickwise.streams.engine.risk import RiskKernel
 from tickwise.streams.operators.audit import AuditChain, Entry, reason_key
 from tickwise.streams.operators.control import GLOBAL, KILL_COMMANDS, STAGE_COMMANDS
-from tickwise.streams.operators.models.stage import Applied, version_key
+from tickwise.streams.operators.models.shared import Applied, version_key
 from tickwise.streams.operators.risk import _shared_check, decision_of
 
 NONE = rk.NONE  # an unset effective time: always in force

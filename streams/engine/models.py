@@ -52,8 +52,7 @@ from tickwise.streams.operators.models.linear_kernel import (
     score_scaled,
 )
 from tickwise.streams.operators.models.linear_kernel import _learn as learn_row
-from tickwise.streams.operators.models.stage import version_key
-from tickwise.streams.operators.models.zoo import Z_CLIP
+from tickwise.streams.operators.models.shared import Z_CLIP, version_key
 
 START_CAPACITY = 64
 NO_TIME = np.iinfo(np.int64).min

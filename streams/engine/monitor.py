@@ -2,15 +2,16 @@
 fused decide kernel (docs/ENGINE.md) to call per row.
 
 Outcome scoring (the one outcome rule of ``streams.operators.labels``), accuracy windows,
-losing streaks, the P&L alert and the quarantine rate are arithmetic on state arrays indexed
-by instrument and model slot. ADWIN stays river's, in Python: it takes one value per block of
-event time. When a block closes, ``on_tick`` queues the block's mean error in ``aq_*`` and
-goes on as if ADWIN raised no alarm, which is nearly always its answer; after the pass Python
-feeds the queued blocks to ADWIN in order (``feed_adwin``, the per-tick monitor's rule to the
-letter). If one alarms, ``BatchMonitor`` puts the state back as the pass found it and runs it
-again with the answers up to that block known (``ADW_KNOWN``), so the alarm's alert comes out
-at its row, and ADWIN is fed each block once. When the queue is full ``on_tick`` stops before
-the outcome that closed the block and the caller calls it again at the same row.
+losing streaks, the P&L alert and the quarantine rate are arithmetic on state arrays indexed by
+instrument and model slot. ADWIN (``streams.operators.adwin``) is called from Python: it takes
+one value per block of event time. When a block closes, ``on_tick`` queues the block's mean
+error in ``aq_*`` and goes on as if ADWIN raised no alarm, which is nearly always its answer;
+after the pass Python feeds the queued blocks to ADWIN in order (``feed_adwin``, the per-tick
+monitor's rule to the letter). If one alarms, ``BatchMonitor`` puts the state back as the pass
+found it and runs it again with the answers up to that block known (``ADW_KNOWN``), so the
+alarm's alert comes out at its row, and ADWIN is fed each block once. When the queue is full
+``on_tick`` stops before the outcome that closed the block and the caller calls it again at the
+same row.
 
 Alerts come out as rows of numbers (code, instrument, model slot, event time, the
 instrument's alert number, the figures the text needs, and the command their policy asks
@@ -30,13 +31,13 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from river import drift
 
 from tickwise.schemas.decisions import Alert, ControlCommand
 from tickwise.streams.config import LabelConfig, MonitorConfig
 from tickwise.streams.engine.batch import SymbolTable
 from tickwise.streams.engine.jit import kernel
 from tickwise.streams.engine.risk import BUY, NONE, SIDE_FLAT
+from tickwise.streams.operators.adwin import Adwin
 from tickwise.streams.operators.labels import NO_DIRECTION, UP, direction_nb, forward_bps_nb
 from tickwise.streams.operators.labels import horizon_ns as to_ns
 from tickwise.streams.operators.monitor import SEVERITY
@@ -257,7 +258,7 @@ def on_validated(
         ist[k, I_Q_ARMED] = 1
 
 
-def feed_adwin(adwin: drift.ADWIN, x: float, min_increase: float) -> tuple[bool, float, float]:
+def feed_adwin(adwin: Adwin, x: float, min_increase: float) -> tuple[bool, float, float]:
     """One block's mean error into ADWIN: (alarm, error rate before, error rate now).
 
     An alarm needs a detected change that cut old inputs and an error rate that went up by
@@ -479,7 +480,7 @@ class BatchMonitor:
     ) -> None:
         self.config, self.symbols, self.models = config, symbols, models
         self.icfg, self.fcfg = settings_of(config, label)
-        self.adwins: dict[tuple[int, int], drift.ADWIN] = {}
+        self.adwins: dict[tuple[int, int], Adwin] = {}
         self.adw_i = np.zeros(2, np.int64)
         self.aq_km = np.zeros((ADWIN_QUEUE, 2), np.int64)
         self.aq_f = np.zeros((ADWIN_QUEUE, 4))
@@ -530,11 +531,11 @@ class BatchMonitor:
             setattr(self, name, wide)
         self.ist[:, I_P_HEAD] = 0
 
-    def _adwin(self, k: int, m: int) -> drift.ADWIN:
+    def _adwin(self, k: int, m: int) -> Adwin:
         adwin = self.adwins.get((k, m))
         if adwin is None:
             # clock=1: check for change at every block, as Monitor does
-            adwin = self.adwins[(k, m)] = drift.ADWIN(
+            adwin = self.adwins[(k, m)] = Adwin(
                 delta=self.config.drift_delta, clock=1, grace_period=self.config.drift_grace
             )
         return adwin

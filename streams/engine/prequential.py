@@ -17,22 +17,18 @@ State per instrument, row ``k`` of each array:
 * ``means`` float64 ``(K, 4)``: ``stats.Mean``'s ``(n, mean)`` of the first figure
   (``LogLoss`` or ``MAE``) in columns 0 and 1, of ``MSE`` in columns 2 and 3;
 * the rolling window, a ring of the scored labels ``(ts, y, prediction)`` with ``head`` and
-  ``length``, from which ``report`` recomputes the window's figures with river's own metrics.
+  ``length``, whose figures ``window`` computes from fresh sums of its labels in order, the
+  same arithmetic river's fresh metrics do over them (held to river by an oracle test).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 from numba import njit
 
-from tickwise.streams.operators.models.evaluation import (
-    CLASSIFIER_METRICS,
-    REGRESSOR_METRICS,
-    figures,
-)
+from tickwise.streams.operators.models.evaluation import CLASSIFIER_METRICS, REGRESSOR_METRICS
 from tickwise.streams.operators.models.linear_kernel import _libm_pow
 
 N, CORRECT, SAID_UP, WENT_UP, BOTH_UP = range(5)
@@ -49,18 +45,8 @@ def _mean_add(means, k, col, x) -> None:  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def score_label(
-    counts, means, w_ts, w_y, w_pred, w_head, w_len,
-    k, ts, y, prediction, regression, window_ns, two,
-):  # pragma: no cover - compiled  # fmt: skip
-    """``Prequential.update(ts, y, prediction)`` on instrument ``k``: the overall figures move
-    and the label joins the window, whose labels at or before ``ts - window_ns`` leave it.
-
-    ``y`` is 1.0 (up) or 0.0 and ``prediction`` P(up) for classification. ``two`` is 2.0,
-    passed in as data: ``MSE`` squares by Python's ``d ** 2``, libm's ``pow``, which rounds
-    differently from ``d * d`` about once in 1,200 values, and LLVM rewrites ``pow(d, 2.0)``
-    into ``d * d`` when it sees the constant. The window ring must have room for one more.
-    """
+def _score(counts, means, k, y, prediction, regression, two) -> None:  # pragma: no cover
+    """One label's move of the figures' sums on row ``k`` (see ``score_label``)."""
     counts[k, N] += 1
     if regression:
         d = y - prediction
@@ -76,6 +62,22 @@ def score_label(
         p = P_MAX if prediction > P_MAX else prediction  # Python's min, then max: NaN stays
         p = P_MIN if p < P_MIN else p
         _mean_add(means, k, 0, -math.log(p) if went_up else -math.log(1 - p))
+
+
+@njit(cache=True)
+def score_label(
+    counts, means, w_ts, w_y, w_pred, w_head, w_len,
+    k, ts, y, prediction, regression, window_ns, two,
+):  # pragma: no cover - compiled  # fmt: skip
+    """``Prequential.update(ts, y, prediction)`` on instrument ``k``: the overall figures move
+    and the label joins the window, whose labels at or before ``ts - window_ns`` leave it.
+
+    ``y`` is 1.0 (up) or 0.0 and ``prediction`` P(up) for classification. ``two`` is 2.0,
+    passed in as data: ``MSE`` squares by Python's ``d ** 2``, libm's ``pow``, which rounds
+    differently from ``d * d`` about once in 1,200 values, and LLVM rewrites ``pow(d, 2.0)``
+    into ``d * d`` when it sees the constant. The window ring must have room for one more.
+    """
+    _score(counts, means, k, y, prediction, regression, two)
     cap = w_ts.shape[1]
     tail = (w_head[k] + w_len[k]) % cap
     w_ts[k, tail] = ts
@@ -110,11 +112,16 @@ def overall(regression: bool, counts: np.ndarray, means: np.ndarray) -> dict[str
     return dict(zip(CLASSIFIER_METRICS, values, strict=True))
 
 
+@njit(cache=True)
+def _score_all(counts, means, ys, predictions, regression, two) -> None:  # pragma: no cover
+    """Every label of ``ys`` and ``predictions`` in order into row 0's sums."""
+    for i in range(ys.shape[0]):
+        _score(counts, means, 0, ys[i], predictions[i], regression, two)
+
+
 def window(regression: bool, ys: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
-    """The window's figures, from its labels in order, by river's own metrics."""
-    labels = zip(ys.tolist(), predictions.tolist(), strict=True)
-    if regression:
-        pairs: Any = labels
-    else:  # as the compiled classifier's predict_proba_one
-        pairs = ((y == 1.0, {False: 1.0 - p, True: p}) for y, p in labels)
-    return figures("regression" if regression else "classification", pairs)
+    """The window's figures, from its labels in order: fresh sums, as fresh river metrics."""
+    counts, means = np.zeros((1, N_COUNTS), np.int64), np.zeros((1, 4))
+    ys, predictions = (np.ascontiguousarray(a, np.float64) for a in (ys, predictions))
+    _score_all(counts, means, ys, predictions, bool(regression), 2.0)
+    return overall(regression, counts[0], means[0])

@@ -33,7 +33,7 @@ from tickwise.streams.engine.features import BatchFeatures
 from tickwise.streams.engine.models import BatchModel, ModelColumns
 from tickwise.streams.engine.monitor import BatchMonitor, MonitorEvents
 from tickwise.streams.engine.validate import BatchValidator
-from tickwise.streams.operators.models import applied_alert
+from tickwise.streams.operators.models.shared import applied_alert
 
 
 @dataclass(slots=True)

@@ -1,14 +1,14 @@
 """The monitor: notice a model or a feed going wrong before the P&L does, in event time.
 
 Per instrument and model it keeps rolling accuracy, trade counts, P&L and losing streaks, and
-runs river's ADWIN on the model's error. ADWIN compares every split of its adaptive window and
-flags a change when the two means differ by more than a Hoeffding-style bound at confidence
-``drift_delta``. That bound assumes independent inputs, and the 0/1 errors of consecutive ticks
-are not: their label horizons overlap, so one price move makes hundreds of them wrong at once.
-ADWIN therefore gets one value per block of ``drift_block_s`` of event time (default: the label
-horizon), the block's mean error, and checks at every block (``clock=1``). It alarms only
-when the error went *up* by at least ``drift_min_increase`` (a better model is no incident),
-and not before ``drift_grace`` blocks.
+runs ADWIN (river's, bit for bit: ``streams.operators.adwin``) on the model's error. ADWIN
+compares every split of its adaptive window and flags a change when the two means differ by
+more than a Hoeffding-style bound at confidence ``drift_delta``. That bound assumes independent
+inputs, and the 0/1 errors of consecutive ticks are not: their label horizons overlap, so one
+price move makes hundreds of them wrong at once. ADWIN therefore gets one value per block of
+``drift_block_s`` of event time (default: the label horizon), the block's mean error, and
+checks at every block (``clock=1``). It alarms only when the error went *up* by at least
+``drift_min_increase`` (a better model is no incident), and not before ``drift_grace`` blocks.
 Outcomes are the model's labels (``streams.operators.labels.outcome``): the direction of the
 log return over ``horizon_s`` of event time, known only once a later tick has arrived; a move
 inside the label's dead zone has no direction and scores nothing, as it teaches the model
@@ -25,10 +25,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from river import drift
-
 from tickwise.schemas.decisions import Alert, ControlCommand, Fill, Severity, Side, Signal
 from tickwise.streams.config import LabelConfig, MonitorConfig, Policy
+from tickwise.streams.operators.adwin import Adwin
 from tickwise.streams.operators.execution import AccountView
 from tickwise.streams.operators.labels import NO_DIRECTION, UP, horizon_ns, outcome_one
 from tickwise.streams.operators.state import InstrumentStateMixin
@@ -80,7 +79,7 @@ def policy_command(
 
 @dataclass
 class _ModelStats:
-    adwin: drift.ADWIN
+    adwin: Adwin
     hits: deque[bool]
     outcomes: int = 0
     signals: int = 0
@@ -139,7 +138,7 @@ class Monitor(InstrumentStateMixin):
         m = st.models.get(model_id)
         if m is None:
             # clock=1: check for change at every block (river checks every 32 inputs by default)
-            adwin = drift.ADWIN(
+            adwin = Adwin(
                 delta=self.config.drift_delta, clock=1, grace_period=self.config.drift_grace
             )
             m = st.models[model_id] = _ModelStats(adwin, deque(maxlen=self.config.accuracy_window))

@@ -1,15 +1,40 @@
-"""The model zoo, delayed-label learning, stages (shadow, canary, production) and validation."""
+"""The model zoo, delayed-label learning, stages (shadow, canary, production) and validation.
 
-from tickwise.streams.operators.models.evaluation import Prequential
-from tickwise.streams.operators.models.stage import (
-    Applied,
-    Deployed,
-    ModelOutput,
-    ModelStage,
-    applied_alert,
-    version_key,
+The names below are imported on first use, not with the package: the compiled learner's modules
+(``linear_kernel``) live here too, and the engine that uses them must not load river's zoo and
+metrics (with scipy, about a second) to import them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tickwise.streams.operators.models.evaluation import Prequential
+    from tickwise.streams.operators.models.shared import (
+        Applied,
+        Deployed,
+        applied_alert,
+        version_key,
+    )
+    from tickwise.streams.operators.models.stage import ModelOutput, ModelStage
+    from tickwise.streams.operators.models.zoo import build_estimator
+
+# Each exported name and the module that defines it.
+_SOURCES = MappingProxyType(
+    {
+        "Applied": "tickwise.streams.operators.models.shared",
+        "Deployed": "tickwise.streams.operators.models.shared",
+        "ModelOutput": "tickwise.streams.operators.models.stage",
+        "ModelStage": "tickwise.streams.operators.models.stage",
+        "Prequential": "tickwise.streams.operators.models.evaluation",
+        "applied_alert": "tickwise.streams.operators.models.shared",
+        "build_estimator": "tickwise.streams.operators.models.zoo",
+        "version_key": "tickwise.streams.operators.models.shared",
+    }
 )
-from tickwise.streams.operators.models.zoo import build_estimator
 
 __all__ = [
     "Applied",
@@ -21,3 +46,14 @@ __all__ = [
     "build_estimator",
     "version_key",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Import an exported name from its module when it is asked for."""
+    if name not in _SOURCES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_SOURCES[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -11,15 +11,19 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from river import metrics
+if TYPE_CHECKING:
+    from river import metrics
 
 CLASSIFIER_METRICS = ("Accuracy", "Precision", "Recall", "F1", "LogLoss")
 REGRESSOR_METRICS = ("MAE", "RMSE")
 
 
 def _fresh(names: tuple[str, ...]) -> dict[str, metrics.base.Metric]:
+    # river.metrics imports scipy.stats (0.7 s): loaded by the first metric, not with the names
+    from river import metrics
+
     return {name: getattr(metrics, name)() for name in names}
 
 

@@ -24,11 +24,8 @@ from typing import Any
 from river import base
 
 from tickwise.schemas.decisions import (
-    Alert,
-    AppliedControl,
     ControlCommand,
     FeatureVector,
-    Severity,
     Side,
     Signal,
     Stage,
@@ -38,6 +35,11 @@ from tickwise.streams.operators.decision import MoveEstimate
 from tickwise.streams.operators.labels import LabelQueue, horizon_ns
 from tickwise.streams.operators.models.evaluation import Prequential
 from tickwise.streams.operators.models.explain import explain
+from tickwise.streams.operators.models.shared import (
+    Applied,
+    Deployed,
+    version_key,
+)
 from tickwise.streams.operators.models.zoo import (
     LINEAR_KINDS,
     build_estimator,
@@ -49,54 +51,6 @@ from tickwise.streams.operators.models.zoo import (
 from tickwise.streams.operators.state import InstrumentStateMixin
 
 ROLLBACK_DEPTH = 3
-
-
-def version_key(model_id: str, version: int) -> str:
-    """The key of a model version in a deployment, e.g. ``logreg:v2``."""
-    return f"{model_id}:v{version}"
-
-
-@dataclass(frozen=True)
-class Deployed:
-    """One model version in a deployment and where it may act."""
-
-    model: ModelConfig
-    stage: Stage = Stage.PRODUCTION
-    instruments: tuple[str, ...] | None = None
-    capital_fraction: float = 1.0
-
-    @property
-    def key(self) -> str:
-        return version_key(self.model.model_id, self.model.model_version)
-
-
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """A control command applied to one instrument, at the tick where it took effect."""
-
-    command_id: str
-    command: str
-    instrument: str
-    tick_id: str
-    ts_event_ns: int
-    detail: str
-    operator: str = ""  # who asked (kept in the CONTROL_APPLIED alert of the audit trail)
-    scope: str = ""
-    reason: str = ""
-    model_id: str | None = None
-
-    def audited(self) -> AppliedControl:
-        """The entry this stage change makes in the instrument's audit record."""
-        return AppliedControl(
-            command_id=self.command_id,
-            command=self.command,
-            scope=self.scope,
-            reason=self.reason,
-            applied_ts_event_ns=self.ts_event_ns,
-            model_id=self.model_id,
-            operator=self.operator or None,
-            detail=self.detail,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,20 +385,3 @@ def _update_means(means: dict[str, tuple[int, float]], x: dict[str, float]) -> N
         n, m = means.get(name, (0, 0.0))
         n += 1
         means[name] = (n, m + (value - m) / n)
-
-
-def applied_alert(applied: Applied, model_id: str | None = None) -> Alert:
-    """The audit trail entry of a control command applied to one instrument (topic ``alerts``)."""
-    return Alert(
-        alert_id=f"ctl-{applied.command_id}-{applied.instrument}",
-        ts_event_ns=applied.ts_event_ns,
-        severity=Severity.INFO,
-        code="CONTROL_APPLIED",
-        detail=(
-            f"{applied.command} {applied.command_id}: {applied.detail}; "
-            f"{f'asked by {applied.operator}; ' if applied.operator else ''}"
-            f"from tick {applied.tick_id} (ts_event_ns {applied.ts_event_ns})"
-        ),
-        instrument=applied.instrument,
-        model_id=model_id,
-    )

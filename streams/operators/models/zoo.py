@@ -16,11 +16,9 @@ from river import base, compose, forest, linear_model, optim, preprocessing, tre
 
 from tickwise.streams.config import ModelConfig
 from tickwise.streams.operators.models.mlp import MLPClassifier, MLPRegressor
+from tickwise.streams.operators.models.shared import Z_CLIP
 
 Task = Literal["classification", "regression"]
-# Standardised inputs are clipped: a feature that was constant during warm-up (a zero variance
-# estimate) must not turn one unusual tick into a 300-sigma input and a saturated score.
-Z_CLIP = 5.0
 LINEAR_KINDS = frozenset({"logistic", "linear", "svm", "pa"})
 SCALED_KINDS = LINEAR_KINDS | {"mlp"}
 # Every (task, kind) pair the zoo builds: what tests and benchmarks iterate over.
