@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
 from tickwise.schemas.ticks import CleanTick
 from tickwise.streams.operators.state import InstrumentStateMixin
+
+if TYPE_CHECKING:  # numpy only where columns are counted: the light commands never load it
+    import numpy as np
 
 UNKNOWN = "(unknown)"  # records that could not be read far enough to know their instrument
 LATE_REASONS = frozenset({ReasonCode.OUT_OF_ORDER, ReasonCode.STALE_TIMESTAMP})
@@ -78,6 +80,8 @@ class QualityMonitor(InstrumentStateMixin):
     def on_accepted_many(self, names: list[str], instrument: np.ndarray, ts: np.ndarray) -> None:
         """Count clean ticks, in row order, from columns (the columnar engine's verdicts):
         ``instrument`` indexes ``names``; the figures are ``on_accepted``'s, tick by tick."""
+        import numpy as np
+
         if instrument.size == 0:
             return
         order = np.argsort(instrument, kind="stable")
@@ -87,6 +91,8 @@ class QualityMonitor(InstrumentStateMixin):
 
     def _accept_run(self, figures: QualityFigures, ts: np.ndarray) -> None:
         """``on_accepted`` over one instrument's event times in order, in numpy."""
+        import numpy as np
+
         before = np.empty_like(ts)
         before[0], before[1:] = figures.last_ns, ts[:-1]
         known = before >= 0
