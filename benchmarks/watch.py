@@ -20,7 +20,8 @@ benchmark starts and stops itself. Every run uses its own topic prefix.
 
 The default configuration is the worst case for the watchtower: every HOLD published and
 recorded one by one (``[audit] holds = "each"``, a decision and an audit record per tick) and
-the plain ``threshold`` rule, which trades on every signal. ``--config`` runs another; the
+the plain ``threshold`` rule, which trades on every signal. ``--config defaults`` runs the
+built-in configuration (what ``benchmarks.live`` measures), ``--config PATH`` another; the
 benchmark adds the ``[watch]`` section itself.
 """
 
@@ -50,6 +51,7 @@ from tickwise.streams.live.metrics import scrape
 from tickwise.streams.live.tap import spawn_watch, spawn_worker, stop_process
 from tickwise.streams.sources import synthetic
 
+DEFAULTS = "defaults"  # --config defaults: the built-in configuration, as benchmarks.live runs
 WORST_CASE = '[decision]\nrule = "threshold"\n\n[audit]\nholds = "each"\n'
 CHECKED = "tickwise_watch_checked_total"
 FEED_AGE = "tickwise_watch_feed_age_seconds"
@@ -147,8 +149,9 @@ def lag_figures(produced_ms: list[int], samples: list[Sample]) -> dict[str, Any]
 
 
 def watch_config(base: str | None, tmp: Path, group: str, worker_group: str) -> str:
-    """The worker's TOML with the ``[watch]`` section of this run; its path."""
-    text = Path(base).read_text() if base else WORST_CASE
+    """The worker's TOML with the ``[watch]`` section of this run; its path. ``base``: a TOML
+    file, ``DEFAULTS`` for the built-in configuration, None for the worst case."""
+    text = WORST_CASE if base is None else "" if base == DEFAULTS else Path(base).read_text()
     if "watch" in tomllib.loads(text):
         raise SystemExit("the benchmark writes the [watch] section itself: drop it from --config")
     path = tmp / f"{group}.toml"
@@ -269,8 +272,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--config",
         default=None,
-        help='TOML of the worker and watchtower (default: [decision] rule = "threshold", '
-        '[audit] holds = "each"); without a [watch] section',
+        help="TOML of the worker and watchtower, without a [watch] section (default: "
+        '[decision] rule = "threshold", [audit] holds = "each"; "defaults": the built-in '
+        "configuration, as benchmarks.live runs it)",
     )
     add_bootstrap_argument(parser)
     return parser.parse_args(argv)

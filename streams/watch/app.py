@@ -294,6 +294,8 @@ def build_app(
         """Check a batch of the trail in order; write its tables once, at the end."""
         alerts: list[Alert] = []
         commands: list[ControlCommand] = []
+        counts: dict[str, int] = {}  # messages checked per topic
+        now = time.time()
         for event in events:
             msg = event.message
             mark = f"{msg.topic}:{msg.partition}"
@@ -305,18 +307,20 @@ def build_app(
             where = Where(msg.topic, msg.partition, msg.offset)
             value = event.value or b""
             if msg.topic == topics.audit:
-                found, entry = trail.on_audit(value, where, time.time(), msg.timestamp)
+                found, entry = trail.on_audit(value, where, now, msg.timestamp)
                 alerts += found
                 if entry is not None:  # an unreadable one is the chain check's to report
                     found, ordered = trading.on_entry(entry)
                     alerts += found
                     commands += ordered
             else:
-                alerts += trail.on_decision(value, where, time.time(), msg.timestamp)
+                alerts += trail.on_decision(value, where, now, msg.timestamp)
             checked[mark] = msg.offset
-            metrics.on_checked(msg.topic)
+            counts[msg.topic] = counts.get(msg.topic, 0) + 1
         for view in behind:
             view.flush()
+        for topic, count in counts.items():
+            metrics.on_checked(topic, count)
         return alerts, commands
 
     @app.agent(trail_topic)
