@@ -294,7 +294,7 @@ def build_app(
         """Check a batch of the trail in order; write its tables once, at the end."""
         alerts: list[Alert] = []
         commands: list[ControlCommand] = []
-        counts: dict[str, int] = {}  # messages checked per topic
+        per_topic: dict[str, int] = {}  # messages checked
         now = time.time()
         for event in events:
             msg = event.message
@@ -316,10 +316,10 @@ def build_app(
             else:
                 alerts += trail.on_decision(value, where, now, msg.timestamp)
             checked[mark] = msg.offset
-            counts[msg.topic] = counts.get(msg.topic, 0) + 1
+            per_topic[msg.topic] = per_topic.get(msg.topic, 0) + 1
         for view in behind:
             view.flush()
-        for topic, count in counts.items():
+        for topic, count in per_topic.items():
             metrics.on_checked(topic, count)
         return alerts, commands
 
