@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test lint format schemas backtest-es broker-start broker-stop clean \
-	bench bench-live bench-replay bench-memory bench-scaleout bench-profile bench-stages
+	bench bench-live bench-replay bench-memory bench-scaleout bench-profile bench-stages bench-watch
 .PHONY: compose-secrets compose-secure provision-demo provision-test
 
 # The Debian packages each README command needs (.ci/provision): installed when make runs as
@@ -79,6 +79,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.live --ticks 20000 --seconds 5 --drain-timeout 30 $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.scaleout --ticks 20000 $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.stages --ticks 10000 $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.watch --ticks 20000 $(BENCH_ARGS)
 
 bench-replay: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.replay $(BENCH_ARGS)
@@ -97,6 +98,9 @@ bench-profile: $(BENCH_STAMP)
 
 bench-stages: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.stages $(BENCH_ARGS)
+
+bench-watch: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.watch $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis .import_linter_cache

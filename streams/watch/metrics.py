@@ -122,8 +122,8 @@ class WatchMetrics:
         for alert in alerts:
             self.alerts.labels(alert.code, alert.severity.value).inc()
 
-    def on_checked(self, topic: str) -> None:
-        self.checked.labels(topic).inc()
+    def on_checked(self, topic: str, count: int = 1) -> None:
+        self.checked.labels(topic).inc(count)
 
     def on_feeds(
         self,

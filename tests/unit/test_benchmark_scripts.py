@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tomllib
 import zlib
 from pathlib import Path
 
@@ -20,7 +21,7 @@ ES_TRADES = REPO / ".." / "shared" / "data" / "es_trades_2013-09-01T17_to_09-03T
 if str(REPO) not in sys.path:  # the benchmarks are run from the repo root as modules
     sys.path.insert(0, str(REPO))
 
-from benchmarks import common, live, profile_backtest, scaleout  # noqa: E402
+from benchmarks import common, live, profile_backtest, scaleout, watch  # noqa: E402
 
 
 def _run(*args: str) -> str:
@@ -127,6 +128,42 @@ def test_output_topics_exclude_the_input_control_and_the_registry() -> None:
     names = live.output_topics("p.")
     assert not {"p.ticks.raw", "p.control", "p.registry"} & set(names)
     assert {"p.ticks.clean", "p.decisions", "p.audit"} <= set(names)
+
+
+def test_watchtower_lag_is_what_was_produced_and_not_yet_checked_at_each_sample() -> None:
+    produced = [1_000, 1_000, 2_000, 3_000, 3_500]  # CreateTime, ms
+    samples = [
+        watch.Sample(0.5, 0),  # nothing produced yet
+        watch.Sample(1.5, 1),  # two produced at 1.0 s, one checked: the other 0.5 s old
+        watch.Sample(3.2, 2),  # four produced: two behind, the oldest made at 2.0 s
+        watch.Sample(4.0, 5),  # all checked, 0.5 s after the last one was made
+        watch.Sample(4.5, 5),
+    ]
+    figures = watch.lag_figures(produced, samples)
+    assert [(p["behind"], p["lag_s"]) for p in figures["series"]] == [
+        (0, 0.0),
+        (1, 0.5),
+        (2, 1.2),
+        (0, 0.0),
+        (0, 0.0),
+    ]
+    assert (figures["records"], figures["max_behind"], figures["max_lag_s"]) == (5, 2, 1.2)
+    assert figures["catch_up_s"] == 0.5
+    never = watch.lag_figures(produced, samples[:3])
+    assert never["catch_up_s"] is None and never["max_behind"] == 2
+
+
+def test_watch_benchmark_writes_the_watch_section_itself(tmp_path: Path) -> None:
+    path = watch.watch_config(None, tmp_path, "g1", "workers")
+    config = tomllib.loads(Path(path).read_text())
+    assert config["audit"]["holds"] == "each" and config["decision"]["rule"] == "threshold"
+    assert config["watch"] == {"group_id": "g1", "worker_group": "workers"}
+    defaults = tomllib.loads(Path(watch.watch_config("defaults", tmp_path, "g3", "w")).read_text())
+    assert defaults == {"watch": {"group_id": "g3", "worker_group": "w"}}
+    mine = tmp_path / "mine.toml"
+    mine.write_text("[watch]\nstale_after_s = 5\n")
+    with pytest.raises(SystemExit, match=r"\[watch\]"):
+        watch.watch_config(str(mine), tmp_path, "g2", "workers")
 
 
 def test_scaleout_instruments_fill_both_partitions_evenly() -> None:

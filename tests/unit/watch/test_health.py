@@ -56,7 +56,7 @@ def test_a_decision_without_its_audit_record_is_reported_once_after_the_deadline
         trail.on_decision(r.decision.to_bytes(), Where("decisions", 1, 10 + i), 100.0)
     # audit records of the first two arrive (the order of the two topics does not matter)
     for i, b in enumerate(bodies[:2]):
-        assert trail.on_audit(b, Where("audit", 1, 20 + i), 100.5) == []
+        assert trail.on_audit(b, Where("audit", 1, 20 + i), 100.5)[0] == []
     assert trail.overdue(101.0) == []
     late = trail.overdue(102.5)
     assert [(a.code, a.severity) for a in late] == [("AUDIT_MISSING", Severity.CRITICAL)]
@@ -65,7 +65,41 @@ def test_a_decision_without_its_audit_record_is_reported_once_after_the_deadline
     # an audit record read before its decision is not a missing one
     early = everything[3]
     # (the chain itself misses the third record, which the chain check says)
-    assert [a.code for a in trail.on_audit(early, Where("audit", 1, 30), 111.0)] == ["AUDIT_GAP"]
+    found, _ = trail.on_audit(early, Where("audit", 1, 30), 111.0)
+    assert [a.code for a in found] == ["AUDIT_GAP"]
     decision = AuditRecord.model_validate_json(early).decision
     trail.on_decision(decision.to_bytes(), Where("decisions", 1, 31), 111.0)
     assert trail.overdue(200.0) == [] and len(trail.pending) == 1  # only the missing one
+
+
+def test_a_decision_read_ahead_of_its_audit_partition_waits_for_that_partition() -> None:
+    """A watchtower catching up reads a decision long before the audit record the worker wrote
+    with it: no alarm while the audit partition is still read up to the decision's time; one
+    once it was read past it by the deadline without the record, or went quiet."""
+    bodies = audit_bodies(1500, holds="each")
+    records = [AuditRecord.model_validate_json(b) for b in bodies[:40]]
+    trail = Trail(TickwiseConfig(watch=CONFIG), {}, {}, started=0.0)
+    # decisions produced at t = 10, 11 (Kafka time), read at wall time 100
+    for i, r in enumerate(records[:2]):
+        trail.on_decision(r.decision.to_bytes(), Where("decisions", 0, i), 100.0, ts=10.0 + i)
+    # the audit partition is read on, far behind: records produced at 1.0, 1.1, ...
+    for i, b in enumerate(bodies[2:30]):
+        trail.on_audit(b, Where("audit", 0, i), 100.0 + i, ts=1.0 + i / 10)
+        assert trail.overdue(100.0 + i) == []
+    # it reaches past t = 10 + 2 s: the first decision's record should have come by now
+    trail.on_audit(bodies[30], Where("audit", 0, 28), 128.5, ts=12.0)
+    late = trail.overdue(128.5)
+    assert [a.code for a in late] == ["AUDIT_MISSING"]
+    assert records[0].decision.decision_id in late[0].detail
+    # the second one (t = 11) is not past yet; the partition then goes quiet for the deadline
+    assert trail.overdue(130.0) == []
+    assert [a.code for a in trail.overdue(130.5)] == ["AUDIT_MISSING"]
+    # a decision on a partition nothing was read of waits the deadline from the start
+    other = records[35].decision
+    trail.on_decision(other.to_bytes(), Where("decisions", 3, 0), 131.0, ts=50.0)
+    restored = {other.decision_id: trail.pending[other.decision_id]}  # a restart's table
+    fresh = Trail(TickwiseConfig(watch=CONFIG), {}, restored, started=132.0)
+    assert fresh.overdue(133.0) == []
+    assert [a.alert_id for a in fresh.overdue(134.0)] == [
+        f"watch-AUDIT_MISSING-{other.decision_id}"
+    ]
