@@ -458,9 +458,9 @@ def latency_at(
         if tick_id in stamps and tick_id not in arrivals:
             arrivals[tick_id] = arrived
             produced[tick_id] = created_ms
-    # Split of the median: due -> the worker produced the decision (feed linger, batching,
-    # the pipeline) and produced -> visible to a read_committed consumer (the transaction
-    # commit and the fetch). CreateTime has millisecond resolution.
+    # Split of the median and the tail: due -> the worker produced the decision (feed linger,
+    # batching, the pipeline) and produced -> visible to a read_committed consumer (the
+    # transaction commit and the fetch). CreateTime has millisecond resolution.
     to_produce = sorted(produced[t] - stamps[t] / 1e6 for t in produced)
     to_visible = sorted(arrivals[t] / 1e6 - produced[t] for t in produced)
     late = [(arrivals[t] - s) / 1e6 if t in arrivals else float("inf") for t, s in stamps.items()]
@@ -480,8 +480,11 @@ def latency_at(
         "backlog_s": round(backlog_s, 2),
         **{k: (v if v != float("inf") else None) for k, v in lat.items()},
         "max_ms": round(late[-1], 2) if late[-1] != float("inf") else None,
-        "p50_to_produce_ms": round(percentile(to_produce, 50), 1) if to_produce else None,
-        "p50_produce_to_visible_ms": round(percentile(to_visible, 50), 1) if to_visible else None,
+        **{
+            f"p{q}_{name}_ms": round(percentile(part, q), 1) if part else None
+            for q in (50, 99)
+            for name, part in (("to_produce", to_produce), ("produce_to_visible", to_visible))
+        },
         "saturated": len(arrivals) < len(stamps) or backlog_s > 1.0,
     }
 
