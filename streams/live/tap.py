@@ -38,20 +38,24 @@ def tail_consumer(
 ) -> Consumer:
     """A read-only consumer from the ``last`` messages of each partition (None: from the
     earliest), that never commits and reports each partition's end (``_PARTITION_EOF``), so
-    its reader knows when it has read what was there when it started."""
-    c = Consumer(
-        consumer_settings(
-            bootstrap, group, **{"auto.offset.reset": "earliest", "enable.partition.eof": True}
-        )
-    )
+    its reader knows when it has read what was there when it started.
 
-    def from_the_tail(consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+    It assigns every partition of the topics that exist now itself rather than joining a
+    group: a join waits for the group's rebalance (``group.initial.rebalance.delay.ms``, 3 s
+    on a stock broker) before the first message. ``group`` is only the client's label.
+    """
+    c = Consumer(consumer_settings(bootstrap, group, **{"enable.partition.eof": True}))
+    assignment = []
+    for topic in topics:
+        meta = c.list_topics(topic, timeout=10).topics.get(topic)
+        if meta is None or meta.error is not None:
+            continue  # not created: nothing to read
+        for partition in sorted(meta.partitions):
+            tp = TopicPartition(topic, partition)
+            low, high = c.get_watermark_offsets(tp, timeout=10)
             tp.offset = max(low, high - last) if last is not None else low
-        consumer.assign(partitions)
-
-    c.subscribe(topics, on_assign=from_the_tail)
+            assignment.append(tp)
+    c.assign(assignment)
     return c
 
 
