@@ -541,8 +541,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     zoo.add_argument(
         "--zoo",
         action="store_true",
-        help="every zoo model at every tick and at the 1 s cadence, the peers beside (ignores "
-        "--config, --per-tick and --repeat)",
+        help="every zoo model at every tick and at the 1 s cadence (configs of its own), the "
+        "peers beside",
     )
     zoo.add_argument(
         "--slow-kinds",
@@ -556,6 +556,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_config_argument(parser)
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.zoo and not args.child and (args.config or args.per_tick or args.repeat != 1):
+        parser.error("--zoo runs its own configs once each: drop --config, --per-tick, --repeat")
     if args.out is None:
         args.out = str(RESULTS / ("replay-zoo.json" if args.zoo else "replay.json"))
     return args

@@ -60,6 +60,9 @@ def test_zoo_plan_runs_every_model_at_both_cadences_and_caps_only_the_slow() -> 
     # a quicker run than the cap keeps its own size; no cap when asked for none
     assert {p["limit"] for p in replay.zoo_plan(300, {"arf"}, 5_000)} == {300}
     assert {p["limit"] for p in replay.zoo_plan(None, set(), 5_000)} == {None}
+    assert replay.parse_args(["--zoo"]).out.endswith("replay-zoo.json")
+    with pytest.raises(SystemExit):  # the zoo writes its own configs: a --config would be lost
+        replay.parse_args(["--zoo", "--config", str(common.CADENCE)])
 
 
 def test_zoo_config_puts_the_model_and_task_under_each_cadence(tmp_path: Path) -> None:
