@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test lint format schemas backtest-es broker-start broker-stop clean \
-	bench bench-live bench-replay bench-memory bench-scaleout bench-profile bench-stages bench-watch
+	bench bench-live bench-replay bench-zoo bench-memory bench-scaleout bench-profile bench-stages bench-watch
 .PHONY: compose-secrets compose-secure provision-demo provision-test
 
 # The Debian packages each README command needs (.ci/provision): installed when make runs as
@@ -83,6 +83,9 @@ bench: $(BENCH_STAMP)
 
 bench-replay: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.replay $(BENCH_ARGS)
+
+bench-zoo: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.replay --zoo
 
 bench-memory: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.backtest_memory $(BENCH_ARGS)

@@ -4,6 +4,7 @@ same real ES trades.
     python -m benchmarks.replay                  # all 200,000 trades
     python -m benchmarks.replay --limit 20000    # a quick run
     python -m benchmarks.replay --repeat 3       # the median of three runs per side
+    python -m benchmarks.replay --zoo --limit 20000   # every zoo model, both cadences
 
 Each side runs in its own child process, one after the other, so neither shares an interpreter,
 a warm cache of imports or a heap with the other; the parent reads each child's peak RSS with
@@ -25,6 +26,14 @@ last output written:
 
 Both wall-clock and CPU seconds (``process_time`` of the child) are reported: on a shared
 machine the CPU figure is the steadier one.
+
+``--zoo`` runs the tickwise side once per model of the zoo (``models.zoo.ZOO``: every kind, in
+each task it does) at every tick (the built-in config) and at the 1 s cadence
+(``cadence-1s.toml``), through the command's own runner choice (``--engine auto``): the
+compiled ``logistic`` and ``linear`` on the columnar engine, river's kinds on the per-tick
+pipeline, which the table says, with the reason the command gave. The peers run once beside
+them for reference. ``--slow-limit`` caps the ticks of the kinds in ``--slow-kinds`` at every
+tick, the only runs that would otherwise take minutes; each row states its own tick count.
 """
 
 from __future__ import annotations
@@ -37,10 +46,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import redirect_stderr
+from io import StringIO
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from benchmarks.common import (
+    CADENCE,
     ES_TRADES,
     RESULTS,
     add_config_argument,
@@ -51,6 +64,9 @@ from benchmarks.common import (
 )
 
 SYMBOL, TZ = "ES", "America/Chicago"
+# What ``tickwise backtest --engine auto`` writes on stderr when it leaves the columnar engine.
+PER_TICK_NOTE = "runs per tick: "
+CADENCES = {"every tick": None, "1 s": CADENCE}
 
 
 def tickwise_child(
@@ -130,6 +146,68 @@ def tickwise_per_tick_child(
 ) -> dict[str, object]:
     """The per-tick runner (``tickwise backtest --engine per-tick``), for the record."""
     return tickwise_child(data, limit, config_path, per_tick=True)
+
+
+def engine_used(stderr: str) -> tuple[str, str | None]:
+    """Which runner ``tickwise backtest --engine auto`` took, and why, from what it said."""
+    for line in stderr.splitlines():
+        if PER_TICK_NOTE in line:
+            return "per-tick", line.split(PER_TICK_NOTE, 1)[1].strip()
+    return "columnar", None
+
+
+def zoo_child(data: Path, limit: int | None, config_path: str | None) -> dict[str, object]:
+    """One zoo model through ``tickwise backtest``'s own runner choice; time it.
+
+    The command line is parsed by the CLI's parser and handed to the command's ``backtest``,
+    so the runner is the one a user gets (``--engine auto``), named from what it says on
+    stderr. As for the default side, a run over the first 2,000 rows first pays for imports
+    and numba's cache, outside the timing.
+    """
+    from tickwise.replay.command import backtest
+    from tickwise.replay.report import ReportSettings
+    from tickwise.streams.cli import build_parser
+    from tickwise.streams.config import load_config
+
+    config = load_config(config_path)
+
+    def run(count: int | None, out: str) -> tuple[Any, str]:
+        argv = ["backtest", "--data", str(data), "--symbol", SYMBOL, "--tz", TZ]
+        argv += ["--out", out, "--engine", "auto", "--no-progress"]
+        argv += ["--count", str(count)] if count is not None else []
+        args = build_parser().parse_args(argv)
+        said = StringIO()
+        with redirect_stderr(said):
+            result = backtest(args, config, [], ReportSettings())
+        return result, said.getvalue()
+
+    with tempfile.TemporaryDirectory(prefix="tickwise-bench-zoo-warm-") as out:
+        started = time.perf_counter()
+        run(2_000 if limit is None else min(limit, 2_000), out)
+        first_run_s = time.perf_counter() - started
+    with tempfile.TemporaryDirectory(prefix="tickwise-bench-zoo-") as out:
+        started, cpu = time.perf_counter(), time.process_time()
+        result, said = run(limit, out)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    engine, why = engine_used(said)
+    decided = result.decisions + result.holds_summarised
+    return {
+        "ticks": result.ticks,
+        "model": config.model.kind,
+        "task": config.label.task,
+        "sample_ms": config.features.sample_ms,
+        "engine": engine,
+        "per_tick_because": why,
+        "decisions": result.decisions,
+        "decided_ticks": decided,
+        "seconds": round(seconds, 3),
+        "ticks_per_s": round(result.ticks / seconds),
+        "cpu_s": round(cpu, 3),
+        "ticks_per_cpu_s": round(result.ticks / cpu),
+        "cpu_us_per_tick": round(cpu / result.ticks * 1e6, 1),
+        "cpu_us_per_decided_tick": round(cpu / decided * 1e6, 1) if decided else None,
+        "first_run_2000_ticks_s": round(first_run_s, 2),
+    }
 
 
 def backtrader_child(data: Path, limit: int | None, _config: str | None) -> dict[str, object]:
@@ -312,9 +390,136 @@ def nautilus_child(data: Path, limit: int | None, _config: str | None) -> dict[s
 CHILDREN = {
     "tickwise": tickwise_child,
     "tickwise-per-tick": tickwise_per_tick_child,
+    "tickwise-zoo": zoo_child,
     "backtrader": backtrader_child,
     "nautilus": nautilus_child,
 }
+
+
+ZOO_COLUMNS = [
+    "kind",
+    "task",
+    "cadence",
+    "engine",
+    "ticks",
+    "ticks_per_s",
+    "cpu_s",
+    "ticks_per_cpu_s",
+    "decisions",
+    "decided_ticks",
+    "cpu_us_per_decided_tick",
+    "peak_rss_mb",
+]
+PEER_COLUMNS = ["side", "ticks", "seconds", "ticks_per_s", "cpu_s", "ticks_per_cpu_s"]
+
+
+def zoo_plan(
+    limit: int | None, slow_kinds: set[str], slow_limit: int | None
+) -> list[dict[str, Any]]:
+    """Every (kind, task) of the zoo at each cadence, with the ticks it runs on."""
+    from tickwise.streams.operators.models.zoo import ZOO
+
+    plan = []
+    for task, kind in ZOO:
+        for cadence in CADENCES:
+            ticks = limit
+            if cadence == "every tick" and kind in slow_kinds and slow_limit is not None:
+                ticks = slow_limit if limit is None else min(limit, slow_limit)
+            plan.append({"kind": kind, "task": task, "cadence": cadence, "limit": ticks})
+    return plan
+
+
+def zoo_config(kind: str, task: str, cadence: str, directory: Path) -> Path:
+    """The config one zoo run is given: the cadence's file (none: the built-in config at every
+    tick) with the model's kind and task."""
+    base = CADENCES[cadence]
+    text = base.read_text() if base is not None else ""
+    text += f'\n[model]\nkind = "{kind}"\nmodel_id = "{kind}"\n\n[label]\ntask = "{task}"\n'
+    path = directory / f"{kind}-{task}-{cadence.replace(' ', '')}.toml"
+    path.write_text(text)
+    return path
+
+
+def zoo_row(planned: dict[str, Any], report: dict[str, Any], peak_rss_mb: float) -> dict[str, Any]:
+    """One row of the zoo table: what the child reported, checked against what was asked."""
+    if (report["model"], report["task"]) != (planned["kind"], planned["task"]):
+        raise RuntimeError(f"asked for {planned}, the run reports {report}")
+    return {
+        "kind": planned["kind"],
+        "cadence": planned["cadence"],
+        **report,
+        "peak_rss_mb": round(peak_rss_mb, 1),
+    }
+
+
+def zoo_results(
+    rows: list[dict[str, Any]], peers: list[dict[str, Any]], skipped: dict[str, str]
+) -> dict[str, Any]:
+    """The zoo's JSON: its rows, the peers of the same run, and each row's rate over a peer's."""
+    rows = [
+        {
+            **row,
+            **{
+                f"over_{p['side']}_cpu": round(row["ticks_per_cpu_s"] / p["ticks_per_cpu_s"], 3)
+                for p in peers
+            },
+        }
+        for row in rows
+    ]
+    columnar = sorted({f"{r['kind']}/{r['task']}" for r in rows if r["engine"] == "columnar"})
+    return {"zoo": rows, "peers": peers, "skipped": skipped, "columnar": columnar}
+
+
+def peer_sides(no_peers: bool) -> tuple[list[str], dict[str, str]]:
+    """The peers that will run, and why any other will not."""
+    sides, skipped = [], {}
+    for side, module in (("backtrader", "backtrader"), ("nautilus", "nautilus_trader")):
+        if no_peers:
+            skipped[side] = "--no-peers"
+        elif importlib.util.find_spec(module) is None:
+            skipped[side] = f"{module} is not installed (pip install -e '.[bench]')"
+        else:
+            sides.append(side)
+    for side, why in skipped.items():
+        print(f"{side} part skipped: {why}")
+    return sides, skipped
+
+
+def child_args(side: str, data: Path, limit: int | None, config: str | None) -> list[str]:
+    child = ["benchmarks.replay", "--child", side, "--data", str(data)]
+    child += ["--limit", str(limit)] if limit is not None else []
+    return child + (["--config", config] if config is not None else [])
+
+
+def run_zoo(args: argparse.Namespace) -> int:
+    """The second table: ``tickwise backtest`` with every zoo model, at every tick and at 1 s."""
+    slow = {k for k in args.slow_kinds.split(",") if k}
+    plan = zoo_plan(args.limit, slow, args.slow_limit)
+    if args.kinds:
+        plan = [p for p in plan if p["kind"] in args.kinds.split(",")]
+    peers, skipped = peer_sides(args.no_peers)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tickwise-bench-zoo-configs-") as tmp:
+        for planned in plan:
+            config = zoo_config(planned["kind"], planned["task"], planned["cadence"], Path(tmp))
+            run = run_child(
+                child_args("tickwise-zoo", args.data, planned["limit"], str(config)), args.timeout
+            )
+            rows.append(zoo_row(planned, run.last_json(), run.peak_rss_mb))
+            print(json.dumps(rows[-1]), flush=True)
+    peer_rows = []
+    for side in peers:
+        run = run_child(child_args(side, args.data, args.limit, None), args.timeout)
+        peer_rows.append(
+            {"side": side, **run.last_json(), "peak_rss_mb": round(run.peak_rss_mb, 1)}
+        )
+    print(table(rows, ZOO_COLUMNS))
+    if peer_rows:
+        print(table(peer_rows, PEER_COLUMNS))
+    results = zoo_results(rows, peer_rows, skipped)
+    results["slow_kinds"], results["slow_limit"] = sorted(slow), args.slow_limit
+    write_results(args.out, command_line(), results)
+    return 0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -327,10 +532,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs per side; the median counts")
     parser.add_argument("--timeout", type=float, default=1800.0, help="per child, seconds")
-    parser.add_argument("--out", default=str(RESULTS / "replay.json"))
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="JSON results (default: results/replay.json, results/replay-zoo.json with --zoo)",
+    )
+    zoo = parser.add_argument_group("the model zoo (--zoo)")
+    zoo.add_argument(
+        "--zoo",
+        action="store_true",
+        help="every zoo model at every tick and at the 1 s cadence (configs of its own), the "
+        "peers beside",
+    )
+    zoo.add_argument(
+        "--slow-kinds",
+        default="arf",
+        help="kinds whose every-tick runs take --slow-limit ticks (comma-separated; '' for none)",
+    )
+    zoo.add_argument(
+        "--slow-limit", type=int, default=5_000, help="ticks of the slow kinds at every tick"
+    )
+    zoo.add_argument("--kinds", default=None, help="only these kinds (comma-separated)")
     add_config_argument(parser)
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.zoo and not args.child and (args.config or args.per_tick or args.repeat != 1):
+        parser.error("--zoo runs its own configs once each: drop --config, --per-tick, --repeat")
+    if args.out is None:
+        args.out = str(RESULTS / ("replay-zoo.json" if args.zoo else "replay.json"))
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -341,24 +571,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data.exists():
         print(f"no data at {args.data} (see ../shared/data/README.md)", file=sys.stderr)
         return 2
-    sides = ["tickwise", *(["tickwise-per-tick"] if args.per_tick else [])]
-    skipped: dict[str, str] = {}
-    for side, module in (("backtrader", "backtrader"), ("nautilus", "nautilus_trader")):
-        if args.no_peers:
-            skipped[side] = "--no-peers"
-        elif importlib.util.find_spec(module) is None:
-            skipped[side] = f"{module} is not installed (pip install -e '.[bench]')"
-        else:
-            sides.append(side)
-    for side, why in skipped.items():
-        print(f"{side} part skipped: {why}")
+    if args.zoo:
+        return run_zoo(args)
+    peers, skipped = peer_sides(args.no_peers)
+    sides = ["tickwise", *(["tickwise-per-tick"] if args.per_tick else []), *peers]
     rows, runs = [], []
     for side in sides:
-        child = ["benchmarks.replay", "--child", side, "--data", str(args.data)]
-        if args.limit is not None:
-            child += ["--limit", str(args.limit)]
-        if args.config is not None:
-            child += ["--config", args.config]
+        child = child_args(side, args.data, args.limit, args.config)
         tries = []
         for _ in range(args.repeat):
             run = run_child(child, args.timeout)

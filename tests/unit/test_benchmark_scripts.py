@@ -21,7 +21,7 @@ ES_TRADES = REPO / ".." / "shared" / "data" / "es_trades_2013-09-01T17_to_09-03T
 if str(REPO) not in sys.path:  # the benchmarks are run from the repo root as modules
     sys.path.insert(0, str(REPO))
 
-from benchmarks import common, live, profile_backtest, scaleout, watch  # noqa: E402
+from benchmarks import common, live, profile_backtest, replay, scaleout, watch  # noqa: E402
 
 
 def _run(*args: str) -> str:
@@ -44,6 +44,83 @@ def test_replay_without_peers_says_so_and_writes_json(tmp_path: Path) -> None:
     assert row["peak_rss_mb"] > 0 and row["ticks_per_s"] > 0
     assert not any(k.startswith("ratio") for k in result["results"])
     assert result["meta"]["nproc"] >= 1 and "--limit 400" in result["meta"]["command"]
+
+
+def test_zoo_plan_runs_every_model_at_both_cadences_and_caps_only_the_slow() -> None:
+    from tickwise.streams.operators.models.zoo import ZOO
+
+    plan = replay.zoo_plan(20_000, {"arf"}, 5_000)
+    assert {(p["task"], p["kind"], p["cadence"]) for p in plan} == {
+        (task, kind, cadence) for task, kind in ZOO for cadence in ("every tick", "1 s")
+    }
+    assert len(plan) == 2 * len(ZOO)
+    capped = {(p["kind"], p["cadence"]) for p in plan if p["limit"] == 5_000}
+    assert capped == {("arf", "every tick")}
+    assert all(p["limit"] == 20_000 for p in plan if (p["kind"], p["cadence"]) not in capped)
+    # a quicker run than the cap keeps its own size; no cap when asked for none
+    assert {p["limit"] for p in replay.zoo_plan(300, {"arf"}, 5_000)} == {300}
+    assert {p["limit"] for p in replay.zoo_plan(None, set(), 5_000)} == {None}
+    assert replay.parse_args(["--zoo"]).out.endswith("replay-zoo.json")
+    with pytest.raises(SystemExit):  # the zoo writes its own configs: a --config would be lost
+        replay.parse_args(["--zoo", "--config", str(common.CADENCE)])
+
+
+def test_zoo_config_puts_the_model_and_task_under_each_cadence(tmp_path: Path) -> None:
+    from tickwise.streams.config import load_config
+
+    every = load_config(str(replay.zoo_config("arf", "regression", "every tick", tmp_path)))
+    cadence = load_config(str(replay.zoo_config("mlp", "classification", "1 s", tmp_path)))
+    assert (every.model.kind, every.label.task, every.features.sample_ms) == (
+        "arf",
+        "regression",
+        0.0,
+    )
+    assert (cadence.model.kind, cadence.label.task, cadence.features.sample_ms) == (
+        "mlp",
+        "classification",
+        1000.0,
+    )
+    assert cadence.audit == load_config(str(common.CADENCE)).audit
+
+
+def test_zoo_table_and_json_are_what_the_runs_report() -> None:
+    planned = {"kind": "pa", "task": "regression", "cadence": "1 s", "limit": 400}
+    report = {"model": "pa", "task": "regression", "engine": "per-tick", "ticks": 400}
+    report |= {"ticks_per_s": 900, "ticks_per_cpu_s": 1_000, "decisions": 3, "decided_ticks": 40}
+    row = replay.zoo_row(planned, report, 123.456)
+    assert row == {"kind": "pa", "cadence": "1 s", **report, "peak_rss_mb": 123.5}
+    with pytest.raises(RuntimeError, match="asked for"):
+        replay.zoo_row({**planned, "kind": "arf"}, report, 1.0)
+    other = {**row, "kind": "linear", "engine": "columnar", "ticks_per_cpu_s": 8_000}
+    peers = [
+        {"side": "backtrader", "ticks_per_cpu_s": 4_000},
+        {"side": "nautilus", "ticks_per_cpu_s": 500},
+    ]
+    results = replay.zoo_results([row, other], peers, {"x": "why"})
+    assert [r["over_backtrader_cpu"] for r in results["zoo"]] == [0.25, 2.0]
+    assert [r["over_nautilus_cpu"] for r in results["zoo"]] == [2.0, 16.0]
+    assert results["columnar"] == ["linear/regression"]
+    assert results["peers"] == peers and results["skipped"] == {"x": "why"}
+    assert "over_backtrader_cpu" not in row  # the reported rows are left as reported
+    table = common.table(results["zoo"], replay.ZOO_COLUMNS).splitlines()
+    assert table[2].split()[:6] == ["pa", "regression", "1", "s", "per-tick", "400"]
+    assert table[3].split()[:5] == ["linear", "regression", "1", "s", "columnar"]
+
+
+@pytest.mark.skipif(not ES_TRADES.exists(), reason=f"real ES trades absent at {ES_TRADES}")
+def test_zoo_run_names_the_runner_the_command_took(tmp_path: Path) -> None:
+    """The engine column is what ``tickwise backtest --engine auto`` did: the compiled learner
+    on the columnar engine, a river kind on the per-tick pipeline with the reason it gave."""
+    rows = {}
+    for kind, task in (("linear", "regression"), ("pa", "classification")):
+        config = replay.zoo_config(kind, task, "every tick", tmp_path)
+        rows[kind] = replay.zoo_child(ES_TRADES, 600, str(config))
+    assert rows["linear"]["engine"] == "columnar" and rows["linear"]["per_tick_because"] is None
+    assert rows["pa"]["engine"] == "per-tick" and "pa" in rows["pa"]["per_tick_because"]
+    for kind, task in (("linear", "regression"), ("pa", "classification")):
+        assert (rows[kind]["model"], rows[kind]["task"], rows[kind]["ticks"]) == (kind, task, 600)
+        assert 0 < rows[kind]["decided_ticks"] <= 600
+    assert replay.engine_used("other noise\n") == ("columnar", None)
 
 
 def test_memory_benchmark_samples_and_reports_peak(tmp_path: Path) -> None:
