@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import threading
 import uuid
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from tickwise.streams.live.tap import read_values, spawn_worker, stop_process
 from tickwise.streams.sources import synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+WARM = 200  # ticks fed before the rest, to know the worker is up
+FEED_RATE = 1_500  # ticks/s: four seconds of feed
 
 
 class MakesMarker:
@@ -37,7 +41,6 @@ def test_sigkill_and_restart_lose_and_duplicate_nothing(
 ) -> None:
     run = backtested(tmp_path, topic_prefix, list(synthetic(seed=21, count=6000, bad_rate=0.02)))
     create_topics(kafka_bootstrap, topic_prefix, partitions=3)
-    assert publish(run.records, kafka_bootstrap, run.topics.raw) == len(run.records)
     app_id = f"recovery-{uuid.uuid4().hex[:8]}"
     ckpt = tmp_path / "checkpoints"
 
@@ -53,6 +56,16 @@ def test_sigkill_and_restart_lose_and_duplicate_nothing(
         )
 
     first = start(1)
+    # the worker up (its first clean ticks out), then a feed paced so it is mid-stream when it
+    # dies: the engine decides a preloaded topic in well under a checkpoint interval
+    head, rest = run.records[:WARM], run.records[WARM:]
+    assert publish(head, kafka_bootstrap, run.topics.raw) == WARM
+    assert read_values(kafka_bootstrap, run.topics.clean, 1, 180)
+    sent: list[int] = []
+    feed = threading.Thread(
+        target=lambda: sent.append(publish(rest, kafka_bootstrap, run.topics.raw, rate=FEED_RATE))
+    )
+    feed.start()
     try:
         # kill it mid-stream: once a third of the decisions are out, well before the end
         third = len(run.replay) // 3
@@ -61,6 +74,8 @@ def test_sigkill_and_restart_lose_and_duplicate_nothing(
         first.wait(30)
     finally:
         stop_process(first)
+        feed.join()
+    assert sent == [len(rest)]
     if not checkpoints:
         for path in ckpt.glob("*.ckpt"):
             path.unlink()
