@@ -37,7 +37,7 @@ from tickwise.streams.config import LabelConfig, MonitorConfig
 from tickwise.streams.engine.batch import SymbolTable
 from tickwise.streams.engine.jit import kernel
 from tickwise.streams.engine.risk import BUY, NONE, SIDE_FLAT
-from tickwise.streams.operators.adwin import Adwin
+from tickwise.streams.operators.adwin import Adwin, feed_adwin
 from tickwise.streams.operators.labels import NO_DIRECTION, UP, direction_nb, forward_bps_nb
 from tickwise.streams.operators.labels import horizon_ns as to_ns
 from tickwise.streams.operators.monitor import SEVERITY
@@ -256,21 +256,6 @@ def on_validated(
               n, rate, 0.0)  # fmt: skip
     if not bad:
         ist[k, I_Q_ARMED] = 1
-
-
-def feed_adwin(adwin: Adwin, x: float, min_increase: float) -> tuple[bool, float, float]:
-    """One block's mean error into ADWIN: (alarm, error rate before, error rate now).
-
-    An alarm needs a detected change that cut old inputs and an error rate that went up by
-    ``min_increase``; "before" is the mean of the inputs ADWIN cut.
-    """
-    width, total = adwin.width, adwin.estimation * adwin.width
-    adwin.update(x)
-    dropped = width + 1 - adwin.width  # ADWIN cut this many of its oldest inputs
-    old = (total + x - adwin.estimation * adwin.width) / dropped if dropped > 0 else x
-    rise = adwin.estimation - old
-    fire = bool(adwin.drift_detected and dropped > 0 and rise >= min_increase)
-    return fire, old, adwin.estimation
 
 
 def settings_of(config: MonitorConfig, label: LabelConfig) -> tuple[np.ndarray, np.ndarray]:

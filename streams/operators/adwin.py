@@ -224,3 +224,19 @@ class Adwin:
         """Mean of the window's inputs (0 when empty)."""
         width = self.width
         return 0.0 if width == 0 else self.total / width
+
+
+def feed_adwin(adwin: Adwin, x: float, min_increase: float) -> tuple[bool, float, float]:
+    """One block's mean error into ADWIN: (alarm, error rate before, error rate now); the
+    drift rule both monitors apply (``operators.monitor``, ``engine.monitor``).
+
+    An alarm needs a detected change that cut old inputs and an error rate that went up by
+    ``min_increase``; "before" is the mean of the inputs ADWIN cut.
+    """
+    width, total = adwin.width, adwin.estimation * adwin.width
+    adwin.update(x)
+    dropped = width + 1 - adwin.width  # ADWIN cut this many of its oldest inputs
+    old = (total + x - adwin.estimation * adwin.width) / dropped if dropped > 0 else x
+    rise = adwin.estimation - old
+    fire = bool(adwin.drift_detected and dropped > 0 and rise >= min_increase)
+    return fire, old, adwin.estimation

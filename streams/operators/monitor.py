@@ -27,7 +27,7 @@ from types import MappingProxyType
 
 from tickwise.schemas.decisions import Alert, ControlCommand, Fill, Severity, Side, Signal
 from tickwise.streams.config import LabelConfig, MonitorConfig, Policy
-from tickwise.streams.operators.adwin import Adwin
+from tickwise.streams.operators.adwin import Adwin, feed_adwin
 from tickwise.streams.operators.execution import AccountView
 from tickwise.streams.operators.labels import NO_DIRECTION, UP, horizon_ns, outcome_one
 from tickwise.streams.operators.state import InstrumentStateMixin
@@ -276,17 +276,12 @@ class Monitor(InstrumentStateMixin):
         if m.block_start_ns is None:
             m.block_start_ns = ts
         elif ts >= m.block_start_ns + self.block_ns:
-            adwin = m.adwin
-            width, total = adwin.width, adwin.estimation * adwin.width
             x = m.block_errors / m.block_n
-            adwin.update(x)
+            fire, old, now = feed_adwin(m.adwin, x, self.config.drift_min_increase)
             m.block_start_ns, m.block_errors, m.block_n = ts, 0.0, 0
-            dropped = width + 1 - adwin.width  # ADWIN cut this many of its oldest inputs
-            old = (total + x - adwin.estimation * adwin.width) / dropped if dropped > 0 else x
-            rise = adwin.estimation - old
-            if adwin.drift_detected and dropped > 0 and rise >= self.config.drift_min_increase:
+            if fire:
                 m.drifts += 1
-                detail = f"error rate rose from {old:.3f} to {adwin.estimation:.3f} (ADWIN)"
+                detail = f"error rate rose from {old:.3f} to {now:.3f} (ADWIN)"
                 alerts.append(self._alert(instrument, st, model_id, "MODEL_DRIFT", detail, ts))
         m.block_errors += float((score > 0.5) != up)
         m.block_n += 1
