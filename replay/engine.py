@@ -79,8 +79,7 @@ def _decided(batch: TickBatch, output: BatchOutput, classification: bool) -> Dec
     fills = FillColumns(
         *(np.concatenate([getattr(c.fills, name) for c in parts]) for name in FillColumns.__slots__)
     )
-    clean = batch.verdict == 0
-    clean[list(output.quarantined)] = False
+    clean = output.accepted
     return DecidedColumns(
         batch.instrument.astype(np.int64), batch.kind, batch.ts, batch.price, batch.bid,
         batch.ask, clean, signal, score, batch.price, decision, order, equity, fills,

@@ -47,6 +47,9 @@ class BatchOutput:
     commands: list[ControlCommand] = field(default_factory=list)  # policies' (control topic)
     # the decide kernel's columns over the batch, one per stretch between policy commands
     parts: list[DecideColumns] = field(default_factory=list)
+    # each row: passed validation (what the report, the quality figures and ``ticks.clean``
+    # count as clean)
+    accepted: np.ndarray = field(default_factory=lambda: np.zeros(0, np.bool_))
     # live only (``Engine(live=True)``): each clean tick's ``CleanTick`` bytes with its
     # instrument, and the feature vectors published with the signals
     clean: list[tuple[str, bytes]] = field(default_factory=list)
@@ -101,7 +104,7 @@ class Engine:
             self.decide.on_control(first(int(batch.ts[int(np.argmax(clean))])))
         emit, vectors = self.features.run(batch, clean)
         scored = self.model.run(batch, clean, emit, vectors)
-        out = BatchOutput(self.validator.records(batch, verdict, aux), Rendered())
+        out = BatchOutput(self.validator.records(batch, verdict, aux), Rendered(), accepted=clean)
         if self.live:
             self._live_topics(batch, clean, emit, vectors, out)
         inst = batch.instrument.astype(np.int64)

@@ -103,10 +103,8 @@ class EngineState:
         o = engine.run(batch)
         quarantined = [o.quarantined[row] for row in sorted(o.quarantined)]
         if quality is not None:
-            names, clean = engine.symbols.names, batch.verdict == 0
-            clean[list(o.quarantined)] = False
-            rows = np.flatnonzero(clean)
-            quality.on_accepted_many(names, batch.instrument[rows], batch.ts[rows])
+            rows = np.flatnonzero(o.accepted)
+            quality.on_accepted_many(engine.symbols.names, batch.instrument[rows], batch.ts[rows])
         r = o.decided
         out = [Output(TICKS_CLEAN, key, None, wire) for key, wire in o.clean]
         out += [Output(TICKS_QUARANTINE, q.instrument, q) for q in quarantined]
