@@ -10,9 +10,10 @@ a control message a second.
 
 from __future__ import annotations
 
-import importlib
 from types import MappingProxyType
 from typing import TYPE_CHECKING
+
+from tickwise.streams.operators.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from tickwise.streams.operators.audit import AuditChain, verify_chain
@@ -53,13 +54,4 @@ __all__ = [
     "verify_chain",
 ]
 
-
-def __getattr__(name: str) -> object:
-    """Import an exported name from its module when it is asked for."""
-    if name not in _SOURCES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_SOURCES[name]), name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _SOURCES, __all__)
