@@ -23,7 +23,7 @@ from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.control import send_control
 from tickwise.streams.live.feed import publish
 from tickwise.streams.live.tap import consumer, messages, spawn_worker, stop_process
-from tickwise.streams.registry import Registry
+from tickwise.streams.registry import ModelVersion, Registry
 from tickwise.streams.sources import synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -54,12 +54,8 @@ def read_all(bootstrap: str, topic: str, idle_s: float = 6.0) -> list[bytes]:
         c.close()
 
 
-def test_promote_and_rollback_switch_live_decisions(
-    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
-) -> None:
-    topics = Topics(topic_prefix)
-    create_topics(kafka_bootstrap, topic_prefix, partitions=3)
-    (tmp_path / "t.toml").write_text(CONFIG)
+def baseline_and_tree(tmp_path: Path) -> tuple[Registry, ModelVersion]:
+    """A registry with the baseline in production and a tree registered after it."""
     registry = Registry(tmp_path / "registry")
     base = registry.register(ModelConfig(warmup_labels=10), "ops", "baseline")
     tree = registry.register(
@@ -69,6 +65,16 @@ def test_promote_and_rollback_switch_live_decisions(
         parent=base.key,
     )
     registry.promote(base.key, "production", "ops", "initial", 1)
+    return registry, tree
+
+
+def test_promote_and_rollback_switch_live_decisions(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    topics = Topics(topic_prefix)
+    create_topics(kafka_bootstrap, topic_prefix, partitions=3)
+    (tmp_path / "t.toml").write_text(CONFIG)
+    registry, tree = baseline_and_tree(tmp_path)
     records = list(synthetic(seed=8, count=4500, instruments=["ES", "NQ", "CL"]))
     batches = [records[:1500], records[1500:3000], records[3000:]]
     worker = spawn_worker(
@@ -127,15 +133,7 @@ def test_a_columnar_worker_refuses_a_rollout_loudly(
     topics = Topics(topic_prefix)
     create_topics(kafka_bootstrap, topic_prefix, partitions=1)
     (tmp_path / "t.toml").write_text(ENGINE_CONFIG)
-    registry = Registry(tmp_path / "registry")
-    base = registry.register(ModelConfig(warmup_labels=10), "ops", "baseline")
-    tree = registry.register(
-        ModelConfig(model_id="tree", kind="hoeffding_tree", warmup_labels=10),
-        "quant",
-        "a tree",
-        parent=base.key,
-    )
-    registry.promote(base.key, "production", "ops", "initial", 1)
+    registry, tree = baseline_and_tree(tmp_path)
     worker = spawn_worker(
         kafka_bootstrap,
         topic_prefix,
