@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Message
 from stubs import backtested, exactly_once_problems, live_outputs
 
 from tickwise.streams.checkpoint import DirCheckpointStore
@@ -30,6 +30,28 @@ from tickwise.streams.live.tap import read_values
 from tickwise.streams.sources import synthetic
 
 pytestmark = [pytest.mark.kafka]
+
+
+class Silenced(transport.Transport):
+    """A worker whose consumer, once asked, drops its whole assignment.
+
+    The drop happens on the worker's own thread: a librdkafka handle the worker may be closing
+    (it replaces consumers) is not safe to call from the test's thread.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.silence = threading.Event()
+        self.silenced = threading.Event()
+
+    def _consume(self) -> list[Message]:
+        consumer = self._consumer
+        if self.silence.is_set() and not self.silenced.is_set() and consumer is not None:
+            assigned = consumer.assignment()
+            if len(assigned) == 3:
+                consumer.incremental_unassign(assigned)  # the silence
+                self.silenced.set()
+        return super()._consume()
 
 
 @pytest.mark.timeout(300)
@@ -50,7 +72,7 @@ def test_a_consumer_fed_nothing_while_input_waits_is_replaced_loudly(
     config = load_config(
         run.config_file, topic_prefix=topic_prefix, app_id=f"silent-{uuid.uuid4().hex[:6]}"
     )
-    worker = transport.Transport(
+    worker = Silenced(
         config, kafka_bootstrap, DirCheckpointStore(tmp_path / "checkpoints", key=b"k" * 32)
     )
     failures: list[BaseException] = []
@@ -67,12 +89,8 @@ def test_a_consumer_fed_nothing_while_input_waits_is_replaced_loudly(
     try:
         some = 50
         assert len(read_values(kafka_bootstrap, run.topics.decisions, some, 120)) >= some, failures
-        consumer = worker._consumer
-        assert consumer is not None
-        deadline = time.monotonic() + 30
-        while len(consumer.assignment()) < 3 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        consumer.incremental_unassign(consumer.assignment())  # the silence
+        worker.silence.set()
+        assert worker.silenced.wait(60), "the worker never held all three partitions"
         assert publish(run.records[half:], kafka_bootstrap, run.topics.raw) == count - half
         out = live_outputs(kafka_bootstrap, run, timeout=120)
     finally:
