@@ -4,6 +4,11 @@ Same statistics, same order of floating-point operations, so a vector equals the
 engine's bit for bit (the oracle test holds it). Every clean row moves its instrument's state;
 a row gets a vector when a decision is due (every row, or the first of each event-time bucket
 of ``sample_ms``).
+
+A ``ret_<H>s_bps`` feature keeps, per instrument, the per-tick engine's window: a ring of
+(event time, price) from the last tick at or before ``now - H`` on (the first tick while there
+is none). The ring of every instrument and horizon doubles when a tick finds one full: the
+kernel stops before that row and resumes there, so no split into batches changes a ring.
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ from tickwise.streams.engine.batch import KIND_TRADE, SymbolTable, TickBatch
 from tickwise.streams.engine.jit import kernel
 from tickwise.streams.operators.features.engine import (
     CATALOGUE,
+    HORIZON_RE,
     NOISE_BPS,
     Z_BOUND,
     check_feature_set,
     horizons_of,
 )
+from tickwise.streams.operators.labels import horizon_ns
 from tickwise.streams.operators.units import BPS_PER_UNIT
 
 BASE = tuple(CATALOGUE)  # the kernel's columns, in catalogue order
@@ -30,6 +37,8 @@ FAST, SLOW, VOL, LOG_PRICE, LOG_SIZE = range(5)
 RV, SIGNED_VOL, VOLUME, TICKS, UP, DOWN = range(6)
 # scalars per instrument
 S_FIRST, S_LAST, S_SPREAD, S_IMB, S_MICRO, S_MID, S_TRADE, S_SIGN = range(8)
+START_CAPACITY = 64  # (time, price) pairs a lagged-return ring holds before it first doubles
+MAX_NS = np.iinfo(np.int64).max  # a longer horizon never ends within int64 event time either
 
 
 @kernel(inline="always")
@@ -71,15 +80,26 @@ def _std(ewm, k, s) -> float:  # pragma: no cover - compiled
 @kernel()
 def _features(
     clean, inst, kind, ts, price, size, bid, ask, bid_size, ask_size,
-    taus, intensity_tau, sample_ns,
+    taus, intensity_tau, sample_ns, horizons,
     started, last_ts, last_bucket, scal, ewm, sums,
-    emit, out, columns, full,
+    lag_ts, lag_price, lag_head, lag_len,
+    emit, out, columns, full, cursor,
 ):  # pragma: no cover - compiled  # fmt: skip
-    j = 0
-    for i in range(inst.size):
+    """Rows from ``cursor[0]`` on, vectors from ``cursor[1]``; returns the row whose tick
+    finds a lagged-return ring full (``cursor`` then says where to resume), or -1."""
+    cap = lag_ts.shape[2]
+    n_base = full.size - horizons.size
+    j = cursor[1]
+    for i in range(cursor[0], inst.size):
         if not clean[i]:
             continue
         k = inst[i]
+        if started[k]:
+            for h in range(horizons.size):
+                if lag_len[k, h] == cap:
+                    cursor[0] = i
+                    cursor[1] = j
+                    return i
         p = price[i]
         if not started[k]:
             started[k] = True
@@ -92,6 +112,8 @@ def _features(
             sums[k, :] = 0.0
             last_ts[k] = ts[i]
             last_bucket[k] = -1
+            lag_head[k, :] = 0
+            lag_len[k, :] = 0
         now = last_ts[k] if last_ts[k] > ts[i] else ts[i]
         dt_s = (now - last_ts[k]) * 1e-9
         ret = (np.log(p) - np.log(scal[k, S_LAST])) * BPS_PER_UNIT
@@ -134,6 +156,17 @@ def _features(
             sums[k, VOLUME] = sums[k, VOLUME] * d0 + size[i]
             _ewm_add(ewm, k, LOG_SIZE, math.log1p(size[i]), d1)
         sums[k, SIGNED_VOL] = sums[k, SIGNED_VOL] * d0 + signed
+        for h in range(horizons.size):  # ``_Lagged.push``: add the tick, drop unreachable bases
+            head = lag_head[k, h]
+            tail = (head + lag_len[k, h]) % cap
+            lag_ts[k, h, tail] = now
+            lag_price[k, h, tail] = p
+            lag_len[k, h] += 1
+            cutoff = now - horizons[h]
+            while lag_len[k, h] > 1 and lag_ts[k, h, (head + 1) % cap] <= cutoff:
+                head = (head + 1) % cap
+                lag_len[k, h] -= 1
+            lag_head[k, h] = head
         scal[k, S_LAST] = p
         last_ts[k] = now
         if sample_ns > 0:
@@ -166,10 +199,15 @@ def _features(
         full[14] = sums[k, TICKS] / intensity_tau
         full[15] = _clip(_ratio(up - down, up + down, NOISE_BPS), 1.0)
         full[16] = math.log1p(dt_s)
+        for h in range(horizons.size):  # ``_Lagged.value``: from the window's oldest price
+            base = lag_price[k, h, lag_head[k, h]]
+            full[n_base + h] = (np.log(p) - np.log(base)) * BPS_PER_UNIT
         for c in range(columns.size):  # the configured features, in their order
             out[j, c] = full[columns[c]]
         j += 1
-    return j
+    cursor[0] = inst.size
+    cursor[1] = j
+    return -1
 
 
 class BatchFeatures:
@@ -177,12 +215,16 @@ class BatchFeatures:
 
     def __init__(self, config: FeatureConfig, symbols: SymbolTable) -> None:
         check_feature_set(config.feature_set)
-        if horizons_of(config.feature_set):
-            raise NotImplementedError("the columnar engine has no ret_<H>s_bps features yet")
         self.config = config
         self.symbols = symbols
         self.names = config.feature_set
-        self.columns = np.array([BASE.index(n) for n in self.names], dtype=np.int64)
+        lagged = [n for n in self.names if HORIZON_RE.match(n)]  # after BASE in the kernel's row
+        self.columns = np.array(
+            [len(BASE) + lagged.index(n) if n in lagged else BASE.index(n) for n in self.names],
+            dtype=np.int64,
+        )
+        horizon_s = horizons_of(self.names)
+        self.horizons = np.array([min(horizon_ns(horizon_s[n]), MAX_NS) for n in lagged], np.int64)
         self.taus = np.array(
             [
                 config.fast_tau_s,
@@ -199,14 +241,31 @@ class BatchFeatures:
         self.scal = np.zeros((0, 8))
         self.ewm = np.zeros((0, 5, 3))
         self.sums = np.zeros((0, 6))
+        # per instrument and horizon: a ring of (event time, price), its head and length
+        self.lag_ts = np.zeros((0, len(lagged), START_CAPACITY), np.int64)
+        self.lag_price = np.zeros((0, len(lagged), START_CAPACITY))
+        self.lag_head = np.zeros((0, len(lagged)), np.int64)
+        self.lag_len = np.zeros((0, len(lagged)), np.int64)
 
     def _sync(self) -> None:
         extra = len(self.symbols) - self.started.size
         if extra <= 0:
             return
-        for name in ("started", "last_ts", "last_bucket", "scal", "ewm", "sums"):
+        for name in ("started", "last_ts", "last_bucket", "scal", "ewm", "sums", "lag_ts",
+                     "lag_price", "lag_head", "lag_len"):  # fmt: skip
             a = getattr(self, name)
             setattr(self, name, np.concatenate([a, np.zeros((extra, *a.shape[1:]), a.dtype)]))
+
+    def _grow(self) -> None:
+        """Double the lagged-return rings, laying each one out from slot 0."""
+        cap = self.lag_ts.shape[2]
+        order = (self.lag_head[:, :, None] + np.arange(cap)) % cap
+        for name in ("lag_ts", "lag_price"):
+            a = np.take_along_axis(getattr(self, name), order, axis=2)
+            wide = np.zeros((*a.shape[:2], 2 * cap), a.dtype)
+            wide[:, :, :cap] = a
+            setattr(self, name, wide)
+        self.lag_head[:] = 0
 
     def run(self, batch: TickBatch, clean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rows that carry a vector (bool per row) and their vectors, in the configured order."""
@@ -214,11 +273,28 @@ class BatchFeatures:
         n = len(batch)
         emit = np.zeros(n, np.bool_)
         out = np.empty((int(clean.sum()), self.columns.size))
+        full = np.empty(len(BASE) + self.horizons.size)
+        cursor = np.zeros(2, np.int64)  # the row to go on from, the vectors written so far
         b = batch
-        count = _features(
-            clean, b.instrument, b.kind, b.ts, b.price, b.size, b.bid, b.ask, b.bid_size,
-            b.ask_size, self.taus, self.config.intensity_tau_s, self.sample_ns,
-            self.started, self.last_ts, self.last_bucket, self.scal, self.ewm, self.sums,
-            emit, out, self.columns, np.empty(len(BASE)),
-        )  # fmt: skip
-        return emit, out[:count]
+        while True:
+            stop = _features(
+                clean, b.instrument, b.kind, b.ts, b.price, b.size, b.bid, b.ask, b.bid_size,
+                b.ask_size, self.taus, self.config.intensity_tau_s, self.sample_ns,
+                self.horizons, self.started, self.last_ts, self.last_bucket, self.scal,
+                self.ewm, self.sums, self.lag_ts, self.lag_price, self.lag_head, self.lag_len,
+                emit, out, self.columns, full, cursor,
+            )  # fmt: skip
+            if stop < 0:
+                return emit, out[: cursor[1]]
+            self._grow()
+
+    def state_arrays(self) -> list[np.ndarray]:
+        """Every array of the state, each ring's pairs oldest first whatever its capacity and
+        head (what a checkpoint carries; what invariance compares)."""
+        rings = []
+        for k in range(self.lag_len.shape[0]):
+            for h in range(self.lag_len.shape[1]):
+                at = (self.lag_head[k, h] + np.arange(self.lag_len[k, h])) % self.lag_ts.shape[2]
+                rings += [self.lag_ts[k, h, at], self.lag_price[k, h, at]]
+        fixed = [self.started, self.last_ts, self.last_bucket, self.scal, self.ewm, self.sums]
+        return [*fixed, self.lag_len, *rings]

@@ -4,6 +4,7 @@ oracle), and batch invariance: any split of a stream into batches gives the same
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from itertools import islice, pairwise
 
@@ -16,6 +17,7 @@ from stubs import ES_TRADES, MS, T0_NS, S
 from tickwise.schemas.quarantine import QuarantineRecord
 from tickwise.schemas.ticks import CleanTick, SourceRef
 from tickwise.streams.config import FeatureConfig, InstrumentRules, ValidationConfig
+from tickwise.streams.engine import features as features_module
 from tickwise.streams.engine.batch import SymbolTable, TickBatch, clean_tick_bytes, decode
 from tickwise.streams.engine.features import BASE, BatchFeatures
 from tickwise.streams.engine.validate import BatchValidator, _median
@@ -23,7 +25,8 @@ from tickwise.streams.operators.features.engine import FeatureEngine
 from tickwise.streams.operators.validation import Validator
 from tickwise.streams.sources import BAD_KINDS, REGIMES, ColumnMap, read_csv, synthetic
 
-ALL_FEATURES = FeatureConfig(feature_set=BASE)
+# every catalogue feature and three returns over event-time horizons, one of them first
+ALL_FEATURES = FeatureConfig(feature_set=("ret_1s_bps", *BASE, "ret_0.05s_bps", "ret_30s_bps"))
 FULL = ValidationConfig(reject_locked_quotes=True, instruments=("ES", "NQ", "CL"))
 TIGHT = ValidationConfig(
     dedup_window=3,
@@ -79,9 +82,8 @@ class Engine:
         return verdict, records, emit, vectors, batch
 
     def state_bytes(self) -> bytes:
-        s, f = self.validator.state, self.features
-        parts = [getattr(s, name) for name in s.__slots__]
-        parts += [f.started, f.last_ts, f.last_bucket, f.scal, f.ewm, f.sums]
+        s = self.validator.state
+        parts = [getattr(s, name) for name in s.__slots__] + self.features.state_arrays()
         return b"".join(np.ascontiguousarray(p).tobytes() for p in parts)
 
 
@@ -134,7 +136,7 @@ def test_synthetic_streams_equal_the_per_message_operators(regime: str) -> None:
 
 def test_decision_cadence_samples_the_same_ticks() -> None:
     payloads = [r.payload for r in synthetic(5, 4_000, bad_rate=0.02)]
-    cadence = FeatureConfig(feature_set=BASE, sample_ms=250.0)
+    cadence = ALL_FEATURES.model_copy(update={"sample_ms": 250.0})
     assert_equals_oracle(payloads, ValidationConfig(), cadence)
 
 
@@ -200,6 +202,63 @@ def test_any_split_into_batches_gives_the_same_bytes(
         assert other[4] == whole[4]
 
 
+# Returns over 0.25 s and 1 s, on clocks that stand still, step a millisecond, land a hair
+# before, on and after a horizon, jump past both, and go back a little (within tolerance).
+RETURNS = FeatureConfig(feature_set=("ret_0.25s_bps", "rsi", "ret_1s_bps"))
+LENIENT = ValidationConfig(out_of_order_tolerance_ms=5.0, outlier_k=0.0)
+STEPS = [0, 0, 0, MS, MS, MS, MS, 249 * MS, 250 * MS, 251 * MS, S, 3 * S, -2 * MS]
+
+
+@st.composite
+def lagged_streams(draw: st.DrawFn) -> list[bytes]:
+    ts, out = T0_NS, []
+    for i in range(draw(st.integers(1, 120))):
+        ts += draw(st.sampled_from(STEPS))
+        msg = {
+            "kind": "trade", "tick_id": f"r{i}", "ts_event_ns": ts, "size": 1.0,
+            "instrument": draw(st.sampled_from(["ES", "NQ", "CL"])),
+            "price": draw(st.sampled_from([100.0, 100.25, 99.75, 101.5])),
+        }  # fmt: skip
+        out.append(json.dumps(msg).encode())
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(lagged_streams(), st.lists(st.integers(0, 120), max_size=6))
+def test_returns_over_horizons_equal_the_per_tick_window_under_any_split(
+    payloads: list[bytes], cuts: list[int]
+) -> None:
+    """The base price at or before ``now - H`` (the first tick's before one exists), with
+    rings starting at one pair so that they grow under every split."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(features_module, "START_CAPACITY", 1)
+        assert_equals_oracle(payloads, LENIENT, RETURNS)
+        whole = run_split(payloads, [], LENIENT, RETURNS)
+        ones = run_split(payloads, list(range(len(payloads))), LENIENT, RETURNS)
+        split = run_split(payloads, cuts, LENIENT, RETURNS)
+    for other in (ones, split):
+        assert other[2].tobytes() == whole[2].tobytes()
+        assert other[3].tobytes() == whole[3].tobytes()
+        assert other[4] == whole[4]
+
+
+def test_a_return_before_its_horizon_starts_at_the_first_tick() -> None:
+    """What the per-tick window gives, spelled out: the first price until a tick lies at or
+    before ``now - H``, then the last such one (a tick exactly H back counts)."""
+    prices = [100.0, 101.0, 102.0, 103.0, 104.0]
+    times = [0, 0, 400 * MS, 1_000 * MS, 1_400 * MS]
+    payloads = [
+        json.dumps({"kind": "trade", "tick_id": f"f{i}", "instrument": "ES",
+                    "ts_event_ns": T0_NS + t, "price": p, "size": 1.0}).encode()
+        for i, (p, t) in enumerate(zip(prices, times, strict=True))
+    ]  # fmt: skip
+    engine = Engine(LENIENT, FeatureConfig(feature_set=("ret_1s_bps",)))
+    _, _, _, vectors = engine.run(payloads, 0)
+    bases = [100.0, 100.0, 100.0, 101.0, 102.0]
+    want = [(math.log(p) - math.log(b)) * 1e4 for p, b in zip(prices, bases, strict=True)]
+    assert vectors[:, 0].tolist() == want
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.text(min_size=0, max_size=70), min_size=1, max_size=5))
 def test_any_instrument_name_gets_the_contracts_verdict(names: list[str]) -> None:
@@ -256,5 +315,3 @@ def test_the_id_table_grows_and_forgets_exactly() -> None:
 def test_the_engine_refuses_what_it_cannot_do_yet() -> None:
     with pytest.raises(NotImplementedError, match="reorder"):
         BatchValidator(ValidationConfig(out_of_order_policy="reorder"), SymbolTable())
-    with pytest.raises(NotImplementedError, match="ret_<H>s_bps"):
-        BatchFeatures(FeatureConfig(feature_set=("ret_5s_bps",)), SymbolTable())
