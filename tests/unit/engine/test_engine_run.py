@@ -26,7 +26,9 @@ from tickwise.schemas.topics import (
     TICKS_QUARANTINE,
 )
 from tickwise.streams.config import (
+    DEFAULT_FEATURES,
     DecisionConfig,
+    FeatureConfig,
     MonitorConfig,
     SignalsConfig,
     TickwiseConfig,
@@ -81,6 +83,11 @@ CONFIGS = {
     ),
     "order signals": THRESHOLD.model_copy(update={"signals": SignalsConfig(every="order")}),
 }
+# returns over a second and over thirty (longer than a few gaps, shorter than the stream)
+RETURNS = FeatureConfig(feature_set=("ret_1s_bps", *DEFAULT_FEATURES, "ret_30s_bps"))
+CONFIGS["returns over horizons"] = CONFIGS["policies that act"].model_copy(
+    update={"features": RETURNS}
+)
 
 
 def payloads(seed: int = 5, n: int = 6_000) -> list[bytes]:
@@ -142,17 +149,23 @@ def test_the_engine_publishes_what_the_pipeline_publishes(name: str) -> None:
         alerts = b"".join(want[ALERTS.name])
         for code in (b"LOW_ACCURACY", b"DATA_QUALITY"):
             assert code in alerts
+    if name == "returns over horizons":  # published with the signals, as the model saw them
+        assert all(b'"ret_30s_bps":' in f for f in want[FEATURES.name])
 
 
+@pytest.mark.parametrize("name", ["policies that act", "returns over horizons"])
 @settings(max_examples=12, deadline=None)
 @given(st.lists(st.integers(1, 5_999), max_size=8))
 @example([])
 @example(list(range(1, 300)))
-def test_any_split_into_batches_publishes_the_same(cuts: list[int]) -> None:
-    config, raws = CONFIGS["policies that act"], payloads(7, 6_000)
+def test_any_split_into_batches_publishes_the_same(name: str, cuts: list[int]) -> None:
+    config, raws = CONFIGS[name], payloads(7, 6_000)
     whole, engine_a = engine_outputs(config, raws)
     split, engine_b = engine_outputs(config, raws, tuple(cuts))
     assert_same(split, whole)
+    features = zip(engine_a.features.state_arrays(), engine_b.features.state_arrays(), strict=True)
+    for x, y in features:
+        assert x.tobytes() == y.tobytes()
     for x, y in zip(engine_a.monitor.state_arrays(), engine_b.monitor.state_arrays(), strict=True):
         assert np.array_equal(x, y)
     for x, y in zip(engine_a.decide.state_arrays(), engine_b.decide.state_arrays(), strict=True):
