@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 from tickwise.schemas.decisions import ControlCommand, Stage
 from tickwise.schemas.ticks import SourceRef
 from tickwise.streams.config import (
+    DEFAULT_FEATURES,
     DecisionConfig,
+    FeatureConfig,
     LiveConfig,
     MonitorConfig,
     RiskConfig,
@@ -31,6 +33,8 @@ from tickwise.streams.sources import synthetic
 
 CONFIG = TickwiseConfig(
     decision=DecisionConfig(rule="threshold"),
+    # returns over event-time horizons: rings of past prices a checkpoint carries mid-window
+    features=FeatureConfig(feature_set=(*DEFAULT_FEATURES, "ret_1s_bps", "ret_30s_bps")),
     monitor=MonitorConfig(
         max_losing_streak=3,
         min_accuracy=0.55,
@@ -184,7 +188,7 @@ def test_a_validation_fix_keeps_the_state_and_takes_the_new_rules() -> None:
 
 def test_the_engine_setting_picks_the_state() -> None:
     zoo = load_config(model={"kind": "hoeffding_tree"})
-    assert isinstance(new_state(CONFIG), EngineState)
+    assert isinstance(new_state(CONFIG), EngineState)  # ret_<H>s_bps features included
     assert isinstance(new_state(zoo), Pipeline)  # auto: the engine has no river zoo
     per_tick = CONFIG.model_copy(update={"live": LiveConfig(engine="per-tick")})
     assert isinstance(new_state(per_tick), Pipeline)
