@@ -416,7 +416,7 @@ class LiveConfig(Frozen):
         default="auto",
         description="What decides each partition: 'columnar' (the batch engine, "
         "docs/ENGINE.md), 'per-tick' (the per-message pipeline: river's zoo, the reorder policy, "
-        "ret_<H>s_bps features, shadow and canary rollouts), or 'auto' (the columnar engine "
+        "shadow and canary rollouts), or 'auto' (the columnar engine "
         "when it serves the config, else per tick). Both publish the same bytes; a command "
         "deploying another model version reaching a columnar worker is refused (COMMAND_REFUSED).",
     )
