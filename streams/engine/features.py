@@ -6,9 +6,11 @@ a row gets a vector when a decision is due (every row, or the first of each even
 of ``sample_ms``).
 
 A ``ret_<H>s_bps`` feature keeps, per instrument, the per-tick engine's window: a ring of
-(event time, price) from the last tick at or before ``now - H`` on (the first tick while there
-is none). The ring of every instrument and horizon doubles when a tick finds one full: the
-kernel stops before that row and resumes there, so no split into batches changes a ring.
+(event time, log price) from the last tick at or before ``now - H`` on (the first tick while
+there is none; the log is the one the tick's own return takes, the same bits as the per-tick
+code's second call). The ring of every instrument and horizon doubles when a tick finds one
+full: the kernel stops before that row and resumes there, so no split into batches changes a
+ring.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ FAST, SLOW, VOL, LOG_PRICE, LOG_SIZE = range(5)
 RV, SIGNED_VOL, VOLUME, TICKS, UP, DOWN = range(6)
 # scalars per instrument
 S_FIRST, S_LAST, S_SPREAD, S_IMB, S_MICRO, S_MID, S_TRADE, S_SIGN = range(8)
-START_CAPACITY = 64  # (time, price) pairs a lagged-return ring holds before it first doubles
+START_CAPACITY = 64  # pairs a lagged-return ring holds before it first doubles (a power of 2)
 MAX_NS = np.iinfo(np.int64).max  # a longer horizon never ends within int64 event time either
 
 
@@ -82,12 +84,13 @@ def _features(
     clean, inst, kind, ts, price, size, bid, ask, bid_size, ask_size,
     taus, intensity_tau, sample_ns, horizons,
     started, last_ts, last_bucket, scal, ewm, sums,
-    lag_ts, lag_price, lag_head, lag_len,
+    lag_ts, lag_log, lag_head, lag_len,
     emit, out, columns, full, cursor,
 ):  # pragma: no cover - compiled  # fmt: skip
     """Rows from ``cursor[0]`` on, vectors from ``cursor[1]``; returns the row whose tick
     finds a lagged-return ring full (``cursor`` then says where to resume), or -1."""
     cap = lag_ts.shape[2]
+    mask = cap - 1  # a power of two: a ring index wraps by a mask, not a division
     n_base = full.size - horizons.size
     j = cursor[1]
     for i in range(cursor[0], inst.size):
@@ -116,7 +119,8 @@ def _features(
             lag_len[k, :] = 0
         now = last_ts[k] if last_ts[k] > ts[i] else ts[i]
         dt_s = (now - last_ts[k]) * 1e-9
-        ret = (np.log(p) - np.log(scal[k, S_LAST])) * BPS_PER_UNIT
+        log_p = np.log(p)
+        ret = (log_p - np.log(scal[k, S_LAST])) * BPS_PER_UNIT
         if dt_s == 0.0:
             d0 = d1 = d2 = d3 = d4 = 1.0
         else:
@@ -132,7 +136,7 @@ def _features(
         sums[k, TICKS] = sums[k, TICKS] * d3 + 1.0
         sums[k, UP] = sums[k, UP] * d4 + _pymax(ret, 0.0)
         sums[k, DOWN] = sums[k, DOWN] * d4 + _pymax(-ret, 0.0)
-        log_price = (np.log(p) - np.log(scal[k, S_FIRST])) * BPS_PER_UNIT
+        log_price = (log_p - np.log(scal[k, S_FIRST])) * BPS_PER_UNIT
         _ewm_add(ewm, k, LOG_PRICE, log_price, d1)
         signed = 0.0
         trade = kind[i] == KIND_TRADE
@@ -158,13 +162,13 @@ def _features(
         sums[k, SIGNED_VOL] = sums[k, SIGNED_VOL] * d0 + signed
         for h in range(horizons.size):  # ``_Lagged.push``: add the tick, drop unreachable bases
             head = lag_head[k, h]
-            tail = (head + lag_len[k, h]) % cap
+            tail = (head + lag_len[k, h]) & mask
             lag_ts[k, h, tail] = now
-            lag_price[k, h, tail] = p
+            lag_log[k, h, tail] = log_p
             lag_len[k, h] += 1
             cutoff = now - horizons[h]
-            while lag_len[k, h] > 1 and lag_ts[k, h, (head + 1) % cap] <= cutoff:
-                head = (head + 1) % cap
+            while lag_len[k, h] > 1 and lag_ts[k, h, (head + 1) & mask] <= cutoff:
+                head = (head + 1) & mask
                 lag_len[k, h] -= 1
             lag_head[k, h] = head
         scal[k, S_LAST] = p
@@ -200,8 +204,7 @@ def _features(
         full[15] = _clip(_ratio(up - down, up + down, NOISE_BPS), 1.0)
         full[16] = math.log1p(dt_s)
         for h in range(horizons.size):  # ``_Lagged.value``: from the window's oldest price
-            base = lag_price[k, h, lag_head[k, h]]
-            full[n_base + h] = (np.log(p) - np.log(base)) * BPS_PER_UNIT
+            full[n_base + h] = (log_p - lag_log[k, h, lag_head[k, h]]) * BPS_PER_UNIT
         for c in range(columns.size):  # the configured features, in their order
             out[j, c] = full[columns[c]]
         j += 1
@@ -241,9 +244,9 @@ class BatchFeatures:
         self.scal = np.zeros((0, 8))
         self.ewm = np.zeros((0, 5, 3))
         self.sums = np.zeros((0, 6))
-        # per instrument and horizon: a ring of (event time, price), its head and length
+        # per instrument and horizon: a ring of (event time, log price), its head and length
         self.lag_ts = np.zeros((0, len(lagged), START_CAPACITY), np.int64)
-        self.lag_price = np.zeros((0, len(lagged), START_CAPACITY))
+        self.lag_log = np.zeros((0, len(lagged), START_CAPACITY))
         self.lag_head = np.zeros((0, len(lagged)), np.int64)
         self.lag_len = np.zeros((0, len(lagged)), np.int64)
 
@@ -252,7 +255,7 @@ class BatchFeatures:
         if extra <= 0:
             return
         for name in ("started", "last_ts", "last_bucket", "scal", "ewm", "sums", "lag_ts",
-                     "lag_price", "lag_head", "lag_len"):  # fmt: skip
+                     "lag_log", "lag_head", "lag_len"):  # fmt: skip
             a = getattr(self, name)
             setattr(self, name, np.concatenate([a, np.zeros((extra, *a.shape[1:]), a.dtype)]))
 
@@ -260,7 +263,7 @@ class BatchFeatures:
         """Double the lagged-return rings, laying each one out from slot 0."""
         cap = self.lag_ts.shape[2]
         order = (self.lag_head[:, :, None] + np.arange(cap)) % cap
-        for name in ("lag_ts", "lag_price"):
+        for name in ("lag_ts", "lag_log"):
             a = np.take_along_axis(getattr(self, name), order, axis=2)
             wide = np.zeros((*a.shape[:2], 2 * cap), a.dtype)
             wide[:, :, :cap] = a
@@ -281,7 +284,7 @@ class BatchFeatures:
                 clean, b.instrument, b.kind, b.ts, b.price, b.size, b.bid, b.ask, b.bid_size,
                 b.ask_size, self.taus, self.config.intensity_tau_s, self.sample_ns,
                 self.horizons, self.started, self.last_ts, self.last_bucket, self.scal,
-                self.ewm, self.sums, self.lag_ts, self.lag_price, self.lag_head, self.lag_len,
+                self.ewm, self.sums, self.lag_ts, self.lag_log, self.lag_head, self.lag_len,
                 emit, out, self.columns, full, cursor,
             )  # fmt: skip
             if stop < 0:
@@ -295,6 +298,6 @@ class BatchFeatures:
         for k in range(self.lag_len.shape[0]):
             for h in range(self.lag_len.shape[1]):
                 at = (self.lag_head[k, h] + np.arange(self.lag_len[k, h])) % self.lag_ts.shape[2]
-                rings += [self.lag_ts[k, h, at], self.lag_price[k, h, at]]
+                rings += [self.lag_ts[k, h, at], self.lag_log[k, h, at]]
         fixed = [self.started, self.last_ts, self.last_bucket, self.scal, self.ewm, self.sums]
         return [*fixed, self.lag_len, *rings]
