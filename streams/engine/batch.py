@@ -152,13 +152,68 @@ class TickBatch:
     messages: list[dict | None] | None = None
     # each row's sequence number as the contract reads it ("" when none): refusals quote it
     seq_texts: list[str] = field(default_factory=list)
+    # each row's (topic, partition) where they are not all ``topic`` and ``partition``: ticks
+    # a reordering validator held from a batch of another origin (replay merges files)
+    lineage: list[tuple[str, int]] | None = None
 
     def __len__(self) -> int:
         return len(self.payloads)
 
     def source(self, row: int) -> SourceRef:
         """Where row ``row`` came from (the lineage every output carries)."""
-        return SourceRef(topic=self.topic, partition=self.partition, offset=int(self.offsets[row]))
+        topic, partition = self.lineage[row] if self.lineage else (self.topic, self.partition)
+        return SourceRef(topic=topic, partition=partition, offset=int(self.offsets[row]))
+
+    def take(self, rows: np.ndarray) -> TickBatch:
+        """The batch of ``rows`` (indexes, in the order given): what a reordering validator
+        sends on, or keeps back."""
+        rows = np.asarray(rows, np.int64)
+        pick = rows.tolist()
+        position = {row: j for j, row in enumerate(pick)} if self.detail else {}
+        messages = self.messages
+        return TickBatch(
+            *(getattr(self, name)[rows] for name in ARRAYS[:-1]),
+            payloads=[self.payloads[i] for i in pick],
+            tick_ids=[self.tick_ids[i] for i in pick],
+            topic=self.topic,
+            partition=self.partition,
+            offsets=self.offsets[rows],
+            detail={position[i]: d for i, d in self.detail.items() if i in position},
+            messages=None if messages is None else [messages[i] for i in pick],
+            seq_texts=[self.seq_texts[i] for i in pick],
+            lineage=None if self.lineage is None else [self.lineage[i] for i in pick],
+        )
+
+
+def _lineage(batch: TickBatch) -> list[tuple[str, int]]:
+    if batch.lineage is not None:
+        return batch.lineage
+    return [(batch.topic, batch.partition)] * len(batch)
+
+
+def concat(first: TickBatch, then: TickBatch) -> TickBatch:
+    """``first``'s rows, then ``then``'s, under ``then``'s topic and partition (each row keeps
+    its own lineage)."""
+    if len(first) == 0:
+        return then
+    lineage = None
+    mixed = (first.topic, first.partition) != (then.topic, then.partition)
+    if mixed or first.lineage is not None or then.lineage is not None:
+        lineage = _lineage(first) + _lineage(then)
+    n = len(first)
+    both_messages = first.messages is not None and then.messages is not None
+    return TickBatch(
+        *(np.concatenate([getattr(first, a), getattr(then, a)]) for a in ARRAYS[:-1]),
+        payloads=first.payloads + then.payloads,
+        tick_ids=first.tick_ids + then.tick_ids,
+        topic=then.topic,
+        partition=then.partition,
+        offsets=np.concatenate([first.offsets, then.offsets]),
+        detail={**first.detail, **{n + i: d for i, d in then.detail.items()}},
+        messages=first.messages + then.messages if both_messages else None,  # type: ignore[operator]
+        seq_texts=first.seq_texts + then.seq_texts,
+        lineage=lineage,
+    )
 
 
 def _number(value: object) -> bool:
@@ -338,11 +393,12 @@ def clean_tick_bytes(batch: TickBatch, rows: Sequence[int]) -> list[bytes]:
     dumps, offsets = orjson.dumps, batch.offsets.tolist()
     # the envelope around each tick, its fields in the contract's order
     head = b'{"schema_version":1,"tick":'
-    source = (
-        b',"source":{"topic":'
-        + dumps(batch.topic)
-        + b',"partition":%d,"offset":' % (batch.partition)
-    )
+
+    def envelope(topic: str, partition: int) -> bytes:
+        return b',"source":{"topic":' + dumps(topic) + b',"partition":%d,"offset":' % partition
+
+    source = envelope(batch.topic, batch.partition)
+    lineage = batch.lineage
     out = []
     for row in rows:
         msg = messages[row]
@@ -351,5 +407,7 @@ def clean_tick_bytes(batch: TickBatch, rows: Sequence[int]) -> list[bytes]:
             tick = dumps(_canonical(msg))
         except TypeError:  # a sequence number past 64 bits: the contract's own encoder
             tick = TICK_ADAPTER.dump_json(TICK_ADAPTER.validate_python(_canonical(msg)))
+        if lineage is not None:
+            source = envelope(*lineage[row])
         out.append(b"".join((head, tick, source, b"%d}}" % offsets[row])))
     return out
