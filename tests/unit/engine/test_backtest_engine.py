@@ -21,6 +21,7 @@ from tickwise.streams.config import (
     MonitorConfig,
     SignalsConfig,
     TickwiseConfig,
+    ValidationConfig,
 )
 from tickwise.streams.sources import ColumnMap, RawRecord, read_file, synthetic
 from tickwise.streams.sources.batches import read_batches
@@ -76,6 +77,35 @@ def test_synthetic_backtest_writes_the_same_files(
     if config is TRADING:
         assert (tmp_path / "tick" / "fills.jsonl").stat().st_size > 0
         assert (tmp_path / "tick" / "alerts.jsonl").stat().st_size > 0
+
+
+def test_a_reordering_backtest_writes_the_same_files(tmp_path: Path) -> None:
+    """``--engine auto`` runs the reorder policy on the engine now, with the same files."""
+    config = TRADING.model_copy(
+        update={
+            "validation": ValidationConfig(
+                out_of_order_policy="reorder", reorder_window_ms=40.0, reorder_max_ticks=10
+            )
+        }
+    )
+    kinds = ("OUT_OF_ORDER", "DUPLICATE", "PRICE_OUTLIER", "FUTURE_TIMESTAMP")
+
+    def records() -> Iterator[RawRecord]:
+        return synthetic(4, 6_000, bad_rate=0.05, regime="volatile", bad_kinds=kinds)
+
+    want = run_backtest(records(), config, tmp_path / "tick", settings=SETTINGS, warmup_ns=10**9)
+    got = run_engine_backtest(
+        lambda symbols: record_batches(records(), symbols, 16_384, size=700),
+        config,
+        tmp_path / "engine",
+        settings=SETTINGS,
+        warmup_ns=10**9,
+    )
+    compare(tmp_path / "engine", tmp_path / "tick")
+    assert (
+        got.clean == want.clean
+        and b"already released" in (tmp_path / "tick" / "quarantine.jsonl").read_bytes()
+    )
 
 
 def test_real_es_file_backtest_writes_the_same_files(tmp_path: Path) -> None:
