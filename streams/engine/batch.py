@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import orjson
@@ -164,31 +165,71 @@ class TickBatch:
         topic, partition = self.lineage[row] if self.lineage else (self.topic, self.partition)
         return SourceRef(topic=topic, partition=partition, offset=int(self.offsets[row]))
 
-    def take(self, rows: np.ndarray) -> TickBatch:
+    def take(self, rows: np.ndarray, own: bool = False) -> TickBatch:
         """The batch of ``rows`` (indexes, in the order given): what a reordering validator
-        sends on, or keeps back."""
+        sends on, or (``own``: its per-row texts copied out, so it holds no other batch
+        alive) keeps back. Otherwise bytes and ids are looked up when asked, so rows a file
+        reader renders on demand stay unrendered."""
         rows = np.asarray(rows, np.int64)
-        pick = rows.tolist()
-        position = {row: j for j, row in enumerate(pick)} if self.detail else {}
-        messages = self.messages
+
+        def pick(seq: Sequence[Any]) -> Sequence[Any]:
+            view = Picked(seq, rows)
+            return list(view) if own else view
+
+        position = {row: j for j, row in enumerate(rows.tolist())} if self.detail else {}
+        messages, lineage = self.messages, self.lineage
         return TickBatch(
             *(getattr(self, name)[rows] for name in ARRAYS[:-1]),
-            payloads=[self.payloads[i] for i in pick],
-            tick_ids=[self.tick_ids[i] for i in pick],
+            payloads=pick(self.payloads),  # type: ignore[arg-type]
+            tick_ids=pick(self.tick_ids),  # type: ignore[arg-type]
             topic=self.topic,
             partition=self.partition,
             offsets=self.offsets[rows],
             detail={position[i]: d for i, d in self.detail.items() if i in position},
-            messages=None if messages is None else [messages[i] for i in pick],
-            seq_texts=[self.seq_texts[i] for i in pick],
-            lineage=None if self.lineage is None else [self.lineage[i] for i in pick],
+            messages=None if messages is None else pick(messages),  # type: ignore[arg-type]
+            seq_texts=pick(self.seq_texts) if len(self.seq_texts) == len(self) else [],  # type: ignore[arg-type]
+            lineage=None if lineage is None else [lineage[i] for i in rows.tolist()],
         )
+
+
+class Picked(Sequence[Any]):
+    """Rows ``rows`` of ``base``, looked up when asked."""
+
+    def __init__(self, base: Sequence[Any], rows: np.ndarray) -> None:
+        self.base, self.rows = base, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> Any:  # type: ignore[override]
+        return self.base[int(self.rows[i])]
+
+
+class Joined(Sequence[Any]):
+    """``first``'s rows, then ``then``'s, looked up when asked."""
+
+    def __init__(self, first: Sequence[Any], then: Sequence[Any]) -> None:
+        self.first, self.then = first, then
+
+    def __len__(self) -> int:
+        return len(self.first) + len(self.then)
+
+    def __getitem__(self, i: int) -> Any:  # type: ignore[override]
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        n = len(self.first)
+        return self.first[i] if i < n else self.then[i - n]
 
 
 def _lineage(batch: TickBatch) -> list[tuple[str, int]]:
     if batch.lineage is not None:
         return batch.lineage
     return [(batch.topic, batch.partition)] * len(batch)
+
+
+def _texts(batch: TickBatch) -> Sequence[str]:
+    """Each row's sequence number text (a file reader's batch, never asked, has none)."""
+    return batch.seq_texts if len(batch.seq_texts) == len(batch) else [""] * len(batch)
 
 
 def concat(first: TickBatch, then: TickBatch) -> TickBatch:
@@ -201,17 +242,17 @@ def concat(first: TickBatch, then: TickBatch) -> TickBatch:
     if mixed or first.lineage is not None or then.lineage is not None:
         lineage = _lineage(first) + _lineage(then)
     n = len(first)
-    both_messages = first.messages is not None and then.messages is not None
+    both = first.messages is not None and then.messages is not None
     return TickBatch(
         *(np.concatenate([getattr(first, a), getattr(then, a)]) for a in ARRAYS[:-1]),
-        payloads=first.payloads + then.payloads,
-        tick_ids=first.tick_ids + then.tick_ids,
+        payloads=Joined(first.payloads, then.payloads),  # type: ignore[arg-type]
+        tick_ids=Joined(first.tick_ids, then.tick_ids),  # type: ignore[arg-type]
         topic=then.topic,
         partition=then.partition,
         offsets=np.concatenate([first.offsets, then.offsets]),
         detail={**first.detail, **{n + i: d for i, d in then.detail.items()}},
-        messages=first.messages + then.messages if both_messages else None,  # type: ignore[operator]
-        seq_texts=first.seq_texts + then.seq_texts,
+        messages=Joined(first.messages, then.messages) if both else None,  # type: ignore[arg-type]
+        seq_texts=Joined(_texts(first), _texts(then)),  # type: ignore[arg-type]
         lineage=lineage,
     )
 

@@ -221,7 +221,7 @@ class ReorderState:
             a[~live] = 0  # stale slots: the state is the same for any split
         kept = np.unique(self.heap_row[live])
         self.heap_row[live] = np.searchsorted(kept, self.heap_row[live])
-        self.held = rows.take(kept) if kept.size else None
+        self.held = rows.take(kept, own=True) if kept.size else None
 
 
 @kernel()

@@ -37,6 +37,13 @@ TRADING = BASE.model_copy(
         ),
     }
 )
+REORDERING = TRADING.model_copy(
+    update={
+        "validation": ValidationConfig(
+            out_of_order_policy="reorder", reorder_window_ms=40.0, reorder_max_ticks=10
+        )
+    }
+)
 SETTINGS = ReportSettings(returns_period="1s", walk_forward="20s")
 COMPARED = (*FILES.values(), "equity.csv", "report.html")
 
@@ -80,14 +87,8 @@ def test_synthetic_backtest_writes_the_same_files(
 
 
 def test_a_reordering_backtest_writes_the_same_files(tmp_path: Path) -> None:
-    """``--engine auto`` runs the reorder policy on the engine now, with the same files."""
-    config = TRADING.model_copy(
-        update={
-            "validation": ValidationConfig(
-                out_of_order_policy="reorder", reorder_window_ms=40.0, reorder_max_ticks=10
-            )
-        }
-    )
+    """The reorder policy on the engine, batches of the bulk decoder."""
+    config = REORDERING
     kinds = ("OUT_OF_ORDER", "DUPLICATE", "PRICE_OUTLIER", "FUTURE_TIMESTAMP")
 
     def records() -> Iterator[RawRecord]:
@@ -116,7 +117,7 @@ def test_real_es_file_backtest_writes_the_same_files(tmp_path: Path) -> None:
         dst.writelines(islice(src, 12_001))
     columns = ColumnMap(symbol="ES", tz="America/Chicago")
     settings = ReportSettings(returns_period="1min", walk_forward="1h")
-    for config in (BASE, TRADING):
+    for config in (BASE, TRADING, REORDERING):  # the reader's rows rendered on demand, reordered
         want, got = tmp_path / "tick", tmp_path / "engine"
         run_backtest(
             read_file(path, columns), config, want, settings=settings, warmup_ns=60 * 10**9
