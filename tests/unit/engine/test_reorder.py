@@ -200,3 +200,26 @@ def test_a_tick_held_across_origins_keeps_its_own() -> None:
     assert_same(got, want)
     sources = {json.loads(m)["source"]["topic"] for m in got["ticks.clean"][::7]}
     assert sources == {"file:a", "file:b"}
+
+
+def test_reinjected_ticks_pass_the_buffer_as_the_pipeline_passes_them() -> None:
+    """A tick put back from quarantine skips the history rules, the buffer included."""
+    config, raws = CONFIGS["window"], late_ticks(7, 1_500)
+    flags = np.arange(len(raws)) % 29 == 0
+    pipeline = Pipeline(config)
+    want: dict[str, list[bytes]] = {t.name: [] for t in TOPICS}
+    outputs = []
+    for i, raw in enumerate(raws):
+        source = SourceRef(topic="t", partition=0, offset=i)
+        outputs += pipeline.process(raw, source, reinjected=bool(flags[i]))
+    for o in outputs + pipeline.finish():
+        if o.topic in TOPICS:
+            want[o.topic.name].append(o.encoded())
+    engine = Engine(config, live=True)
+    got: dict[str, list[bytes]] = {t.name: [] for t in TOPICS}
+    for a, b in pairwise([0, 400, 401, 1_100, len(raws)]):
+        offsets = np.arange(a, b)
+        batch = decode(raws[a:b], engine.symbols, "t", 0, offsets, 16_384, flags[a:b], True)
+        collect(engine.run(batch), got)
+    collect(engine.finish(), got)
+    assert_same(got, want)
