@@ -68,7 +68,7 @@ def warm_up() -> None:
     symbols = SymbolTable()
     payloads = [r.payload for r in synthetic(1, 50, bad_rate=0.1)]
     batch = decode(payloads, symbols, "t", 0, np.arange(50), 16_384)
-    verdict, _ = BatchValidator(config.validation, symbols).run(batch)
+    _, verdict, _ = BatchValidator(config.validation, symbols).run(batch)
     emit, vectors = BatchFeatures(config.features, symbols).run(batch, verdict == 0)
     scored = BatchModel(config.model, config.label, config.features.feature_set, symbols).run(
         batch, verdict == 0, emit, vectors
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         times = [0.0] * 5
         for batch in batches:
             t = [time.process_time()]
-            verdict, _ = validator.run(batch)
+            _, verdict, _ = validator.run(batch)  # no reordering here: the same rows
             t.append(time.process_time())
             emit, vectors = features.run(batch, verdict == 0)
             t.append(time.process_time())

@@ -3,7 +3,8 @@
 Both runners write the same files for the same input (``replay.engine`` is held byte for byte
 to ``replay.backtest``); the columnar engine is the fast one. ``--engine auto`` takes it unless
 the config or a command needs what only the per-tick pipeline has yet (river's model zoo,
-reordering ticks, shadow and canary stages: docs/ENGINE.md), and says so on stderr.
+the ``ret_<H>s_bps`` features, shadow and canary stages: docs/ENGINE.md), and says so on
+stderr.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def run_file(
     max_bytes = config.validation.max_message_bytes
     for batch in read_batches(path, columns, engine.symbols, max_bytes):
         yield engine.run(batch)
-    yield BatchOutput({}, engine.finish())
+    yield engine.finish()
 
 
 def record_batches(
@@ -135,14 +135,17 @@ def run_engine_backtest(
             ):
                 files[topic.name].writelines(line + b"\n" for line in lines)
 
-        for batch in batches(engine.symbols):
-            output = engine.run(batch)
-            result.ticks += len(batch)
-            result.clean += len(batch) - len(output.quarantined)
+        def take(output: BatchOutput) -> None:
+            result.clean += int(output.accepted.sum())
             write(output)
-            collector.on_batch(_decided(batch, output, classification))
+            if output.batch is not None:
+                collector.on_batch(_decided(output.batch, output, classification))
+
+        for batch in batches(engine.symbols):
+            result.ticks += len(batch)
+            take(engine.run(batch))
             bar.update(result.ticks, **progress_fields(result, collector))
-        write(BatchOutput({}, engine.finish()))
+        take(engine.finish())
         collector.finish()
         bar.close(result.ticks, **progress_fields(result, collector))
     result.seconds = time.perf_counter() - started

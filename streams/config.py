@@ -415,7 +415,7 @@ class LiveConfig(Frozen):
     engine: Literal["auto", "columnar", "per-tick"] = Field(
         default="auto",
         description="What decides each partition: 'columnar' (the batch engine, "
-        "docs/ENGINE.md), 'per-tick' (the per-message pipeline: river's zoo, the reorder policy, "
+        "docs/ENGINE.md), 'per-tick' (the per-message pipeline: river's zoo, "
         "shadow and canary rollouts), or 'auto' (the columnar engine "
         "when it serves the config, else per tick). Both publish the same bytes; a command "
         "deploying another model version reaching a columnar worker is refused (COMMAND_REFUSED).",

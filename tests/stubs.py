@@ -10,6 +10,7 @@ import base64
 import csv
 import gzip
 import json
+import random
 import shutil
 import subprocess
 import time
@@ -500,3 +501,56 @@ def exactly_once_problems(run: Backtested, out: LiveOutputs) -> list[str]:
     if differ:
         problems.append(f"{differ} of {len(run.replay)} decisions differ from the backtest's")
     return problems
+
+
+LATE_T0 = 1_700_000_000 * S
+
+
+def late_ticks(seed: int, n: int = 3_000) -> list[bytes]:
+    """Ticks of three instruments, 1 to 7 ms apart on each, sent out of order (one in seven
+    overtaken by up to 60 later ones, one in twenty by up to 200), some resent (duplicates, by
+    id or by sequence number), bursts at one event time, price spikes, ticks far behind or
+    ahead (some confirmed by the next: a time jump). For the ``reorder`` policy."""
+    rng = random.Random(seed)
+    names = ("ES", "NQ", "CL")
+    price = {"ES": 4000.0, "NQ": 15000.0, "CL": 80.0}
+    clock = dict.fromkeys(names, LATE_T0)
+    seq = dict.fromkeys(names, 0)
+    out: list[tuple[float, bytes]] = []  # (arrival key, payload)
+    for i in range(n):
+        name = rng.choice(names)
+        clock[name] += rng.randrange(1, 8) * MS
+        price[name] *= 1.0 + rng.gauss(0.0, 0.0004)
+        seq[name] += 1
+        ts, p = clock[name], round(price[name], 4)
+        roll = rng.random()
+        if roll < 0.02:  # a spike: an outlier, refused when it leaves the buffer
+            p = round(p * rng.choice((0.9, 1.12)), 4)
+        elif roll < 0.03:  # far behind: stale
+            ts -= rng.randrange(2, 9) * 10**9
+        elif roll < 0.04:  # far ahead, sometimes confirmed by the next one (a jump)
+            ts += 5 * 10**9
+            clock[name] += 5 * 10**9 * (rng.random() < 0.5)
+        tick: dict[str, object] = {"instrument": name, "tick_id": f"{name}-{i}", "ts_event_ns": ts}
+        if rng.random() < 0.5:
+            tick["seq"] = seq[name]
+        if rng.random() < 0.3:
+            tick |= {"kind": "quote", "bid": p - 0.25, "ask": p + 0.25}
+            tick |= {"bid_size": 1.0, "ask_size": 2.0} if rng.random() < 0.5 else {}
+        else:
+            tick |= {"kind": "trade", "price": p, "size": float(rng.randrange(1, 5))}
+        raw = json.dumps(tick).encode()
+        late = rng.random()
+        key = i + (rng.uniform(1, 60) if late < 0.15 else rng.uniform(60, 200) if late < 0.2 else 0)
+        out.append((key, raw))
+        if rng.random() < 0.03:  # the same tick again, a little later
+            out.append((key + rng.uniform(0, 20), raw))
+        if rng.random() < 0.01 and "seq" in tick:  # another id, the same sequence number
+            again = tick | {"tick_id": f"{name}-{i}-again"}
+            out.append((key + rng.uniform(0, 20), json.dumps(again).encode()))
+        if rng.random() < 0.01:  # a burst at one event time
+            for b in range(rng.randrange(3, 8)):
+                burst = tick | {"tick_id": f"{name}-{i}-burst{b}", "seq": None}
+                out.append((key + 0.01 * (b + 1), json.dumps(burst).encode()))
+    out.sort(key=lambda pair: pair[0])
+    return [raw for _, raw in out]

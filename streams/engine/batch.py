@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import orjson
@@ -152,13 +153,108 @@ class TickBatch:
     messages: list[dict | None] | None = None
     # each row's sequence number as the contract reads it ("" when none): refusals quote it
     seq_texts: list[str] = field(default_factory=list)
+    # each row's (topic, partition) where they are not all ``topic`` and ``partition``: ticks
+    # a reordering validator held from a batch of another origin (replay merges files)
+    lineage: list[tuple[str, int]] | None = None
 
     def __len__(self) -> int:
         return len(self.payloads)
 
     def source(self, row: int) -> SourceRef:
         """Where row ``row`` came from (the lineage every output carries)."""
-        return SourceRef(topic=self.topic, partition=self.partition, offset=int(self.offsets[row]))
+        topic, partition = self.lineage[row] if self.lineage else (self.topic, self.partition)
+        return SourceRef(topic=topic, partition=partition, offset=int(self.offsets[row]))
+
+    def take(self, rows: np.ndarray, own: bool = False) -> TickBatch:
+        """The batch of ``rows`` (indexes, in the order given): what a reordering validator
+        sends on, or (``own``: its per-row texts copied out, so it holds no other batch
+        alive) keeps back. Otherwise bytes and ids are looked up when asked, so rows a file
+        reader renders on demand stay unrendered."""
+        rows = np.asarray(rows, np.int64)
+
+        def pick(seq: Sequence[Any]) -> Sequence[Any]:
+            view = Picked(seq, rows)
+            return list(view) if own else view
+
+        position = {row: j for j, row in enumerate(rows.tolist())} if self.detail else {}
+        messages, lineage = self.messages, self.lineage
+        return TickBatch(
+            *(getattr(self, name)[rows] for name in ARRAYS[:-1]),
+            payloads=pick(self.payloads),  # type: ignore[arg-type]
+            tick_ids=pick(self.tick_ids),  # type: ignore[arg-type]
+            topic=self.topic,
+            partition=self.partition,
+            offsets=self.offsets[rows],
+            detail={position[i]: d for i, d in self.detail.items() if i in position},
+            messages=None if messages is None else pick(messages),  # type: ignore[arg-type]
+            seq_texts=pick(self.seq_texts) if len(self.seq_texts) == len(self) else [],  # type: ignore[arg-type]
+            lineage=None if lineage is None else [lineage[i] for i in rows.tolist()],
+        )
+
+
+class Picked(Sequence[Any]):
+    """Rows ``rows`` of ``base``, looked up when asked."""
+
+    def __init__(self, base: Sequence[Any], rows: np.ndarray) -> None:
+        self.base, self.rows = base, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> Any:  # type: ignore[override]
+        return self.base[int(self.rows[i])]
+
+
+class Joined(Sequence[Any]):
+    """``first``'s rows, then ``then``'s, looked up when asked."""
+
+    def __init__(self, first: Sequence[Any], then: Sequence[Any]) -> None:
+        self.first, self.then = first, then
+
+    def __len__(self) -> int:
+        return len(self.first) + len(self.then)
+
+    def __getitem__(self, i: int) -> Any:  # type: ignore[override]
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        n = len(self.first)
+        return self.first[i] if i < n else self.then[i - n]
+
+
+def _lineage(batch: TickBatch) -> list[tuple[str, int]]:
+    if batch.lineage is not None:
+        return batch.lineage
+    return [(batch.topic, batch.partition)] * len(batch)
+
+
+def _texts(batch: TickBatch) -> Sequence[str]:
+    """Each row's sequence number text (a file reader's batch, never asked, has none)."""
+    return batch.seq_texts if len(batch.seq_texts) == len(batch) else [""] * len(batch)
+
+
+def concat(first: TickBatch, then: TickBatch) -> TickBatch:
+    """``first``'s rows, then ``then``'s, under ``then``'s topic and partition (each row keeps
+    its own lineage)."""
+    if len(first) == 0:
+        return then
+    lineage = None
+    mixed = (first.topic, first.partition) != (then.topic, then.partition)
+    if mixed or first.lineage is not None or then.lineage is not None:
+        lineage = _lineage(first) + _lineage(then)
+    n = len(first)
+    both = first.messages is not None and then.messages is not None
+    return TickBatch(
+        *(np.concatenate([getattr(first, a), getattr(then, a)]) for a in ARRAYS[:-1]),
+        payloads=Joined(first.payloads, then.payloads),  # type: ignore[arg-type]
+        tick_ids=Joined(first.tick_ids, then.tick_ids),  # type: ignore[arg-type]
+        topic=then.topic,
+        partition=then.partition,
+        offsets=np.concatenate([first.offsets, then.offsets]),
+        detail={**first.detail, **{n + i: d for i, d in then.detail.items()}},
+        messages=Joined(first.messages, then.messages) if both else None,  # type: ignore[arg-type]
+        seq_texts=Joined(_texts(first), _texts(then)),  # type: ignore[arg-type]
+        lineage=lineage,
+    )
 
 
 def _number(value: object) -> bool:
@@ -338,11 +434,12 @@ def clean_tick_bytes(batch: TickBatch, rows: Sequence[int]) -> list[bytes]:
     dumps, offsets = orjson.dumps, batch.offsets.tolist()
     # the envelope around each tick, its fields in the contract's order
     head = b'{"schema_version":1,"tick":'
-    source = (
-        b',"source":{"topic":'
-        + dumps(batch.topic)
-        + b',"partition":%d,"offset":' % (batch.partition)
-    )
+
+    def envelope(topic: str, partition: int) -> bytes:
+        return b',"source":{"topic":' + dumps(topic) + b',"partition":%d,"offset":' % partition
+
+    source = envelope(batch.topic, batch.partition)
+    lineage = batch.lineage
     out = []
     for row in rows:
         msg = messages[row]
@@ -351,5 +448,7 @@ def clean_tick_bytes(batch: TickBatch, rows: Sequence[int]) -> list[bytes]:
             tick = dumps(_canonical(msg))
         except TypeError:  # a sequence number past 64 bits: the contract's own encoder
             tick = TICK_ADAPTER.dump_json(TICK_ADAPTER.validate_python(_canonical(msg)))
+        if lineage is not None:
+            source = envelope(*lineage[row])
         out.append(b"".join((head, tick, source, b"%d}}" % offsets[row])))
     return out

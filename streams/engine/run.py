@@ -54,6 +54,9 @@ class BatchOutput:
     # instrument, and the feature vectors published with the signals
     clean: list[tuple[str, bytes]] = field(default_factory=list)
     features: list[FeatureVector] = field(default_factory=list)
+    # the rows every column above indexes: the batch as validated (``BatchValidator.run``),
+    # the given one unless ticks are reordered
+    batch: TickBatch | None = None
 
 
 class Engine:
@@ -96,15 +99,19 @@ class Engine:
         self.sampled = np.zeros(0, np.int64)  # per instrument: period of its last sampled signal
 
     def run(self, batch: TickBatch) -> BatchOutput:
-        """One batch through every stage."""
-        verdict, aux = self.validator.run(batch)
+        """One batch through every stage; the outputs index ``BatchOutput.batch``, the batch
+        as validated (held ticks left out, released ones in, under the reorder policy)."""
+        return self._chain(*self.validator.run(batch))
+
+    def _chain(self, batch: TickBatch, verdict: np.ndarray, aux: np.ndarray) -> BatchOutput:
         clean = verdict == 0
         if self.on_first_tick is not None and clean.any():
             first, self.on_first_tick = self.on_first_tick, None
             self.decide.on_control(first(int(batch.ts[int(np.argmax(clean))])))
         emit, vectors = self.features.run(batch, clean)
         scored = self.model.run(batch, clean, emit, vectors)
-        out = BatchOutput(self.validator.records(batch, verdict, aux), Rendered(), accepted=clean)
+        records = self.validator.records(batch, verdict, aux)
+        out = BatchOutput(records, Rendered(), accepted=clean, batch=batch)
         if self.live:
             self._live_topics(batch, clean, emit, vectors, out)
         inst = batch.instrument.astype(np.int64)
@@ -155,9 +162,13 @@ class Engine:
             name, ts, price = names[int(inst_of[i])], int(batch.ts[i]), float(batch.price[i])
             out.features.append(features(vectors[j], name, tick_id, ts, price))
 
-    def finish(self) -> Rendered:
-        """At the end of a finite input: the summaries of the runs of holds still open."""
-        return Rendered(audit=self.decide.finish())
+    def finish(self) -> BatchOutput:
+        """At the end of a finite input: the ticks the validator still holds, through every
+        stage, then the summaries of the runs of holds still open."""
+        flushed = self.validator.flush()
+        out = BatchOutput({}, Rendered()) if flushed is None else self._chain(*flushed)
+        out.decided.audit += self.decide.finish()
+        return out
 
     def monitor_stats(self, instrument: str) -> dict[str, object]:
         """``Monitor.stats`` for the report."""

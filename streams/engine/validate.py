@@ -1,10 +1,19 @@
 """Validation over a batch: the stateful rules of ``streams.operators.validation`` as a kernel.
 
 The rules, their order and their texts are those of the per-message ``Validator`` (market
-sanity, duplicates, event time with confirmation, the MAD outlier with confirmation), in its
-``quarantine`` policy; the oracle test holds the two equal verdict for verdict. The state is a
-set of arrays indexed by instrument, so a batch of any size continues exactly where the last
-one stopped.
+sanity, duplicates, event time with confirmation, the MAD outlier with confirmation), in both
+its out-of-order policies; the oracle tests hold the two equal verdict for verdict. The state
+is a set of arrays indexed by instrument, so a batch of any size continues exactly where the
+last one stopped.
+
+Under ``out_of_order_policy = "reorder"`` a tick is judged in two steps, as the per-message
+validator judges it: the rules that need only its arrival (sanity, duplicates, event time, a
+tick behind what was already released) when it arrives, the outlier rule when it leaves the
+instrument's event-time buffer, in time order. So the validator's output is not the batch it
+was given but the batch *as validated*: its rows in the order their verdicts were reached (a
+permutation), without the ticks still held, with those held from earlier batches that left
+now. Every later stage runs on that batch; the held ticks stay in ``ReorderState`` (pickled
+with the rest, so a checkpoint carries them) until a later batch or ``flush`` releases them.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from tickwise.streams.engine.batch import (
     R_UNKNOWN,
     SymbolTable,
     TickBatch,
+    concat,
     reason_index,
 )
 from tickwise.streams.engine.jit import kernel
@@ -57,6 +67,9 @@ class Rules:
     outlier_confirm: np.ndarray
     reject_locked: np.ndarray
     allowed: np.ndarray
+    reorder: np.ndarray  # bool: the ``reorder`` out-of-order policy
+    window_ns: np.ndarray  # int64: the reorder window
+    max_ticks: np.ndarray  # int64: the most ticks the reorder buffer holds
 
 
 def _rules_of(config: ValidationConfig, names: list[str]) -> Rules:
@@ -79,10 +92,13 @@ def _rules_of(config: ValidationConfig, names: list[str]) -> Rules:
                 r.outlier_confirm_ticks,
                 r.reject_locked_quotes,
                 allowed is None or name in allowed,
+                r.out_of_order_policy == "reorder",
+                int(r.reorder_window_ms * 1e6),
+                r.reorder_max_ticks,
             )
         )
     types = (float, np.int64, float, np.int64, float, np.int64, np.int64, float, float)
-    types += (np.int64, np.int64, np.bool_, np.bool_)
+    types += (np.int64, np.int64, np.bool_, np.bool_, np.bool_, np.int64, np.int64)
     cols = list(zip(*rows, strict=True)) if rows else [()] * len(types)
     return Rules(
         *(np.array(col, dtype=t) for col, t in zip(cols, types, strict=True))  # type: ignore[arg-type]
@@ -160,6 +176,52 @@ class ValidationState:
         keys, used = np.zeros(cap, np.uint64), np.zeros(cap, np.bool_)
         _rehash(self.table_keys, self.table_used, keys, used)
         self.table_keys, self.table_used = keys, used
+
+
+@dataclass(slots=True)
+class ReorderState:
+    """The reorder buffers: per instrument a min-heap of held ticks by (event time, arrival),
+    whose rows are those of ``held``, the ticks themselves, carried across batches."""
+
+    heap_ts: np.ndarray  # int64 [instrument, capacity]
+    heap_arrival: np.ndarray  # int64 [instrument, capacity]: arrival number, the tie-break
+    heap_row: np.ndarray  # int64 [instrument, capacity]: row of ``held``
+    heap_len: np.ndarray  # int64 [instrument]
+    released: np.ndarray  # int64 [instrument]: event time of the last tick released, -1: none
+    arrivals: np.ndarray  # int64 [instrument]: ticks buffered so far
+    held: TickBatch | None = None
+
+    @classmethod
+    def empty(cls) -> ReorderState:
+        heap = np.zeros((0, 4), np.int64)
+        return cls(heap, heap.copy(), heap.copy(), *(np.zeros(0, np.int64) for _ in range(3)))
+
+    def grow(self, n: int) -> None:
+        """Room for ``n`` instruments; new rows start empty."""
+        extra = n - self.heap_len.size
+        if extra <= 0:
+            return
+        for name in ("heap_ts", "heap_arrival", "heap_row"):
+            a = getattr(self, name)
+            setattr(self, name, np.concatenate([a, np.zeros((extra, a.shape[1]), np.int64)]))
+        self.heap_len = np.concatenate([self.heap_len, np.zeros(extra, np.int64)])
+        self.released = np.concatenate([self.released, np.full(extra, -1, np.int64)])
+        self.arrivals = np.concatenate([self.arrivals, np.zeros(extra, np.int64)])
+
+    def widen(self) -> None:
+        """Twice the room per instrument (a buffer filled up)."""
+        for name in ("heap_ts", "heap_arrival", "heap_row"):
+            a = getattr(self, name)
+            setattr(self, name, np.concatenate([a, np.zeros_like(a)], axis=1))
+
+    def keep(self, rows: TickBatch) -> None:
+        """Hold, of ``rows``, those the heaps point at, renumbered; forget the rest."""
+        live = np.arange(self.heap_ts.shape[1]) < self.heap_len[:, None]
+        for a in (self.heap_ts, self.heap_arrival, self.heap_row):
+            a[~live] = 0  # stale slots: the state is the same for any split
+        kept = np.unique(self.heap_row[live])
+        self.heap_row[live] = np.searchsorted(kept, self.heap_row[live])
+        self.held = rows.take(kept, own=True) if kept.size else None
 
 
 @kernel()
@@ -292,70 +354,230 @@ def _jump_limit(moves, k, head, count, k_out, floor, window):  # pragma: no cove
 
 
 @kernel()
+def _forget(st_ids, st_len, st_head, keys, used, size, k, tag, key):  # pragma: no cover
+    """Take ``key`` out of instrument ``k``'s ring (if still in its window) and the table: the
+    newer keys close the gap, as a key popped from the middle of an ordered dict."""
+    cap = st_ids.shape[2]
+    n = st_len[k, tag]
+    head = st_head[k, tag]
+    for back in range(1, n + 1):
+        if st_ids[k, tag, (head - back + cap) % cap] == key:
+            for b in range(back, 1, -1):
+                st_ids[k, tag, (head - b + cap) % cap] = st_ids[k, tag, (head - b + 1 + cap) % cap]
+            st_head[k, tag] = (head - 1 + cap) % cap
+            st_len[k, tag] = n - 1
+            _delete(keys, used, size, key)
+            return
+
+
+@kernel()
+def _push(h_ts, h_arr, h_row, h_len, k, t, arrival, row) -> None:  # pragma: no cover
+    """Add a held tick to instrument ``k``'s min-heap by (event time, arrival)."""
+    i = h_len[k]
+    h_len[k] = i + 1
+    while i > 0:
+        parent = (i - 1) // 2
+        pt, pa = h_ts[k, parent], h_arr[k, parent]
+        if pt < t or (pt == t and pa < arrival):
+            break
+        h_ts[k, i], h_arr[k, i], h_row[k, i] = pt, pa, h_row[k, parent]
+        i = parent
+    h_ts[k, i], h_arr[k, i], h_row[k, i] = t, arrival, row
+
+
+@kernel()
+def _pop(h_ts, h_arr, h_row, h_len, k) -> int:  # pragma: no cover - compiled
+    """Take the earliest held tick of instrument ``k``; its row."""
+    top = h_row[k, 0]
+    n = h_len[k] - 1
+    h_len[k] = n
+    t, arrival, row = h_ts[k, n], h_arr[k, n], h_row[k, n]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= n:
+            break
+        if child + 1 < n and (
+            h_ts[k, child + 1] < h_ts[k, child]
+            or (h_ts[k, child + 1] == h_ts[k, child] and h_arr[k, child + 1] < h_arr[k, child])
+        ):
+            child += 1
+        ct, ca = h_ts[k, child], h_arr[k, child]
+        if t < ct or (t == ct and arrival < ca):
+            break
+        h_ts[k, i], h_arr[k, i], h_row[k, i] = ct, ca, h_row[k, child]
+        i = child
+    if n > 0:
+        h_ts[k, i], h_arr[k, i], h_row[k, i] = t, arrival, row
+    return top
+
+
+@kernel()
+def _judge(
+    j, k, remember, price, idk, seqk, has_seq,
+    outlier_k, floor_bps, outlier_window, outlier_confirm, dedup_window,
+    last_price, moves, moves_len, moves_head, pend_price, pend_count,
+    ids, ids_len, ids_head, keys, used, size_, aux, e, scratch,
+) -> int:  # pragma: no cover - compiled  # fmt: skip
+    """The outlier rule on row ``j``, then accept it: the last step before a tick goes on.
+    ``remember``: its ids enter the duplicate window now (else they did when it was held, and
+    leave it again if it is refused). The verdict; its numbers go to ``aux[e]``."""
+    p = price[j]
+    last = last_price[k]
+    move = 0.0
+    agreeing = False
+    reason = 0
+    if outlier_k[k] > 0.0 and not np.isnan(last):
+        move = np.log(p) - np.log(last)
+        floor = floor_bps[k] * UNIT_PER_BPS
+        if abs(move) > floor:
+            limit = _jump_limit(moves, k, moves_head[k], moves_len[k], outlier_k[k], floor, scratch)
+            if abs(move) > limit:
+                agreeing = pend_count[k] > 0 and abs(np.log(p) - np.log(pend_price[k])) <= limit
+                count = pend_count[k] + 1 if agreeing else 1
+                if count < outlier_confirm[k]:
+                    reason = R_OUTLIER
+                    aux[e, 0] = move
+                    aux[e, 1] = last
+                    aux[e, 2] = limit
+                    aux[e, 3] = count
+    if reason != 0:
+        if not agreeing:
+            pend_count[k] = 0
+        if pend_count[k] == 0:
+            pend_price[k] = p
+        pend_count[k] += 1
+        if not remember:
+            _forget(ids, ids_len, ids_head, keys, used, size_, k, 0, idk)
+            if has_seq:
+                _forget(ids, ids_len, ids_head, keys, used, size_, k, 1, seqk)
+        return reason
+    if not np.isnan(last):
+        cap = moves.shape[1]
+        moves[k, moves_head[k]] = move
+        moves_head[k] = (moves_head[k] + 1) % cap
+        if moves_len[k] < outlier_window[k]:
+            moves_len[k] += 1
+    last_price[k] = p
+    pend_count[k] = 0
+    if remember:
+        window = dedup_window[k]
+        _remember(ids, ids_len, ids_head, keys, used, size_, k, 0, idk, window)
+        if has_seq:
+            _remember(ids, ids_len, ids_head, keys, used, size_, k, 1, seqk, window)
+    return 0
+
+
+@kernel()
+def _release(
+    k, force, inst, price, id_key, seq_key, has_seq, watermark, window_ns, max_ticks,
+    h_ts, h_arr, h_row, h_len, released,
+    outlier_k, floor_bps, outlier_window, outlier_confirm, dedup_window,
+    last_price, moves, moves_len, moves_head, pend_price, pend_count,
+    ids, ids_len, ids_head, keys, used, size_, order, verdict, aux, e, scratch,
+) -> int:  # pragma: no cover - compiled  # fmt: skip
+    """Release instrument ``k``'s held ticks in time order once the window has passed them,
+    the buffer is over its bound, or (``force``) all of them, each judged as it leaves; the
+    emission count after."""
+    horizon = watermark[k] - window_ns[k]
+    while h_len[k] > 0 and (force or h_ts[k, 0] <= horizon or h_len[k] > max_ticks[k]):
+        t = h_ts[k, 0]
+        j = _pop(h_ts, h_arr, h_row, h_len, k)
+        if t > released[k]:
+            released[k] = t
+        verdict[e] = _judge(
+            j, k, False, price, _mix(k, 0, id_key[j]), _mix(k, 1, seq_key[j]), has_seq[j],
+            outlier_k, floor_bps, outlier_window, outlier_confirm, dedup_window,
+            last_price, moves, moves_len, moves_head, pend_price, pend_count,
+            ids, ids_len, ids_head, keys, used, size_, aux, e, scratch,
+        )  # fmt: skip
+        order[e] = j
+        e += 1
+    return e
+
+
+@kernel()
 def _validate(
     inst, kind, ts, price, size, bid, ask, bid_size, ask_size,
     id_key, seq_key, has_seq, reinjected, verdict_in,
     tol_ms, tol_ns, max_future_s, max_future_ns, max_past_s, time_confirm, dedup_window,
     outlier_k, floor_bps, outlier_window, outlier_confirm, reject_locked, allowed,
+    reorder, window_ns, max_ticks,
     watermark, last_price, moves, moves_len, moves_head, pend_price, pend_count,
     pend_time, pend_time_count, ids, ids_len, ids_head, keys, used, size_,
-    verdict, aux, scratch,
+    h_ts, h_arr, h_row, h_len, released, arrivals, progress, flush,
+    order, verdict, aux, scratch,
 ):  # pragma: no cover - compiled  # fmt: skip
+    """Rows from ``progress[0]`` on, in arrival order; each verdict as it is reached: row
+    ``order[e]`` got ``verdict[e]``, ``e`` from ``progress[1]`` on. Stops early, ``progress``
+    saying where, when a reorder buffer is full (the caller widens it and calls again); then
+    releases every tick the instruments of ``flush`` hold, in that order."""
     n = inst.size
-    for i in range(n):
+    i = progress[0]
+    e = progress[1]
+    while i < n:
         if verdict_in[i] != 0:
-            verdict[i] = verdict_in[i]
+            order[e] = i
+            verdict[e] = verdict_in[i]
+            e += 1
+            i += 1
             continue
         k = inst[i]
+        if reorder[k] and h_len[k] >= h_ts.shape[1]:
+            break
+        order[e] = i
+        i += 1
+        row = i - 1
         if not allowed[k]:
-            verdict[i] = R_UNKNOWN
+            verdict[e] = R_UNKNOWN
+            e += 1
             continue
         # market sanity
-        if kind[i] == KIND_TRADE:
-            if not price[i] > 0.0:
-                verdict[i] = R_INVALID_PRICE
-                continue
-            if not size[i] > 0.0:
-                verdict[i] = R_INVALID_SIZE
-                continue
+        reason = 0
+        if kind[row] == KIND_TRADE:
+            if not price[row] > 0.0:
+                reason = R_INVALID_PRICE
+            elif not size[row] > 0.0:
+                reason = R_INVALID_SIZE
         else:
-            if not (bid[i] > 0.0 and ask[i] > 0.0):
-                verdict[i] = R_INVALID_PRICE
-                continue
-            bs, a_s = bid_size[i], ask_size[i]  # NaN: the quote has no size on that side
-            if not (np.isnan(bs) and np.isnan(a_s)):
-                if np.isnan(bs) or np.isnan(a_s):
-                    verdict[i] = R_INVALID_SIZE
-                    aux[i, 0] = 1.0  # one side only
-                    continue
-                if not (bs >= 0.0 and a_s >= 0.0):
-                    verdict[i] = R_INVALID_SIZE
-                    continue
-            if ask[i] < bid[i]:
-                verdict[i] = R_CROSSED
-                continue
-            if reject_locked[k] and ask[i] == bid[i]:
-                verdict[i] = R_LOCKED
-                continue
-        # duplicates
-        idk = _mix(k, 0, id_key[i])
-        seqk = _mix(k, 1, seq_key[i])
-        if _contains(keys, used, idk):
-            verdict[i] = R_DUPLICATE
-            aux[i, 0] = 0.0
+            bs, a_s = bid_size[row], ask_size[row]  # NaN: the quote has no size on that side
+            if not (bid[row] > 0.0 and ask[row] > 0.0):
+                reason = R_INVALID_PRICE
+            elif not (np.isnan(bs) and np.isnan(a_s)) and (np.isnan(bs) or np.isnan(a_s)):
+                reason = R_INVALID_SIZE
+                aux[e, 0] = 1.0  # one side only
+            elif not (np.isnan(bs) and np.isnan(a_s)) and not (bs >= 0.0 and a_s >= 0.0):
+                reason = R_INVALID_SIZE
+            elif ask[row] < bid[row]:
+                reason = R_CROSSED
+            elif reject_locked[k] and ask[row] == bid[row]:
+                reason = R_LOCKED
+        if reason != 0:
+            verdict[e] = reason
+            e += 1
             continue
-        if has_seq[i] and _contains(keys, used, seqk):
-            verdict[i] = R_DUPLICATE
-            aux[i, 0] = 1.0
+        # duplicates
+        idk = _mix(k, 0, id_key[row])
+        seqk = _mix(k, 1, seq_key[row])
+        if _contains(keys, used, idk):
+            verdict[e] = R_DUPLICATE
+            aux[e, 0] = 0.0
+            e += 1
+            continue
+        if has_seq[row] and _contains(keys, used, seqk):
+            verdict[e] = R_DUPLICATE
+            aux[e, 0] = 1.0
+            e += 1
             continue
         window = dedup_window[k]
-        if reinjected[i]:
+        if reinjected[row]:
             _remember(ids, ids_len, ids_head, keys, used, size_, k, 0, idk, window)
-            if has_seq[i]:
+            if has_seq[row]:
                 _remember(ids, ids_len, ids_head, keys, used, size_, k, 1, seqk, window)
+            e += 1
             continue
         # event time
-        t = ts[i]
+        t = ts[row]
         wm = watermark[k]
         jump = False
         if wm >= 0:
@@ -369,78 +591,83 @@ def _validate(
                 confirmed = pend_time_count[k] + 1 >= time_confirm[k]
             else:
                 confirmed = time_confirm[k] <= 1
-            reason = 0
             if ahead_s > max_future_s[k] and not confirmed:
                 reason = R_FUTURE
-                aux[i, 0] = ahead_s
+                aux[e, 0] = ahead_s
             elif behind_s > max_past_s[k] and not confirmed:
                 reason = R_STALE
-                aux[i, 0] = behind_s
-            elif behind_s <= max_past_s[k] and behind_s * 1e3 > tol_ms[k]:
+                aux[e, 0] = behind_s
+            elif not reorder[k] and behind_s <= max_past_s[k] and behind_s * 1e3 > tol_ms[k]:
                 reason = R_OUT_OF_ORDER
-                aux[i, 0] = behind_s * 1e3
+                aux[e, 0] = behind_s * 1e3
             if reason != 0:
                 if jump:
                     if not pending:
                         pend_time_count[k] = 0
                     pend_time[k] = t
                     pend_time_count[k] += 1
-                verdict[i] = reason
+                verdict[e] = reason
+                e += 1
                 continue
-        if jump or t > wm:
+        if jump:  # a confirmed jump: what is held goes first, then event time starts again
+            e = _release(
+                k, True, inst, price, id_key, seq_key, has_seq, watermark, window_ns,
+                max_ticks, h_ts, h_arr, h_row, h_len, released,
+                outlier_k, floor_bps, outlier_window, outlier_confirm, dedup_window,
+                last_price, moves, moves_len, moves_head, pend_price, pend_count,
+                ids, ids_len, ids_head, keys, used, size_, order, verdict, aux, e, scratch,
+            )  # fmt: skip
+            released[k] = -1
+            watermark[k] = t
+        elif t > wm:
             watermark[k] = t
         pend_time_count[k] = 0
-        # the outlier rule
-        p = price[i]
-        last = last_price[k]
-        move = 0.0
-        agreeing = False
-        reason = 0
-        if outlier_k[k] > 0.0 and not np.isnan(last):
-            move = np.log(p) - np.log(last)
-            floor = floor_bps[k] * UNIT_PER_BPS
-            if abs(move) > floor:
-                limit = _jump_limit(
-                    moves, k, moves_head[k], moves_len[k], outlier_k[k], floor, scratch
-                )
-                if abs(move) > limit:
-                    agreeing = pend_count[k] > 0 and abs(np.log(p) - np.log(pend_price[k])) <= limit
-                    count = pend_count[k] + 1 if agreeing else 1
-                    if count < outlier_confirm[k]:
-                        reason = R_OUTLIER
-                        aux[i, 0] = move
-                        aux[i, 1] = last
-                        aux[i, 2] = limit
-                        aux[i, 3] = count
-        if reason != 0:
-            if not agreeing:
-                pend_count[k] = 0
-            if pend_count[k] == 0:
-                pend_price[k] = p
-            pend_count[k] += 1
-            verdict[i] = reason
+        if not reorder[k]:
+            order[e] = row
+            verdict[e] = _judge(
+                row, k, True, price, idk, seqk, has_seq[row],
+                outlier_k, floor_bps, outlier_window, outlier_confirm, dedup_window,
+                last_price, moves, moves_len, moves_head, pend_price, pend_count,
+                ids, ids_len, ids_head, keys, used, size_, aux, e, scratch,
+            )  # fmt: skip
+            e += 1
             continue
-        if not np.isnan(last):
-            cap = moves.shape[1]
-            moves[k, moves_head[k]] = move
-            moves_head[k] = (moves_head[k] + 1) % cap
-            if moves_len[k] < outlier_window[k]:
-                moves_len[k] += 1
-        last_price[k] = p
-        pend_count[k] = 0
+        # the reorder buffer: behind what already left it is too late
+        if released[k] >= 0 and t < released[k] - tol_ns[k]:
+            order[e] = row
+            verdict[e] = R_OUT_OF_ORDER
+            aux[e, 0] = (released[k] - t) / 1e6
+            e += 1
+            continue
         _remember(ids, ids_len, ids_head, keys, used, size_, k, 0, idk, window)
-        if has_seq[i]:
+        if has_seq[row]:
             _remember(ids, ids_len, ids_head, keys, used, size_, k, 1, seqk, window)
+        arrivals[k] += 1
+        _push(h_ts, h_arr, h_row, h_len, k, t, arrivals[k], row)
+        e = _release(
+            k, False, inst, price, id_key, seq_key, has_seq, watermark, window_ns,
+            max_ticks, h_ts, h_arr, h_row, h_len, released,
+            outlier_k, floor_bps, outlier_window, outlier_confirm, dedup_window,
+            last_price, moves, moves_len, moves_head, pend_price, pend_count,
+            ids, ids_len, ids_head, keys, used, size_, order, verdict, aux, e, scratch,
+        )  # fmt: skip
+    progress[0] = i
+    if i == n:
+        for k in flush:
+            e = _release(
+                k, True, inst, price, id_key, seq_key, has_seq, watermark, window_ns,
+                max_ticks, h_ts, h_arr, h_row, h_len, released,
+                outlier_k, floor_bps, outlier_window, outlier_confirm, dedup_window,
+                last_price, moves, moves_len, moves_head, pend_price, pend_count,
+                ids, ids_len, ids_head, keys, used, size_, order, verdict, aux, e, scratch,
+            )  # fmt: skip
+    progress[1] = e
 
 
 class BatchValidator:
     """The validation operator over batches: verdicts per row, state carried across batches."""
 
     def __init__(self, config: ValidationConfig, symbols: SymbolTable) -> None:
-        if config.out_of_order_policy != "quarantine" or any(
-            r.out_of_order_policy == "reorder" for r in config.per_instrument.values()
-        ):
-            raise NotImplementedError("the columnar engine does not reorder ticks yet")
         self.config = config
         self.symbols = symbols
         windows = [config.outlier_window, config.dedup_window]
@@ -449,6 +676,7 @@ class BatchValidator:
             windows[1] = max(windows[1], r.dedup_window or 0)
         # one slot more than the window: the newest key is written before the oldest leaves
         self.state = ValidationState.empty(windows[0], windows[1] + 1)
+        self.reorder = ReorderState.empty()
         self.rules = _rules_of(config, [])
 
     def _sync(self) -> None:
@@ -456,30 +684,67 @@ class BatchValidator:
         if self.rules.allowed.size < n:
             self.rules = _rules_of(self.config, self.symbols.names)
             self.state.grow(n)
+            self.reorder.grow(n)
 
-    def run(self, batch: TickBatch) -> tuple[np.ndarray, np.ndarray]:
-        """Verdict per row (0: clean; see ``batch.REASONS``) and the numbers its detail cites."""
+    def run(self, batch: TickBatch) -> tuple[TickBatch, np.ndarray, np.ndarray]:
+        """The batch as validated, a verdict per row of it (0: clean; see ``batch.REASONS``)
+        and the numbers each refusal's detail cites.
+
+        Without a reordering instrument that is ``batch`` itself; with one, its rows in the
+        order their verdicts were reached, the ticks held from earlier batches among them,
+        those still held left out.
+        """
         self._sync()
-        n = len(batch)
+        held = self.reorder.held
+        rows = batch if held is None else concat(held, batch)
+        return self._validate(rows, len(rows) - len(batch), np.zeros(0, np.int64))
+
+    def flush(self) -> tuple[TickBatch, np.ndarray, np.ndarray] | None:
+        """Release every tick still held, as ``run`` gives them (end of a finite input); None
+        when nothing is held. Instruments go by name, as the per-message validator's do."""
+        held = self.reorder.held
+        if held is None:
+            return None
+        names = self.symbols.names
+        waiting = np.flatnonzero(self.reorder.heap_len > 0)
+        order = np.array(sorted(waiting.tolist(), key=names.__getitem__), np.int64)
+        return self._validate(held, len(held), order)
+
+    def _validate(
+        self, rows: TickBatch, start: int, flush: np.ndarray
+    ) -> tuple[TickBatch, np.ndarray, np.ndarray]:
+        n = len(rows)
         # each (instrument, id or sequence) ring keeps at most its window, plus the key written
         # before the oldest leaves
-        self.state.reserve(2 * n, 2 * int(self.rules.dedup_window.sum()) + 1)
+        self.state.reserve(2 * (n - start), 2 * int(self.rules.dedup_window.sum()) + 1)
+        order = np.empty(n, np.int64)
         verdict = np.zeros(n, np.uint8)
         aux = np.zeros((n, 4))
-        r, s = self.rules, self.state
-        _validate(
-            batch.instrument, batch.kind, batch.ts, batch.price, batch.size, batch.bid,
-            batch.ask, batch.bid_size, batch.ask_size, batch.id_key, batch.seq_key,
-            batch.has_seq, batch.reinjected, batch.verdict,
-            r.tol_ms, r.tol_ns, r.max_future_s, r.max_future_ns, r.max_past_s, r.time_confirm,
-            r.dedup_window, r.outlier_k, r.floor_bps, r.outlier_window, r.outlier_confirm,
-            r.reject_locked, r.allowed,
-            s.watermark, s.last_price, s.moves, s.moves_len, s.moves_head, s.pend_price,
-            s.pend_count, s.pend_time, s.pend_time_count, s.ids, s.ids_len, s.ids_head,
-            s.table_keys, s.table_used, s.table_size,
-            verdict, aux, np.empty(s.moves.shape[1]),
-        )  # fmt: skip
-        return verdict, aux
+        progress = np.array([start, 0], np.int64)
+        r, s, h = self.rules, self.state, self.reorder
+        while True:
+            _validate(
+                rows.instrument, rows.kind, rows.ts, rows.price, rows.size, rows.bid,
+                rows.ask, rows.bid_size, rows.ask_size, rows.id_key, rows.seq_key,
+                rows.has_seq, rows.reinjected, rows.verdict,
+                r.tol_ms, r.tol_ns, r.max_future_s, r.max_future_ns, r.max_past_s,
+                r.time_confirm, r.dedup_window, r.outlier_k, r.floor_bps, r.outlier_window,
+                r.outlier_confirm, r.reject_locked, r.allowed, r.reorder, r.window_ns,
+                r.max_ticks,
+                s.watermark, s.last_price, s.moves, s.moves_len, s.moves_head, s.pend_price,
+                s.pend_count, s.pend_time, s.pend_time_count, s.ids, s.ids_len, s.ids_head,
+                s.table_keys, s.table_used, s.table_size,
+                h.heap_ts, h.heap_arrival, h.heap_row, h.heap_len, h.released, h.arrivals,
+                progress, flush, order, verdict, aux, np.empty(s.moves.shape[1]),
+            )  # fmt: skip
+            if progress[0] == n:
+                break
+            h.widen()  # a reorder buffer is full: room, and on from the row it stopped at
+        e = int(progress[1])
+        if start == 0 and e == n and not flush.size and not r.reorder.any():
+            return rows, verdict, aux  # nothing reorders: every row, in its order
+        h.keep(rows)
+        return rows.take(order[:e]), verdict[:e], aux[:e]
 
     def records(
         self, batch: TickBatch, verdict: np.ndarray, aux: np.ndarray
@@ -529,6 +794,11 @@ def _detail(
         return f"{aux[0]:.3f} s ahead of the instrument's event time (limit {rules.max_future_s} s)"
     if reason is ReasonCode.STALE_TIMESTAMP:
         return f"{aux[0]:.3f} s behind the instrument's event time (limit {rules.max_past_s} s)"
+    if reason is ReasonCode.OUT_OF_ORDER and rules.out_of_order_policy == "reorder":
+        return (
+            f"{aux[0]:.3f} ms behind a tick already released; later than the "
+            f"reorder window of {rules.reorder_window_ms} ms"
+        )
     if reason is ReasonCode.OUT_OF_ORDER:
         return (
             f"{aux[0]:.3f} ms behind the instrument's last tick "

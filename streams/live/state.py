@@ -102,9 +102,9 @@ class EngineState:
         batch = decode(raws, engine.symbols, topic, partition, offsets, max_bytes, reinjected, True)
         o = engine.run(batch)
         quarantined = [o.quarantined[row] for row in sorted(o.quarantined)]
-        if quality is not None:
-            rows = np.flatnonzero(o.accepted)
-            quality.on_accepted_many(engine.symbols.names, batch.instrument[rows], batch.ts[rows])
+        if quality is not None and o.batch is not None:
+            rows, done = np.flatnonzero(o.accepted), o.batch
+            quality.on_accepted_many(engine.symbols.names, done.instrument[rows], done.ts[rows])
         r = o.decided
         out = [Output(TICKS_CLEAN, key, None, wire) for key, wire in o.clean]
         out += [Output(TICKS_QUARANTINE, q.instrument, q) for q in quarantined]
@@ -172,7 +172,7 @@ class EngineState:
                 f"{old_shape} -> {new_shape}); the checkpointed validator state cannot carry "
                 "over: run it under a new app_id (its state is rebuilt from the log)"
             )
-        after.state = before.state
+        after.state, after.reorder = before.state, before.reorder
         engine.validator = after
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stubs import late_ticks
 
 from tickwise.schemas.decisions import ControlCommand, Stage
 from tickwise.schemas.ticks import SourceRef
@@ -43,6 +44,13 @@ CONFIG = TickwiseConfig(
     ),
 )
 N = 5_000
+REORDER = CONFIG.model_copy(
+    update={
+        "validation": ValidationConfig(
+            out_of_order_policy="reorder", reorder_window_ms=15.0, reorder_max_ticks=20
+        )
+    }
+)
 
 
 def command(cid: str, what: str, scope: str = "global", **extra: object) -> ControlCommand:
@@ -67,20 +75,31 @@ def by_topic(outputs: list[Output]) -> dict[str, list[tuple[str | None, bytes]]]
     return out
 
 
-def per_tick(payloads: list[bytes]) -> dict[str, list[tuple[str | None, bytes]]]:
-    pipeline = Pipeline(CONFIG)
+def per_tick(
+    payloads: list[bytes], config: TickwiseConfig = CONFIG, quality: QualityMonitor | None = None
+) -> dict[str, list[tuple[str | None, bytes]]]:
+    pipeline = Pipeline(config)
     outputs: list[Output] = []
     for i, raw in enumerate(payloads):
         if i in COMMANDS:
             pipeline.on_control(COMMANDS[i])
         outputs += pipeline.process(raw, SourceRef(topic="ticks.raw", partition=2, offset=i))
+    if quality is not None:
+        for o in outputs:
+            if o.topic.name in ("ticks.clean", "ticks.quarantine"):
+                quality.on_verdict(o.message)
     return by_topic(outputs)
 
 
 def columnar(
-    payloads: list[bytes], cuts: list[int], state: EngineState | None = None, start: int = 0
+    payloads: list[bytes],
+    cuts: list[int],
+    state: EngineState | None = None,
+    start: int = 0,
+    config: TickwiseConfig = CONFIG,
+    quality: QualityMonitor | None = None,
 ) -> tuple[list[Output], EngineState]:
-    state = state or EngineState(CONFIG)
+    state = state or EngineState(config)
     inside = (c for c in (*cuts, *COMMANDS) if start < c < len(payloads))
     bounds = [*sorted({start, *inside}), len(payloads)]
     outputs: list[Output] = []
@@ -89,7 +108,11 @@ def columnar(
             assert state.on_control(COMMANDS[a])
         offsets = np.arange(a, b)
         flags = np.zeros(b - a, np.bool_)
-        outputs += state.process(payloads[a:b], "ticks.raw", 2, offsets, flags)
+        outputs += state.process(payloads[a:b], "ticks.raw", 2, offsets, flags, quality)
+    if quality is not None:
+        for o in outputs:
+            if o.topic.name == "ticks.quarantine":
+                quality.on_verdict(o.message)
     return outputs, state
 
 
@@ -120,6 +143,24 @@ def test_a_pickled_state_goes_on_like_an_uninterrupted_one(cuts: list[int], at: 
     moved = pickle.loads(pickle.dumps(state))
     rest, _ = columnar(payloads, cuts, moved, start=at)
     assert by_topic(first + rest) == by_topic(whole)
+
+
+def test_a_reordering_state_publishes_what_the_pipeline_publishes_and_moves() -> None:
+    """Under the ``reorder`` policy a batch's ticks may leave in a later batch: held in the
+    state, its offsets committed with the batch's, as the per-tick worker holds them; a
+    checkpoint taken with ticks held carries them to another host."""
+    payloads = late_ticks(6, N)
+    want_quality, got_quality = QualityMonitor(), QualityMonitor()
+    want = per_tick(payloads, REORDER, want_quality)
+    outputs, _ = columnar(payloads, [700, 701, 4_000], config=REORDER, quality=got_quality)
+    assert by_topic(outputs) == want
+    assert got_quality.figures() == want_quality.figures()
+    first, state = columnar(payloads[:3_333], [1_000], config=REORDER)
+    assert state.engine.validator.reorder.held is not None
+    moved = pickle.loads(pickle.dumps(state))
+    rest, _ = columnar(payloads, [4_000], moved, start=3_333, config=REORDER)
+    assert by_topic(first + rest) == want
+    assert want["decisions"] and any(b"already released" in m for _, m in want["ticks.quarantine"])
 
 
 def test_quality_figures_count_what_the_pipeline_counts(stream) -> None:
@@ -189,6 +230,7 @@ def test_a_validation_fix_keeps_the_state_and_takes_the_new_rules() -> None:
 def test_the_engine_setting_picks_the_state() -> None:
     zoo = load_config(model={"kind": "hoeffding_tree"})
     assert isinstance(new_state(CONFIG), EngineState)  # ret_<H>s_bps features included
+    assert isinstance(new_state(REORDER), EngineState)  # the engine reorders, live too
     assert isinstance(new_state(zoo), Pipeline)  # auto: the engine has no river zoo
     per_tick = CONFIG.model_copy(update={"live": LiveConfig(engine="per-tick")})
     assert isinstance(new_state(per_tick), Pipeline)

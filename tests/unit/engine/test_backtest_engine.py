@@ -21,6 +21,7 @@ from tickwise.streams.config import (
     MonitorConfig,
     SignalsConfig,
     TickwiseConfig,
+    ValidationConfig,
 )
 from tickwise.streams.sources import ColumnMap, RawRecord, read_file, synthetic
 from tickwise.streams.sources.batches import read_batches
@@ -34,6 +35,13 @@ TRADING = BASE.model_copy(
         "monitor": MonitorConfig(
             max_losing_streak=3, policies={**MonitorConfig().policies, "LOSING_STREAK": "demote"}
         ),
+    }
+)
+REORDERING = TRADING.model_copy(
+    update={
+        "validation": ValidationConfig(
+            out_of_order_policy="reorder", reorder_window_ms=40.0, reorder_max_ticks=10
+        )
     }
 )
 SETTINGS = ReportSettings(returns_period="1s", walk_forward="20s")
@@ -78,6 +86,29 @@ def test_synthetic_backtest_writes_the_same_files(
         assert (tmp_path / "tick" / "alerts.jsonl").stat().st_size > 0
 
 
+def test_a_reordering_backtest_writes_the_same_files(tmp_path: Path) -> None:
+    """The reorder policy on the engine, batches of the bulk decoder."""
+    config = REORDERING
+    kinds = ("OUT_OF_ORDER", "DUPLICATE", "PRICE_OUTLIER", "FUTURE_TIMESTAMP")
+
+    def records() -> Iterator[RawRecord]:
+        return synthetic(4, 6_000, bad_rate=0.05, regime="volatile", bad_kinds=kinds)
+
+    want = run_backtest(records(), config, tmp_path / "tick", settings=SETTINGS, warmup_ns=10**9)
+    got = run_engine_backtest(
+        lambda symbols: record_batches(records(), symbols, 16_384, size=700),
+        config,
+        tmp_path / "engine",
+        settings=SETTINGS,
+        warmup_ns=10**9,
+    )
+    compare(tmp_path / "engine", tmp_path / "tick")
+    assert (
+        got.clean == want.clean
+        and b"already released" in (tmp_path / "tick" / "quarantine.jsonl").read_bytes()
+    )
+
+
 def test_real_es_file_backtest_writes_the_same_files(tmp_path: Path) -> None:
     if not ES_TRADES.exists():
         pytest.skip(f"real ES trades not found at {ES_TRADES}")
@@ -86,7 +117,7 @@ def test_real_es_file_backtest_writes_the_same_files(tmp_path: Path) -> None:
         dst.writelines(islice(src, 12_001))
     columns = ColumnMap(symbol="ES", tz="America/Chicago")
     settings = ReportSettings(returns_period="1min", walk_forward="1h")
-    for config in (BASE, TRADING):
+    for config in (BASE, TRADING, REORDERING):  # the reader's rows rendered on demand, reordered
         want, got = tmp_path / "tick", tmp_path / "engine"
         run_backtest(
             read_file(path, columns), config, want, settings=settings, warmup_ns=60 * 10**9

@@ -104,7 +104,7 @@ def engine(payloads, orders, config, cuts=()):
     fills = []
     for a, b in pairwise(bounds):
         batch = decode(payloads[a:b], symbols, "t", 0, np.arange(a, b), 16_384)
-        verdict, _ = validator.run(batch)
+        _, verdict, _ = validator.run(batch)
         pick = (rows >= a) & (rows < b)
         ids = np.flatnonzero(pick)
         mine = (

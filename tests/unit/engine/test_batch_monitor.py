@@ -258,7 +258,7 @@ def test_real_es_trades_with_signals_equal_the_monitor() -> None:
     payloads = [r.payload for _, r in zip(range(30_000), records, strict=False)]
     symbols = SymbolTable()
     batch = decode(payloads, symbols, "t", 0, np.arange(len(payloads)), 16_384)
-    verdict, _ = BatchValidator(ValidationConfig(), symbols).run(batch)
+    _, verdict, _ = BatchValidator(ValidationConfig(), symbols).run(batch)
     rows, prices, pnl, held = [], [], 0.0, 0.0
     for i in range(len(payloads)):
         if verdict[i] != 0:

@@ -155,7 +155,7 @@ class Engine:
         self.out.audit += [wire for _, wire in r.audit]
 
     def finish(self) -> Outputs:
-        self.take(run.BatchOutput({}, self.engine.finish()))
+        self.take(self.engine.finish())
         return self.out
 
 

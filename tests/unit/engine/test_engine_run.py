@@ -35,7 +35,7 @@ from tickwise.streams.config import (
 )
 from tickwise.streams.engine.batch import decode
 from tickwise.streams.engine.decide import C_ROW, BatchDecide
-from tickwise.streams.engine.run import Engine
+from tickwise.streams.engine.run import BatchOutput, Engine
 from tickwise.streams.pipeline import Pipeline
 from tickwise.streams.sources import synthetic
 
@@ -115,18 +115,22 @@ def engine_outputs(
     bounds = [0, *sorted({c for c in cuts if 0 < c < len(raws)}), len(raws)]
     for a, b in pairwise(bounds):
         batch = decode(raws[a:b], engine.symbols, "t", 0, np.arange(a, b), 16_384, None, True)
-        o = engine.run(batch)
-        out[TICKS_CLEAN.name] += [wire for _, wire in o.clean]
-        out[FEATURES.name] += [f.to_bytes() for f in o.features]
-        out[TICKS_QUARANTINE.name] += [o.quarantined[r].to_bytes() for r in sorted(o.quarantined)]
-        out[SIGNALS.name] += [s.to_bytes() for s in o.signals]
-        out[DECISIONS.name] += [d.to_bytes() for d in o.decided.decisions]
-        out[AUDIT.name] += [wire for _, wire in o.decided.audit]
-        out[FILLS.name] += [f.to_bytes() for f in o.decided.fills]
-        out[ALERTS.name] += [a.to_bytes() for a in o.alerts]
-        out[CONTROL.name] += [c.to_bytes() for c in o.commands]
-    out[AUDIT.name] += [wire for _, wire in engine.finish().audit]
+        collect(engine.run(batch), out)
+    collect(engine.finish(), out)
     return out, engine
+
+
+def collect(o: BatchOutput, out: dict[str, list[bytes]]) -> None:
+    """Each topic's bytes of one batch's outputs, in the order a worker publishes them."""
+    out[TICKS_CLEAN.name] += [wire for _, wire in o.clean]
+    out[FEATURES.name] += [f.to_bytes() for f in o.features]
+    out[TICKS_QUARANTINE.name] += [o.quarantined[r].to_bytes() for r in sorted(o.quarantined)]
+    out[SIGNALS.name] += [s.to_bytes() for s in o.signals]
+    out[DECISIONS.name] += [d.to_bytes() for d in o.decided.decisions]
+    out[AUDIT.name] += [wire for _, wire in o.decided.audit]
+    out[FILLS.name] += [f.to_bytes() for f in o.decided.fills]
+    out[ALERTS.name] += [a.to_bytes() for a in o.alerts]
+    out[CONTROL.name] += [c.to_bytes() for c in o.commands]
 
 
 def assert_same(got: dict[str, list[bytes]], want: dict[str, list[bytes]]) -> None:

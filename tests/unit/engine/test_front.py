@@ -76,7 +76,7 @@ class Engine:
         offsets = np.arange(start, start + len(payloads))
         max_bytes = self.vc.max_message_bytes
         batch = decode(payloads, self.symbols, "ticks.raw", 0, offsets, max_bytes, None, True)
-        verdict, aux = self.validator.run(batch)
+        batch, verdict, aux = self.validator.run(batch)
         records = self.validator.records(batch, verdict, aux)
         emit, vectors = self.features.run(batch, verdict == 0)
         return verdict, records, emit, vectors, batch
@@ -310,8 +310,3 @@ def test_the_id_table_grows_and_forgets_exactly() -> None:
     assert reasons[:3] == ["DUPLICATE"] * 3
     assert reasons[3:] == ["OUT_OF_ORDER", "OUT_OF_ORDER"]  # forgotten ids, old times
     assert int(engine.validator.state.table_size[0]) == 3
-
-
-def test_the_engine_refuses_what_it_cannot_do_yet() -> None:
-    with pytest.raises(NotImplementedError, match="reorder"):
-        BatchValidator(ValidationConfig(out_of_order_policy="reorder"), SymbolTable())

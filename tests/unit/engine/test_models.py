@@ -88,7 +88,7 @@ class Engine:
     def run(self, payloads: list[bytes], start: int) -> tuple[np.ndarray, np.ndarray]:
         offsets = np.arange(start, start + len(payloads))
         batch = decode(payloads, self.symbols, "ticks.raw", 0, offsets, 16_384)
-        verdict, _ = self.validator.run(batch)
+        _, verdict, _ = self.validator.run(batch)
         clean = verdict == 0
         emit, vectors = self.features.run(batch, clean)
         out = self.model.run(batch, clean, emit, vectors)

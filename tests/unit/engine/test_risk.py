@@ -89,7 +89,7 @@ def test_decisions_equal_the_risk_engine(name: str) -> None:
     kernel = RiskKernel(risk_config, EXECUTION, decision, horizon_s, symbols)
     payloads = [r.payload for r in synthetic(6, 6_000, bad_rate=0.01, regime="volatile")]
     batch = decode(payloads, symbols, "t", 0, np.arange(len(payloads)), 16_384)
-    verdict, _ = BatchValidator(ValidationConfig(), symbols).run(batch)
+    _, verdict, _ = BatchValidator(ValidationConfig(), symbols).run(batch)
     kernel.sync()
     rng = np.random.default_rng(len(name))
     validator = Validator(ValidationConfig())
