@@ -32,7 +32,7 @@ from tickwise.schemas.ticks import SourceRef
 from tickwise.streams.checkpoint import Checkpoint, CheckpointStore
 from tickwise.streams.config import TickwiseConfig
 from tickwise.streams.live.reader import RangeReader, RangeReadError
-from tickwise.streams.live.state import EngineState, PartitionState, new_state
+from tickwise.streams.live.state import EngineState, PartitionState, new_state, same_layout
 from tickwise.streams.operators.validation import QualityMonitor
 from tickwise.streams.pipeline import Output
 
@@ -148,6 +148,12 @@ class PartitionRunner:
                     f"{_kind(checkpoint.state)} state and [live] engine = "
                     f"'{self.config.live.engine}' decides {_kind(self.state)}; set [live] engine "
                     "to the checkpoint's, or remove the checkpoint to rebuild from the log"
+                )
+            if not same_layout(checkpoint.state, self.state):
+                raise RangeReadError(
+                    f"{self.raw_topic} partition {self.partition}: the checkpoint holds state "
+                    "laid out by another version of tickwise; remove the checkpoint to rebuild "
+                    "from the log (or run the version that wrote it)"
                 )
             self.state = checkpoint.state
             start = checkpoint.offset + 1

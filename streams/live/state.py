@@ -179,6 +179,45 @@ class EngineState:
 PartitionState = EngineState | Pipeline
 
 
+def same_layout(old: object, new: object) -> bool:
+    """Whether ``old`` (a checkpoint's state) has the layout of ``new`` (a fresh state): the
+    same classes with the same attributes, arrays of the same dtype and rank, all the way down
+    through tickwise's own objects (containers and values are not compared).
+
+    Why: a state pickled by another version of tickwise unpickles without complaint even when
+    its classes gained or lost attributes since, and would fail, or worse go on wrongly, in
+    the middle of a batch. ``None`` on either side matches anything (a part the config leaves
+    out, such as the reorder buffers).
+    """
+    seen: set[tuple[int, int]] = set()
+
+    def same(a: object, b: object) -> bool:
+        if a is None or b is None:
+            return True
+        if type(a) is not type(b):
+            return False
+        if isinstance(a, np.ndarray):
+            return a.dtype == b.dtype and a.ndim == b.ndim  # type: ignore[attr-defined]
+        if not type(a).__module__.startswith("tickwise.") or (id(a), id(b)) in seen:
+            return True
+        seen.add((id(a), id(b)))
+        names_a, names_b = _attributes(a), _attributes(b)
+        return names_a == names_b and all(same(getattr(a, n), getattr(b, n)) for n in names_a)
+
+    return same(old, new)
+
+
+def _attributes(obj: object) -> set[str]:
+    """The attributes ``obj`` holds: its ``__dict__``, its slots that are set, a named tuple's
+    fields."""
+    names = set(getattr(obj, "__dict__", {}))
+    names.update(getattr(type(obj), "_fields", ()))
+    for cls in type(obj).__mro__:
+        slots = cls.__dict__.get("__slots__", ())
+        names.update(n for n in ([slots] if isinstance(slots, str) else slots) if hasattr(obj, n))
+    return names - {"__dict__", "__weakref__"}
+
+
 def new_state(config: TickwiseConfig) -> PartitionState:
     """A fresh state for one partition under ``config``, as ``[live] engine`` chooses."""
     choice = config.live.engine

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pickle
 from collections import defaultdict
 from itertools import pairwise
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from stubs import late_ticks
 
 from tickwise.schemas.decisions import ControlCommand, Stage
 from tickwise.schemas.ticks import SourceRef
+from tickwise.streams.checkpoint import Checkpoint, DirCheckpointStore
 from tickwise.streams.config import (
     DEFAULT_FEATURES,
     DecisionConfig,
@@ -27,7 +29,9 @@ from tickwise.streams.config import (
     ValidationConfig,
     load_config,
 )
-from tickwise.streams.live.state import CommandRefused, EngineState, new_state
+from tickwise.streams.live.partition import PartitionRunner
+from tickwise.streams.live.reader import RangeReadError
+from tickwise.streams.live.state import CommandRefused, EngineState, new_state, same_layout
 from tickwise.streams.operators.validation import QualityMonitor
 from tickwise.streams.pipeline import Output, Pipeline
 from tickwise.streams.sources import synthetic
@@ -260,3 +264,39 @@ def test_quality_counted_from_columns_equals_tick_by_tick(
     assert {n: vars(f) for n, f in by_batch._state.items()} == {
         n: vars(f) for n, f in by_tick._state.items()
     }
+
+
+def test_a_used_state_has_the_layout_of_a_fresh_one() -> None:
+    """What a checkpoint carries must pass the layout check on the version that wrote it,
+    under any config a worker may restart with (the reorder buffers present or not)."""
+    payloads = raws(5)[:2_000]
+    for config in (CONFIG, REORDER):
+        _, used = columnar(payloads, [700], config=config)
+        moved = pickle.loads(pickle.dumps(used))
+        for fresh in (CONFIG, REORDER):
+            assert same_layout(moved, new_state(fresh)), (config.validation, fresh.validation)
+    pipeline = Pipeline(CONFIG)
+    for i, raw in enumerate(payloads):
+        pipeline.process(raw, SourceRef(topic="ticks.raw", partition=2, offset=i))
+    per_tick_config = CONFIG.model_copy(update={"live": LiveConfig(engine="per-tick")})
+    assert same_layout(pickle.loads(pickle.dumps(pipeline)), new_state(per_tick_config))
+    assert not same_layout(pipeline, new_state(CONFIG))  # a per-tick state is not the engine's
+
+
+def test_a_state_of_another_layout_is_refused_before_it_runs(tmp_path: Path) -> None:
+    """A checkpoint of a state whose classes have changed since (an attribute gone, an array
+    of another dtype) is refused with the remedy, not run into the middle of a batch."""
+    _, used = columnar(raws(5)[:1_000], [])
+    assert same_layout(used, EngineState(CONFIG))
+    older = pickle.loads(pickle.dumps(used))
+    del older.engine.features.lag_ts  # as a version before the lagged returns wrote it
+    assert not same_layout(older, EngineState(CONFIG))
+    other = pickle.loads(pickle.dumps(used))
+    other.engine.model.n_trained = other.engine.model.n_trained.astype(np.int32)
+    assert not same_layout(other, EngineState(CONFIG))
+
+    store = DirCheckpointStore(tmp_path, key=b"k" * 32)
+    store.save("ticks.raw", 2, Checkpoint(offset=999, state=older))
+    runner = PartitionRunner(CONFIG, "127.0.0.1:9", "ticks.raw", 2, store)
+    with pytest.raises(RangeReadError, match="laid out by another version of tickwise"):
+        runner.recover(committed=1_500)
