@@ -181,8 +181,8 @@ PartitionState = EngineState | Pipeline
 
 def same_layout(old: object, new: object) -> bool:
     """Whether ``old`` (a checkpoint's state) has the layout of ``new`` (a fresh state): the
-    same classes with the same attributes, arrays of the same dtype and rank, all the way down
-    through tickwise's own objects (containers and values are not compared).
+    same classes, every attribute of ``new``'s objects, arrays of the same dtype and rank, all
+    the way down through tickwise's own objects (containers and values are not compared).
 
     Why: a state pickled by another version of tickwise unpickles without complaint even when
     its classes gained or lost attributes since, and would fail, or worse go on wrongly, in
@@ -201,8 +201,8 @@ def same_layout(old: object, new: object) -> bool:
         if not type(a).__module__.startswith("tickwise.") or (id(a), id(b)) in seen:
             return True
         seen.add((id(a), id(b)))
-        names_a, names_b = _attributes(a), _attributes(b)
-        return names_a == names_b and all(same(getattr(a, n), getattr(b, n)) for n in names_a)
+        wanted = _attributes(b)  # what the old state holds beyond (set on first use) is kept
+        return wanted <= _attributes(a) and all(same(getattr(a, n), getattr(b, n)) for n in wanted)
 
     return same(old, new)
 
