@@ -225,8 +225,15 @@ def _java() -> str:
 
 
 def _cluster_id() -> str:
-    """Kafka's cluster id format: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode()
+    """Kafka's cluster id format: 16 random bytes, URL-safe base64 without padding.
+
+    Never one starting with ``-`` (one in 64 would): the storage tool's command line takes it
+    for an option and refuses to format, as Kafka's own ``Uuid.randomUuid`` avoids.
+    """
+    while True:
+        text = base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode()
+        if not text.startswith("-"):
+            return text
 
 
 def pid_alive(pid: int) -> bool:

@@ -21,8 +21,9 @@ from tickwise.streams.sources import synthetic
 
 
 def bar_lines(err: str, desc: str) -> list[str]:
-    """Every drawing of the bar named ``desc``; tqdm redraws with carriage returns."""
-    return [line for line in re.split(r"[\r\n]", err) if line.startswith(f"{desc}:")]
+    """Every drawing of the bar named ``desc``; tqdm redraws with carriage returns, padding a
+    drawing shorter than the one before with spaces."""
+    return [line.rstrip(" ") for line in re.split(r"[\r\n]", err) if line.startswith(f"{desc}:")]
 
 
 def test_the_last_drawing_holds_the_final_count_and_fields_in_order() -> None:
