@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from stubs import read_all
 
 from tickwise.schemas.quarantine import QuarantineRecord
 from tickwise.schemas.ticks import CleanTick
@@ -55,7 +56,7 @@ def test_sigkill_and_restart_lose_and_duplicate_nothing(
             quarantined = read_values(kafka_bootstrap, topics.quarantine, n_bad, 180)
             clean = read_values(kafka_bootstrap, topics.clean, len(records) - n_bad, 180)
             time.sleep(3)  # a late duplicate would show up in a second read
-            clean_again = read_values(kafka_bootstrap, topics.clean, len(records), 15)
+            clean_again = read_all(kafka_bootstrap, topics.clean)
         finally:
             stop_process(second)
     finally:
