@@ -33,7 +33,7 @@ test: provision-test $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/tickwise schemas check
 	$(BIN)/lint-imports
-	$(BIN)/pytest
+	BIN=$(BIN) bash .ci/pytest-streams
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
