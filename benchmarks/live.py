@@ -38,6 +38,8 @@ benchmark starts and stops itself. Every run uses its own topic prefix.
    consumed batch as the worker does (``send_offsets_to_transaction``); ``at-least-once``
    waits for the outputs, then commits the offsets. The first is what the worker's latency
    can be held against; the gap between the two is what exactly-once itself costs here.
+   ``no-relay`` reads the feed's ``ticks.raw`` itself: the feed, the broker and the reader
+   alone, under any relay.
 """
 
 from __future__ import annotations
@@ -104,7 +106,11 @@ from tickwise.streams.sources import RawRecord, synthetic
 
 SEED = 11
 RATES = (1000, 5000, 20000)
-FLOORS = ("exactly-once", "at-least-once")  # the bare pass-throughs beside the worker's latency
+# Beside the worker's latency: the bare pass-through in each ``settle_batch`` mode, and the
+# paced feed read straight from ``ticks.raw`` (the feed, the broker and the reader alone).
+RELAYS = ("exactly-once", "at-least-once")
+NO_RELAY = "no-relay"
+FLOORS = (*RELAYS, NO_RELAY)
 COORDINATOR_WARMING = {
     KafkaError.NOT_COORDINATOR,
     KafkaError.COORDINATOR_NOT_AVAILABLE,
@@ -447,12 +453,13 @@ def latency_at(
     seconds: float,
     drain_timeout: float,
     deciding: set[str] | None,
+    read: str | None = None,
 ) -> dict[str, Any]:
-    """Offer ``rate`` ticks/s for ``seconds`` to ``ticks.raw``; latency to ``decisions`` of
-    every tick in ``deciding`` (None: every tick; see ``deciding_ticks``)."""
+    """Offer ``rate`` ticks/s for ``seconds`` to ``ticks.raw``; latency to ``decisions`` (or
+    ``read``) of every tick in ``deciding`` (None: every tick; see ``deciding_ticks``)."""
     topics = Topics(prefix)
     count = int(rate * seconds)
-    c = consumer(bootstrap, [topics.decisions])
+    c = consumer(bootstrap, [read or topics.decisions])
     settle(c)
     arrivals: dict[str, int] = {}
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
@@ -551,8 +558,8 @@ def latency(
     config: str | None = None,
     floors: tuple[str, ...] = FLOORS,
 ) -> list[dict[str, Any]]:
-    """Each offered rate on a fresh topic with a fresh worker, warmed up first; then the bare
-    pass-through of each of ``floors`` (``settle_batch`` modes) at the same rate.
+    """Each offered rate on a fresh topic with a fresh worker, warmed up first; then each of
+    ``floors`` (``floor_latency``) at the same rate.
 
     A fresh worker per rate keeps a backlog left by a saturated rate out of the next one.
     """
@@ -624,10 +631,14 @@ def floor_latency(
 ) -> dict[str, Any]:
     """The floor under the worker's latency: ``floor_child`` relays the same paced ticks from a
     ``ticks.raw`` to a ``decisions`` topic of their own, measured by ``latency_at`` as the
-    worker is, every tick counted; with what its batches cost."""
+    worker is, every tick counted; with what its batches cost. ``NO_RELAY``: the reader reads
+    the ``ticks.raw`` the feed writes."""
     prefix = new_prefix(f"floor{rate}")
     topics = Topics(prefix)
     create_topics(bootstrap, prefix, partitions=1, specs=(TICKS_RAW, DECISIONS))
+    if mode == NO_RELAY:
+        row = latency_at(bootstrap, prefix, rate, warm, seconds, drain_timeout, None, topics.raw)
+        return {"path": "paced feed read straight from ticks.raw", **row}
     group = f"bench-floor-{uuid.uuid4().hex[:6]}"
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         stats_path = fh.name
@@ -672,7 +683,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--child-feed", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-quix", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-floor", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--mode", choices=FLOORS, help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=RELAYS, help=argparse.SUPPRESS)
     parser.add_argument("--sink", help=argparse.SUPPRESS)
     parser.add_argument("--group", help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
