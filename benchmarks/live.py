@@ -618,10 +618,11 @@ def floor_child(args: argparse.Namespace) -> int:
         c.close()
     sizes.sort()
     settling.sort()
-    stats = {"batches": len(sizes)}
+    stats: dict[str, Any] = {"batches": len(sizes)}
     for q in (50, 99):
         stats[f"p{q}_batch_size"] = percentile(sizes, q) if sizes else None
         stats[f"p{q}_settle_ms"] = round(percentile(settling, q), 1) if settling else None
+    stats["max_settle_ms"] = round(settling[-1], 1) if settling else None
     Path(args.stamps).write_text(json.dumps(stats))
     return 0
 
