@@ -31,6 +31,15 @@ benchmark starts and stops itself. Every run uses its own topic prefix.
    benchmark learns which ticks those are by running the same stream through the pipeline
    in-process first, and measures those. A rate is saturated when a decision is missing or
    the last one came more than a second after the last tick was due (a queue built up).
+5. **Latency floor.** At each rate, after the worker, a bare confluent-kafka pass-through
+   (``--floors``, in a child process) with the worker's own client settings relays the same
+   paced ticks from a ``ticks.raw`` to a ``decisions`` topic of its own, one output per tick,
+   measured by the same reader the same way. ``exactly-once`` commits one transaction per
+   consumed batch as the worker does (``send_offsets_to_transaction``); ``at-least-once``
+   waits for the outputs, then commits the offsets. The first is what the worker's latency
+   can be held against; the gap between the two is what exactly-once itself costs here.
+   ``no-relay`` reads the feed's ``ticks.raw`` itself: the feed, the broker and the reader
+   alone, under any relay.
 """
 
 from __future__ import annotations
@@ -40,9 +49,11 @@ import importlib.util
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -51,7 +62,14 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from benchmarks.common import (
@@ -64,19 +82,35 @@ from benchmarks.common import (
 )
 from tickwise.schemas.decisions import Decision
 from tickwise.schemas.ticks import SourceRef
-from tickwise.schemas.topics import CATALOGUE, CONTROL, REGISTRY, Topics
+from tickwise.schemas.topics import CATALOGUE, CONTROL, DECISIONS, REGISTRY, TICKS_RAW, Topics
 from tickwise.streams.config import load_config
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.bootstrap import add_bootstrap_argument
 from tickwise.streams.live.broker import LocalBroker, free_port
 from tickwise.streams.live.feed import publish
+from tickwise.streams.live.reader import consumer_settings
 from tickwise.streams.live.security import env_client_config
 from tickwise.streams.live.tap import consumer, messages, spawn_worker, stop_process
+from tickwise.streams.live.transport import (
+    BATCH_MAX,
+    CALL_TIMEOUT_S,
+    CONSUMER_SETTINGS,
+    POLL_S,
+    PRODUCER_SETTINGS,
+    TRANSACTION_TIMEOUT_MS,
+    take_batch,
+    transactional_producer,
+)
 from tickwise.streams.pipeline import Pipeline
 from tickwise.streams.sources import RawRecord, synthetic
 
 SEED = 11
 RATES = (1000, 5000, 20000)
+# Beside the worker's latency: the bare pass-through in each ``settle_batch`` mode, and the
+# paced feed read straight from ``ticks.raw`` (the feed, the broker and the reader alone).
+RELAYS = ("exactly-once", "at-least-once")
+NO_RELAY = "no-relay"
+FLOORS = (*RELAYS, NO_RELAY)
 COORDINATOR_WARMING = {
     KafkaError.NOT_COORDINATOR,
     KafkaError.COORDINATOR_NOT_AVAILABLE,
@@ -196,6 +230,37 @@ def throughput(
     }
 
 
+def settle_batch(
+    consumer: Consumer, producer: Producer, sink: str, batch: list[Message], mode: str
+) -> None:
+    """Produce each message of ``batch`` unchanged to ``sink``, then settle the batch by ``mode``.
+
+    ``exactly-once``: the outputs and the input offsets in one transaction, as the worker
+    commits a batch (``send_offsets_to_transaction``, then ``commit_transaction``).
+    ``at-least-once``: the outputs acknowledged, then the offsets committed (asynchronously).
+    ``ceiling``: the offsets committed without waiting for the outputs (throughput only: a
+    crash could lose a batch).
+    """
+    if mode == "exactly-once":
+        producer.begin_transaction()
+    ends: dict[tuple[str, int], int] = {}
+    for msg in batch:
+        if msg.error():
+            raise RuntimeError(f"consumer error: {msg.error()}")
+        producer.produce(sink, msg.value(), msg.key())
+        ends[(msg.topic(), msg.partition())] = (msg.offset() or 0) + 1
+    producer.poll(0)
+    if mode == "exactly-once":
+        offsets = [TopicPartition(t, p, end) for (t, p), end in ends.items()]
+        metadata = consumer.consumer_group_metadata()
+        producer.send_offsets_to_transaction(offsets, metadata, CALL_TIMEOUT_S)
+        producer.commit_transaction(CALL_TIMEOUT_S)
+        return
+    if mode == "at-least-once" and producer.flush(CALL_TIMEOUT_S):
+        raise RuntimeError(f"outputs not acknowledged within {CALL_TIMEOUT_S:g} s")
+    consumer.commit(asynchronous=True)
+
+
 def pass_through(bootstrap: str, source: str, ticks: int, timeout: float) -> dict[str, Any]:
     """Bare confluent-kafka: consume ``source`` in batches, produce each message unchanged."""
     sink = f"{source}.passthrough"
@@ -227,16 +292,11 @@ def pass_through(bootstrap: str, source: str, ticks: int, timeout: float) -> dic
     deadline = time.monotonic() + timeout
     try:
         while moved < ticks and time.monotonic() < deadline:
-            batch = c.consume(500, 0.5)
+            batch = take_batch(c, 500, 0.5)
             if batch and first is None:
                 first = time.perf_counter()
-            for msg in batch:
-                if msg.error():
-                    raise RuntimeError(f"consumer error: {msg.error()}")
-                p.produce(sink, msg.value(), msg.key())
-                moved += 1
-            p.poll(0)
-            c.commit(asynchronous=True)
+            settle_batch(c, p, sink, batch, "ceiling")
+            moved += len(batch)
         remaining = p.flush(60)
         seconds = time.perf_counter() - (first or time.perf_counter())
     finally:
@@ -392,14 +452,14 @@ def latency_at(
     skip: int,
     seconds: float,
     drain_timeout: float,
-    config: str | None = None,
+    deciding: set[str] | None,
+    read: str | None = None,
 ) -> dict[str, Any]:
-    """Offer ``rate`` ticks/s for ``seconds``; tick-to-decision latency of every tick that
-    decides (every tick, or the first of each bucket under a decision cadence)."""
+    """Offer ``rate`` ticks/s for ``seconds`` to ``ticks.raw``; latency to ``decisions`` (or
+    ``read``) of every tick in ``deciding`` (None: every tick; see ``deciding_ticks``)."""
     topics = Topics(prefix)
     count = int(rate * seconds)
-    deciding = deciding_ticks(config, skip, count)
-    c = consumer(bootstrap, [topics.decisions])
+    c = consumer(bootstrap, [read or topics.decisions])
     settle(c)
     arrivals: dict[str, int] = {}
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
@@ -496,8 +556,10 @@ def latency(
     drain_timeout: float,
     warm: int,
     config: str | None = None,
+    floors: tuple[str, ...] = FLOORS,
 ) -> list[dict[str, Any]]:
-    """Each offered rate on a fresh topic with a fresh worker, warmed up first.
+    """Each offered rate on a fresh topic with a fresh worker, warmed up first; then each of
+    ``floors`` (``floor_latency``) at the same rate.
 
     A fresh worker per rate keeps a backlog left by a saturated rate out of the next one.
     """
@@ -513,12 +575,90 @@ def latency(
                 publish(synthetic(SEED, warm), bootstrap, topics.raw)
                 if not wait_committed(bootstrap, app_id, topics.raw, 1, warm, 300):
                     raise RuntimeError("the worker did not finish its warm-up ticks in 300 s")
-                row = latency_at(bootstrap, prefix, rate, warm, seconds, drain_timeout, config)
+                deciding = deciding_ticks(config, warm, int(rate * seconds))
+                row = latency_at(bootstrap, prefix, rate, warm, seconds, drain_timeout, deciding)
             finally:
                 stop_process(worker)
-        print(json.dumps(row), flush=True)
-        rows.append(row)
+        rows.append({"path": "tickwise worker", **row})
+        print(json.dumps(rows[-1]), flush=True)
+        for mode in floors:
+            rows.append(floor_latency(bootstrap, mode, rate, seconds, drain_timeout, warm))
+            print(json.dumps(rows[-1]), flush=True)
     return rows
+
+
+def floor_child(args: argparse.Namespace) -> int:
+    """Relay ``--topic`` to ``--sink`` batch by batch (``settle_batch`` in ``--mode``) with the
+    worker's client settings, until SIGTERM; then write what each batch cost to ``--stamps``."""
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    settings = {**CONSUMER_SETTINGS, "auto.offset.reset": "earliest"}
+    c = Consumer(consumer_settings(args.bootstrap_servers, args.group, **settings))
+    queue = {"queue.buffering.max.messages": 1_000_000}
+    if args.mode == "exactly-once":
+        txn_id = f"{args.group}.txn"
+        p = transactional_producer(
+            args.bootstrap_servers, txn_id, TRANSACTION_TIMEOUT_MS, 30, settings=queue
+        )
+    else:
+        client = {**env_client_config(), "bootstrap.servers": args.bootstrap_servers}
+        p = Producer({**client, **PRODUCER_SETTINGS, **queue})
+    c.subscribe([args.topic])
+    sizes: list[int] = []
+    settling: list[float] = []  # ms from the batch in hand to its outputs committed
+    try:
+        while not stopping.is_set():
+            batch = take_batch(c, BATCH_MAX, POLL_S)
+            if batch:
+                started = time.perf_counter()
+                settle_batch(c, p, args.sink, batch, args.mode)
+                settling.append((time.perf_counter() - started) * 1000)
+                sizes.append(len(batch))
+    finally:
+        c.close()
+    sizes.sort()
+    settling.sort()
+    stats: dict[str, Any] = {"batches": len(sizes)}
+    for q in (50, 99):
+        stats[f"p{q}_batch_size"] = percentile(sizes, q) if sizes else None
+        stats[f"p{q}_settle_ms"] = round(percentile(settling, q), 1) if settling else None
+    stats["max_settle_ms"] = round(settling[-1], 1) if settling else None
+    Path(args.stamps).write_text(json.dumps(stats))
+    return 0
+
+
+def floor_latency(
+    bootstrap: str, mode: str, rate: int, seconds: float, drain_timeout: float, warm: int
+) -> dict[str, Any]:
+    """The floor under the worker's latency: ``floor_child`` relays the same paced ticks from a
+    ``ticks.raw`` to a ``decisions`` topic of their own, measured by ``latency_at`` as the
+    worker is, every tick counted; with what its batches cost. ``NO_RELAY``: the reader reads
+    the ``ticks.raw`` the feed writes."""
+    prefix = new_prefix(f"floor{rate}")
+    topics = Topics(prefix)
+    create_topics(bootstrap, prefix, partitions=1, specs=(TICKS_RAW, DECISIONS))
+    if mode == NO_RELAY:
+        row = latency_at(bootstrap, prefix, rate, warm, seconds, drain_timeout, None, topics.raw)
+        return {"path": "paced feed read straight from ticks.raw", **row}
+    group = f"bench-floor-{uuid.uuid4().hex[:6]}"
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
+        stats_path = fh.name
+    cmd = [sys.executable, "-m", "benchmarks.live", "--child-floor", "--mode", mode]
+    cmd += ["--bootstrap-servers", bootstrap, "--topic", topics.raw, "--sink", topics.decisions]
+    cmd += ["--group", group, "--stamps", stats_path]
+    child = subprocess.Popen(cmd, cwd=REPO)
+    try:
+        publish(synthetic(SEED, warm), bootstrap, topics.raw)
+        if not wait_committed(bootstrap, group, topics.raw, 1, warm, 300):
+            raise RuntimeError(f"the {mode} floor did not relay its warm-up ticks in 300 s")
+        row = latency_at(bootstrap, prefix, rate, warm, seconds, drain_timeout, None)
+    finally:
+        code = stop_process(child)
+    if code != 0:
+        raise RuntimeError(f"the {mode} floor failed with exit code {code}")
+    stats = json.loads(Path(stats_path).read_text())
+    os.unlink(stats_path)
+    return {"path": f"bare pass-through, {mode}", **row, **stats}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -532,12 +672,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--no-peers", action="store_true", help="no Quix Streams run")
+    parser.add_argument(
+        "--floors",
+        default=",".join(FLOORS),
+        help="latency: bare pass-throughs measured beside the worker ('' for none)",
+    )
     parser.add_argument("--out", default=str(RESULTS / "live.json"))
     add_bootstrap_argument(parser)
     add_config_argument(parser)
     # the paced feed child of the latency phase
     parser.add_argument("--child-feed", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-quix", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-floor", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=RELAYS, help=argparse.SUPPRESS)
+    parser.add_argument("--sink", help=argparse.SUPPRESS)
+    parser.add_argument("--group", help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--skip", type=int, help=argparse.SUPPRESS)
@@ -552,6 +701,8 @@ def main(argv: list[str] | None = None) -> int:
         return feed_child(args)
     if args.child_quix:
         return quix_child(args)
+    if args.child_floor:
+        return floor_child(args)
     rates = [int(r) for r in args.rates.split(",") if r]
     results: dict[str, Any] = {}
     with broker_for(args.bootstrap_servers) as bootstrap:
@@ -579,10 +730,15 @@ def main(argv: list[str] | None = None) -> int:
                 "ratio_worker_over_ceiling": ratio,
             }
         if not args.skip_latency:
+            floors = tuple(f for f in args.floors.split(",") if f)
+            unknown = set(floors) - set(FLOORS)
+            if unknown:
+                raise SystemExit(f"--floors: unknown {sorted(unknown)}; known: {FLOORS}")
             lat = latency(
-                bootstrap, rates, args.seconds, args.drain_timeout, args.warm, args.config
+                bootstrap, rates, args.seconds, args.drain_timeout, args.warm, args.config, floors
             )
             cols = [
+                "path",
                 "rate",
                 "offered",
                 "deciding",
@@ -595,7 +751,8 @@ def main(argv: list[str] | None = None) -> int:
             ]
             print(table(lat, [*cols, "saturated"]))
             print("target: p99 <= 10 ms at 5,000 ticks/s offered")
-            results["latency"] = lat
+            results["latency"] = [r for r in lat if r["path"] == "tickwise worker"]
+            results["latency_floor"] = [r for r in lat if r["path"] != "tickwise worker"]
     write_results(args.out, command_line(), results)
     return 0
 

@@ -93,6 +93,29 @@ SHUTDOWN_CLOSE_S = 120.0  # the last close checkpoints every partition: it gets 
 # below (a checkpoint save retries for 120 s at most), and recovery beats once a message.
 HANG_S = 300.0
 
+# The worker's clients; the live benchmark's bare pass-through floor uses them too, so the floor
+# moves with any change here.
+CONSUMER_SETTINGS: dict[str, Any] = {
+    "partition.assignment.strategy": "cooperative-sticky",
+    "isolation.level": "read_committed",  # what the range reader replays
+    "auto.offset.reset": "error",  # a trimmed log must not be skipped quietly
+    "enable.partition.eof": False,
+    "session.timeout.ms": SESSION_TIMEOUT_MS,
+    "heartbeat.interval.ms": 1000,
+    "fetch.wait.max.ms": 10,
+}
+PRODUCER_SETTINGS: dict[str, Any] = {
+    "enable.idempotence": True,
+    "acks": "all",
+    "linger.ms": 1,
+    "compression.type": "lz4",
+    # The first retry after this long, doubling up to retry.backoff.max.ms (1 s). Why not
+    # librdkafka's 100 ms: right after a commit the coordinator is still writing the commit
+    # markers and answers the next transaction's first request with CONCURRENT_TRANSACTIONS,
+    # so every transaction waited out one whole backoff (~100 ms of each tick's latency).
+    "retry.backoff.ms": 5,
+}
+
 
 class TakeOverError(RuntimeError):
     """A partition whose state cannot be rebuilt: the worker must stop rather than guess."""
@@ -152,7 +175,7 @@ def transactional_producer(
     Initialising fences the id's predecessor and aborts a transaction it left open, so a
     restarted writer never commits beside a zombie. ``wait`` is called between attempts while
     the broker is away; without it a failed attempt raises (the caller retries). ``settings``
-    add to or replace the defaults (lz4, a 1 ms linger).
+    add to or replace ``PRODUCER_SETTINGS``.
     """
     producer = Producer(
         {
@@ -160,10 +183,7 @@ def transactional_producer(
             "bootstrap.servers": bootstrap,
             "transactional.id": txn_id,
             "transaction.timeout.ms": transaction_timeout_ms,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 1,
-            "compression.type": "lz4",
+            **PRODUCER_SETTINGS,
             **(settings or {}),
         }
     )
@@ -175,6 +195,21 @@ def transactional_producer(
             if wait is None or not exc.args[0].retriable():
                 raise
             wait(f"init transactions: {exc}")
+
+
+def take_batch(consumer: Consumer, most: int, wait_s: float) -> list[Message]:
+    """What ``consumer`` holds already, up to ``most``; when it holds nothing, the first
+    message to arrive within ``wait_s`` and whatever came with it.
+
+    Why not ``consume(most, wait_s)``: it returns only once it has ``most`` messages or
+    ``wait_s`` passed, which holds a lone tick back for the whole wait.
+    """
+    batch = consumer.consume(most, 0)
+    if not batch:
+        batch = consumer.consume(1, wait_s)
+        if batch:
+            batch += consumer.consume(most - 1, 0)
+    return batch
 
 
 class Watchdog:
@@ -297,19 +332,7 @@ class Transport:
     def _new_consumer(self) -> Consumer:
         """The group consumer on ``ticks.raw``, subscribed; partitions come in ``_on_assign``."""
         consumer = Consumer(
-            consumer_settings(
-                self.bootstrap,
-                self.config.app_id,
-                **{
-                    "partition.assignment.strategy": "cooperative-sticky",
-                    "isolation.level": "read_committed",  # what the range reader replays
-                    "auto.offset.reset": "error",  # a trimmed log must not be skipped quietly
-                    "enable.partition.eof": False,
-                    "session.timeout.ms": SESSION_TIMEOUT_MS,
-                    "heartbeat.interval.ms": 1000,
-                    "fetch.wait.max.ms": 10,
-                },
-            )
+            consumer_settings(self.bootstrap, self.config.app_id, **CONSUMER_SETTINGS)
         )
         consumer.subscribe(
             [self.raw_topic],
@@ -445,11 +468,7 @@ class Transport:
     def _consume(self) -> list[Message]:
         consumer = self._consumer
         assert consumer is not None
-        batch = consumer.consume(BATCH_MAX, 0)  # what is already here
-        if not batch:
-            batch = consumer.consume(1, POLL_S)  # returns with the first message
-            if batch:
-                batch += consumer.consume(BATCH_MAX - 1, 0)
+        batch = take_batch(consumer, BATCH_MAX, POLL_S)
         if self._failure is not None:
             failure, self._failure = self._failure, None
             raise failure
