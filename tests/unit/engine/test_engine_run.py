@@ -94,11 +94,20 @@ def payloads(seed: int = 5, n: int = 6_000) -> list[bytes]:
     return [r.payload for r in synthetic(seed, n, bad_rate=0.03, regime="volatile")]
 
 
-def pipeline_outputs(config: TickwiseConfig, raws: list[bytes]) -> dict[str, list[bytes]]:
+def pipeline_outputs(
+    config: TickwiseConfig,
+    raws: list[bytes],
+    origins: list[str] | None = None,
+    reinjected: np.ndarray | None = None,
+) -> dict[str, list[bytes]]:
+    """What ``Pipeline`` publishes for ``raws``; ``origins``: each row's source topic (``t``
+    by default); ``reinjected``: which rows were put back from quarantine."""
     pipeline = Pipeline(config)
     outputs = []
     for i, raw in enumerate(raws):
-        outputs += pipeline.process(raw, SourceRef(topic="t", partition=0, offset=i))
+        source = SourceRef(topic=origins[i] if origins else "t", partition=0, offset=i)
+        again = reinjected is not None and bool(reinjected[i])
+        outputs += pipeline.process(raw, source, reinjected=again)
     outputs += pipeline.finish()
     out: dict[str, list[bytes]] = defaultdict(list)
     for o in outputs:
@@ -108,13 +117,21 @@ def pipeline_outputs(config: TickwiseConfig, raws: list[bytes]) -> dict[str, lis
 
 
 def engine_outputs(
-    config: TickwiseConfig, raws: list[bytes], cuts: tuple[int, ...] = ()
+    config: TickwiseConfig,
+    raws: list[bytes],
+    cuts: tuple[int, ...] = (),
+    origins: list[str] | None = None,
+    reinjected: np.ndarray | None = None,
 ) -> tuple[dict[str, list[bytes]], Engine]:
+    """What the engine publishes for ``raws`` cut into batches at ``cuts`` (a batch has one
+    origin: the first row's), and the engine after it."""
     engine = Engine(config, live=True)
     out: dict[str, list[bytes]] = defaultdict(list)
     bounds = [0, *sorted({c for c in cuts if 0 < c < len(raws)}), len(raws)]
     for a, b in pairwise(bounds):
-        batch = decode(raws[a:b], engine.symbols, "t", 0, np.arange(a, b), 16_384, None, True)
+        origin = origins[a] if origins else "t"
+        flags = None if reinjected is None else reinjected[a:b]
+        batch = decode(raws[a:b], engine.symbols, origin, 0, np.arange(a, b), 16_384, flags, True)
         collect(engine.run(batch), out)
     collect(engine.finish(), out)
     return out, engine

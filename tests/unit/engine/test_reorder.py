@@ -15,9 +15,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from stubs import late_ticks
-from test_engine_run import TOPICS, assert_same, collect, pipeline_outputs
+from test_engine_run import TOPICS, assert_same, collect, engine_outputs, pipeline_outputs
 
-from tickwise.schemas.ticks import SourceRef
 from tickwise.streams.config import (
     DecisionConfig,
     InstrumentRules,
@@ -28,7 +27,6 @@ from tickwise.streams.config import (
 from tickwise.streams.engine.batch import SymbolTable, decode
 from tickwise.streams.engine.run import Engine
 from tickwise.streams.engine.validate import BatchValidator
-from tickwise.streams.pipeline import Pipeline
 
 RULES = {
     "dedup_window": 6,  # small: refused ticks leave it, held ones age out of it
@@ -71,19 +69,6 @@ CONFIGS = {
 }
 
 
-def engine_run(
-    config: TickwiseConfig, raws: list[bytes], cuts: tuple[int, ...] = ()
-) -> tuple[dict[str, list[bytes]], Engine]:
-    engine = Engine(config, live=True)
-    out: dict[str, list[bytes]] = {t.name: [] for t in TOPICS}
-    bounds = [0, *sorted({c for c in cuts if 0 < c < len(raws)}), len(raws)]
-    for a, b in pairwise(bounds):
-        batch = decode(raws[a:b], engine.symbols, "t", 0, np.arange(a, b), 16_384, None, True)
-        collect(engine.run(batch), out)
-    collect(engine.finish(), out)
-    return out, engine
-
-
 def validator_state(engine: Engine) -> list[np.ndarray]:
     """The validator's whole state, the held ticks' rows included."""
     v = engine.validator
@@ -99,7 +84,7 @@ def validator_state(engine: Engine) -> list[np.ndarray]:
 def test_reordering_publishes_what_the_pipeline_publishes(name: str) -> None:
     config, raws = CONFIGS[name], late_ticks(1)
     want = pipeline_outputs(config, raws)
-    got, _ = engine_run(config, raws, cuts=(500, 501, 1_700))
+    got, _ = engine_outputs(config, raws, cuts=(500, 501, 1_700))
     assert_same(got, want)
     # the stream reached every branch: refused late ticks, outliers refused on release,
     # duplicates, decisions taken on the reordered ticks
@@ -140,8 +125,8 @@ def test_any_split_publishes_the_same_and_ends_in_the_same_state(
     name: str, cuts: list[int]
 ) -> None:
     config, raws = CONFIGS[name], late_ticks(3, 2_000)
-    whole, a = engine_run(config, raws[:1_500])
-    split, b = engine_run(config, raws[:1_500], tuple(cuts))
+    whole, a = engine_outputs(config, raws[:1_500])
+    split, b = engine_outputs(config, raws[:1_500], tuple(cuts))
     assert_same(split, whole)
     for x, y in zip(validator_state(a), validator_state(b), strict=True):
         assert np.array_equal(x, y, equal_nan=x.dtype != object)
@@ -181,22 +166,9 @@ def test_a_tick_held_across_origins_keeps_its_own() -> None:
     """Replay merges files, each batch of one origin: a tick held from one and released in
     another's batch names where it came from, as the pipeline's does."""
     config, raws = CONFIGS["window"], late_ticks(5, 600)
-    topics = [f"file:{'ab'[(i // 50) % 2]}" for i in range(len(raws))]
-    pipeline = Pipeline(config)
-    want: dict[str, list[bytes]] = {t.name: [] for t in TOPICS}
-    outputs = []
-    for i, raw in enumerate(raws):
-        outputs += pipeline.process(raw, SourceRef(topic=topics[i], partition=0, offset=i))
-    for o in outputs + pipeline.finish():
-        if o.topic in TOPICS:
-            want[o.topic.name].append(o.encoded())
-    engine = Engine(config, live=True)
-    got: dict[str, list[bytes]] = {t.name: [] for t in TOPICS}
-    for a in range(0, len(raws), 50):
-        b = a + 50
-        batch = decode(raws[a:b], engine.symbols, topics[a], 0, np.arange(a, b), 16_384, None, True)
-        collect(engine.run(batch), got)
-    collect(engine.finish(), got)
+    origins = [f"file:{'ab'[(i // 50) % 2]}" for i in range(len(raws))]
+    want = pipeline_outputs(config, raws, origins)
+    got, _ = engine_outputs(config, raws, tuple(range(50, len(raws), 50)), origins)
     assert_same(got, want)
     sources = {json.loads(m)["source"]["topic"] for m in got["ticks.clean"][::7]}
     assert sources == {"file:a", "file:b"}
@@ -206,20 +178,6 @@ def test_reinjected_ticks_pass_the_buffer_as_the_pipeline_passes_them() -> None:
     """A tick put back from quarantine skips the history rules, the buffer included."""
     config, raws = CONFIGS["window"], late_ticks(7, 1_500)
     flags = np.arange(len(raws)) % 29 == 0
-    pipeline = Pipeline(config)
-    want: dict[str, list[bytes]] = {t.name: [] for t in TOPICS}
-    outputs = []
-    for i, raw in enumerate(raws):
-        source = SourceRef(topic="t", partition=0, offset=i)
-        outputs += pipeline.process(raw, source, reinjected=bool(flags[i]))
-    for o in outputs + pipeline.finish():
-        if o.topic in TOPICS:
-            want[o.topic.name].append(o.encoded())
-    engine = Engine(config, live=True)
-    got: dict[str, list[bytes]] = {t.name: [] for t in TOPICS}
-    for a, b in pairwise([0, 400, 401, 1_100, len(raws)]):
-        offsets = np.arange(a, b)
-        batch = decode(raws[a:b], engine.symbols, "t", 0, offsets, 16_384, flags[a:b], True)
-        collect(engine.run(batch), got)
-    collect(engine.finish(), got)
+    want = pipeline_outputs(config, raws, reinjected=flags)
+    got, _ = engine_outputs(config, raws, (400, 401, 1_100), reinjected=flags)
     assert_same(got, want)
