@@ -29,9 +29,9 @@ machine the CPU figure is the steadier one.
 
 ``--zoo`` runs the tickwise side once per model of the zoo (``models.zoo.ZOO``: every kind, in
 each task it does) at every tick (the built-in config) and at the 1 s cadence
-(``cadence-1s.toml``), through the command's own runner choice (``--engine auto``): the
-compiled ``logistic`` and ``linear`` on the columnar engine, river's kinds on the per-tick
-pipeline, which the table says, with the reason the command gave. The peers run once beside
+(``cadence-1s.toml``), through the command as a user runs it: the columnar engine, with the
+compiled ``logistic`` and ``linear`` on the model kernel and river's kinds on river's stage row
+by row (the ``model_stage`` column). The peers run once beside
 them for reference. ``--slow-limit`` caps the ticks of the kinds in ``--slow-kinds`` at every
 tick, the only runs that would otherwise take minutes; each row states its own tick count.
 """
@@ -46,8 +46,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import redirect_stderr
-from io import StringIO
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -64,8 +62,6 @@ from benchmarks.common import (
 )
 
 SYMBOL, TZ = "ES", "America/Chicago"
-# What ``tickwise backtest --engine auto`` writes on stderr when it leaves the columnar engine.
-PER_TICK_NOTE = "runs per tick: "
 CADENCES = {"every tick": None, "1 s": CADENCE}
 
 
@@ -148,20 +144,25 @@ def tickwise_per_tick_child(
     return tickwise_child(data, limit, config_path, per_tick=True)
 
 
-def engine_used(stderr: str) -> tuple[str, str | None]:
-    """Which runner ``tickwise backtest --engine auto`` took, and why, from what it said."""
-    for line in stderr.splitlines():
-        if PER_TICK_NOTE in line:
-            return "per-tick", line.split(PER_TICK_NOTE, 1)[1].strip()
-    return "columnar", None
+def model_stage(kind: str, engine: str) -> str:
+    """Which model stage the columnar engine runs a kind on: the compiled kernel (the linear
+    learners) or river's stage row by row (``streams.engine.staged``).
+
+    Examples
+    --------
+    >>> model_stage("logistic", "compiled"), model_stage("arf", "river")
+    ('compiled', 'river')
+    """
+    return "compiled" if kind in ("logistic", "linear") and engine == "compiled" else "river"
 
 
 def zoo_child(data: Path, limit: int | None, config_path: str | None) -> dict[str, object]:
-    """One zoo model through ``tickwise backtest``'s own runner choice; time it.
+    """One zoo model through ``tickwise backtest``; time it.
 
     The command line is parsed by the CLI's parser and handed to the command's ``backtest``,
-    so the runner is the one a user gets (``--engine auto``), named from what it says on
-    stderr. As for the default side, a run over the first 2,000 rows first pays for imports
+    so the run is the one a user gets (the columnar engine, its model stage the compiled
+    kernel for the linear learners and river's row by row for the rest). As for the default
+    side, a run over the first 2,000 rows first pays for imports
     and numba's cache, outside the timing.
     """
     from tickwise.replay.command import backtest
@@ -171,15 +172,12 @@ def zoo_child(data: Path, limit: int | None, config_path: str | None) -> dict[st
 
     config = load_config(config_path)
 
-    def run(count: int | None, out: str) -> tuple[Any, str]:
+    def run(count: int | None, out: str) -> Any:
         argv = ["backtest", "--data", str(data), "--symbol", SYMBOL, "--tz", TZ]
-        argv += ["--out", out, "--engine", "auto", "--no-progress"]
+        argv += ["--out", out, "--no-progress"]
         argv += ["--count", str(count)] if count is not None else []
         args = build_parser().parse_args(argv)
-        said = StringIO()
-        with redirect_stderr(said):
-            result = backtest(args, config, [], ReportSettings())
-        return result, said.getvalue()
+        return backtest(args, config, [], ReportSettings())
 
     with tempfile.TemporaryDirectory(prefix="tickwise-bench-zoo-warm-") as out:
         started = time.perf_counter()
@@ -187,17 +185,15 @@ def zoo_child(data: Path, limit: int | None, config_path: str | None) -> dict[st
         first_run_s = time.perf_counter() - started
     with tempfile.TemporaryDirectory(prefix="tickwise-bench-zoo-") as out:
         started, cpu = time.perf_counter(), time.process_time()
-        result, said = run(limit, out)
+        result = run(limit, out)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    engine, why = engine_used(said)
     decided = result.decisions + result.holds_summarised
     return {
         "ticks": result.ticks,
         "model": config.model.kind,
         "task": config.label.task,
         "sample_ms": config.features.sample_ms,
-        "engine": engine,
-        "per_tick_because": why,
+        "model_stage": model_stage(config.model.kind, config.model.engine),
         "decisions": result.decisions,
         "decided_ticks": decided,
         "seconds": round(seconds, 3),
@@ -400,7 +396,7 @@ ZOO_COLUMNS = [
     "kind",
     "task",
     "cadence",
-    "engine",
+    "model_stage",
     "ticks",
     "ticks_per_s",
     "cpu_s",
@@ -466,8 +462,8 @@ def zoo_results(
         }
         for row in rows
     ]
-    columnar = sorted({f"{r['kind']}/{r['task']}" for r in rows if r["engine"] == "columnar"})
-    return {"zoo": rows, "peers": peers, "skipped": skipped, "columnar": columnar}
+    compiled = sorted({f"{r['kind']}/{r['task']}" for r in rows if r["model_stage"] == "compiled"})
+    return {"zoo": rows, "peers": peers, "skipped": skipped, "compiled": compiled}
 
 
 def peer_sides(no_peers: bool) -> tuple[list[str], dict[str, str]]:

@@ -1,10 +1,9 @@
 """``tickwise backtest``: the options, the input, and which runner decides.
 
 Both runners write the same files for the same input (``replay.engine`` is held byte for byte
-to ``replay.backtest``); the columnar engine is the fast one. ``--engine auto`` takes it unless
-the config or a command needs what only the per-tick pipeline has yet (river's model zoo,
-the ``ret_<H>s_bps`` features, shadow and canary stages: docs/ENGINE.md), and says so on
-stderr.
+to ``replay.backtest``); the columnar engine is the fast one and runs every config and command
+(``--engine auto``, the default, is the engine); ``--engine per-tick`` runs the per-tick
+pipeline, kept as the engine's oracle.
 """
 
 from __future__ import annotations
@@ -65,14 +64,9 @@ def backtest(
     warmup_ns = period_ns(args.warmup) if args.warmup else 0
     engine = getattr(args, "engine", "auto")
     if engine != "per-tick":
-        try:
-            return run_engine_backtest(
-                batch_source(args, config), config, out, controls, settings, progress, warmup_ns
-            )
-        except NotImplementedError as exc:
-            if engine == "columnar":
-                raise
-            print(f"tickwise backtest: runs per tick: {exc}", file=sys.stderr)
+        return run_engine_backtest(
+            batch_source(args, config), config, out, controls, settings, progress, warmup_ns
+        )
     return run_backtest(_records(args), config, out, controls, settings, progress, warmup_ns)
 
 
@@ -93,9 +87,6 @@ def run_cli(args: argparse.Namespace) -> int:
         )
         settings.ppy()  # refuse a bad returns period before reading any data
         result = backtest(args, config, controls, settings)
-    except NotImplementedError as exc:
-        print(f"tickwise backtest: --engine columnar cannot run this: {exc}", file=sys.stderr)
-        return 2
     except (SourceError, FileNotFoundError, ValueError) as exc:
         print(f"tickwise backtest: {exc}", file=sys.stderr)
         return 2

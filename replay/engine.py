@@ -96,8 +96,7 @@ def run_engine_backtest(
     warmup_ns: int = 0,
 ) -> BacktestResult:
     """``replay.backtest.run_backtest`` on the engine; ``batches`` gives the input's batches
-    against the engine's symbol table. Raises ``NotImplementedError`` (before reading
-    anything) for a config or a command the engine cannot serve yet."""
+    against the engine's symbol table."""
     engine = Engine(
         config,
         commands=controls,

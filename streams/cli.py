@@ -249,8 +249,8 @@ def _backtest(subparsers: Subparsers) -> None:
         "--engine",
         choices=("auto", "columnar", "per-tick"),
         default="auto",
-        help="columnar: batches through the compiled kernels; per-tick: one tick at a time; "
-        "auto (default): columnar unless the config needs what only per-tick has (same outputs)",
+        help="columnar (auto, the default): batches through the compiled kernels; per-tick: "
+        "one tick at a time, the engine's oracle (same outputs, slower)",
     )
     add_progress_argument(parser)
     parser.set_defaults(func=LazyHandler("tickwise.replay.command:run_cli"))

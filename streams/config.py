@@ -415,10 +415,8 @@ class LiveConfig(Frozen):
     engine: Literal["auto", "columnar", "per-tick"] = Field(
         default="auto",
         description="What decides each partition: 'columnar' (the batch engine, "
-        "docs/ENGINE.md), 'per-tick' (the per-message pipeline: river's zoo, "
-        "shadow and canary rollouts), or 'auto' (the columnar engine "
-        "when it serves the config, else per tick). Both publish the same bytes; a command "
-        "deploying another model version reaching a columnar worker is refused (COMMAND_REFUSED).",
+        "docs/ENGINE.md; 'auto' is the same) or 'per-tick' (the per-message pipeline, the "
+        "engine's oracle). Both publish the same bytes.",
     )
 
     @model_validator(mode="after")

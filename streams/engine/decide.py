@@ -70,8 +70,8 @@ KILL_ON, KILL_OFF, DEMOTE, PROMOTE = range(4)
 _KINDS = {"kill_switch_on": KILL_ON, "kill_switch_off": KILL_OFF, "demote": DEMOTE}
 _KINDS["promote"] = PROMOTE
 N_KEYS = 6  # the control view's keys, in ``ControlBook.view``'s order
-# ``c_model``: which model a stage command names
-MODEL_OURS, MODEL_ANY, MODEL_OTHER = range(3)
+# ``c_model``: the model a command names, as its slot in the engine's table of model ids
+MODEL_ANY = -1  # a command naming no model: every model
 # what an applied-control mark is (``e_what``)
 E_STAGE, E_VIEW = range(2)
 # stop reasons of the kernel (bits): a ring or the events buffer needs room
@@ -133,15 +133,15 @@ EVENT_COLUMNS = ("e_row", "e_what", "e_cmd")
 @kernel()
 def _decide(
     clean, emit, inst, kind, ts, price, bid, ask,
-    m_score, m_trained, m_move,
+    m_score, m_routed, m_move, m_band, m_fraction, m_model,
     # execution state and settings
     x_started, acct, x_ts, x_day, n_fills, o_due, o_ts, o_buy, o_qty, o_id, o_head, o_len,
     x_cfg, day_offset_ns, latency_ns,
     # risk state and settings
     mkt, last_ts, lim, dd_stop, daily_stop, held_since, r_orders, r_head, r_len,
     mult, rule_edge, cost_args, entry_mult, exit_mult, min_hold_ns, windows,
-    # the model's signal
-    regression, band, warmup,
+    # the model's signal: the task
+    regression,
     # commands: control view (all) and model stage (promote, rollback)
     c_kind, c_scope, c_model, c_eff, applied,
     mc_scope, mc_eff, mc_next,
@@ -205,11 +205,11 @@ def _decide(
             cursor[C_EVENT] = e + 1
             row_controls += 1
             mc_next[k] = c + 1
-        if m_trained[j] < warmup:  # no routed signal: nothing decided
+        if not m_routed[j]:  # no signal goes to risk: nothing decided
             pend_fills[k] += row_fills
             pend_controls[k] += row_controls
             continue
-        score = m_score[j]
+        score, band = m_score[j], m_band[j]
         if regression:
             if not math.isfinite(score):
                 score = 0.0
@@ -241,7 +241,7 @@ def _decide(
             here = 0 if c_scope[c] == -1 else 1
             if kill:
                 best[here] = c
-            elif c_model[c] == MODEL_OURS:
+            elif c_model[c] == m_model[j]:
                 best[2 + here] = c
             elif c_model[c] == MODEL_ANY:
                 best[4 + here] = c
@@ -268,7 +268,7 @@ def _decide(
         rk.evaluate(
             mkt, lim, dd_stop, daily_stop, held_since, r_orders, r_head, r_len,
             mult, rule_edge, cost_args, entry_mult, exit_mult, min_hold_ns, windows,
-            k, side, expected, conf, 1.0, ts[i], price[i],
+            k, side, expected, conf, m_fraction[j], ts[i], price[i],
             position, pending, eq, peak - eq, eq - day_start, trading_day, True,
             halted >= 0, demoted >= 0, cleared, out,
         )  # fmt: skip
@@ -393,24 +393,28 @@ class _LastRun:
 class BatchDecide:
     """The decide stage over batches, for one partition's instruments, with its audit chain."""
 
-    def __init__(self, config: TickwiseConfig, symbols: SymbolTable) -> None:
+    def __init__(
+        self, config: TickwiseConfig, symbols: SymbolTable, models: SymbolTable | None = None
+    ) -> None:
+        """``models``: the engine's table of model ids, the slots ``ModelColumns.slot`` and the
+        commands naming a model are read by (the configured model's alone by default)."""
         if config.label.task == "regression" and config.model.kind != "linear":
             raise ValueError(f"model kind {config.model.kind!r} does not do regression")
         self.config, self.symbols = config, symbols
         self.model = config.model
+        self.models = models if models is not None else SymbolTable([config.model.model_id])
         self.risk = RiskKernel(
             config.risk, config.execution, config.decision, config.label.horizon_s, symbols
         )
         self.execution = BatchExecution(config.execution, symbols)
         self.audit = AuditChain(config.audit)
         self.regression = config.label.task == "regression"
-        self.band = self.model.threshold_bps if self.regression else self.model.threshold
         self.key = version_key(self.model.model_id, self.model.model_version)
         self.names = list(config.features.feature_set)
         self.commands: list[ControlCommand] = []  # what the control view reads
         self.model_commands: list[ControlCommand] = []  # what the model stage applies
         self._seen: set[str] = set()
-        self._arrays = _command_arrays([], [], symbols, self.model.model_id)
+        self._arrays = _command_arrays([], [], symbols, self.models)
         self.applied = np.zeros((0, N_KEYS), np.int64)
         self.mc_next = np.zeros(0, np.int64)
         self.pend_fills = np.zeros(0, np.int64)
@@ -440,37 +444,19 @@ class BatchDecide:
             if cmd.command_id in self._seen:
                 continue
             if cmd.command in ("promote", "rollback"):
-                self._check_model_command(cmd)
                 self.model_commands.append(cmd)
             if cmd.command in KILL_COMMANDS + STAGE_COMMANDS:
                 self.commands.append(cmd)
             self._seen.add(cmd.command_id)
         self._arrays = _command_arrays(
-            self.commands, self.model_commands, self.symbols, self.model.model_id
+            self.commands, self.model_commands, self.symbols, self.models
         )
 
-    def _check_model_command(self, cmd: ControlCommand) -> None:
-        """Refuse what would change the deployment: the engine runs one version."""
-        key = version_key(cmd.model_id or "", cmd.model_version or 0)
-        if cmd.command == "rollback":
-            return  # nothing to roll back to: one version, in production
-        if key != self.key:
-            if cmd.model_spec is not None:
-                raise NotImplementedError(
-                    f"the columnar engine runs one model version; {cmd.command_id} deploys {key}"
-                )
-            return  # an unknown version, ignored
-        if (
-            cmd.stage not in (None, Stage.PRODUCTION)
-            or cmd.instruments
-            or cmd.capital_fraction is not None
-        ):
-            raise NotImplementedError(
-                f"the columnar engine has no shadow or canary stages ({cmd.command_id})"
-            )
-
-    def _model_detail(self, cmd: ControlCommand) -> str:
-        """What ``ModelStage._apply`` says the command did to the one version."""
+    def _model_detail(self, cmd: ControlCommand, instrument: str, model: ModelColumns) -> str:
+        """What ``ModelStage._apply`` said the command did on ``instrument`` (``StagedModel``
+        records it), or, under the compiled kernel's one version, says it would."""
+        if model.details is not None:
+            return model.details[(cmd.command_id, instrument)]
         if cmd.command == "rollback":
             return "nothing to roll back to"
         key = version_key(cmd.model_id or "", cmd.model_version or 0)
@@ -593,14 +579,15 @@ class BatchDecide:
         while True:
             full = _decide(
                 clean, emit, batch.instrument, batch.kind, batch.ts, batch.price, batch.bid,
-                batch.ask, model.score, model.n_trained, model.move_bps,
+                batch.ask, model.score, model.routed, model.move_bps, model.band,
+                model.fraction, model.slot,
                 x.started, x.acct, x.ts, x.day, x.n_fills, x.o_due, x.o_ts, x.o_buy, x.o_qty,
                 x.o_id, x.o_head, x.o_len, self.execution.cfg, self.execution.day_offset_ns,
                 self.execution.latency_ns,
                 r.mkt, r.last_ts, ks.lim, r.drawdown_stop, r.daily_stop_day, r.held_since,
                 r.orders, r.orders_head, r.orders_len, ks.mult, ks.rule_edge, ks.cost_args,
                 rule.entry_cost_multiple, rule.exit_cost_multiple, ks.min_hold_ns, ks.windows,
-                self.regression, self.band, self.model.warmup_labels,
+                self.regression,
                 c["kind"], c["scope"], c["model"], c["eff"], self.applied,
                 c["mc_scope"], c["mc_eff"], self.mc_next,
                 self.pend_fills, self.pend_controls, self.chain_state, self.next_order,
@@ -675,8 +662,9 @@ class BatchDecide:
         instrument_names = self.symbols.names
         model_id, version = self.model.model_id, self.model.model_version
         f, e = cols.fills, cols
+        routed = model.routed_signals  # None: the compiled kernel's one version
         if self.config.audit.holds == "summary":
-            holds = self._hold_stretches(batch, cols)
+            holds = self._hold_stretches(batch, cols, each=routed is not None)
             visit = np.flatnonzero(~cols.plain | holds.first_of)
         else:
             holds, visit = None, np.arange(cols.row.size)
@@ -701,7 +689,7 @@ class BatchDecide:
             out.fills += fills
             controls: list[AppliedControl] = []
             while ei < len(event_rows) and event_rows[ei] == i:
-                controls.append(self._applied(e, ei, name, tick_id, ts, out))
+                controls.append(self._applied(e, ei, name, tick_id, ts, out, model))
                 ei += 1
             d = decided.get(i)
             if d is None:  # no decision: fills and stage changes wait for the next record
@@ -715,12 +703,21 @@ class BatchDecide:
                 last = int(cols.row[holds.last[holds.stretch[d]]])
                 last_tick_id = batch.tick_ids[last]
                 assert last_tick_id is not None
+                if routed is not None:  # the version routed at this HOLD
+                    held_by = routed[int(cols.vec[d])]
+                    assert held_by is not None
+                    model_id, version = held_by.model_id, held_by.model_version
                 out.audit += self.audit.count_holds(
                     name, model_id, version, (ts, tick_id), (int(ts_all[last]), last_tick_id),
                     held, state, holds.reasons[holds.stretch[d]],
                 )  # fmt: skip
                 continue
-            signal = self._signal(cols, d, model, vectors, name, tick_id, ts)
+            if routed is None:
+                signal = self._signal(cols, d, model, vectors, name, tick_id, ts)
+            else:
+                routed_signal = routed[int(cols.vec[d])]
+                assert routed_signal is not None
+                signal = routed_signal
             decision, checks, order = self._decision(cols, d, signal, price)
             if order is not None:
                 out.orders.append(order)
@@ -734,11 +731,19 @@ class BatchDecide:
             out.decisions += [x.decision for x, _ in entries if isinstance(x, AuditRecord)]
         return out
 
-    def _hold_stretches(self, batch: TickBatch, cols: DecideColumns) -> HoldStretches:
-        """The batch's plain HOLDs in stretches, each what one ``count_holds`` call counts."""
+    def _hold_stretches(
+        self, batch: TickBatch, cols: DecideColumns, each: bool = False
+    ) -> HoldStretches:
+        """The batch's plain HOLDs in stretches, each what one ``count_holds`` call counts;
+        ``each``: a stretch per HOLD (the version routed may change from one to the next)."""
         rows = cols.row
-        period = batch.ts[rows] // self.audit.period_ns
-        stretches = hold_stretches(batch.instrument[rows], period, cols.held, cols.plain)
+        if each:
+            plain = cols.plain
+            numbers = np.where(plain, np.cumsum(plain) - 1, -1)
+            stretches = HoldStretches(numbers, plain.copy(), np.flatnonzero(plain))
+        else:
+            period = batch.ts[rows] // self.audit.period_ns
+            stretches = hold_stretches(batch.instrument[rows], period, cols.held, cols.plain)
         stretch, plain = stretches.stretch, cols.plain
         reasons: list[Counter[str]] = [Counter() for _ in range(stretches.last.size)]
         out, held = cols.out, cols.held
@@ -797,13 +802,21 @@ class BatchDecide:
         )
 
     def _applied(
-        self, e: DecideColumns, n: int, instrument: str, tick_id: str, ts: int, out: Rendered
+        self,
+        e: DecideColumns,
+        n: int,
+        instrument: str,
+        tick_id: str,
+        ts: int,
+        out: Rendered,
+        model: ModelColumns,
     ) -> AppliedControl:
         c = int(e.e_cmd[n])
         if int(e.e_what[n]) == E_STAGE:
             cmd = self.model_commands[c]
+            detail = self._model_detail(cmd, instrument, model)
             applied = Applied(
-                cmd.command_id, cmd.command, instrument, tick_id, ts, self._model_detail(cmd),
+                cmd.command_id, cmd.command, instrument, tick_id, ts, detail,
                 cmd.operator, cmd.scope, cmd.reason, cmd.model_id,
             )  # fmt: skip
             out.applied.append(applied)
@@ -907,7 +920,7 @@ def _command_arrays(
     commands: Sequence[ControlCommand],
     model_commands: Sequence[ControlCommand],
     symbols: SymbolTable,
-    model_id: str,
+    models: SymbolTable,
 ) -> dict[str, np.ndarray]:
     """The commands as the kernel reads them, in arrival order."""
 
@@ -918,9 +931,7 @@ def _command_arrays(
         return NONE if cmd.effective_ts_event_ns is None else cmd.effective_ts_event_ns
 
     def which(cmd: ControlCommand) -> int:
-        if cmd.model_id is None:
-            return MODEL_ANY
-        return MODEL_OURS if cmd.model_id == model_id else MODEL_OTHER
+        return MODEL_ANY if cmd.model_id is None else models.index(cmd.model_id)
 
     return {
         "kind": np.array([_KINDS[c.command] for c in commands], np.int64),

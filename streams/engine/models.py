@@ -15,7 +15,8 @@ Each label learned is first scored against the prediction kept with it in the qu
 ``ModelStage.metrics`` reports.
 
 One model version per instrument (the configured one, a row of the learner's arrays each);
-deployments (shadow, canary, rollback stacks) stay with the per-tick stage. The label queue
+the engine hands the stage over to ``streams.engine.staged.StagedModel``, state and all, when
+a command deploys another version (shadow, canary, rollback stacks). The label queue
 of an instrument is a ring that doubles when a horizon holds more rows than it has room for,
 and so is its prequential window (when the labels that may mature at a row would not fit):
 the kernel stops before the row that needs room and resumes there.
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from tickwise.schemas.decisions import Stage
+from tickwise.schemas.decisions import ControlCommand, Signal, Stage
 from tickwise.streams.config import DecisionConfig, EvaluationConfig, LabelConfig, ModelConfig
 from tickwise.streams.engine import prequential
 from tickwise.streams.engine.batch import SymbolTable, TickBatch
@@ -60,7 +61,8 @@ NO_TIME = np.iinfo(np.int64).min
 
 @dataclass(slots=True)
 class ModelColumns:
-    """What the stage says about the rows that carry a vector, in row order."""
+    """What the stage says about the rows that carry a vector, in row order: the signal that
+    goes to risk (``routed``) and what the decide kernel reads of it."""
 
     score: np.ndarray  # P(up) for classification, the forecast in bps for regression
     n_trained: np.ndarray  # int64 labels learned before the score
@@ -70,6 +72,16 @@ class ModelColumns:
     explain_feature: np.ndarray  # int64 [vector, top_k] column of the vector
     explain_weight: np.ndarray  # [vector, top_k]
     explain_contribution: np.ndarray  # [vector, top_k]
+    routed: np.ndarray  # bool: a signal goes to risk (the model is warm; a version routes)
+    band: np.ndarray  # the routed version's threshold (P(up) - 0.5, or bps for regression)
+    fraction: np.ndarray  # the capital fraction it trades (a canary's; 1.0 otherwise)
+    slot: np.ndarray  # int64: its model id's slot in the engine's table of model ids
+    # ``StagedModel`` only (``streams.engine.staged``), per row with a vector: every signal,
+    # shadow ones included, and the one routed (None: none); the compiled kernel's signals are
+    # rendered from the columns above
+    signals: list[tuple[Signal, ...]] | None = None
+    routed_signals: list[Signal | None] | None = None
+    details: dict[tuple[str, str], str] | None = None  # (command id, instrument): what it did
 
 
 @kernel()
@@ -219,6 +231,7 @@ class BatchModel:
         self.model, self.label, self.symbols = model, label, symbols
         self.horizon = horizon_ns(label.horizon_s)
         self.regression = regression
+        self.band = model.threshold_bps if regression else model.threshold
         n_features = len(features)
         self.n_features = n_features
         self.move_tau_ns = (decision or DecisionConfig()).move_tau_s * 1e9
@@ -299,6 +312,7 @@ class BatchModel:
         out = ModelColumns(
             np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n),
             np.empty((n, top), np.int64), np.zeros((n, top)), np.zeros((n, top)),
+            np.empty(n, np.bool_), np.full(n, self.band), np.ones(n), np.zeros(n, np.int64),
         )  # fmt: skip
         X = np.ascontiguousarray(vectors, dtype=np.float64)
         sd = np.empty((len(self.symbols), self.n_features))
@@ -320,6 +334,7 @@ class BatchModel:
                 np.empty(self.n_features), np.empty(self.n_features), sd, sd_known,
             )  # fmt: skip
             if stop < 0:
+                np.greater_equal(out.n_trained, self.model.warmup_labels, out=out.routed)
                 return out
             vec += int(np.count_nonzero(emit[row:stop] & clean[row:stop]))
             row = stop
@@ -365,6 +380,22 @@ class BatchModel:
         }
         key = version_key(self.model.model_id, self.model.model_version)
         return {key: {"stage": Stage.PRODUCTION, "n_trained": int(self.n_trained[k]), **report}}
+
+
+def one_version_cannot(cmd: ControlCommand, model: ModelConfig) -> str | None:
+    """Why the compiled kernel's one version cannot carry out a model command (it deploys
+    another version, or a shadow or canary stage), or None: rolling back with nothing to roll
+    back to, promoting the version in production and naming an unknown one only say so."""
+    if cmd.command != "promote":
+        return None
+    key = version_key(cmd.model_id or "", cmd.model_version or 0)
+    if key != version_key(model.model_id, model.model_version):
+        return f"{cmd.command_id} deploys {key}" if cmd.model_spec is not None else None
+    if cmd.stage not in (None, Stage.PRODUCTION) or cmd.instruments:
+        return f"{cmd.command_id} stages {key} as {cmd.stage or 'a canary'}"
+    if cmd.capital_fraction is not None:
+        return f"{cmd.command_id} gives {key} a capital fraction"
+    return None
 
 
 def _ring(a: np.ndarray, head: np.ndarray, length: np.ndarray, k: int) -> np.ndarray:

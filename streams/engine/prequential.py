@@ -24,6 +24,8 @@ State per instrument, row ``k`` of each array:
 from __future__ import annotations
 
 import math
+from collections import deque
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -125,3 +127,52 @@ def window(regression: bool, ys: np.ndarray, predictions: np.ndarray) -> dict[st
     ys, predictions = (np.ascontiguousarray(a, np.float64) for a in (ys, predictions))
     _score_all(counts, means, ys, predictions, bool(regression), 2.0)
     return overall(regression, counts[0], means[0])
+
+
+class CarriedPrequential:
+    """``Prequential`` for one compiled version of one instrument, carried on from the model
+    kernel's sums when the engine hands the stage to ``streams.engine.staged.StagedModel``:
+    the kernel's arithmetic is river's, so the figures go on as river's would have.
+
+    Takes what ``Prequential.update`` takes: a label's target (bool or bps) and the
+    prediction kept with it (the compiled classifier's ``{False: 1 - p, True: p}``, or the
+    forecast)."""
+
+    def __init__(
+        self,
+        regression: bool,
+        window_ns: int,
+        counts: np.ndarray,
+        means: np.ndarray,
+        window: list[tuple[int, float, float]],
+    ) -> None:
+        self.regression = regression
+        self.window_ns = window_ns
+        self.counts = counts.reshape(1, N_COUNTS).astype(np.int64)
+        self.means = means.reshape(1, 4).astype(np.float64)
+        self.window = deque(window)
+
+    @property
+    def n(self) -> int:
+        return int(self.counts[0, N])
+
+    def update(self, ts_ns: int, y: Any, prediction: Any) -> None:
+        """Score one matured label, as ``Prequential.update`` does."""
+        target = float(y) if self.regression else (1.0 if y else 0.0)
+        p = float(prediction) if self.regression else float(prediction[True])
+        _score(self.counts, self.means, 0, target, p, self.regression, 2.0)
+        self.window.append((ts_ns, target, p))
+        cutoff = ts_ns - self.window_ns
+        while self.window and self.window[0][0] <= cutoff:
+            self.window.popleft()
+
+    def report(self) -> dict[str, Any]:
+        """What ``Prequential.report`` gives."""
+        ys = np.array([y for _, y, _ in self.window], np.float64)
+        predictions = np.array([p for _, _, p in self.window], np.float64)
+        return {
+            "n": self.n,
+            "overall": overall(self.regression, self.counts[0], self.means[0]),
+            "window_n": len(self.window),
+            "window": window(self.regression, ys, predictions),
+        }

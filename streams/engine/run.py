@@ -4,9 +4,10 @@ across.
 ``Engine.run`` takes one partition's batch (a block of a file in replay, what one consume call
 returned live) and gives back what the per-tick pipeline would publish for it: quarantine
 records, signals, decisions, orders, fills, audit entries, the monitor's alerts and the
-commands its policies issued (``replay.engine`` chains it behind the file reader). A config the
-engine cannot serve yet raises ``NotImplementedError`` when the engine is built (see
-docs/ENGINE.md for what is still per tick).
+commands its policies issued (``replay.engine`` chains it behind the file reader). The model
+stage is the compiled kernel (``models.BatchModel``) until the config or a command asks for
+what only river's stage runs (the zoo, several versions, shadow, canary): then
+``staged.StagedModel``, which takes the kernel's state over.
 
 The monitor runs as a pass of its own after the decide kernel, over the same rows: nothing the
 decide kernel computes depends on it, except through a policy's command (demote, halt, kill),
@@ -20,20 +21,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tickwise.schemas.decisions import Alert, ControlCommand, FeatureVector, Signal
 from tickwise.schemas.quarantine import QuarantineRecord
-from tickwise.streams.config import TickwiseConfig, parse_every
+from tickwise.streams.config import ModelConfig, TickwiseConfig, parse_every
 from tickwise.streams.engine import risk as rk
 from tickwise.streams.engine.batch import SymbolTable, TickBatch, clean_tick_bytes
 from tickwise.streams.engine.decide import E_STAGE, BatchDecide, DecideColumns, Rendered
 from tickwise.streams.engine.features import BatchFeatures
-from tickwise.streams.engine.models import BatchModel, ModelColumns
+from tickwise.streams.engine.models import BatchModel, ModelColumns, one_version_cannot
 from tickwise.streams.engine.monitor import BatchMonitor, MonitorEvents
 from tickwise.streams.engine.validate import BatchValidator
-from tickwise.streams.operators.models.shared import applied_alert
+from tickwise.streams.operators.models.shared import applied_alert, version_key
+from tickwise.streams.operators.sampling import SignalSampler
+
+if TYPE_CHECKING:  # river's stage: imported when a deployment or the zoo needs it
+    from tickwise.streams.engine.staged import StagedModel
+
+MODEL_COMMANDS = ("promote", "rollback")
 
 
 @dataclass(slots=True)
@@ -80,23 +88,53 @@ class Engine:
         self.symbols = symbols if symbols is not None else SymbolTable()
         self.validator = BatchValidator(config.validation, self.symbols)
         self.features = BatchFeatures(config.features, self.symbols)
-        self.model = BatchModel(
-            config.model,
-            config.label,
-            config.features.feature_set,
-            self.symbols,
-            config.decision,
-            config.evaluation,
-        )
-        self.decide = BatchDecide(config, self.symbols)
-        self.decide.on_control(commands)
-        self.models = SymbolTable([config.model.model_id])  # the monitor's model slots
+        # model ids, as slots of the decide kernel's control view and of the monitor
+        self.models = SymbolTable([config.model.model_id])
+        self.model: BatchModel | StagedModel
+        try:
+            self.model = BatchModel(
+                config.model,
+                config.label,
+                config.features.feature_set,
+                self.symbols,
+                config.decision,
+                config.evaluation,
+            )
+        except NotImplementedError:  # river's zoo
+            from tickwise.streams.engine.staged import StagedModel
+
+            self.model = StagedModel(config, self.symbols, self.models)
+        self.decide = BatchDecide(config, self.symbols, self.models)
+        self.order_slots: dict[int, int] = {}  # pending order number: its model's slot
         self.monitor = BatchMonitor(config.monitor, config.label, self.symbols, self.models)
+        self.on_control(commands)
         every = config.signals.every
         period_s = parse_every(every)
         self.sample_ns = None if period_s is None else round(period_s * 1e9)
         self.every_signal = every == "decision"
         self.sampled = np.zeros(0, np.int64)  # per instrument: period of its last sampled signal
+        self.sampler: SignalSampler | None = None  # what samples them under ``StagedModel``
+
+    def on_control(self, commands: Iterable[ControlCommand]) -> None:
+        """Take operator commands (between batches), as ``Pipeline.on_control`` does. One
+        that deploys what the compiled kernel cannot run (another version, a shadow or a
+        canary) hands the model stage over to ``StagedModel``, state and all."""
+        fresh = [c for c in commands if c.command_id not in self.decide.seen]
+        for command in fresh:
+            _check_spec(command, self.config.label.task)
+        if isinstance(self.model, BatchModel) and any(
+            c.command in MODEL_COMMANDS and one_version_cannot(c, self.config.model) for c in fresh
+        ):
+            from tickwise.streams.engine.staged import StagedModel
+
+            self.model = StagedModel.from_kernel(
+                self.model, self.config, self.models, self.decide.model_commands,
+                self.decide.mc_next,
+            )  # fmt: skip
+        if not isinstance(self.model, BatchModel):
+            for command in fresh:
+                self.model.submit(command)
+        self.decide.on_control(fresh)
 
     def run(self, batch: TickBatch) -> BatchOutput:
         """One batch through every stage; the outputs index ``BatchOutput.batch``, the batch
@@ -107,7 +145,7 @@ class Engine:
         clean = verdict == 0
         if self.on_first_tick is not None and clean.any():
             first, self.on_first_tick = self.on_first_tick, None
-            self.decide.on_control(first(int(batch.ts[int(np.argmax(clean))])))
+            self.on_control(first(int(batch.ts[int(np.argmax(clean))])))
         emit, vectors = self.features.run(batch, clean)
         scored = self.model.run(batch, clean, emit, vectors)
         records = self.validator.records(batch, verdict, aux)
@@ -119,23 +157,30 @@ class Engine:
         while True:
             snapshot = self.decide.snapshot()
             cols = self.decide.run(batch, clean, emit, scored, start)
-            mon = self.monitor.run_until_policy(_events(batch, inst, clean, cols), start, seen)
+            events = _events(batch, inst, clean, cols, scored, self._fill_slots(cols, scored))
+            mon = self.monitor.run_until_policy(events, start, seen)
+            stop = len(batch)
             if mon.stopped_at is not None:  # decide again, up to where the command applies
+                stop = mon.stopped_at[0]
                 self.decide.restore(snapshot)
-                cols = self.decide.run(batch, clean, emit, scored, start, mon.stopped_at[0])
+                cols = self.decide.run(batch, clean, emit, scored, start, stop)
             part = self.decide.render(batch, cols, vectors, scored)
+            self._forget_filled()
             out.decided.decisions += part.decisions
             out.decided.orders += part.orders
             out.decided.fills += part.fills
             out.decided.audit += part.audit
             out.decided.applied += part.applied
-            self._publish(batch, cols, scored, vectors, out)
+            if scored.signals is None:
+                self._publish(batch, cols, scored, vectors, out)
+            else:
+                self._publish_staged(batch, clean, emit, cols, scored, vectors, (start, stop), out)
             out.alerts += _alerts_in_row_order(mon.a_int, mon.alerts, cols, part)
             out.parts.append(cols)
             if mon.stopped_at is None:
                 return out
             fresh = [c for c in mon.commands if c.command_id not in self.decide.seen]
-            self.decide.on_control(fresh)
+            self.on_control(fresh)
             out.commands += fresh
             start, seen = mon.stopped_at
 
@@ -169,6 +214,22 @@ class Engine:
         out = BatchOutput({}, Rendered()) if flushed is None else self._chain(*flushed)
         out.decided.audit += self.decide.finish()
         return out
+
+    def _fill_slots(self, cols: DecideColumns, model: ModelColumns) -> np.ndarray:
+        """The model slot of each fill's order (the version routed when it was decided)."""
+        if model.signals is None and not self.order_slots:  # one version: slot 0 throughout
+            return np.zeros(cols.fills.row.size, np.int64)
+        placed = cols.order >= 0
+        numbers, slots = cols.order[placed].tolist(), model.slot[cols.vec[placed]].tolist()
+        self.order_slots.update(zip(numbers, slots, strict=True))
+        get = self.order_slots.get
+        return np.array([get(n, 0) for n in cols.fills.order_id.tolist()], np.int64)
+
+    def _forget_filled(self) -> None:
+        """Drop the slots of orders no longer pending (filled, as rendered)."""
+        if self.order_slots:
+            pending = self.decide.pending_orders
+            self.order_slots = {n: s for n, s in self.order_slots.items() if n in pending}
 
     def monitor_stats(self, instrument: str) -> dict[str, object]:
         """``Monitor.stats`` for the report."""
@@ -226,17 +287,87 @@ class Engine:
                 price = float(batch.price[i])
                 out.features.append(decide._features(vector, name, tick_id, ts, price))
 
+    def _publish_staged(
+        self,
+        batch: TickBatch,
+        clean: np.ndarray,
+        emit: np.ndarray,
+        cols: DecideColumns,
+        model: ModelColumns,
+        vectors: np.ndarray,
+        bounds: tuple[int, int],
+        out: BatchOutput,
+    ) -> None:
+        """The signals ``SignalSampler`` publishes under ``StagedModel``, at every row with a
+        vector in ``bounds`` (a shadow's are published while no version routes), each
+        row's chosen as ``Pipeline`` chooses them; live, with the row's feature vector."""
+        assert model.signals is not None
+        if self.sampler is None:
+            self.sampler = self._carried_sampler()
+        select, names = self.sampler.select, self.symbols.names
+        intents = set(cols.row[cols.out[:, rk.O_DELTA] != 0.0].tolist())
+        rows = np.flatnonzero(emit & clean)
+        for j in _rows_between(rows, bounds):
+            i, signals = int(rows[j]), model.signals[j]
+            name = names[int(batch.instrument[i])]
+            chosen = select(name, signals, i in intents)
+            published = signals if chosen is None else chosen
+            out.signals += published
+            if self.live and not self.every_signal and published:
+                tick_id = batch.tick_ids[i]
+                assert tick_id is not None
+                ts, price = int(batch.ts[i]), float(batch.price[i])
+                out.features.append(self.decide._features(vectors[j], name, tick_id, ts, price))
+
+    def _carried_sampler(self) -> SignalSampler:
+        """A sampler going on from the one-version sampling (``sampled``) so far."""
+        sampler = SignalSampler(self.config.signals)
+        key = version_key(self.config.model.model_id, self.config.model.model_version)
+        none = np.iinfo(np.int64).min
+        for name, period in zip(self.symbols.names, self.sampled.tolist(), strict=False):
+            if period != none:
+                sampler.resume(name, key, period)
+        return sampler
+
+
+def _check_spec(command: ControlCommand, task: str) -> None:
+    """``ValueError`` for a command deploying a model spec that is not a model of the task,
+    or names another version than the command: refused before anything applies it."""
+    if command.command not in MODEL_COMMANDS or command.model_spec is None:
+        return
+    from tickwise.streams.operators.models.zoo import build_estimator
+
+    spec = ModelConfig.model_validate(command.model_spec)
+    build_estimator(spec, task)  # type: ignore[arg-type]  # ValueError: kind and task disagree
+    named = version_key(command.model_id or "", command.model_version or 0)
+    if named != version_key(spec.model_id, spec.model_version):
+        raise ValueError(
+            f"{command.command_id} names {named} but its model_spec is "
+            f"{version_key(spec.model_id, spec.model_version)}"
+        )
+
+
+def _rows_between(rows: np.ndarray, bounds: tuple[int, int]) -> range:
+    """The positions in ``rows`` (ascending) of the rows in ``[start, stop)``."""
+    start, stop = np.searchsorted(rows, bounds).tolist()
+    return range(start, stop)
+
 
 def _events(
-    batch: TickBatch, inst: np.ndarray, clean: np.ndarray, cols: DecideColumns
+    batch: TickBatch,
+    inst: np.ndarray,
+    clean: np.ndarray,
+    cols: DecideColumns,
+    model: ModelColumns,
+    fill_slots: np.ndarray,
 ) -> MonitorEvents:
-    """What the monitor sees of the rows ``cols`` decided: verdicts, fills, decisions."""
+    """What the monitor sees of the rows ``cols`` decided: verdicts, fills, decisions, each
+    decision and fill with its model's slot."""
     f = cols.fills
-    n_f, n_d = f.row.size, cols.row.size
     return MonitorEvents(
         inst, clean, batch.ts, batch.price,
-        f.row, np.zeros(n_f, np.int64), f.realized_pnl_after, f.fee,
-        cols.row, np.zeros(n_d, np.int64), cols.score, cols.side.astype(np.int64),
+        f.row, fill_slots, f.realized_pnl_after, f.fee,
+        cols.row, model.slot[cols.vec], cols.score, cols.side.astype(np.int64),
         batch.price[cols.row], cols.net_pnl, cols.account_ts,
     )  # fmt: skip
 

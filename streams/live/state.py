@@ -10,7 +10,6 @@ host with its state.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -35,8 +34,6 @@ from tickwise.streams.engine.validate import BatchValidator
 from tickwise.streams.operators.control import control_key
 from tickwise.streams.operators.validation import QualityMonitor
 from tickwise.streams.pipeline import Output, Pipeline
-
-log = logging.getLogger(__name__)
 
 # Config sections a running state does not depend on: a worker restarted with only these
 # changed carries its state on as it is.
@@ -80,7 +77,7 @@ class EngineState:
 
     def __init__(self, config: TickwiseConfig) -> None:
         self.config = config
-        self.engine = Engine(config, live=True)  # NotImplementedError: a config it cannot serve
+        self.engine = Engine(config, live=True)
 
     @property
     def monitor(self) -> EngineAccuracy:
@@ -118,16 +115,16 @@ class EngineState:
         return out
 
     def on_control(self, command: ControlCommand) -> bool:
-        """Take an operator command; False if it was taken before. ``CommandRefused`` for one
-        the engine cannot carry out (deploying a second model version, shadow or canary)."""
-        decide = self.engine.decide
-        if command.command_id in decide.seen:
+        """Take an operator command; False if it was taken before. One deploying another
+        model version, a shadow or a canary hands the engine's model stage over to
+        ``StagedModel`` (``Engine.on_control``). ``CommandRefused`` for one that cannot be
+        carried out (a model spec that is not a valid model of the task)."""
+        if command.command_id in self.engine.decide.seen:
             return False
         try:
-            decide.on_control([command])
-        except NotImplementedError as exc:
-            per_tick = "a worker with [live] engine = 'per-tick' runs it"
-            raise CommandRefused(f"{exc}; {per_tick}") from exc
+            self.engine.on_control([command])
+        except ValueError as exc:
+            raise CommandRefused(str(exc)) from exc
         return True
 
     def reconfigured(self, config: TickwiseConfig) -> EngineState:
@@ -177,6 +174,7 @@ class EngineState:
 
 
 PartitionState = EngineState | Pipeline
+MODEL_STAGES = {"BatchModel", "StagedModel"}
 
 
 def same_layout(old: object, new: object) -> bool:
@@ -195,7 +193,9 @@ def same_layout(old: object, new: object) -> bool:
         if a is None or b is None:
             return True
         if type(a) is not type(b):
-            return False
+            # the engine's model stage in either of its forms: the compiled kernel, or
+            # river's stage it hands over to (pickled as the per-tick worker pickles it)
+            return {type(a).__name__, type(b).__name__} == MODEL_STAGES
         if isinstance(a, np.ndarray):
             return a.dtype == b.dtype and a.ndim == b.ndim  # type: ignore[attr-defined]
         if not type(a).__module__.startswith("tickwise.") or (id(a), id(b)) in seen:
@@ -220,13 +220,6 @@ def _attributes(obj: object) -> set[str]:
 
 def new_state(config: TickwiseConfig) -> PartitionState:
     """A fresh state for one partition under ``config``, as ``[live] engine`` chooses."""
-    choice = config.live.engine
-    if choice == "per-tick":
+    if config.live.engine == "per-tick":
         return Pipeline(config)
-    try:
-        return EngineState(config)
-    except NotImplementedError as exc:
-        if choice == "columnar":
-            raise
-        log.info("deciding per tick: %s", exc)
-        return Pipeline(config)
+    return EngineState(config)

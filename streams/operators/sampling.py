@@ -51,3 +51,8 @@ class SignalSampler(InstrumentStateMixin):
                 last[key] = period
                 out.append(signal)
         return tuple(out)
+
+    def resume(self, instrument: str, model_key: str, period: int) -> None:
+        """Go on from another sampler's state: ``model_key`` (``<id>:v<version>``) last
+        published on ``instrument`` in event-time period ``period``."""
+        self._state.setdefault(instrument, {})[model_key] = period

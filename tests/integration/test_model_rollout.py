@@ -3,8 +3,10 @@
 A real ``tickwise worker`` process decides a synthetic stream in three batches. Between
 batches the registry issues stage changes that travel on ``control``; decisions of each batch
 must come from the version the registry put in production, and after ``rollback`` the next
-decisions come from the previous version again. A worker on the columnar engine, which runs
-one version, refuses such a rollout loudly and goes on deciding with the version it has.
+decisions come from the previous version again. The worker runs the columnar engine, which
+hands its model stage over to river's staged one when the shadow arrives, state and all. A
+command whose model spec is no model of the task is refused loudly, and the worker goes on
+deciding with the version it has.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tickwise.schemas.decisions import Alert, Decision, Signal
+from tickwise.schemas.decisions import Alert, ControlCommand, Decision, Signal
 from tickwise.schemas.topics import Topics
 from tickwise.streams.config import ModelConfig
 from tickwise.streams.live.admin import create_topics
@@ -34,12 +36,12 @@ warmup_labels = 10
 [label]
 horizon_s = 0.3
 """
-# the columnar engine runs one version: rolling out another needs the per-tick pipeline
+# the columnar engine, never the per-tick pipeline
 CONFIG = (
     ENGINE_CONFIG
     + """
 [live]
-engine = "per-tick"
+engine = "columnar"
 """
 )
 SETTLE_S = 4.0  # the worker polls control every 0.5 s; leave room for a busy machine
@@ -127,13 +129,12 @@ def test_promote_and_rollback_switch_live_decisions(
     ]
 
 
-def test_a_columnar_worker_refuses_a_rollout_loudly(
+def test_a_worker_refuses_a_bad_model_spec_loudly(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     topics = Topics(topic_prefix)
     create_topics(kafka_bootstrap, topic_prefix, partitions=1)
-    (tmp_path / "t.toml").write_text(ENGINE_CONFIG)
-    registry, tree = baseline_and_tree(tmp_path)
+    (tmp_path / "t.toml").write_text(CONFIG)
     worker = spawn_worker(
         kafka_bootstrap,
         topic_prefix,
@@ -142,7 +143,11 @@ def test_a_columnar_worker_refuses_a_rollout_loudly(
         log_path=str(tmp_path / "worker.log"),
     )
     try:
-        shadow = registry.promote(tree.key, "shadow", "quant", "watch it", 2)
+        shadow = ControlCommand(
+            command_id="bad-spec", command="promote", scope="global", reason="typo",
+            operator="quant", ts_event_ns=1, model_id="tree", model_version=2, stage="shadow",
+            model_spec={"model_id": "tree", "model_version": 2, "kind": "linear"},
+        )  # fmt: skip
         send_control(kafka_bootstrap, topics.control, shadow)
         time.sleep(SETTLE_S)
         publish(list(synthetic(seed=8, count=1500)), kafka_bootstrap, topics.raw)
@@ -154,6 +159,7 @@ def test_a_columnar_worker_refuses_a_rollout_loudly(
         stop_process(worker)
     refused = [a for a in alerts if a.code == "COMMAND_REFUSED"]
     assert len(refused) == 1 and shadow.command_id in refused[0].detail
-    assert "per-tick" in refused[0].detail and refused[0].severity == "CRITICAL"
+    assert "does not do classification" in refused[0].detail
+    assert refused[0].severity == "CRITICAL"
     assert decisions and {d.model_id for d in decisions} == {"logreg"}
     assert "not applied" in (tmp_path / "worker.log").read_text()

@@ -85,13 +85,13 @@ def test_zoo_config_puts_the_model_and_task_under_each_cadence(tmp_path: Path) -
 
 def test_zoo_table_and_json_are_what_the_runs_report() -> None:
     planned = {"kind": "pa", "task": "regression", "cadence": "1 s", "limit": 400}
-    report = {"model": "pa", "task": "regression", "engine": "per-tick", "ticks": 400}
+    report = {"model": "pa", "task": "regression", "model_stage": "river", "ticks": 400}
     report |= {"ticks_per_s": 900, "ticks_per_cpu_s": 1_000, "decisions": 3, "decided_ticks": 40}
     row = replay.zoo_row(planned, report, 123.456)
     assert row == {"kind": "pa", "cadence": "1 s", **report, "peak_rss_mb": 123.5}
     with pytest.raises(RuntimeError, match="asked for"):
         replay.zoo_row({**planned, "kind": "arf"}, report, 1.0)
-    other = {**row, "kind": "linear", "engine": "columnar", "ticks_per_cpu_s": 8_000}
+    other = {**row, "kind": "linear", "model_stage": "compiled", "ticks_per_cpu_s": 8_000}
     peers = [
         {"side": "backtrader", "ticks_per_cpu_s": 4_000},
         {"side": "nautilus", "ticks_per_cpu_s": 500},
@@ -99,28 +99,26 @@ def test_zoo_table_and_json_are_what_the_runs_report() -> None:
     results = replay.zoo_results([row, other], peers, {"x": "why"})
     assert [r["over_backtrader_cpu"] for r in results["zoo"]] == [0.25, 2.0]
     assert [r["over_nautilus_cpu"] for r in results["zoo"]] == [2.0, 16.0]
-    assert results["columnar"] == ["linear/regression"]
+    assert results["compiled"] == ["linear/regression"]
     assert results["peers"] == peers and results["skipped"] == {"x": "why"}
     assert "over_backtrader_cpu" not in row  # the reported rows are left as reported
     table = common.table(results["zoo"], replay.ZOO_COLUMNS).splitlines()
-    assert table[2].split()[:6] == ["pa", "regression", "1", "s", "per-tick", "400"]
-    assert table[3].split()[:5] == ["linear", "regression", "1", "s", "columnar"]
+    assert table[2].split()[:6] == ["pa", "regression", "1", "s", "river", "400"]
+    assert table[3].split()[:5] == ["linear", "regression", "1", "s", "compiled"]
 
 
 @pytest.mark.skipif(not ES_TRADES.exists(), reason=f"real ES trades absent at {ES_TRADES}")
-def test_zoo_run_names_the_runner_the_command_took(tmp_path: Path) -> None:
-    """The engine column is what ``tickwise backtest --engine auto`` did: the compiled learner
-    on the columnar engine, a river kind on the per-tick pipeline with the reason it gave."""
+def test_zoo_run_names_the_model_stage(tmp_path: Path) -> None:
+    """Every kind runs through ``tickwise backtest``: the compiled learner on the kernel, a
+    river kind on river's stage, each run on the ticks asked for."""
     rows = {}
     for kind, task in (("linear", "regression"), ("pa", "classification")):
         config = replay.zoo_config(kind, task, "every tick", tmp_path)
         rows[kind] = replay.zoo_child(ES_TRADES, 600, str(config))
-    assert rows["linear"]["engine"] == "columnar" and rows["linear"]["per_tick_because"] is None
-    assert rows["pa"]["engine"] == "per-tick" and "pa" in rows["pa"]["per_tick_because"]
+    assert rows["linear"]["model_stage"] == "compiled" and rows["pa"]["model_stage"] == "river"
     for kind, task in (("linear", "regression"), ("pa", "classification")):
         assert (rows[kind]["model"], rows[kind]["task"], rows[kind]["ticks"]) == (kind, task, 600)
         assert 0 < rows[kind]["decided_ticks"] <= 600
-    assert replay.engine_used("other noise\n") == ("columnar", None)
 
 
 def test_memory_benchmark_samples_and_reports_peak(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from tickwise.streams.config import (
     DecisionConfig,
     FeatureConfig,
     LiveConfig,
+    ModelConfig,
     MonitorConfig,
     RiskConfig,
     TickwiseConfig,
@@ -65,7 +66,15 @@ def command(cid: str, what: str, scope: str = "global", **extra: object) -> Cont
 
 
 # operator commands, by the raw offset before which they are taken
-COMMANDS = {2_000: command("k-on", "kill_switch_on"), 2_600: command("k-off", "kill_switch_off")}
+COMMANDS = {
+    2_000: command("k-on", "kill_switch_on"),
+    # a second version in shadow: the engine's model stage is handed over mid-stream
+    2_300: command(
+        "v2-shadow", "promote", model_id="logreg", model_version=2, stage=Stage.SHADOW,
+        model_spec=ModelConfig(model_version=2, learning_rate=0.05).model_dump(),
+    ),
+    2_600: command("k-off", "kill_switch_off"),
+}  # fmt: skip
 
 
 def raws(seed: int = 3) -> list[bytes]:
@@ -190,8 +199,12 @@ def test_commands_taken_once_and_refused_loudly() -> None:
     canary = command(
         "c1", "promote", model_id="logreg", model_version=1, stage=Stage.CANARY, instruments=["ES"]
     )
-    with pytest.raises(CommandRefused, match="per-tick"):
-        state.on_control(canary)
+    assert state.on_control(canary)  # the engine hands its model stage over, and goes on
+    staged = pickle.loads(pickle.dumps(state))
+    assert same_layout(staged, new_state(CONFIG))  # a worker restarting takes it over
+    bad = command("c2", "promote", model_id="m", model_version=1, model_spec={"kind": "linear"})
+    with pytest.raises(CommandRefused, match="does not do classification"):
+        state.on_control(bad)
 
 
 def test_a_restart_under_a_changed_config() -> None:
@@ -235,12 +248,11 @@ def test_the_engine_setting_picks_the_state() -> None:
     zoo = load_config(model={"kind": "hoeffding_tree"})
     assert isinstance(new_state(CONFIG), EngineState)  # ret_<H>s_bps features included
     assert isinstance(new_state(REORDER), EngineState)  # the engine reorders, live too
-    assert isinstance(new_state(zoo), Pipeline)  # auto: the engine has no river zoo
+    assert isinstance(new_state(zoo), EngineState)  # river's zoo: the engine's staged model
     per_tick = CONFIG.model_copy(update={"live": LiveConfig(engine="per-tick")})
     assert isinstance(new_state(per_tick), Pipeline)
     forced = zoo.model_copy(update={"live": LiveConfig(engine="columnar")})
-    with pytest.raises(NotImplementedError):
-        new_state(forced)
+    assert isinstance(new_state(forced), EngineState)
 
 
 @settings(max_examples=150, deadline=None)

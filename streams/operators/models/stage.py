@@ -340,6 +340,33 @@ class ModelStage(InstrumentStateMixin):
         st = self._state.get(instrument)
         return st.move.bps if st is not None and st.move is not None else math.nan
 
+    def deployment(self, instrument: str, key: str) -> Deployed:
+        """Version ``key`` as deployed on ``instrument`` (its config, stage, capital)."""
+        return self._state[instrument].slots[key].deployed
+
+    def take_over(
+        self,
+        instrument: str,
+        labels: LabelQueue,
+        estimator: base.Estimator,
+        prequential: Any,
+        counts: tuple[int, int],
+        means: dict[str, tuple[int, float]],
+        move: MoveEstimate | None,
+        applied: list[str],
+    ) -> None:
+        """Go on from another stage's state of ``instrument`` (the columnar engine's kernel,
+        which runs the configured version alone, in production): its queued labels, learner,
+        prequential figures (``update``/``report`` as ``Prequential``), labels learned and in
+        the dead zone (``counts``), feature means, typical move and the ids of the commands
+        it applied."""
+        st = self._state[instrument] = _Instrument(labels)
+        n_trained, n_dead_zone = counts
+        st.slots[self.initial.key] = _Slot(
+            self.initial, estimator, prequential, is_classifier(estimator), n_trained, n_dead_zone
+        )
+        st.means, st.move, st.applied = means, move, list(applied)
+
     # --- reports -------------------------------------------------------------------------
 
     def metrics(self, instrument: str) -> dict[str, dict[str, Any]]:

@@ -15,9 +15,11 @@ from stubs import ES_TRADES
 from tickwise.replay.backtest import FILES, run_backtest
 from tickwise.replay.engine import record_batches, run_engine_backtest
 from tickwise.replay.report import ReportSettings
+from tickwise.schemas.decisions import ControlCommand
 from tickwise.streams.config import (
     DecisionConfig,
     EvaluationConfig,
+    ModelConfig,
     MonitorConfig,
     SignalsConfig,
     TickwiseConfig,
@@ -132,3 +134,36 @@ def test_real_es_file_backtest_writes_the_same_files(tmp_path: Path) -> None:
             warmup_ns=60 * 10**9,
         )
         compare(got, want)
+
+
+def test_a_backtest_with_a_rollout_writes_the_same_files(tmp_path: Path) -> None:
+    """Commands replayed from a file (``--controls``): a river tree in shadow from the start,
+    then a second logistic version as a canary on one instrument; the report carries every
+    version's prequential figures."""
+    tree = ModelConfig(model_id="tree", model_version=2, kind="hoeffding_tree", warmup_labels=10)
+    v3 = ModelConfig(model_version=3, learning_rate=0.05, warmup_labels=10)
+    records = list(synthetic(6, 6_000, instruments=["ES", "NQ"], bad_rate=0.02))
+
+    def promote(cid: str, m: ModelConfig, stage: str, row: int, **extra: object) -> ControlCommand:
+        return ControlCommand(
+            command_id=cid, command="promote", scope="global", reason="rollout", operator="q",
+            ts_event_ns=1, model_id=m.model_id, model_version=m.model_version, stage=stage,
+            model_spec=m.model_dump(), effective_ts_event_ns=records[row].ts_event_ns, **extra,
+        )  # fmt: skip
+
+    controls = [
+        promote("shadow", tree, "shadow", 0),
+        promote("canary", v3, "canary", 3_000, instruments=["NQ"], capital_fraction=0.5),
+    ]
+    want = run_backtest(records, TRADING, tmp_path / "tick", controls, settings=SETTINGS)
+    got = run_engine_backtest(
+        lambda symbols: record_batches(iter(records), symbols, 16_384, size=1_000),
+        TRADING,
+        tmp_path / "engine",
+        controls,
+        settings=SETTINGS,
+    )
+    compare(tmp_path / "engine", tmp_path / "tick")
+    assert got.decisions == want.decisions > 0
+    signals = (tmp_path / "engine" / "signals.jsonl").read_bytes()
+    assert b'"stage":"shadow"' in signals and b'"stage":"canary"' in signals

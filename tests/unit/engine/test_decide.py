@@ -30,7 +30,6 @@ from tickwise.streams.config import (
 )
 from tickwise.streams.engine import run
 from tickwise.streams.engine.batch import SymbolTable, decode
-from tickwise.streams.engine.decide import BatchDecide
 from tickwise.streams.pipeline import Pipeline
 from tickwise.streams.sources import ColumnMap, read_csv, synthetic
 
@@ -253,13 +252,3 @@ def test_any_split_gives_the_same_outputs_and_state(cuts: list[int]) -> None:
     assert_same(split.out, WHOLE.out)
     for a, b in zip(split.decide.state_arrays(), WHOLE.decide.state_arrays(), strict=True):
         assert a.tobytes() == b.tobytes()
-
-
-def test_the_engine_refuses_deployments_it_does_not_run() -> None:
-    decide = BatchDecide(BASE, SymbolTable())
-    with pytest.raises(NotImplementedError, match="canary"):
-        decide.on_control([command(1, "promote", 0, model_id="logreg", model_version=1,
-                                   stage="canary")])  # fmt: skip
-    with pytest.raises(NotImplementedError, match="one model version"):
-        decide.on_control([command(2, "promote", 0, model_id="logreg", model_version=2,
-                                   model_spec={"kind": "logistic"})])  # fmt: skip
