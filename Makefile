@@ -80,6 +80,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.scaleout --ticks 20000 $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.stages --ticks 10000 $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.watch --ticks 20000 $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.deployments --limit 5000 --repeat 1
 
 bench-replay: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.replay $(BENCH_ARGS)

@@ -21,7 +21,15 @@ ES_TRADES = REPO / ".." / "shared" / "data" / "es_trades_2013-09-01T17_to_09-03T
 if str(REPO) not in sys.path:  # the benchmarks are run from the repo root as modules
     sys.path.insert(0, str(REPO))
 
-from benchmarks import common, live, profile_backtest, replay, scaleout, watch  # noqa: E402
+from benchmarks import (  # noqa: E402
+    common,
+    deployments,
+    live,
+    profile_backtest,
+    replay,
+    scaleout,
+    watch,
+)
 
 
 def _run(*args: str) -> str:
@@ -44,6 +52,18 @@ def test_replay_without_peers_says_so_and_writes_json(tmp_path: Path) -> None:
     assert row["peak_rss_mb"] > 0 and row["ticks_per_s"] > 0
     assert not any(k.startswith("ratio") for k in result["results"])
     assert result["meta"]["nproc"] >= 1 and "--limit 400" in result["meta"]["command"]
+
+
+@pytest.mark.skipif(not ES_TRADES.exists(), reason=f"real ES trades absent at {ES_TRADES}")
+def test_deployments_measures_each_model_stage_at_both_cadences(tmp_path: Path) -> None:
+    out = tmp_path / "deployments.json"
+    printed = _run("benchmarks.deployments", "--limit", "1500", "--repeat", "1", "--out", str(out))
+    rows = json.loads(out.read_text())["results"]["rows"]
+    assert [(r["model stage"], r["cadence"]) for r in rows] == [
+        (stage, cadence) for cadence in ("every tick", "1 s") for stage in deployments.ROWS
+    ]
+    assert all(r["ticks"] == 1_500 and r["ticks_per_cpu_s"] > 0 for r in rows)
+    assert "compiled version in shadow" in printed
 
 
 def test_zoo_plan_runs_every_model_at_both_cadences_and_caps_only_the_slow() -> None:
