@@ -83,7 +83,7 @@ def seal(unsigned: E) -> tuple[E, bytes]:
     body = unsigned_json[: -len(_UNSIGNED_TAIL)] + b"}"
     digest = hashlib.sha256(body).hexdigest()
     wire = b'%s,"hash":"%s"}' % (body[:-1], digest.encode())
-    return unsigned.model_copy(update={"hash": digest}), wire
+    return unsigned.replaced(hash=digest), wire
 
 
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
