@@ -7,7 +7,11 @@ can branch on it when a contract evolves.
 
 from __future__ import annotations
 
+from typing import Any, Self
+
 from pydantic import BaseModel, ConfigDict
+
+_set = object.__setattr__
 
 
 class Contract(BaseModel):
@@ -28,3 +32,18 @@ class Contract(BaseModel):
         encode again, a third of the cost of a small message (the bytes are the same).
         """
         return self.__pydantic_serializer__.to_json(self)
+
+    def replaced(self, **changes: Any) -> Self:
+        """A copy with ``changes``, which must already be what validation makes of them
+        (``model_copy(update=...)`` semantics: nothing is validated).
+
+        Why: sealing an audit entry copies it to set its hash, and ``model_copy``'s generic
+        copying (private and extra attributes, the fields-set) was half of what sealing a hold
+        summary cost. A frozen contract's field values are shared, as ``model_copy`` shares them.
+        """
+        copy = object.__new__(type(self))
+        _set(copy, "__dict__", {**self.__dict__, **changes})
+        _set(copy, "__pydantic_fields_set__", self.__pydantic_fields_set__ | changes.keys())
+        _set(copy, "__pydantic_extra__", None)  # extra="forbid": there are none
+        _set(copy, "__pydantic_private__", None)  # nor private attributes
+        return copy

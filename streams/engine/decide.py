@@ -29,7 +29,6 @@ monitor raises no alert (its policies would change controls the kernel does not 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -39,7 +38,6 @@ from tickwise.schemas.decisions import (
     Action,
     AppliedControl,
     AuditRecord,
-    Contribution,
     ControlCommand,
     Decision,
     FeatureVector,
@@ -323,7 +321,7 @@ class HoldStretches:
     stretch: np.ndarray
     first_of: np.ndarray
     last: np.ndarray
-    reasons: list[Counter[str]] = field(default_factory=list)
+    reasons: list[dict[str, int]] = field(default_factory=list)
 
 
 def hold_stretches(
@@ -745,7 +743,8 @@ class BatchDecide:
             period = batch.ts[rows] // self.audit.period_ns
             stretches = hold_stretches(batch.instrument[rows], period, cols.held, cols.plain)
         stretch, plain = stretches.stretch, cols.plain
-        reasons: list[Counter[str]] = [Counter() for _ in range(stretches.last.size)]
+        # dicts, not Counters: a Counter is built by a Python call, and there is one a stretch
+        reasons: list[dict[str, int]] = [{} for _ in range(stretches.last.size)]
         out, held = cols.out, cols.held
         code = (
             out[:, rk.O_REASON].astype(np.int64) * 8
@@ -755,13 +754,26 @@ class BatchDecide:
         )
         finite = plain & (code & 3 == 3)
         at = np.flatnonzero(finite)
-        keys, first, counts = np.unique(
-            stretch[at] * _N_CODES + code[at], return_index=True, return_counts=True
-        )
-        for key, d, n in zip(keys.tolist(), at[first].tolist(), counts.tolist(), strict=True):
-            reasons[key // _N_CODES][self._reason_key(out[d], float(held[d]))] += n
+        # HOLDs by stretch and code; a finite row's text is its code's (its numbers read '#'),
+        # so one row of each code (``some``) gives the text of all
+        keys = stretch[at] * _N_CODES + code[at]
+        counts = np.bincount(keys)
+        present = np.flatnonzero(counts)
+        some = np.empty(_N_CODES, np.int64)
+        some[code[at]] = at
+        texts: dict[int, str] = {}
+        for key, n in zip(present.tolist(), counts[present].tolist(), strict=True):
+            c = key % _N_CODES
+            text = texts.get(c)
+            if text is None:
+                d = int(some[c])
+                text = texts[c] = self._reason_key(out[d], float(held[d]))
+            into = reasons[key // _N_CODES]
+            into[text] = into.get(text, 0) + n
         for d in np.flatnonzero(plain & ~finite).tolist():  # texts that keep their numbers
-            reasons[stretch[d]][self._reason_key(out[d], float(held[d]))] += 1
+            text = self._reason_key(out[d], float(held[d]))
+            into = reasons[stretch[d]]
+            into[text] = into.get(text, 0) + 1
         stretches.reasons = reasons
         return stretches
 
@@ -857,10 +869,10 @@ class BatchDecide:
         x = vectors[j].tolist()  # Python floats at once: a numpy scalar a field is dear
         weights = model.explain_weight[j].tolist()
         terms = model.explain_contribution[j].tolist()
+        names = self.names
+        # as mappings: the signal's validator builds them in one call, not one call each
         explanation = [
-            Contribution(
-                feature=self.names[fc], value=x[fc], weight=weights[t], contribution=terms[t]
-            )
+            {"feature": names[fc], "value": x[fc], "weight": weights[t], "contribution": terms[t]}
             for t, fc in enumerate(model.explain_feature[j].tolist())
             if fc >= 0
         ]
@@ -875,7 +887,7 @@ class BatchDecide:
             side=_SIDES[int(cols.side[d])],
             confidence=float(cols.confidence[d]),
             n_trained=int(model.n_trained[j]),
-            explanation=explanation,
+            explanation=explanation,  # type: ignore[arg-type]
             task="regression" if self.regression else "classification",
             stage=Stage.PRODUCTION,
             capital_fraction=1.0,

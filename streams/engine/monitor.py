@@ -560,7 +560,9 @@ class BatchMonitor:
         self.sync()
         bound = 2 * (int(self.ist[:, I_P_LEN].sum()) + ev.dec_row.size)
         bound += ev.fill_row.size + ev.dec_row.size + ev.inst.size
-        a_int, a_num = np.zeros((bound, N_AI), np.int64), np.zeros((bound, 2))
+        # empty, not zeros: the kernel reads only the rows it wrote (below ``n_out``), and
+        # zeroing a bound this size cost more than the kernel's pass
+        a_int, a_num = np.empty((bound, N_AI), np.int64), np.empty((bound, 2))
         n_out = np.zeros(1, np.int64)
         fill = int(np.searchsorted(ev.fill_row, row))
         dec = int(np.searchsorted(ev.dec_row, row))

@@ -233,10 +233,16 @@ def feed_adwin(adwin: Adwin, x: float, min_increase: float) -> tuple[bool, float
     An alarm needs a detected change that cut old inputs and an error rate that went up by
     ``min_increase``; "before" is the mean of the inputs ADWIN cut.
     """
-    width, total = adwin.width, adwin.estimation * adwin.width
-    adwin.update(x)
-    dropped = width + 1 - adwin.width  # ADWIN cut this many of its oldest inputs
-    old = (total + x - adwin.estimation * adwin.width) / dropped if dropped > 0 else x
-    rise = adwin.estimation - old
-    fire = bool(adwin.drift_detected and dropped > 0 and rise >= min_increase)
-    return fire, old, adwin.estimation
+    # the window's numbers read once each side of the update (``width`` and ``estimation``
+    # as their properties compute them): the properties' reads were most of a block's cost
+    f = adwin._f
+    width, window_sum = float(f[F_WIDTH]), float(f[F_TOTAL])
+    total = (0.0 if width == 0 else window_sum / width) * width
+    detected = adwin.update(x)
+    f = adwin._f  # new arrays if the update started afresh after a detection
+    now_width, now_sum = float(f[F_WIDTH]), float(f[F_TOTAL])
+    now = 0.0 if now_width == 0 else now_sum / now_width
+    dropped = width + 1 - now_width  # ADWIN cut this many of its oldest inputs
+    old = (total + x - now * now_width) / dropped if dropped > 0 else x
+    fire = detected and dropped > 0 and now - old >= min_increase
+    return fire, old, now

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -83,7 +82,7 @@ def seal(unsigned: E) -> tuple[E, bytes]:
     body = unsigned_json[: -len(_UNSIGNED_TAIL)] + b"}"
     digest = hashlib.sha256(body).hexdigest()
     wire = b'%s,"hash":"%s"}' % (body[:-1], digest.encode())
-    return unsigned.model_copy(update={"hash": digest}), wire
+    return unsigned.replaced(hash=digest), wire
 
 
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
@@ -117,7 +116,7 @@ class _HoldRun:
     last_tick_id: str = ""
     holds: int = 0
     decided_ticks: int = 0
-    reasons: Counter[str] = field(default_factory=Counter)
+    reasons: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -292,7 +291,9 @@ class AuditChain(InstrumentStateMixin):
         run.to_ts_ns, run.last_tick_id = to_ts, last_tick_id
         run.holds += holds
         run.decided_ticks = chain.decided_ticks
-        run.reasons.update(reasons)
+        counted = run.reasons  # a dict, not a Counter: its update is a Python call per run
+        for key, n in reasons.items():
+            counted[key] = counted.get(key, 0) + n
         return out
 
     def close_runs(self) -> list[tuple[Entry, bytes]]:

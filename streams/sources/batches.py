@@ -54,6 +54,8 @@ class LazyRows(Sequence[Any]):
     @overload
     def __getitem__(self, i: slice) -> LazyRows: ...
     def __getitem__(self, i: int | slice) -> Any:
+        if type(i) is int and 0 <= i < self.stop - self.start:  # what rendering asks, first
+            return self.make(self.start + i)
         if isinstance(i, slice):
             start, stop, _ = i.indices(len(self))
             return LazyRows(self.make, self.start + start, self.start + max(start, stop))

@@ -511,6 +511,24 @@ def test_round_trip_through_wire_bytes(model: type[Contract], data: st.DataObjec
     assert wire == original.model_dump_json().encode()
 
 
+@pytest.mark.parametrize(
+    "model", [AuditRecord, HoldSummary, RegistryEntry], ids=lambda m: m.__name__
+)
+@PROPERTY
+@given(data=st.data())
+def test_replaced_is_model_copy_with_the_update(model: type[Contract], data: st.DataObject) -> None:
+    """``seal`` sets a hash with ``replaced``: the same copy ``model_copy(update=...)`` makes,
+    and the original left as it was."""
+    original = data.draw(STRATEGIES[model])
+    wire = original.to_bytes()
+    digest = data.draw(st.text(alphabet="0123456789abcdef", min_size=64, max_size=64))
+    fast, slow = original.replaced(hash=digest), original.model_copy(update={"hash": digest})
+    assert type(fast) is model and fast == slow and fast.hash == digest
+    assert fast.to_bytes() == slow.to_bytes()
+    assert fast.model_fields_set == slow.model_fields_set
+    assert original.to_bytes() == wire
+
+
 @PROPERTY
 @given(tick=stubs.trade_ticks() | stubs.quote_ticks())
 def test_raw_ticks_round_trip_through_the_union_adapter(tick: TradeTick | QuoteTick) -> None:

@@ -217,3 +217,26 @@ def test_json_lines_go_through_the_row_reader_and_the_decoder(tmp_path: Path) ->
     batch = by_columns(path, columns)
     assert_same(batch, by_rows(path, columns))
     assert sorted(batch.detail) == [1]  # the line that is not JSON is refused while decoding
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    bounds=st.tuples(st.integers(0, 50), st.integers(0, 50)).map(sorted),
+    index=st.integers(-120, 120),
+    cut=st.tuples(st.none() | st.integers(-60, 60), st.none() | st.integers(-60, 60)),
+)
+def test_lazy_rows_index_as_a_list_does(
+    bounds: list[int], index: int, cut: tuple[int | None, int | None]
+) -> None:
+    start, stop = bounds
+    rows = LazyRows(lambda i: f"row-{i}", start, stop)
+    made = [f"row-{i}" for i in range(start, stop)]
+    if -len(made) <= index < len(made):
+        assert rows[index] == made[index]
+    else:
+        with pytest.raises(IndexError):
+            rows[index]
+    part = rows[slice(*cut)]
+    assert list(part) == made[slice(*cut)]
+    if len(part):
+        assert part[0] == made[slice(*cut)][0] and part[-1] == made[slice(*cut)][-1]
