@@ -757,12 +757,16 @@ class BatchDecide:
         # HOLDs by stretch and code; a finite row's text is its code's (its numbers read '#'),
         # so one row of each code (``some``) gives the text of all
         keys = stretch[at] * _N_CODES + code[at]
-        counts = np.bincount(keys)
-        present = np.flatnonzero(counts)
+        if each:  # a stretch a HOLD: few keys of many, where a count per key would be large
+            present, counts = np.unique(keys, return_counts=True)
+        else:
+            counts = np.bincount(keys)
+            present = np.flatnonzero(counts)
+            counts = counts[present]
         some = np.empty(_N_CODES, np.int64)
         some[code[at]] = at
         texts: dict[int, str] = {}
-        for key, n in zip(present.tolist(), counts[present].tolist(), strict=True):
+        for key, n in zip(present.tolist(), counts.tolist(), strict=True):
             c = key % _N_CODES
             text = texts.get(c)
             if text is None:
