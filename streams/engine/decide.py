@@ -396,8 +396,6 @@ class BatchDecide:
     ) -> None:
         """``models``: the engine's table of model ids, the slots ``ModelColumns.slot`` and the
         commands naming a model are read by (the configured model's alone by default)."""
-        if config.label.task == "regression" and config.model.kind != "linear":
-            raise ValueError(f"model kind {config.model.kind!r} does not do regression")
         self.config, self.symbols = config, symbols
         self.model = config.model
         self.models = models if models is not None else SymbolTable([config.model.model_id])

@@ -88,6 +88,10 @@ SCENARIOS: dict[str, tuple[TickwiseConfig, dict[int, list[ControlCommand]]]] = {
         },
     ),
     "river's tree configured": (BASE.model_copy(update={"model": TREE}), {}),
+    "river's passive-aggressive regressor configured": (
+        REGRESSION.model_copy(update={"model": ModelConfig(kind="pa", warmup_labels=10)}),
+        {},
+    ),
     "regression, a shadow mid-stream": (
         REGRESSION,
         {2_500: [deploy("l", LINEAR_V2, "shadow", None)]},
@@ -192,3 +196,14 @@ def test_a_bad_model_spec_is_refused_before_it_applies(spec: dict, why: str) -> 
     with pytest.raises(ValueError, match=why):
         engine.on_control([bad])
     assert isinstance(engine.model, BatchModel) and "bad" not in engine.decide.seen
+
+
+@pytest.mark.parametrize(
+    ("task", "kind"), [("regression", "logistic"), ("classification", "linear")]
+)
+def test_a_kind_that_cannot_do_the_task_fails_at_start_up(task: str, kind: str) -> None:
+    config = BASE.model_copy(
+        update={"model": ModelConfig(kind=kind), "label": LabelConfig(task=task)}  # type: ignore[arg-type]
+    )
+    with pytest.raises(ValueError, match=f"does not do {task}"):
+        Engine(config)
