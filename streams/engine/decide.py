@@ -49,6 +49,7 @@ from tickwise.schemas.decisions import (
     Stage,
     TradingState,
 )
+from tickwise.schemas.wire import SignalWire
 from tickwise.streams.config import TickwiseConfig
 from tickwise.streams.engine import execution as ex
 from tickwise.streams.engine import risk as rk
@@ -422,6 +423,7 @@ class BatchDecide:
         self.events_capacity = 64
         self.pending_orders: dict[int, Order] = {}  # by order number, until filled
         self._reason_keys: dict[tuple[int, bool, bool, bool], str] = {}
+        self._wire: SignalWire | None = None  # the configured version's signal encoder
         # the last run's buffers and marks (see ``run``): what a run to a row after going back
         # to the snapshot taken before that run takes up again
         self._last: _LastRun | None = None
@@ -896,6 +898,47 @@ class BatchDecide:
             stage=Stage.PRODUCTION,
             capital_fraction=1.0,
         )
+
+    def signal_wire(
+        self,
+        batch: TickBatch,
+        cols: DecideColumns,
+        chosen: np.ndarray,
+        model: ModelColumns,
+        vectors: np.ndarray,
+    ) -> list[bytes]:
+        """The bytes of the signals ``_signal`` makes at the ``chosen`` decisions, in bulk:
+        the columns read as Python numbers once, no ``Signal`` built (a replay writes these).
+        """
+        if chosen.size == 0:
+            return []
+        if self._wire is None:
+            cfg = self.model
+            task = "regression" if self.regression else "classification"
+            self._wire = SignalWire(
+                cfg.model_id, cfg.model_version, task, Stage.PRODUCTION, 1.0, self.names
+            )
+        encode, suffix = self._wire.encode, f"-{self.model.model_id}-v{self.model.model_version}"
+        rows, vec = cols.row[chosen], cols.vec[chosen]
+        feature = model.explain_feature[vec]
+        value = np.take_along_axis(vectors[vec], np.maximum(feature, 0), axis=1)
+        names, tick_ids = self.symbols.names, batch.tick_ids
+        out = []
+        for i, k, ts, score, side, conf, n, fs, xs, ws, cs in zip(
+            rows.tolist(), batch.instrument[rows].tolist(), batch.ts[rows].tolist(),
+            cols.score[chosen].tolist(), cols.side[chosen].tolist(),
+            cols.confidence[chosen].tolist(), model.n_trained[vec].tolist(), feature.tolist(),
+            value.tolist(), model.explain_weight[vec].tolist(),
+            model.explain_contribution[vec].tolist(), strict=True,
+        ):  # fmt: skip
+            tick_id = tick_ids[i]
+            assert tick_id is not None
+            terms = [(fc, x, w, c) for fc, x, w, c in zip(fs, xs, ws, cs, strict=True) if fc >= 0]
+            signal_id = f"sig-{tick_id}{suffix}"
+            out.append(
+                encode(signal_id, names[k], tick_id, ts, score, _SIDES[side], conf, n, terms)
+            )
+        return out
 
     def _decision(
         self, cols: DecideColumns, d: int, signal: Signal, price: float
