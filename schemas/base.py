@@ -12,6 +12,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict
 
 _set = object.__setattr__
+_FIELDS: dict[type, frozenset[str]] = {}  # each contract's field names (``Contract.trusted``)
 
 
 class Contract(BaseModel):
@@ -57,8 +58,11 @@ class Contract(BaseModel):
         from them (``schemas.wire``); validating them into a model as well was most of what
         sealing one cost. Built as ``replaced`` builds its copy.
         """
-        if fields.keys() != cls.model_fields.keys():
-            raise ValueError(f"{cls.__name__} needs every field: {sorted(cls.model_fields)}")
+        names = _FIELDS.get(cls)
+        if names is None:  # reading the model's fields costs more than building it
+            names = _FIELDS[cls] = frozenset(cls.model_fields)
+        if fields.keys() != names:
+            raise ValueError(f"{cls.__name__} needs every field: {sorted(names)}")
         made = object.__new__(cls)
         _set(made, "__dict__", fields)
         _set(made, "__pydantic_fields_set__", set(fields))
