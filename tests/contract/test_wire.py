@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 from pydantic_core import to_json
 
 from tickwise.schemas.decisions import HoldSummary, Side, Signal, Stage, TradingState
-from tickwise.schemas.wire import SignalWire, hold_summary_body, json_float, json_str
+from tickwise.schemas.wire import (
+    SignalWire,
+    hold_summary_body,
+    json_float,
+    json_floats,
+    json_str,
+)
 from tickwise.streams.operators.audit import seal
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -39,14 +45,22 @@ def test_a_float_is_written_as_pydantic_writes_it(x: float) -> None:
 
 @pytest.mark.parametrize("x", [math.nan, math.inf, -math.inf])
 def test_a_float_no_contract_allows_is_refused(x: float) -> None:
-    with pytest.raises(ValueError, match="not a finite number"):
+    with pytest.raises(ValueError, match="not finite"):
         json_float(x)
+    with pytest.raises(ValueError, match="not finite"):
+        json_floats([1.0, x])
 
 
 @PROPERTY
 @given(text)
 def test_a_string_is_written_as_pydantic_writes_it(s: str) -> None:
     assert json_str(s).encode() == to_json(s)
+
+
+@PROPERTY
+@given(st.lists(floats, max_size=30))
+def test_floats_in_bulk_are_written_as_each_alone(values: list[float]) -> None:
+    assert json_floats(values) == [to_json(x).decode() for x in values]
 
 
 @PROPERTY
@@ -57,49 +71,61 @@ def test_a_string_is_written_as_pydantic_writes_it(s: str) -> None:
     st.sampled_from([Stage.PRODUCTION, Stage.CANARY, Stage.SHADOW]),
     unit,
     st.lists(text, min_size=1, max_size=6, unique=True),
+    st.integers(0, 4),
     st.data(),
 )
-def test_a_signal_is_written_as_the_contract_writes_it(
+def test_signals_are_written_as_the_contract_writes_them(
     model_id: str,
     version: int,
     task: str,
     stage: Stage,
     fraction: float,
     features: list[str],
+    k: int,
     data: st.DataObject,
 ) -> None:
-    wire = SignalWire(model_id, version, task, stage, fraction, features)
-    for _ in range(3):
-        terms = data.draw(
-            st.lists(
-                st.tuples(st.integers(0, len(features) - 1), floats, floats, floats), max_size=5
-            )
+    n = data.draw(st.integers(0, 4))
+    columns = {
+        "signal_id": data.draw(st.lists(text, min_size=n, max_size=n)),
+        "instrument": data.draw(st.lists(instrument, min_size=n, max_size=n)),
+        "tick_id": data.draw(st.lists(tick_id, min_size=n, max_size=n)),
+        "ts_event_ns": data.draw(st.lists(st.integers(0, 2**63 - 1), min_size=n, max_size=n)),
+        "score": data.draw(st.lists(floats, min_size=n, max_size=n)),
+        "side": data.draw(st.lists(st.sampled_from(list(Side)), min_size=n, max_size=n)),
+        "confidence": data.draw(st.lists(unit, min_size=n, max_size=n)),
+        "n_trained": data.draw(st.lists(st.integers(0, 2**40), min_size=n, max_size=n)),
+    }
+    terms = {
+        name: data.draw(st.lists(st.lists(draw, min_size=k, max_size=k), min_size=n, max_size=n))
+        for name, draw in (
+            ("feature", st.integers(-1, len(features) - 1)),
+            ("value", floats),
+            ("weight", floats),
+            ("contribution", floats),
         )
-        values = {
-            "signal_id": data.draw(text),
-            "instrument": data.draw(instrument),
-            "tick_id": data.draw(tick_id),
-            "ts_event_ns": data.draw(st.integers(0, 2**63 - 1)),
-            "score": data.draw(floats),
-            "side": data.draw(st.sampled_from(list(Side))),
-            "confidence": data.draw(unit),
-            "n_trained": data.draw(st.integers(0, 2**40)),
-        }
+    }
+    lines = SignalWire(model_id, version, task, stage, fraction, features).lines(**columns, **terms)
+    assert len(lines) == n
+    for i, line in enumerate(lines):
+        explanation = [
+            {"feature": features[f], "value": v, "weight": w, "contribution": c}
+            for f, v, w, c in zip(
+                terms["feature"][i], terms["value"][i], terms["weight"][i],
+                terms["contribution"][i], strict=True,
+            )
+            if f >= 0
+        ]  # fmt: skip
         signal = Signal(
-            **values,
+            **{name: column[i] for name, column in columns.items()},
             model_id=model_id,
             model_version=version,
-            explanation=[
-                {"feature": features[n], "value": v, "weight": w, "contribution": c}
-                for n, v, w, c in terms
-            ],  # type: ignore[arg-type]
+            explanation=explanation,  # type: ignore[arg-type]
             task=task,  # type: ignore[arg-type]
             stage=stage,
             capital_fraction=fraction,
         )
-        encoded = wire.encode(**values, explanation=terms)  # type: ignore[arg-type]
-        assert encoded == signal.to_bytes()
-        assert Signal.model_validate_json(encoded) == signal
+        assert line == signal.to_bytes()
+        assert Signal.model_validate_json(line) == signal
 
 
 def _hold_summary_fields(draw: st.DrawFn) -> dict[str, object]:
