@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from tickwise.schemas.decisions import Side, Stage
+from tickwise.schemas.decisions import HoldSummary, Side, Stage
 
 # A JSON string, quoted, as pydantic writes it: UTF-8 as is, '"', '\' and control characters
 # escaped (the C encoder behind ``json.dumps(s, ensure_ascii=False)``).
@@ -126,24 +126,15 @@ class SignalWire:
         return out
 
 
+# a summary's fields in the contract's order, its hash (the last) left out
+_HOLD_SUMMARY_BODY = tuple(HoldSummary.model_fields)[:-1]
+
+
 def hold_summary_body(fields: Mapping[str, Any]) -> bytes:
     """A ``HoldSummary``'s JSON from its fields (as validation makes them) but ``hash``: the
-    body its hash covers (what ``operators.audit.seal`` hashes)."""
-    f = fields
-    reasons = ",".join(f"{json_str(k)}:{n}" for k, n in f["reasons"].items())
-    return (
-        f'{{"schema_version":{f["schema_version"]},"kind":{json_str(f["kind"])},'
-        f'"audit_id":{json_str(f["audit_id"])},"seq":{f["seq"]},'
-        f'"instrument":{json_str(f["instrument"])},"ts_event_ns":{f["ts_event_ns"]},'
-        f'"model_id":{json_str(f["model_id"])},"model_version":{f["model_version"]},'
-        f'"period_s":{json_float(f["period_s"])},"from_ts_event_ns":{f["from_ts_event_ns"]},'
-        f'"to_ts_event_ns":{f["to_ts_event_ns"]},"first_tick_id":{json_str(f["first_tick_id"])},'
-        f'"last_tick_id":{json_str(f["last_tick_id"])},"holds":{f["holds"]},'
-        f'"decided_ticks":{f["decided_ticks"]},"reasons":{{{reasons}}},'
-        f'"position":{json_float(f["position"])},'
-        f'"trading_state":{json_str(f["trading_state"].value)},'
-        f'"prev_hash":{json_str(f["prev_hash"])}}}'
-    ).encode()
+    body its hash covers (what ``operators.audit.seal`` hashes). orjson writes the strings,
+    integers, floats and the trading state's value as pydantic does."""
+    return orjson.dumps({name: fields[name] for name in _HOLD_SUMMARY_BODY})
 
 
 __all__ = ["SignalWire", "hold_summary_body", "json_float", "json_floats", "json_str"]
