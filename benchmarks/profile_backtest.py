@@ -7,7 +7,7 @@ Runs ``tickwise backtest`` on the ES trades under ``py-spy record`` (a sampling 
 attaches from outside, so the code runs unmodified) and prints the functions with the most
 *self* time (samples whose innermost frame is that function) and the most *total* time
 (samples with the function anywhere on the stack), and self time per source file. Only samples
-inside ``run_backtest`` count, so interpreter start-up and imports stay out. ``--speedscope``
+inside ``run_engine_backtest`` count, so interpreter start-up and imports stay out. ``--speedscope``
 also records a profile to browse at https://www.speedscope.app (a second, separate run).
 """
 
@@ -34,7 +34,7 @@ from benchmarks.common import (
 )
 
 FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
-ROOT = "run_backtest"
+ROOT = "run_engine_backtest"  # what ``tickwise backtest`` runs (replay.engine)
 
 
 def _where(path: str) -> str:
@@ -51,10 +51,10 @@ def summarise(raw: str, root: str = ROOT) -> dict[str, Any]:
 
     Examples
     --------
-    >>> raw = "main (a.py:1);run_backtest (b.py:2);f (c.py:3) 3\\nmain (a.py:1) 5\\n"
+    >>> raw = "main (a.py:1);run_engine_backtest (b.py:2);f (c.py:3) 3\\nmain (a.py:1) 5\\n"
     >>> s = summarise(raw)
     >>> s["samples"], s["self"][0], sorted(name for name, _ in s["total"])
-    (3, ('f (c.py)', 3), ['f (c.py)', 'run_backtest (b.py)'])
+    (3, ('f (c.py)', 3), ['f (c.py)', 'run_engine_backtest (b.py)'])
     """
     self_time: Counter[str] = Counter()
     total: Counter[str] = Counter()

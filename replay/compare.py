@@ -1,7 +1,7 @@
 """Walk-forward comparison of model configurations over one recorded stream.
 
-Each configuration runs the whole shared pipeline over the same records, entered through
-``Pipeline.process`` and ``finish`` as the backtest and the worker enter it; its models are
+Each configuration runs the columnar engine over the same records, in batches and through
+``Engine.run`` and ``finish`` as the backtest and the worker run it; its models are
 validated prequentially (predict on arrival, score when the label matures), so the figures
 are what the model would have shown live. Per-instrument figures are pooled across
 instruments weighted by the number of scored labels.
@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tickwise.schemas.decisions import Decision
-from tickwise.schemas.ticks import CleanTick, SourceRef
+import numpy as np
+
+from tickwise.replay.engine import record_batches
 from tickwise.streams.config import TickwiseConfig
-from tickwise.streams.operators.models import version_key
-from tickwise.streams.pipeline import Output, Pipeline
-from tickwise.streams.progress import PROGRESS_EVERY, Progress, utc_second
+from tickwise.streams.engine.run import BatchOutput, Engine
+from tickwise.streams.operators.models.shared import version_key
+from tickwise.streams.progress import Progress, utc_second
 from tickwise.streams.sources import RawRecord
 
 # The figure each task is ranked by, and whether larger is better.
@@ -49,37 +50,38 @@ def evaluate_config(
 
     With ``progress``, a bar named ``name`` counts the records against their total.
     """
-    pipeline = Pipeline(config)
+    engine = Engine(config)
     decisions = 0
-    instruments: set[str] = set()
+    instruments: set[int] = set()
     first = last = None
 
-    def count(outputs: list[Output]) -> None:
+    def count(out: BatchOutput) -> None:
         nonlocal decisions, first, last
-        for out in outputs:
-            if isinstance(out.message, CleanTick):
-                instruments.add(out.message.tick.instrument)
-                ts = out.message.tick.ts_event_ns
-                first = ts if first is None else min(first, ts)
-                last = ts if last is None else max(last, ts)
-            elif isinstance(out.message, Decision):
-                decisions += 1
+        decisions += len(out.decided.decisions)
+        if out.batch is None or not out.accepted.any():
+            return
+        instruments.update(np.unique(out.batch.instrument[out.accepted]).tolist())
+        ts = out.batch.ts[out.accepted]
+        first = int(ts.min()) if first is None else min(first, int(ts.min()))
+        last = int(ts.max()) if last is None else max(last, int(ts.max()))
 
     def fields() -> dict[str, object]:
         return {"decisions": decisions, "event_time": utc_second(last)}
 
     started = time.perf_counter()
+    max_bytes = config.validation.max_message_bytes
     with Progress(progress, name, total=len(records)) as bar:
-        for i, rec in enumerate(records, 1):
-            source = SourceRef(topic=f"file:{rec.origin}", partition=0, offset=rec.index)
-            count(pipeline.process(rec.payload, source))
-            if i % PROGRESS_EVERY == 0:
-                bar.update(i, **fields())
-        count(pipeline.finish())
+        done = 0
+        for batch in record_batches(records, engine.symbols, max_bytes):
+            count(engine.run(batch))
+            done += len(batch)
+            bar.update(done, **fields())
+        count(engine.finish())
         bar.close(len(records), **fields())
     seconds = time.perf_counter() - started
     key = version_key(config.model.model_id, config.model.model_version)
-    per = {i: pipeline.model.metrics(i).get(key, {}) for i in sorted(instruments)}
+    names = sorted(engine.symbols.names[k] for k in instruments)
+    per = {i: engine.model.metrics(i).get(key, {}) for i in names}
     n = sum(r.get("n", 0) for r in per.values())
     pooled: dict[str, float] = {}
     for report in per.values():

@@ -5,9 +5,10 @@
   catalogue topic under another prefix, so a second stack (``tickwise worker --topic-prefix
   replay1.``) can re-run on it without touching production topics.
 * ``tickwise replay-check --from T --to T`` runs the ``ticks.raw`` records of ``[from, to)``
-  through the pipeline as the worker did and compares every decision with the one in the
-  audit trail. Operator state is rebuilt by replaying the input from ``--warm-from`` (default:
-  the oldest retained record), which must be where the live worker's state began.
+  through the engine as the worker does (a partition's records in batches, as consume calls
+  hand them over) and compares every decision with the one in the audit trail. Operator
+  state is rebuilt by replaying the input from ``--warm-from`` (default: the oldest retained
+  record), which must be where the live worker's state began.
 
 Times are Kafka record timestamps (when the record was written), given as ISO-8601 (UTC unless
 a zone is given) or integer epoch milliseconds. The wall clock only paces republishing.
@@ -20,20 +21,24 @@ import hashlib
 import json
 import sys
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
+import orjson
+
 from tickwise.schemas.decisions import AUDIT_ADAPTER, AuditRecord, ControlCommand, Decision
-from tickwise.schemas.ticks import CleanTick, SourceRef
-from tickwise.schemas.topics import CATALOGUE, Topics
+from tickwise.schemas.topics import CATALOGUE, TICKS_CLEAN, Topics
 from tickwise.streams.config import load_config
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.bootstrap import resolve_bootstrap
 from tickwise.streams.live.feed import publish
 from tickwise.streams.live.partition import is_reinjected
 from tickwise.streams.live.reader import RangeReader, RangeReadError, read_times
+from tickwise.streams.live.state import CommandRefused, EngineState
 from tickwise.streams.operators.control import replay_commands
-from tickwise.streams.pipeline import Output, Pipeline
+from tickwise.streams.pipeline import Output
 from tickwise.streams.progress import PROGRESS_EVERY, Progress, utc_second, wants_progress
 from tickwise.streams.sources import RawRecord
 
@@ -138,6 +143,16 @@ class CheckReport:
         }
 
 
+@dataclass
+class _Held:
+    """A partition's raw records waiting to be decided as one batch."""
+
+    checked: bool  # records of the period checked (else of the warm-up before it)
+    raws: list[bytes] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    reinjected: list[bool] = field(default_factory=list)
+
+
 def replay_check(
     bootstrap: str,
     prefix: str,
@@ -151,9 +166,10 @@ def replay_check(
 ) -> CheckReport:
     """Re-derive the decisions on the ``ticks.raw`` records of ``[from_ms, to_ms)`` and compare.
 
-    Each raw partition gets its own pipeline, entered through ``Pipeline.process`` exactly as
-    the worker's partition runner enters it, so validation, reordering and the data-quality
-    monitor's policies act here as they did live. Operator commands (kill switch, demotions)
+    Each raw partition gets its own engine state, fed its records in batches through
+    ``EngineState.process`` exactly as the worker's partition runner feeds it (any split gives
+    the same outputs), so validation, reordering and the data-quality monitor's policies act
+    here as they did live. Operator commands (kill switch, demotions)
     that live applied are read from the audit trail and applied at the same event times, as a
     backtest of that period would. ``observe`` sees every re-derived output of the period.
     With ``progress``, a bar counts the raw records read, warm-up included.
@@ -181,23 +197,22 @@ def replay_check(
 
     def check(outputs: list[Output]) -> None:
         """Match each decision with the audit's, and each clean tick left undecided."""
-        tick: tuple[str, str] | None = None
+        clean: list[tuple[str, str]] = []
+        decided: set[tuple[str, str]] = set()
         for out in outputs:
             if observe is not None:
                 observe(out)
             message = out.message
-            if isinstance(message, CleanTick):
-                _undecided(tick)
-                tick = (message.tick.instrument, message.tick.tick_id)
+            if out.topic == TICKS_CLEAN:
+                tick = orjson.loads(out.encoded())["tick"]
+                clean.append((tick["instrument"], tick["tick_id"]))
             elif isinstance(message, Decision):
-                tick = None
+                decided.add((message.instrument, message.tick_id))
                 _decided(message)
-        _undecided(tick)
-
-    def _undecided(tick: tuple[str, str] | None) -> None:
-        live = recorded.pop(tick, None) if tick is not None else None
-        if live is not None:
-            report.not_rederived.append(live[0])
+        for key in clean:  # a decision comes in the batch of its tick's verdict
+            live = recorded.pop(key, None) if key not in decided else None
+            if live is not None:
+                report.not_rederived.append(live[0])
 
     def _decided(ours: Decision) -> None:
         live = recorded.pop((ours.instrument, ours.tick_id), None)
@@ -220,7 +235,26 @@ def replay_check(
             "record_time": utc_second(None if ts_ms is None else ts_ms * 10**6),
         }
 
-    pipelines: dict[int, Pipeline] = {}
+    states: dict[int, EngineState] = {}
+    # per partition, the records not decided yet, all of the warm-up or all of the period
+    held: dict[int, _Held] = {}
+
+    def decide(partition: int) -> None:
+        batch = held.pop(partition, None)
+        if batch is None:
+            return
+        state = states.get(partition)
+        if state is None:
+            state = states[partition] = EngineState(config)
+            for command in commands:
+                with suppress(CommandRefused):  # refused live too: not applied there either
+                    state.on_control(command)
+        offsets, flags = np.array(batch.offsets, np.int64), np.array(batch.reinjected)
+        outputs = state.process(batch.raws, topics.raw, partition, offsets, flags)
+        if batch.checked:
+            report.ticks_replayed += len(batch.raws)
+            check(outputs)
+
     read = 0
     last_ms: int | None = None
     with Progress(progress, "replay-check") as bar:
@@ -229,20 +263,22 @@ def replay_check(
             last_ms = ts_ms = msg.timestamp()[1]
             if read % PROGRESS_EVERY == 0:
                 bar.update(read, **counts(last_ms))
-            partition = msg.partition()
-            pipeline = pipelines.get(partition)
-            if pipeline is None:
-                pipeline = pipelines[partition] = Pipeline(config)
-                for command in commands:
-                    pipeline.on_control(command)
-            source = SourceRef(topic=topics.raw, partition=partition, offset=msg.offset())
-            outputs = pipeline.process(msg.value() or b"", source, is_reinjected(msg.headers()))
-            if ts_ms < from_ms:
-                continue  # warming the operator state up only
-            report.ticks_replayed += 1
-            check(outputs)
-        for pipeline in pipelines.values():
-            check(pipeline.finish())
+            partition, checked = msg.partition(), ts_ms >= from_ms
+            batch = held.get(partition)
+            if batch is not None and batch.checked != checked:
+                decide(partition)  # the warm-up ends: its outputs are not checked
+                batch = None
+            if batch is None:
+                batch = held[partition] = _Held(checked)
+            batch.raws.append(msg.value() or b"")
+            batch.offsets.append(msg.offset())
+            batch.reinjected.append(is_reinjected(msg.headers()))
+            if len(batch.raws) >= EngineState.chunk:
+                decide(partition)
+        for partition in list(held):
+            decide(partition)
+        for state in states.values():
+            check(state.finish())
         bar.close(read, **counts(last_ms))
     if differing:  # a second, targeted pass for the field-by-field detail
         for msg in read_times(bootstrap, topics.audit, from_ms, audit_to_ms):

@@ -471,6 +471,32 @@ def read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes]]:
         return [(m.key(), m.value() or b"") for _, m in reader.read(topic, ranges) if m is not None]
 
 
+def wait_consumed(bootstrap: str, group: str, topic: str, timeout: float = 120.0) -> None:
+    """Wait until ``group`` has committed every partition of ``topic`` up to its end. A worker
+    commits its input offsets in the transaction of the outputs they gave rise to, so from then
+    on every output of what ``topic`` holds is visible (``read_all``), with no silence waited
+    for."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from tickwise.streams.live.reader import RangeReader, consumer_settings
+
+    deadline = time.monotonic() + timeout
+    with RangeReader(bootstrap) as reader:
+        ends = {p: reader.watermarks(topic, p)[1] for p in reader.partitions(topic)}
+    asking = Consumer(consumer_settings(bootstrap, group))  # never joins: only asks
+    try:
+        tps = [TopicPartition(topic, p) for p in ends]
+        while True:
+            done = {tp.partition: tp.offset for tp in asking.committed(tps, timeout=10)}
+            if all(end == 0 or done.get(p, -1) >= end for p, end in ends.items()):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{group} committed {done} of {topic}, ends {ends}")
+            time.sleep(0.2)
+    finally:
+        asking.close()
+
+
 def exactly_once_problems(run: Backtested, out: LiveOutputs) -> list[str]:
     """How the live outputs break exactly-once against the backtest; empty when they do not.
 

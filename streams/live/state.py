@@ -1,5 +1,5 @@
-"""What decides one raw partition in a worker: the columnar engine, or the per-tick pipeline
-where the engine cannot serve the config (``[live] engine``).
+"""What decides one raw partition in a worker: the columnar engine, or on request the per-tick
+pipeline, its oracle (``[live] engine``).
 
 ``EngineState`` gives, for a batch of raw messages, the outputs ``Pipeline.process`` gives for
 them one by one, topic by topic and byte for byte (``tests/unit/engine/test_engine_run.py``
@@ -29,7 +29,7 @@ from tickwise.schemas.topics import (
 from tickwise.streams.config import TickwiseConfig
 from tickwise.streams.engine.batch import decode
 from tickwise.streams.engine.monitor import M_EXISTS, M_H_LEN, M_H_SUM
-from tickwise.streams.engine.run import Engine
+from tickwise.streams.engine.run import BatchOutput, Engine
 from tickwise.streams.engine.validate import BatchValidator
 from tickwise.streams.operators.control import control_key
 from tickwise.streams.operators.validation import QualityMonitor
@@ -97,7 +97,16 @@ class EngineState:
         engine = self.engine
         max_bytes = self.config.validation.max_message_bytes
         batch = decode(raws, engine.symbols, topic, partition, offsets, max_bytes, reinjected, True)
-        o = engine.run(batch)
+        return self._outputs(engine.run(batch), quality)
+
+    def finish(self) -> list[Output]:
+        """At the end of a finite input (a replay of a period): what ``Pipeline.finish`` gives,
+        the ticks still held for reordering and the runs of holds still open."""
+        return self._outputs(self.engine.finish())
+
+    def _outputs(self, o: BatchOutput, quality: QualityMonitor | None = None) -> list[Output]:
+        """A batch's outputs as the worker publishes them, in each topic's order."""
+        engine = self.engine
         quarantined = [o.quarantined[row] for row in sorted(o.quarantined)]
         if quality is not None and o.batch is not None:
             rows, done = np.flatnonzero(o.accepted), o.batch

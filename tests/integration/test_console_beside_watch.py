@@ -187,7 +187,7 @@ def test_a_console_beside_the_watchtower_reads_the_tail_whatever_the_topics_hold
 ) -> None:
     """Thousands of old decisions: the console beside the watchtower reads the last ``tail``
     of each partition and is ready; one standing alone reads every one of them first."""
-    bodies = audit_bodies(4000, seed=9, holds="each")
+    bodies = audit_bodies(2000, seed=9, holds="each")
     feed(tower, bodies)
     health = until(lambda: get(tower.url + "/watch/health")[1], lambda h: h["chains"], 30)
     tail = 40

@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from stubs import read_all, wait_consumed
 
 from tickwise.schemas.decisions import Alert, ControlCommand, Decision, Signal
 from tickwise.schemas.topics import Topics
@@ -24,7 +25,7 @@ from tickwise.streams.config import ModelConfig
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.control import send_control
 from tickwise.streams.live.feed import publish
-from tickwise.streams.live.tap import consumer, messages, spawn_worker, stop_process
+from tickwise.streams.live.tap import spawn_worker, stop_process
 from tickwise.streams.registry import ModelVersion, Registry
 from tickwise.streams.sources import synthetic
 
@@ -47,13 +48,9 @@ engine = "columnar"
 SETTLE_S = 4.0  # the worker polls control every 0.5 s; leave room for a busy machine
 
 
-def read_all(bootstrap: str, topic: str, idle_s: float = 6.0) -> list[bytes]:
-    """Every value on ``topic`` until it stays idle for ``idle_s`` (bounded at 120 s)."""
-    c = consumer(bootstrap, [topic])
-    try:
-        return [m.value() or b"" for m in messages(c, idle_s, time.monotonic() + 120)]
-    finally:
-        c.close()
+def values(bootstrap: str, topic: str) -> list[bytes]:
+    """Every committed value of ``topic`` now (read once the worker consumed its input)."""
+    return [v for _, v in read_all(bootstrap, topic)]
 
 
 def baseline_and_tree(tmp_path: Path) -> tuple[Registry, ModelVersion]:
@@ -82,7 +79,7 @@ def test_promote_and_rollback_switch_live_decisions(
     worker = spawn_worker(
         kafka_bootstrap,
         topic_prefix,
-        f"rollout-{uuid.uuid4().hex[:8]}",
+        group := f"rollout-{uuid.uuid4().hex[:8]}",
         config=str(tmp_path / "t.toml"),
         log_path=str(tmp_path / "worker.log"),
     )
@@ -91,24 +88,27 @@ def test_promote_and_rollback_switch_live_decisions(
         send_control(kafka_bootstrap, topics.control, shadow)
         time.sleep(SETTLE_S)
         publish(batches[0], kafka_bootstrap, topics.raw)
-        seen = len(read_all(kafka_bootstrap, topics.decisions))
+        wait_consumed(kafka_bootstrap, group, topics.raw)
+        seen = len(values(kafka_bootstrap, topics.decisions))
         assert seen > 0
 
         promote = registry.promote(tree.key, "production", "alice", "beat baseline in shadow", 3)
         send_control(kafka_bootstrap, topics.control, promote)
         time.sleep(SETTLE_S)
         publish(batches[1], kafka_bootstrap, topics.raw)
-        after_promote = len(read_all(kafka_bootstrap, topics.decisions))
+        wait_consumed(kafka_bootstrap, group, topics.raw)
+        after_promote = len(values(kafka_bootstrap, topics.decisions))
 
         rollback = registry.rollback("bob", "fills look wrong", 4)
         send_control(kafka_bootstrap, topics.control, rollback)
         time.sleep(SETTLE_S)
         publish(batches[2], kafka_bootstrap, topics.raw)
+        wait_consumed(kafka_bootstrap, group, topics.raw)
         decisions = [
-            Decision.model_validate_json(v) for v in read_all(kafka_bootstrap, topics.decisions)
+            Decision.model_validate_json(v) for v in values(kafka_bootstrap, topics.decisions)
         ]
-        signals = [Signal.model_validate_json(v) for v in read_all(kafka_bootstrap, topics.signals)]
-        alerts = [Alert.model_validate_json(v) for v in read_all(kafka_bootstrap, topics.alerts)]
+        signals = [Signal.model_validate_json(v) for v in values(kafka_bootstrap, topics.signals)]
+        alerts = [Alert.model_validate_json(v) for v in values(kafka_bootstrap, topics.alerts)]
     finally:
         stop_process(worker)
 
@@ -138,7 +138,7 @@ def test_a_worker_refuses_a_bad_model_spec_loudly(
     worker = spawn_worker(
         kafka_bootstrap,
         topic_prefix,
-        f"refuse-{uuid.uuid4().hex[:8]}",
+        group := f"refuse-{uuid.uuid4().hex[:8]}",
         config=str(tmp_path / "t.toml"),
         log_path=str(tmp_path / "worker.log"),
     )
@@ -151,10 +151,11 @@ def test_a_worker_refuses_a_bad_model_spec_loudly(
         send_control(kafka_bootstrap, topics.control, shadow)
         time.sleep(SETTLE_S)
         publish(list(synthetic(seed=8, count=1500)), kafka_bootstrap, topics.raw)
+        wait_consumed(kafka_bootstrap, group, topics.raw)
         decisions = [
-            Decision.model_validate_json(v) for v in read_all(kafka_bootstrap, topics.decisions)
+            Decision.model_validate_json(v) for v in values(kafka_bootstrap, topics.decisions)
         ]
-        alerts = [Alert.model_validate_json(v) for v in read_all(kafka_bootstrap, topics.alerts)]
+        alerts = [Alert.model_validate_json(v) for v in values(kafka_bootstrap, topics.alerts)]
     finally:
         stop_process(worker)
     refused = [a for a in alerts if a.code == "COMMAND_REFUSED"]

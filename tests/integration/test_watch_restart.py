@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
+from stubs import read_all as committed
 
 from tests.integration.test_watch import HEAD, Alerts, value
 from tickwise.schemas.decisions import AUDIT_ADAPTER, AuditRecord
@@ -116,7 +117,7 @@ def test_a_restarted_watchtower_keeps_its_heads_and_windows_and_goes_on_checking
         while probe_group(admin, app_id, topics.raw).lag > 0:
             assert time.monotonic() < deadline, "the worker never took its backlog"
             time.sleep(1)
-        return [v for _, v in read_all(kafka_bootstrap, topics.audit)]
+        return [v for _, v in committed(kafka_bootstrap, topics.audit)]  # all in: no lag
 
     def heads_of(trail: list[bytes]) -> dict[str, int]:
         last: dict[str, int] = {}

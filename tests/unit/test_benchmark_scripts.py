@@ -279,15 +279,15 @@ def test_profile_summary_counts_only_samples_under_the_backtest() -> None:
     site = "/venv/lib/python3.11/site-packages/pydantic/main.py"
     raw = "\n".join(
         [
-            f"main (cli.py:1);run_backtest (replay/backtest.py:9);dump ({site}:5) 6",
-            "main (cli.py:1);run_backtest (replay/backtest.py:9);g (x.py:2);h (x.py:3) 4",
+            f"main (cli.py:1);run_engine_backtest (replay/engine.py:9);dump ({site}:5) 6",
+            "main (cli.py:1);run_engine_backtest (replay/engine.py:9);g (x.py:2);h (x.py:3) 4",
             "main (cli.py:1);import_module (importlib/__init__.py:126) 50",
         ]
     )
     s = profile_backtest.summarise(raw)
     assert s["samples"] == 10
     assert s["self"] == [("dump (pydantic/main.py)", 6), ("h (x.py)", 4)]
-    assert dict(s["total"])["run_backtest (replay/backtest.py)"] == 10
+    assert dict(s["total"])["run_engine_backtest (replay/engine.py)"] == 10
     assert "main (cli.py)" not in dict(s["total"])
     assert dict(s["files"]) == {"pydantic/main.py": 6, "x.py": 4}
 

@@ -274,3 +274,30 @@ def test_the_model_stage_signals_and_explains_as_with_river() -> None:
             assert (
                 stage.metrics("ES")["logreg:v1"]["n"] == river_stage.metrics("ES")["logreg:v1"]["n"]
             )
+
+
+FINITE = st.floats(-1e3, 1e3, allow_nan=False) | st.sampled_from([0.0, -0.0, 1e-300])
+LEARNED = st.dictionaries(st.sampled_from("abcdef"), FINITE | st.just(math.nan), min_size=1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(LEARNED, min_size=1, max_size=30),
+    st.dictionaries(st.sampled_from("abcdefg"), FINITE, min_size=1),  # contributions are finite
+    st.booleans(),
+    st.integers(1, 8),
+)
+def test_a_compiled_learners_explanation_from_its_arrays_equals_the_dict_path(
+    history: list[dict[str, float]], x: dict[str, float], classify: bool, k: int
+) -> None:
+    """``explain_linear`` ranks a compiled learner's terms from its arrays; the same
+    contributions as weights times ``transform_one`` through dicts, ties and NaN included."""
+    from tickwise.streams.operators.models.explain import explain_linear
+    from tickwise.streams.operators.models.zoo import model_inputs
+
+    model = CompiledLogisticRegression(0.1) if classify else CompiledLinearRegression(0.01)
+    for n, row in enumerate(history):
+        model.learn_one(row, bool(n % 2) if classify else float(n % 5))
+    fast = explain_linear(model, x, k)
+    slow = explain_linear(model, x, k, inputs=model_inputs(model, x))
+    assert [c.to_bytes() for c in fast] == [c.to_bytes() for c in slow]

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from river import base, tree
 
 from tickwise.schemas.decisions import Contribution
+from tickwise.streams.operators.models.linear import CompiledLinear
 from tickwise.streams.operators.models.zoo import LINEAR_KINDS, final_step, model_inputs
 
 Score = Callable[[dict[str, float]], float]
@@ -33,8 +34,12 @@ def explain_linear(
 ) -> list[Contribution]:
     """Top-``k`` weight x input terms of a linear model (contracts built for the top only);
     ``inputs`` are ``x`` standardised, when the caller has them already."""
+    final = final_step(estimator)
+    if inputs is None and isinstance(final, CompiledLinear):  # the same terms, from its arrays
+        ranked = sorted(final.terms(x), key=lambda t: (-abs(t[0]), t[1]))[:k]
+        return [Contribution(feature=n, value=x[n], weight=w, contribution=c) for c, n, w in ranked]
     z = model_inputs(estimator, x) if inputs is None else inputs
-    weights = final_step(estimator).weights
+    weights = final.weights
     terms = sorted(
         ((weights.get(n, 0.0) * z.get(n, 0.0), n) for n in x), key=lambda t: (-abs(t[0]), t[1])
     )[:k]
