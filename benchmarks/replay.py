@@ -39,6 +39,7 @@ tick, the only runs that would otherwise take minutes; each row states its own t
 from __future__ import annotations
 
 import argparse
+import gc
 import gzip
 import importlib.util
 import json
@@ -115,6 +116,7 @@ def tickwise_child(
             records = read_file(head, columns)
             run_engine_backtest(lambda s: record_batches(records, s, max_bytes), config, Path(out))
         first_run_s = time.perf_counter() - started
+    gc.freeze()  # what ``tickwise`` does once its command is imported (``streams.cli.main``)
     with tempfile.TemporaryDirectory(prefix="tickwise-bench-replay-") as out:
         started, cpu = time.perf_counter(), time.process_time()
         if per_tick:

@@ -118,7 +118,7 @@ def run_engine_backtest(
             r = output.decided
             quarantined = [output.quarantined[row] for row in sorted(output.quarantined)]
             result.quarantined.update(q.reason.value for q in quarantined)
-            result.signals += len(output.signals)
+            result.signals += len(output.published)
             result.decisions += len(r.decisions)
             result.approved += sum(d.approved for d in r.decisions)
             result.holds_summarised += sum(
@@ -126,7 +126,7 @@ def run_engine_backtest(
             )
             for topic, lines in (
                 (TICKS_QUARANTINE, (q.to_bytes() for q in quarantined)),
-                (SIGNALS, (s.to_bytes() for s in output.signals)),
+                (SIGNALS, output.signal_bytes()),
                 (DECISIONS, (d.to_bytes() for d in r.decisions)),
                 (AUDIT, (wire for _, wire in r.audit)),
                 (FILLS, (f.to_bytes() for f in r.fills)),

@@ -10,6 +10,7 @@ building the parser, free of those imports (``tests/unit/test_cli_startup.py`` h
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
 from collections.abc import Callable
@@ -508,12 +509,18 @@ ALIASES = {("audit", "replay-check"): ["replay-check"]}
 
 def main(argv: list[str] | None = None) -> int:
     """Run one ``tickwise`` sub-command and return its exit code."""
+    own = argv is None  # the process's own command line: it runs this one command and exits
     argv = list(sys.argv[1:] if argv is None else argv)
     alias = ALIASES.get(tuple(argv[:2]))  # type: ignore[call-overload]
     if alias is not None:
         argv = alias + argv[2:]
     args = build_parser().parse_args(argv)
-    result = args.func(args)
+    func = args.func.resolve() if isinstance(args.func, LazyHandler) else args.func
+    if own:
+        # What is alive now (modules, contracts' validators, compiled kernels) lives as long
+        # as the process: kept out of the collector, a full collection no longer walks it.
+        gc.freeze()
+    result = func(args)
     return int(result or 0)
 
 

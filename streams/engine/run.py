@@ -50,7 +50,10 @@ class BatchOutput:
 
     quarantined: dict[int, QuarantineRecord]
     decided: Rendered
-    signals: list[Signal] = field(default_factory=list)  # published (``[signals] every``)
+    # the published signals (``[signals] every``): river's stage gives ``Signal`` s, the
+    # compiled kernel their bytes (``BatchDecide.signal_wire``); ``signals`` and
+    # ``signal_bytes`` read them either way
+    published: list[Signal | bytes] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)  # the monitor's, then stage changes'
     commands: list[ControlCommand] = field(default_factory=list)  # policies' (control topic)
     # the decide kernel's columns over the batch, one per stretch between policy commands
@@ -65,6 +68,16 @@ class BatchOutput:
     # the rows every column above indexes: the batch as validated (``BatchValidator.run``),
     # the given one unless ticks are reordered
     batch: TickBatch | None = None
+
+    @property
+    def signals(self) -> list[Signal]:
+        """The published signals as contracts (the live worker's), bytes parsed."""
+        parse = Signal.model_validate_json
+        return [s if isinstance(s, Signal) else parse(s) for s in self.published]
+
+    def signal_bytes(self) -> list[bytes]:
+        """The published signals as a topic carries them (what a replay writes)."""
+        return [s if isinstance(s, bytes) else s.to_bytes() for s in self.published]
 
 
 class Engine:
@@ -275,17 +288,18 @@ class Engine:
                 last = np.flatnonzero(np.r_[inst_o[1:] != inst_o[:-1], True])
                 self.sampled[inst_o[last]] = period_o[last]
             chosen = np.flatnonzero(chosen_mask)
-        names, decide = self.symbols.names, self.decide
+        decide = self.decide
+        out.published += decide.signal_wire(batch, cols, chosen, model, vectors)
+        if not self.live or self.every_signal:
+            return
+        names = self.symbols.names
         for d in chosen.tolist():
             i = int(rows[d])
             name, tick_id = names[int(batch.instrument[i])], batch.tick_ids[i]
             assert tick_id is not None
-            ts = int(batch.ts[i])
-            out.signals.append(decide._signal(cols, d, model, vectors, name, tick_id, ts))
-            if self.live and not self.every_signal:
-                vector = vectors[int(cols.vec[d])]
-                price = float(batch.price[i])
-                out.features.append(decide._features(vector, name, tick_id, ts, price))
+            vector = vectors[int(cols.vec[d])]
+            ts, price = int(batch.ts[i]), float(batch.price[i])
+            out.features.append(decide._features(vector, name, tick_id, ts, price))
 
     def _publish_staged(
         self,
@@ -312,7 +326,7 @@ class Engine:
             name = names[int(batch.instrument[i])]
             chosen = select(name, signals, i in intents)
             published = signals if chosen is None else chosen
-            out.signals += published
+            out.published += published
             if self.live and not self.every_signal and published:
                 tick_id = batch.tick_ids[i]
                 assert tick_id is not None

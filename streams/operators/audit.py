@@ -29,6 +29,7 @@ from tickwise.schemas.decisions import (
     TradingState,
 )
 from tickwise.schemas.registry import REGISTRY_CHAIN, RegistryEntry
+from tickwise.schemas.wire import hold_summary_body
 from tickwise.streams.config import AuditConfig
 from tickwise.streams.operators.state import InstrumentStateMixin
 
@@ -305,33 +306,37 @@ class AuditChain(InstrumentStateMixin):
         ]
 
     def _close(self, instrument: str, chain: _Chain) -> tuple[Entry, bytes]:
+        """The run's summary, sealed: its bytes written from the run's values
+        (``schemas.wire.hold_summary_body``, what ``seal`` of the validated model gives)."""
         run = chain.run
         assert run is not None
-        seq, prev = chain.seq + 1, chain.head
-        summary, wire = seal(
-            HoldSummary(
-                audit_id=f"aud-{instrument}-{seq}",
-                seq=seq,
-                instrument=instrument,
-                ts_event_ns=run.to_ts_ns,
-                model_id=run.model_id,
-                model_version=run.model_version,
-                period_s=self.config.hold_summary_s,
-                from_ts_event_ns=run.from_ts_ns,
-                to_ts_event_ns=run.to_ts_ns,
-                first_tick_id=run.first_tick_id,
-                last_tick_id=run.last_tick_id,
-                holds=run.holds,
-                decided_ticks=run.decided_ticks,
-                reasons=dict(sorted(run.reasons.items())),
-                position=run.position,
-                trading_state=run.trading_state,
-                prev_hash=prev,
-                hash="",
-            )
-        )
-        chain.seq, chain.head, chain.run = seq, summary.hash, None
-        return summary, wire
+        seq = chain.seq + 1
+        fields = {
+            "schema_version": 1,
+            "kind": "hold_summary",
+            "audit_id": f"aud-{instrument}-{seq}",
+            "seq": seq,
+            "instrument": instrument,
+            "ts_event_ns": run.to_ts_ns,
+            "model_id": run.model_id,
+            "model_version": run.model_version,
+            "period_s": float(self.config.hold_summary_s),
+            "from_ts_event_ns": run.from_ts_ns,
+            "to_ts_event_ns": run.to_ts_ns,
+            "first_tick_id": run.first_tick_id,
+            "last_tick_id": run.last_tick_id,
+            "holds": run.holds,
+            "decided_ticks": run.decided_ticks,
+            "reasons": dict(sorted(run.reasons.items())),
+            "position": float(run.position),
+            "trading_state": run.trading_state,
+            "prev_hash": chain.head,
+        }
+        body = hold_summary_body(fields)
+        digest = hashlib.sha256(body).hexdigest()
+        summary = HoldSummary.trusted(**fields, hash=digest)
+        chain.seq, chain.head, chain.run = seq, digest, None
+        return summary, b'%s,"hash":"%s"}' % (body[:-1], digest.encode())
 
 
 def check_link(

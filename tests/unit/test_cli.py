@@ -83,3 +83,20 @@ def test_audit_replay_check_is_the_replay_check_command(
         main(["audit", "replay-check", "--help"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.startswith("usage: tickwise replay-check")
+
+
+def test_only_the_process_command_line_freezes_what_is_alive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process's command (``argv`` read from ``sys.argv``) keeps what it imported out of the
+    collector; a caller passing ``argv`` (a test, a benchmark) keeps its collector as it was."""
+    import gc
+
+    frozen: list[bool] = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    args = ["backtest", "--synthetic", "--count", "50", "--no-progress", "--out"]
+    assert main([*args, str(tmp_path / "a")]) == 0
+    assert frozen == []
+    monkeypatch.setattr("sys.argv", ["tickwise", *args, str(tmp_path / "b")])
+    assert main() == 0
+    assert frozen == [True]
