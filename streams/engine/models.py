@@ -82,6 +82,9 @@ class ModelColumns:
     signals: list[tuple[Signal, ...]] | None = None
     routed_signals: list[Signal | None] | None = None
     details: dict[tuple[str, str], str] | None = None  # (command id, instrument): what it did
+    # rows where river's stage raised (row, what it raised): no signal there, the tick
+    # quarantined as OPERATOR_ERROR, the stream goes on
+    errors: list[tuple[int, str]] | None = None
 
 
 @kernel()

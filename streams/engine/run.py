@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tickwise.schemas.decisions import Alert, ControlCommand, FeatureVector, Signal
-from tickwise.schemas.quarantine import QuarantineRecord
+from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
 from tickwise.streams.config import ModelConfig, TickwiseConfig, parse_every
 from tickwise.streams.engine import risk as rk
 from tickwise.streams.engine.batch import SymbolTable, TickBatch, clean_tick_bytes
@@ -37,6 +37,7 @@ from tickwise.streams.engine.monitor import BatchMonitor, MonitorEvents
 from tickwise.streams.engine.validate import BatchValidator
 from tickwise.streams.operators.models.shared import applied_alert, version_key
 from tickwise.streams.operators.sampling import SignalSampler
+from tickwise.streams.operators.validation.records import quarantine
 
 if TYPE_CHECKING:  # river's stage: imported when a deployment or the zoo needs it
     from tickwise.streams.engine.staged import StagedModel
@@ -162,6 +163,8 @@ class Engine:
         emit, vectors = self.features.run(batch, clean)
         scored = self.model.run(batch, clean, emit, vectors)
         records = self.validator.records(batch, verdict, aux)
+        for row, what in scored.errors or ():
+            records[row] = self._operator_error(batch, row, what)
         out = BatchOutput(records, Rendered(), accepted=clean, batch=batch)
         if self.live:
             self._live_topics(batch, clean, emit, vectors, out)
@@ -227,6 +230,14 @@ class Engine:
         out = BatchOutput({}, Rendered()) if flushed is None else self._chain(*flushed)
         out.decided.audit += self.decide.finish()
         return out
+
+    def _operator_error(self, batch: TickBatch, row: int, what: str) -> QuarantineRecord:
+        """The record of a clean tick river's stage raised on (``Pipeline``'s words)."""
+        name = self.symbols.names[int(batch.instrument[row])]
+        return quarantine(
+            batch.payloads[row], batch.source(row), ReasonCode.OPERATOR_ERROR,
+            f"model stage: {what}", name, batch.tick_ids[row],
+        )  # fmt: skip
 
     def _fill_slots(self, cols: DecideColumns, model: ModelColumns) -> np.ndarray:
         """The model slot of each fill's order (the version routed when it was decided)."""

@@ -69,7 +69,7 @@ class StagedModel:
             np.zeros(n), np.zeros(n, np.int64), np.zeros(n, np.int64), np.full(n, math.nan),
             np.zeros((n, 0), np.int64), np.zeros((n, 0)), np.zeros((n, 0)),
             np.zeros(n, np.bool_), np.zeros(n), np.ones(n), np.zeros(n, np.int64),
-            signals=[], routed_signals=[], details=self.details,
+            signals=[], routed_signals=[], details=self.details, errors=[],
         )  # fmt: skip
         stage, names, features = self.stage, self.symbols.names, self.names
         rows = np.flatnonzero(clean)
@@ -82,17 +82,25 @@ class StagedModel:
             rows.tolist(), instruments, ts_all, prices, emitted, strict=True
         ):
             name = names[k]
-            if not has_vector:
-                stage.on_price(name, ts, price)
+            try:
+                if not has_vector:
+                    stage.on_price(name, ts, price)
+                    continue
+                fv = FeatureVector(
+                    instrument=name,
+                    tick_id=tick_ids[i],
+                    ts_event_ns=ts,
+                    price=price,
+                    values=dict(zip(features, values[j], strict=True)),
+                )
+                scored = stage.on_features(fv)
+            except Exception as exc:  # a model's bug must not stop the stream (as per tick)
+                out.errors.append((i, repr(exc)))  # type: ignore[union-attr]
+                if has_vector:
+                    out.signals.append(())  # type: ignore[union-attr]
+                    out.routed_signals.append(None)  # type: ignore[union-attr]
+                    j += 1
                 continue
-            fv = FeatureVector(
-                instrument=name,
-                tick_id=tick_ids[i],
-                ts_event_ns=ts,
-                price=price,
-                values=dict(zip(features, values[j], strict=True)),
-            )
-            scored = stage.on_features(fv)
             for applied in scored.applied:
                 self.details[(applied.command_id, name)] = applied.detail
             out.signals.append(scored.signals)  # type: ignore[union-attr]

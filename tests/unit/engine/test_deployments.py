@@ -15,9 +15,16 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_engine_run import TOPICS, assert_same, collect
 
-from tickwise.schemas.decisions import ControlCommand
+from tickwise.schemas.decisions import ControlCommand, FeatureVector
 from tickwise.schemas.ticks import SourceRef
-from tickwise.schemas.topics import ALERTS, AUDIT, DECISIONS, SIGNALS
+from tickwise.schemas.topics import (
+    ALERTS,
+    AUDIT,
+    DECISIONS,
+    SIGNALS,
+    TICKS_CLEAN,
+    TICKS_QUARANTINE,
+)
 from tickwise.streams.config import (
     DecisionConfig,
     LabelConfig,
@@ -207,3 +214,28 @@ def test_a_kind_that_cannot_do_the_task_fails_at_start_up(task: str, kind: str) 
     )
     with pytest.raises(ValueError, match=f"does not do {task}"):
         Engine(config)
+
+
+def test_a_model_that_raises_quarantines_its_tick_and_the_stream_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """River's stage raising on a tick (a model's bug) costs that tick's signal, not the
+    worker: the tick is quarantined as OPERATOR_ERROR with what was raised, as per tick."""
+    from tickwise.streams.operators.models.stage import ModelStage
+
+    real = ModelStage.on_features
+    failed: list[str] = []
+
+    def flaky(self: ModelStage, fv: FeatureVector) -> object:
+        if fv.tick_id.endswith("7"):
+            failed.append(fv.tick_id)
+            raise FloatingPointError("overflow in the tree")
+        return real(self, fv)
+
+    monkeypatch.setattr(ModelStage, "on_features", flaky)
+    config, commands = SCENARIOS["river's tree configured"]
+    got, _ = engine_outputs(config, commands, cuts=(1_000,))
+    errors = [q for q in got[TICKS_QUARANTINE.name] if b'"OPERATOR_ERROR"' in q]
+    assert failed and len(errors) == len(failed)
+    assert all(b"model stage: FloatingPointError('overflow in the tree')" in q for q in errors)
+    assert got[DECISIONS.name] and len(got[TICKS_CLEAN.name]) > len(failed)
