@@ -26,6 +26,7 @@ from tickwise.schemas.decisions import (
     AUDIT_ADAPTER,
     AuditRecord,
     Contribution,
+    ControlCommand,
     Decision,
     FeatureVector,
     HoldSummary,
@@ -430,8 +431,14 @@ class LiveOutputs:
     quarantine: list[tuple[bytes | None, bytes]]
 
 
-def backtested(workdir: Path, topic_prefix: str, records: list[RawRecord]) -> Backtested:
-    """Write the every-decision config under ``workdir`` and backtest ``records`` with it.
+def backtested(
+    workdir: Path,
+    topic_prefix: str,
+    records: list[RawRecord],
+    commands: Sequence[ControlCommand] = (),
+) -> Backtested:
+    """Write the every-decision config under ``workdir`` and backtest ``records`` with it (and
+    ``commands``, which a live run must send before its worker starts).
 
     The topics are the caller's to create and feed: runs differ in how the ticks arrive.
     """
@@ -440,7 +447,7 @@ def backtested(workdir: Path, topic_prefix: str, records: list[RawRecord]) -> Ba
     config_file = workdir / "tickwise.toml"
     config_file.write_text(EVERY_DECISION_TOML)
     config = load_config(config_file, topic_prefix=topic_prefix)
-    expected = run_backtest(records, config, workdir / "bt")
+    expected = run_backtest(records, config, workdir / "bt", commands)
     replay = (workdir / "bt" / "decisions.jsonl").read_bytes().splitlines()
     return Backtested(records, config_file, Topics(topic_prefix), expected, replay)
 

@@ -13,11 +13,14 @@ from pathlib import Path
 import pytest
 from stubs import backtested, exactly_once_problems, live_outputs
 
+from tickwise.schemas.decisions import ControlCommand
 from tickwise.schemas.topics import Topics
+from tickwise.streams.config import ModelConfig
 from tickwise.streams.live.admin import create_topics
+from tickwise.streams.live.control import send_control
 from tickwise.streams.live.feed import publish
 from tickwise.streams.live.tap import read_values, spawn_worker, stop_process
-from tickwise.streams.sources import synthetic
+from tickwise.streams.sources import RawRecord, synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -35,12 +38,32 @@ class MakesMarker:
         return os.mkdir, (str(self.path),)
 
 
-@pytest.mark.parametrize("checkpoints", [True, False], ids=["from-checkpoint", "from-scratch"])
+def canary(records: list[RawRecord]) -> ControlCommand:
+    """A second version as a canary on one instrument from the stream's first tick on: the
+    engine's model stage is river's staged one then, checkpointed and recovered as such."""
+    v2 = ModelConfig(model_version=2, learning_rate=0.05, warmup_labels=20)
+    return ControlCommand(
+        command_id="canary-v2", command="promote", scope="global", reason="rollout",
+        operator="test", ts_event_ns=1, model_id=v2.model_id, model_version=2, stage="canary",
+        model_spec=v2.model_dump(), instruments=["NQ"], capital_fraction=0.5,
+        effective_ts_event_ns=min(r.ts_event_ns for r in records if r.ts_event_ns is not None),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("checkpoints", "rollout"),
+    [(True, False), (False, False), (True, True)],
+    ids=["from-checkpoint", "from-scratch", "a-canary-from-checkpoint"],
+)
 def test_sigkill_and_restart_lose_and_duplicate_nothing(
-    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, checkpoints: bool
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, checkpoints: bool, rollout: bool
 ) -> None:
-    run = backtested(tmp_path, topic_prefix, list(synthetic(seed=21, count=6000, bad_rate=0.02)))
+    records = list(synthetic(seed=21, count=6000, bad_rate=0.02))
+    commands = [canary(records)] if rollout else []
+    run = backtested(tmp_path, topic_prefix, records, commands)
     create_topics(kafka_bootstrap, topic_prefix, partitions=3)
+    for command in commands:  # on the control topic before the worker reads it
+        send_control(kafka_bootstrap, run.topics.control, command)
     app_id = f"recovery-{uuid.uuid4().hex[:8]}"
     ckpt = tmp_path / "checkpoints"
 
@@ -89,6 +112,8 @@ def test_sigkill_and_restart_lose_and_duplicate_nothing(
         stop_process(second)
 
     assert exactly_once_problems(run, out) == []
+    if rollout:  # the canary decided NQ, at its version, on both sides of the kill
+        assert any(b'"model_version":2' in d and b'"NQ"' in d for _, d in out.decisions)
     # recovery says at INFO what it did: where it started, what it replayed, where it goes on
     log = (tmp_path / "worker2.log").read_text(errors="replace")
     used = "checkpoint at offset" if checkpoints else "no checkpoint"
