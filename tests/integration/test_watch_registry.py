@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
+from stubs import read_all
 
 from tests.integration.test_watch import ALERTS, Alerts, value
 from tickwise.schemas.registry import REGISTRY_CHAIN, RegistryEntry
@@ -18,7 +19,7 @@ from tickwise.streams.cli import main
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.broker import free_port
 from tickwise.streams.live.metrics import Samples, scrape
-from tickwise.streams.live.tap import consumer, messages, spawn_watch, stop_process
+from tickwise.streams.live.tap import spawn_watch, stop_process
 from tickwise.streams.operators.audit import check_link
 from tickwise.streams.registry import Registry
 
@@ -70,18 +71,11 @@ def test_cli_promote_and_rollback_are_chained_live_and_an_altered_entry_alerts(
         assert len(local) == 7  # 2 registrations, 1 + 2 stage moves, a rollback's 2
 
         # the topic holds the registry's log byte for byte, each entry linked to the last
-        c = consumer(kafka_bootstrap, [topics.registry])
-        try:
-            published = [
-                (m.key(), m.value() or b"", m.partition(), m.offset())
-                for m in messages(c, 10, time.monotonic() + 120)
-            ]
-        finally:
-            c.close()
-        assert [v for _, v, _, _ in published] == local
-        assert {k for k, _, _, _ in published} == {REGISTRY_CHAIN.encode()}
+        published = read_all(kafka_bootstrap, topics.registry)  # each publish was acked
+        assert [v for _, v in published] == local
+        assert {k for k, _ in published} == {REGISTRY_CHAIN.encode()}
         heads: dict[str, tuple[int, str]] = {}
-        for _, raw, _, _ in published:
+        for _, raw in published:
             assert check_link(RegistryEntry.model_validate_json(raw), heads, raw) == []
 
         # the watchtower checked all seven, and raised nothing about them
