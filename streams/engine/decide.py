@@ -453,8 +453,8 @@ class BatchDecide:
     def _model_detail(self, cmd: ControlCommand, instrument: str, model: ModelColumns) -> str:
         """What ``ModelStage._apply`` said the command did on ``instrument`` (``StagedModel``
         records it), or, under the compiled kernel's one version, says it would."""
-        if model.details is not None:
-            return model.details[(cmd.command_id, instrument)]
+        if model.details is not None:  # none: the stage raised at that tick (OPERATOR_ERROR)
+            return model.details.get((cmd.command_id, instrument), "at a tick the stage raised on")
         if cmd.command == "rollback":
             return "nothing to roll back to"
         key = version_key(cmd.model_id or "", cmd.model_version or 0)

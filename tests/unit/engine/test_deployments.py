@@ -239,3 +239,25 @@ def test_a_model_that_raises_quarantines_its_tick_and_the_stream_goes_on(
     assert failed and len(errors) == len(failed)
     assert all(b"model stage: FloatingPointError('overflow in the tree')" in q for q in errors)
     assert got[DECISIONS.name] and len(got[TICKS_CLEAN.name]) > len(failed)
+
+
+def test_a_stage_change_at_a_tick_the_stage_raised_on_is_still_audited(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stage applied a command and then raised at the same tick: the audit still records
+    the command where it applied, and the stream goes on."""
+    from tickwise.streams.operators.models.stage import ModelStage
+
+    real = ModelStage.on_features
+
+    def raises_once_applied(self: ModelStage, fv: FeatureVector) -> object:
+        scored = real(self, fv)
+        if scored.applied:
+            raise ArithmeticError("after applying")
+        return scored
+
+    monkeypatch.setattr(ModelStage, "on_features", raises_once_applied)
+    config, commands = SCENARIOS["a canary arriving mid-stream"]
+    got, _ = engine_outputs(config, commands)
+    assert b"at a tick the stage raised on" in b"".join(got[AUDIT.name])
+    assert any(b'"OPERATOR_ERROR"' in q for q in got[TICKS_QUARANTINE.name])
