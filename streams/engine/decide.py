@@ -312,7 +312,8 @@ def _decide(
 @dataclass(slots=True)
 class HoldStretches:
     """The plain HOLDs among a batch's decisions, in stretches: consecutive plain HOLDs of one
-    instrument (no other decision of it between them), one event-time period and one position.
+    instrument (no other decision of it between them), one event-time period, one position and
+    one model version routed.
 
     ``stretch``: each decision's stretch (-1: not a plain HOLD); ``first_of``: the decisions
     that open one; ``last``: each stretch's last decision; ``reasons``: each stretch's HOLDs by
@@ -326,24 +327,32 @@ class HoldStretches:
 
 
 def hold_stretches(
-    instrument: np.ndarray, period: np.ndarray, held: np.ndarray, plain: np.ndarray
+    instrument: np.ndarray,
+    period: np.ndarray,
+    held: np.ndarray,
+    plain: np.ndarray,
+    version: np.ndarray,
 ) -> HoldStretches:
     """Cut the plain HOLDs of decisions in row order into stretches (``reasons`` left empty).
 
     Nothing a run of holds is cut by (another decision of the instrument, a new period, a new
-    position) happens inside a stretch, so each is counted by one ``AuditChain.count_holds``.
+    position, another model version routed: ``version``, a code per decision) happens inside a
+    stretch, so each is counted by one ``AuditChain.count_holds``.
 
     Examples
     --------
     >>> s = hold_stretches(np.array([0, 1, 0, 0, 0]), np.array([7, 7, 7, 8, 8]),
-    ...                    np.zeros(5), np.array([True, True, True, True, False]))
+    ...                    np.zeros(5), np.array([True, True, True, True, False]), np.zeros(5))
     >>> s.stretch.tolist(), s.first_of.tolist(), s.last.tolist()
     ([0, 2, 0, 1, -1], [True, True, False, True, False], [2, 3, 1])
     """
     order = np.argsort(instrument, kind="stable")
-    k, p, h, q = instrument[order], period[order], held[order], plain[order]
+    k, p, h, q, v = (a[order] for a in (instrument, period, held, plain, version))
     goes_on = np.zeros(order.size, np.bool_)
-    goes_on[1:] = q[1:] & q[:-1] & (k[1:] == k[:-1]) & (p[1:] == p[:-1]) & (h[1:] == h[:-1])
+    goes_on[1:] = (
+        q[1:] & q[:-1] & (k[1:] == k[:-1]) & (p[1:] == p[:-1]) & (h[1:] == h[:-1])
+        & (v[1:] == v[:-1])
+    )  # fmt: skip
     opens = q & ~goes_on
     closes = q.copy()
     closes[:-1] &= ~goes_on[1:]
@@ -662,7 +671,7 @@ class BatchDecide:
         f, e = cols.fills, cols
         routed = model.routed_signals  # None: the compiled kernel's one version
         if self.config.audit.holds == "summary":
-            holds = self._hold_stretches(batch, cols, each=routed is not None)
+            holds = self._hold_stretches(batch, cols, model)
             visit = np.flatnonzero(~cols.plain | holds.first_of)
         else:
             holds, visit = None, np.arange(cols.row.size)
@@ -730,18 +739,13 @@ class BatchDecide:
         return out
 
     def _hold_stretches(
-        self, batch: TickBatch, cols: DecideColumns, each: bool = False
+        self, batch: TickBatch, cols: DecideColumns, model: ModelColumns
     ) -> HoldStretches:
-        """The batch's plain HOLDs in stretches, each what one ``count_holds`` call counts;
-        ``each``: a stretch per HOLD (the version routed may change from one to the next)."""
+        """The batch's plain HOLDs in stretches, each what one ``count_holds`` call counts."""
         rows = cols.row
-        if each:
-            plain = cols.plain
-            numbers = np.where(plain, np.cumsum(plain) - 1, -1)
-            stretches = HoldStretches(numbers, plain.copy(), np.flatnonzero(plain))
-        else:
-            period = batch.ts[rows] // self.audit.period_ns
-            stretches = hold_stretches(batch.instrument[rows], period, cols.held, cols.plain)
+        period = batch.ts[rows] // self.audit.period_ns
+        version = (model.slot[cols.vec] << 32) + model.version[cols.vec]  # model id and version
+        stretches = hold_stretches(batch.instrument[rows], period, cols.held, cols.plain, version)
         stretch, plain = stretches.stretch, cols.plain
         # dicts, not Counters: a Counter is built by a Python call, and there is one a stretch
         reasons: list[dict[str, int]] = [{} for _ in range(stretches.last.size)]
@@ -756,13 +760,9 @@ class BatchDecide:
         at = np.flatnonzero(finite)
         # HOLDs by stretch and code; a finite row's text is its code's (its numbers read '#'),
         # so one row of each code (``some``) gives the text of all
-        keys = stretch[at] * _N_CODES + code[at]
-        if each:  # a stretch a HOLD: few keys of many, where a count per key would be large
-            present, counts = np.unique(keys, return_counts=True)
-        else:
-            counts = np.bincount(keys)
-            present = np.flatnonzero(counts)
-            counts = counts[present]
+        counts = np.bincount(stretch[at] * _N_CODES + code[at])
+        present = np.flatnonzero(counts)
+        counts = counts[present]
         some = np.empty(_N_CODES, np.int64)
         some[code[at]] = at
         texts: dict[int, str] = {}

@@ -76,6 +76,7 @@ class ModelColumns:
     band: np.ndarray  # the routed version's threshold (P(up) - 0.5, or bps for regression)
     fraction: np.ndarray  # the capital fraction it trades (a canary's; 1.0 otherwise)
     slot: np.ndarray  # int64: its model id's slot in the engine's table of model ids
+    version: np.ndarray  # int64: its version number
     # ``StagedModel`` only (``streams.engine.staged``), per row with a vector: every signal,
     # shadow ones included, and the one routed (None: none); the compiled kernel's signals are
     # rendered from the columns above
@@ -316,6 +317,7 @@ class BatchModel:
             np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n),
             np.empty((n, top), np.int64), np.zeros((n, top)), np.zeros((n, top)),
             np.empty(n, np.bool_), np.full(n, self.band), np.ones(n), np.zeros(n, np.int64),
+            np.full(n, self.model.model_version, np.int64),
         )  # fmt: skip
         X = np.ascontiguousarray(vectors, dtype=np.float64)
         sd = np.empty((len(self.symbols), self.n_features))

@@ -69,6 +69,7 @@ class StagedModel:
             np.zeros(n), np.zeros(n, np.int64), np.zeros(n, np.int64), np.full(n, math.nan),
             np.zeros((n, 0), np.int64), np.zeros((n, 0)), np.zeros((n, 0)),
             np.zeros(n, np.bool_), np.zeros(n), np.ones(n), np.zeros(n, np.int64),
+            np.zeros(n, np.int64),
             signals=[], routed_signals=[], details=self.details, errors=[],
         )  # fmt: skip
         stage, names, features = self.stage, self.symbols.names, self.names
@@ -116,6 +117,7 @@ class StagedModel:
                 out.band[j] = model.threshold_bps if self.regression else model.threshold
                 out.fraction[j] = routed.capital_fraction
                 out.slot[j] = self.models.index(routed.model_id)
+                out.version[j] = routed.model_version
             j += 1
         return out
 
