@@ -13,7 +13,7 @@ last output written:
 
 * tickwise: what ``tickwise backtest`` runs, the columnar engine (``replay.engine``), with the
   default config, i.e. the compiled logistic regression, over the ``.csv.gz`` read by blocks of
-  columns (``--limit``: the first rows through the bulk decoder); every file the command
+  columns (``--limit``: the first rows of those blocks); every file the command
   writes is written, the report included. ``--per-tick`` adds the per-tick runner.
   (The summary files and HTML report after the run are outside the timing.)
 * backtrader: ``GenericCSVData`` over the same rows (decompressed beforehand, untimed), one bar
@@ -72,7 +72,8 @@ def tickwise_child(
     """Back-test the ES trades as ``tickwise backtest`` does (the columnar engine, or the
     per-tick runner with ``--per-tick``) with the default model; time it."""
     from tickwise.replay.backtest import run_backtest
-    from tickwise.replay.engine import record_batches, run_engine_backtest
+    from tickwise.replay.command import first_rows
+    from tickwise.replay.engine import run_engine_backtest
     from tickwise.streams.config import load_config
     from tickwise.streams.engine.batch import SymbolTable, TickBatch
     from tickwise.streams.sources import ColumnMap, RawRecord, read_file
@@ -87,10 +88,8 @@ def tickwise_child(
     config = load_config(config_path)
     max_bytes = config.validation.max_message_bytes
 
-    def batches(symbols: SymbolTable) -> Iterator[TickBatch]:
-        if limit is None:  # the whole file: blocks of columns, as the command reads it
-            return read_batches(data, columns, symbols, max_bytes)
-        return record_batches(rows(), symbols, max_bytes)
+    def batches(symbols: SymbolTable) -> Iterator[TickBatch]:  # as the command reads it
+        return first_rows(read_batches(data, columns, symbols, max_bytes), limit)
 
     # The floor under any replay that feeds the live validator: reading the file into raw
     # messages, timed on its own before the run (and outside it).
@@ -108,13 +107,10 @@ def tickwise_child(
             dst.writelines(islice(src, 2_001))
         if per_tick:
             run_backtest(read_file(head, columns), config, Path(out))
-        elif limit is None:
+        else:
             run_engine_backtest(
                 lambda s: read_batches(head, columns, s, max_bytes), config, Path(out)
             )
-        else:
-            records = read_file(head, columns)
-            run_engine_backtest(lambda s: record_batches(records, s, max_bytes), config, Path(out))
         first_run_s = time.perf_counter() - started
     gc.freeze()  # what ``tickwise`` does once its command is imported (``streams.cli.main``)
     with tempfile.TemporaryDirectory(prefix="tickwise-bench-replay-") as out:
