@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tickwise.schemas.decisions import AuditRecord, ControlCommand
+from tickwise.schemas.decisions import AUDIT_ADAPTER, AuditRecord, ControlCommand
 from tickwise.streams.operators.control import replay_commands
 
 
@@ -17,8 +17,10 @@ def load_controls(path: str | Path) -> list[ControlCommand]:
         if not line.strip():
             continue
         doc = json.loads(line)
-        if "audit_id" in doc:
-            commands += replay_commands([AuditRecord.model_validate(doc)])
+        if "audit_id" in doc:  # a decision's record, or a summary of HOLDs (no control)
+            entry = AUDIT_ADAPTER.validate_python(doc)
+            if isinstance(entry, AuditRecord):
+                commands += replay_commands([entry])
         elif "command_id" in doc:
             commands.append(ControlCommand.model_validate(doc))
         else:

@@ -178,6 +178,14 @@ class AppliedControl(Contract):
     # "logreg:v2 -> canary" (set on the model stage's entries only). Optional so older audit
     # records stay valid.
     detail: str | None = None
+    # Added so a rollout replays from the audit trail: on the model stage's entry of a promote
+    # or rollback, the rest of the command as given (``ControlCommand``'s fields of the same
+    # names). Optional so older audit records stay valid; those cannot replay a rollout.
+    model_version: int | None = None
+    stage: Stage | None = None
+    model_spec: dict[str, Any] | None = None
+    instruments: list[Instrument] | None = None
+    capital_fraction: float | None = Field(default=None, gt=0.0, le=1.0)
 
 
 class AuditRecord(Contract):

@@ -831,10 +831,7 @@ class BatchDecide:
         if int(e.e_what[n]) == E_STAGE:
             cmd = self.model_commands[c]
             detail = self._model_detail(cmd, instrument, model)
-            applied = Applied(
-                cmd.command_id, cmd.command, instrument, tick_id, ts, detail,
-                cmd.operator, cmd.scope, cmd.reason, cmd.model_id,
-            )  # fmt: skip
+            applied = Applied.of(cmd, instrument, tick_id, ts, detail)
             out.applied.append(applied)
             return applied.audited()
         cmd = self.commands[c]

@@ -24,6 +24,7 @@ from tickwise.streams.operators.state import InstrumentStateMixin
 GLOBAL = "global"
 KILL_COMMANDS = ("kill_switch_on", "kill_switch_off")
 STAGE_COMMANDS = ("demote", "promote")
+MODEL_COMMANDS = ("promote", "rollback")  # what the model stage carries out
 
 
 def control_key(cmd: ControlCommand) -> str:
@@ -149,8 +150,17 @@ def replay_commands(records: Iterable[AuditRecord]) -> list[ControlCommand]:
     out: list[ControlCommand] = []
     for record in records:
         for a in record.controls_applied:
-            if a.detail is not None:
-                continue  # the model stage's account of a change; its command's own entry replays
+            rollout = a.command in MODEL_COMMANDS
+            if rollout and a.detail is None:
+                continue  # the control view's sighting: the model stage's entry replays it
+            if a.detail is not None and not rollout:
+                continue  # the model stage's account of another change: its own entry replays
+            if a.command == "promote" and a.model_version is None:
+                raise ValueError(
+                    f"{record.audit_id}: promote {a.command_id} is audited without its model "
+                    "version (a trail written before entries carried it), so the rollout "
+                    "cannot replay from it: give the commands themselves"
+                )
             out.append(
                 ControlCommand(
                     command_id=f"{a.command_id}@{record.instrument}",
@@ -160,6 +170,11 @@ def replay_commands(records: Iterable[AuditRecord]) -> list[ControlCommand]:
                     operator=a.operator or "replay",
                     ts_event_ns=a.applied_ts_event_ns,
                     model_id=a.model_id,
+                    model_version=a.model_version,
+                    stage=a.stage,
+                    model_spec=a.model_spec,
+                    instruments=a.instruments,
+                    capital_fraction=a.capital_fraction,
                     effective_ts_event_ns=a.applied_ts_event_ns,
                 )
             )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tickwise.schemas.decisions import Alert, AppliedControl, Severity, Stage
+from tickwise.schemas.decisions import Alert, AppliedControl, ControlCommand, Severity, Stage
 from tickwise.streams.config import ModelConfig
 
 # Standardised inputs are clipped: a feature that was constant during warm-up (a zero variance
@@ -50,9 +50,23 @@ class Applied:
     scope: str = ""
     reason: str = ""
     model_id: str | None = None
+    given: ControlCommand | None = None  # the command: its audit entry carries it whole
+
+    @classmethod
+    def of(
+        cls, cmd: ControlCommand, instrument: str, tick_id: str, ts_event_ns: int, detail: str
+    ) -> Applied:
+        """``cmd`` as the model stage applied it to ``instrument`` at a tick."""
+        return cls(
+            cmd.command_id, cmd.command, instrument, tick_id, ts_event_ns, detail,
+            cmd.operator, cmd.scope, cmd.reason, cmd.model_id, cmd,
+        )  # fmt: skip
 
     def audited(self) -> AppliedControl:
-        """The entry this stage change makes in the instrument's audit record."""
+        """The entry this stage change makes in the instrument's audit record: with the rest
+        of its command, so replaying the trail (``operators.control.replay_commands``)
+        deploys what live deployed, where and when it did."""
+        given = self.given
         return AppliedControl(
             command_id=self.command_id,
             command=self.command,
@@ -62,6 +76,11 @@ class Applied:
             model_id=self.model_id,
             operator=self.operator or None,
             detail=self.detail,
+            model_version=None if given is None else given.model_version,
+            stage=None if given is None else given.stage,
+            model_spec=None if given is None else given.model_spec,
+            instruments=None if given is None else given.instruments,
+            capital_fraction=None if given is None else given.capital_fraction,
         )
 
 

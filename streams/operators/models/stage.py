@@ -191,20 +191,7 @@ class ModelStage(InstrumentStateMixin):
                 break  # commands apply in order: a later one waits for this one
             detail = self._apply(st, cmd, fv.instrument)
             st.applied.append(cmd.command_id)
-            out.append(
-                Applied(
-                    cmd.command_id,
-                    cmd.command,
-                    fv.instrument,
-                    fv.tick_id,
-                    fv.ts_event_ns,
-                    detail,
-                    cmd.operator,
-                    cmd.scope,
-                    cmd.reason,
-                    cmd.model_id,
-                )
-            )
+            out.append(Applied.of(cmd, fv.instrument, fv.tick_id, fv.ts_event_ns, detail))
         return tuple(out)
 
     # --- the hot path --------------------------------------------------------------------
