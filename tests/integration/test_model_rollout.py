@@ -3,7 +3,8 @@
 A real ``tickwise worker`` process decides a synthetic stream in three batches. Between
 batches the registry issues stage changes that travel on ``control``; decisions of each batch
 must come from the version the registry put in production, and after ``rollback`` the next
-decisions come from the previous version again. The worker runs the columnar engine, which
+decisions come from the previous version again; ``replay-check`` re-derives every one of them
+from the recorded input and the audit trail alone. The worker runs the columnar engine, which
 hands its model stage over to river's staged one when the shadow arrives, state and all. A
 command whose model spec is no model of the task is refused loudly, and the worker goes on
 deciding with the version it has.
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 from stubs import read_all, wait_consumed
 
+from tickwise.replay.kafka_replay import replay_check
 from tickwise.schemas.decisions import Alert, ControlCommand, Decision, Signal
 from tickwise.schemas.topics import Topics
 from tickwise.streams.config import ModelConfig
@@ -127,6 +129,12 @@ def test_promote_and_rollback_switch_live_decisions(
         (tree.key, "retired", "bob"),
         ("logreg:v1", "production", "bob"),
     ]
+    # the audit trail alone replays the rollout: every decision re-derived, shadow to rollback
+    report = replay_check(
+        kafka_bootstrap, topic_prefix, 0, int(time.time() * 1000) + 60_000, str(tmp_path / "t.toml")
+    )
+    assert report.ok, report.as_dict()
+    assert report.decisions_checked == report.matching > 0
 
 
 def test_a_worker_refuses_a_bad_model_spec_loudly(
