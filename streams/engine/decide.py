@@ -326,6 +326,39 @@ class HoldStretches:
     reasons: list[dict[str, int]] = field(default_factory=list)
 
 
+@kernel()
+def _cut_stretches(inst, period, held, plain, version, stretch, first_of, last, open_at,
+                   open_period, open_held, open_version):  # pragma: no cover  # fmt: skip
+    """``hold_stretches`` in one pass: each instrument's open stretch, and what it is cut by."""
+    n_open = 0
+    open_at[:] = -1
+    for d in range(inst.size):
+        k = inst[d]
+        if not plain[d]:
+            open_at[k] = -1
+            stretch[d] = -1
+            first_of[d] = False
+            continue
+        s = open_at[k]
+        if (
+            s < 0
+            or period[d] != open_period[k]
+            or held[d] != open_held[k]
+            or version[d] != open_version[k]
+        ):
+            s = n_open
+            n_open += 1
+            open_at[k], open_period[k], open_held[k], open_version[k] = (
+                s, period[d], held[d], version[d]
+            )  # fmt: skip
+            first_of[d] = True
+        else:
+            first_of[d] = False
+        stretch[d] = s
+        last[s] = d
+    return n_open
+
+
 def hold_stretches(
     instrument: np.ndarray,
     period: np.ndarray,
@@ -333,7 +366,8 @@ def hold_stretches(
     plain: np.ndarray,
     version: np.ndarray,
 ) -> HoldStretches:
-    """Cut the plain HOLDs of decisions in row order into stretches (``reasons`` left empty).
+    """Cut the plain HOLDs of decisions in row order into stretches, numbered as they open
+    (``reasons`` left empty).
 
     Nothing a run of holds is cut by (another decision of the instrument, a new period, a new
     position, another model version routed: ``version``, a code per decision) happens inside a
@@ -344,23 +378,19 @@ def hold_stretches(
     >>> s = hold_stretches(np.array([0, 1, 0, 0, 0]), np.array([7, 7, 7, 8, 8]),
     ...                    np.zeros(5), np.array([True, True, True, True, False]), np.zeros(5))
     >>> s.stretch.tolist(), s.first_of.tolist(), s.last.tolist()
-    ([0, 2, 0, 1, -1], [True, True, False, True, False], [2, 3, 1])
+    ([0, 1, 0, 2, -1], [True, True, False, True, False], [2, 1, 3])
     """
-    order = np.argsort(instrument, kind="stable")
-    k, p, h, q, v = (a[order] for a in (instrument, period, held, plain, version))
-    goes_on = np.zeros(order.size, np.bool_)
-    goes_on[1:] = (
-        q[1:] & q[:-1] & (k[1:] == k[:-1]) & (p[1:] == p[:-1]) & (h[1:] == h[:-1])
-        & (v[1:] == v[:-1])
+    n = instrument.size
+    inst = np.ascontiguousarray(instrument, np.int64)
+    k = int(inst.max()) + 1 if n else 0
+    stretch, first_of, last = np.empty(n, np.int64), np.empty(n, np.bool_), np.empty(n, np.int64)
+    n_open = _cut_stretches(
+        inst, np.ascontiguousarray(period, np.int64), np.ascontiguousarray(held, np.float64),
+        np.ascontiguousarray(plain, np.bool_), np.ascontiguousarray(version, np.int64),
+        stretch, first_of, last, np.empty(k, np.int64), np.empty(k, np.int64), np.empty(k),
+        np.empty(k, np.int64),
     )  # fmt: skip
-    opens = q & ~goes_on
-    closes = q.copy()
-    closes[:-1] &= ~goes_on[1:]
-    stretch = np.empty(order.size, np.int64)
-    stretch[order] = np.where(q, np.cumsum(opens) - 1, -1)
-    first_of = np.empty(order.size, np.bool_)
-    first_of[order] = opens
-    return HoldStretches(stretch, first_of, order[closes])
+    return HoldStretches(stretch, first_of, last[:n_open])
 
 
 @dataclass
@@ -675,11 +705,17 @@ class BatchDecide:
             visit = np.flatnonzero(~cols.plain | holds.first_of)
         else:
             holds, visit = None, np.arange(cols.row.size)
-        decided = dict(zip(cols.row[visit].tolist(), visit.tolist(), strict=True))
+        # the visited decisions' columns as Python values, position by position in ``visit``
+        decided = dict(zip(cols.row[visit].tolist(), range(visit.size), strict=True))
+        v_plain, v_held = cols.plain[visit].tolist(), cols.held[visit].tolist()
+        v_state = cols.out[visit, rk.O_STATE].astype(np.int64).tolist()
+        if holds is not None:
+            v_stretch = holds.stretch[visit].tolist()
+            last_rows = cols.row[holds.last]
+            stretch_end = list(zip(batch.ts[last_rows].tolist(), last_rows.tolist(), strict=True))
         fill_rows, event_rows = f.row.tolist(), e.e_row.tolist()
         rows = sorted({*fill_rows, *event_rows, *decided})
         fi = ei = 0
-        d_plain, d_held, d_out = cols.plain.tolist(), cols.held.tolist(), cols.out
         ts_all = batch.ts
         at = np.array(rows, np.int64)  # the visited rows' columns as Python numbers at once
         row_ts, row_price = ts_all[at].tolist(), batch.price[at].tolist()
@@ -698,16 +734,17 @@ class BatchDecide:
             while ei < len(event_rows) and event_rows[ei] == i:
                 controls.append(self._applied(e, ei, name, tick_id, ts, out, model))
                 ei += 1
-            d = decided.get(i)
-            if d is None:  # no decision: fills and stage changes wait for the next record
+            v = decided.get(i)
+            if v is None:  # no decision: fills and stage changes wait for the next record
                 self.audit.hold_fills(name, fills)
                 self.audit.hold_controls(name, controls)
                 continue
-            held = d_held[d]
-            row_out = d_out[d]
-            state = _STATES[int(row_out[rk.O_STATE])]
-            if holds is not None and d_plain[d]:
-                last = int(cols.row[holds.last[holds.stretch[d]]])
+            d = int(visit[v])
+            held = v_held[v]
+            state = _STATES[v_state[v]]
+            if holds is not None and v_plain[v]:
+                at_stretch = v_stretch[v]
+                last_ts, last = stretch_end[at_stretch]
                 last_tick_id = batch.tick_ids[last]
                 assert last_tick_id is not None
                 if routed is not None:  # the version routed at this HOLD
@@ -715,8 +752,8 @@ class BatchDecide:
                     assert held_by is not None
                     model_id, version = held_by.model_id, held_by.model_version
                 out.audit += self.audit.count_holds(
-                    name, model_id, version, (ts, tick_id), (int(ts_all[last]), last_tick_id),
-                    held, state, holds.reasons[holds.stretch[d]],
+                    name, model_id, version, (ts, tick_id), (last_ts, last_tick_id), held,
+                    state, holds.reasons[at_stretch],
                 )  # fmt: skip
                 continue
             if routed is None:
