@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import NamedTuple, Protocol
 
-from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from tickwise.streams.live.reader import TRANSIENT, consumer_settings
 
@@ -142,6 +142,9 @@ class TickReader:
     def start(self) -> None:
         self._thread.start()
 
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
     def stop(self, timeout: float = 10.0) -> bool:
         """Ask the thread to stop and wait for it; False if it had not stopped by ``timeout``."""
         self._stop.set()
@@ -188,12 +191,23 @@ class TickReader:
         if meta is None or meta.error is not None or not meta.partitions:
             why = meta.error if meta is not None and meta.error is not None else "no partitions"
             raise RuntimeError(f"topic {self.topic!r}: {why}")
+        parts = sorted(meta.partitions)
+        # the ends first: a tick appended after this is at or past its partition's end, so a
+        # partition with no record of the lookback starts there and misses nothing (the client's
+        # OFFSET_END would be resolved later, skipping whatever came meanwhile)
+        ends = {
+            p: consumer.get_watermark_offsets(
+                TopicPartition(self.topic, p), timeout=METADATA_TIMEOUT_S
+            )[1]
+            for p in parts
+        }
         since_ms = int((self._clock() - self.lookback_s) * 1000)
-        wanted = [TopicPartition(self.topic, p, since_ms) for p in sorted(meta.partitions)]
+        wanted = [TopicPartition(self.topic, p, since_ms) for p in parts]
         found = consumer.offsets_for_times(wanted, timeout=METADATA_TIMEOUT_S)
-        # a partition with no record that recent: from its end
         return [
-            TopicPartition(self.topic, tp.partition, OFFSET_END if tp.offset < 0 else tp.offset)
+            TopicPartition(
+                self.topic, tp.partition, ends[tp.partition] if tp.offset < 0 else tp.offset
+            )
             for tp in found
         ]
 
