@@ -1,11 +1,12 @@
 """``tickwise watch``: the faust app that feeds the watchtower's checks and keeps their state.
 
-Four inputs, its own consumer group (``[watch] group_id`` behind the topic prefix):
+Its inputs, its own consumer group (``[watch] group_id`` behind the topic prefix):
 - ``audit`` and ``decisions`` in one agent, a batch at a time, so each record meets its chain's
   head (``chain.check_record``) and each decision its audit record (``Trail``), and each audit
   entry, decoded once, is counted in its key's trading windows, whose anomalies raise alerts
   and whose policies publish on ``control`` (``trading``);
-- the keys of ``ticks.raw``, for the wall time each instrument last ticked;
+- the keys of ``ticks.raw``, for the wall time each instrument last ticked, read off faust by a
+  batch consumer on a thread of its own (``ticks``) and taken into the feed table at each look;
 - ``control``, for the kill switches in force (shown as metrics);
 - ``registry``, the model registry's log, a hash chain checked as the audit trail is
   (``chain.check_registry``);
@@ -18,9 +19,10 @@ State lives in faust tables backed by changelog topics: the chain heads (the reg
 in a table of its own, co-partitioned with its topic), the decisions awaiting
 their audit record, the trading windows, the last tick per instrument, the kill switches, and
 the offset each input partition was checked up to. The trail agent writes its tables once per
-batch (``behind``), the checked offsets last. A restarted watchtower reads the changelogs, not
-the audit topic, and a message re-delivered after a restart (faust commits offsets after the
-tables moved on) is recognised by its offset and not checked twice.
+batch (``behind``), the checked offsets last; the timer writes the last ticks once per look. A
+restarted watchtower reads the changelogs, not the audit topic, and a message re-delivered
+after a restart (faust commits offsets after the tables moved on) is recognised by its offset
+and not checked twice.
 
 It reads ``read_committed``, like every other reader of the workers' output: records of a
 transaction the worker aborted and then wrote again must not look like a fork.
@@ -42,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+import mode
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from pydantic import ValidationError
 
@@ -65,6 +68,7 @@ from tickwise.streams.watch.health import (
 )
 from tickwise.streams.watch.metrics import WatchMetrics
 from tickwise.streams.watch.probe import admin_client, partition_counts, probe_group
+from tickwise.streams.watch.ticks import LatestTicks, TickReader
 from tickwise.streams.watch.trading import Trading
 from tickwise.streams.watch.views import HealthBoard, WebDoor, add_views
 from tickwise.streams.web.auth import AuthConfigError, Users
@@ -72,8 +76,6 @@ from tickwise.streams.web.doors import DoorError, check_listen
 
 log = logging.getLogger(__name__)
 
-# The last-tick table is written at most this often per instrument (a changelog message each).
-FEED_RESOLUTION_S = 1.0
 # Alerts and changelog messages wait this long to share a produce request (faust: none).
 PRODUCER_LINGER_S = 0.005
 # The trail agent's batches: at most this many messages, or what came within this many seconds.
@@ -346,16 +348,35 @@ def build_app(
             metrics.on_checked(msg.topic)
             await send(alerts)
 
-    raw_topic = app.topic(topics.raw, value_serializer="raw", key_serializer="raw")
+    latest = LatestTicks()
+    reader = TickReader(
+        bootstrap,
+        topics.raw,
+        f"{app_id}-ticks",
+        latest,
+        lookback_s=watch.stale_after_s,
+        on_read=metrics.on_ticks_read,
+        on_error=metrics.on_tick_read_error,
+    )
+    feeds = Behind(tables["feeds"])
 
-    @app.agent(raw_topic)
-    async def note_ticks(stream: Any) -> None:
-        feeds = tables["feeds"]
-        async for key, _ in stream.items():
-            instrument = key.decode(errors="replace") if key else ""
-            now = time.time()
-            if instrument and now - feeds.get(instrument, 0.0) >= FEED_RESOLUTION_S:
-                feeds[instrument] = now
+    @app.service
+    class ReadTicks(mode.Service):
+        """The raw-tick reader's thread, started and stopped with the app."""
+
+        async def on_start(self) -> None:
+            reader.start()
+
+        async def on_stop(self) -> None:
+            await asyncio.to_thread(reader.stop)
+
+    def note_ticks() -> None:
+        """The latest tick of each instrument read since the last look, into the feed table:
+        a changelog message per instrument that ticked, on its raw partition."""
+        for instrument, last in latest.take().items():
+            feeds.partition = last.partition
+            feeds[instrument] = last.seen
+        feeds.flush()
 
     control_topic = app.topic(topics.control, value_serializer="raw", key_serializer="raw")
 
@@ -381,6 +402,7 @@ def build_app(
 
     @app.timer(interval=watch.check_interval_s)
     async def look() -> None:
+        note_ticks()
         now = time.time()
         alerts = trail.overdue(now)
         last_seen = dict(tables["feeds"].items())

@@ -2,8 +2,8 @@
 
 The alert rules in ``deploy/prometheus/tickwise-alerts.yml`` are written against these names
 (a test holds them to ``METRIC_NAMES``). Gauges are set from the event loop after each look and
-each control command; prometheus_client's values are thread-safe, so the metrics thread reads
-them without touching the faust tables.
+each control command, the raw-tick counters by the reader's thread (``ticks``); prometheus_client's
+values are thread-safe, so the metrics thread reads them without touching the faust tables.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ METRIC_NAMES = frozenset(
     {
         "tickwise_watch_alerts_total",
         "tickwise_watch_checked_total",
+        "tickwise_watch_ticks_read_total",
+        "tickwise_watch_tick_read_errors_total",
         "tickwise_watch_feed_age_seconds",
         "tickwise_watch_feed_stale",
         "tickwise_watch_feed_in_session",
@@ -56,10 +58,20 @@ class WatchMetrics:
             ["topic"],
             registry=reg,
         )
+        self.ticks_read = Counter(
+            "tickwise_watch_ticks_read",
+            "Ticks of ticks.raw the watchtower's reader has read (their keys only).",
+            registry=reg,
+        )
+        self.tick_read_errors = Counter(
+            "tickwise_watch_tick_read_errors",
+            "Errors the raw-tick reader met (each logged: a broker away, a refused read).",
+            registry=reg,
+        )
         inst = ["instrument"]
         self.feed_age = Gauge(
             "tickwise_watch_feed_age_seconds",
-            "Wall seconds since the instrument's last tick on ticks.raw (1 s resolution).",
+            "Wall seconds since the instrument's last tick on ticks.raw (as of the last look).",
             inst,
             registry=reg,
         )
@@ -124,6 +136,12 @@ class WatchMetrics:
 
     def on_checked(self, topic: str, count: int = 1) -> None:
         self.checked.labels(topic).inc(count)
+
+    def on_ticks_read(self, count: int) -> None:
+        self.ticks_read.inc(count)
+
+    def on_tick_read_error(self) -> None:
+        self.tick_read_errors.inc()
 
     def on_feeds(
         self,

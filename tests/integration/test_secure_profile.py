@@ -35,6 +35,7 @@ from tickwise.streams.cli import main
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.broker import SecureLocalBroker, ensure_jars, free_port
 from tickwise.streams.live.feed import publish
+from tickwise.streams.live.metrics import scrape
 from tickwise.streams.live.reader import RangeReader, RangeReadError
 from tickwise.streams.live.security import (
     ROLE_ACCESS,
@@ -419,8 +420,8 @@ def test_the_watchtower_runs_with_its_own_login(
     secure: tuple[str, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`tickwise watch` logs in as the watch role: it reads the audit trail with its own group,
-    creates its changelogs, looks at the workers' group (no worker: WORKER_DOWN, not
-    BROKER_UNREACHABLE) and its alerts land on the alerts topic."""
+    the raw ticks with its reader's consumer, creates its changelogs, looks at the workers' group
+    (no worker: WORKER_DOWN, not BROKER_UNREACHABLE) and its alerts land on the alerts topic."""
     bootstrap, credentials = secure
     prefix = "sec5."
     admin = client_config("admin", credentials["admin"])
@@ -436,7 +437,10 @@ def test_the_watchtower_runs_with_its_own_login(
     monkeypatch.setenv("TICKWISE_SASL_USERNAME", "watch")
     monkeypatch.setenv("TICKWISE_SASL_PASSWORD", credentials["watch"])
     log = tmp_path / "watch.log"
-    watch = spawn_watch(bootstrap, prefix, str(config), free_port(), str(log), "INFO")
+    metrics_port = free_port()
+    watch = spawn_watch(bootstrap, prefix, str(config), metrics_port, str(log), "INFO")
+    feed = client_config("feed", credentials["feed"])
+    assert produce(bootstrap, feed, ["ticks.raw"], prefix) == {"ticks.raw"}
     alerts: dict[str, str] = {}
     reader = Consumer(
         {
@@ -456,9 +460,13 @@ def test_the_watchtower_runs_with_its_own_login(
             if msg is not None and msg.error() is None:
                 alert = json.loads(msg.value() or b"{}")
                 alerts[alert["code"]] = alert["detail"]
+        while not scrape(metrics_port).get(("tickwise_watch_ticks_read_total", ())):
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
     finally:
         reader.close()
         stop_process(watch)
+    assert "raw-tick reader" not in log.read_text(), log.read_text()[-3000:]
     assert "BROKER_UNREACHABLE" not in alerts, alerts
     assert f"{prefix}audit" in alerts["AUDIT_UNREADABLE"]
     listed = AdminClient({"bootstrap.servers": bootstrap, **admin}).list_topics(timeout=10)

@@ -1,7 +1,9 @@
 """``tickwise watch`` on a real broker: tampered audit records fed to a side topic raise their
 alerts within 5 s naming the offsets, a feed that stops is stale for that instrument only (and
-not at all outside its session hours), a SIGKILLed worker is down and behind until it is
-restarted, and its /metrics show what it found and the kill switches in force."""
+not at all outside its session hours), also after a burst of ticks as fast as a producer goes
+(each read once, each instrument's last one in the feed table), a SIGKILLed worker is down and
+behind until it is restarted, and its /metrics show what it found and the kill switches in
+force."""
 
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from tests.stubs import audit_bodies
+from tests.integration.test_watch_ticks import BURST, INSTRUMENTS, READ, burst
+from tests.stubs import audit_bodies, read_all
 from tickwise.schemas.decisions import Alert, AuditRecord, ControlCommand
 from tickwise.schemas.topics import Topics
 from tickwise.streams.live.admin import create_topics
@@ -76,12 +79,14 @@ class Alerts:
 
 @dataclass
 class Watched:
-    """A running watchtower: its topics, its alerts as read, a producer, its /metrics port."""
+    """A running watchtower: its topics, its alerts as read, a producer, its /metrics port and
+    its process."""
 
     topics: Topics
     alerts: Alerts
     producer: Producer
     metrics_port: int
+    proc: subprocess.Popen[bytes]
 
     def metrics_until(self, holds: Callable[[Samples], bool], timeout: float) -> Samples:
         """Scrape until ``holds`` is true of the samples; fail with the last ones."""
@@ -116,7 +121,7 @@ def watch(
         producer.produce(topics.audit, key=b"probe", value=b"not a record")
         producer.flush()
         alerts.wait("AUDIT_UNREADABLE", 90)
-        return Watched(topics, alerts, producer, port)
+        return Watched(topics, alerts, producer, port, proc)
 
     yield start
     for proc, alerts in running:
@@ -235,6 +240,35 @@ def test_a_feed_that_stops_is_stale_for_that_instrument_only(
     assert value(samples, "tickwise_watch_broker_reachable") == 1
     raised = value(samples, ALERTS, code="FEED_STALE", severity="WARNING")
     assert raised == 1 and value(samples, ALERTS, code="AUDIT_GAP", severity="CRITICAL") == 0
+
+
+def test_the_watchtower_keeps_each_last_tick_of_a_burst_and_flags_the_feed_that_stops(
+    watch: Callable[[str], Watched], kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    watched = watch('stale_after_s = 3.0\ncheck_interval_s = 0.5\nworker_group = "nobody"\n')
+    topics, producer = watched.topics, watched.producer
+    started = time.time()
+    burst(producer, topics.raw, BURST - len(INSTRUMENTS), INSTRUMENTS)
+    sent = time.time()  # just before each instrument's last tick was sent
+    burst(producer, topics.raw, len(INSTRUMENTS), INSTRUMENTS)
+    # ES goes on ticking; the others stopped with the burst
+    es_ticks = 0
+    while time.time() - started < 10:
+        burst(producer, topics.raw, 1, ("ES",))
+        es_ticks += 1
+        time.sleep(0.2)
+    samples = watched.metrics_until(lambda m: value(m, READ) == BURST + es_ticks, 30)
+    stopped = set(INSTRUMENTS) - {"ES"}
+    flagged = [a.instrument for _, a in watched.alerts.seen if a.code == "FEED_STALE"]
+    assert sorted(flagged) == sorted(stopped)  # each once, ES never
+    assert value(samples, STALE, instrument="ES") == 0
+    assert all(value(samples, STALE, instrument=i) == 1 for i in stopped)
+    # the feed table (its changelog): every instrument, each seen no earlier than its last tick
+    assert stop_process(watched.proc) == 0  # the reader's thread stops with the app
+    changelog = f"{topic_prefix}tickwise-watch-feed-last-tick-changelog"
+    feeds = {json.loads(k or b""): json.loads(v) for k, v in read_all(kafka_bootstrap, changelog)}
+    assert set(feeds) == set(INSTRUMENTS)
+    assert all(float(feeds[i]) >= sent for i in stopped)  # type: ignore[arg-type]
 
 
 def test_metrics_show_kill_switches_and_chain_heads(

@@ -252,9 +252,14 @@ def test_watch_benchmark_writes_the_watch_section_itself(tmp_path: Path) -> None
     path = watch.watch_config(None, tmp_path, "g1", "workers")
     config = tomllib.loads(Path(path).read_text())
     assert config["audit"]["holds"] == "each" and config["decision"]["rule"] == "threshold"
-    assert config["watch"] == {"group_id": "g1", "worker_group": "workers"}
+    lookback = watch.LOOKBACK_S
+    assert config["watch"] == {
+        "group_id": "g1",
+        "worker_group": "workers",
+        "stale_after_s": lookback,
+    }
     defaults = tomllib.loads(Path(watch.watch_config("defaults", tmp_path, "g3", "w")).read_text())
-    assert defaults == {"watch": {"group_id": "g3", "worker_group": "w"}}
+    assert defaults == {"watch": {"group_id": "g3", "worker_group": "w", "stale_after_s": lookback}}
     mine = tmp_path / "mine.toml"
     mine.write_text("[watch]\nstale_after_s = 5\n")
     with pytest.raises(SystemExit, match=r"\[watch\]"):
