@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.oracle.pipeline import Pipeline
 from tickwise.streams.checkpoint import (
     KEY_ENV,
     KEY_FILE_ENV,
@@ -29,7 +30,6 @@ from tickwise.streams.checkpoint import (
     default_key_file,
 )
 from tickwise.streams.config import load_config
-from tickwise.streams.pipeline import Pipeline
 
 KEY = b"k" * 32
 OTHER_KEY = b"o" * 32

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tests.oracle.pipeline import Pipeline
 from tickwise.replay.controls import load_controls
 from tickwise.schemas.decisions import ControlCommand
 from tickwise.schemas.quarantine import QuarantineRecord
 from tickwise.schemas.ticks import SourceRef
 from tickwise.streams.config import load_config
 from tickwise.streams.operators.control import replay_commands
-from tickwise.streams.pipeline import Pipeline
 from tickwise.streams.sources import synthetic
 
 
