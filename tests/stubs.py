@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from hypothesis import strategies as st
 
+from tests.oracle.validator import Validator
 from tickwise.schemas.decisions import (
     AUDIT_ADAPTER,
     AuditRecord,
@@ -46,7 +47,6 @@ from tickwise.streams.config import (
     ValidationConfig,
     load_config,
 )
-from tickwise.streams.operators.validation import Validator
 from tickwise.streams.sources import RawRecord
 
 if TYPE_CHECKING:

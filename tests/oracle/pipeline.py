@@ -20,6 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from tests.oracle.control import ControlBook
+from tests.oracle.risk import RiskEngine
+from tests.oracle.validator import Validator
 from tickwise.schemas.decisions import (
     Action,
     Alert,
@@ -47,9 +50,9 @@ from tickwise.schemas.topics import (
 )
 from tickwise.streams.config import TickwiseConfig
 from tickwise.streams.live.state import Output
-from tickwise.streams.operators import AuditChain, FeatureEngine, ModelStage, RiskEngine, Validator
+from tickwise.streams.operators import AuditChain, FeatureEngine, ModelStage
 from tickwise.streams.operators.audit import Entry
-from tickwise.streams.operators.control import ControlBook, control_key
+from tickwise.streams.operators.control import control_key
 from tickwise.streams.operators.decision import DecisionRule
 from tickwise.streams.operators.execution import AccountView, PaperBroker
 from tickwise.streams.operators.models import Applied, applied_alert
