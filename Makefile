@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test lint format schemas backtest-es broker-start broker-stop clean \
-	bench bench-live bench-replay bench-zoo bench-memory bench-scaleout bench-profile bench-stages bench-watch
+	bench bench-live bench-replay bench-zoo bench-memory bench-scaleout bench-profile bench-engine bench-watch
 .PHONY: compose-secrets compose-secure provision-demo provision-test
 
 # The Debian packages each README command needs (.ci/provision): installed when make runs as
@@ -78,7 +78,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.backtest_memory --quick $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.live --ticks 20000 --seconds 5 --drain-timeout 30 $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.scaleout --ticks 20000 $(BENCH_ARGS)
-	$(BIN)/python -m benchmarks.stages --ticks 10000 $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.engine --repeat 1 --skip-compile $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.watch --ticks 20000 $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.deployments --limit 5000 --repeat 1
 
@@ -100,8 +100,8 @@ bench-scaleout: $(BENCH_STAMP)
 bench-profile: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.profile_backtest $(BENCH_ARGS)
 
-bench-stages: $(BENCH_STAMP)
-	$(BIN)/python -m benchmarks.stages $(BENCH_ARGS)
+bench-engine: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.engine $(BENCH_ARGS)
 
 bench-watch: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.watch $(BENCH_ARGS)

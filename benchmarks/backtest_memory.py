@@ -31,8 +31,7 @@ from benchmarks.common import (
     table,
     write_results,
 )
-from tickwise.replay.backtest import run_backtest
-from tickwise.replay.engine import record_batches, run_engine_backtest
+from tickwise.replay.engine import run_backtest
 from tickwise.streams.config import load_config
 from tickwise.streams.sources import RawRecord, synthetic
 
@@ -60,9 +59,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=None, help="sample RSS every N ticks")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep-out", default=None, help="keep the backtest outputs in this dir")
-    parser.add_argument(
-        "--per-tick", action="store_true", help="the per-tick runner, not the columnar engine"
-    )
     parser.add_argument("--out", default=str(RESULTS / "memory.json"), help="result JSON")
     add_config_argument(parser)
     args = parser.parse_args(argv)
@@ -75,20 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         started, cpu = time.perf_counter(), time.process_time()
         records = sampled(synthetic(args.seed, ticks), every, samples)
-        if args.per_tick:
-            result = run_backtest(records, config, out_dir)
-        else:  # what tickwise backtest runs: the engine, the records through the bulk decoder
-            max_bytes = config.validation.max_message_bytes
-            result = run_engine_backtest(
-                lambda symbols: record_batches(records, symbols, max_bytes), config, out_dir
-            )
+        # what tickwise backtest runs: the engine, the records through the bulk decoder
+        result = run_backtest(records, config, out_dir)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         if args.keep_out is None:
             shutil.rmtree(out_dir, ignore_errors=True)
     peak = peak_rss_mb()
     row = {
-        "runner": "per-tick" if args.per_tick else "columnar engine",
         "ticks": result.ticks,
         "decisions": result.decisions,
         "sample_ms": config.features.sample_ms,

@@ -28,7 +28,7 @@ benchmark starts and stops itself. Every run uses its own topic prefix.
    that ``tick_id``. Ticks whose decision has not arrived after ``--drain-timeout`` count as
    infinitely late, so a saturated rate shows as such. Under a decision cadence
    (``--config`` with ``features.sample_ms``) only the first tick of each bucket decides; the
-   benchmark learns which ticks those are by running the same stream through the pipeline
+   benchmark learns which ticks those are by running the same stream through the engine
    in-process first, and measures those. A rate is saturated when a decision is missing or
    the last one came more than a second after the last tick was due (a queue built up).
 5. **Latency floor.** At each rate, after the worker, a bare confluent-kafka pass-through
@@ -62,6 +62,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from confluent_kafka import (
     Consumer,
     KafkaError,
@@ -81,7 +82,6 @@ from benchmarks.common import (
     write_results,
 )
 from tickwise.schemas.decisions import Decision
-from tickwise.schemas.ticks import SourceRef
 from tickwise.schemas.topics import CATALOGUE, CONTROL, DECISIONS, REGISTRY, TICKS_RAW, Topics
 from tickwise.streams.config import load_config
 from tickwise.streams.live.admin import create_topics
@@ -90,6 +90,7 @@ from tickwise.streams.live.broker import LocalBroker, free_port
 from tickwise.streams.live.feed import publish
 from tickwise.streams.live.reader import consumer_settings
 from tickwise.streams.live.security import env_client_config
+from tickwise.streams.live.state import EngineState, Output
 from tickwise.streams.live.tap import consumer, messages, spawn_worker, stop_process
 from tickwise.streams.live.transport import (
     BATCH_MAX,
@@ -101,7 +102,6 @@ from tickwise.streams.live.transport import (
     take_batch,
     transactional_producer,
 )
-from tickwise.streams.pipeline import Pipeline
 from tickwise.streams.sources import RawRecord, synthetic
 
 SEED = 11
@@ -428,21 +428,22 @@ def deciding_ticks(config: str | None, skip: int, count: int) -> set[str] | None
 
     With a decision cadence only the first tick of each bucket decides, and with HOLDs
     summarised (``[audit] holds``, the default) only order intents and state changes are
-    published; which ones is known ahead by running the same stream through the pipeline here,
-    the way a backtest would (backtest = live makes that exact). Without either, every clean
-    tick's decision is published once warm.
+    published; which ones is known ahead by running the same stream through the worker's
+    engine here, the way a backtest would (backtest = live makes that exact). Without either,
+    every clean tick's decision is published once warm.
     """
     settings = load_config(config)
     if not settings.features.sample_ms and settings.audit.holds == "each":
         return None
-    pipeline = Pipeline(settings)
-    deciding: set[str] = set()
-    for i, rec in enumerate(synthetic(SEED, skip + count)):
-        source = SourceRef(topic="bench", partition=0, offset=i)
-        for out in pipeline.process(rec.payload, source):
-            if i >= skip and isinstance(out.message, Decision):
-                deciding.add(out.message.tick_id)
-    return deciding
+    state = EngineState(settings)
+    payloads = [rec.payload for rec in synthetic(SEED, skip + count)]
+
+    def run(start: int, end: int) -> list[Output]:
+        offsets = np.arange(start, end, dtype=np.int64)
+        return state.process(payloads[start:end], "bench", 0, offsets, np.zeros(end - start, bool))
+
+    run(0, skip)  # the warm-up: its decisions are not measured
+    return {o.message.tick_id for o in run(skip, len(payloads)) if isinstance(o.message, Decision)}
 
 
 def latency_at(

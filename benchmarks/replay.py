@@ -14,7 +14,7 @@ last output written:
 * tickwise: what ``tickwise backtest`` runs, the columnar engine (``replay.engine``), with the
   default config, i.e. the compiled logistic regression, over the ``.csv.gz`` read by blocks of
   columns (``--limit``: the first rows of those blocks); every file the command
-  writes is written, the report included. ``--per-tick`` adds the per-tick runner.
+  writes is written, the report included.
   (The summary files and HTML report after the run are outside the timing.)
 * backtrader: ``GenericCSVData`` over the same rows (decompressed beforehand, untimed), one bar
   per trade (open = high = low = close = the trade price), running a 20/100 simple moving
@@ -66,12 +66,9 @@ SYMBOL, TZ = "ES", "America/Chicago"
 CADENCES = {"every tick": None, "1 s": CADENCE}
 
 
-def tickwise_child(
-    data: Path, limit: int | None, config_path: str | None, per_tick: bool = False
-) -> dict[str, object]:
-    """Back-test the ES trades as ``tickwise backtest`` does (the columnar engine, or the
-    per-tick runner with ``--per-tick``) with the default model; time it."""
-    from tickwise.replay.backtest import run_backtest
+def tickwise_child(data: Path, limit: int | None, config_path: str | None) -> dict[str, object]:
+    """Back-test the ES trades as ``tickwise backtest`` does (the columnar engine) with the
+    default model; time it."""
     from tickwise.replay.command import first_rows
     from tickwise.replay.engine import run_engine_backtest
     from tickwise.streams.config import load_config
@@ -105,24 +102,15 @@ def tickwise_child(
         head = Path(out) / "head.csv"
         with gzip.open(data, "rt") as src, open(head, "w") as dst:
             dst.writelines(islice(src, 2_001))
-        if per_tick:
-            run_backtest(read_file(head, columns), config, Path(out))
-        else:
-            run_engine_backtest(
-                lambda s: read_batches(head, columns, s, max_bytes), config, Path(out)
-            )
+        run_engine_backtest(lambda s: read_batches(head, columns, s, max_bytes), config, Path(out))
         first_run_s = time.perf_counter() - started
     gc.freeze()  # what ``tickwise`` does once its command is imported (``streams.cli.main``)
     with tempfile.TemporaryDirectory(prefix="tickwise-bench-replay-") as out:
         started, cpu = time.perf_counter(), time.process_time()
-        if per_tick:
-            result = run_backtest(rows(), config, Path(out))
-        else:
-            result = run_engine_backtest(batches, config, Path(out))
+        result = run_engine_backtest(batches, config, Path(out))
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {
         "ticks": result.ticks,
-        "runner": "per-tick" if per_tick else "columnar engine",
         "decisions": result.decisions,
         "model": config.model.kind,
         "sample_ms": config.features.sample_ms,
@@ -133,13 +121,6 @@ def tickwise_child(
         "read_only_ticks_per_cpu_s": round(result.ticks / read_cpu),
         "first_run_2000_ticks_s": round(first_run_s, 2),
     }
-
-
-def tickwise_per_tick_child(
-    data: Path, limit: int | None, config_path: str | None
-) -> dict[str, object]:
-    """The per-tick runner (``tickwise backtest --engine per-tick``), for the record."""
-    return tickwise_child(data, limit, config_path, per_tick=True)
 
 
 def model_stage(kind: str, engine: str) -> str:
@@ -383,7 +364,6 @@ def nautilus_child(data: Path, limit: int | None, _config: str | None) -> dict[s
 
 CHILDREN = {
     "tickwise": tickwise_child,
-    "tickwise-per-tick": tickwise_per_tick_child,
     "tickwise-zoo": zoo_child,
     "backtrader": backtrader_child,
     "nautilus": nautilus_child,
@@ -521,9 +501,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=ES_TRADES, help="the ES trades .csv.gz")
     parser.add_argument("--limit", type=int, default=None, help="first N trades only (quick)")
     parser.add_argument("--no-peers", action="store_true", help="tickwise alone, no peer")
-    parser.add_argument(
-        "--per-tick", action="store_true", help="also the per-tick runner (--engine per-tick)"
-    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per side; the median counts")
     parser.add_argument("--timeout", type=float, default=1800.0, help="per child, seconds")
     parser.add_argument(
@@ -550,8 +527,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_config_argument(parser)
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.zoo and not args.child and (args.config or args.per_tick or args.repeat != 1):
-        parser.error("--zoo runs its own configs once each: drop --config, --per-tick, --repeat")
+    if args.zoo and not args.child and (args.config or args.repeat != 1):
+        parser.error("--zoo runs its own configs once each: drop --config and --repeat")
     if args.out is None:
         args.out = str(RESULTS / ("replay-zoo.json" if args.zoo else "replay.json"))
     return args
@@ -568,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.zoo:
         return run_zoo(args)
     peers, skipped = peer_sides(args.no_peers)
-    sides = ["tickwise", *(["tickwise-per-tick"] if args.per_tick else []), *peers]
+    sides = ["tickwise", *peers]
     rows, runs = [], []
     for side in sides:
         child = child_args(side, args.data, args.limit, args.config)

@@ -6,10 +6,11 @@
 Each row is the median wall time of fresh processes (the interpreter, imports, parsing, the work,
 exit), run one after the other from the repository root. The target is ``tickwise --help`` and
 ``tickwise <command> --help`` under 0.5 s. Two floors stand beside them: an empty interpreter,
-and importing the pipeline (river, numpy, scipy, pydantic), which every command that decides
-pays before its first tick and the parser must not pay at all. Then the slowest imports of
-building the parser (``python -X importtime``) say where its time goes, and the heavy libraries
-it loaded say whether it regressed (the list should be empty).
+and importing the backtest's engine (``tickwise.replay.engine``: numpy, the kernels, pydantic),
+which every command that decides pays before its first tick and the parser must not pay at
+all. Then the slowest imports of building the parser (``python -X importtime``) say where its
+time goes, and the heavy libraries it loaded say whether it regressed (the list should be
+empty).
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     python = [sys.executable, "-c"]
     commands: dict[str, list[str]] = {
         "python -c pass (floor)": [*python, "pass"],
-        "import tickwise.streams.pipeline (floor)": [*python, "import tickwise.streams.pipeline"],
+        "import tickwise.replay.engine (floor)": [*python, "import tickwise.replay.engine"],
         "import tickwise.streams.cli": [*python, "import tickwise.streams.cli"],
         "tickwise --help": [*tickwise(), "--help"],
         "tickwise backtest --help": [*tickwise(), "backtest", "--help"],

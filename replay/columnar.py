@@ -1,11 +1,12 @@
-"""The backtest's report collector over columns: ``replay.collector`` for the columnar engine.
+"""The backtest's report collector over columns, for the columnar engine.
 
 ``ColumnarCollector`` takes, per batch, what the decide stage did on each row as columns
 (``DecidedColumns``) and writes the same ``equity.csv``, ``report.json`` and ``report.html``
-as ``BacktestCollector`` fed the same ticks one by one, byte for byte. The sequential part
-(the clock, curves and walk-forward segments, round trips, signal outcomes and the rolling
-accuracy, both baselines' paper brokers and the random baseline's draws) runs in the kernels
-of ``replay.columnar_nb``; the file writing, plots and histogram are numpy over the batch.
+as the tests' per-tick ``BacktestCollector`` (``tests/oracle``) fed the same ticks one by
+one, byte for byte. The sequential part (the clock, curves and walk-forward segments, round
+trips, signal outcomes and the rolling accuracy, both baselines' paper brokers and the random
+baseline's draws) runs in the kernels of ``replay.columnar_nb``; the file writing, plots and
+histogram are numpy over the batch.
 
 Input layout (``DecidedColumns``), one row per tick of the batch in the order decided:
 

@@ -1,9 +1,10 @@
-"""The report collector's compiled kernels: ``replay.collector`` over columns, row by row.
+"""The report collector's compiled kernels: the report's figures over columns, row by row.
 
 Arrays in, arrays out, no objects; ``replay.columnar`` owns the arrays and names the outputs.
 Every function keeps the floating-point operations of the per-tick code it mirrors in the same
 order (``CurveAccumulator``, ``SegmentedCurve``, ``Baselines``, ``SignalOutcomes``,
-``BacktestCollector``), so the figures are those of the per-tick collector bit for bit.
+the tests' ``BacktestCollector``), so the figures are those of the per-tick collector bit for
+bit.
 
 Growth: ``rows`` checks, before it touches a row, that every buffer the row may append to has
 room; when one has not it returns that row and the reason, the wrapper grows the buffer and

@@ -1,10 +1,5 @@
-"""``tickwise backtest``: the options, the input, and which runner decides.
-
-Both runners write the same files for the same input (``replay.engine`` is held byte for byte
-to ``replay.backtest``); the columnar engine is the fast one and runs every config and command
-(``--engine auto``, the default, is the engine); ``--engine per-tick`` runs the per-tick
-pipeline, kept as the engine's oracle.
-"""
+"""``tickwise backtest``: the options, the input as batches, and the engine's run over them
+(``replay.engine``)."""
 
 from __future__ import annotations
 
@@ -17,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tickwise.replay.backtest import FILES, REPORT_FILES, BacktestResult, run_backtest
+from tickwise.replay.backtest import FILES, REPORT_FILES, BacktestResult
 from tickwise.replay.controls import load_controls
 from tickwise.replay.engine import record_batches, run_engine_backtest
 from tickwise.replay.merge import merge_in_time
@@ -77,17 +72,17 @@ def backtest(
     controls: Iterable[ControlCommand],
     settings: ReportSettings,
 ) -> BacktestResult:
-    """Run the backtest on the runner ``--engine`` asks for."""
-    controls = list(controls)
-    out = Path(args.out)
-    progress = wants_progress(args)
+    """Run the backtest ``args`` asks for on the engine."""
     warmup_ns = period_ns(args.warmup) if args.warmup else 0
-    engine = getattr(args, "engine", "auto")
-    if engine != "per-tick":
-        return run_engine_backtest(
-            batch_source(args, config), config, out, controls, settings, progress, warmup_ns
-        )
-    return run_backtest(_records(args), config, out, controls, settings, progress, warmup_ns)
+    return run_engine_backtest(
+        batch_source(args, config),
+        config,
+        Path(args.out),
+        list(controls),
+        settings,
+        wants_progress(args),
+        warmup_ns,
+    )
 
 
 def run_cli(args: argparse.Namespace) -> int:

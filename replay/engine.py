@@ -1,8 +1,8 @@
 """``tickwise backtest`` on the columnar engine: batches of ticks through the kernels, the
 files and the report written from columns.
 
-It writes what the per-tick runner (``replay.backtest.run_backtest``) writes for the same
-input, byte for byte (``tests/unit/engine/test_backtest_engine.py``): the topic-shaped files,
+It writes what the per-tick oracle of the tests (``tests/oracle``) writes for the same input,
+byte for byte (``tests/unit/engine/test_backtest_engine.py``): the topic-shaped files,
 ``summary.json`` but its timing, ``equity.csv``, ``report.json`` and ``report.html``. Batches
 come from the file reader (``streams.sources.batches``: CSV and Parquet by blocks of columns)
 or, for any other stream of raw records (the synthetic feed, files merged in time), from the
@@ -95,8 +95,15 @@ def run_engine_backtest(
     progress: bool = False,
     warmup_ns: int = 0,
 ) -> BacktestResult:
-    """``replay.backtest.run_backtest`` on the engine; ``batches`` gives the input's batches
-    against the engine's symbol table."""
+    """Run a backtest on the engine and write the topic-shaped outputs and the report;
+    ``batches`` gives the input's batches against the engine's symbol table.
+
+    ``controls`` are operator commands (kill switch, demotion, promotion); give them an
+    ``effective_ts_event_ns`` (or load a live audit trail with ``replay.controls``) to replay
+    them where live applied them. ``equity.csv``, ``report.json`` and ``report.html`` are
+    measured as ``settings`` says; ``warmup_ns`` of event time from the first tick trade
+    nothing (``replay.warmup``).
+    """
     engine = Engine(
         config,
         commands=controls,
@@ -153,4 +160,27 @@ def run_engine_backtest(
     return result
 
 
-__all__ = ["record_batches", "run_engine_backtest", "run_file"]
+def run_backtest(
+    records: Iterable[RawRecord],
+    config: TickwiseConfig,
+    out: Path,
+    controls: Iterable[ControlCommand] = (),
+    settings: ReportSettings | None = None,
+    progress: bool = False,
+    warmup_ns: int = 0,
+) -> BacktestResult:
+    """``run_engine_backtest`` over a stream of raw records (the synthetic feed, files merged
+    in time, any iterable), decoded in bulk a chunk at a time as they come."""
+    max_bytes = config.validation.max_message_bytes
+    return run_engine_backtest(
+        lambda symbols: record_batches(records, symbols, max_bytes),
+        config,
+        out,
+        controls,
+        settings,
+        progress,
+        warmup_ns,
+    )
+
+
+__all__ = ["record_batches", "run_backtest", "run_engine_backtest", "run_file"]

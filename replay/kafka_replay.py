@@ -36,9 +36,8 @@ from tickwise.streams.live.bootstrap import resolve_bootstrap
 from tickwise.streams.live.feed import publish
 from tickwise.streams.live.partition import is_reinjected
 from tickwise.streams.live.reader import RangeReader, RangeReadError, read_times
-from tickwise.streams.live.state import CommandRefused, EngineState
+from tickwise.streams.live.state import CommandRefused, EngineState, Output
 from tickwise.streams.operators.control import replay_commands
-from tickwise.streams.pipeline import Output
 from tickwise.streams.progress import PROGRESS_EVERY, Progress, utc_second, wants_progress
 from tickwise.streams.sources import RawRecord
 

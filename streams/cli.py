@@ -246,13 +246,6 @@ def _backtest(subparsers: Subparsers) -> None:
         help="event time from the first tick in which nothing trades, e.g. 2h (a kill switch)",
     )
     report.add_argument("--baseline-seed", type=int, default=0, help="seed of the random baseline")
-    parser.add_argument(
-        "--engine",
-        choices=("auto", "columnar", "per-tick"),
-        default="auto",
-        help="columnar (auto, the default): batches through the compiled kernels; per-tick: "
-        "one tick at a time, the engine's oracle (same outputs, slower)",
-    )
     add_progress_argument(parser)
     parser.set_defaults(func=LazyHandler("tickwise.replay.command:run_cli"))
 

@@ -412,12 +412,6 @@ class LiveConfig(Frozen):
         "~/.config/tickwise/checkpoint.key.",
     )
     checkpoint_interval_s: float = Field(default=10.0, gt=0.0)
-    engine: Literal["auto", "columnar", "per-tick"] = Field(
-        default="auto",
-        description="What decides each partition: 'columnar' (the batch engine, "
-        "docs/ENGINE.md; 'auto' is the same) or 'per-tick' (the per-message pipeline, the "
-        "engine's oracle). Both publish the same bytes.",
-    )
 
     @model_validator(mode="after")
     def _dir_only_for_the_dir_store(self) -> LiveConfig:

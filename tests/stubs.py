@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from hypothesis import strategies as st
 
+from tests.oracle.validator import Validator
 from tickwise.schemas.decisions import (
     AUDIT_ADAPTER,
     AuditRecord,
@@ -46,7 +47,6 @@ from tickwise.streams.config import (
     ValidationConfig,
     load_config,
 )
-from tickwise.streams.operators.validation import Validator
 from tickwise.streams.sources import RawRecord
 
 if TYPE_CHECKING:
@@ -367,8 +367,8 @@ def audit_bodies(
     """Audit entries (topic bytes) of a synthetic run through the whole pipeline: records and
     hold summaries (a short period, for many; ``holds="each"``: a record per decision), the
     runs still open closed at the end."""
+    from tests.oracle.pipeline import Pipeline
     from tickwise.streams.config import load_config
-    from tickwise.streams.pipeline import Pipeline
     from tickwise.streams.sources import synthetic
 
     pipeline, out = (
@@ -442,7 +442,7 @@ def backtested(
 
     The topics are the caller's to create and feed: runs differ in how the ticks arrive.
     """
-    from tickwise.replay.backtest import run_backtest
+    from tickwise.replay.engine import run_backtest
 
     config_file = workdir / "tickwise.toml"
     config_file.write_text(EVERY_DECISION_TOML)

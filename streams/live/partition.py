@@ -1,17 +1,17 @@
-"""One raw partition's pipeline: rebuilt from its checkpoint and the log, then fed batches.
+"""One raw partition's engine: rebuilt from its checkpoint and the log, then fed batches.
 
 Why: exactly-once is Kafka's job (``streams.live.transport`` commits each batch's outputs and
-its input offsets in one transaction), but the pipeline's state is ours. The state that goes
+its input offsets in one transaction), but the engine's state is ours. The state that goes
 with a committed offset ``C`` is the state after every raw message before ``C``; a new owner
 rebuilds it deterministically:
 
-* load the partition's checkpoint (the pickled pipeline and the last raw offset it reflects);
+* load the partition's checkpoint (the pickled engine and the last raw offset it reflects);
 * replay the raw messages from there up to ``C`` *without emitting* (their outputs are already
   committed), through the one range reader, which fails loud when the log no longer holds them;
 * continue from ``C``.
 
 What decides is the partition's state (``streams.live.state``): the columnar engine, a whole
-batch of raw messages at a time, or the per-tick pipeline, one message at a time.
+batch of raw messages at a time.
 """
 
 from __future__ import annotations
@@ -28,17 +28,13 @@ import numpy as np
 
 from tickwise.schemas.decisions import ControlCommand
 from tickwise.schemas.quarantine import REINJECTED_HEADER
-from tickwise.schemas.ticks import SourceRef
 from tickwise.streams.checkpoint import Checkpoint, CheckpointStore
 from tickwise.streams.config import TickwiseConfig
 from tickwise.streams.live.reader import RangeReader, RangeReadError
-from tickwise.streams.live.state import EngineState, PartitionState, new_state, same_layout
+from tickwise.streams.live.state import EngineState, Output, same_layout
 from tickwise.streams.operators.validation import QualityMonitor
-from tickwise.streams.pipeline import Output
 
 log = logging.getLogger(__name__)
-
-PER_TICK_CHUNK = 25  # messages the per-tick pipeline decides between two looks for a command
 
 
 class RawMessage(Protocol):
@@ -120,7 +116,7 @@ class PartitionRunner:
         self.store = store
         self.observe = observe  # live-only figures (counters); never changes an output
         self.quality = quality  # live-only data-quality figures
-        self.state: PartitionState = new_state(config)
+        self.state = EngineState(config)
         self.next_offset = 0  # first raw offset whose outputs are not committed
         self._checkpointed = -1
         self._last_checkpoint = time.monotonic()
@@ -133,7 +129,7 @@ class PartitionRunner:
         ``CheckpointRefused`` for a checkpoint whose signature does not hold.
         """
         checkpoint = self.store.load(self.raw_topic, self.partition)
-        self.state = new_state(self.config)
+        self.state = EngineState(self.config)
         start = 0
         if checkpoint is not None:
             if checkpoint.offset >= committed:
@@ -141,13 +137,6 @@ class PartitionRunner:
                     f"{self.raw_topic} partition {self.partition}: the checkpoint reflects offset "
                     f"{checkpoint.offset}, past the committed offset {committed}; it belongs to "
                     "another deployment of this topic (remove it to rebuild from the log)"
-                )
-            if type(checkpoint.state) is not type(self.state):
-                raise RangeReadError(
-                    f"{self.raw_topic} partition {self.partition}: the checkpoint holds "
-                    f"{_kind(checkpoint.state)} state and [live] engine = "
-                    f"'{self.config.live.engine}' decides {_kind(self.state)}; set [live] engine "
-                    "to the checkpoint's, or remove the checkpoint to rebuild from the log"
                 )
             if not same_layout(checkpoint.state, self.state):
                 raise RangeReadError(
@@ -189,9 +178,8 @@ class PartitionRunner:
 
     @property
     def chunk(self) -> int:
-        """Raw messages worth deciding in one call: a consume call's batch for the engine;
-        for the per-tick pipeline few, so a waiting command is looked for often."""
-        return EngineState.chunk if isinstance(self.state, EngineState) else PER_TICK_CHUNK
+        """Raw messages worth deciding in one call: a consume call's batch, whole."""
+        return EngineState.chunk
 
     def process(self, batch: Sequence[RawMessage]) -> list[Output]:
         """Every output of a batch of this partition's raw messages, in order."""
@@ -206,19 +194,10 @@ class PartitionRunner:
     ) -> list[Output]:
         if not batch:
             return []
-        state = self.state
-        if isinstance(state, EngineState):
-            offsets = np.fromiter((m.offset() for m in batch), np.int64, len(batch))
-            flags = np.fromiter((is_reinjected(m.headers()) for m in batch), np.bool_, len(batch))
-            raws = [m.value() or b"" for m in batch]
-            return state.process(raws, self.raw_topic, self.partition, offsets, flags, quality)
-        outputs: list[Output] = []
-        for msg in batch:
-            offset = msg.offset()
-            assert offset is not None
-            source = SourceRef(topic=self.raw_topic, partition=self.partition, offset=offset)
-            outputs += state.process(msg.value() or b"", source, is_reinjected(msg.headers()))
-        return outputs
+        offsets = np.fromiter((m.offset() for m in batch), np.int64, len(batch))
+        flags = np.fromiter((is_reinjected(m.headers()) for m in batch), np.bool_, len(batch))
+        raws = [m.value() or b"" for m in batch]
+        return self.state.process(raws, self.raw_topic, self.partition, offsets, flags, quality)
 
     def on_control(self, command: ControlCommand) -> bool:
         """Apply an operator command here; False if the state had it already.
@@ -243,10 +222,6 @@ class PartitionRunner:
         self._checkpointed = last
         self._last_checkpoint = time.monotonic()
         return True
-
-
-def _kind(state: object) -> str:
-    return "columnar-engine" if isinstance(state, EngineState) else "per-tick"
 
 
 def default_checkpoint_dir(app_id: str) -> Path:

@@ -1,19 +1,20 @@
-"""What decides one raw partition in a worker: the columnar engine, or on request the per-tick
-pipeline, its oracle (``[live] engine``).
+"""What decides one raw partition in a worker: the columnar engine, the one the backtest runs.
 
-``EngineState`` gives, for a batch of raw messages, the outputs ``Pipeline.process`` gives for
-them one by one, topic by topic and byte for byte (``tests/unit/engine/test_engine_run.py``
-holds the engine to the pipeline; ``tests/unit/test_partition_state.py`` this adapter). Both
-kinds pickle whole into a partition's checkpoint, so a partition moves to a worker on another
-host with its state.
+``EngineState`` gives, for a batch of raw messages, every message they lead to as an
+``Output``, topic by topic and byte for byte what the per-tick oracle of the tests gives for
+them one by one (``tests/unit/engine/test_engine_run.py`` holds the engine to it;
+``tests/unit/test_partition_state.py`` this adapter). It pickles whole into a partition's
+checkpoint, so a partition moves to a worker on another host with its state.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
+from tickwise.schemas.base import Contract
 from tickwise.schemas.decisions import ControlCommand
 from tickwise.schemas.topics import (
     ALERTS,
@@ -25,6 +26,7 @@ from tickwise.schemas.topics import (
     SIGNALS,
     TICKS_CLEAN,
     TICKS_QUARANTINE,
+    TopicSpec,
 )
 from tickwise.streams.config import TickwiseConfig
 from tickwise.streams.engine.batch import decode
@@ -33,11 +35,29 @@ from tickwise.streams.engine.run import BatchOutput, Engine
 from tickwise.streams.engine.validate import BatchValidator
 from tickwise.streams.operators.control import control_key
 from tickwise.streams.operators.validation import QualityMonitor
-from tickwise.streams.pipeline import Output, Pipeline
 
 # Config sections a running state does not depend on: a worker restarted with only these
 # changed carries its state on as it is.
 STATELESS_SECTIONS = frozenset({"app_id", "topic_prefix", "live", "watch", "data"})
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One message for one catalogue topic, keyed by instrument (None when unknown)."""
+
+    topic: TopicSpec
+    key: str | None
+    # None only beside ``wire``: a message encoded in bulk, never built as a model (the
+    # engine's clean ticks)
+    message: Contract | None
+    wire: bytes | None = None  # the message's bytes when its operator already encoded it
+
+    def encoded(self) -> bytes:
+        """The exact bytes to put on the topic (live) or write to its file (replay)."""
+        if self.wire is not None:
+            return self.wire
+        assert self.message is not None
+        return self.message.to_bytes()
 
 
 class CommandRefused(ValueError):
@@ -100,8 +120,8 @@ class EngineState:
         return self._outputs(engine.run(batch), quality)
 
     def finish(self) -> list[Output]:
-        """At the end of a finite input (a replay of a period): what ``Pipeline.finish`` gives,
-        the ticks still held for reordering and the runs of holds still open."""
+        """At the end of a finite input (a replay of a period): the ticks still held for
+        reordering, decided, and the runs of holds still open, summarised."""
         return self._outputs(self.engine.finish())
 
     def _outputs(self, o: BatchOutput, quality: QualityMonitor | None = None) -> list[Output]:
@@ -182,7 +202,6 @@ class EngineState:
         engine.validator = after
 
 
-PartitionState = EngineState | Pipeline
 MODEL_STAGES = {"BatchModel", "StagedModel"}
 
 
@@ -203,7 +222,7 @@ def same_layout(old: object, new: object) -> bool:
             return True
         if type(a) is not type(b):
             # the engine's model stage in either of its forms: the compiled kernel, or
-            # river's stage it hands over to (pickled as the per-tick worker pickles it)
+            # river's stage it hands over to
             return {type(a).__name__, type(b).__name__} == MODEL_STAGES
         if isinstance(a, np.ndarray):
             return a.dtype == b.dtype and a.ndim == b.ndim  # type: ignore[attr-defined]
@@ -225,10 +244,3 @@ def _attributes(obj: object) -> set[str]:
         slots = cls.__dict__.get("__slots__", ())
         names.update(n for n in ([slots] if isinstance(slots, str) else slots) if hasattr(obj, n))
     return names - {"__dict__", "__weakref__"}
-
-
-def new_state(config: TickwiseConfig) -> PartitionState:
-    """A fresh state for one partition under ``config``, as ``[live] engine`` chooses."""
-    if config.live.engine == "per-tick":
-        return Pipeline(config)
-    return EngineState(config)

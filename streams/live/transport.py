@@ -13,10 +13,10 @@ The loop, on one thread:
    goes on: a recovery replays up to that point, then applies the command where it applied);
 2. take a batch: whatever the consumer holds, or wait at most ``POLL_S`` for the first
    message, so a lone tick is not held back and a burst comes in batches of ``BATCH_MAX``;
-3. process it per partition in chunks (a partition's whole batch for the columnar engine, a
-   few messages for the per-tick pipeline: ``PartitionRunner.chunk``) inside one transaction,
-   which closes early when a command waits or after ``TXN_MAX_S``; commit outputs and the
-   offsets of what was processed; the rest of the batch goes into the next transaction.
+3. process it per partition in chunks (a partition's whole batch: ``PartitionRunner.chunk``)
+   inside one transaction, which closes early when a command waits or after ``TXN_MAX_S``;
+   commit outputs and the offsets of what was processed; the rest of the batch goes into the
+   next transaction.
 
 No transaction is ever open while the consumer is polled, so a rebalance callback always finds
 every output of a revoked partition committed; it checkpoints the partition and lets it go.
@@ -68,9 +68,8 @@ from tickwise.streams.live.metrics import PipelineMetrics
 from tickwise.streams.live.partition import PartitionRunner
 from tickwise.streams.live.reader import TRANSIENT, consumer_settings
 from tickwise.streams.live.security import env_client_config
-from tickwise.streams.live.state import CommandRefused
+from tickwise.streams.live.state import CommandRefused, Output
 from tickwise.streams.operators.validation import QualityMonitor
-from tickwise.streams.pipeline import Output
 from tickwise.streams.sources import RawRecord
 
 log = logging.getLogger(__name__)

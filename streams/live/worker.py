@@ -2,10 +2,9 @@
 transactions (``streams.live.transport``).
 
 Each assigned raw partition gets a ``PartitionRunner`` (``streams.live.partition``) that feeds
-the columnar engine a batch at a time -- the very engine the backtest runs (``[live] engine``
-falls back per tick for what the engine does not serve) -- and the transport commits each
-batch's outputs with its input offsets in one transaction. faust is not on this path; it runs
-the independent watchtower (``streams.watch``).
+the columnar engine a batch at a time -- the very engine the backtest runs -- and the
+transport commits each batch's outputs with its input offsets in one transaction. faust is not
+on this path; it runs the independent watchtower (``streams.watch``).
 """
 
 from __future__ import annotations
@@ -32,9 +31,9 @@ from tickwise.streams.live.bootstrap import resolve_bootstrap
 from tickwise.streams.live.checkpoint_topic import TopicCheckpointStore
 from tickwise.streams.live.metrics import PipelineMetrics, serve_metrics
 from tickwise.streams.live.partition import PartitionRunner, default_checkpoint_dir
+from tickwise.streams.live.state import Output
 from tickwise.streams.live.transport import Transport, instance_slot, transactional_id
 from tickwise.streams.operators.validation import QualityMonitor
-from tickwise.streams.pipeline import Output
 
 log = logging.getLogger(__name__)
 

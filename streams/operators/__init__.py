@@ -1,7 +1,8 @@
 """Pure operators: synchronous, no Kafka, no faust, no wall clock.
 
-Live agents and the replay runner call exactly these classes; that is what makes a backtest
-decide the way live does.
+The columnar engine (``streams.engine``) builds on them, live and in replay alike; the
+per-message classes it is held to (``Validator``, ``RiskEngine``, ``ControlBook``, ``Pipeline``)
+live in the tests (``tests/oracle``).
 
 The names below are imported on first use, not with the package: ``streams.operators.control``
 alone must not load river and numpy for the models, which would cost a command that only sends
@@ -17,26 +18,20 @@ from tickwise.streams.operators.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from tickwise.streams.operators.audit import AuditChain, verify_chain
-    from tickwise.streams.operators.control import ControlBook
     from tickwise.streams.operators.execution import AccountView, PaperBroker
     from tickwise.streams.operators.features import FeatureEngine
     from tickwise.streams.operators.models import ModelStage
     from tickwise.streams.operators.monitor import Monitor
-    from tickwise.streams.operators.risk import RiskEngine
-    from tickwise.streams.operators.validation import Validator
 
 # Each exported name and the module that defines it.
 _SOURCES = MappingProxyType(
     {
         "AccountView": "tickwise.streams.operators.execution",
         "AuditChain": "tickwise.streams.operators.audit",
-        "ControlBook": "tickwise.streams.operators.control",
         "FeatureEngine": "tickwise.streams.operators.features",
         "ModelStage": "tickwise.streams.operators.models",
         "Monitor": "tickwise.streams.operators.monitor",
         "PaperBroker": "tickwise.streams.operators.execution",
-        "RiskEngine": "tickwise.streams.operators.risk",
-        "Validator": "tickwise.streams.operators.validation",
         "verify_chain": "tickwise.streams.operators.audit",
     }
 )
@@ -44,13 +39,10 @@ _SOURCES = MappingProxyType(
 __all__ = [
     "AccountView",
     "AuditChain",
-    "ControlBook",
     "FeatureEngine",
     "ModelStage",
     "Monitor",
     "PaperBroker",
-    "RiskEngine",
-    "Validator",
     "verify_chain",
 ]
 

@@ -6,6 +6,7 @@ a copy of the packages with one forbidden import added, and expect that contract
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -113,6 +114,14 @@ def test_the_copy_keeps_every_contract(pristine: Path) -> None:
             "from tickwise.streams.audit import sink",
             "sink",
         ),
+        # the per-tick oracle the tests hold the engine to, run by the product
+        (
+            "oracle",
+            "replay/engine.py",
+            "def _oracle():\n    from tests.oracle.pipeline import Pipeline",
+            "tests",
+        ),
+        ("oracle", "streams/live/state.py", "import tests.stubs", "tests"),
         # the three cycles these packages were made to break, put back
         (
             "acyclic",
@@ -152,3 +161,23 @@ def test_the_pure_contract_names_every_other_module_of_streams() -> None:
     assert {"tickwise.replay", "faust", "confluent_kafka", "aiohttp"} <= set(
         pure["forbidden_modules"]
     )
+
+
+def top_level_imports(source: str) -> set[str]:
+    """The top-level package of every module ``source`` imports, inside functions included."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_benchmarks_never_import_the_tests() -> None:
+    """benchmarks/ is outside the packages lint-imports reads: a figure measured on the tests'
+    per-tick oracle would be of a path the product no longer has."""
+    test_modules = {"tests", "stubs", "oracle", "reference", "conftest"}
+    assert "tests" in top_level_imports("def f():\n    from tests.oracle.pipeline import P\n")
+    for path in sorted((REPO_ROOT / "benchmarks").glob("*.py")):
+        assert not top_level_imports(path.read_text()) & test_modules, path.name

@@ -42,7 +42,7 @@ def test_every_decided_tick_is_in_the_chain_exactly_once(
         assert publish(records, kafka_bootstrap, topics.raw) == len(records)
         # the same records in-process tell what to expect: every decided tick (each HOLD its
         # own record), and the chain of the default (HOLDs summarised)
-        from tickwise.replay.backtest import run_backtest
+        from tickwise.replay.engine import run_backtest
 
         every = config.with_name("every.toml")
         every.write_text(config.read_text() + '[audit]\nholds = "each"\n')

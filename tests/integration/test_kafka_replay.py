@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import KafkaError, Message, Producer
 
-from tickwise.replay.backtest import run_backtest
+from tests.oracle.pipeline import Pipeline
+from tickwise.replay.engine import run_backtest
 from tickwise.replay.kafka_replay import replay_check, replay_topic
 from tickwise.schemas.decisions import AuditRecord, Decision
 from tickwise.schemas.ticks import CleanTick, SourceRef
@@ -21,8 +22,8 @@ from tickwise.schemas.topics import ALERTS, AUDIT, Topics
 from tickwise.streams.cli import main
 from tickwise.streams.config import load_config
 from tickwise.streams.live.admin import create_topics
+from tickwise.streams.live.state import Output
 from tickwise.streams.live.tap import read_values
-from tickwise.streams.pipeline import Output, Pipeline
 from tickwise.streams.sources import synthetic
 
 pytestmark = pytest.mark.kafka

@@ -33,20 +33,12 @@ from tickwise.streams.sources import synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-ENGINE_CONFIG = """
+CONFIG = """
 [model]
 warmup_labels = 10
 [label]
 horizon_s = 0.3
 """
-# the columnar engine, never the per-tick pipeline
-CONFIG = (
-    ENGINE_CONFIG
-    + """
-[live]
-engine = "columnar"
-"""
-)
 SETTLE_S = 4.0  # the worker polls control every 0.5 s; leave room for a busy machine
 
 

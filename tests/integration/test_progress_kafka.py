@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
+from tests.oracle.pipeline import Pipeline
 from tickwise.replay.kafka_replay import FAR_FUTURE_MS
 from tickwise.schemas.decisions import AuditRecord
 from tickwise.schemas.ticks import SourceRef
@@ -21,7 +22,7 @@ from tickwise.streams.cli import main
 from tickwise.streams.config import load_config
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.reader import read_times
-from tickwise.streams.pipeline import Output, Pipeline
+from tickwise.streams.live.state import Output
 
 pytestmark = pytest.mark.kafka
 

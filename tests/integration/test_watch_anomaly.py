@@ -21,8 +21,8 @@ from tickwise.schemas.topics import Topics
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.broker import free_port
 from tickwise.streams.live.feed import publish
+from tickwise.streams.live.state import Output
 from tickwise.streams.live.tap import consumer, messages, spawn_watch, spawn_worker, stop_process
-from tickwise.streams.pipeline import Output
 from tickwise.streams.watch.probe import admin_client, probe_group
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tickwise.replay.backtest import run_backtest
+from tickwise.replay.engine import run_backtest
 from tickwise.schemas.decisions import ControlCommand, Signal
 from tickwise.schemas.topics import Topics
 from tickwise.streams.config import ModelConfig, load_config
@@ -54,8 +54,6 @@ def test_every_zoo_model_signals_live_as_in_replay(
             f'[label]\nhorizon_s = 0.3\ntask = "{task}"\n'
             f'[model]\nkind = "{BASE[task]}"\nwarmup_labels = 10\nn_models = 3\n'
             "grace_period = 50\n"
-            # the zoo deployed in shadow beside the base model, on the engine's staged model
-            '[live]\nengine = "columnar"\n'
         )
         commands = [
             ControlCommand(

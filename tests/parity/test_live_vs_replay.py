@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from stubs import open_at_end
 
-from tickwise.replay.backtest import run_backtest
+from tickwise.replay.engine import run_backtest
 from tickwise.schemas.decisions import AUDIT_ADAPTER, Decision, HoldSummary
 from tickwise.schemas.quarantine import QuarantineRecord
 from tickwise.schemas.topics import Topics

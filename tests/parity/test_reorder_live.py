@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from stubs import read_all
 
-from tickwise.replay.backtest import run_backtest
+from tickwise.replay.engine import run_backtest
 from tickwise.schemas.decisions import Decision
 from tickwise.schemas.quarantine import QuarantineRecord
 from tickwise.schemas.topics import Topics
@@ -51,7 +51,6 @@ def test_a_reordering_worker_decides_as_the_backtest(
         f'reorder_max_ticks = {MAX_TICKS}\n[decision]\nrule = "threshold"\n'
     )
     config = load_config(config_file, topic_prefix=topic_prefix)
-    assert config.live.engine == "auto"
     run_backtest(records, config, tmp_path / "bt")
     replay_decisions = (tmp_path / "bt" / "decisions.jsonl").read_bytes().splitlines()
     replay_quarantine = (tmp_path / "bt" / "quarantine.jsonl").read_bytes().splitlines()
@@ -66,7 +65,7 @@ def test_a_reordering_worker_decides_as_the_backtest(
         f"reorder-{uuid.uuid4().hex[:8]}",
         config=str(config_file),
         log_path=str(tmp_path / "worker.log"),
-        extra_args=["--loglevel", "INFO"],  # where a per-tick fallback says so
+        extra_args=["--loglevel", "INFO"],
     )
     try:
         assert publish(records, kafka_bootstrap, topics.raw) == len(records)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import stubs
 
-from tickwise.replay.backtest import FILES, REPORT_FILES, BacktestResult, run_backtest
+from tickwise.replay.backtest import FILES, REPORT_FILES, BacktestResult
+from tickwise.replay.engine import run_backtest
 from tickwise.schemas.decisions import Action, AuditRecord, Decision, HoldSummary, Signal
 from tickwise.schemas.quarantine import QuarantineRecord
 from tickwise.streams.config import TickwiseConfig

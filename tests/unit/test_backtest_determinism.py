@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import stubs
 
-from tickwise.replay.backtest import run_backtest
+from tickwise.replay.engine import run_backtest
 from tickwise.schemas.decisions import Decision
 from tickwise.streams.config import load_config
 from tickwise.streams.sources import ColumnMap, RawRecord, read_csv, synthetic

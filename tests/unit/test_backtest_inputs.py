@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tickwise.replay.backtest import run_backtest
+from tickwise.replay.engine import run_backtest
 from tickwise.schemas.decisions import AUDIT_ADAPTER, Decision
 from tickwise.streams.cli import main
 from tickwise.streams.config import load_config

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from reference import curve_figures, read_equity_csv
 
-from tickwise.replay.backtest import run_backtest
+from tickwise.replay.engine import run_backtest
 from tickwise.replay.report import ReportSettings
 from tickwise.schemas.decisions import Fill
 from tickwise.streams.cli import main

@@ -297,16 +297,6 @@ def test_profile_summary_counts_only_samples_under_the_backtest() -> None:
     assert dict(s["files"]) == {"pydantic/main.py": 6, "x.py": 4}
 
 
-def test_stages_are_cumulative_and_written(tmp_path: Path) -> None:
-    out = tmp_path / "stages.json"
-    _run("benchmarks.stages", "--ticks", "300", "--repeat", "1", "--json", str(out))
-    rows = json.loads(out.read_text())["results"]["stages"]
-    names = [r["stage"] for r in rows]
-    assert names[0].startswith("decode") and names[-1] == "compiled logistic alone (floor)"
-    assert len(names) == len(set(names)) == 8
-    assert all(r["us_per_tick"] > 0 and r["ticks_per_s"] > 0 for r in rows)
-
-
 def test_linear_kernel_benchmark_reports_calls_and_numba_costs(tmp_path: Path) -> None:
     out = tmp_path / "linear_kernel.json"
     _run("benchmarks.linear_kernel", "--ticks", "300", "--repeat", "1", "--json", str(out))

@@ -10,10 +10,10 @@ from collections import defaultdict
 
 import pytest
 
+from tests.oracle.pipeline import Pipeline
 from tickwise.schemas.ticks import CleanTick, SourceRef
 from tickwise.streams.config import load_config
 from tickwise.streams.operators.labels import LabelQueue
-from tickwise.streams.pipeline import Pipeline
 from tickwise.streams.sources import synthetic
 
 SAMPLE_MS = 250.0

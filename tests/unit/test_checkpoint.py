@@ -29,7 +29,7 @@ from tickwise.streams.checkpoint import (
     default_key_file,
 )
 from tickwise.streams.config import load_config
-from tickwise.streams.pipeline import Pipeline
+from tickwise.streams.live.state import EngineState, same_layout
 
 KEY = b"k" * 32
 OTHER_KEY = b"o" * 32
@@ -58,13 +58,14 @@ def assert_refused(store: DirCheckpointStore, why: str, partition: int = 0) -> N
     assert KEY.decode() not in message and OTHER_KEY.decode() not in message
 
 
-def test_a_signed_pipeline_comes_back_as_it_was_saved(tmp_path: Path) -> None:
+def test_a_signed_engine_state_comes_back_as_it_was_saved(tmp_path: Path) -> None:
     store = DirCheckpointStore(tmp_path, KEY)
-    pipeline = Pipeline(load_config())
-    store.save(TOPIC, 2, Checkpoint(offset=41, state={"pipeline": pipeline, "n": 7}))
+    state = EngineState(load_config())
+    store.save(TOPIC, 2, Checkpoint(offset=41, state={"engine": state, "n": 7}))
     back = store.load(TOPIC, 2)
     assert back is not None and back.offset == 41 and back.state["n"] == 7
-    assert isinstance(back.state["pipeline"], Pipeline)
+    assert isinstance(back.state["engine"], EngineState)
+    assert same_layout(back.state["engine"], EngineState(load_config()))
     assert file_of(store, 2).read_bytes().startswith(MAGIC)
     assert store.load(TOPIC, 3) is None, "another partition has none"
 

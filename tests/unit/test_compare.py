@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tickwise.replay.backtest import run_backtest
 from tickwise.replay.compare import evaluate_config
+from tickwise.replay.engine import run_backtest
 from tickwise.streams.cli import main
 from tickwise.streams.config import TickwiseConfig
 from tickwise.streams.sources import RawRecord, synthetic

@@ -12,6 +12,7 @@ from collections import Counter
 import pytest
 from stubs import fast_config
 
+from tests.oracle.pipeline import Pipeline
 from tickwise.schemas.decisions import (
     Alert,
     AuditRecord,
@@ -25,7 +26,7 @@ from tickwise.schemas.quarantine import QuarantineRecord
 from tickwise.schemas.ticks import SourceRef
 from tickwise.schemas.topics import CONTROL
 from tickwise.streams.console.view import CONTRACTS, KEEP_SIGNALS, ConsoleView
-from tickwise.streams.pipeline import Output, Pipeline
+from tickwise.streams.live.state import Output
 from tickwise.streams.sources import synthetic
 
 

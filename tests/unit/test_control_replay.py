@@ -3,30 +3,39 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 
+import numpy as np
+
 from tickwise.replay.controls import load_controls
-from tickwise.schemas.decisions import ControlCommand
-from tickwise.schemas.quarantine import QuarantineRecord
-from tickwise.schemas.ticks import SourceRef
+from tickwise.schemas.decisions import AuditRecord, ControlCommand
 from tickwise.streams.config import load_config
+from tickwise.streams.live.state import EngineState
 from tickwise.streams.operators.control import replay_commands
-from tickwise.streams.pipeline import Pipeline
-from tickwise.streams.sources import synthetic
+from tickwise.streams.sources import RawRecord, synthetic
 
 
-def run(pipeline: Pipeline, records: list, switch_at: dict[int, ControlCommand]) -> list:
+def run(
+    records: list[RawRecord],
+    switch_at: dict[int, ControlCommand],
+    controls: list[ControlCommand] = (),  # type: ignore[assignment]
+) -> list[AuditRecord]:
+    """The audit records a worker's engine publishes for ``records``, taking each command of
+    ``switch_at`` between two batches, as the control follower hands it over (no event time)."""
+    state = EngineState(load_config())
+    for command in controls:
+        state.on_control(command)
     out = []
-    for rec in records:
-        if rec.index in switch_at:  # like the control follower: between two ticks, no event time
-            pipeline.on_control(switch_at[rec.index])
-        verdict = pipeline.validate(
-            rec.payload, SourceRef(topic="t", partition=0, offset=rec.index)
+    for a, b in pairwise(sorted({0, *switch_at, len(records)})):
+        if a in switch_at:
+            state.on_control(switch_at[a])
+        part = records[a:b]
+        offsets = np.array([r.index for r in part], np.int64)
+        outputs = state.process(
+            [r.payload for r in part], "t", 0, offsets, np.zeros(len(part), bool)
         )
-        if not isinstance(verdict, QuarantineRecord):
-            decided = pipeline.decide(verdict)
-            if decided.audit is not None:
-                out.append(decided.audit)
+        out += [o.message for o in outputs if isinstance(o.message, AuditRecord)]
     return out
 
 
@@ -44,7 +53,7 @@ def cmd(cid: str, command: str) -> ControlCommand:
 def test_replaying_the_audit_trail_reproduces_decisions_under_a_kill_switch(tmp_path: Path) -> None:
     records = list(synthetic(seed=9, count=5000))
     switches = {2500: cmd("on", "kill_switch_on"), 3800: cmd("off", "kill_switch_off")}
-    live = run(Pipeline(load_config()), records, switches)
+    live = run(records, switches)
     assert any("KILL_SWITCH" in r.decision.reject_reasons for r in live)
     assert any(r.order is not None for r in live[-800:]), "trading resumed after the switch"
 
@@ -52,14 +61,11 @@ def test_replaying_the_audit_trail_reproduces_decisions_under_a_kill_switch(tmp_
     path.write_text("".join(r.model_dump_json() + "\n" for r in live))
     controls = load_controls(path)
     assert controls == replay_commands(live) and len(controls) == 6  # on/off x 3 instruments
-    replay = Pipeline(load_config())
-    for c in controls:
-        replay.on_control(c)
-    replayed = run(replay, records, {})
+    replayed = run(records, {}, controls)
     decisions = lambda rs: [r.decision for r in rs]  # noqa: E731
     assert decisions(replayed) == decisions(live)
     # without the controls the same stream decides differently (the control for the test)
-    assert decisions(run(Pipeline(load_config()), records, {})) != decisions(live)
+    assert decisions(run(records, {})) != decisions(live)
 
 
 def test_load_controls_reads_command_files(tmp_path: Path) -> None:

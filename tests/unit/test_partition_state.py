@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 from stubs import late_ticks
 
+from tests.oracle.pipeline import Pipeline
 from tickwise.schemas.decisions import ControlCommand, Stage
 from tickwise.schemas.ticks import SourceRef
 from tickwise.streams.checkpoint import Checkpoint, DirCheckpointStore
@@ -32,9 +34,8 @@ from tickwise.streams.config import (
 )
 from tickwise.streams.live.partition import PartitionRunner
 from tickwise.streams.live.reader import RangeReadError
-from tickwise.streams.live.state import CommandRefused, EngineState, new_state, same_layout
+from tickwise.streams.live.state import CommandRefused, EngineState, Output, same_layout
 from tickwise.streams.operators.validation import QualityMonitor
-from tickwise.streams.pipeline import Output, Pipeline
 from tickwise.streams.sources import synthetic
 
 CONFIG = TickwiseConfig(
@@ -201,7 +202,7 @@ def test_commands_taken_once_and_refused_loudly() -> None:
     )
     assert state.on_control(canary)  # the engine hands its model stage over, and goes on
     staged = pickle.loads(pickle.dumps(state))
-    assert same_layout(staged, new_state(CONFIG))  # a worker restarting takes it over
+    assert same_layout(staged, EngineState(CONFIG))  # a worker restarting takes it over
     bad = command("c2", "promote", model_id="m", model_version=1, model_spec={"kind": "linear"})
     with pytest.raises(CommandRefused, match="does not do classification"):
         state.on_control(bad)
@@ -210,7 +211,8 @@ def test_commands_taken_once_and_refused_loudly() -> None:
 def test_a_restart_under_a_changed_config() -> None:
     """Sections the state does not depend on change freely; others stop the take-over."""
     state = EngineState(CONFIG)
-    renamed = CONFIG.model_copy(update={"app_id": "other", "live": LiveConfig(engine="columnar")})
+    live = LiveConfig(checkpoint_interval_s=3.0)
+    renamed = CONFIG.model_copy(update={"app_id": "other", "live": live})
     assert state.reconfigured(renamed) is state and state.config == renamed
     tighter = CONFIG.model_copy(update={"risk": RiskConfig(max_position=1.0)})
     with pytest.raises(ValueError, match=r"\[risk\]"):
@@ -244,15 +246,16 @@ def test_a_validation_fix_keeps_the_state_and_takes_the_new_rules() -> None:
         EngineState(CONFIG).reconfigured(resized)
 
 
-def test_the_engine_setting_picks_the_state() -> None:
-    zoo = load_config(model={"kind": "hoeffding_tree"})
-    assert isinstance(new_state(CONFIG), EngineState)  # ret_<H>s_bps features included
-    assert isinstance(new_state(REORDER), EngineState)  # the engine reorders, live too
-    assert isinstance(new_state(zoo), EngineState)  # river's zoo: the engine's staged model
-    per_tick = CONFIG.model_copy(update={"live": LiveConfig(engine="per-tick")})
-    assert isinstance(new_state(per_tick), Pipeline)
-    forced = zoo.model_copy(update={"live": LiveConfig(engine="columnar")})
-    assert isinstance(new_state(forced), EngineState)
+def test_a_config_still_choosing_an_engine_is_refused_by_name(tmp_path: Path) -> None:
+    """The engine is the only way a worker decides: a config that still sets ``[live] engine``
+    fails to load, naming the setting, rather than running as if it had been read."""
+    path = tmp_path / "old.toml"
+    for value in ("per-tick", "columnar", "auto"):
+        path.write_text(f'[live]\nengine = "{value}"\n')
+        with pytest.raises(
+            ValidationError, match=r"live\.engine\n +Extra inputs are not permitted"
+        ):
+            load_config(path)
 
 
 @settings(max_examples=150, deadline=None)
@@ -286,13 +289,7 @@ def test_a_used_state_has_the_layout_of_a_fresh_one() -> None:
         _, used = columnar(payloads, [700], config=config)
         moved = pickle.loads(pickle.dumps(used))
         for fresh in (CONFIG, REORDER):
-            assert same_layout(moved, new_state(fresh)), (config.validation, fresh.validation)
-    pipeline = Pipeline(CONFIG)
-    for i, raw in enumerate(payloads):
-        pipeline.process(raw, SourceRef(topic="ticks.raw", partition=2, offset=i))
-    per_tick_config = CONFIG.model_copy(update={"live": LiveConfig(engine="per-tick")})
-    assert same_layout(pickle.loads(pickle.dumps(pipeline)), new_state(per_tick_config))
-    assert not same_layout(pipeline, new_state(CONFIG))  # a per-tick state is not the engine's
+            assert same_layout(moved, EngineState(fresh)), (config.validation, fresh.validation)
 
 
 def test_a_state_of_another_layout_is_refused_before_it_runs(tmp_path: Path) -> None:

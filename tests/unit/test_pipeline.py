@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import stubs
 
+from tests.oracle.pipeline import Decided, Pipeline
 from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
 from tickwise.schemas.ticks import CleanTick
 from tickwise.streams.config import TickwiseConfig
-from tickwise.streams.pipeline import Decided, Pipeline
 
 
 class Boom(RuntimeError):

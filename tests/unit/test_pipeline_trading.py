@@ -7,12 +7,12 @@ from collections import Counter, defaultdict
 import pytest
 from stubs import threshold_rule
 
+from tests.oracle.pipeline import Decided, Pipeline
 from tickwise.schemas.decisions import Action, AuditRecord, Fill
 from tickwise.schemas.quarantine import QuarantineRecord
 from tickwise.schemas.ticks import SourceRef
 from tickwise.streams.config import load_config
 from tickwise.streams.operators.audit import verify_chain
-from tickwise.streams.pipeline import Decided, Pipeline
 from tickwise.streams.sources import synthetic
 
 

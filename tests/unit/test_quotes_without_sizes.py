@@ -21,13 +21,13 @@ import stubs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.oracle.validator import Validator
 from tickwise.schemas.decisions import Action, AuditRecord, Fill
 from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
 from tickwise.schemas.ticks import CleanTick, QuoteTick
 from tickwise.streams.cli import main
 from tickwise.streams.config import FeatureConfig, ValidationConfig
 from tickwise.streams.operators.features import CATALOGUE, FeatureEngine
-from tickwise.streams.operators.validation import Validator
 from tickwise.streams.sources import ColumnMap, SourceError, read_csv
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"

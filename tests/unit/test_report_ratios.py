@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from stubs import threshold_rule
 
 from tickwise.replay import metrics
-from tickwise.replay.backtest import run_backtest
+from tickwise.replay.engine import run_backtest
 from tickwise.replay.report import ReportSettings
 from tickwise.streams.cli import main
 from tickwise.streams.config import TickwiseConfig

@@ -8,12 +8,13 @@ import pytest
 from pydantic import ValidationError
 from stubs import MS, T0_NS, signal
 
+from tests.oracle.control import ControlBook
+from tests.oracle.risk import RiskEngine
 from tickwise.schemas.decisions import ControlCommand, Side, TradingState
 from tickwise.schemas.ticks import QuoteTick, TradeTick
 from tickwise.streams.config import RiskConfig
-from tickwise.streams.operators.control import ControlBook
 from tickwise.streams.operators.execution import AccountView
-from tickwise.streams.operators.risk import Reason, RiskEngine
+from tickwise.streams.operators.risk import Reason
 
 
 def account(

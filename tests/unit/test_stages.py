@@ -7,12 +7,12 @@ from pathlib import Path
 
 from stubs import threshold_rule
 
-from tickwise.replay.backtest import run_backtest
+from tests.oracle.pipeline import Decided, Pipeline
+from tickwise.replay.engine import run_backtest
 from tickwise.schemas.decisions import Alert, ControlCommand, Decision, Signal
 from tickwise.schemas.quarantine import QuarantineRecord
 from tickwise.schemas.ticks import SourceRef
 from tickwise.streams.config import LabelConfig, ModelConfig, TickwiseConfig
-from tickwise.streams.pipeline import Decided, Pipeline
 from tickwise.streams.sources import synthetic
 
 # the threshold rule: stage changes are seen in what each version trades, so these short

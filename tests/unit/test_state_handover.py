@@ -6,10 +6,10 @@ import pickle
 
 import pytest
 
+from tests.oracle.pipeline import Pipeline
 from tickwise.schemas.quarantine import QuarantineRecord
 from tickwise.schemas.ticks import SourceRef
 from tickwise.streams.config import load_config
-from tickwise.streams.pipeline import Pipeline
 from tickwise.streams.sources import synthetic
 
 

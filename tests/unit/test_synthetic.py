@@ -8,10 +8,10 @@ from collections import Counter
 import pytest
 import stubs
 
+from tests.oracle.pipeline import Pipeline
 from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
 from tickwise.schemas.ticks import CleanTick
 from tickwise.streams.config import TickwiseConfig
-from tickwise.streams.pipeline import Pipeline
 from tickwise.streams.sources import SYNTHETIC_INSTRUMENTS, synthetic
 
 

@@ -9,10 +9,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from stubs import MS, T0_NS, S, quote, src, trade
 
+from tests.oracle.validator import Validator
 from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
 from tickwise.schemas.ticks import CleanTick
 from tickwise.streams.config import InstrumentRules, ValidationConfig
-from tickwise.streams.operators.validation import Validator
 from tickwise.streams.operators.validation.records import raw_bytes
 
 prices = st.floats(min_value=1.0, max_value=1e5)

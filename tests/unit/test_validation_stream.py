@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stubs import MS, T0_NS, src, trade
 
+from tests.oracle.validator import Validator
 from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
 from tickwise.schemas.ticks import CleanTick
 from tickwise.streams.config import ValidationConfig
-from tickwise.streams.operators.validation import Validator
 from tickwise.streams.sources import BAD_KINDS, REGIMES, synthetic
 
 FULL = ValidationConfig(reject_locked_quotes=True, instruments=("ES", "NQ", "CL"))

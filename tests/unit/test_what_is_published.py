@@ -8,12 +8,12 @@ import itertools
 import pytest
 from stubs import audit_entries
 
+from tests.oracle.pipeline import Decided, Pipeline
 from tickwise.schemas.decisions import Action, AuditRecord, Decision, HoldSummary, Signal
 from tickwise.schemas.ticks import QuoteTick, SourceRef, TradeTick
 from tickwise.schemas.topics import AUDIT, DECISIONS, FEATURES, SIGNALS
 from tickwise.streams.config import load_config
 from tickwise.streams.operators.audit import verify_chain
-from tickwise.streams.pipeline import Decided, Pipeline
 from tickwise.streams.sources import synthetic
 
 COUNT = 4000
@@ -119,7 +119,7 @@ def test_signals_every_is_validated() -> None:
 def test_the_backtest_summary_counts_every_decided_tick(tmp_path) -> None:
     """A backtest that publishes no HOLD one by one still says how many ticks it decided: the
     decisions plus the holds its summaries stand for, as many as the every-tick mode decides."""
-    from tickwise.replay.backtest import run_backtest
+    from tickwise.replay.engine import run_backtest
 
     records = list(synthetic(seed=3, count=COUNT, bad_rate=0.01))
     summary = run_backtest(records, load_config(), tmp_path / "summary").summary()

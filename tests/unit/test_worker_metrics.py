@@ -9,14 +9,15 @@ from pathlib import Path
 
 from stubs import fast_config, threshold_rule
 
+from tests.oracle.pipeline import Pipeline
 from tickwise.schemas.decisions import Decision, Signal
 from tickwise.schemas.ticks import CleanTick, SourceRef
 from tickwise.schemas.topics import CONTROL
 from tickwise.streams.console.metrics import ConsoleMetrics
 from tickwise.streams.console.view import CONTRACTS, ConsoleView
 from tickwise.streams.live.metrics import PipelineMetrics, QualityCollector
+from tickwise.streams.live.state import Output
 from tickwise.streams.operators.validation import QualityMonitor
-from tickwise.streams.pipeline import Output, Pipeline
 from tickwise.streams.sources import synthetic
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards"

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from stubs import ES_TRADES
 
-from tickwise.replay.backtest import FILES, run_backtest
+from tests.oracle.backtest import run_per_tick_backtest
+from tickwise.replay.backtest import FILES
 from tickwise.replay.engine import record_batches, run_engine_backtest
 from tickwise.replay.report import ReportSettings
 from tickwise.schemas.decisions import ControlCommand
@@ -70,7 +71,7 @@ def test_synthetic_backtest_writes_the_same_files(
         return synthetic(3, 8_000, bad_rate=0.02, regime="volatile")
 
     warmup_ns = warmup_s * 10**9
-    want = run_backtest(
+    want = run_per_tick_backtest(
         records(), config, tmp_path / "tick", settings=SETTINGS, warmup_ns=warmup_ns
     )
     max_bytes = config.validation.max_message_bytes
@@ -96,7 +97,9 @@ def test_a_reordering_backtest_writes_the_same_files(tmp_path: Path) -> None:
     def records() -> Iterator[RawRecord]:
         return synthetic(4, 6_000, bad_rate=0.05, regime="volatile", bad_kinds=kinds)
 
-    want = run_backtest(records(), config, tmp_path / "tick", settings=SETTINGS, warmup_ns=10**9)
+    want = run_per_tick_backtest(
+        records(), config, tmp_path / "tick", settings=SETTINGS, warmup_ns=10**9
+    )
     got = run_engine_backtest(
         lambda symbols: record_batches(records(), symbols, 16_384, size=700),
         config,
@@ -121,7 +124,7 @@ def test_real_es_file_backtest_writes_the_same_files(tmp_path: Path) -> None:
     settings = ReportSettings(returns_period="1min", walk_forward="1h")
     for config in (BASE, TRADING, REORDERING):  # the reader's rows rendered on demand, reordered
         want, got = tmp_path / "tick", tmp_path / "engine"
-        run_backtest(
+        run_per_tick_backtest(
             read_file(path, columns), config, want, settings=settings, warmup_ns=60 * 10**9
         )
         run_engine_backtest(
@@ -155,7 +158,7 @@ def test_a_backtest_with_a_rollout_writes_the_same_files(tmp_path: Path) -> None
         promote("shadow", tree, "shadow", 0),
         promote("canary", v3, "canary", 3_000, instruments=["NQ"], capital_fraction=0.5),
     ]
-    want = run_backtest(records, TRADING, tmp_path / "tick", controls, settings=SETTINGS)
+    want = run_per_tick_backtest(records, TRADING, tmp_path / "tick", controls, settings=SETTINGS)
     got = run_engine_backtest(
         lambda symbols: record_batches(iter(records), symbols, 16_384, size=1_000),
         TRADING,

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.oracle.validator import Validator
 from tickwise.schemas.decisions import Action, Decision, Side
 from tickwise.schemas.ticks import CleanTick, SourceRef
 from tickwise.streams.config import ExecutionConfig, ValidationConfig
@@ -17,7 +18,6 @@ from tickwise.streams.engine.batch import SymbolTable, decode
 from tickwise.streams.engine.execution import AVG, CASH, BatchExecution, pending_quantity
 from tickwise.streams.engine.validate import BatchValidator
 from tickwise.streams.operators.execution import PaperBroker
-from tickwise.streams.operators.validation import Validator
 from tickwise.streams.sources import synthetic
 
 COSTLY = ExecutionConfig(

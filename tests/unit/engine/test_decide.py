@@ -14,6 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from stubs import ES_TRADES
 
+from tests.oracle.pipeline import Pipeline
 from tickwise.replay.engine import run_file
 from tickwise.schemas.decisions import ControlCommand
 from tickwise.schemas.ticks import SourceRef
@@ -30,7 +31,6 @@ from tickwise.streams.config import (
 )
 from tickwise.streams.engine import run
 from tickwise.streams.engine.batch import SymbolTable, decode
-from tickwise.streams.pipeline import Pipeline
 from tickwise.streams.sources import ColumnMap, read_csv, synthetic
 
 # the monitor is not in the kernel yet: these configs keep it from raising any alert

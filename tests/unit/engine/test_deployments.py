@@ -15,6 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_engine_run import TOPICS, assert_same, collect
 
+from tests.oracle.pipeline import Pipeline
 from tickwise.schemas.decisions import ControlCommand, FeatureVector
 from tickwise.schemas.ticks import SourceRef
 from tickwise.schemas.topics import (
@@ -36,7 +37,6 @@ from tickwise.streams.config import (
 from tickwise.streams.engine.batch import decode
 from tickwise.streams.engine.models import BatchModel
 from tickwise.streams.engine.run import Engine
-from tickwise.streams.pipeline import Pipeline
 from tickwise.streams.sources import synthetic
 
 # the threshold rule and short horizons: every version warms up and trades on these streams

@@ -9,11 +9,11 @@ import json
 import numpy as np
 import pytest
 
+from tests.oracle.pipeline import Pipeline
 from tickwise.schemas.ticks import SourceRef
 from tickwise.streams.config import DecisionConfig, MonitorConfig, TickwiseConfig
 from tickwise.streams.engine.batch import decode
 from tickwise.streams.engine.run import Engine
-from tickwise.streams.pipeline import Pipeline
 from tickwise.streams.sources import synthetic
 
 BASE = TickwiseConfig()

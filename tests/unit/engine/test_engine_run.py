@@ -13,6 +13,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from tests.oracle.pipeline import Pipeline
 from tickwise.schemas.ticks import SourceRef
 from tickwise.schemas.topics import (
     ALERTS,
@@ -36,7 +37,6 @@ from tickwise.streams.config import (
 from tickwise.streams.engine.batch import decode
 from tickwise.streams.engine.decide import C_ROW, BatchDecide
 from tickwise.streams.engine.run import BatchOutput, Engine
-from tickwise.streams.pipeline import Pipeline
 from tickwise.streams.sources import synthetic
 
 TOPICS = (

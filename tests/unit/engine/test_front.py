@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stubs import ES_TRADES, MS, T0_NS, S
 
+from tests.oracle.validator import Validator
 from tickwise.schemas.quarantine import QuarantineRecord
 from tickwise.schemas.ticks import CleanTick, SourceRef
 from tickwise.streams.config import FeatureConfig, InstrumentRules, ValidationConfig
@@ -22,7 +23,6 @@ from tickwise.streams.engine.batch import SymbolTable, TickBatch, clean_tick_byt
 from tickwise.streams.engine.features import BASE, BatchFeatures
 from tickwise.streams.engine.validate import BatchValidator, _median
 from tickwise.streams.operators.features.engine import FeatureEngine
-from tickwise.streams.operators.validation import Validator
 from tickwise.streams.sources import BAD_KINDS, REGIMES, ColumnMap, read_csv, synthetic
 
 # every catalogue feature and three returns over event-time horizons, one of them first

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stubs import ES_TRADES, S
 
+from tests.oracle.validator import Validator
 from tickwise.schemas.ticks import CleanTick, SourceRef
 from tickwise.streams.config import (
     EvaluationConfig,
@@ -29,7 +30,6 @@ from tickwise.streams.engine.validate import BatchValidator
 from tickwise.streams.operators.features.engine import FeatureEngine
 from tickwise.streams.operators.models import ModelStage
 from tickwise.streams.operators.models.evaluation import Prequential
-from tickwise.streams.operators.validation import Validator
 from tickwise.streams.sources import ColumnMap, read_csv, synthetic
 
 CLASSIFY = (ModelConfig(warmup_labels=0), LabelConfig(horizon_s=2.0, dead_zone_bps=0.5))

@@ -22,15 +22,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stubs import ES_TRADES, fast_config, threshold_rule
 
-from tickwise.replay.backtest import _ReportObserver
-from tickwise.replay.collector import BacktestCollector
+from tests.oracle.backtest import ReportObserver
+from tests.oracle.collector import BacktestCollector
+from tests.oracle.pipeline import Decided, Pipeline
 from tickwise.replay.columnar import ColumnarCollector, DecidedColumns
 from tickwise.replay.report import ReportSettings
 from tickwise.schemas.ticks import QuoteTick, SourceRef, TradeTick
 from tickwise.streams.config import ExecutionConfig, TickwiseConfig
 from tickwise.streams.engine.batch import KIND_QUOTE, KIND_TRADE, SymbolTable
 from tickwise.streams.engine.execution import FillColumns
-from tickwise.streams.pipeline import Decided, Pipeline
 from tickwise.streams.sources import ColumnMap, RawRecord, read_csv, synthetic
 
 RUN = {"ticks": 0, "note": "the same summary for both collectors"}
@@ -44,7 +44,7 @@ class Recorder:
     """The oracle's bridge: each decided tick's ``Decided`` as the collector's input columns."""
 
     pipeline: Pipeline
-    inner: _ReportObserver
+    inner: ReportObserver
     symbols: SymbolTable = field(default_factory=SymbolTable)
     rows: dict[str, list] = field(default_factory=lambda: {c: [] for c in ROW_COLUMNS})
     fills: dict[str, list] = field(default_factory=lambda: {c: [] for c in ("row", *FILL_COLUMNS)})
@@ -105,7 +105,7 @@ def run_oracle(
     pipeline = Pipeline(config)
     csv = io.StringIO()
     collector = BacktestCollector(pipeline, rs, csv)
-    recorder = Recorder(pipeline, _ReportObserver(pipeline, collector, warmup_ns))
+    recorder = Recorder(pipeline, ReportObserver(pipeline, collector, warmup_ns))
     pipeline.observer = recorder
     for rec in records:
         pipeline.process(rec.payload, SourceRef(topic="f", partition=0, offset=rec.index))

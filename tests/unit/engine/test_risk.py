@@ -7,6 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.oracle.control import ControlView
+from tests.oracle.risk import RiskEngine
+from tests.oracle.validator import Validator
 from tickwise.schemas.decisions import AppliedControl, ControlCommand, Side, Signal
 from tickwise.schemas.ticks import CleanTick, SourceRef
 from tickwise.streams.config import DecisionConfig, ExecutionConfig, RiskConfig, ValidationConfig
@@ -26,11 +29,8 @@ from tickwise.streams.engine.risk import (
     rule_reasons,
 )
 from tickwise.streams.engine.validate import BatchValidator
-from tickwise.streams.operators.control import ControlView
 from tickwise.streams.operators.decision import DecisionRule, expected_edge_bps
 from tickwise.streams.operators.execution import AccountView
-from tickwise.streams.operators.risk import RiskEngine
-from tickwise.streams.operators.validation import Validator
 from tickwise.streams.sources import synthetic
 
 EXECUTION = ExecutionConfig(multiplier=50.0, fee_per_unit=0.5)

@@ -8,6 +8,7 @@ import itertools
 import pytest
 import stubs
 
+from tests.oracle.risk import RiskEngine
 from tickwise.schemas.decisions import (
     AppliedControl,
     AuditRecord,
@@ -24,7 +25,6 @@ from tickwise.streams.operators.audit import (
     record_hash,
     verify_chain,
 )
-from tickwise.streams.operators.risk import RiskEngine
 
 SIDES = [Side.BUY, Side.FLAT, Side.SELL, Side.BUY, Side.SELL]
 EACH = AuditConfig(holds="each")

@@ -13,6 +13,7 @@ import stubs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.oracle.pipeline import Pipeline
 from tickwise.replay.prequential import SignalOutcomes
 from tickwise.schemas.decisions import Side
 from tickwise.streams.config import LabelConfig, ModelConfig, MonitorConfig, TickwiseConfig
@@ -28,7 +29,6 @@ from tickwise.streams.operators.labels import (
 )
 from tickwise.streams.operators.models import ModelStage, version_key
 from tickwise.streams.operators.monitor import Monitor
-from tickwise.streams.pipeline import Pipeline
 
 PROPERTY = settings(max_examples=200, deadline=None)
 prices = st.floats(min_value=1e-4, max_value=1e7, allow_nan=False, allow_infinity=False)

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from tests.oracle.pipeline import Pipeline
 from tests.stubs import squeezed_feed, src
 from tickwise.schemas.decisions import AuditRecord, HoldSummary
 from tickwise.streams.config import AnomalyConfig, TickwiseConfig
 from tickwise.streams.operators.validation.rules import MAD_TO_STD
-from tickwise.streams.pipeline import Pipeline
 from tickwise.streams.watch.anomaly import Anomalies, judge, robust_z
 from tickwise.streams.watch.windows import empty_counts
 

@@ -1,21 +1,18 @@
-"""The one place operators are wired together. Live agents and replay both drive this.
+"""The per-tick pipeline: the reference the columnar engine is held to, one message at a time.
 
 ``process`` takes one raw message from ``ticks.raw`` and returns every message it gives rise
-to, each with its topic and key. The live agent sends them; the backtest writes them to files.
-Neither knows what the outputs are, so neither can drift from the other. Inside, two steps:
+to, each with its topic and key, in the order the engine publishes them for the same input.
+Inside, two steps:
 
 * ``validate``: raw bytes -> a clean tick or a quarantine record;
 * ``decide``: a clean tick -> features, and once the model is warm, a signal, a risk-checked
   decision and its audit entries.
 
-What is published of a decided tick is configured: every decision that sends an order, is
-refused, or changes a trading state or control is published with its audit record; a HOLD is
-by default counted into a hold summary of the audit chain instead (``[audit] holds``), and
-signals with the feature vectors they were scored on are published as ``[signals] every``
-says. The model, risk, monitor and audit chain see every decided tick either way.
+It is slow (about ten pydantic contracts and several operator layers a tick) and nothing of the
+product runs it: tests run it beside the engine and require the same bytes.
 
 An unexpected exception inside an operator quarantines that message (reason ``OPERATOR_ERROR``,
-exception type in the detail) and the stream goes on; nothing is dropped silently.
+exception type in the detail) and the stream goes on, as in the engine.
 """
 
 from __future__ import annotations
@@ -23,7 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from tickwise.schemas.base import Contract
+from tests.oracle.control import ControlBook
+from tests.oracle.risk import RiskEngine
+from tests.oracle.validator import Validator
 from tickwise.schemas.decisions import (
     Action,
     Alert,
@@ -48,12 +47,12 @@ from tickwise.schemas.topics import (
     SIGNALS,
     TICKS_CLEAN,
     TICKS_QUARANTINE,
-    TopicSpec,
 )
 from tickwise.streams.config import TickwiseConfig
-from tickwise.streams.operators import AuditChain, FeatureEngine, ModelStage, RiskEngine, Validator
+from tickwise.streams.live.state import Output
+from tickwise.streams.operators import AuditChain, FeatureEngine, ModelStage
 from tickwise.streams.operators.audit import Entry
-from tickwise.streams.operators.control import ControlBook, control_key
+from tickwise.streams.operators.control import control_key
 from tickwise.streams.operators.decision import DecisionRule
 from tickwise.streams.operators.execution import AccountView, PaperBroker
 from tickwise.streams.operators.models import Applied, applied_alert
@@ -61,25 +60,6 @@ from tickwise.streams.operators.monitor import Monitor
 from tickwise.streams.operators.sampling import SignalSampler
 from tickwise.streams.operators.state import KeyedState
 from tickwise.streams.operators.validation import quarantine
-
-
-@dataclass(frozen=True, slots=True)
-class Output:
-    """One message for one catalogue topic, keyed by instrument (None when unknown)."""
-
-    topic: TopicSpec
-    key: str | None
-    # None only beside ``wire``: a message encoded in bulk, never built as a model (the
-    # columnar engine's clean ticks)
-    message: Contract | None
-    wire: bytes | None = None  # the message's bytes when its operator already encoded it
-
-    def encoded(self) -> bytes:
-        """The exact bytes to put on the topic (live) or write to its file (replay)."""
-        if self.wire is not None:
-            return self.wire
-        assert self.message is not None
-        return self.message.to_bytes()
 
 
 @dataclass(frozen=True, slots=True)

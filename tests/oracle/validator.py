@@ -1,4 +1,5 @@
-"""The validator: applies the rules in order, remembers per-instrument state, may reorder."""
+"""The per-message validator: applies the rules in order, remembers per-instrument state, may
+reorder; the reference of the engine's validation kernel (``streams.engine.validate``)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,7 @@ from collections import deque
 
 from pydantic import ValidationError
 
-from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
-from tickwise.schemas.ticks import TICK_ADAPTER, CleanTick, QuoteTick, SourceRef, TradeTick
-from tickwise.streams.config import ValidationConfig
-from tickwise.streams.operators.state import InstrumentStateMixin
-from tickwise.streams.operators.validation.records import quarantine, schema_reason
-from tickwise.streams.operators.validation.rules import (
+from tests.oracle.rules import (
     InstrumentState,
     check_duplicate,
     check_outlier,
@@ -21,6 +17,11 @@ from tickwise.streams.operators.validation.rules import (
     is_time_jump,
     log_move,
 )
+from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
+from tickwise.schemas.ticks import TICK_ADAPTER, CleanTick, QuoteTick, SourceRef, TradeTick
+from tickwise.streams.config import ValidationConfig
+from tickwise.streams.operators.state import InstrumentStateMixin
+from tickwise.streams.operators.validation.records import quarantine, schema_reason
 
 Output = CleanTick | QuarantineRecord
 # Rejections that leave candidates in the state (a move or a time jump being confirmed).
