@@ -1,7 +1,8 @@
 """The back half over a batch: fills, risk, control and the decision of every decided row, in one
 kernel; then the decisions, orders, fills and audit entries rendered from its columns.
 
-``Pipeline.decide`` per clean tick, as one compiled pass over the rows in order (what risk
+What the per-tick oracle (``tests/oracle``) decides per clean tick, as one compiled pass over
+the rows in order (what risk
 decides feeds back into later rows: positions, throttles, fills), with all state in arrays a
 row per instrument:
 
@@ -22,8 +23,8 @@ something, an order, a fill, an audit entry. Plain HOLDs under ``[audit] holds =
 are cut into stretches from the columns (``hold_stretches``), and each stretch is counted into
 its run by one call (``AuditChain.count_holds``): no HOLD is built or visited one by one.
 
-Until the monitor is a kernel, the engine decides as the per-tick pipeline does as long as the
-monitor raises no alert (its policies would change controls the kernel does not see).
+The monitor runs after this kernel over the same rows; a policy of its that changes control
+makes the engine decide again from the row it applies at (``streams.engine.run``).
 """
 
 from __future__ import annotations
@@ -395,7 +396,7 @@ def hold_stretches(
 
 @dataclass
 class Rendered:
-    """The per-tick path's objects for a batch: what the decide stage publishes."""
+    """A batch's published objects: what the decide stage publishes."""
 
     decisions: list[Decision] = field(default_factory=list)  # those with an audit record
     orders: list[Order] = field(default_factory=list)
@@ -475,7 +476,7 @@ class BatchDecide:
         return frozenset(self._seen)
 
     def on_control(self, commands: Iterable[ControlCommand]) -> None:
-        """Take operator commands (between batches), as ``Pipeline.on_control`` does."""
+        """Take operator commands (between batches), in arrival order."""
         self._last = None  # a run decided under other commands cannot be taken up again
         for cmd in commands:
             if cmd.command_id in self._seen:
@@ -689,7 +690,7 @@ class BatchDecide:
     def render(
         self, batch: TickBatch, cols: DecideColumns, vectors: np.ndarray, model: ModelColumns
     ) -> Rendered:
-        """The per-tick path's decisions, orders, fills and audit entries for ``cols``.
+        """The decisions, orders, fills and audit entries of ``cols``, as contracts and bytes.
 
         Python visits only the rows with something to publish or hold back (a fill, an
         applied control, a decision other than a plain HOLD) and, under ``holds = "summary"``,

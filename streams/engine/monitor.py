@@ -18,7 +18,7 @@ instrument's alert number, the figures the text needs, and the command their pol
 for as an effect code); ``render_alerts`` and ``render_command`` turn them into the
 ``Alert`` and ``ControlCommand`` contracts ``Monitor`` builds, byte for byte.
 
-Order within a row, as ``Pipeline`` calls the monitor: ``on_validated`` (a quarantined row
+Order within a row (the per-tick oracle's, ``tests/oracle``): ``on_validated`` (a quarantined row
 stops there), ``on_tick``, ``on_fill`` per fill, then per decision ``on_signal`` and
 ``on_account``. ``on_tick`` may stop, so call it before anything else of the row changes
 state, or remember what the row already did (``BatchMonitor`` resumes after
@@ -348,11 +348,12 @@ def _run(
     ist, fst, mst, m_err, hits, q, p_ts, p_slot, p_side, p_price, p_score, icfg, fcfg,
     adw_i, aq_km, aq_f, a_int, a_num, n_out, start_row, start_fill, start_dec, resumed,
 ):  # pragma: no cover - compiled  # fmt: skip
-    """Rows from ``start_row`` on, in ``Pipeline``'s order; returns (stop, row, fill, decision).
+    """Rows from ``start_row`` on, in the per-tick oracle's order; returns (stop, row, fill,
+    decision).
 
     ``resumed``: the start row has had its ``on_validated`` (it stopped in ``on_tick``, or for
     the policy of its verdict's alert). ``STOP_POLICY``: an alert asked its policy for a
-    command, which ``Pipeline`` applies at once: after the verdict (row returned: that row,
+    command, which applies at once: after the verdict (row returned: that row,
     resume it), or after the row (row returned: the next one).
     """
     f, d = start_fill, start_dec

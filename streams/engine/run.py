@@ -2,7 +2,7 @@
 across.
 
 ``Engine.run`` takes one partition's batch (a block of a file in replay, what one consume call
-returned live) and gives back what the per-tick pipeline would publish for it: quarantine
+returned live) and gives back everything it publishes for it, in each topic's order: quarantine
 records, signals, decisions, orders, fills, audit entries, the monitor's alerts and the
 commands its policies issued (``replay.engine`` chains it behind the file reader). The model
 stage is the compiled kernel (``models.BatchModel``) until the config or a command asks for
@@ -11,7 +11,7 @@ what only river's stage runs (the zoo, several versions, shadow, canary): then
 
 The monitor runs as a pass of its own after the decide kernel, over the same rows: nothing the
 decide kernel computes depends on it, except through a policy's command (demote, halt, kill),
-which ``Pipeline`` applies at once. So the decide kernel runs the batch ahead; when the
+which applies from the next row on. So the decide kernel runs the batch ahead; when the
 monitor's pass stops at an alert whose policy issues a command, the decide state goes back to
 where the batch (or the last such stop) began, decides again up to that row, takes the
 command, and goes on from there. Policies are rare, so the batch is mostly decided once.
@@ -47,7 +47,7 @@ MODEL_COMMANDS = ("promote", "rollback")
 
 @dataclass(slots=True)
 class BatchOutput:
-    """What one batch gave rise to, each list in the order the per-tick path publishes it."""
+    """What one batch gave rise to, each list in the order its topic carries it."""
 
     quarantined: dict[int, QuarantineRecord]
     decided: Rendered
@@ -130,7 +130,7 @@ class Engine:
         self.sampler: SignalSampler | None = None  # what samples them under ``StagedModel``
 
     def on_control(self, commands: Iterable[ControlCommand]) -> None:
-        """Take operator commands (between batches), as ``Pipeline.on_control`` does. One
+        """Take operator commands (between batches), in arrival order. One
         that deploys what the compiled kernel cannot run (another version, a shadow or a
         canary) hands the model stage over to ``StagedModel``, state and all."""
         fresh = [c for c in commands if c.command_id not in self.decide.seen]
@@ -232,7 +232,7 @@ class Engine:
         return out
 
     def _operator_error(self, batch: TickBatch, row: int, what: str) -> QuarantineRecord:
-        """The record of a clean tick river's stage raised on (``Pipeline``'s words)."""
+        """The record of a clean tick river's stage raised on (the per-tick oracle's words)."""
         name = self.symbols.names[int(batch.instrument[row])]
         return quarantine(
             batch.payloads[row], batch.source(row), ReasonCode.OPERATOR_ERROR,
@@ -325,7 +325,7 @@ class Engine:
     ) -> None:
         """The signals ``SignalSampler`` publishes under ``StagedModel``, at every row with a
         vector in ``bounds`` (a shadow's are published while no version routes), each
-        row's chosen as ``Pipeline`` chooses them; live, with the row's feature vector."""
+        row's chosen by ``SignalSampler``'s rule; live, with the row's feature vector."""
         assert model.signals is not None
         if self.sampler is None:
             self.sampler = self._carried_sampler()
@@ -400,8 +400,8 @@ def _events(
 def _alerts_in_row_order(
     a_int: np.ndarray, alerts: list[Alert], cols: DecideColumns, part: Rendered
 ) -> list[Alert]:
-    """The monitor's alerts and the model stage's applied commands as ``Pipeline`` publishes
-    them: a row's monitor alerts, then its stage changes."""
+    """The monitor's alerts and the model stage's applied commands in the order they are
+    published: a row's monitor alerts, then its stage changes."""
     if not part.applied:
         return alerts
     stage_rows = cols.e_row[cols.e_what == E_STAGE].tolist()
