@@ -361,7 +361,8 @@ class Stream:
             raise ValueError(f"impl must be one of {IMPLS}, not {impl!r}")
         self.impl = impl
         self.state = state or (EngineState(config) if impl == "engine" else Pipeline(config))
-        self.out: defaultdict[str, list[Output]] = defaultdict(list)
+        self.outputs: list[Output] = []  # in the order published
+        self.out: defaultdict[str, list[Output]] = defaultdict(list)  # the same, by topic
         self.offset = 0  # the next raw message's offset when it is given as bytes
 
     def feed(
@@ -404,6 +405,7 @@ class Stream:
         return self
 
     def _keep(self, outputs: list[Output]) -> None:
+        self.outputs += outputs
         for o in outputs:
             self.out[o.topic.name].append(o)
 
