@@ -9,13 +9,14 @@ from __future__ import annotations
 import base64
 import csv
 import gzip
+import itertools
 import json
 import random
 import shutil
 import subprocess
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,7 +51,9 @@ from tickwise.streams.config import (
 from tickwise.streams.sources import RawRecord
 
 if TYPE_CHECKING:
+    from tests.oracle.pipeline import Pipeline
     from tickwise.replay.backtest import BacktestResult
+    from tickwise.streams.live.state import EngineState, Output
 
 T0_NS = 1_704_205_800 * 10**9  # 2024-01-02T14:30:00Z
 # Real E-mini S&P 500 trades beside the repository (../shared/data); tests skip without them.
@@ -335,6 +338,98 @@ class OneVerdictValidator(Validator):
         verdicts = super().on_raw(raw, source, reinjected)
         assert len(verdicts) == 1, verdicts
         return verdicts[0]
+
+
+IMPLS = ("engine", "oracle")  # what decides a stream in tests: the product, and its reference
+
+
+class Stream:
+    """Raw messages through what a worker partition runs (``engine``: ``EngineState``) or the
+    per-tick reference it is held to (``oracle``: ``Pipeline``), outputs kept topic by topic.
+
+    Behaviour tests parametrized over ``IMPLS`` pin the product and the oracle to the same
+    observable behaviour: only published messages, never either one's internals.
+    """
+
+    def __init__(
+        self, impl: str, config: TickwiseConfig, state: EngineState | Pipeline | None = None
+    ) -> None:
+        from tests.oracle.pipeline import Pipeline
+        from tickwise.streams.live.state import EngineState
+
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, not {impl!r}")
+        self.impl = impl
+        self.state = state or (EngineState(config) if impl == "engine" else Pipeline(config))
+        self.outputs: list[Output] = []  # in the order published
+        self.out: defaultdict[str, list[Output]] = defaultdict(list)  # the same, by topic
+        self.offset = 0  # the next raw message's offset when it is given as bytes
+
+    def feed(
+        self,
+        records: Iterable[RawRecord | bytes],
+        controls: Mapping[int, Sequence[ControlCommand]] | None = None,
+        topic: str = "t",
+    ) -> Stream:
+        """Decide ``records`` (offsets: a record's index, else counted on); ``controls``:
+        operator commands taken before the record at that position of ``records``, between
+        batches as a worker takes them."""
+        import numpy as np
+
+        controls = controls or {}
+        payloads, offsets = [], []
+        for rec in records:
+            offset = self.offset if isinstance(rec, bytes) else rec.index
+            payloads.append(rec if isinstance(rec, bytes) else rec.payload)
+            offsets.append(offset)
+            self.offset = offset + 1
+        chunk = 5_000  # a consume call's batch (``EngineState.chunk``)
+        cuts = {*range(0, len(payloads), chunk), *(c for c in controls if c < len(payloads))}
+        bounds = [*sorted(cuts), len(payloads)]
+        for a, b in itertools.pairwise(bounds):
+            for command in controls.get(a, ()):
+                self.state.on_control(command)
+            if self.impl == "engine":
+                flags = np.zeros(b - a, np.bool_)
+                at = np.asarray(offsets[a:b], np.int64)
+                self._keep(self.state.process(payloads[a:b], topic, 0, at, flags))
+            else:
+                for raw, offset in zip(payloads[a:b], offsets[a:b], strict=True):
+                    source = SourceRef(topic=topic, partition=0, offset=offset)
+                    self._keep(self.state.process(raw, source))
+        return self
+
+    def finish(self) -> Stream:
+        """The end of a finite input (a replay): held ticks decided, open hold runs summarised."""
+        self._keep(self.state.finish())
+        return self
+
+    def _keep(self, outputs: list[Output]) -> None:
+        self.outputs += outputs
+        for o in outputs:
+            self.out[o.topic.name].append(o)
+
+    def messages(self, topic: str) -> list:
+        """The messages published on ``topic``, in order, as contracts (a clean tick the
+        engine encoded in bulk is parsed from its bytes)."""
+        parse = CleanTick.model_validate_json
+        return [parse(o.encoded()) if o.message is None else o.message for o in self.out[topic]]
+
+    def wire(self, topic: str) -> list[bytes]:
+        """The bytes published on ``topic``, in order."""
+        return [o.encoded() for o in self.out[topic]]
+
+
+def decide(
+    impl: str,
+    records: Iterable[RawRecord | bytes],
+    config: TickwiseConfig,
+    controls: Mapping[int, Sequence[ControlCommand]] | None = None,
+    finish: bool = True,
+) -> Stream:
+    """``records`` decided from a fresh state by ``impl`` (``IMPLS``), to their end."""
+    stream = Stream(impl, config).feed(records, controls)
+    return stream.finish() if finish else stream
 
 
 def squeezed_feed(

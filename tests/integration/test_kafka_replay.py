@@ -10,19 +10,20 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from confluent_kafka import KafkaError, Message, Producer
 
-from tests.oracle.pipeline import Pipeline
+from tests.stubs import decide
 from tickwise.replay.engine import run_backtest
 from tickwise.replay.kafka_replay import replay_check, replay_topic
 from tickwise.schemas.decisions import AuditRecord, Decision
-from tickwise.schemas.ticks import CleanTick, SourceRef
-from tickwise.schemas.topics import ALERTS, AUDIT, Topics
+from tickwise.schemas.ticks import CleanTick
+from tickwise.schemas.topics import ALERTS, AUDIT, TICKS_CLEAN, Topics
 from tickwise.streams.cli import main
 from tickwise.streams.config import load_config
 from tickwise.streams.live.admin import create_topics
-from tickwise.streams.live.state import Output
+from tickwise.streams.live.state import EngineState, Output
 from tickwise.streams.live.tap import read_values
 from tickwise.streams.sources import synthetic
 
@@ -37,14 +38,10 @@ def base_ms() -> int:
 
 
 def clean_ticks(count: int, seed: int) -> list[CleanTick]:
-    pipeline = Pipeline(load_config())
-    out = []
-    for rec in synthetic(seed=seed, count=count):
-        verdict = pipeline.validate(
-            rec.payload, SourceRef(topic="t", partition=0, offset=rec.index)
-        )
-        assert isinstance(verdict, CleanTick)
-        out.append(verdict)
+    """The clean ticks the engine publishes for a synthetic feed without bad ticks."""
+    stream = decide("engine", synthetic(seed=seed, count=count), load_config())
+    out = stream.messages(TICKS_CLEAN.name)
+    assert len(out) == count
     return out
 
 
@@ -113,16 +110,17 @@ def raw_items(count: int, seed: int, t0: int, bad_rate: float = 0.0) -> list[Raw
 def worker_outputs(
     prefix: str, items: list[RawItem], placed: list[tuple[int, int]], config: str | None = None
 ) -> list[tuple[int, Output]]:
-    """(raw record timestamp, output) as the worker makes them: a pipeline per raw partition,
-    each fed its partition's records in offset order."""
+    """(raw record timestamp, output) as the worker makes them: an engine state per raw
+    partition, each fed its partition's records in offset order, one message a batch (so each
+    output is stamped with the record that led to it)."""
     raw = Topics(prefix).raw
-    pipelines: dict[int, Pipeline] = defaultdict(lambda: Pipeline(load_config(config)))
+    states: dict[int, EngineState] = defaultdict(lambda: EngineState(load_config(config)))
     out = []
     for (_, payload, ts), (p, offset) in sorted(
         zip(items, placed, strict=True), key=lambda x: x[1]
     ):
-        source = SourceRef(topic=raw, partition=p, offset=offset)
-        out += [(ts, o) for o in pipelines[p].process(payload, source)]
+        at, fresh = np.array([offset], np.int64), np.zeros(1, np.bool_)
+        out += [(ts, o) for o in states[p].process([payload], raw, p, at, fresh)]
     return out
 
 

@@ -10,19 +10,18 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 from confluent_kafka import Producer
 
-from tests.oracle.pipeline import Pipeline
 from tickwise.replay.kafka_replay import FAR_FUTURE_MS
 from tickwise.schemas.decisions import AuditRecord
-from tickwise.schemas.ticks import SourceRef
 from tickwise.schemas.topics import AUDIT, Topics
 from tickwise.streams.cli import main
 from tickwise.streams.config import load_config
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.reader import read_times
-from tickwise.streams.live.state import Output
+from tickwise.streams.live.state import EngineState, Output
 
 pytestmark = pytest.mark.kafka
 
@@ -52,7 +51,7 @@ def audit_as_the_worker_writes(bootstrap: str, prefix: str, config: Path) -> int
 
     Returns the number of audited decisions."""
     topics = Topics(prefix)
-    pipelines: dict[int, Pipeline] = defaultdict(lambda: Pipeline(load_config(config)))
+    states: dict[int, EngineState] = defaultdict(lambda: EngineState(load_config(config)))
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     audited = 0
 
@@ -68,10 +67,10 @@ def audit_as_the_worker_writes(bootstrap: str, prefix: str, config: Path) -> int
     last_ms = 0
     for msg in read_times(bootstrap, topics.raw, 0, FAR_FUTURE_MS):
         last_ms = msg.timestamp()[1]
-        source = SourceRef(topic=topics.raw, partition=msg.partition(), offset=msg.offset())
-        publish(pipelines[msg.partition()].process(msg.value() or b"", source), last_ms)
-    for pipeline in pipelines.values():
-        publish(pipeline.finish(), last_ms)
+        p, at, fresh = msg.partition(), np.array([msg.offset()], np.int64), np.zeros(1, np.bool_)
+        publish(states[p].process([msg.value() or b""], topics.raw, p, at, fresh), last_ms)
+    for state in states.values():
+        publish(state.finish(), last_ms)
     assert producer.flush(60) == 0
     return audited
 

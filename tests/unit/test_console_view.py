@@ -1,18 +1,19 @@
-"""The console's view: every pipeline output in, the figures a trader reads out.
+"""The console's view: every output a worker publishes in, the figures a trader reads out.
 
-The pipeline itself produces the messages (as the worker would put them on the topics), and
+The worker's engine produces the messages (as the worker puts them on the topics; the
+per-tick oracle's beside it), and
 each figure is checked against the outputs computed independently here.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import Counter
 
 import pytest
-from stubs import fast_config
+from stubs import IMPLS, Stream, decide, fast_config
 
-from tests.oracle.pipeline import Pipeline
 from tickwise.schemas.decisions import (
     Alert,
     AuditRecord,
@@ -23,7 +24,6 @@ from tickwise.schemas.decisions import (
     Signal,
 )
 from tickwise.schemas.quarantine import QuarantineRecord
-from tickwise.schemas.ticks import SourceRef
 from tickwise.schemas.topics import CONTROL
 from tickwise.streams.console.view import CONTRACTS, KEEP_SIGNALS, ConsoleView
 from tickwise.streams.live.state import Output
@@ -41,32 +41,33 @@ def kill(scope: str, state: str, cid: str, operator: str = "alice") -> ControlCo
     )
 
 
-def run(count: int, switches: dict[int, ControlCommand], bad_rate: float = 0.02) -> list[Output]:
-    """Every output of a pipeline over synthetic ticks, control commands between ticks."""
-    pipeline = Pipeline(fast_config())
-    outputs: list[Output] = []
-    for rec in synthetic(seed=11, count=count, bad_rate=bad_rate):
-        command = switches.get(rec.index)
-        if command is not None:
-            pipeline.on_control(command)
-            outputs.append(Output(CONTROL, command.scope, command))
-        ref = SourceRef(topic="ticks.raw", partition=0, offset=rec.index)
-        outputs += pipeline.process(rec.payload, ref)
-    return outputs
+def run(
+    count: int, switches: dict[int, ControlCommand], bad_rate: float = 0.02, impl: str = "engine"
+) -> list[Output]:
+    """Every output a worker publishes for synthetic ticks, an operator's control commands
+    (on the control topic) taken between batches."""
+    records = list(synthetic(seed=11, count=count, bad_rate=bad_rate))
+    stream = Stream(impl, fast_config())
+    bounds = [0, *sorted(switches), count]
+    for a, b in itertools.pairwise(bounds):
+        if a in switches:
+            stream.outputs.append(Output(CONTROL, switches[a].scope, switches[a]))
+        stream.feed(records[a:b], {0: [switches[a]]} if a in switches else None)
+    return stream.outputs
 
 
 def feed(view: ConsoleView, outputs: list[Output]) -> int:
     fed = 0
     for out in outputs:
         if out.topic.name in CONTRACTS:
-            assert view.apply(out.topic.name, out.message.to_bytes())
+            assert view.apply(out.topic.name, out.encoded())
             fed += 1
     return fed
 
 
-@pytest.fixture(scope="module")
-def halted() -> tuple[ConsoleView, list[Output]]:
-    outputs = run(4000, {3000: kill("global", "on", "k-1")})
+@pytest.fixture(scope="module", params=IMPLS)
+def halted(request: pytest.FixtureRequest) -> tuple[ConsoleView, list[Output]]:
+    outputs = run(4000, {3000: kill("global", "on", "k-1")}, impl=request.param)
     view = ConsoleView(fast_config())
     feed(view, outputs)
     return view, outputs
@@ -99,14 +100,10 @@ def test_each_instrument_shows_its_last_price_position_and_decision_counts(halte
     assert set(snap["instruments"]) == {d.instrument for d in decisions}
 
 
-def test_the_last_decision_is_the_run_of_holds_when_holds_came_last() -> None:
-    pipeline = Pipeline(fast_config())
-    outputs: list[Output] = []
-    for rec in synthetic(seed=5, count=1500):
-        outputs += pipeline.process(
-            rec.payload, SourceRef(topic="t", partition=0, offset=rec.index)
-        )
-    outputs += pipeline.finish()  # the end of the input closes the open runs of holds
+@pytest.mark.parametrize("impl", IMPLS)
+def test_the_last_decision_is_the_run_of_holds_when_holds_came_last(impl: str) -> None:
+    # the end of the input closes the open runs of holds
+    outputs = decide(impl, synthetic(seed=5, count=1500), fast_config()).outputs
     view = ConsoleView(fast_config())
     feed(view, outputs)
     shown = 0

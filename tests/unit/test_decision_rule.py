@@ -9,12 +9,12 @@ import math
 from pathlib import Path
 
 import pytest
+import stubs
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from stubs import T0_NS, S, feature_vector, signal, src
+from stubs import IMPLS, T0_NS, S, feature_vector, signal
 
-from tests.oracle.pipeline import Pipeline
 from tests.oracle.risk import RiskEngine
 from tickwise.schemas.decisions import Action, Decision, Side
 from tickwise.schemas.ticks import QuoteTick, TradeTick
@@ -228,7 +228,8 @@ def test_the_model_stage_learns_the_move_from_matured_labels_only() -> None:
     assert seen[3] == pytest.approx(up * w1 * w2 / (w1 * w2 + w2 + 1.0))
 
 
-def test_the_threshold_rule_reproduces_the_decisions_it_always_took() -> None:
+@pytest.mark.parametrize("impl", IMPLS)
+def test_the_threshold_rule_reproduces_the_decisions_it_always_took(impl: str) -> None:
     """``tests/data/threshold_rule_decisions.jsonl.gz`` holds the decisions of this stream
     taken before the edge rule existed (main at bdfcafe, where the threshold rule was the only
     one): under ``rule = "threshold"`` every field of every decision must come out the same."""
@@ -240,27 +241,26 @@ def test_the_threshold_rule_reproduces_the_decisions_it_always_took() -> None:
             "audit": {"holds": "each"},  # every decision published, as then
         }
     )
-    pipeline = Pipeline(config)
     rows = []
-    for rec in synthetic(seed=13, count=3000, bad_rate=0.01):
-        for out in pipeline.process(rec.payload, src(rec.index, topic="f")):
-            if out.topic is DECISIONS:
-                d = out.message
-                assert isinstance(d, Decision) and d.reasons == []
-                rows.append(
-                    [
-                        *(d.tick_id, d.instrument, d.action.value, d.side.value, d.quantity),
-                        *(d.approved, d.reject_reasons, d.position_before, d.position_after),
-                        d.score,
-                    ]
-                )
+    for d in stubs.decide(impl, synthetic(seed=13, count=3000, bad_rate=0.01), config).messages(
+        DECISIONS.name
+    ):
+        assert isinstance(d, Decision) and d.reasons == []
+        rows.append(
+            [
+                *(d.tick_id, d.instrument, d.action.value, d.side.value, d.quantity),
+                *(d.approved, d.reject_reasons, d.position_before, d.position_after),
+                d.score,
+            ]
+        )
     with gzip.open(DATA / "threshold_rule_decisions.jsonl.gz", "rt") as fh:
         expected = [json.loads(line) for line in fh]
     assert len(expected) == 2739 and sum(r[2] != "HOLD" for r in expected) == 341
     assert rows == expected
 
 
-def test_the_edge_rule_trades_less_than_the_threshold_rule_on_the_same_stream() -> None:
+@pytest.mark.parametrize("impl", IMPLS)
+def test_the_edge_rule_trades_less_than_the_threshold_rule_on_the_same_stream(impl: str) -> None:
     def orders(rule: str) -> list[Decision]:
         config = TickwiseConfig.model_validate(
             {
@@ -269,13 +269,10 @@ def test_the_edge_rule_trades_less_than_the_threshold_rule_on_the_same_stream() 
                 "decision": {"rule": rule},
             }
         )
-        pipeline = Pipeline(config)
-        out = []
-        for rec in synthetic(seed=13, count=3000):
-            for o in pipeline.process(rec.payload, src(rec.index)):
-                if o.topic is DECISIONS and o.message.action is not Action.HOLD:
-                    out.append(o.message)
-        return out
+        decisions = stubs.decide(impl, synthetic(seed=13, count=3000), config).messages(
+            DECISIONS.name
+        )
+        return [d for d in decisions if d.action is not Action.HOLD]
 
     threshold, edge = orders("threshold"), orders("edge")
     assert len(edge) < len(threshold)

@@ -8,9 +8,8 @@ from collections import Counter
 import pytest
 import stubs
 
-from tests.oracle.pipeline import Pipeline
-from tickwise.schemas.quarantine import QuarantineRecord, ReasonCode
-from tickwise.schemas.ticks import CleanTick
+from tickwise.schemas.quarantine import ReasonCode
+from tickwise.schemas.topics import TICKS_CLEAN, TICKS_QUARANTINE
 from tickwise.streams.config import TickwiseConfig
 from tickwise.streams.sources import SYNTHETIC_INSTRUMENTS, synthetic
 
@@ -54,21 +53,28 @@ def test_no_bad_ticks_without_a_bad_rate() -> None:
     assert all(r.injected is None for r in synthetic(seed=5, count=1000))
 
 
+@pytest.mark.parametrize("impl", stubs.IMPLS)
 @pytest.mark.parametrize(("seed", "bad_rate"), [(1, 0.1), (2, 0.3), (9, 0.02)])
-def test_every_injected_tick_is_quarantined_with_its_reason(seed: int, bad_rate: float) -> None:
-    pipeline = Pipeline(TickwiseConfig())
+def test_every_injected_tick_is_quarantined_with_its_reason(
+    impl: str, seed: int, bad_rate: float
+) -> None:
     records = list(synthetic(seed=seed, count=1500, bad_rate=bad_rate))
     injected = Counter(r.injected for r in records if r.injected)
     assert injected, "no bad ticks were injected"
+    stream = stubs.decide(impl, records, TickwiseConfig())
+    clean = {c.source.offset: c for c in stream.messages(TICKS_CLEAN.name)}
+    quarantined = {q.source.offset: q for q in stream.messages(TICKS_QUARANTINE.name)}
+    assert len(clean) + len(quarantined) == len(records)
     for rec in records:
-        verdict = pipeline.validate(rec.payload, stubs.src(rec.index))
         if rec.injected is None:
-            assert isinstance(verdict, CleanTick), (rec.index, getattr(verdict, "detail", ""))
+            verdict = clean.get(rec.index)
+            assert verdict is not None, (rec.index, quarantined[rec.index].detail)
             assert verdict.tick.tick_id == json.loads(rec.payload)["tick_id"]
         else:
-            assert isinstance(verdict, QuarantineRecord), (rec.index, rec.injected)
-            assert verdict.reason == ReasonCode(rec.injected), (rec.index, verdict.detail)
-            assert stubs.quarantined_bytes(verdict) == rec.payload
+            record = quarantined.get(rec.index)
+            assert record is not None, (rec.index, rec.injected)
+            assert record.reason == ReasonCode(rec.injected), (rec.index, record.detail)
+            assert stubs.quarantined_bytes(record) == rec.payload
 
 
 def test_all_kinds_of_bad_tick_are_injected() -> None:

@@ -7,11 +7,11 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from stubs import fast_config, threshold_rule
+import pytest
+from stubs import IMPLS, Stream, decide, fast_config, threshold_rule
 
-from tests.oracle.pipeline import Pipeline
 from tickwise.schemas.decisions import Decision, Signal
-from tickwise.schemas.ticks import CleanTick, SourceRef
+from tickwise.schemas.ticks import CleanTick
 from tickwise.schemas.topics import CONTROL
 from tickwise.streams.console.metrics import ConsoleMetrics
 from tickwise.streams.console.view import CONTRACTS, ConsoleView
@@ -23,18 +23,19 @@ from tickwise.streams.sources import synthetic
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards"
 
 
-def outputs_of(count: int = 3000) -> tuple[Pipeline, list[Output]]:
+def outputs_of(count: int = 3000, impl: str = "engine") -> tuple[Stream, list[Output]]:
+    """What a worker's partition publishes, and the stream (its state's monitor: what /metrics
+    reads)."""
     # the threshold rule: the dashboard's rejection counters need orders that risk refuses
-    pipeline = Pipeline(threshold_rule(fast_config()))
-    outs: list[Output] = []
-    for rec in synthetic(seed=21, count=count, bad_rate=0.02):
-        outs += pipeline.process(rec.payload, SourceRef(topic="r", partition=0, offset=rec.index))
-    return pipeline, outs
+    records = synthetic(seed=21, count=count, bad_rate=0.02)
+    stream = decide(impl, records, threshold_rule(fast_config()), finish=False)
+    return stream, stream.outputs
 
 
-def test_signals_decisions_and_rejections_are_counted_from_the_outputs() -> None:
-    pipeline, outs = outputs_of()
-    metrics = PipelineMetrics(lambda: [pipeline.monitor])
+@pytest.mark.parametrize("impl", IMPLS)
+def test_signals_decisions_and_rejections_are_counted_from_the_outputs(impl: str) -> None:
+    stream, outs = outputs_of(impl=impl)
+    metrics = PipelineMetrics(lambda: [stream.state.monitor])
     for out in outs:
         metrics.on_output(out)
     value = metrics.registry.get_sample_value
@@ -42,7 +43,7 @@ def test_signals_decisions_and_rejections_are_counted_from_the_outputs() -> None
         (o.message.instrument, o.message.model_id) for o in outs if isinstance(o.message, Signal)
     )
     decisions = [o.message for o in outs if isinstance(o.message, Decision)]
-    assert signals and decisions
+    assert signals and decisions and any(d.reject_reasons for d in decisions)
     for (instrument, model), n in signals.items():
         labels = {"instrument": instrument, "model": model, "stage": "production"}
         assert value("tickwise_signals_total", labels) == n
@@ -54,8 +55,9 @@ def test_signals_decisions_and_rejections_are_counted_from_the_outputs() -> None
     for (instrument, reason), n in rejected.items():
         labels = {"instrument": instrument, "reason": reason}
         assert value("tickwise_risk_rejections_total", labels) == n
-    for instrument in pipeline.monitor.instruments():
-        for model, m in pipeline.monitor.stats(instrument)["models"].items():
+    assert stream.state.monitor.instruments()
+    for instrument in stream.state.monitor.instruments():
+        for model, m in stream.state.monitor.stats(instrument)["models"].items():
             got = value(
                 "tickwise_model_rolling_accuracy", {"instrument": instrument, "model": model}
             )
@@ -75,8 +77,8 @@ def test_a_batch_records_its_size_latency_and_lag() -> None:
 
 def exported_names() -> set[str]:
     """Every sample name the worker's and the console's registries expose after a run."""
-    pipeline, outs = outputs_of(2000)
-    worker = PipelineMetrics(lambda: [pipeline.monitor])
+    stream, outs = outputs_of(2000)
+    worker = PipelineMetrics(lambda: [stream.state.monitor])
     quality = QualityMonitor()
     worker.registry.register(QualityCollector(quality))
     view = ConsoleView(fast_config())
@@ -84,10 +86,10 @@ def exported_names() -> set[str]:
     console.set_lag({"signals": 0})
     for out in outs:
         worker.on_output(out)
-        if isinstance(out.message, CleanTick) or out.topic.name == "ticks.quarantine":
-            quality.on_verdict(out.message)
+        if out.topic.name in ("ticks.clean", "ticks.quarantine"):
+            quality.on_verdict(out.message or CleanTick.model_validate_json(out.encoded()))
         if out.topic.name in CONTRACTS:
-            view.apply(out.topic.name, out.message.to_bytes())
+            view.apply(out.topic.name, out.encoded())
     view.apply(CONTROL.name, b"{}")
     worker.on_batch(0, [1.0], 1.5, 0)
     names = set()

@@ -1,5 +1,5 @@
 """The anomaly detectors: the robust z-score's invariances, no alarm on a steady history, an
-alarm on a spike, and an order-rate burst in a real pipeline's audit trail answered once by
+alarm on a spike, and an order-rate burst in the engine's audit trail answered once by
 the halt policy at the window's event time, the same on every run."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from tests.oracle.pipeline import Pipeline
-from tests.stubs import squeezed_feed, src
+from tests.stubs import decide, squeezed_feed
 from tickwise.schemas.decisions import AuditRecord, HoldSummary
+from tickwise.schemas.topics import AUDIT
 from tickwise.streams.config import AnomalyConfig, TickwiseConfig
 from tickwise.streams.operators.validation.rules import MAD_TO_STD
 from tickwise.streams.watch.anomaly import Anomalies, judge, robust_z
@@ -116,17 +116,16 @@ history = 30
 
 def findings(feed_args: tuple[int, int, int, int]) -> list[tuple[str, str, int]]:
     config = TickwiseConfig.model_validate(tomllib.loads(BURST_CONFIG))
-    pipeline, anomalies = Pipeline(config), Anomalies(config, {})
+    anomalies = Anomalies(config, {})
     out: list[tuple[str, str, int]] = []
-    for rec in squeezed_feed(3, *feed_args):
-        for o in pipeline.process(rec.payload, src(rec.index)):
-            if isinstance(o.message, AuditRecord | HoldSummary):
-                alerts, commands = anomalies.on_entry(o.message)
-                out += [(a.code, a.alert_id, a.ts_event_ns) for a in alerts]
-                out += [(c.command, c.command_id, c.effective_ts_event_ns or -1) for c in commands]
-                assert all(
-                    c.scope == "ES" and c.ts_event_ns == c.effective_ts_event_ns for c in commands
-                )
+    # the audit trail as a worker's engine publishes it (a live worker has no end of input)
+    trail = decide("engine", squeezed_feed(3, *feed_args), config, finish=False)
+    for entry in trail.messages(AUDIT.name):
+        assert isinstance(entry, AuditRecord | HoldSummary)
+        alerts, commands = anomalies.on_entry(entry)
+        out += [(a.code, a.alert_id, a.ts_event_ns) for a in alerts]
+        out += [(c.command, c.command_id, c.effective_ts_event_ns or -1) for c in commands]
+        assert all(c.scope == "ES" and c.ts_event_ns == c.effective_ts_event_ns for c in commands)
     return out
 
 
