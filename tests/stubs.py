@@ -452,14 +452,17 @@ def backtested(
     return Backtested(records, config_file, Topics(topic_prefix), expected, replay)
 
 
-def live_outputs(bootstrap: str, run: Backtested, timeout: float = 240.0) -> LiveOutputs:
-    """The output topics once every expected decision is out (or ``timeout`` passed), read
-    again a moment later so that anything extra (a duplicate) is there too."""
+def live_outputs(
+    bootstrap: str, run: Backtested, group: str, timeout: float = 240.0
+) -> LiveOutputs:
+    """The output topics once every expected decision is out and ``group`` (the worker's app
+    id) has committed the whole raw topic: the outputs of every transaction that handled a raw
+    message, a duplicate's included, are then there to read, with no silence waited for."""
     from tickwise.streams.live.tap import read_values
 
     topics = run.topics
     read_values(bootstrap, topics.decisions, len(run.replay), timeout)
-    time.sleep(3)  # a duplicate would arrive now
+    wait_consumed(bootstrap, group, topics.raw, timeout)
     return LiveOutputs(
         decisions=read_all(bootstrap, topics.decisions),
         clean=read_all(bootstrap, topics.clean),

@@ -112,7 +112,7 @@ def test_the_worker_rides_through_two_leader_changes(tmp_path: Path) -> None:
         worker = spawn_worker(
             bootstrap,
             prefix,
-            f"leaders-{uuid.uuid4().hex[:6]}",
+            group := f"leaders-{uuid.uuid4().hex[:6]}",
             config=str(run.config_file),
             log_path=str(tmp_path / "worker.log"),
             checkpoint_dir=str(tmp_path / "checkpoints"),
@@ -155,7 +155,7 @@ def test_the_worker_rides_through_two_leader_changes(tmp_path: Path) -> None:
         hurry.set()
         feed.join(300)
         assert fed == [len(run.records) - preload]
-        out = live_outputs(bootstrap, run, timeout=300)
+        out = live_outputs(bootstrap, run, group, timeout=300)
         assert worker.poll() is None, "the worker must ride through, not exit"
     finally:
         hurry.set()

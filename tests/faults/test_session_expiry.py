@@ -61,7 +61,7 @@ def test_a_worker_whose_session_expired_gets_its_partitions_back(
         worker = spawn_worker(
             bootstrap,
             prefix,
-            f"session-{uuid.uuid4().hex[:6]}",
+            group := f"session-{uuid.uuid4().hex[:6]}",
             config=str(run.config_file),
             log_path=str(tmp_path / "worker.log"),
             checkpoint_dir=str(tmp_path / "checkpoints"),
@@ -83,7 +83,7 @@ def test_a_worker_whose_session_expired_gets_its_partitions_back(
 
         feeder.join(300)
         assert fed == [count - preload], "the feed rides through the broker restart"
-        out = live_outputs(bootstrap, run, timeout=180)
+        out = live_outputs(bootstrap, run, group, timeout=180)
         assert worker.poll() is None, "the worker must ride through, not exit"
     finally:
         if worker is not None:

@@ -132,7 +132,7 @@ def test_partitions_move_between_workers_sharing_no_directory(
         assert feed.is_alive(), "the ticks must still be flowing after both rebalances"
         feed.join(120)
         assert fed == [len(run.records)]
-        out = live_outputs(kafka_bootstrap, run)
+        out = live_outputs(kafka_bootstrap, run, app_id)
     finally:
         feed.join(120)
         for proc in (a, b):
@@ -214,7 +214,7 @@ def test_sigkill_during_a_rebalance_loses_and_duplicates_nothing(
         workers.append(again)
         feed.join(180)
         assert fed == [len(run.records) - preload]
-        out = live_outputs(kafka_bootstrap, run)
+        out = live_outputs(kafka_bootstrap, run, app_id)
         assert b.poll() is None and again.poll() is None, "the survivors must ride through"
     finally:
         feed.join(180)
