@@ -95,6 +95,29 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def topic_prefix() -> str:
-    """A prefix unique to one test, so tests sharing the session broker never share topics."""
-    return f"t{uuid.uuid4().hex[:8]}."
+def topic_prefix(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A prefix unique to one test, so tests sharing the session broker never share topics.
+
+    On a broker that outlives the session (``KAFKA_BOOTSTRAP_SERVERS``) the test's topics are
+    deleted after it: such a broker, shared by a day of runs, gathered some 20,000 partitions,
+    ran out of open files (a file per log segment) and shut down.
+    """
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    yield prefix
+    bootstrap = request.node.funcargs.get("kafka_bootstrap")
+    if bootstrap and os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        _delete_topics(bootstrap, prefix)
+
+
+def _delete_topics(bootstrap: str, prefix: str) -> None:
+    """Delete every topic named ``prefix...``; a failure only leaves them behind."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
+        if names:
+            for future in admin.delete_topics(names, operation_timeout=30).values():
+                future.result(60)
+    except Exception as exc:  # cleanup, not the test: say so and go on
+        print(f"could not delete the topics {prefix}*: {exc!r}", file=sys.stderr)

@@ -14,9 +14,10 @@ import json
 import random
 import shutil
 import subprocess
+import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -547,14 +548,27 @@ def backtested(
     return Backtested(records, config_file, Topics(topic_prefix), expected, replay)
 
 
-def live_outputs(bootstrap: str, run: Backtested, timeout: float = 240.0) -> LiveOutputs:
-    """The output topics once every expected decision is out (or ``timeout`` passed), read
-    again a moment later so that anything extra (a duplicate) is there too."""
+def trickle(records: list[RawRecord], rate: float, hurry: threading.Event) -> Iterator[RawRecord]:
+    """``records`` at ``rate`` a second until ``hurry`` is set, then the rest at once: ticks
+    flow through a test's faults however long they take, and the run is no longer than they
+    are (a feed sized to outlast them at a fixed rate goes on idling long after)."""
+    for record in records:
+        if not hurry.is_set():
+            hurry.wait(1 / rate)
+        yield record
+
+
+def live_outputs(
+    bootstrap: str, run: Backtested, group: str, timeout: float = 240.0
+) -> LiveOutputs:
+    """The output topics once every expected decision is out and ``group`` (the worker's app
+    id) has committed the whole raw topic: the outputs of every transaction that handled a raw
+    message, a duplicate's included, are then there to read, with no silence waited for."""
     from tickwise.streams.live.tap import read_values
 
     topics = run.topics
     read_values(bootstrap, topics.decisions, len(run.replay), timeout)
-    time.sleep(3)  # a duplicate would arrive now
+    wait_consumed(bootstrap, group, topics.raw, timeout)
     return LiveOutputs(
         decisions=read_all(bootstrap, topics.decisions),
         clean=read_all(bootstrap, topics.clean),
@@ -597,6 +611,26 @@ def wait_consumed(bootstrap: str, group: str, topic: str, timeout: float = 120.0
             time.sleep(0.2)
     finally:
         asking.close()
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+    """Poll ``check`` until it holds; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not after {timeout:g} s")
+        time.sleep(0.5)
+
+
+def wait_for_log(path: Path, text: str, count: int = 1, timeout: float = 90.0) -> str:
+    """The log once ``text`` appears in it ``count`` times; fails after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log = path.read_text(errors="replace") if path.exists() else ""
+        if log.count(text) >= count:
+            return log
+        time.sleep(0.2)
+    raise AssertionError(f"{path.name}: no {text!r} after {timeout:g} s:\n{log[-3000:]}")
 
 
 def exactly_once_problems(run: Backtested, out: LiveOutputs) -> list[str]:

@@ -108,7 +108,7 @@ def sigkill_then_broker_restart(
         feeder.join(300)
         if feed_errors or feeder.is_alive():
             problems.append(f"the feed did not finish: {feed_errors[:1]!r}")
-        out = live_outputs(bootstrap, run, timeout=300)
+        out = live_outputs(bootstrap, run, app_id, timeout=300)
         if second.poll() is not None:
             problems.append(f"worker 2 exited with {second.returncode} (it must ride through)")
     finally:

@@ -11,21 +11,19 @@ cluster of its own (the shared broker is never touched).
 from __future__ import annotations
 
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from confluent_kafka import ElectionType, KafkaException
 from confluent_kafka.admin import AdminClient
-from stubs import backtested, exactly_once_problems, live_outputs
+from stubs import backtested, exactly_once_problems, live_outputs, trickle, wait_until
 
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.broker import LocalCluster
 from tickwise.streams.live.feed import publish
 from tickwise.streams.live.tap import read_values, spawn_worker, stop_process
-from tickwise.streams.sources import RawRecord, synthetic
+from tickwise.streams.sources import synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -50,24 +48,6 @@ def preferred(admin: AdminClient, topic: str) -> dict[int, int]:
     """Each partition's preferred leader: the first of its replicas."""
     metadata = admin.list_topics(topic, timeout=15)
     return {p: meta.replicas[0] for p, meta in metadata.topics[topic].partitions.items()}
-
-
-def trickle(records: list[RawRecord], rate: float, hurry: threading.Event) -> Iterator[RawRecord]:
-    """``records`` at ``rate`` a second until ``hurry`` is set, then the rest at once: ticks
-    flow through the faults however long they take, and the run is no longer than they are."""
-    for record in records:
-        if not hurry.is_set():
-            hurry.wait(1 / rate)
-        yield record
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
-    """Poll ``check`` until it holds; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not after {timeout:g} s")
-        time.sleep(0.5)
 
 
 # A three-node cluster starts in about 40 s and the run takes two to three minutes more on a
@@ -112,7 +92,7 @@ def test_the_worker_rides_through_two_leader_changes(tmp_path: Path) -> None:
         worker = spawn_worker(
             bootstrap,
             prefix,
-            f"leaders-{uuid.uuid4().hex[:6]}",
+            group := f"leaders-{uuid.uuid4().hex[:6]}",
             config=str(run.config_file),
             log_path=str(tmp_path / "worker.log"),
             checkpoint_dir=str(tmp_path / "checkpoints"),
@@ -155,7 +135,7 @@ def test_the_worker_rides_through_two_leader_changes(tmp_path: Path) -> None:
         hurry.set()
         feed.join(300)
         assert fed == [len(run.records) - preload]
-        out = live_outputs(bootstrap, run, timeout=300)
+        out = live_outputs(bootstrap, run, group, timeout=300)
         assert worker.poll() is None, "the worker must ride through, not exit"
     finally:
         hurry.set()

@@ -92,7 +92,7 @@ def test_a_consumer_fed_nothing_while_input_waits_is_replaced_loudly(
         worker.silence.set()
         assert worker.silenced.wait(60), "the worker never held all three partitions"
         assert publish(run.records[half:], kafka_bootstrap, run.topics.raw) == count - half
-        out = live_outputs(kafka_bootstrap, run, timeout=120)
+        out = live_outputs(kafka_bootstrap, run, config.app_id, timeout=120)
     finally:
         worker.stop()
         thread.join(180)

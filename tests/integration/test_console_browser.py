@@ -17,6 +17,7 @@ import shutil
 import threading
 import time
 import uuid
+from itertools import takewhile
 from pathlib import Path
 
 import pytest
@@ -94,8 +95,10 @@ def test_console_shows_signals_and_an_operator_halts_trading_from_the_page(
         str(tmp_path / "watch.log"), web_port=watch_port, users=f"console:viewer:{WATCH_TOKEN}",
     )  # fmt: skip
     records = list(synthetic(seed=5, count=24_000, bad_rate=0.01))
+    done = threading.Event()  # ticks flow while the page is looked at, and no longer
+    ticks = takewhile(lambda _: not done.is_set(), records)
     feeder = threading.Thread(
-        target=publish, args=(records, kafka_bootstrap, topics.raw, 800.0), daemon=True
+        target=publish, args=(ticks, kafka_bootstrap, topics.raw, 800.0), daemon=True
     )
     feeder.start()
     port = free_port()
@@ -182,6 +185,8 @@ def test_console_shows_signals_and_an_operator_halts_trading_from_the_page(
         )
         driver.save_screenshot(str(tmp_path / "console.png"))
     finally:
+        done.set()
+        feeder.join(60)
         if driver is not None:
             driver.quit()
         stop_process(console)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
-from stubs import backtested, exactly_once_problems, live_outputs
+from stubs import backtested, exactly_once_problems, live_outputs, trickle, wait_for_log, wait_until
 
 from tickwise.streams.checkpoint import KEY_ENV, KEY_FILE_ENV
 from tickwise.streams.live.admin import create_topics
@@ -30,7 +30,7 @@ from tickwise.streams.sources import synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-RATE = 100.0  # ticks/s: the feed outlasts both rebalances
+RATE = 100.0  # ticks/s while the partitions move; the rest at once
 # one instrument per raw partition (keys hash to 2, 1 and 0), so whichever partition moves has a
 # state to move
 INSTRUMENTS = ("ES", "NQ", "ZN")
@@ -55,15 +55,11 @@ def group_state(admin: AdminClient, group: str) -> ConsumerGroupState:
     return future.result(15).state
 
 
-def wait_for_log(path: Path, text: str, count: int = 1, timeout: float = 90.0) -> str:
-    """The log once ``text`` appears in it ``count`` times; fails after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        log = path.read_text(errors="replace") if path.exists() else ""
-        if log.count(text) >= count:
-            return log
-        time.sleep(0.2)
-    raise AssertionError(f"{path.name}: no {text!r} after {timeout:g} s:\n{log[-3000:]}")
+def wait_stable(admin: AdminClient, group: str) -> None:
+    """Wait until the group's coordinator reports it stable: its rebalance, both rounds of a
+    cooperative one, is over."""
+    stable = ConsumerGroupState.STABLE
+    wait_until(lambda: group_state(admin, group) == stable, f"{group} stable", 90)
 
 
 @pytest.mark.timeout(900)  # two workers, two rebalances: about two minutes, more under load
@@ -104,9 +100,13 @@ def test_partitions_move_between_workers_sharing_no_directory(
         return proc, log
 
     fed: list[int] = []
+    hurry = threading.Event()
     feed = threading.Thread(
-        target=lambda: fed.append(publish(run.records, kafka_bootstrap, topics.raw, rate=RATE))
+        target=lambda: fed.append(
+            publish(trickle(run.records, RATE, hurry), kafka_bootstrap, topics.raw)
+        )
     )
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     a, a_log = start("a", 1)
     b = None
     try:
@@ -116,24 +116,27 @@ def test_partitions_move_between_workers_sharing_no_directory(
         b, b_log = start("b", 1)
         # b takes partitions from a: their state can only have come through the topic
         wait_for_log(b_log, "without emitting")
-        time.sleep(3)
-        assert moved_with_state(b_log.read_text(errors="replace")), "b took a partition with state"
+        wait_stable(admin, app_id)
+        b_took = b_log.read_text(errors="replace")
+        assert moved_with_state(b_took), "b took a partition with state"
         taken = a_log.read_text(errors="replace").count("without emitting")
         b.send_signal(signal.SIGTERM)  # a clean stop: b checkpoints what it gives up
         assert b.wait(60) == 0
-        # a takes them back, from b's checkpoints
-        wait_for_log(a_log, "without emitting", count=taken + 1)
+        # a takes them all back, from b's checkpoints
+        wait_for_log(a_log, "without emitting", count=taken + b_took.count("without emitting"))
         moved_with_state(a_log.read_text(errors="replace"))
-        time.sleep(3)
+        wait_stable(admin, app_id)
         b, b_log = start("b", 2)
         wait_for_log(b_log, "without emitting")
-        time.sleep(3)
+        wait_stable(admin, app_id)
         assert moved_with_state(b_log.read_text(errors="replace")), "b took a partition with state"
         assert feed.is_alive(), "the ticks must still be flowing after both rebalances"
+        hurry.set()
         feed.join(120)
         assert fed == [len(run.records)]
-        out = live_outputs(kafka_bootstrap, run)
+        out = live_outputs(kafka_bootstrap, run, app_id)
     finally:
+        hurry.set()
         feed.join(120)
         for proc in (a, b):
             if proc is not None:
@@ -182,9 +185,10 @@ def test_sigkill_during_a_rebalance_loses_and_duplicates_nothing(
     preload = 1000
     assert publish(run.records[:preload], kafka_bootstrap, topics.raw) == preload
     fed: list[int] = []
+    hurry = threading.Event()
     feed = threading.Thread(
         target=lambda: fed.append(
-            publish(run.records[preload:], kafka_bootstrap, topics.raw, rate=RATE)
+            publish(trickle(run.records[preload:], RATE, hurry), kafka_bootstrap, topics.raw)
         )
     )
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
@@ -212,11 +216,16 @@ def test_sigkill_during_a_rebalance_loses_and_duplicates_nothing(
         # recovery: a starts again; b and it share the partitions, each from its checkpoint
         again, again_log = start("a-again")
         workers.append(again)
+        wait_for_log(again_log, "without emitting")
+        wait_stable(admin, app_id)
+        assert feed.is_alive(), "the ticks must still be flowing while the partitions move back"
+        hurry.set()
         feed.join(180)
         assert fed == [len(run.records) - preload]
-        out = live_outputs(kafka_bootstrap, run)
+        out = live_outputs(kafka_bootstrap, run, app_id)
         assert b.poll() is None and again.poll() is None, "the survivors must ride through"
     finally:
+        hurry.set()
         feed.join(180)
         for proc in workers:
             stop_process(proc)

@@ -9,13 +9,12 @@ injected duplicates are still caught.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from stubs import read_all
+from stubs import read_all, wait_consumed
 
 from tickwise.schemas.quarantine import QuarantineRecord
 from tickwise.schemas.ticks import CleanTick
@@ -55,7 +54,7 @@ def test_sigkill_and_restart_lose_and_duplicate_nothing(
             n_bad = sum(1 for r in records if r.injected)
             quarantined = read_values(kafka_bootstrap, topics.quarantine, n_bad, 180)
             clean = read_values(kafka_bootstrap, topics.clean, len(records) - n_bad, 180)
-            time.sleep(3)  # a late duplicate would show up in a second read
+            wait_consumed(kafka_bootstrap, app_id, topics.raw)  # and every duplicate with it
             clean_again = read_all(kafka_bootstrap, topics.clean)
         finally:
             stop_process(second)

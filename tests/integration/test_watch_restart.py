@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from confluent_kafka import Producer
-from stubs import read_all as committed
+from stubs import read_all
 
 from tests.integration.test_watch import HEAD, Alerts, value
 from tickwise.schemas.decisions import AUDIT_ADAPTER, AuditRecord
@@ -24,7 +25,7 @@ from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.broker import free_port
 from tickwise.streams.live.feed import publish
 from tickwise.streams.live.metrics import Samples, scrape
-from tickwise.streams.live.tap import consumer, messages, spawn_watch, spawn_worker, stop_process
+from tickwise.streams.live.tap import spawn_watch, spawn_worker, stop_process
 from tickwise.streams.sources import synthetic
 from tickwise.streams.watch.anomaly import Anomalies
 from tickwise.streams.watch.probe import admin_client, probe_group
@@ -38,23 +39,22 @@ check_interval_s = 0.5
 """
 CHECKED = "tickwise_watch_checked_total"
 BATCHES = (0, 1500, 2500, 3500)  # ticks before the first start, and before each restart
-
-
-def read_all(bootstrap: str, topic: str, idle: float = 10.0) -> list[tuple[bytes, bytes]]:
-    """(key, value) of every message of ``topic``, committed ones only, in each partition's
-    order."""
-    c = consumer(bootstrap, [topic])
-    try:
-        return [
-            (m.key() or b"", m.value() or b"") for m in messages(c, idle, time.monotonic() + 300)
-        ]
-    finally:
-        c.close()
+T = TypeVar("T")
 
 
 def last_values(bootstrap: str, changelog: str) -> dict[str, object]:
-    """A faust table as its changelog leaves it: the last value per key (both JSON)."""
-    return {json.loads(k): json.loads(v) for k, v in read_all(bootstrap, changelog)}
+    """A faust table as its changelog leaves it now: the last value per key (both JSON)."""
+    return {json.loads(k or b""): json.loads(v) for k, v in read_all(bootstrap, changelog)}
+
+
+def settled(read: Callable[[], T], want: T, timeout: float = 60.0) -> T:
+    """``read()`` once it returns ``want``, or what it returns after ``timeout``: a table's
+    changelog is written a moment after the table, so it is read again until it is there,
+    rather than after a silence long enough for any write."""
+    deadline = time.monotonic() + timeout
+    while (got := read()) != want and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return got
 
 
 class Tower:
@@ -116,8 +116,8 @@ def test_a_restarted_watchtower_keeps_its_heads_and_windows_and_goes_on_checking
         deadline = time.monotonic() + 600
         while probe_group(admin, app_id, topics.raw).lag > 0:
             assert time.monotonic() < deadline, "the worker never took its backlog"
-            time.sleep(1)
-        return [v for _, v in committed(kafka_bootstrap, topics.audit)]  # all in: no lag
+            time.sleep(0.25)
+        return [v for _, v in read_all(kafka_bootstrap, topics.audit)]  # all in: no lag
 
     def heads_of(trail: list[bytes]) -> dict[str, int]:
         last: dict[str, int] = {}
@@ -163,14 +163,19 @@ def test_a_restarted_watchtower_keeps_its_heads_and_windows_and_goes_on_checking
 
     # the tables hold what one pass over the whole trail holds: nothing lost, nothing twice
     changelog = f"{topic_prefix}tickwise-watch-{{}}-changelog".format
-    chain = last_values(kafka_bootstrap, changelog("chain-heads"))
-    assert {i: h["seq"] for i, h in chain.items()} == heads  # type: ignore[index]
-    windows = last_values(kafka_bootstrap, changelog("trading-windows"))
+
+    def seqs() -> dict[str, int]:
+        chain = last_values(kafka_bootstrap, changelog("chain-heads"))
+        return {i: h["seq"] for i, h in chain.items()}  # type: ignore[index]
+
+    assert settled(seqs, heads) == heads
     oracle: dict[str, object] = {}
     anomalies = Anomalies(load_config(str(config)), oracle)
     for raw in trail:
         anomalies.on_entry(AUDIT_ADAPTER.validate_json(raw))
-    assert windows and windows == json.loads(json.dumps(oracle))
+    want = json.loads(json.dumps(oracle))
+    windows = settled(lambda: last_values(kafka_bootstrap, changelog("trading-windows")), want)
+    assert windows and windows == want
 
     # it goes on checking: the next record of one chain, its content changed after sealing
     last = max(

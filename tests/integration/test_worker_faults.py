@@ -89,7 +89,7 @@ def test_sigkill_with_a_transaction_open_loses_and_duplicates_nothing(
 
     second = start(2)
     try:
-        out = live_outputs(kafka_bootstrap, run)
+        out = live_outputs(kafka_bootstrap, run, app_id)
     finally:
         stop_process(second)
 

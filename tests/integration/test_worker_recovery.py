@@ -107,7 +107,7 @@ def test_sigkill_and_restart_lose_and_duplicate_nothing(
 
     second = start(2)
     try:
-        out = live_outputs(kafka_bootstrap, run)
+        out = live_outputs(kafka_bootstrap, run, app_id)
     finally:
         stop_process(second)
 

@@ -8,13 +8,12 @@ quarantine records must be the backtest's, up to the ones the end released.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-from stubs import read_all
+from stubs import read_all, wait_consumed
 
 from tickwise.replay.engine import run_backtest
 from tickwise.schemas.decisions import Decision
@@ -62,7 +61,7 @@ def test_a_reordering_worker_decides_as_the_backtest(
     worker = spawn_worker(
         kafka_bootstrap,
         topic_prefix,
-        f"reorder-{uuid.uuid4().hex[:8]}",
+        group := f"reorder-{uuid.uuid4().hex[:8]}",
         config=str(config_file),
         log_path=str(tmp_path / "worker.log"),
         extra_args=["--loglevel", "INFO"],
@@ -73,7 +72,7 @@ def test_a_reordering_worker_decides_as_the_backtest(
         held_at_most = 3 * MAX_TICKS
         want = len(replay_decisions) - held_at_most
         assert len(read_values(kafka_bootstrap, topics.decisions, want, 180)) >= want
-        time.sleep(3)  # the rest of what the worker can decide
+        wait_consumed(kafka_bootstrap, group, topics.raw)  # the rest the worker can decide
         live = read_all(kafka_bootstrap, topics.decisions)
         quarantined = read_all(kafka_bootstrap, topics.quarantine)
     finally:

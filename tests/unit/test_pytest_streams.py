@@ -1,4 +1,6 @@
-"""`make test` runs the Kafka tests in a second pytest process over directories it names."""
+"""`make test` runs the Kafka tests in two pytest processes over paths its script names: the
+tests on the session broker, and the fault tests on private brokers once the CPU-bound tests
+are done."""
 
 from __future__ import annotations
 
@@ -6,19 +8,45 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = (ROOT / ".ci" / "pytest-streams").read_text()
 
 
-def test_the_kafka_stream_names_every_test_directory() -> None:
-    # a directory of tests left out of the list would have its Kafka tests run by neither
-    # process, silently
-    script = (ROOT / ".ci" / "pytest-streams").read_text()
-    named = re.search(r"-m kafka ((?:tests/\w+ ?)+)", script)
-    assert named is not None
-    listed = set(named.group(1).split())
-    holding_tests = {
-        f"tests/{d.name}"
-        for d in (ROOT / "tests").iterdir()
-        if d.is_dir() and any(d.rglob("test_*.py"))
-    }
-    assert holding_tests and holding_tests <= listed, holding_tests - listed
-    assert named.group(1).split()[-1] == "tests/faults", "the fault tests go last"
+def array(name: str) -> list[str]:
+    """The words of the script's bash array ``name``."""
+    found = re.search(rf"^{name}=\(([^)]*)\)$", SCRIPT, re.MULTILINE)
+    assert found is not None, f"no {name}=(...) in .ci/pytest-streams"
+    return found.group(1).split()
+
+
+def runs(paths: list[str], test_file: str) -> bool:
+    """Whether pytest given ``paths`` (and its ``--ignore=`` options) collects ``test_file``."""
+    ignored = [p.removeprefix("--ignore=") for p in paths if p.startswith("--ignore=")]
+    named = [p for p in paths if not p.startswith("-")]
+    inside = lambda f, p: f == p or f.startswith(p.rstrip("/") + "/")  # noqa: E731
+    return any(inside(test_file, p) for p in named) and not any(
+        inside(test_file, p) for p in ignored
+    )
+
+
+def test_every_test_file_is_in_exactly_one_kafka_run() -> None:
+    # a file left out of both would have its Kafka tests run by neither process, silently; a
+    # file in both would run twice
+    shared, private = array("shared"), array("private")
+    files = sorted(str(f.relative_to(ROOT)) for f in (ROOT / "tests").rglob("test_*.py"))
+    assert files
+    twice = [f for f in files if runs(shared, f) and runs(private, f)]
+    never = [f for f in files if not runs(shared, f) and not runs(private, f)]
+    assert twice == [] and never == [], (twice, never)
+    assert runs(private, "tests/faults/test_leader_change.py")
+    assert runs(shared, "tests/faults/test_silent_consumer.py"), "it uses the session broker"
+
+
+def test_the_fault_tests_wait_for_the_cpu_bound_tests() -> None:
+    # their timing is the most sensitive to a busy machine: they start once the tests without
+    # Kafka have finished, in the same background run
+    background = re.search(r"^\($(.*?)^\) &$", SCRIPT, re.MULTILINE | re.DOTALL)
+    assert background is not None
+    steps = [line.strip() for line in background.group(1).splitlines() if "pytest" in line]
+    assert len(steps) == 2
+    assert '-m "not kafka"' in steps[0] and '"${private[@]}"' in steps[1]
+    assert '"${shared[@]}"' in SCRIPT.split(") &", 1)[1], "the shared-broker tests run beside"
