@@ -187,12 +187,12 @@ def read_ticks(port: int, pid: int, ticks: int, timeout: float) -> dict[str, Any
             if first is None:
                 first = (now, n, cpu)
             if n >= ticks:
-                seconds, cpu_used = now - first[0], cpu - first[2]
-                return {
+                seconds, cpu_used, timed = now - first[0], cpu - first[2], n - first[1]
+                return {  # None: all read between two samples, too quick to time
                     "ticks": n,
                     "seconds": round(seconds, 2),
-                    "ticks_per_s": round((n - first[1]) / max(seconds, 1e-3)),
-                    "cpu_us_per_tick": round(cpu_used / max(n - first[1], 1) * 1e6, 2),
+                    "ticks_per_s": round(timed / max(seconds, 1e-3)) if timed else None,
+                    "cpu_us_per_tick": round(cpu_used / timed * 1e6, 2) if timed else None,
                 }
         time.sleep(0.05)
     raise RuntimeError(
