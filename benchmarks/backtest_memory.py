@@ -33,6 +33,7 @@ from benchmarks.common import (
 )
 from tickwise.replay.engine import run_backtest
 from tickwise.streams.config import load_config
+from tickwise.streams.engine.heap import keep_batch_memory
 from tickwise.streams.sources import RawRecord, synthetic
 
 TARGET_MB = 1024.0
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(args.keep_out or tempfile.mkdtemp(prefix="tickwise-bench-memory-"))
     samples: list[dict[str, float]] = []
     config = load_config(args.config)
+    keep_batch_memory()  # as tickwise backtest does before it reads (replay.command)
     baseline = rss_mb()  # after imports, before the first tick
     try:
         started, cpu = time.perf_counter(), time.process_time()

@@ -73,6 +73,7 @@ def tickwise_child(data: Path, limit: int | None, config_path: str | None) -> di
     from tickwise.replay.engine import run_engine_backtest
     from tickwise.streams.config import load_config
     from tickwise.streams.engine.batch import SymbolTable, TickBatch
+    from tickwise.streams.engine.heap import keep_batch_memory
     from tickwise.streams.sources import ColumnMap, RawRecord, read_file
     from tickwise.streams.sources.batches import read_batches
 
@@ -84,6 +85,7 @@ def tickwise_child(data: Path, limit: int | None, config_path: str | None) -> di
 
     config = load_config(config_path)
     max_bytes = config.validation.max_message_bytes
+    keep_batch_memory()  # what ``tickwise backtest`` does before it reads (``replay.command``)
 
     def batches(symbols: SymbolTable) -> Iterator[TickBatch]:  # as the command reads it
         return first_rows(read_batches(data, columns, symbols, max_bytes), limit)

@@ -21,6 +21,7 @@ from tickwise.replay.report import ReportSettings
 from tickwise.schemas.decisions import ControlCommand
 from tickwise.streams.config import TickwiseConfig, load_config
 from tickwise.streams.engine.batch import SymbolTable, TickBatch
+from tickwise.streams.engine.heap import keep_batch_memory
 from tickwise.streams.progress import wants_progress
 from tickwise.streams.sources import RawRecord, SourceError, open_sources
 from tickwise.streams.sources.batches import read_batches
@@ -92,6 +93,7 @@ def run_cli(args: argparse.Namespace) -> int:
         return 2
     config = load_config(args.config)
     controls = load_controls(args.controls) if args.controls else []
+    keep_batch_memory()
     try:
         settings = ReportSettings(
             returns_period=args.returns_period,
