@@ -513,7 +513,16 @@ def main(argv: list[str] | None = None) -> int:
         # What is alive now (modules, contracts' validators, compiled kernels) lives as long
         # as the process: kept out of the collector, a full collection no longer walks it.
         gc.freeze()
-    result = func(args)
+    try:
+        result = func(args)
+    except ValueError as exc:
+        # a bad config file: its words, not a traceback (the module is loaded if it raised;
+        # importing it here would cost --help the config's imports)
+        config = sys.modules.get("tickwise.streams.config")
+        if config is None or not isinstance(exc, config.ConfigError):
+            raise
+        print(f"tickwise {args.command}: {exc}", file=sys.stderr)
+        return 2
     return int(result or 0)
 
 

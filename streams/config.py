@@ -578,17 +578,38 @@ class TickwiseConfig(Frozen):
     signals: SignalsConfig = SignalsConfig()
 
 
+class ConfigError(ValueError):
+    """A config file that cannot be read or is not a valid config, in words naming the file
+    and each setting at fault (every command prints it and exits 2, not a traceback)."""
+
+
 def load_config(path: str | Path | None = None, **overrides: object) -> TickwiseConfig:
-    """Read a TOML config (or the defaults) and apply top-level overrides.
+    """Read a TOML config (or the defaults) and apply top-level overrides; ``ConfigError`` for
+    a file that is missing, not TOML, or not a valid config.
 
     Examples
     --------
     >>> load_config(topic_prefix="test.").topic_prefix
     'test.'
     """
+    from pydantic import ValidationError
+
     data: dict[str, object] = {}
+    where = "the config" if path is None else f"config {path}"
     if path is not None:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"{where}: {exc.strerror or exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{where}: not TOML: {exc}") from exc
     data.update({k: v for k, v in overrides.items() if v is not None})
-    return TickwiseConfig.model_validate(data)
+    try:
+        return TickwiseConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc']) or '(top level)'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ConfigError(f"{where}: {problems}") from exc

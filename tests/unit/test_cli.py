@@ -100,3 +100,27 @@ def test_only_the_process_command_line_freezes_what_is_alive(
     monkeypatch.setattr("sys.argv", ["tickwise", *args, str(tmp_path / "b")])
     assert main() == 0
     assert frozen == [True]
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ('[live]\nengine = "columnar"\n', "live.engine: Extra inputs are not permitted"),
+        ("[risk]\nmax_position = -1\n", "risk.max_position: "),
+        ("x = [\n", "not TOML"),
+        (None, "No such file or directory"),
+    ],
+    ids=["a setting that no longer exists", "a bad value", "not TOML", "missing"],
+)
+def test_a_bad_config_is_named_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str | None, said: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    if text is not None:
+        path.write_text(text)
+    for command in (["backtest", "--synthetic", "--count", "5", "--out", str(tmp_path / "o")],
+                    ["worker", "--bootstrap-servers", "127.0.0.1:1"]):  # fmt: skip
+        assert main([*command, "--config", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert f"tickwise {command[0]}: config {path}: {said}" in err, err
+        assert "Traceback" not in err
