@@ -60,7 +60,12 @@ from tickwise.streams.engine.jit import kernel
 from tickwise.streams.engine.models import ModelColumns
 from tickwise.streams.engine.risk import RiskKernel
 from tickwise.streams.operators.audit import AuditChain, Entry, reason_key
-from tickwise.streams.operators.control import GLOBAL, KILL_COMMANDS, STAGE_COMMANDS
+from tickwise.streams.operators.control import (
+    GLOBAL,
+    KILL_COMMANDS,
+    MODEL_COMMANDS,
+    STAGE_COMMANDS,
+)
 from tickwise.streams.operators.models.shared import Applied, version_key
 from tickwise.streams.operators.risk import _shared_check, decision_of
 
@@ -481,7 +486,7 @@ class BatchDecide:
         for cmd in commands:
             if cmd.command_id in self._seen:
                 continue
-            if cmd.command in ("promote", "rollback"):
+            if cmd.command in MODEL_COMMANDS:
                 self.model_commands.append(cmd)
             if cmd.command in KILL_COMMANDS + STAGE_COMMANDS:
                 self.commands.append(cmd)

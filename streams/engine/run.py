@@ -35,14 +35,13 @@ from tickwise.streams.engine.features import BatchFeatures
 from tickwise.streams.engine.models import BatchModel, ModelColumns, one_version_cannot
 from tickwise.streams.engine.monitor import BatchMonitor, MonitorEvents
 from tickwise.streams.engine.validate import BatchValidator
+from tickwise.streams.operators.control import MODEL_COMMANDS
 from tickwise.streams.operators.models.shared import applied_alert, version_key
 from tickwise.streams.operators.sampling import SignalSampler
 from tickwise.streams.operators.validation.records import quarantine
 
 if TYPE_CHECKING:  # river's stage: imported when a deployment or the zoo needs it
     from tickwise.streams.engine.staged import StagedModel
-
-MODEL_COMMANDS = ("promote", "rollback")
 
 
 @dataclass(slots=True)

@@ -31,6 +31,7 @@ from tickwise.schemas.decisions import (
     Stage,
 )
 from tickwise.streams.config import DecisionConfig, EvaluationConfig, LabelConfig, ModelConfig
+from tickwise.streams.operators.control import MODEL_COMMANDS
 from tickwise.streams.operators.decision import MoveEstimate
 from tickwise.streams.operators.labels import LabelQueue, horizon_ns
 from tickwise.streams.operators.models.evaluation import Prequential
@@ -126,7 +127,7 @@ class ModelStage(InstrumentStateMixin):
 
         Returns False for a command seen before or not a model command.
         """
-        if command.command in ("promote", "rollback") and all(
+        if command.command in MODEL_COMMANDS and all(
             c.command_id != command.command_id for c in self.commands
         ):
             self.commands.append(command)
