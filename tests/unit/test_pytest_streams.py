@@ -41,12 +41,14 @@ def test_every_test_file_is_in_exactly_one_kafka_run() -> None:
     assert runs(shared, "tests/faults/test_silent_consumer.py"), "it uses the session broker"
 
 
-def test_the_fault_tests_wait_for_the_cpu_bound_tests() -> None:
+def test_the_fault_tests_run_alone_after_the_others() -> None:
     # their timing is the most sensitive to a busy machine: they start once the tests without
-    # Kafka have finished, in the same background run
-    background = re.search(r"^\($(.*?)^\) &$", SCRIPT, re.MULTILINE | re.DOTALL)
-    assert background is not None
-    steps = [line.strip() for line in background.group(1).splitlines() if "pytest" in line]
-    assert len(steps) == 2
-    assert '-m "not kafka"' in steps[0] and '"${private[@]}"' in steps[1]
-    assert '"${shared[@]}"' in SCRIPT.split(") &", 1)[1], "the shared-broker tests run beside"
+    # Kafka and the shared-broker Kafka tests have both finished
+    lines = [line.strip() for line in SCRIPT.splitlines()]
+    pytest_lines = [i for i, line in enumerate(lines) if '"$bin/pytest"' in line]
+    assert len(pytest_lines) == 3
+    no_kafka, shared, faults = (lines[i] for i in pytest_lines)
+    assert '-m "not kafka"' in no_kafka and no_kafka.endswith("&"), "the CPU-bound half beside"
+    assert '"${shared[@]}"' in shared and not shared.endswith("&")
+    assert '"${private[@]}"' in faults and not faults.endswith("&")
+    assert pytest_lines[1] < lines.index('wait "$others"') < pytest_lines[2]
