@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from itertools import groupby, islice
 from pathlib import Path
 
@@ -28,7 +28,8 @@ from tickwise.schemas.topics import ALERTS, AUDIT, DECISIONS, FILLS, SIGNALS, TI
 from tickwise.streams.config import TickwiseConfig
 from tickwise.streams.engine.batch import SymbolTable, TickBatch, decode
 from tickwise.streams.engine.execution import FillColumns
-from tickwise.streams.engine.run import BatchOutput, Engine
+from tickwise.streams.engine.overlap import WriteBehind, read_ahead
+from tickwise.streams.engine.run import BatchOutput, Engine, Renumber
 from tickwise.streams.progress import Progress
 from tickwise.streams.sources import ColumnMap, RawRecord
 from tickwise.streams.sources.batches import read_batches
@@ -104,11 +105,16 @@ def run_engine_backtest(
     measured as ``settings`` says; ``warmup_ns`` of event time from the first tick trade
     nothing (``replay.warmup``).
     """
+    # the input is read and validated a batch ahead on a thread of its own (``overlap``),
+    # against a table of symbols of its own, renumbered into the engine's as it is taken
+    reading = SymbolTable()
     engine = Engine(
         config,
         commands=controls,
         on_first_tick=(lambda ts: warmup_commands(ts, warmup_ns)) if warmup_ns else None,
+        read_symbols=reading,
     )
+    renumber = Renumber(reading, engine.symbols)
     out.mkdir(parents=True, exist_ok=True)
     result = BacktestResult()
     classification = config.label.task == "classification"
@@ -125,7 +131,7 @@ def run_engine_backtest(
             r = output.decided
             quarantined = [output.quarantined[row] for row in sorted(output.quarantined)]
             result.quarantined.update(q.reason.value for q in quarantined)
-            result.signals += len(output.published)
+            result.signals += output.signal_count
             result.decisions += len(r.decisions)
             result.approved += sum(d.approved for d in r.decisions)
             result.holds_summarised += sum(
@@ -141,17 +147,22 @@ def run_engine_backtest(
             ):
                 files[topic.name].writelines(line + b"\n" for line in lines)
 
-        def take(output: BatchOutput) -> None:
+        def take(done: tuple[BatchOutput, int]) -> None:
+            output, ticks = done
             result.clean += int(output.accepted.sum())
             write(output)
             if output.batch is not None:
                 collector.on_batch(_decided(output.batch, output, classification))
+            bar.update(ticks, **progress_fields(result, collector))
 
-        for batch in batches(engine.symbols):
-            result.ticks += len(batch)
-            take(engine.run(batch))
-            bar.update(result.ticks, **progress_fields(result, collector))
-        take(engine.finish())
+        # the files and the report's columns are written a batch behind the engine, on a
+        # thread of their own (``overlap``); nothing the engine does depends on them
+        validated = read_ahead((len(b), engine.validate(b)) for b in batches(reading))
+        with WriteBehind(take) as behind, closing(validated):
+            for n, batch in validated:
+                result.ticks += n
+                behind.put((engine.take(renumber(batch)), result.ticks))
+            behind.put((engine.finish(renumber), result.ticks))
         collector.finish()
         bar.close(result.ticks, **progress_fields(result, collector))
     result.seconds = time.perf_counter() - started

@@ -18,5 +18,8 @@ def kernel(**options: Any) -> Callable[[Callable[..., Any]], Any]:
     the NRT a function cannot allocate (``np.empty`` inside it fails to compile), so a kernel
     built with this takes its scratch arrays from its caller, and nothing it holds is freed
     under it.
+
+    ``nogil``: a kernel lets go of the GIL while it runs, so the reader and writer threads of a
+    replay (``overlap``) work beside it; it touches no Python object.
     """
-    return njit(cache=True, _nrt=False, **options)  # type: ignore[no-any-return]
+    return njit(cache=True, _nrt=False, nogil=True, **options)  # type: ignore[no-any-return]

@@ -20,7 +20,8 @@ command, and goes on from there. Policies are rare, so the batch is mostly decid
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -45,15 +46,29 @@ if TYPE_CHECKING:  # river's stage: imported when a deployment or the zoo needs 
 
 
 @dataclass(slots=True)
+class Validated:
+    """A batch through validation and features (``Engine.validate``): the rows as validated,
+    which are clean, their quarantine records by row, which rows have a feature vector and
+    the vectors; ``symbols``, how many symbols the reading table held by then."""
+
+    batch: TickBatch
+    clean: np.ndarray
+    records: dict[int, QuarantineRecord]
+    emit: np.ndarray
+    vectors: np.ndarray
+    symbols: int
+
+
+@dataclass(slots=True)
 class BatchOutput:
     """What one batch gave rise to, each list in the order its topic carries it."""
 
     quarantined: dict[int, QuarantineRecord]
     decided: Rendered
     # the published signals (``[signals] every``): river's stage gives ``Signal`` s, the
-    # compiled kernel their bytes (``BatchDecide.signal_wire``); ``signals`` and
-    # ``signal_bytes`` read them either way
-    published: list[Signal | bytes] = field(default_factory=list)
+    # compiled kernel a ``SignalLines`` of their bytes; ``signals``, ``signal_bytes`` and
+    # ``signal_count`` read them either way
+    published: list[Signal | SignalLines] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)  # the monitor's, then stage changes'
     commands: list[ControlCommand] = field(default_factory=list)  # policies' (control topic)
     # the decide kernel's columns over the batch, one per stretch between policy commands
@@ -73,11 +88,81 @@ class BatchOutput:
     def signals(self) -> list[Signal]:
         """The published signals as contracts (the live worker's), bytes parsed."""
         parse = Signal.model_validate_json
-        return [s if isinstance(s, Signal) else parse(s) for s in self.published]
+        out: list[Signal] = []
+        for s in self.published:
+            if isinstance(s, Signal):
+                out.append(s)
+            else:
+                out += [parse(line) for line in s.lines()]
+        return out
 
     def signal_bytes(self) -> list[bytes]:
         """The published signals as a topic carries them (what a replay writes)."""
-        return [s if isinstance(s, bytes) else s.to_bytes() for s in self.published]
+        out: list[bytes] = []
+        for s in self.published:
+            if isinstance(s, Signal):
+                out.append(s.to_bytes())
+            else:
+                out += s.lines()
+        return out
+
+    @property
+    def signal_count(self) -> int:
+        """How many signals are published, none rendered to count them."""
+        return sum(1 if isinstance(s, Signal) else len(s) for s in self.published)
+
+
+class SignalLines:
+    """Signals of the compiled kernel, their bytes written when first asked for.
+
+    Why: the bytes are a function of columns the engine is done with, so a replay's writer
+    thread renders them (``replay.engine``), not the engine's.
+    """
+
+    __slots__ = ("_lines", "_n", "_render")
+
+    def __init__(self, render: Callable[[], list[bytes]], n: int) -> None:
+        self._render: Callable[[], list[bytes]] | None = render
+        self._n = n
+        self._lines: list[bytes] = []
+
+    def __len__(self) -> int:
+        return self._n
+
+    def lines(self) -> list[bytes]:
+        """The signals' bytes, in order."""
+        if self._render is not None:
+            self._lines, self._render = self._render(), None
+        return self._lines
+
+
+class Renumber:
+    """Validated batches read against one table of symbols (``Engine``'s ``read_symbols``),
+    their instruments renumbered into the engine's own table.
+
+    Each name read is registered in the engine's table when the batch it was read with is
+    taken: where the engine would have registered it reading the batch itself, so both tables
+    number alike unless a command named an instrument before its first tick, and the
+    engine's numbering is the same whether the reader runs ahead or not.
+    """
+
+    def __init__(self, reading: SymbolTable, symbols: SymbolTable) -> None:
+        self.reading, self.symbols = reading, symbols
+        self.index = np.zeros(0, np.int32)  # the engine's number of each reading number
+        self.same = True  # whether each number is its own
+
+    def __call__(self, validated: Validated) -> Validated:
+        """``validated`` with its batch's instruments in the engine's table."""
+        known = self.index.size
+        if validated.symbols > known:
+            names = self.reading.names[known : validated.symbols]
+            new = np.array([self.symbols.index(name) for name in names], np.int32)
+            self.index = np.concatenate([self.index, new])
+            self.same = self.same and bool(np.all(new == np.arange(known, self.index.size)))
+        if not self.same:
+            batch = validated.batch
+            validated.batch = replace(batch, instrument=self.index[batch.instrument])
+        return validated
 
 
 class Engine:
@@ -90,17 +175,22 @@ class Engine:
         commands: Iterable[ControlCommand] = (),
         on_first_tick: Callable[[int], Iterable[ControlCommand]] | None = None,
         live: bool = False,
+        read_symbols: SymbolTable | None = None,
     ) -> None:
         """``on_first_tick``: called once with the event time of the first clean tick, before
         it is decided; the commands it returns are taken (a backtest's warm-up). ``live``:
         also give the topics only a worker publishes (``ticks.clean``, ``features``); its
-        batches must be decoded with ``keep_messages``."""
+        batches must be decoded with ``keep_messages``. ``read_symbols``: the table the
+        input is read and validated against when that is not ``symbols`` (a reader a batch
+        ahead of ``take``, ``replay.engine``); its batches go to ``take`` with their
+        instruments in ``symbols``."""
         self.config = config
         self.live = live
         self.on_first_tick = on_first_tick
         self.symbols = symbols if symbols is not None else SymbolTable()
-        self.validator = BatchValidator(config.validation, self.symbols)
-        self.features = BatchFeatures(config.features, self.symbols)
+        reading = self.symbols if read_symbols is None else read_symbols
+        self.validator = BatchValidator(config.validation, reading)
+        self.features = BatchFeatures(config.features, reading)
         # model ids, as slots of the decide kernel's control view and of the monitor
         self.models = SymbolTable([config.model.model_id])
         self.model: BatchModel | StagedModel
@@ -152,16 +242,30 @@ class Engine:
     def run(self, batch: TickBatch) -> BatchOutput:
         """One batch through every stage; the outputs index ``BatchOutput.batch``, the batch
         as validated (held ticks left out, released ones in, under the reorder policy)."""
-        return self._chain(*self.validator.run(batch))
+        return self.take(self.validate(batch))
 
-    def _chain(self, batch: TickBatch, verdict: np.ndarray, aux: np.ndarray) -> BatchOutput:
+    def validate(self, batch: TickBatch) -> Validated:
+        """The batch through validation and features, the stages nothing after them feeds
+        back into: a caller may run them ahead of ``take`` on a thread of their own, against
+        the table of symbols it reads with (``read_symbols``)."""
+        return self._features(*self.validator.run(batch))
+
+    def _features(self, batch: TickBatch, verdict: np.ndarray, aux: np.ndarray) -> Validated:
         clean = verdict == 0
+        emit, vectors = self.features.run(batch, clean)
+        records = self.validator.records(batch, verdict, aux)
+        return Validated(batch, clean, records, emit, vectors, len(self.validator.symbols))
+
+    def take(self, validated: Validated) -> BatchOutput:
+        """A validated batch through the model, decide and monitor stages, in batch order."""
+        batch, clean, emit, vectors = (
+            validated.batch, validated.clean, validated.emit, validated.vectors
+        )  # fmt: skip
         if self.on_first_tick is not None and clean.any():
             first, self.on_first_tick = self.on_first_tick, None
             self.on_control(first(int(batch.ts[int(np.argmax(clean))])))
-        emit, vectors = self.features.run(batch, clean)
         scored = self.model.run(batch, clean, emit, vectors)
-        records = self.validator.records(batch, verdict, aux)
+        records = validated.records
         for row, what in scored.errors or ():
             records[row] = self._operator_error(batch, row, what)
         out = BatchOutput(records, Rendered(), accepted=clean, batch=batch)
@@ -222,11 +326,16 @@ class Engine:
             name, ts, price = names[int(inst_of[i])], int(batch.ts[i]), float(batch.price[i])
             out.features.append(features(vectors[j], name, tick_id, ts, price))
 
-    def finish(self) -> BatchOutput:
+    def finish(self, adapt: Callable[[Validated], Validated] | None = None) -> BatchOutput:
         """At the end of a finite input: the ticks the validator still holds, through every
-        stage, then the summaries of the runs of holds still open."""
+        stage (``adapt``: what the caller does between ``validate`` and ``take``), then the
+        summaries of the runs of holds still open."""
         flushed = self.validator.flush()
-        out = BatchOutput({}, Rendered()) if flushed is None else self._chain(*flushed)
+        if flushed is None:
+            out = BatchOutput({}, Rendered())
+        else:
+            validated = self._features(*flushed)
+            out = self.take(validated if adapt is None else adapt(validated))
         out.decided.audit += self.decide.finish()
         return out
 
@@ -299,7 +408,9 @@ class Engine:
                 self.sampled[inst_o[last]] = period_o[last]
             chosen = np.flatnonzero(chosen_mask)
         decide = self.decide
-        out.published += decide.signal_wire(batch, cols, chosen, model, vectors)
+        if chosen.size:
+            lines = partial(decide.signal_wire, batch, cols, chosen, model, vectors)
+            out.published.append(SignalLines(lines, chosen.size))
         if not self.live or self.every_signal:
             return
         names = self.symbols.names
