@@ -50,13 +50,15 @@ class Contract(BaseModel):
         return copy
 
     @classmethod
-    def trusted(cls, **fields: Any) -> Self:
-        """The contract with ``fields``: every field given, each already what validation makes
-        of it (nothing is validated).
+    def trusted(cls, fields: dict[str, Any]) -> Self:
+        """The contract whose values are ``fields``: every field given, each already what
+        validation makes of it (nothing is validated). The dict becomes the contract's own:
+        the caller must not change it afterwards.
 
         Why: a hold summary is made of the audit chain's own values and its bytes are written
         from them (``schemas.wire``); validating them into a model as well was most of what
-        sealing one cost. Built as ``replaced`` builds its copy.
+        sealing one cost, and passing its fields as keywords (a dict unpacked and packed
+        again) most of what was left. Built as ``replaced`` builds its copy.
         """
         names = _FIELDS.get(cls)
         if names is None:  # reading the model's fields costs more than building it
@@ -65,7 +67,7 @@ class Contract(BaseModel):
             raise ValueError(f"{cls.__name__} needs every field: {sorted(names)}")
         made = object.__new__(cls)
         _set(made, "__dict__", fields)
-        _set(made, "__pydantic_fields_set__", set(fields))
+        _set(made, "__pydantic_fields_set__", set(names))
         _set(made, "__pydantic_extra__", None)
         _set(made, "__pydantic_private__", None)
         return made

@@ -12,7 +12,7 @@ serialisation, floats and strings included.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from itertools import chain
 from json.encoder import encode_basestring
 from typing import Any
@@ -130,11 +130,19 @@ class SignalWire:
 _HOLD_SUMMARY_BODY = tuple(HoldSummary.model_fields)[:-1]
 
 
-def hold_summary_body(fields: Mapping[str, Any]) -> bytes:
+def hold_summary_body(fields: dict[str, Any]) -> bytes:
     """A ``HoldSummary``'s JSON from its fields (as validation makes them) but ``hash``: the
     body its hash covers (what ``operators.audit.seal`` hashes). orjson writes the strings,
-    integers, floats and the trading state's value as pydantic does."""
-    return orjson.dumps({name: fields[name] for name in _HOLD_SUMMARY_BODY})
+    integers, floats, the reasons and the trading state's value as pydantic does.
+
+    Why the fields must come in the contract's order, rather than be put in it here: the
+    audit chain seals a summary per run of holds from a dict it builds in that order (the
+    summary's own, once its hash is added), and reordering it was half of what writing one
+    cost; a dict out of order is refused, never written in another order than the contract's.
+    """
+    if tuple(fields) != _HOLD_SUMMARY_BODY:
+        raise ValueError(f"a hold summary's fields but its hash, in order: {_HOLD_SUMMARY_BODY}")
+    return orjson.dumps(fields)
 
 
 __all__ = ["SignalWire", "hold_summary_body", "json_float", "json_floats", "json_str"]

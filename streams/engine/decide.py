@@ -20,8 +20,9 @@ newest command per key wins among those effective at the row, so arrival order, 
 time, settles a tie. Texts come afterwards from the numbers (``risk.rule_reasons``,
 ``risk.check_details``), and Python objects only for what is published: a decision that does
 something, an order, a fill, an audit entry. Plain HOLDs under ``[audit] holds = "summary"``
-are cut into stretches from the columns (``hold_stretches``), and each stretch is counted into
-its run by one call (``AuditChain.count_holds``): no HOLD is built or visited one by one.
+are cut into stretches from the columns (``hold_stretches``), and the stretches that follow
+one another are counted into their runs by one call (``AuditChain.count_stretches``): no HOLD
+is built or visited one by one.
 
 The monitor runs after this kernel over the same rows; a policy of its that changes control
 makes the engine decide again from the row it applies at (``streams.engine.run``).
@@ -377,7 +378,7 @@ def hold_stretches(
 
     Nothing a run of holds is cut by (another decision of the instrument, a new period, a new
     position, another model version routed: ``version``, a code per decision) happens inside a
-    stretch, so each is counted by one ``AuditChain.count_holds``.
+    stretch, so ``AuditChain.count_stretches`` counts each as a whole.
 
     Examples
     --------
@@ -397,6 +398,38 @@ def hold_stretches(
         np.empty(k, np.int64),
     )  # fmt: skip
     return HoldStretches(stretch, first_of, last[:n_open])
+
+
+@kernel()
+def _count_reasons(stretch, out, held, n_stretches, keys, counts, some, odd, cur,
+                   cur_at):  # pragma: no cover - compiled  # fmt: skip
+    """The plain HOLDs (``stretch`` >= 0) by stretch and reason code: ``keys`` (stretch times
+    ``_N_CODES`` plus code) with their ``counts``, a key again wherever a stretch's code
+    changes; ``some`` decision of each code; ``odd``: the HOLDs whose cost or edge is not
+    finite, whose text keeps its numbers. Returns the numbers of keys and of odd HOLDs.
+
+    A code is the rule's reason, long or not, cost and edge finite: a HOLD's ``reason_key``
+    when its numbers are finite (they all read '#')."""
+    n_keys = n_odd = 0
+    cur[:n_stretches] = -1
+    for d in range(stretch.size):
+        s = stretch[d]
+        if s < 0:
+            continue
+        c = int(out[d, rk.O_REASON]) * 8 + (4 if held[d] > 0.0 else 0)
+        if not (math.isfinite(out[d, rk.O_COST]) and math.isfinite(out[d, rk.O_EDGE])):
+            odd[n_odd] = d
+            n_odd += 1
+            continue
+        c += 3
+        some[c] = d
+        if cur[s] == c:
+            counts[cur_at[s]] += 1
+        else:
+            cur[s], cur_at[s] = c, n_keys
+            keys[n_keys], counts[n_keys] = s * _N_CODES + c, 1
+            n_keys += 1
+    return n_keys, n_odd
 
 
 @dataclass
@@ -432,6 +465,60 @@ class _LastRun:
     snapshot: dict[str, np.ndarray] | None
     marks: list[tuple[int, np.ndarray, dict[str, np.ndarray]]]
     buffers: _Buffers
+
+
+@dataclass(slots=True)
+class _StretchColumns:
+    """A batch's stretches of plain HOLDs (``hold_stretches``), in the order they open, as what
+    ``AuditChain.count_stretches`` reads: the row each opens at, its instrument (numbers), the
+    trading state through it, the model version routed, its ends and its position."""
+
+    rows: list[int]
+    instrument: np.ndarray
+    state: list[TradingState]
+    model_ids: list[str]
+    versions: list[int]
+    first_ts: list[int]
+    first_tick_ids: list[str | None]
+    last_ts: list[int]
+    last_tick_ids: list[str | None]
+    positions: list[float]
+    reasons: list[dict[str, int]]
+
+    def groups(self, visited: np.ndarray) -> dict[int, tuple[int, int, int]]:
+        """Runs of stretches that follow one another among the ``visited`` rows (sorted), one
+        instrument each, nothing between them: by the position in ``visited`` a run opens
+        at, its stretches ``s0:s1`` and the position after it.
+
+        One ``count_stretches`` counts such a run: no entry of another instrument or other
+        record comes between its summaries."""
+        n = len(self.rows)
+        if n == 0:
+            return {}
+        at = np.searchsorted(visited, np.asarray(self.rows, np.int64))
+        opens = np.ones(n, np.bool_)
+        opens[1:] = (np.diff(at) != 1) | (self.instrument[1:] != self.instrument[:-1])
+        s0 = np.flatnonzero(opens)
+        s1 = np.append(s0[1:], n)
+        after = at[s1 - 1] + 1
+        return {
+            int(p): (a, b, c)
+            for p, a, b, c in zip(
+                at[s0].tolist(), s0.tolist(), s1.tolist(), after.tolist(), strict=True
+            )
+        }
+
+    def count(
+        self, audit: AuditChain, names: Sequence[str], s0: int, s1: int
+    ) -> list[tuple[Entry, bytes]]:
+        """Count stretches ``s0:s1`` (one of ``groups``) into their instrument's chain."""
+        return audit.count_stretches(
+            names[int(self.instrument[s0])], self.state[s0], self.model_ids[s0:s1],
+            self.versions[s0:s1], self.first_ts[s0:s1],
+            self.first_tick_ids[s0:s1],  # type: ignore[arg-type]  # a decided row's tick has one
+            self.last_ts[s0:s1], self.last_tick_ids[s0:s1],  # type: ignore[arg-type]
+            self.positions[s0:s1], self.reasons[s0:s1],
+        )  # fmt: skip
 
 
 class BatchDecide:
@@ -699,35 +786,41 @@ class BatchDecide:
 
         Python visits only the rows with something to publish or hold back (a fill, an
         applied control, a decision other than a plain HOLD) and, under ``holds = "summary"``,
-        the first HOLD of each stretch of plain HOLDs, which counts the whole stretch.
+        the first HOLD of each run of stretches of plain HOLDs that follow one another, which
+        counts the whole run of stretches.
         """
         out = Rendered()
         instrument_names = self.symbols.names
-        model_id, version = self.model.model_id, self.model.model_version
         f, e = cols.fills, cols
         routed = model.routed_signals  # None: the compiled kernel's one version
+        groups: dict[int, tuple[int, int, int]] = {}
         if self.config.audit.holds == "summary":
-            holds = self._hold_stretches(batch, cols, model)
-            visit = np.flatnonzero(~cols.plain | holds.first_of)
+            stretches = self._stretch_columns(batch, cols, model)
+            visit = np.flatnonzero(~cols.plain)
         else:
-            holds, visit = None, np.arange(cols.row.size)
+            stretches, visit = None, np.arange(cols.row.size)
         # the visited decisions' columns as Python values, position by position in ``visit``
         decided = dict(zip(cols.row[visit].tolist(), range(visit.size), strict=True))
-        v_plain, v_held = cols.plain[visit].tolist(), cols.held[visit].tolist()
         v_state = cols.out[visit, rk.O_STATE].astype(np.int64).tolist()
-        if holds is not None:
-            v_stretch = holds.stretch[visit].tolist()
-            last_rows = cols.row[holds.last]
-            stretch_end = list(zip(batch.ts[last_rows].tolist(), last_rows.tolist(), strict=True))
         fill_rows, event_rows = f.row.tolist(), e.e_row.tolist()
-        rows = sorted({*fill_rows, *event_rows, *decided})
-        fi = ei = 0
-        ts_all = batch.ts
+        opens = stretches.rows if stretches is not None else []
+        rows = sorted({*fill_rows, *event_rows, *decided, *opens})
         at = np.array(rows, np.int64)  # the visited rows' columns as Python numbers at once
-        row_ts, row_price = ts_all[at].tolist(), batch.price[at].tolist()
-        for i, k, ts, price in zip(
-            rows, batch.instrument[at].tolist(), row_ts, row_price, strict=True
-        ):
+        if stretches is not None:
+            groups = stretches.groups(at)
+        fi = ei = 0
+        row_ts, row_price = batch.ts[at].tolist(), batch.price[at].tolist()
+        row_inst = batch.instrument[at].tolist()
+        p, n_rows = 0, len(rows)
+        while p < n_rows:
+            group = groups.get(p)
+            if group is not None:  # stretches of plain HOLDs of one instrument, in a row
+                assert stretches is not None
+                s0, s1, p = group
+                out.audit += stretches.count(self.audit, instrument_names, s0, s1)
+                continue
+            i, k, ts, price = rows[p], row_inst[p], row_ts[p], row_price[p]
+            p += 1
             name = instrument_names[k]
             tick_id = batch.tick_ids[i]
             assert tick_id is not None
@@ -746,22 +839,6 @@ class BatchDecide:
                 self.audit.hold_controls(name, controls)
                 continue
             d = int(visit[v])
-            held = v_held[v]
-            state = _STATES[v_state[v]]
-            if holds is not None and v_plain[v]:
-                at_stretch = v_stretch[v]
-                last_ts, last = stretch_end[at_stretch]
-                last_tick_id = batch.tick_ids[last]
-                assert last_tick_id is not None
-                if routed is not None:  # the version routed at this HOLD
-                    held_by = routed[int(cols.vec[d])]
-                    assert held_by is not None
-                    model_id, version = held_by.model_id, held_by.model_version
-                out.audit += self.audit.count_holds(
-                    name, model_id, version, (ts, tick_id), (last_ts, last_tick_id), held,
-                    state, holds.reasons[at_stretch],
-                )  # fmt: skip
-                continue
             if routed is None:
                 signal = self._signal(cols, d, model, vectors, name, tick_id, ts)
             else:
@@ -775,49 +852,72 @@ class BatchDecide:
             features = self._features(vector, name, tick_id, ts, price)
             entries = self.audit.on_decision(
                 features, signal, checks, decision, order=order, fills=fills,
-                trading_state=state, controls=controls,
+                trading_state=_STATES[v_state[v]], controls=controls,
             )  # fmt: skip
             out.audit += entries
             out.decisions += [x.decision for x, _ in entries if isinstance(x, AuditRecord)]
         return out
 
+    def _stretch_columns(
+        self, batch: TickBatch, cols: DecideColumns, model: ModelColumns
+    ) -> _StretchColumns:
+        """What ``AuditChain.count_stretches`` reads of each stretch of plain HOLDs, as Python
+        values at once."""
+        holds = self._hold_stretches(batch, cols, model)
+        first = np.flatnonzero(holds.first_of)  # stretches are numbered as they open
+        first_rows, last_rows = cols.row[first], cols.row[holds.last]
+        tick_ids = batch.tick_ids
+        opens = first_rows.tolist()
+        routed = model.routed_signals
+        if routed is None:
+            n = len(opens)
+            model_ids, versions = [self.model.model_id] * n, [self.model.model_version] * n
+        else:  # the version routed at each stretch
+            held_by = [routed[j] for j in cols.vec[first].tolist()]
+            model_ids = [s.model_id for s in held_by]  # type: ignore[union-attr]
+            versions = [s.model_version for s in held_by]  # type: ignore[union-attr]
+        return _StretchColumns(
+            rows=opens,
+            instrument=batch.instrument[first_rows],
+            state=[_STATES[c] for c in cols.out[first, rk.O_STATE].astype(np.int64).tolist()],
+            model_ids=model_ids,
+            versions=versions,
+            first_ts=batch.ts[first_rows].tolist(),
+            first_tick_ids=[tick_ids[i] for i in opens],
+            last_ts=batch.ts[last_rows].tolist(),
+            last_tick_ids=[tick_ids[i] for i in last_rows.tolist()],
+            positions=cols.held[first].tolist(),
+            reasons=holds.reasons,
+        )
+
     def _hold_stretches(
         self, batch: TickBatch, cols: DecideColumns, model: ModelColumns
     ) -> HoldStretches:
-        """The batch's plain HOLDs in stretches, each what one ``count_holds`` call counts."""
+        """The batch's plain HOLDs in stretches, each what ``count_stretches`` counts as a whole."""
         rows = cols.row
         period = batch.ts[rows] // self.audit.period_ns
         version = (model.slot[cols.vec] << 32) + model.version[cols.vec]  # model id and version
         stretches = hold_stretches(batch.instrument[rows], period, cols.held, cols.plain, version)
-        stretch, plain = stretches.stretch, cols.plain
+        stretch, out, held = stretches.stretch, cols.out, cols.held
+        n = stretch.size
+        keys, counts, odd = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+        some = np.empty(_N_CODES, np.int64)
+        n_keys, n_odd = _count_reasons(
+            stretch, out, held, stretches.last.size, keys, counts, some, odd,
+            np.empty(stretches.last.size, np.int64), np.empty(stretches.last.size, np.int64),
+        )  # fmt: skip
         # dicts, not Counters: a Counter is built by a Python call, and there is one a stretch
         reasons: list[dict[str, int]] = [{} for _ in range(stretches.last.size)]
-        out, held = cols.out, cols.held
-        code = (
-            out[:, rk.O_REASON].astype(np.int64) * 8
-            + (held > 0.0) * 4
-            + np.isfinite(out[:, rk.O_COST]) * 2
-            + np.isfinite(out[:, rk.O_EDGE])
-        )
-        finite = plain & (code & 3 == 3)
-        at = np.flatnonzero(finite)
-        # HOLDs by stretch and code; a finite row's text is its code's (its numbers read '#'),
-        # so one row of each code (``some``) gives the text of all
-        counts = np.bincount(stretch[at] * _N_CODES + code[at])
-        present = np.flatnonzero(counts)
-        counts = counts[present]
-        some = np.empty(_N_CODES, np.int64)
-        some[code[at]] = at
         texts: dict[int, str] = {}
-        for key, n in zip(present.tolist(), counts.tolist(), strict=True):
+        for key, count in zip(keys[:n_keys].tolist(), counts[:n_keys].tolist(), strict=True):
             c = key % _N_CODES
             text = texts.get(c)
             if text is None:
                 d = int(some[c])
                 text = texts[c] = self._reason_key(out[d], float(held[d]))
             into = reasons[key // _N_CODES]
-            into[text] = into.get(text, 0) + n
-        for d in np.flatnonzero(plain & ~finite).tolist():  # texts that keep their numbers
+            into[text] = into.get(text, 0) + count
+        for d in odd[:n_odd].tolist():  # texts that keep their numbers
             text = self._reason_key(out[d], float(held[d]))
             into = reasons[stretch[d]]
             into[text] = into.get(text, 0) + 1

@@ -145,6 +145,7 @@ class AuditChain(InstrumentStateMixin):
     def __init__(self, config: AuditConfig | None = None) -> None:
         self.config = config or AuditConfig()
         self.period_ns = round(self.config.hold_summary_s * 1e9)
+        self.period_s = float(self.config.hold_summary_s)
         self._state: dict[str, _Chain] = {}
 
     def _chain(self, instrument: str) -> _Chain:
@@ -201,17 +202,12 @@ class AuditChain(InstrumentStateMixin):
             and trading_state is chain.trading_state
         )
         if plain_hold and self.config.holds == "summary":
-            end = (decision.ts_event_ns, decision.tick_id)
-            return self.count_holds(
-                decision.instrument,
-                decision.model_id,
-                decision.model_version,
-                end,
-                end,
-                decision.position_before,
-                trading_state,
-                {reason_key(decision.reasons): 1},
-            )
+            ts, tick_id = decision.ts_event_ns, decision.tick_id
+            return self.count_stretches(
+                decision.instrument, trading_state, (decision.model_id,),
+                (decision.model_version,), (ts,), (tick_id,), (ts,), (tick_id,),
+                (decision.position_before,), ({reason_key(decision.reasons): 1},),
+            )  # fmt: skip
         chain.decided_ticks += 1
         chain.trading_state = trading_state
         out: list[tuple[Entry, bytes]] = []
@@ -241,60 +237,107 @@ class AuditChain(InstrumentStateMixin):
         out.append((record, wire))
         return out
 
-    def count_holds(
+    def count_stretches(
         self,
         instrument: str,
-        model_id: str,
-        model_version: int,
-        first: tuple[int, str],
-        last: tuple[int, str],
-        position: float,
         trading_state: TradingState,
-        reasons: Mapping[str, int],
+        model_ids: Sequence[str],
+        model_versions: Sequence[int],
+        first_ts: Sequence[int],
+        first_tick_ids: Sequence[str],
+        last_ts: Sequence[int],
+        last_tick_ids: Sequence[str],
+        positions: Sequence[float],
+        reasons: Sequence[Mapping[str, int]],
     ) -> list[tuple[Entry, bytes]]:
-        """Count plain HOLDs into the instrument's run under ``holds = "summary"``: those from
-        ``first`` to ``last`` (event time and tick id of each end), one event-time period, no
-        other decision of the instrument between them, ``reasons`` their number by
-        ``reason_key``. What it appends: the summary of the run it ended, if any.
+        """Count stretches of plain HOLDs into the instrument's runs under ``holds =
+        "summary"``, in order: stretch ``i`` holds the HOLDs from ``first_ts[i]`` (and
+        ``first_tick_ids[i]``) to ``last_ts[i]`` (``last_tick_ids[i]``), of one event-time
+        period, model version and position, ``reasons[i]`` their number by ``reason_key``, and
+        no other decision of the instrument comes between them or between two stretches.
+        What it appends: the summary of each run a stretch ended.
 
-        Why a stretch at once: the columnar engine knows which HOLDs are plain from its columns
-        and counts a stretch of them without building a decision or visiting each; within one,
-        nothing a run is cut by can change. The HOLDs must be plain against this chain too
-        (nothing held back for the next record, the same trading state).
+        Why stretches, many at once: the columnar engine knows which HOLDs are plain from its
+        columns and counts a stretch of them without building a decision or visiting each;
+        within one, nothing a run is cut by can change. Stretches one after the other (what a
+        batch mostly is) each end the run before, so the runs between them are sealed here from
+        the stretches' values, never kept as runs. The HOLDs must be plain against this chain
+        too (nothing held back for the next record, the same trading state).
         """
+        if not first_ts:
+            return []
         chain = self._chain(instrument)
-        (from_ts, first_tick_id), (to_ts, last_tick_id) = first, last
-        period = from_ts // self.period_ns
+        period_ns = self.period_ns
         if (
             chain.unaudited_fills
             or chain.unaudited_controls
             or trading_state is not chain.trading_state
         ):
-            raise ValueError(f"a HOLD of {instrument} at {from_ts} has something to record")
-        if to_ts // self.period_ns != period:
-            raise ValueError(f"HOLDs of {instrument} from {from_ts} to {to_ts} span periods")
-        holds = sum(reasons.values())
-        chain.decided_ticks += holds
+            raise ValueError(f"a HOLD of {instrument} at {first_ts[0]} has something to record")
+        for from_ts, to_ts in zip(first_ts, last_ts, strict=True):
+            if from_ts // period_ns != to_ts // period_ns:
+                raise ValueError(f"HOLDs of {instrument} from {from_ts} to {to_ts} span periods")
         out: list[tuple[Entry, bytes]] = []
+        decided = chain.decided_ticks
         run = chain.run
-        if run is not None and (
-            run.period != period
-            or run.model_id != model_id
-            or run.model_version != model_version
-            or run.position != position
-        ):
-            out.append(self._close(instrument, chain))
-            run = None
-        if run is None:
-            run = chain.run = _HoldRun(
-                model_id, model_version, period, from_ts, first_tick_id, position, trading_state
-            )
-        run.to_ts_ns, run.last_tick_id = to_ts, last_tick_id
-        run.holds += holds
-        run.decided_ticks = chain.decided_ticks
-        counted = run.reasons  # a dict, not a Counter: its update is a Python call per run
-        for key, n in reasons.items():
-            counted[key] = counted.get(key, 0) + n
+        is_open = run is not None
+        owned = True  # the open run's reasons are its own dict (else a caller's mapping)
+        if run is not None:
+            r_model, r_version, r_period, r_position = (
+                run.model_id, run.model_version, run.period, run.position
+            )  # fmt: skip
+            r_from, r_first, r_to, r_last = (
+                run.from_ts_ns, run.first_tick_id, run.to_ts_ns, run.last_tick_id
+            )  # fmt: skip
+            r_holds, r_decided, r_reasons, r_state = (
+                run.holds, run.decided_ticks, run.reasons, run.trading_state
+            )  # fmt: skip
+        for i, from_ts in enumerate(first_ts):
+            period = from_ts // period_ns
+            model_id, version, position = model_ids[i], model_versions[i], positions[i]
+            if is_open and (
+                r_period != period
+                or r_model != model_id
+                or r_version != version
+                or r_position != position
+            ):
+                out.append(
+                    self._seal(
+                        instrument, chain, r_model, r_version, r_from, r_first, r_to, r_last,
+                        r_holds, r_decided, r_reasons, r_position, r_state,
+                    )
+                )  # fmt: skip
+                is_open, run = False, None
+            counts = reasons[i]
+            holds = sum(counts.values())
+            decided += holds
+            if is_open:
+                if not owned:
+                    r_reasons, owned = dict(r_reasons), True
+                # a dict, not a Counter: its update is a Python call per run
+                for key, n in counts.items():
+                    r_reasons[key] = r_reasons.get(key, 0) + n
+                r_holds += holds
+            else:
+                r_model, r_version, r_period, r_position = model_id, version, period, position
+                r_from, r_first, r_holds, r_reasons, r_state = (
+                    from_ts, first_tick_ids[i], holds, counts, trading_state
+                )  # fmt: skip
+                is_open, owned = True, False
+            r_to, r_last, r_decided = last_ts[i], last_tick_ids[i], decided
+        if not is_open:
+            chain.run = None
+        elif run is not None:  # the run this call found open goes on
+            run.to_ts_ns, run.last_tick_id, run.holds, run.decided_ticks = (
+                r_to, r_last, r_holds, decided
+            )  # fmt: skip
+            run.reasons = r_reasons if owned else dict(r_reasons)
+        else:
+            chain.run = _HoldRun(
+                r_model, r_version, r_period, r_from, r_first, r_position, trading_state,
+                r_to, r_last, r_holds, decided, r_reasons if owned else dict(r_reasons),
+            )  # fmt: skip
+        chain.decided_ticks = decided
         return out
 
     def close_runs(self) -> list[tuple[Entry, bytes]]:
@@ -306,36 +349,51 @@ class AuditChain(InstrumentStateMixin):
         ]
 
     def _close(self, instrument: str, chain: _Chain) -> tuple[Entry, bytes]:
-        """The run's summary, sealed: its bytes written from the run's values
-        (``schemas.wire.hold_summary_body``, what ``seal`` of the validated model gives)."""
+        """The open run's summary, sealed."""
         run = chain.run
         assert run is not None
+        chain.run = None
+        return self._seal(
+            instrument, chain, run.model_id, run.model_version, run.from_ts_ns,
+            run.first_tick_id, run.to_ts_ns, run.last_tick_id, run.holds, run.decided_ticks,
+            run.reasons, run.position, run.trading_state,
+        )  # fmt: skip
+
+    def _seal(
+        self,
+        instrument: str,
+        chain: _Chain,
+        model_id: str,
+        model_version: int,
+        from_ts: int,
+        first_tick_id: str,
+        to_ts: int,
+        last_tick_id: str,
+        holds: int,
+        decided_ticks: int,
+        reasons: Mapping[str, int],
+        position: float,
+        trading_state: TradingState,
+    ) -> tuple[Entry, bytes]:
+        """A run's summary as the chain's next link, sealed: its bytes written from the run's
+        values (``schemas.wire.hold_summary_body``, what ``seal`` of the validated model
+        gives), the model made of the same dict of values, not validated again."""
         seq = chain.seq + 1
         fields = {
-            "schema_version": 1,
-            "kind": "hold_summary",
-            "audit_id": f"aud-{instrument}-{seq}",
-            "seq": seq,
-            "instrument": instrument,
-            "ts_event_ns": run.to_ts_ns,
-            "model_id": run.model_id,
-            "model_version": run.model_version,
-            "period_s": float(self.config.hold_summary_s),
-            "from_ts_event_ns": run.from_ts_ns,
-            "to_ts_event_ns": run.to_ts_ns,
-            "first_tick_id": run.first_tick_id,
-            "last_tick_id": run.last_tick_id,
-            "holds": run.holds,
-            "decided_ticks": run.decided_ticks,
-            "reasons": dict(sorted(run.reasons.items())),
-            "position": float(run.position),
-            "trading_state": run.trading_state,
+            "schema_version": 1, "kind": "hold_summary", "audit_id": f"aud-{instrument}-{seq}",
+            "seq": seq, "instrument": instrument, "ts_event_ns": to_ts, "model_id": model_id,
+            "model_version": model_version, "period_s": self.period_s,
+            "from_ts_event_ns": from_ts, "to_ts_event_ns": to_ts,
+            "first_tick_id": first_tick_id, "last_tick_id": last_tick_id, "holds": holds,
+            "decided_ticks": decided_ticks,
+            "reasons": dict(sorted(reasons.items())) if len(reasons) > 1 else dict(reasons),
+            "position": float(position), "trading_state": trading_state,
             "prev_hash": chain.head,
-        }
+        }  # fmt: skip
         body = hold_summary_body(fields)
-        digest = hashlib.sha256(body).hexdigest()
-        summary = HoldSummary.trusted(**fields, hash=digest)
-        chain.seq, chain.head, chain.run = seq, digest, None
+        digest = fields["hash"] = hashlib.sha256(body).hexdigest()
+        summary = HoldSummary.trusted(fields)
+        chain.seq, chain.head = seq, digest
         return summary, b'%s,"hash":"%s"}' % (body[:-1], digest.encode())
 
 

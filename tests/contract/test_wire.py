@@ -159,8 +159,9 @@ def test_a_hold_summary_is_written_and_sealed_as_the_contract_is(
 ) -> None:
     validated, wire = seal(HoldSummary(**fields, hash=""))  # type: ignore[arg-type]
     body = hold_summary_body(fields)
+    assert body == validated.model_dump_json(exclude={"hash"}).encode()
     assert wire.startswith(body[:-1] + b',"hash":"')
-    trusted = HoldSummary.trusted(**fields, hash=validated.hash)
+    trusted = HoldSummary.trusted({**fields, "hash": validated.hash})
     assert trusted == validated
     assert trusted.model_fields_set == validated.model_fields_set
     assert trusted.to_bytes() == wire
@@ -168,4 +169,10 @@ def test_a_hold_summary_is_written_and_sealed_as_the_contract_is(
 
 def test_a_trusted_contract_needs_every_field() -> None:
     with pytest.raises(ValueError, match="needs every field"):
-        HoldSummary.trusted(audit_id="aud-ES-0")
+        HoldSummary.trusted({"audit_id": "aud-ES-0"})
+
+
+def test_a_hold_summary_out_of_the_contracts_order_is_refused() -> None:
+    fields = {"kind": "hold_summary", "schema_version": 1}
+    with pytest.raises(ValueError, match="in order"):
+        hold_summary_body(fields)

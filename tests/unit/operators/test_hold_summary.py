@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import stubs
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -155,3 +156,94 @@ def test_every_decided_tick_is_a_record_or_counted_in_one_summary(steps, period_
     assert records == sum(a is Action.BUY for _, a in steps)
     assert [e.seq for e in entries] == list(range(len(entries)))
     assert verify_chain(entries) == []
+
+
+REASONS = ["edge 1.5 bps: stay flat", "held 2 s < min hold 5 s: keep long", "no edge"]
+
+
+@st.composite
+def _holds_in_stretches(draw: st.DrawFn) -> tuple[list[tuple], list[list[list[int]]]]:
+    """Plain HOLDs of one instrument (seconds apart, position, model version, reason) in time
+    order, cut into stretches (one period, position and version each, and cut anywhere
+    else too), the stretches cut into calls."""
+    holds, sec = [], 0
+    for _ in range(draw(st.integers(1, 40))):
+        sec += draw(st.integers(0, 40))
+        position = draw(st.sampled_from([0.0, 0.0, 1.0, -2.5]))
+        holds.append((sec, position, draw(st.integers(1, 2)), draw(st.sampled_from(REASONS))))
+    stretches: list[list[int]] = [[0]]
+    for i in range(1, len(holds)):
+        same = (holds[i][0] // 30, *holds[i][1:3]) == (holds[i - 1][0] // 30, *holds[i - 1][1:3])
+        if same and not draw(st.booleans()):
+            stretches[-1].append(i)
+        else:
+            stretches.append([i])
+    calls: list[list[list[int]]] = [[]]
+    for s in stretches:
+        if calls[-1] and draw(st.booleans()):
+            calls.append([])
+        calls[-1].append(s)
+    return holds, calls
+
+
+@settings(max_examples=150, deadline=None)
+@given(_holds_in_stretches(), st.booleans())
+def test_stretches_counted_at_once_equal_each_hold_counted_alone(case, opened) -> None:
+    """What the engine counts in bulk is what the oracle's HOLDs one by one make: the same
+    summaries, bytes and hash chain included, and the same chain afterwards."""
+    holds, calls = case
+    config = AuditConfig(hold_summary_s=30.0)
+    one_by_one, bulk = AuditChain(config), AuditChain(config)
+    expected: list[bytes] = []
+    got: list[bytes] = []
+    if opened:  # a run left open by an earlier batch, which the first stretch may go on with
+        for chain, out in ((one_by_one, expected), (bulk, got)):
+            fv, sig, d = decision(99, stubs.T0_NS)
+            out += [w for _, w in chain.on_decision(fv, sig, [], d)]
+    for i, (sec, position, version, reason) in enumerate(holds):
+        fv, sig, d = decision(i, stubs.T0_NS + sec * S, reasons=(reason,))
+        d = d.model_copy(update={"position_before": position, "model_version": version})
+        expected += [w for _, w in one_by_one.on_decision(fv, sig, [], d)]
+    for call in calls:
+        firsts, lasts = [holds[s[0]] for s in call], [holds[s[-1]] for s in call]
+        counts = []
+        for s in call:
+            keys = [reason_key([holds[i][3]]) for i in s]
+            counts.append({k: keys.count(k) for k in keys})
+        given_counts = [dict(c) for c in counts]
+        got += [
+            w
+            for _, w in bulk.count_stretches(
+                "ES", TradingState.ACTIVE, ["logreg"] * len(call), [h[2] for h in firsts],
+                [stubs.T0_NS + h[0] * S for h in firsts], [f"t{s[0]}" for s in call],
+                [stubs.T0_NS + h[0] * S for h in lasts], [f"t{s[-1]}" for s in call],
+                [h[1] for h in firsts], counts,
+            )
+        ]  # fmt: skip
+        assert counts == given_counts  # the caller's mappings are left as they were
+    assert got == expected
+    assert bulk.export_state("ES") == one_by_one.export_state("ES")
+    closed = [w for _, w in bulk.close_runs()]
+    assert closed == [w for _, w in one_by_one.close_runs()]
+    entries = [AUDIT_ADAPTER.validate_json(w) for w in got + closed]
+    assert verify_chain(entries) == []
+    assert sum(e.holds for e in entries if isinstance(e, HoldSummary)) == len(holds) + opened
+
+
+def test_stretches_that_span_periods_or_follow_something_to_record_are_refused() -> None:
+    chain = AuditChain(AuditConfig(hold_summary_s=30.0))
+    one = {"no edge": 1}
+    t0 = stubs.T0_NS
+    with pytest.raises(ValueError, match="span periods"):
+        chain.count_stretches(
+            "ES", TradingState.ACTIVE, ["m"], [1], [t0], ["a"], [t0 + 30 * S], ["b"], [0.0], [one]
+        )
+    control = AppliedControl(
+        command_id="k1", command="kill_switch_on", scope="ES", reason="r", applied_ts_event_ns=1
+    )
+    chain.hold_controls("ES", [control])
+    with pytest.raises(ValueError, match="something to record"):
+        chain.count_stretches(
+            "ES", TradingState.ACTIVE, ["m"], [1], [t0], ["a"], [t0], ["a"], [0.0], [one]
+        )
+    assert chain.count_stretches("ES", TradingState.ACTIVE, [], [], [], [], [], [], [], []) == []
