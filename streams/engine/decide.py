@@ -1011,13 +1011,12 @@ class BatchDecide:
         j = int(cols.vec[d])
         cfg = self.model
         x = vectors[j].tolist()  # Python floats at once: a numpy scalar a field is dear
-        weights = model.explain_weight[j].tolist()
-        terms = model.explain_contribution[j].tolist()
+        feature, weights, terms = (a[0].tolist() for a in model.explanation(np.array([j])))
         names = self.names
         # as mappings: the signal's validator builds them in one call, not one call each
         explanation = [
             {"feature": names[fc], "value": x[fc], "weight": weights[t], "contribution": terms[t]}
-            for t, fc in enumerate(model.explain_feature[j].tolist())
+            for t, fc in enumerate(feature)
             if fc >= 0
         ]
         return Signal(
@@ -1058,7 +1057,7 @@ class BatchDecide:
             )
         suffix = f"-{self.model.model_id}-v{self.model.model_version}"
         rows, vec = cols.row[chosen], cols.vec[chosen]
-        feature = model.explain_feature[vec]
+        feature, weight, contribution = model.explanation(vec)
         value = np.take_along_axis(vectors[vec], np.maximum(feature, 0), axis=1)
         names, tick_ids = self.symbols.names, batch.tick_ids
         ticks = [tick_ids[i] for i in rows.tolist()]
@@ -1073,8 +1072,8 @@ class BatchDecide:
             model.n_trained[vec].tolist(),
             feature.tolist(),
             value.tolist(),
-            model.explain_weight[vec].tolist(),
-            model.explain_contribution[vec].tolist(),
+            weight.tolist(),
+            contribution.tolist(),
         )
 
     def _decision(

@@ -8,8 +8,9 @@ explanation's baseline) and it joins the label queue, and any row's price become
 Labels never see a price after their horizon, so nothing looks ahead.
 
 Each matured label also moves the typical absolute move over the horizon (the decision rule's
-``MoveEstimate``), and each score comes with its explanation (``explain_linear``'s top terms of
-weight times standardised input), both as the per-tick stage computes them at that score.
+``MoveEstimate``), and each score keeps what its explanation (``explain_linear``'s top terms of
+weight times standardised input) is made of, both as the per-tick stage has them at that
+score; the terms are ranked only for the rows rendered (``ModelColumns.explanation``).
 Each label learned is first scored against the prediction kept with it in the queue, as
 ``Prequential`` does (``streams.engine.prequential``): ``metrics`` reports what
 ``ModelStage.metrics`` reports.
@@ -68,15 +69,18 @@ class ModelColumns:
     n_trained: np.ndarray  # int64 labels learned before the score
     n_dead_zone: np.ndarray  # int64 labels in the dead zone so far (not learned)
     move_bps: np.ndarray  # typical |forward return| over the horizon at the score, NaN before one
-    # the explanation: top-k (weight x standardised input) terms, column -1 past the features
-    explain_feature: np.ndarray  # int64 [vector, top_k] column of the vector
-    explain_weight: np.ndarray  # [vector, top_k]
-    explain_contribution: np.ndarray  # [vector, top_k]
+    # what the explanation is made of, as it stood at the score (the weights move after it):
+    # per feature, the standardised input and the weight in effect (0.0 before the model
+    # learned the feature); ``explanation`` ranks their products for the rows that ask
+    explain_inputs: np.ndarray  # [vector, n_features]
+    explain_weights: np.ndarray  # [vector, n_features]
     routed: np.ndarray  # bool: a signal goes to risk (the model is warm; a version routes)
     band: np.ndarray  # the routed version's threshold (P(up) - 0.5, or bps for regression)
     fraction: np.ndarray  # the capital fraction it trades (a canary's; 1.0 otherwise)
     slot: np.ndarray  # int64: its model id's slot in the engine's table of model ids
     version: np.ndarray  # int64: its version number
+    explain_rank: np.ndarray  # int64 [n_features]: each feature's place by name (breaks ties)
+    explain_top: int  # how many terms an explanation names (0: the columns carry none)
     # ``StagedModel`` only (``streams.engine.staged``), per row with a vector: every signal,
     # shadow ones included, and the one routed (None: none); the compiled kernel's signals are
     # rendered from the columns above
@@ -86,6 +90,25 @@ class ModelColumns:
     # rows where river's stage raised (row, what it raised): no signal there, the tick
     # quarantined as OPERATOR_ERROR, the stream goes on
     errors: list[tuple[int, str]] | None = None
+
+    def explanation(self, vec: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The top terms of the vectors ``vec`` (indices into the columns): each row's
+        ``explain_top`` largest ``|weight x standardised input|``, ties by feature name, as
+        (feature column, weight, contribution), ``[len(vec), explain_top]`` each; feature -1
+        past the features.
+
+        Why lazily: a row's explanation is read only when its signal or decision is
+        rendered, about one row in a hundred by default, while ranking every scored row took
+        about a quarter of the model kernel's time."""
+        vec = np.ascontiguousarray(vec, dtype=np.int64)
+        shape = (vec.size, self.explain_top)
+        feature, weight, contribution = np.empty(shape, np.int64), np.zeros(shape), np.zeros(shape)
+        if vec.size and self.explain_top:
+            _top_terms(self.explain_inputs, self.explain_weights, self.explain_rank, vec,
+                       feature, weight, contribution)  # fmt: skip
+        else:
+            feature.fill(-1)
+        return feature, weight, contribution
 
 
 @kernel()
@@ -103,28 +126,33 @@ def _move_add(move, move_last, k, ts, move_bps, tau_ns) -> None:  # pragma: no c
 
 
 @kernel()
-def _top_terms(terms, name_rank, weights, counts, k, ex_f, ex_w, ex_c) -> None:  # pragma: no cover
-    """The largest ``|term|`` first, ties by feature name, as ``explain_linear`` sorts."""
-    ex_f[:] = -1
-    for t in range(ex_f.shape[0]):
-        best = -1
-        for f in range(terms.shape[0]):
-            taken = False
-            for u in range(t):
-                taken = taken or ex_f[u] == f
-            if taken:
-                continue
-            if (
-                best < 0
-                or abs(terms[f]) > abs(terms[best])
-                or (abs(terms[f]) == abs(terms[best]) and name_rank[f] < name_rank[best])
-            ):
-                best = f
-        if best < 0:
-            return
-        ex_f[t] = best
-        ex_w[t] = weights[k, best] if counts[k, best] > 0 else 0.0
-        ex_c[t] = terms[best]
+def _top_terms(inputs, weights, rank, vec, ex_f, ex_w, ex_c) -> None:  # pragma: no cover
+    """Per row ``vec[r]``, the largest ``|weight x input|`` first, ties by ``rank`` (the
+    feature's name), as ``explain_linear`` sorts them."""
+    for r in range(vec.size):
+        j = vec[r]
+        ex_f[r, :] = -1
+        for t in range(ex_f.shape[1]):
+            best = -1
+            best_term = 0.0
+            for f in range(inputs.shape[1]):
+                taken = False
+                for u in range(t):
+                    taken = taken or ex_f[r, u] == f
+                if taken:
+                    continue
+                term = weights[j, f] * inputs[j, f]
+                if (
+                    best < 0
+                    or abs(term) > abs(best_term)
+                    or (abs(term) == abs(best_term) and rank[f] < rank[best])
+                ):
+                    best, best_term = f, term
+            if best < 0:
+                break
+            ex_f[r, t] = best
+            ex_w[r, t] = weights[j, best]
+            ex_c[r, t] = best_term
 
 
 @kernel()
@@ -133,10 +161,10 @@ def _model_rows(
     horizon, dead_zone, regression,
     started, last_price, q_ts, q_price, q_x, q_pred, q_head, q_len, x_count, x_mean,
     hyper, weights, intercept, counts, means, variances, n_trained, n_dead,
-    move_tau_ns, move, move_last, name_rank,
+    move_tau_ns, move, move_last,
     pq_counts, pq_means, w_ts, w_y, w_pred, w_head, w_len, window_ns, two,
-    start_row, start_vec, score, trained, dead, move_out, ex_f, ex_w, ex_c,
-    z, terms,  # scratch: a row's standardised inputs and explanation terms
+    start_row, start_vec, score, trained, dead, move_out, ex_z, ex_w,
+    z,  # scratch: a learned label's standardised inputs
     sd, sd_known,  # scratch: inputs' scales per instrument (variances ** 0.5), whether known
 ):  # pragma: no cover - compiled  # fmt: skip
     """Rows from ``start_row`` on; returns the row that needs a larger queue or window, or
@@ -189,13 +217,12 @@ def _model_rows(
                 if not sd_known[k, f]:
                     sd[k, f] = _libm_pow(variances[k, f], 0.5)
                     sd_known[k, f] = True
-            score[j] = score_scaled(hyper, weights, intercept, means, sd[k], k, x, z)
+            score[j] = score_scaled(hyper, weights, intercept, means, sd[k], k, x, ex_z[j])
             trained[j] = n_trained[k]
             dead[j] = n_dead[k]
             move_out[j] = move[k, 0] / move[k, 1] if move[k, 1] > 0.0 else np.nan
             for f in range(x.shape[0]):
-                terms[f] = (weights[k, f] if counts[k, f] > 0 else 0.0) * z[f]
-            _top_terms(terms, name_rank, weights, counts, k, ex_f[j], ex_w[j], ex_c[j])
+                ex_w[j, f] = weights[k, f] if counts[k, f] > 0 else 0.0
             tail = (q_head[k] + q_len[k]) % cap
             q_ts[k, tail] = ts[i]
             q_price[k, tail] = price[i]
@@ -315,9 +342,9 @@ class BatchModel:
         n, top = vectors.shape[0], min(self.model.top_k_explain, self.n_features)
         out = ModelColumns(
             np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n),
-            np.empty((n, top), np.int64), np.zeros((n, top)), np.zeros((n, top)),
+            np.empty((n, self.n_features)), np.empty((n, self.n_features)),
             np.empty(n, np.bool_), np.full(n, self.band), np.ones(n), np.zeros(n, np.int64),
-            np.full(n, self.model.model_version, np.int64),
+            np.full(n, self.model.model_version, np.int64), self.name_rank, top,
         )  # fmt: skip
         X = np.ascontiguousarray(vectors, dtype=np.float64)
         sd = np.empty((len(self.symbols), self.n_features))
@@ -332,11 +359,10 @@ class BatchModel:
                 self.q_head, self.q_len, self.x_count, self.x_mean,
                 s.hyper, s.weights, s.intercept, s.counts, s.means, s.variances,
                 self.n_trained, self.n_dead, self.move_tau_ns, self.move, self.move_last,
-                self.name_rank, self.pq_counts, self.pq_means, self.w_ts, self.w_y,
+                self.pq_counts, self.pq_means, self.w_ts, self.w_y,
                 self.w_pred, self.w_head, self.w_len, self.window_ns, 2.0, row, vec,
                 out.score, out.n_trained, out.n_dead_zone, out.move_bps,
-                out.explain_feature, out.explain_weight, out.explain_contribution,
-                np.empty(self.n_features), np.empty(self.n_features), sd, sd_known,
+                out.explain_inputs, out.explain_weights, np.empty(self.n_features), sd, sd_known,
             )  # fmt: skip
             if stop < 0:
                 np.greater_equal(out.n_trained, self.model.warmup_labels, out=out.routed)

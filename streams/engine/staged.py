@@ -67,9 +67,9 @@ class StagedModel:
         n = vectors.shape[0]
         out = ModelColumns(
             np.zeros(n), np.zeros(n, np.int64), np.zeros(n, np.int64), np.full(n, math.nan),
-            np.zeros((n, 0), np.int64), np.zeros((n, 0)), np.zeros((n, 0)),
+            np.zeros((n, 0)), np.zeros((n, 0)),
             np.zeros(n, np.bool_), np.zeros(n), np.ones(n), np.zeros(n, np.int64),
-            np.zeros(n, np.int64),
+            np.zeros(n, np.int64), np.zeros(0, np.int64), 0,
             signals=[], routed_signals=[], details=self.details, errors=[],
         )  # fmt: skip
         stage, names, features = self.stage, self.symbols.names, self.names

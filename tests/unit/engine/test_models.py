@@ -24,7 +24,7 @@ from tickwise.streams.config import (
 from tickwise.streams.engine import prequential
 from tickwise.streams.engine.batch import SymbolTable, decode
 from tickwise.streams.engine.features import BatchFeatures
-from tickwise.streams.engine.models import START_CAPACITY, BatchModel
+from tickwise.streams.engine.models import START_CAPACITY, BatchModel, ModelColumns
 from tickwise.streams.engine.prequential import N_COUNTS, score_label
 from tickwise.streams.engine.validate import BatchValidator
 from tickwise.streams.operators.features.engine import FeatureEngine
@@ -46,9 +46,11 @@ def oracle(
     label: LabelConfig,
     evaluation: EvaluationConfig | None = None,
     stages: list[ModelStage] | None = None,
+    explained: list[list[tuple[str, float, float]]] | None = None,
 ):
     """Scores and labels learned per decision, as the per-tick pipeline computes them (the
-    stage itself is appended to ``stages`` when given)."""
+    stage itself is appended to ``stages`` when given, and each signal's explanation, as
+    (feature, weight, contribution), to ``explained``)."""
     validator, features, stage = (
         Validator(ValidationConfig()),
         FeatureEngine(fc),
@@ -69,6 +71,8 @@ def oracle(
         signal = stage.on_features(fv).routed
         scores.append(signal.score)
         trained.append(signal.n_trained)
+        if explained is not None:
+            explained.append([(c.feature, c.weight, c.contribution) for c in signal.explanation])
     return np.array(scores), np.array(trained)
 
 
@@ -86,13 +90,16 @@ class Engine:
         self.model = BatchModel(model, label, fc.feature_set, self.symbols, None, evaluation)
 
     def run(self, payloads: list[bytes], start: int) -> tuple[np.ndarray, np.ndarray]:
+        out = self.columns(payloads, start)
+        return out.score, out.n_trained
+
+    def columns(self, payloads: list[bytes], start: int) -> ModelColumns:
         offsets = np.arange(start, start + len(payloads))
         batch = decode(payloads, self.symbols, "ticks.raw", 0, offsets, 16_384)
         _, verdict, _ = self.validator.run(batch)
         clean = verdict == 0
         emit, vectors = self.features.run(batch, clean)
-        out = self.model.run(batch, clean, emit, vectors)
-        return out.score, out.n_trained
+        return self.model.run(batch, clean, emit, vectors)
 
 
 def engine_run(payloads, fc, model, label, cuts=(), evaluation=None):
@@ -126,6 +133,70 @@ def test_real_es_trades_score_as_the_model_stage() -> None:
     scores, trained, _ = engine_run(payloads, fc, *CLASSIFY)
     assert trained.tolist() == want_trained.tolist()
     np.testing.assert_allclose(scores, want_scores, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("model", "label"), [CLASSIFY, REGRESS], ids=["logistic", "linear"])
+def test_explanations_ranked_later_are_the_model_stages(model, label) -> None:
+    """Rows asked for after the weights moved on (a later batch learned), in any order and
+    more than once, name the terms the per-tick stage named at their scores."""
+    payloads = [r.payload for r in synthetic(4, 6_000, bad_rate=0.02, regime="volatile")]
+    fc = FeatureConfig()
+    explained: list[list[tuple[str, float, float]]] = []
+    oracle(payloads, fc, model, label, explained=explained)
+    engine = Engine(fc, model, label)
+    first = engine.columns(payloads[:3_000], 0)
+    second = engine.columns(payloads[3_000:], 3_000)
+    names = fc.feature_set
+    got = []
+    for cols in (first, second):
+        n = cols.score.size
+        vec = np.r_[np.arange(n)[::-1], np.arange(0, n, 7)]  # backwards, then some again
+        feature, weight, contribution = cols.explanation(vec)
+        by_row = {}
+        for j, fs, ws, cs in zip(vec.tolist(), feature.tolist(), weight.tolist(),
+                                 contribution.tolist(), strict=True):  # fmt: skip
+            row = [(names[f], w, c) for f, w, c in zip(fs, ws, cs, strict=True)]
+            assert by_row.setdefault(j, row) == row
+        got += [by_row[j] for j in range(n)]
+    assert len(got) == len(explained) > 1_000
+    assert got == explained
+    assert sum(any(w != 0.0 for _, w, _ in e) for e in got) > 1_000  # weights learned
+
+
+def _columns(inputs: np.ndarray, weights: np.ndarray, rank: np.ndarray, top: int) -> ModelColumns:
+    """Model columns carrying only an explanation's parts."""
+    n = inputs.shape[0]
+    zeros, ints = np.zeros(n), np.zeros(n, np.int64)
+    return ModelColumns(
+        zeros, ints, ints, zeros, inputs, weights, np.zeros(n, np.bool_), zeros, zeros, ints,
+        ints, rank, top,
+    )  # fmt: skip
+
+
+TERM_VALUES = st.sampled_from([0.0, -0.0, 1.0, -1.0, 0.5, -2.0]) | st.floats(-1e3, 1e3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), n_features=st.integers(1, 9), n_rows=st.integers(1, 12))
+def test_explanation_ranks_as_explain_linear(data, n_features: int, n_rows: int) -> None:
+    """Largest |weight x input| first, equal ones by feature name (``explain_linear``'s
+    sort), for any rows asked; zero weights (features not learned) and ties included."""
+    words = st.text("abcxyz_", min_size=1, max_size=4)
+    names = data.draw(st.lists(words, min_size=n_features, max_size=n_features, unique=True))
+    matrix = st.lists(TERM_VALUES, min_size=n_features * n_rows, max_size=n_features * n_rows)
+    inputs = np.array(data.draw(matrix)).reshape(n_rows, n_features)
+    weights = np.array(data.draw(matrix)).reshape(n_rows, n_features)
+    top = data.draw(st.integers(0, n_features))
+    vec = data.draw(st.lists(st.integers(0, n_rows - 1), max_size=20))
+    rank = np.array([sorted(names).index(n) for n in names], np.int64)
+    feature, weight, contribution = _columns(inputs, weights, rank, top).explanation(vec)
+    assert feature.shape == weight.shape == contribution.shape == (len(vec), top)
+    for r, j in enumerate(vec):
+        terms = [(weights[j, f] * inputs[j, f], names[f], f) for f in range(n_features)]
+        want = sorted(terms, key=lambda t: (-abs(t[0]), t[1]))[:top]
+        assert feature[r].tolist() == [f for *_, f in want]
+        assert weight[r].tolist() == [weights[j, f] for *_, f in want]
+        assert contribution[r].tolist() == [c for c, *_ in want]
 
 
 PAYLOADS = [r.payload for r in synthetic(9, 1_500, bad_rate=0.03)]
