@@ -3,11 +3,12 @@ fused decide kernel (docs/ENGINE.md) to call per row.
 
 Outcome scoring (the one outcome rule of ``streams.operators.labels``), accuracy windows,
 losing streaks, the P&L alert and the quarantine rate are arithmetic on state arrays indexed by
-instrument and model slot. ADWIN (``streams.operators.adwin``) is called from Python: it takes
-one value per block of event time. When a block closes, ``on_tick`` queues the block's mean
-error in ``aq_*`` and goes on as if ADWIN raised no alarm, which is nearly always its answer;
-after the pass Python feeds the queued blocks to ADWIN in order (``feed_adwin``, the per-tick
-monitor's rule to the letter). If one alarms, ``BatchMonitor`` puts the state back as the pass
+instrument and model slot. ADWIN (``streams.operators.adwin``) is fed apart from the pass: it
+takes one value per block of event time. When a block closes, ``on_tick`` queues the block's
+mean error in ``aq_*`` and goes on as if ADWIN raised no alarm, which is nearly always its
+answer; after the pass one compiled call feeds the queued blocks to the windows of their
+(instrument, model slot), stacked, in order (``adwin_feed_many``, the per-tick monitor's rule
+to the letter). If one alarms, ``BatchMonitor`` puts the state back as the pass
 found it and runs it again with the answers up to that block known (``ADW_KNOWN``), so the
 alarm's alert comes out at its row, and ADWIN is fed each block once. When the queue is full
 ``on_tick`` stops before the outcome that closed the block and the caller calls it again at the
@@ -37,7 +38,7 @@ from tickwise.streams.config import LabelConfig, MonitorConfig
 from tickwise.streams.engine.batch import SymbolTable
 from tickwise.streams.engine.jit import kernel
 from tickwise.streams.engine.risk import BUY, NONE, SIDE_FLAT
-from tickwise.streams.operators.adwin import Adwin, feed_adwin
+from tickwise.streams.operators.adwin import Adwin, AdwinArrays, adwin_arrays, adwin_feed_many
 from tickwise.streams.operators.labels import NO_DIRECTION, UP, direction_nb, forward_bps_nb
 from tickwise.streams.operators.labels import horizon_ns as to_ns
 from tickwise.streams.operators.monitor import SEVERITY
@@ -466,7 +467,9 @@ class BatchMonitor:
     ) -> None:
         self.config, self.symbols, self.models = config, symbols, models
         self.icfg, self.fcfg = settings_of(config, label)
-        self.adwins: dict[tuple[int, int], Adwin] = {}
+        # ADWIN's windows, stacked, and which one each (instrument, model slot) has (-1: none)
+        self.adw = self._windows(0)
+        self.adw_window = np.full((0, 0), -1, np.int64)
         self.adw_i = np.zeros(2, np.int64)
         self.aq_km = np.zeros((ADWIN_QUEUE, 2), np.int64)
         self.aq_f = np.zeros((ADWIN_QUEUE, 4))
@@ -503,6 +506,9 @@ class BatchMonitor:
                 wide = np.zeros((n, s, *a.shape[2:]), a.dtype)
                 wide[:n0, :s0] = a
                 setattr(self, name, wide)
+            window = np.full((n, s), -1, np.int64)
+            window[:n0, :s0] = self.adw_window
+            self.adw_window = window
 
     def widen(self) -> None:
         """Double the pending-signal rings, each laid out from slot 0."""
@@ -517,27 +523,49 @@ class BatchMonitor:
             setattr(self, name, wide)
         self.ist[:, I_P_HEAD] = 0
 
-    def _adwin(self, k: int, m: int) -> Adwin:
-        adwin = self.adwins.get((k, m))
-        if adwin is None:
-            # clock=1: check for change at every block, as Monitor does
-            adwin = self.adwins[(k, m)] = Adwin(
-                delta=self.config.drift_delta, clock=1, grace_period=self.config.drift_grace
+    def _windows(self, n: int) -> AdwinArrays:
+        # clock=1: check for change at every block, as Monitor does
+        return adwin_arrays(
+            n, self.config.drift_delta, clock=1, grace_period=self.config.drift_grace
+        )
+
+    def _window(self, k: int, m: int) -> int:
+        """The row of instrument ``k`` and model slot ``m``'s window, made on first use."""
+        p = int(self.adw_window[k, m])
+        if p < 0:
+            p = self.adw_window[k, m] = self.adw.f.shape[0]
+            fresh = self._windows(1)
+            self.adw = AdwinArrays(
+                *(np.concatenate([a, b]) for a, b in zip(self.adw, fresh, strict=True))
             )
-        return adwin
+        return p
+
+    @property
+    def adwins(self) -> dict[tuple[int, int], Adwin]:
+        """Each (instrument, model slot)'s ADWIN, once it has been fed (views: reading them
+        reads the state)."""
+        k, m = np.nonzero(self.adw_window >= 0)
+        return {
+            (a, b): Adwin.of(self.adw, int(self.adw_window[a, b]))
+            for a, b in zip(k.tolist(), m.tolist(), strict=True)
+        }
 
     def answer(self) -> int:
         """Feed the blocks the last pass closed and took no alarm for to their ADWINs, in
         order, up to the first that alarms; returns its place in the queue, or -1."""
         known, n = int(self.adw_i[ADW_KNOWN]), int(self.adw_i[ADW_N])
-        km, f = self.aq_km[known:n].tolist(), self.aq_f[known:n, AQ_X].tolist()
-        for a, ((k, m), x) in enumerate(zip(km, f, strict=True), start=known):
-            fire, old, est = feed_adwin(self._adwin(k, m), x, self.config.drift_min_increase)
-            if fire:
-                self.aq_f[a, AQ_FIRE], self.aq_f[a, AQ_OLD], self.aq_f[a, AQ_EST] = 1.0, old, est
-                return a
-            self.aq_f[a, AQ_FIRE] = 0.0
-        return -1
+        if n <= known:
+            return -1
+        k, m = self.aq_km[known:n, 0], self.aq_km[known:n, 1]
+        for a, b in self.aq_km[known:n][self.adw_window[k, m] < 0].tolist():
+            self._window(a, b)  # a first block: a window for it
+        windows = self.adw_window[k, m]
+        q = self.aq_f[known:n]
+        alarm = adwin_feed_many(
+            windows, np.ascontiguousarray(q[:, AQ_X]), *self.adw, self.config.drift_min_increase,
+            q[:, AQ_FIRE], q[:, AQ_OLD], q[:, AQ_EST],
+        )  # fmt: skip
+        return -1 if alarm < 0 else known + alarm
 
     def run(self, ev: MonitorEvents) -> MonitorOutput:
         """Every event of the batch in order; alerts and commands as ``Monitor`` gives them."""
@@ -622,7 +650,8 @@ class BatchMonitor:
             if not s[M_EXISTS]:
                 continue
             n_hits = int(s[M_H_LEN])
-            adwin = self.adwins.get((k, m))
+            p = int(self.adw_window[k, m])
+            adwin = Adwin.of(self.adw, p) if p >= 0 else None
             models[name] = {
                 "accuracy": int(s[M_H_SUM]) / n_hits if n_hits else None,
                 "outcomes": int(s[M_OUTCOMES]),

@@ -14,19 +14,57 @@ row. Every ``clock`` inputs past ``grace_period``, each split of the window betw
 tested, oldest first, and while one differs by more than the Hoeffding-style bound at
 confidence ``delta`` the oldest bucket is dropped. The arithmetic keeps river's order of
 operations, which is what makes the floats equal.
+
+A window's state is five arrays (``AdwinArrays``), and several windows stack into one set of
+them, a window a row: the engine's monitor keeps one per instrument and model and feeds the
+blocks a pass closed in one compiled call (``adwin_feed_many``), where ``Adwin`` is one
+window for a caller that feeds it a value at a time. Both apply the monitor's drift rule
+(``adwin_feed``).
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 ROWS = 64  # rows of 2 ** r inputs: more than any window can reach
-# The state's scalars: floats in ``f``, integers in ``i``.
+# The state's scalars: floats in ``f``, integers in ``i`` (``I_DRIFT``: the last input
+# revealed a change, so the next starts afresh).
 F_DELTA, F_MIN_LENGTH, F_GRACE, F_TOTAL, F_VARIANCE, F_WIDTH, F_TOTAL_WIDTH = range(7)
 I_CLOCK, I_MAX_BUCKETS, I_N_BUCKETS, I_MAX_N_BUCKETS, I_TICK, I_DETECTIONS, I_ROWS = range(7)
+I_DRIFT = 7
+N_F, N_I = 7, 8
+
+
+class AdwinArrays(NamedTuple):
+    """The states of ``n`` windows, a window a row: its scalars, and its histogram's rows
+    of buckets (sums, sums of squared deviations, buckets held)."""
+
+    f: np.ndarray  # float64 [n, N_F]
+    i: np.ndarray  # int64 [n, N_I]
+    totals: np.ndarray  # float64 [n, ROWS, max_buckets + 1]
+    variances: np.ndarray  # float64 [n, ROWS, max_buckets + 1]
+    fill: np.ndarray  # int64 [n, ROWS]
+
+
+def adwin_arrays(
+    n: int,
+    delta: float = 0.002,
+    clock: int = 32,
+    max_buckets: int = 5,
+    min_window_length: int = 5,
+    grace_period: int = 10,
+) -> AdwinArrays:
+    """``n`` empty windows with river's parameters (its defaults)."""
+    f = np.zeros((n, N_F))
+    f[:, F_DELTA], f[:, F_MIN_LENGTH], f[:, F_GRACE] = delta, min_window_length, grace_period
+    i = np.zeros((n, N_I), np.int64)
+    i[:, I_CLOCK], i[:, I_MAX_BUCKETS], i[:, I_ROWS] = clock, max_buckets, 1
+    buckets = (n, ROWS, max_buckets + 1)
+    return AdwinArrays(f, i, np.zeros(buckets), np.zeros(buckets), np.zeros((n, ROWS), np.int64))
 
 
 @njit(cache=True)
@@ -139,8 +177,24 @@ def _shrink_once(f, i, totals, variances, fill) -> bool:  # pragma: no cover - c
 
 
 @njit(cache=True)
+def _restart(f, i, totals, variances, fill) -> None:  # pragma: no cover - compiled
+    """Empty the window, its parameters kept (river's ``_reset``)."""
+    f[F_TOTAL], f[F_VARIANCE], f[F_WIDTH], f[F_TOTAL_WIDTH] = 0.0, 0.0, 0.0, 0.0
+    i[I_N_BUCKETS], i[I_MAX_N_BUCKETS], i[I_TICK], i[I_DETECTIONS] = 0, 0, 0, 0
+    i[I_ROWS], i[I_DRIFT] = 1, 0
+    for r in range(fill.shape[0]):
+        fill[r] = 0
+        for j in range(totals.shape[1]):
+            totals[r, j] = 0.0
+            variances[r, j] = 0.0
+
+
+@njit(cache=True)
 def adwin_update(f, i, totals, variances, fill, x) -> bool:  # pragma: no cover - compiled
-    """One input into the window; whether a change was detected (the window then cut)."""
+    """One input into the window; whether a change was detected (the window then cut). The
+    input after a detection starts afresh, as river's does."""
+    if i[I_DRIFT]:
+        _restart(f, i, totals, variances, fill)
     _insert(f, i, totals, variances, fill, x)
     i[I_TICK] += 1
     detected = False
@@ -150,7 +204,46 @@ def adwin_update(f, i, totals, variances, fill, x) -> bool:  # pragma: no cover 
     f[F_TOTAL_WIDTH] += f[F_WIDTH]
     if detected:
         i[I_DETECTIONS] += 1
+    i[I_DRIFT] = 1 if detected else 0
     return detected
+
+
+@njit(cache=True)
+def adwin_feed(f, i, totals, variances, fill, x, min_increase):  # pragma: no cover - compiled
+    """One block's mean error into the window: (alarm, error rate before, error rate now);
+    the drift rule both monitors apply (``operators.monitor``, ``engine.monitor``).
+
+    An alarm needs a detected change that cut old inputs and an error rate that went up by
+    ``min_increase``; "before" is the mean of the inputs ADWIN cut (a window started afresh
+    after the last detection counts as cut).
+    """
+    width, window_sum = f[F_WIDTH], f[F_TOTAL]
+    total = (0.0 if width == 0 else window_sum / width) * width
+    detected = adwin_update(f, i, totals, variances, fill, x)
+    now_width, now_sum = f[F_WIDTH], f[F_TOTAL]
+    now = 0.0 if now_width == 0 else now_sum / now_width
+    dropped = width + 1 - now_width  # ADWIN cut this many of its oldest inputs
+    old = (total + x - now * now_width) / dropped if dropped > 0 else x
+    fire = detected and dropped > 0 and now - old >= min_increase
+    return fire, old, now
+
+
+@njit(cache=True)
+def adwin_feed_many(
+    windows, xs, f, i, totals, variances, fill, min_increase, fire, old, now
+) -> int:  # pragma: no cover - compiled
+    """``xs[q]`` into window ``windows[q]`` of the stacked arrays, in order, by
+    ``adwin_feed``, up to the first that alarms; its place in ``xs``, or -1. Each input fed
+    leaves its answer in ``fire`` (1.0 or 0.0), ``old`` and ``now`` at its place."""
+    for q in range(xs.size):
+        p = windows[q]
+        alarm, before, after = adwin_feed(
+            f[p], i[p], totals[p], variances[p], fill[p], xs[q], min_increase
+        )
+        fire[q], old[q], now[q] = 1.0 if alarm else 0.0, before, after
+        if alarm:
+            return q
+    return -1
 
 
 class Adwin:
@@ -172,52 +265,45 @@ class Adwin:
         min_window_length: int = 5,
         grace_period: int = 10,
     ) -> None:
-        self.delta, self.clock, self.max_buckets = delta, clock, max_buckets
-        self.min_window_length, self.grace_period = min_window_length, grace_period
-        self._reset()
+        stack = adwin_arrays(1, delta, clock, max_buckets, min_window_length, grace_period)
+        self._state = tuple(a[0] for a in stack)
 
-    def _reset(self) -> None:
-        self.drift_detected = False
-        self._f = np.zeros(7)
-        self._f[[F_DELTA, F_MIN_LENGTH, F_GRACE]] = (
-            self.delta,
-            self.min_window_length,
-            self.grace_period,
-        )
-        self._i = np.zeros(7, np.int64)
-        self._i[[I_CLOCK, I_MAX_BUCKETS, I_ROWS]] = self.clock, self.max_buckets, 1
-        self._totals = np.zeros((ROWS, self.max_buckets + 1))
-        self._variances = np.zeros((ROWS, self.max_buckets + 1))
-        self._fill = np.zeros(ROWS, np.int64)
+    @classmethod
+    def of(cls, stack: AdwinArrays, p: int) -> Adwin:
+        """Window ``p`` of ``stack``, read and fed in place."""
+        adwin = cls.__new__(cls)
+        adwin._state = tuple(a[p] for a in stack)
+        return adwin
 
     def update(self, x: float) -> bool:
         """Add ``x``; whether it revealed a change. The input after a change starts afresh,
         as river's does."""
-        if self.drift_detected:
-            self._reset()
-        state = (self._f, self._i, self._totals, self._variances, self._fill)
-        self.drift_detected = bool(adwin_update(*state, float(x)))
-        return self.drift_detected
+        return bool(adwin_update(*self._state, float(x)))
+
+    @property
+    def drift_detected(self) -> bool:
+        """Whether the last input revealed a change."""
+        return bool(self._state[1][I_DRIFT])
 
     @property
     def width(self) -> float:
         """Inputs in the window."""
-        return float(self._f[F_WIDTH])
+        return float(self._state[0][F_WIDTH])
 
     @property
     def total(self) -> float:
         """Sum of the window's inputs."""
-        return float(self._f[F_TOTAL])
+        return float(self._state[0][F_TOTAL])
 
     @property
     def variance(self) -> float:
         """Sum of the window's squared deviations from its mean (river's ``variance``)."""
-        return float(self._f[F_VARIANCE])
+        return float(self._state[0][F_VARIANCE])
 
     @property
     def n_detections(self) -> int:
         """Changes detected since the last reset."""
-        return int(self._i[I_DETECTIONS])
+        return int(self._state[1][I_DETECTIONS])
 
     @property
     def estimation(self) -> float:
@@ -227,22 +313,7 @@ class Adwin:
 
 
 def feed_adwin(adwin: Adwin, x: float, min_increase: float) -> tuple[bool, float, float]:
-    """One block's mean error into ADWIN: (alarm, error rate before, error rate now); the
-    drift rule both monitors apply (``operators.monitor``, ``engine.monitor``).
-
-    An alarm needs a detected change that cut old inputs and an error rate that went up by
-    ``min_increase``; "before" is the mean of the inputs ADWIN cut.
-    """
-    # the window's numbers read once each side of the update (``width`` and ``estimation``
-    # as their properties compute them): the properties' reads were most of a block's cost
-    f = adwin._f
-    width, window_sum = float(f[F_WIDTH]), float(f[F_TOTAL])
-    total = (0.0 if width == 0 else window_sum / width) * width
-    detected = adwin.update(x)
-    f = adwin._f  # new arrays if the update started afresh after a detection
-    now_width, now_sum = float(f[F_WIDTH]), float(f[F_TOTAL])
-    now = 0.0 if now_width == 0 else now_sum / now_width
-    dropped = width + 1 - now_width  # ADWIN cut this many of its oldest inputs
-    old = (total + x - now * now_width) / dropped if dropped > 0 else x
-    fire = detected and dropped > 0 and now - old >= min_increase
-    return fire, old, now
+    """One block's mean error into ``adwin`` by ``adwin_feed``: (alarm, error rate before,
+    error rate now)."""
+    fire, old, now = adwin_feed(*adwin._state, float(x), float(min_increase))
+    return bool(fire), old, now

@@ -6,11 +6,13 @@ from __future__ import annotations
 import pickle
 import random
 
+import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from river import drift
 
-from tickwise.streams.operators.adwin import Adwin
+from tickwise.streams.operators.adwin import Adwin, adwin_arrays, adwin_feed_many, feed_adwin
 
 
 def _state(a: drift.ADWIN | Adwin) -> tuple[object, ...]:
@@ -86,3 +88,60 @@ def test_adwin_detects_rivers_changes_and_pickles_midway() -> None:
             detected.append(j)
         assert _state(ours) == _state(theirs)
     assert len(detected) > 10
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32),
+    n_windows=st.integers(1, 5),
+    n=st.integers(0, 2_000),
+    min_increase=st.sampled_from([0.0, 0.05, 0.2]),
+    grace_period=st.integers(0, 20),
+)
+def test_stacked_windows_fed_at_once_answer_as_windows_fed_one_by_one(
+    seed: int, n_windows: int, n: int, min_increase: float, grace_period: int
+) -> None:
+    """``adwin_feed_many`` over stacked windows gives what ``feed_adwin`` gives each window
+    fed its inputs one at a time, and stops after the first alarm; fed again from there, it
+    goes on as the single windows do."""
+    rng = random.Random(seed)
+    xs = _stream(seed, n, "means")
+    windows = [rng.randrange(n_windows) for _ in xs]
+    params = {"clock": 1, "grace_period": grace_period}
+    singles = [Adwin(**params) for _ in range(n_windows)]
+    want = [feed_adwin(singles[w], x, min_increase) for w, x in zip(windows, xs, strict=True)]
+    stack = adwin_arrays(n_windows, **params)
+    got: list[tuple[bool, float, float]] = []
+    alarms = 0
+    while len(got) < len(xs):
+        start = len(got)
+        rest = len(xs) - start
+        fire, old, now = np.full(rest, np.nan), np.full(rest, np.nan), np.full(rest, np.nan)
+        stop = adwin_feed_many(
+            np.array(windows[start:], np.int64), np.array(xs[start:]), *stack, min_increase,
+            fire, old, now,
+        )  # fmt: skip
+        fed = rest if stop < 0 else stop + 1
+        assert not np.isnan(fire[:fed]).any() and np.isnan(fire[fed:]).all()
+        assert stop < 0 or fire[stop] == 1.0
+        got += [(f == 1.0, o, e) for f, o, e in zip(fire[:fed], old[:fed], now[:fed], strict=True)]
+        alarms += stop >= 0
+    assert got == want
+    assert alarms == sum(fire for fire, _, _ in want)
+    for p, single in enumerate(singles):
+        assert _state(Adwin.of(stack, p)) == _state(single)
+
+
+def test_the_drift_rule_alarms_on_a_rise_only() -> None:
+    """A change that lowers the error rate is detected but raises no alarm; a rise does, and
+    reports the rate of the inputs cut (all before the change) and the window's rate now."""
+    for start, end, alarms in ((0.9, 0.1, False), (0.1, 0.9, True)):
+        adwin, detected, fired = Adwin(clock=1), 0, []
+        for x in [start] * 60 + [end] * 60:
+            answer = feed_adwin(adwin, x, 0.05)
+            detected += adwin.drift_detected
+            fired += [answer] if answer[0] else []
+        assert detected > 0
+        assert bool(fired) == alarms
+        for _, old, now in fired:
+            assert old == pytest.approx(start) and old + 0.05 <= now <= end
