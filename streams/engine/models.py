@@ -104,8 +104,9 @@ class ModelColumns:
         shape = (vec.size, self.explain_top)
         feature, weight, contribution = np.empty(shape, np.int64), np.zeros(shape), np.zeros(shape)
         if vec.size and self.explain_top:
+            taken = np.zeros(self.explain_inputs.shape[1], np.bool_)
             _top_terms(self.explain_inputs, self.explain_weights, self.explain_rank, vec,
-                       feature, weight, contribution)  # fmt: skip
+                       feature, weight, contribution, taken)  # fmt: skip
         else:
             feature.fill(-1)
         return feature, weight, contribution
@@ -126,20 +127,17 @@ def _move_add(move, move_last, k, ts, move_bps, tau_ns) -> None:  # pragma: no c
 
 
 @kernel()
-def _top_terms(inputs, weights, rank, vec, ex_f, ex_w, ex_c) -> None:  # pragma: no cover
+def _top_terms(inputs, weights, rank, vec, ex_f, ex_w, ex_c, taken) -> None:  # pragma: no cover
     """Per row ``vec[r]``, the largest ``|weight x input|`` first, ties by ``rank`` (the
-    feature's name), as ``explain_linear`` sorts them."""
+    feature's name), as ``explain_linear`` sorts them; ``taken`` (all False, and left so):
+    scratch, the features a row has picked."""
     for r in range(vec.size):
         j = vec[r]
-        ex_f[r, :] = -1
         for t in range(ex_f.shape[1]):
             best = -1
             best_term = 0.0
             for f in range(inputs.shape[1]):
-                taken = False
-                for u in range(t):
-                    taken = taken or ex_f[r, u] == f
-                if taken:
+                if taken[f]:
                     continue
                 term = weights[j, f] * inputs[j, f]
                 if (
@@ -148,11 +146,15 @@ def _top_terms(inputs, weights, rank, vec, ex_f, ex_w, ex_c) -> None:  # pragma:
                     or (abs(term) == abs(best_term) and rank[f] < rank[best])
                 ):
                     best, best_term = f, term
-            if best < 0:
-                break
             ex_f[r, t] = best
+            if best < 0:
+                continue
+            taken[best] = True
             ex_w[r, t] = weights[j, best]
             ex_c[r, t] = best_term
+        for t in range(ex_f.shape[1]):
+            if ex_f[r, t] >= 0:
+                taken[ex_f[r, t]] = False
 
 
 @kernel()
