@@ -228,7 +228,7 @@ def adwin_feed(f, i, totals, variances, fill, x, min_increase):  # pragma: no co
     return fire, old, now
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # the engine's monitor calls it: a replay's other threads go on
 def adwin_feed_many(
     windows, xs, f, i, totals, variances, fill, min_increase, fire, old, now
 ) -> int:  # pragma: no cover - compiled
