@@ -36,3 +36,10 @@ def test_a_freed_batch_buffer_is_reused_without_new_page_faults() -> None:
     # mapped afresh each time, it would fault once per page it touches (or per huge page: at
     # least 24 of 2 MiB); kept in the heap, its pages are the last buffer's
     assert max(again) < 8, again
+
+
+def test_numpy_no_longer_asks_for_huge_pages() -> None:
+    from numpy._core.multiarray import _set_madvise_hugepage
+
+    keep_batch_memory()
+    assert _set_madvise_hugepage(False) is False  # returns the setting it replaces
