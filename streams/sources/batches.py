@@ -31,7 +31,6 @@ from tickwise.streams.engine.batch import (
     decode,
     mid,
 )
-from tickwise.streams.engine.overlap import read_ahead
 from tickwise.streams.sources.csvfile import read_csv
 from tickwise.streams.sources.jsonl import read_jsonl
 from tickwise.streams.sources.parquet import read_parquet
@@ -71,7 +70,7 @@ class LazyRows(Sequence[Any]):
         return self.make(self.start + (i % len(self)))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # a replay's reading thread runs it beside the engine
 def _row_ids(prefix: np.ndarray, first: int, n: int) -> np.ndarray:  # pragma: no cover
     """FNV-1a of ``<prefix><row>`` for rows first..first+n-1 (``batch.fnv1a`` of the ids)."""
     h0 = FNV_OFFSET
@@ -121,19 +120,14 @@ def read_batches(
     origin = path.name
     delivered = 0
     if blocks is not None:
-        # pyarrow parses the next blocks into columns on a thread of its own while the engine
-        # works on this one; only the symbol table is left to this thread (``_block``)
-        ahead = read_ahead(_columns(b, layout) for b, layout in blocks(path, columns, block_bytes))
         try:
-            for block in ahead:
-                batch = _block(block, origin, delivered, symbols)
+            for block, layout in blocks(path, columns, block_bytes):
+                batch = _block(block, layout, origin, delivered, symbols)
                 delivered += len(batch)
                 yield batch
             return
         except (_Fallback, pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
-        finally:
-            ahead.close()
     records = islice(rows(path, columns), delivered, None)
     while chunk := list(islice(records, 65_536)):
         payloads = [r.payload for r in chunk]
@@ -214,25 +208,7 @@ class _Layout:
         self.value_names = [self.field_name[f] for f in value_fields if f in self.field_name]
 
 
-class _Columns:
-    """A block's columns as the engine takes them, its symbols not yet in the table."""
-
-    __slots__ = ("codes", "layout", "n", "names", "ts", "values")
-
-    def __init__(
-        self,
-        layout: _Layout,
-        ts: np.ndarray,
-        values: dict[str, np.ndarray],
-        names: list[str],
-        codes: np.ndarray,
-    ) -> None:
-        self.layout, self.n, self.ts, self.values = layout, ts.size, ts, values
-        self.names, self.codes = names, codes
-
-
-def _columns(block: Any, layout: _Layout) -> _Columns:
-    """What of a block needs no symbol table (``read_ahead``'s thread runs it)."""
+def _block(block: Any, layout: _Layout, origin: str, first: int, symbols: SymbolTable) -> TickBatch:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -269,14 +245,8 @@ def _columns(block: Any, layout: _Layout) -> _Columns:
         codes = encoded.indices.to_numpy().astype(np.int32)
     if not all(INSTRUMENT_RE.fullmatch(s) is not None and len(s) <= 64 for s in names):
         raise _Fallback  # a symbol the contract refuses
-    return _Columns(layout, ts, values, names, codes)
-
-
-def _block(block: _Columns, origin: str, first: int, symbols: SymbolTable) -> TickBatch:
-    """The block as a batch, its symbols registered now: a block that falls back leaves the
-    symbol table as it was."""
-    layout, n, ts, values = block.layout, block.n, block.ts, block.values
-    instrument = np.array([symbols.index(s) for s in block.names], np.int32)[block.codes]
+    # registered only now, so a block that falls back leaves the symbol table as it was
+    instrument = np.array([symbols.index(s) for s in names], np.int32)[codes]
     kind = np.full(n, KIND_QUOTE if layout.is_quote else KIND_TRADE, np.uint8)
     price = values["price"]
     if layout.is_quote:
