@@ -149,6 +149,7 @@ def run_engine_backtest(
 
         def take(done: tuple[BatchOutput, int]) -> None:
             output, ticks = done
+            output.render()  # what the engine left to render, in batch order
             result.clean += int(output.accepted.sum())
             write(output)
             if output.batch is not None:
@@ -161,8 +162,8 @@ def run_engine_backtest(
         with WriteBehind(take) as behind, closing(validated):
             for n, batch in validated:
                 result.ticks += n
-                behind.put((engine.take(renumber(batch)), result.ticks))
-            behind.put((engine.finish(renumber), result.ticks))
+                behind.put((engine.take(renumber(batch), defer=True), result.ticks))
+            behind.put((engine.finish(renumber, defer=True), result.ticks))
         collector.finish()
         bar.close(result.ticks, **progress_fields(result, collector))
     result.seconds = time.perf_counter() - started

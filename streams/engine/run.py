@@ -19,6 +19,7 @@ command, and goes on from there. Policies are rare, so the batch is mostly decid
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -34,7 +35,7 @@ from tickwise.streams.engine.batch import SymbolTable, TickBatch, clean_tick_byt
 from tickwise.streams.engine.decide import E_STAGE, BatchDecide, DecideColumns, Rendered
 from tickwise.streams.engine.features import BatchFeatures
 from tickwise.streams.engine.models import BatchModel, ModelColumns, one_version_cannot
-from tickwise.streams.engine.monitor import BatchMonitor, MonitorEvents
+from tickwise.streams.engine.monitor import BatchMonitor, MonitorEvents, MonitorOutput
 from tickwise.streams.engine.validate import BatchValidator
 from tickwise.streams.operators.control import MODEL_COMMANDS
 from tickwise.streams.operators.models.shared import applied_alert, version_key
@@ -43,6 +44,9 @@ from tickwise.streams.operators.validation.records import quarantine
 
 if TYPE_CHECKING:  # river's stage: imported when a deployment or the zoo needs it
     from tickwise.streams.engine.staged import StagedModel
+
+
+_RENDERING = threading.RLock()  # deferred rendering, one output at a time (``BatchOutput``)
 
 
 @dataclass(slots=True)
@@ -83,6 +87,26 @@ class BatchOutput:
     # the rows every column above indexes: the batch as validated (``BatchValidator.run``),
     # the given one unless ticks are reordered
     batch: TickBatch | None = None
+    # ``Engine.take(defer=True)``: what is left to render into ``decided`` and ``alerts``,
+    # in order, and the output deferred before this one (rendered first)
+    pending: list[Callable[[], None]] = field(default_factory=list)
+    before: BatchOutput | None = None
+
+    def render(self) -> BatchOutput:
+        """Render what ``take`` left to render, after every output deferred before it:
+        ``decided`` and ``alerts`` are whole once this returns. Whichever thread asks first
+        renders, under one lock, so the audit chain grows in batch order either way."""
+        with _RENDERING:
+            chain: list[BatchOutput] = []
+            out: BatchOutput | None = self
+            while out is not None and (out.pending or out.before is not None):
+                chain.append(out)
+                out = out.before
+            for out in reversed(chain):
+                steps, out.pending, out.before = out.pending, [], None
+                for step in steps:
+                    step()
+        return self
 
     @property
     def signals(self) -> list[Signal]:
@@ -209,6 +233,7 @@ class Engine:
             self.model = StagedModel(config, self.symbols, self.models)
         self.decide = BatchDecide(config, self.symbols, self.models)
         self.order_slots: dict[int, int] = {}  # pending order number: its model's slot
+        self._deferred: BatchOutput | None = None  # the last output left to render
         self.monitor = BatchMonitor(config.monitor, config.label, self.symbols, self.models)
         self.on_control(commands)
         every = config.signals.every
@@ -256,8 +281,15 @@ class Engine:
         records = self.validator.records(batch, verdict, aux)
         return Validated(batch, clean, records, emit, vectors, len(self.validator.symbols))
 
-    def take(self, validated: Validated) -> BatchOutput:
-        """A validated batch through the model, decide and monitor stages, in batch order."""
+    def take(self, validated: Validated, defer: bool = False) -> BatchOutput:
+        """A validated batch through the model, decide and monitor stages, in batch order.
+
+        ``defer``: leave the decisions, orders, fills, audit entries and alerts for
+        ``BatchOutput.render`` (a replay's writer thread), which nothing the engine does next
+        waits for. Only under the compiled kernel's one version: river's stage routes the
+        next batch's fills by what rendering knows of pending orders, so its outputs render
+        here, after those deferred before them.
+        """
         batch, clean, emit, vectors = (
             validated.batch, validated.clean, validated.emit, validated.vectors
         )  # fmt: skip
@@ -265,6 +297,9 @@ class Engine:
             first, self.on_first_tick = self.on_first_tick, None
             self.on_control(first(int(batch.ts[int(np.argmax(clean))])))
         scored = self.model.run(batch, clean, emit, vectors)
+        defer = defer and scored.signals is None
+        if not defer and self._deferred is not None:
+            self._deferred.render()
         records = validated.records
         for row, what in scored.errors or ():
             records[row] = self._operator_error(batch, row, what)
@@ -283,25 +318,43 @@ class Engine:
                 stop = mon.stopped_at[0]
                 self.decide.restore(snapshot)
                 cols = self.decide.run(batch, clean, emit, scored, start, stop)
-            part = self.decide.render(batch, cols, vectors, scored)
+            render = partial(self._render, out, batch, cols, vectors, scored, mon)
+            if defer:
+                out.pending.append(render)
+            else:
+                render()
             self._forget_filled()
-            out.decided.decisions += part.decisions
-            out.decided.orders += part.orders
-            out.decided.fills += part.fills
-            out.decided.audit += part.audit
-            out.decided.applied += part.applied
             if scored.signals is None:
                 self._publish(batch, cols, scored, vectors, out)
             else:
                 self._publish_staged(batch, clean, emit, cols, scored, vectors, (start, stop), out)
-            out.alerts += _alerts_in_row_order(mon.a_int, mon.alerts, cols, part)
             out.parts.append(cols)
             if mon.stopped_at is None:
+                if out.pending:
+                    out.before, self._deferred = self._deferred, out
                 return out
             fresh = [c for c in mon.commands if c.command_id not in self.decide.seen]
             self.on_control(fresh)
             out.commands += fresh
             start, seen = mon.stopped_at
+
+    def _render(
+        self,
+        out: BatchOutput,
+        batch: TickBatch,
+        cols: DecideColumns,
+        vectors: np.ndarray,
+        scored: ModelColumns,
+        mon: MonitorOutput,
+    ) -> None:
+        """A part's decisions, orders, fills, audit entries and alerts, into ``out``."""
+        part = self.decide.render(batch, cols, vectors, scored)
+        out.decided.decisions += part.decisions
+        out.decided.orders += part.orders
+        out.decided.fills += part.fills
+        out.decided.audit += part.audit
+        out.decided.applied += part.applied
+        out.alerts += _alerts_in_row_order(mon.a_int, mon.alerts, cols, part)
 
     def _live_topics(
         self,
@@ -326,17 +379,25 @@ class Engine:
             name, ts, price = names[int(inst_of[i])], int(batch.ts[i]), float(batch.price[i])
             out.features.append(features(vectors[j], name, tick_id, ts, price))
 
-    def finish(self, adapt: Callable[[Validated], Validated] | None = None) -> BatchOutput:
+    def finish(
+        self, adapt: Callable[[Validated], Validated] | None = None, defer: bool = False
+    ) -> BatchOutput:
         """At the end of a finite input: the ticks the validator still holds, through every
         stage (``adapt``: what the caller does between ``validate`` and ``take``), then the
-        summaries of the runs of holds still open."""
+        summaries of the runs of holds still open (``defer``: as ``take``'s)."""
         flushed = self.validator.flush()
         if flushed is None:
             out = BatchOutput({}, Rendered())
         else:
             validated = self._features(*flushed)
-            out = self.take(validated if adapt is None else adapt(validated))
-        out.decided.audit += self.decide.finish()
+            out = self.take(validated if adapt is None else adapt(validated), defer)
+        if defer and self._deferred is not None:
+            if self._deferred is not out:
+                out.before = self._deferred
+            out.pending.append(lambda: out.decided.audit.extend(self.decide.finish()))
+            self._deferred = None
+        else:
+            out.decided.audit += self.decide.finish()
         return out
 
     def _operator_error(self, batch: TickBatch, row: int, what: str) -> QuarantineRecord:

@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,9 @@ from tickwise.replay.engine import record_batches, run_engine_backtest
 from tickwise.schemas.decisions import ControlCommand
 from tickwise.streams.config import TickwiseConfig
 from tickwise.streams.engine.batch import SymbolTable, decode
+from tickwise.streams.engine.decide import Rendered
 from tickwise.streams.engine.overlap import WriteBehind, read_ahead
-from tickwise.streams.engine.run import Renumber, Validated
+from tickwise.streams.engine.run import BatchOutput, Renumber, Validated
 from tickwise.streams.sources import RawRecord, synthetic
 
 
@@ -186,3 +188,28 @@ def _later(record: RawRecord, shift: int, i: int) -> RawRecord:
         index=record.index + 1_000_000,
         ts_event_ns=message["ts_event_ns"],
     )
+
+
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=12), st.data())
+def test_deferred_outputs_render_in_order_whoever_asks(
+    steps: list[int], data: st.DataObject
+) -> None:
+    """Outputs left to render (``take(defer=True)``), each linked to the one before: asking
+    any of them renders every earlier one first, each step once, in order."""
+    done: list[tuple[int, int]] = []
+    outputs: list[BatchOutput] = []
+    for i, n in enumerate(steps):
+        out = BatchOutput({}, Rendered())
+        out.pending = [partial(done.append, (i, j)) for j in range(n)]
+        out.before = outputs[-1] if outputs else None
+        outputs.append(out)
+    asked = data.draw(st.permutations(range(len(outputs))))
+    threads = [threading.Thread(target=outputs[a].render) for a in asked[: len(asked) // 2]]
+    for t in threads:
+        t.start()
+    for a in asked[len(asked) // 2 :]:
+        outputs[a].render()
+    for t in threads:
+        t.join()
+    assert done == [(i, j) for i, n in enumerate(steps) for j in range(n)]
+    assert all(not o.pending and o.before is None for o in outputs)  # nothing kept alive
