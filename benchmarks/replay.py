@@ -25,7 +25,9 @@ last output written:
   ``BacktestEngine.run()`` is reported as well.
 
 Both wall-clock and CPU seconds (``process_time`` of the child) are reported: on a shared
-machine the CPU figure is the steadier one.
+machine the CPU figure is the steadier one. tickwise reads a batch ahead of its engine and
+writes a batch behind it on threads of their own, so on two cores its wall-clock rate is above
+its rate per CPU second; the peers run on one thread, where the two agree.
 
 ``--zoo`` runs the tickwise side once per model of the zoo (``models.zoo.ZOO``: every kind, in
 each task it does) at every tick (the built-in config) and at the 1 s cadence
