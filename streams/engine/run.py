@@ -4,7 +4,9 @@ across.
 ``Engine.run`` takes one partition's batch (a block of a file in replay, what one consume call
 returned live) and gives back everything it publishes for it, in each topic's order: quarantine
 records, signals, decisions, orders, fills, audit entries, the monitor's alerts and the
-commands its policies issued (``replay.engine`` chains it behind the file reader). The model
+commands its policies issued. It is ``validate`` then ``take``: a replay (``replay.engine``)
+validates a batch ahead of the engine on a thread of its own and has ``take`` leave the
+rendering of what was decided to its writer thread (``take(defer=True)``). The model
 stage is the compiled kernel (``models.BatchModel``) until the config or a command asks for
 what only river's stage runs (the zoo, several versions, shadow, canary): then
 ``staged.StagedModel``, which takes the kernel's state over.
