@@ -36,13 +36,14 @@ from tickwise.streams.sources.jsonl import read_jsonl
 from tickwise.streams.sources.parquet import read_parquet
 from tickwise.streams.sources.records import EPOCH_UNITS, ColumnMap, SourceError, table_layout
 
-# About 30,000 rows of a trade file per batch. Why not more: every batch's columns and output
-# buffers are fresh arrays, and the allocator maps large ones anew and the kernel zeroes each
-# page on first touch (costly in a VM: at 4 MiB blocks a first run of 200,000 ES trades took
-# 25,000 page faults and ran at 60 to 80% of the rate of later runs; at 1 MiB, 10,000 and
-# 95%). Smaller batches are reused from the heap, and a batch's columns stay in cache
-# between stages; below this the per-batch Python work starts to show.
-BLOCK_BYTES = 1 << 20
+# About 15,000 rows of a trade file per batch. Why not more: a first run faults in every page
+# of the heap its batches in flight reach (a replay holds several: one read ahead, one in the
+# engine, one being written), and in this VM a page fault's cost swings with the host, from
+# about 1 to over 10 us. On 200,000 ES trades, three threads: 1 MiB blocks, 21,000 faults,
+# 660,000 to 980,000 ticks/s over runs; 512 KiB, 11,000 faults, 860,000 to 1,000,000 (4 MiB
+# on one thread once took 25,000 faults and ran at 60 to 80% of later runs). Below this the
+# per-batch Python work starts to show (256 KiB: no faster, and 8,000 faults).
+BLOCK_BYTES = 1 << 19
 
 
 class LazyRows(Sequence[Any]):
