@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tickwise.streams.engine.heap import native_defaults
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / ".." / "shared" / "data"
 ES_TRADES = DATA / "es_trades_2013-09-01T17_to_09-03T09.csv.gz"
@@ -100,7 +102,10 @@ def run_child(args: list[str], timeout: float) -> ChildRun:
     """Run ``python -m <args>`` from the repo root; its own peak RSS comes from ``wait4``."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, stdout=out, stderr=err)
+        env = dict(os.environ)
+        native_defaults(env)  # what the ``tickwise`` command sets for itself
+        command = [sys.executable, "-m", *args]
+        proc = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=err, env=env)
         deadline = started + timeout
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)

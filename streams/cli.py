@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -508,6 +509,10 @@ def main(argv: list[str] | None = None) -> int:
     if alias is not None:
         argv = alias + argv[2:]
     args = build_parser().parse_args(argv)
+    if own:
+        from tickwise.streams.engine.heap import native_defaults
+
+        native_defaults(os.environ)  # before the command imports numpy and pyarrow
     func = args.func.resolve() if isinstance(args.func, LazyHandler) else args.func
     if own:
         # What is alive now (modules, contracts' validators, compiled kernels) lives as long
