@@ -97,7 +97,8 @@ def run_engine_backtest(
     warmup_ns: int = 0,
 ) -> BacktestResult:
     """Run a backtest on the engine and write the topic-shaped outputs and the report;
-    ``batches`` gives the input's batches against the engine's symbol table.
+    ``batches`` gives the input's batches against the symbol table it is handed (the reading
+    thread's, renumbered into the engine's as each batch is taken).
 
     ``controls`` are operator commands (kill switch, demotion, promotion); give them an
     ``effective_ts_event_ns`` (or load a live audit trail with ``replay.controls``) to replay
@@ -156,13 +157,13 @@ def run_engine_backtest(
                 collector.on_batch(_decided(output.batch, output, classification))
             bar.update(ticks, **progress_fields(result, collector))
 
-        # the files and the report's columns are written a batch behind the engine, on a
+        # rendering, the files and the report's columns come a batch behind the engine, on a
         # thread of their own (``overlap``); nothing the engine does depends on them
         validated = read_ahead((len(b), engine.validate(b)) for b in batches(reading))
         with WriteBehind(take) as behind, closing(validated):
-            for n, batch in validated:
+            for n, ahead in validated:
                 result.ticks += n
-                behind.put((engine.take(renumber(batch), defer=True), result.ticks))
+                behind.put((engine.take(renumber(ahead), defer=True), result.ticks))
             behind.put((engine.finish(renumber, defer=True), result.ticks))
         collector.finish()
         bar.close(result.ticks, **progress_fields(result, collector))
