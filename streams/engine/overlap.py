@@ -1,11 +1,11 @@
 """Reading ahead of the engine and writing behind it, on threads of their own.
 
-Why: a replay is three sequential jobs, reading a file into columns, the engine's kernels, and
-writing what they decided (the topic-shaped files and the report's columns). Only the middle
-one carries state from batch to batch that the others depend on. pyarrow's reader and the
-kernels (``jit.kernel``: ``nogil``) let go of the GIL while they work, so with the reader a
-batch ahead and the writer a batch behind the engine a second core does the I/O and the
-report while the first decides. Items cross in order through bounded queues, so what is
+Why: a replay is three sequential jobs: reading and validating a file into columns, the
+engine's kernels, and rendering and writing what they decided (the topic-shaped files and the
+report's columns). Nothing the first or last does feeds back into the engine. pyarrow's reader
+and the kernels (``jit.kernel``: ``nogil``) let go of the GIL while they work, so with the
+reader a batch ahead and the writer a batch behind the engine a second core reads and writes
+while the first decides. Items cross in order through bounded queues, so what is
 decided and written is the same, byte for byte, as one thread doing all three in turn; only
 how long it takes changes.
 """
@@ -95,10 +95,13 @@ class WriteBehind(Generic[T]):
 
     def close(self) -> None:
         """Wait until every item put is taken; raises what ``take`` raised."""
+        self._drain()
+        self._raise()
+
+    def _drain(self) -> None:
         if self._thread.is_alive():
             self._queue.put(_END)
             self._thread.join()
-        self._raise()
 
     def _raise(self) -> None:
         if self._error is not None:
@@ -114,8 +117,6 @@ class WriteBehind(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if kind is None:
-            self.close()
-        elif self._thread.is_alive():  # the caller's error comes first: finish, then go
-            self._queue.put(_END)
-            self._thread.join()
+        self._drain()
+        if kind is None:  # else the caller's error comes first
+            self._raise()

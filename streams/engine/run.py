@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # river's stage: imported when a deployment or the zoo needs 
     from tickwise.streams.engine.staged import StagedModel
 
 
-_RENDERING = threading.RLock()  # deferred rendering, one output at a time (``BatchOutput``)
+_RENDERING = threading.Lock()  # deferred rendering, one output at a time (``BatchOutput``)
 
 
 @dataclass(slots=True)

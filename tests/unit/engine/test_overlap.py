@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -44,17 +45,9 @@ def test_reading_ahead_gives_what_reading_gives(
 ) -> None:
     got: list[int] = []
     fails = fail_at is not None and fail_at < len(items)
-    with pytest.raises(Boom) if fails else _nothing():
+    with pytest.raises(Boom) if fails else nullcontext():
         got.extend(read_ahead(failing(items, fail_at), depth))
     assert got == (items[:fail_at] if fails else items)
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *_: object) -> None:
-        return None
 
 
 def test_closing_early_stops_the_reader() -> None:
@@ -87,7 +80,7 @@ def test_writing_behind_takes_each_item_once_in_order(
         taken.append(item)
 
     fails = fail_at is not None and fail_at < len(items)
-    with pytest.raises(Boom) if fails else _nothing(), WriteBehind(take) as behind:
+    with pytest.raises(Boom) if fails else nullcontext(), WriteBehind(take) as behind:
         for item in items:
             behind.put(item)
     assert taken == (items[:fail_at] if fails else items)
