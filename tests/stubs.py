@@ -633,6 +633,18 @@ def wait_for_log(path: Path, text: str, count: int = 1, timeout: float = 90.0) -
     raise AssertionError(f"{path.name}: no {text!r} after {timeout:g} s:\n{log[-3000:]}")
 
 
+def worker_story(directory: Path, most: int = 80) -> str:
+    """What the worker logs in ``directory`` said of faults and recoveries (warnings, errors and
+    each partition's recovery), for a failed exactly-once check to show: the logs are gone
+    with the run, on CI."""
+    said = []
+    for path in sorted(directory.glob("worker*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            if any(w in line for w in (" WARNING ", " ERROR ", " CRITICAL ", "without emitting")):
+                said.append(f"{path.name}: {line[:300]}")
+    return "\n".join(said[-most:])
+
+
 def exactly_once_problems(run: Backtested, out: LiveOutputs) -> list[str]:
     """How the live outputs break exactly-once against the backtest; empty when they do not.
 

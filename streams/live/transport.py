@@ -24,7 +24,9 @@ every output of a revoked partition committed; it checkpoints the partition and 
 Faults: a retriable error is retried; an abortable one aborts the transaction; a fatal one
 (the producer fenced) replaces the producer. After an abort or a new producer, every owned
 partition is rebuilt to its committed offset (checkpoint plus replay) and the consumer seeks
-back there, so the decisions stay those of an uninterrupted run. A broker that is down is
+back there, so the decisions stay those of an uninterrupted run. A batch must carry on where
+its partition stands (``carry_on``): a consumer that hands over records past a gap the log
+fills is sent back to the gap, never followed past it. A broker that is down is
 waited for; only what cannot be rebuilt (a trimmed log, an untrusted checkpoint) stops the
 worker, loudly.
 """
@@ -66,7 +68,12 @@ from tickwise.streams.live.feed import publish
 from tickwise.streams.live.liveness import HangWatch, StallWatch, WorkerStalled
 from tickwise.streams.live.metrics import PipelineMetrics
 from tickwise.streams.live.partition import PartitionRunner
-from tickwise.streams.live.reader import TRANSIENT, consumer_settings
+from tickwise.streams.live.reader import (
+    TRANSIENT,
+    RangeReader,
+    RangeReadError,
+    consumer_settings,
+)
 from tickwise.streams.live.security import env_client_config
 from tickwise.streams.live.state import CommandRefused, Output
 from tickwise.streams.operators.validation import QualityMonitor
@@ -231,6 +238,30 @@ class Watchdog:
     def shutdown(self) -> None:
         """Let the thread go once its call returns; a wedged one is not waited for."""
         self._calls.shutdown(wait=False)
+
+
+def carry_on(
+    messages: Iterable[Message], expected: int, holds_records: Callable[[int, int], bool]
+) -> tuple[list[Message], int | None]:
+    """The messages of one partition that carry on from offset ``expected``, each once and in
+    offset order; and, if the consumer skipped records, the offset to read again from.
+
+    Why: a consumer can hand over a partition's messages past where its owner stands (a stale
+    fetch delivered after the partition came back, a seek not honoured), and the owner would
+    skip the ticks in between for good. A gap is fine only where the log holds no committed
+    record (a transaction marker, an aborted record): ``holds_records(start, stop)`` says
+    whether ``[start, stop)`` holds one. Messages before ``expected`` were handled already.
+    """
+    taken: list[Message] = []
+    for msg in messages:
+        offset = msg.offset() or 0
+        if offset < expected:
+            continue
+        if offset > expected and holds_records(expected, offset):
+            return taken, expected
+        taken.append(msg)
+        expected = offset + 1
+    return taken, None
 
 
 def _transient(error: KafkaError) -> bool:
@@ -494,7 +525,21 @@ class Transport:
             runner = self.runners.get(partition)
             if runner is None:
                 continue  # revoked meanwhile: its new owner reads these
-            fresh = [m for m in messages if (m.offset() or 0) >= runner.next_offset]
+            fresh, skipped = carry_on(
+                messages,
+                runner.next_offset,
+                lambda start, stop, p=partition: self._holds_records(p, start, stop),
+            )
+            if skipped is not None:
+                last = messages[-1].offset()
+                log.warning(
+                    "partition %s: the consumer skipped records at offset %s (it delivered up to "
+                    "%s); reading again from there",
+                    partition,
+                    skipped,
+                    last,
+                )
+                self._seek(partition, skipped)
             size = runner.chunk
             chunks += [(partition, fresh[i : i + size]) for i in range(0, len(fresh), size)]
         done = 0
@@ -624,25 +669,42 @@ class Transport:
         poll again; and after a call that never returned, only the broker knows whether the
         last transaction committed.
         """
-        consumer = self._consumer
-        assert consumer is not None
         committed = self._committed(list(self.runners), fresh=True)
         for partition, offset in committed.items():
             runner = self.runners[partition]
             self._recover(runner, offset)
-            for attempt in count(1):
-                try:
-                    consumer.seek(TopicPartition(self.raw_topic, partition, offset))
-                    break
-                except KafkaException as exc:
-                    if attempt >= SEEK_ATTEMPTS:  # reading on from elsewhere would skip ticks
-                        raise TakeOverError(
-                            f"partition {partition}: cannot seek back to the committed offset "
-                            f"{offset}: {exc}"
-                        ) from exc
-                    self._wait(f"partition {partition}: seek to {offset}: {exc}")
+            self._seek(partition, offset)
             log.warning("partition %s: rewound to committed offset %s", partition, offset)
         self._dirty = False
+
+    def _seek(self, partition: int, offset: int) -> None:
+        """Have the consumer read ``partition`` on from ``offset``; ``TakeOverError`` when it
+        cannot (reading on from elsewhere would skip ticks)."""
+        consumer = self._consumer
+        assert consumer is not None
+        for attempt in count(1):
+            try:
+                consumer.seek(TopicPartition(self.raw_topic, partition, offset))
+                return
+            except KafkaException as exc:
+                if attempt >= SEEK_ATTEMPTS:
+                    raise TakeOverError(
+                        f"partition {partition}: cannot seek to offset {offset}: {exc}"
+                    ) from exc
+                self._wait(f"partition {partition}: seek to {offset}: {exc}")
+
+    def _holds_records(self, partition: int, start: int, stop: int) -> bool:
+        """Whether raw offsets ``[start, stop)`` of ``partition`` hold a committed record; True
+        when that cannot be told (the consumer then reads them again: a re-read, never a loss)."""
+        try:
+            with RangeReader(self.bootstrap) as reader:
+                read = reader.read(self.raw_topic, {partition: (start, stop)})
+                return any(msg is not None for _, msg in read)
+        except (KafkaException, RangeReadError) as exc:
+            log.warning(
+                "partition %s: cannot read offsets [%s, %s): %s", partition, start, stop, exc
+            )
+            return True
 
     # -- liveness -----------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import ElectionType, KafkaException
 from confluent_kafka.admin import AdminClient
-from stubs import backtested, exactly_once_problems, live_outputs, trickle, wait_until
+from stubs import backtested, exactly_once_problems, live_outputs, trickle, wait_until, worker_story
 
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.broker import LocalCluster
@@ -145,4 +145,4 @@ def test_the_worker_rides_through_two_leader_changes(tmp_path: Path) -> None:
             stop_process(worker)
         cluster.stop()
 
-    assert exactly_once_problems(run, out) == []
+    assert exactly_once_problems(run, out) == [], worker_story(tmp_path)

@@ -27,6 +27,7 @@ from stubs import (
     live_outputs,
     wait_for_log,
     wait_until,
+    worker_story,
 )
 
 from tickwise.streams.live.admin import create_topics
@@ -119,4 +120,4 @@ def test_a_worker_whose_session_expired_gets_its_partitions_back(
 
     said = log.read_text(errors="replace")
     assert "session timed out" in said, "the fault this test is about did not happen"
-    assert exactly_once_problems(run, out) == []
+    assert exactly_once_problems(run, out) == [], worker_story(tmp_path)

@@ -20,7 +20,15 @@ from pathlib import Path
 import pytest
 from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
-from stubs import backtested, exactly_once_problems, live_outputs, trickle, wait_for_log, wait_until
+from stubs import (
+    backtested,
+    exactly_once_problems,
+    live_outputs,
+    trickle,
+    wait_for_log,
+    wait_until,
+    worker_story,
+)
 
 from tickwise.streams.checkpoint import KEY_ENV, KEY_FILE_ENV
 from tickwise.streams.live.admin import create_topics
@@ -142,7 +150,7 @@ def test_partitions_move_between_workers_sharing_no_directory(
             if proc is not None:
                 stop_process(proc)
 
-    assert exactly_once_problems(run, out) == []
+    assert exactly_once_problems(run, out) == [], worker_story(tmp_path)
     # and no host kept a checkpoint of its own: the topic was the only shared state
     assert [p for home in homes.values() for p in home.rglob("*.ckpt")] == []
 
@@ -230,7 +238,7 @@ def test_sigkill_during_a_rebalance_loses_and_duplicates_nothing(
         for proc in workers:
             stop_process(proc)
 
-    assert exactly_once_problems(run, out) == []
+    assert exactly_once_problems(run, out) == [], worker_story(tmp_path)
     # the partitions a had handled went on from a checkpoint, not from nothing
     logs = b_log.read_text(errors="replace") + again_log.read_text(errors="replace")
     assert moved_with_state(logs), logs[-3000:]

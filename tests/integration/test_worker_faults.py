@@ -1,10 +1,12 @@
 """The transactional worker under faults on the shared broker: killed with a transaction open,
-and started on a log that retention has trimmed."""
+started on a log that retention has trimmed, and fed by a consumer that skips records."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -12,12 +14,14 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from stubs import backtested, exactly_once_problems, live_outputs
+from stubs import backtested, exactly_once_problems, live_outputs, worker_story
 
 from tickwise.schemas.topics import Topics
+from tickwise.streams.config import load_config
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.feed import publish
 from tickwise.streams.live.tap import read_values, spawn_worker, stop_process
+from tickwise.streams.live.worker import build_transport
 from tickwise.streams.sources import synthetic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -93,7 +97,7 @@ def test_sigkill_with_a_transaction_open_loses_and_duplicates_nothing(
     finally:
         stop_process(second)
 
-    assert exactly_once_problems(run, out) == []
+    assert exactly_once_problems(run, out) == [], worker_story(tmp_path)
     log = (tmp_path / "worker2.log").read_text(errors="replace")
     # recovery says at INFO what it did, per partition
     for p in range(3):
@@ -128,3 +132,60 @@ def test_a_trimmed_raw_partition_stops_the_worker_naming_the_missing_offsets(
     text = log.read_text(errors="replace")
     assert f"{topics.raw} partition 0: offsets 0 to 39 are no longer retained" in text, text
     assert read_values(kafka_bootstrap, topics.clean, 1, 3) == []
+
+
+def test_a_consumer_that_skips_records_is_sent_back_and_nothing_is_lost(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once, a batch comes without the first five records a partition is due: what a stale
+    fetch delivered after a rebalance, or a seek the client did not honour, would hand over.
+    The worker must read them again rather than go on past them."""
+    run = backtested(tmp_path, topic_prefix, list(synthetic(seed=53, count=3000, bad_rate=0.02)))
+    create_topics(kafka_bootstrap, topic_prefix, partitions=3)
+    half = len(run.records) // 2
+    assert publish(run.records[:half], kafka_bootstrap, run.topics.raw) == half
+    app_id = f"skip-{uuid.uuid4().hex[:8]}"
+    config = load_config(run.config_file, topic_prefix=topic_prefix, app_id=app_id)
+    live = {"checkpoint_store": "dir", "checkpoint_dir": str(tmp_path / "checkpoints")}
+    config = config.model_copy(update={"live": config.live.model_copy(update=live)})
+    transport = build_transport(config, kafka_bootstrap)
+    consume = transport._consume
+    skipped: list[tuple[int, int]] = []
+
+    def skipping():  # the worker's own consume, with one partition's next records left out once
+        batch = consume()
+        for partition, runner in list(transport.runners.items()):
+            due = [m for m in batch if m.partition() == partition]
+            due = [m for m in due if m.offset() >= runner.next_offset]
+            if not skipped and runner.next_offset > 0 and len(due) > 10:
+                skipped.append((partition, due[0].offset()))
+                gone = {id(m) for m in due[:5]}
+                return [m for m in batch if id(m) not in gone]
+        return batch
+
+    transport._consume = skipping  # type: ignore[method-assign]
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            transport.run()
+        except BaseException as exc:
+            failed.append(exc)
+
+    caplog.set_level(logging.WARNING, logger="tickwise.streams.live.transport")
+    worker = threading.Thread(target=work, name="worker")
+    worker.start()
+    try:
+        assert read_values(kafka_bootstrap, run.topics.decisions, 1, 120), "the worker decides"
+        rest = run.records[half:]
+        assert publish(rest, kafka_bootstrap, run.topics.raw) == len(rest)
+        out = live_outputs(kafka_bootstrap, run, app_id)
+    finally:
+        transport.stop()
+        worker.join(180)
+    assert not failed and not worker.is_alive()
+    assert skipped, "no batch came after a commit to leave records out of"
+    assert exactly_once_problems(run, out) == []
+    partition, offset = skipped[0]
+    said = f"partition {partition}: the consumer skipped records at offset {offset}"
+    assert any(said in r.getMessage() for r in caplog.records), caplog.text[-2000:]

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from stubs import backtested, exactly_once_problems, live_outputs
+from stubs import backtested, exactly_once_problems, live_outputs, worker_story
 
 from tickwise.schemas.decisions import ControlCommand
 from tickwise.schemas.topics import Topics
@@ -111,7 +111,7 @@ def test_sigkill_and_restart_lose_and_duplicate_nothing(
     finally:
         stop_process(second)
 
-    assert exactly_once_problems(run, out) == []
+    assert exactly_once_problems(run, out) == [], worker_story(tmp_path)
     if rollout:  # the canary decided NQ, at its version, on both sides of the kill
         assert any(b'"model_version":2' in d and b'"NQ"' in d for _, d in out.decisions)
     # recovery says at INFO what it did: where it started, what it replayed, where it goes on

@@ -1,6 +1,6 @@
 """The parts of the live transport that need no broker: the host slot that names a worker's
-transactional id, the watchdog on blocking producer calls, and the checks recovery makes before
-it reads a byte from Kafka."""
+transactional id, the watchdog on blocking producer calls, the checks recovery makes before
+it reads a byte from Kafka, and the rule that a batch carries on where its partition stands."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tickwise.streams.checkpoint import Checkpoint, DirCheckpointStore
 from tickwise.streams.config import TickwiseConfig
 from tickwise.streams.live.partition import PartitionRunner, Recovery
 from tickwise.streams.live.reader import RangeReadError
-from tickwise.streams.live.transport import ProducerWedged, Watchdog, instance_slot
+from tickwise.streams.live.transport import ProducerWedged, Watchdog, carry_on, instance_slot
 
 
 def test_live_workers_get_distinct_slots_and_a_dead_ones_slot_is_taken_again() -> None:
@@ -87,3 +89,61 @@ def test_recovery_says_what_it_did() -> None:
         "(150 messages); committed offset 250"
     )
     assert str(Recovery(0, -1, 0, 0, 0)).startswith("partition 0: no checkpoint; ")
+
+
+class _At:
+    """A delivered message: only its offset matters to ``carry_on``."""
+
+    def __init__(self, offset: int) -> None:
+        self._offset = offset
+
+    def offset(self) -> int:
+        return self._offset
+
+
+# A partition's log: which offsets hold a committed record (the rest are transaction markers or
+# aborted records); and what a consumer delivered of it: runs from anywhere, repeated, stale.
+logs = st.lists(st.booleans(), min_size=1, max_size=60)
+
+
+@given(logs, st.data())
+def test_a_batch_carries_on_where_its_partition_stands_and_never_skips_a_record(
+    log: list[bool], data: st.DataObject
+) -> None:
+    records = [o for o, held in enumerate(log) if held]
+    expected = data.draw(st.integers(0, len(log)))
+    runs = data.draw(st.lists(st.tuples(st.integers(0, len(log)), st.integers(0, 20)), max_size=4))
+    delivered = [o for start, n in runs for o in records if start <= o < start + n]
+    asked: list[tuple[int, int]] = []
+
+    def holds_records(start: int, stop: int) -> bool:
+        asked.append((start, stop))
+        return any(start <= o < stop for o in records)
+
+    taken, again = carry_on([_At(o) for o in delivered], expected, holds_records)
+    offsets = [m.offset() for m in taken]
+    # each once, in order, and never one handled before
+    assert offsets == sorted(set(offsets)) and all(o >= expected for o in offsets)
+    # no record skipped: what is taken is every record from ``expected`` up to the last taken
+    if offsets:
+        assert offsets == [o for o in records if expected <= o <= offsets[-1]]
+    if again is None:  # whatever was delivered from ``expected`` on is taken
+        assert {o for o in delivered if o >= expected} <= set(offsets)
+    else:  # sent back to where it skipped a record
+        assert again == (offsets[-1] + 1 if offsets else expected)
+        start, stop = asked[-1]
+        assert start == again and any(start <= o < stop for o in records)
+    assert all(stop > start for start, stop in asked)
+
+
+def test_a_gap_the_log_holds_no_record_in_is_read_across_without_asking_again() -> None:
+    asked: list[tuple[int, int]] = []
+
+    def markers_only(start: int, stop: int) -> bool:
+        asked.append((start, stop))
+        return False
+
+    taken, again = carry_on([_At(o) for o in (5, 6, 8, 9, 3)], 4, markers_only)
+    assert [m.offset() for m in taken] == [5, 6, 8, 9]
+    assert again is None
+    assert asked == [(4, 5), (7, 8)]  # each gap asked about once; 3 was handled before
