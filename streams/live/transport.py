@@ -354,6 +354,8 @@ class Transport:
                 batch = self._consume()
                 if batch:
                     self._handle(batch)
+                else:
+                    self._pass_gaps()
                 self._watch_progress()
         finally:
             self._hang.stop()
@@ -531,15 +533,7 @@ class Transport:
                 lambda start, stop, p=partition: self._holds_records(p, start, stop),
             )
             if skipped is not None:
-                last = messages[-1].offset()
-                log.warning(
-                    "partition %s: the consumer skipped records at offset %s (it delivered up to "
-                    "%s); reading again from there",
-                    partition,
-                    skipped,
-                    last,
-                )
-                self._seek(partition, skipped)
+                self._send_back(partition, skipped, f"it delivered offset {messages[-1].offset()}")
             size = runner.chunk
             chunks += [(partition, fresh[i : i + size]) for i in range(0, len(fresh), size)]
         done = 0
@@ -550,14 +544,58 @@ class Transport:
         except Rewind:
             self._rewind()
 
-    def _transact(self, chunks: list[tuple[int, list[Message]]]) -> int:
+    def _pass_gaps(self) -> None:
+        """With the input idle, commit each partition past the offsets behind its last record
+        that hold none (a transactional feed's last commit marker); send the consumer back if
+        they hold records it skipped.
+
+        Why: the consumer's position moves past such offsets with nothing to hand over, so the
+        group's offsets would stay short of the log's end for good: lag would never read zero,
+        and the stall watch would take the marker for input waiting and replace the consumer.
+        """
+        consumer = self._consumer
+        assert consumer is not None
+        try:
+            positions = consumer.position([TopicPartition(self.raw_topic, p) for p in self.runners])
+        except KafkaException:
+            return
+        passed: dict[int, int] = {}
+        for tp in positions:
+            runner = self.runners.get(tp.partition)
+            if runner is None or tp.error is not None or tp.offset <= runner.next_offset:
+                continue
+            if self._holds_records(tp.partition, runner.next_offset, tp.offset):
+                self._send_back(tp.partition, runner.next_offset, f"its position is {tp.offset}")
+            else:
+                passed[tp.partition] = tp.offset
+        if passed:
+            try:
+                self._transact([], passed)
+            except Rewind:
+                self._rewind()
+
+    def _send_back(self, partition: int, offset: int, seen: str) -> None:
+        """The consumer skipped records from ``offset`` on: say so, and read them again."""
+        log.warning(
+            "partition %s: the consumer skipped records at offset %s (%s); reading again from "
+            "there",
+            partition,
+            offset,
+            seen,
+        )
+        self._seek(partition, offset)
+
+    def _transact(
+        self, chunks: list[tuple[int, list[Message]]], passed: dict[int, int] | None = None
+    ) -> int:
         """Process chunks in one transaction until a command waits or it is old; commit it
-        with the input offsets; return how many chunks it took."""
+        with the input offsets (and ``passed``: offsets that hold no record, committed past);
+        return how many chunks it took."""
         producer = self._producer
         consumer = self._consumer
         assert producer is not None and consumer is not None
         started = time.monotonic()
-        ends: dict[int, int] = {}
+        ends: dict[int, int] = dict(passed or {})
         produced: dict[int, list[float]] = {}
         taken = 0
         try:
@@ -594,7 +632,8 @@ class Transport:
                 runner.committed(end)
                 runner.checkpoint(self.config.live.checkpoint_interval_s)
             if self.metrics is not None:
-                self.metrics.on_batch(partition, produced[partition], now, self._lag(partition))
+                times = produced.get(partition, [])
+                self.metrics.on_batch(partition, times, now, self._lag(partition))
         return taken
 
     def _produce(self, out: Output, partition: int) -> None:

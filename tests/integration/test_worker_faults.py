@@ -1,10 +1,12 @@
 """The transactional worker under faults on the shared broker: killed with a transaction open,
-started on a log that retention has trimmed, and fed by a consumer that skips records."""
+started on a log that retention has trimmed, fed by a consumer that skips records, and fed by
+a transactional feed (whose markers and aborted records leave gaps in the offsets)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import threading
 import time
@@ -21,6 +23,7 @@ from tickwise.streams.config import load_config
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.feed import publish
 from tickwise.streams.live.tap import read_values, spawn_worker, stop_process
+from tickwise.streams.live.transport import transactional_producer
 from tickwise.streams.live.worker import build_transport
 from tickwise.streams.sources import synthetic
 
@@ -189,3 +192,52 @@ def test_a_consumer_that_skips_records_is_sent_back_and_nothing_is_lost(
     partition, offset = skipped[0]
     said = f"partition {partition}: the consumer skipped records at offset {offset}"
     assert any(said in r.getMessage() for r in caplog.records), caplog.text[-2000:]
+
+
+def test_a_transactional_feeds_gaps_are_crossed_and_its_aborted_records_never_read(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """A feed that writes ``ticks.raw`` in transactions (as an exactly-once connector does):
+    every commit leaves a marker's offset, and an aborted transaction's records stay in the
+    log, unread. The worker crosses those gaps, and only those: nothing lost, nothing extra."""
+    run = backtested(tmp_path, topic_prefix, list(synthetic(seed=57, count=3000, bad_rate=0.02)))
+    create_topics(kafka_bootstrap, topic_prefix, partitions=3)
+    producer = transactional_producer(kafka_bootstrap, f"feed-{uuid.uuid4().hex[:8]}", 60_000, 30.0)
+    rng = random.Random(57)
+
+    def feed(records: list) -> None:
+        i = 0
+        while i < len(records):
+            if rng.random() < 0.2:  # a transaction the feed aborts: ticks that never happened
+                producer.begin_transaction()
+                for r in records[i : i + rng.randrange(1, 30)]:
+                    producer.produce(run.topics.raw, b"{not a tick}" + r.payload, r.key.encode())
+                producer.abort_transaction(30)
+            n = rng.randrange(1, 120)
+            producer.begin_transaction()
+            for r in records[i : i + n]:
+                producer.produce(run.topics.raw, r.payload, r.key.encode())
+            producer.commit_transaction(30)
+            i += n
+
+    half = len(run.records) // 2
+    feed(run.records[:half])
+    app_id = f"txn-feed-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "worker1.log"
+    worker = spawn_worker(
+        kafka_bootstrap,
+        topic_prefix,
+        app_id,
+        config=str(run.config_file),
+        log_path=str(log),
+        checkpoint_dir=str(tmp_path / "checkpoints"),
+        extra_args=["--loglevel", "INFO"],
+    )
+    try:
+        assert read_values(kafka_bootstrap, run.topics.decisions, 1, 120), "the worker decides"
+        feed(run.records[half:])  # now the gaps also come between batches the worker takes
+        out = live_outputs(kafka_bootstrap, run, app_id)
+    finally:
+        stop_process(worker)
+    assert exactly_once_problems(run, out) == [], worker_story(tmp_path)
+    assert "skipped records" not in log.read_text(errors="replace")
