@@ -22,6 +22,7 @@ from tickwise.schemas.topics import Topics
 from tickwise.streams.config import load_config
 from tickwise.streams.live.admin import create_topics
 from tickwise.streams.live.feed import publish
+from tickwise.streams.live.reader import RangeReader
 from tickwise.streams.live.tap import read_values, spawn_worker, stop_process
 from tickwise.streams.live.transport import transactional_producer
 from tickwise.streams.live.worker import build_transport
@@ -137,12 +138,19 @@ def test_a_trimmed_raw_partition_stops_the_worker_naming_the_missing_offsets(
     assert read_values(kafka_bootstrap, topics.clean, 1, 3) == []
 
 
+@pytest.mark.parametrize("where", ["first", "last"])
 def test_a_consumer_that_skips_records_is_sent_back_and_nothing_is_lost(
-    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    where: str,
 ) -> None:
-    """Once, a batch comes without the first five records a partition is due: what a stale
-    fetch delivered after a rebalance, or a seek the client did not honour, would hand over.
-    The worker must read them again rather than go on past them."""
+    """Once, a batch comes without five records a partition is due: what a stale fetch
+    delivered after a rebalance, or a seek the client did not honour, would hand over. The
+    first five (a later message shows the gap), or the last five of the partition (nothing
+    after them does: the consumer's position is past them). The worker must read them again
+    rather than go on past them."""
     run = backtested(tmp_path, topic_prefix, list(synthetic(seed=53, count=3000, bad_rate=0.02)))
     create_topics(kafka_bootstrap, topic_prefix, partitions=3)
     half = len(run.records) // 2
@@ -154,16 +162,27 @@ def test_a_consumer_that_skips_records_is_sent_back_and_nothing_is_lost(
     transport = build_transport(config, kafka_bootstrap)
     consume = transport._consume
     skipped: list[tuple[int, int]] = []
+    decided, fed = threading.Event(), threading.Event()
+    ends: dict[int, int] = {}  # each partition's end once the whole feed is in
 
-    def skipping():  # the worker's own consume, with one partition's next records left out once
+    def skipping():  # the worker's own consume, with one partition's records left out once
+        if decided.is_set():  # held until the second half is in and its ends are known
+            fed.wait(120)
         batch = consume()
         for partition, runner in list(transport.runners.items()):
             due = [m for m in batch if m.partition() == partition]
             due = [m for m in due if m.offset() >= runner.next_offset]
-            if not skipped and runner.next_offset > 0 and len(due) > 10:
-                skipped.append((partition, due[0].offset()))
-                gone = {id(m) for m in due[:5]}
-                return [m for m in batch if id(m) not in gone]
+            if skipped or runner.next_offset == 0 or len(due) <= 10:
+                continue
+            if where == "first":
+                gone = due[:5]
+            elif due[-1].offset() == ends.get(partition, 0) - 1:
+                gone = due[-5:]
+            else:
+                continue
+            skipped.append((partition, gone[0].offset()))
+            ids = {id(m) for m in gone}
+            return [m for m in batch if id(m) not in ids]
         return batch
 
     transport._consume = skipping  # type: ignore[method-assign]
@@ -180,10 +199,15 @@ def test_a_consumer_that_skips_records_is_sent_back_and_nothing_is_lost(
     worker.start()
     try:
         assert read_values(kafka_bootstrap, run.topics.decisions, 1, 120), "the worker decides"
+        decided.set()
         rest = run.records[half:]
         assert publish(rest, kafka_bootstrap, run.topics.raw) == len(rest)
+        with RangeReader(kafka_bootstrap) as reader:
+            ends.update({p: reader.watermarks(run.topics.raw, p)[1] for p in range(3)})
+        fed.set()
         out = live_outputs(kafka_bootstrap, run, app_id)
     finally:
+        fed.set()
         transport.stop()
         worker.join(180)
     assert not failed and not worker.is_alive()
@@ -191,7 +215,10 @@ def test_a_consumer_that_skips_records_is_sent_back_and_nothing_is_lost(
     assert exactly_once_problems(run, out) == []
     partition, offset = skipped[0]
     said = f"partition {partition}: the consumer skipped records at offset {offset}"
-    assert any(said in r.getMessage() for r in caplog.records), caplog.text[-2000:]
+    how = "(it delivered offset" if where == "first" else "(its position is"
+    assert any(said in r.getMessage() and how in r.getMessage() for r in caplog.records), (
+        caplog.text[-2000:]
+    )
 
 
 def test_a_transactional_feeds_gaps_are_crossed_and_its_aborted_records_never_read(
