@@ -44,6 +44,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from functools import partial
 from itertools import count
 from pathlib import Path
 from typing import IO, Any
@@ -527,11 +528,8 @@ class Transport:
             runner = self.runners.get(partition)
             if runner is None:
                 continue  # revoked meanwhile: its new owner reads these
-            fresh, skipped = carry_on(
-                messages,
-                runner.next_offset,
-                lambda start, stop, p=partition: self._holds_records(p, start, stop),
-            )
+            holds = partial(self._holds_records, partition)
+            fresh, skipped = carry_on(messages, runner.next_offset, holds)
             if skipped is not None:
                 self._send_back(partition, skipped, f"it delivered offset {messages[-1].offset()}")
             size = runner.chunk

@@ -210,6 +210,8 @@ class _Layout:
 
 
 def _block(block: Any, layout: _Layout, origin: str, first: int, symbols: SymbolTable) -> TickBatch:
+    """The block as a batch, its symbols registered last: a block that falls back leaves the
+    symbol table as it was."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
